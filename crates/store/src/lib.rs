@@ -1,0 +1,1 @@
+//! The only crate that knows SQL: SQLite and PostgreSQL behind one API, migrations, jobs.

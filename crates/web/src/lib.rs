@@ -1,0 +1,1 @@
+//! The only crate that knows HTTP: axum routers, student pages, JSON API, static assets.
