@@ -1,1 +1,17 @@
-//! Pure domain model: money, energy, ids, campus plan, order state machine, ledger. No I/O.
+//! Pure domain model of dormwatt: money, energy, identifiers, the campus plan,
+//! the order state machine and the double-entry ledger.
+//!
+//! Invariant: this crate does no I/O and reads no clock. Time comes in as an
+//! argument (`now_ms`, unix milliseconds), so a simulation can drive every
+//! decision deterministically.
+
+pub mod campus;
+pub mod ids;
+pub mod ledger;
+pub mod money;
+pub mod order;
+pub mod password;
+pub mod time;
+
+pub use ids::*;
+pub use money::{CentiKwh, Fen, UnitPrice, WholeKwh};

@@ -1,0 +1,237 @@
+//! The double-entry ledger of money (fen) and energy (0.01 kWh).
+//!
+//! Every movement is a [`Transfer`] of a positive amount from a debit account
+//! to a credit account, so Σ debits = Σ credits holds by construction per
+//! unit (invariant I1 of reliability.md); an account's balance is its credits
+//! minus its debits. Each business event produces a fixed set of transfers,
+//! one per [`TransferKind`], and the store keeps at most one transfer per
+//! (order, kind) with a unique constraint (I2).
+//!
+//! Chart of accounts:
+//! - `wx_clearing`, `counter_cash`: money taken in, by channel (go negative:
+//!   they are the sources of money entering the system);
+//! - `prepaid`: money paid for orders whose energy has not reached a meter;
+//! - `revenue`: money of orders whose energy was confirmed by the meter;
+//! - `refunds`: money returned to payers;
+//! - `energy_issued`: source of energy sold (goes negative);
+//! - `in_flight:<meter>`: energy sold, not yet confirmed by the meter;
+//! - `delivered:<meter>`: energy confirmed by the meter.
+
+use crate::order::Channel;
+use crate::{CentiKwh, Fen, MeterId};
+
+/// The unit a transfer counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unit {
+    /// Money in fen.
+    Fen,
+    /// Energy in 0.01 kWh.
+    CentiKwh,
+}
+
+impl Unit {
+    /// Stable stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fen => "fen",
+            Self::CentiKwh => "centikwh",
+        }
+    }
+}
+
+/// What caused a transfer; at most one transfer per (order, kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransferKind {
+    /// Money received for an order.
+    PaymentReceived,
+    /// Energy sold and owed to the meter.
+    EnergyIssued,
+    /// The meter confirmed the energy.
+    EnergyDelivered,
+    /// Prepaid money became revenue on delivery.
+    RevenueRecognised,
+    /// Energy owed was cancelled because the order was refunded.
+    EnergyVoided,
+    /// Money returned to the payer.
+    Refund,
+}
+
+impl TransferKind {
+    /// Stable stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PaymentReceived => "payment_received",
+            Self::EnergyIssued => "energy_issued",
+            Self::EnergyDelivered => "energy_delivered",
+            Self::RevenueRecognised => "revenue_recognised",
+            Self::EnergyVoided => "energy_voided",
+            Self::Refund => "refund",
+        }
+    }
+}
+
+/// One double-entry movement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// Cause, unique per order.
+    pub kind: TransferKind,
+    /// Account the amount leaves.
+    pub debit: String,
+    /// Account the amount enters.
+    pub credit: String,
+    /// Positive amount in `unit`.
+    pub amount: i64,
+    /// Fen or 0.01 kWh.
+    pub unit: Unit,
+}
+
+/// Account names.
+pub mod account {
+    use crate::MeterId;
+
+    /// Money received through WeChat Pay.
+    pub const WX_CLEARING: &str = "wx_clearing";
+    /// Money taken at the service-hall counter.
+    pub const COUNTER_CASH: &str = "counter_cash";
+    /// Money of orders not yet delivered.
+    pub const PREPAID: &str = "prepaid";
+    /// Money of delivered orders.
+    pub const REVENUE: &str = "revenue";
+    /// Money returned.
+    pub const REFUNDS: &str = "refunds";
+    /// Source of energy sold.
+    pub const ENERGY_ISSUED: &str = "energy_issued";
+
+    /// Energy owed to a meter and not yet confirmed.
+    pub fn in_flight(meter: MeterId) -> String {
+        format!("in_flight:{meter}")
+    }
+
+    /// Energy a meter confirmed.
+    pub fn delivered(meter: MeterId) -> String {
+        format!("delivered:{meter}")
+    }
+}
+
+fn channel_account(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Wechat => account::WX_CLEARING,
+        Channel::Counter => account::COUNTER_CASH,
+    }
+}
+
+fn t(
+    kind: TransferKind,
+    debit: impl Into<String>,
+    credit: impl Into<String>,
+    amount: i64,
+    unit: Unit,
+) -> Transfer {
+    Transfer {
+        kind,
+        debit: debit.into(),
+        credit: credit.into(),
+        amount,
+        unit,
+    }
+}
+
+/// Transfers written in the transaction that marks an order paid.
+pub fn on_paid(channel: Channel, amount: Fen, energy: CentiKwh, meter: MeterId) -> Vec<Transfer> {
+    vec![
+        t(
+            TransferKind::PaymentReceived,
+            channel_account(channel),
+            account::PREPAID,
+            amount.get(),
+            Unit::Fen,
+        ),
+        t(
+            TransferKind::EnergyIssued,
+            account::ENERGY_ISSUED,
+            account::in_flight(meter),
+            energy.get(),
+            Unit::CentiKwh,
+        ),
+    ]
+}
+
+/// Transfers written in the transaction that marks an order completed.
+pub fn on_delivered(amount: Fen, energy: CentiKwh, meter: MeterId) -> Vec<Transfer> {
+    vec![
+        t(
+            TransferKind::EnergyDelivered,
+            account::in_flight(meter),
+            account::delivered(meter),
+            energy.get(),
+            Unit::CentiKwh,
+        ),
+        t(
+            TransferKind::RevenueRecognised,
+            account::PREPAID,
+            account::REVENUE,
+            amount.get(),
+            Unit::Fen,
+        ),
+    ]
+}
+
+/// Transfers written in the transaction that marks an order refunded.
+pub fn on_refunded(amount: Fen, energy: CentiKwh, meter: MeterId) -> Vec<Transfer> {
+    vec![
+        t(
+            TransferKind::EnergyVoided,
+            account::in_flight(meter),
+            account::ENERGY_ISSUED,
+            energy.get(),
+            Unit::CentiKwh,
+        ),
+        t(
+            TransferKind::Refund,
+            account::PREPAID,
+            account::REFUNDS,
+            amount.get(),
+            Unit::Fen,
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn balances(ts: &[Transfer]) -> HashMap<(String, &'static str), i64> {
+        let mut m = HashMap::new();
+        for t in ts {
+            *m.entry((t.debit.clone(), t.unit.as_str())).or_insert(0) -= t.amount;
+            *m.entry((t.credit.clone(), t.unit.as_str())).or_insert(0) += t.amount;
+        }
+        m
+    }
+
+    #[test]
+    fn delivered_order_leaves_nothing_in_flight_or_prepaid() {
+        let m = MeterId(7);
+        let mut ts = on_paid(Channel::Wechat, Fen(1060), CentiKwh(2000), m);
+        ts.extend(on_delivered(Fen(1060), CentiKwh(2000), m));
+        let b = balances(&ts);
+        assert_eq!(b[&(account::PREPAID.to_owned(), "fen")], 0);
+        assert_eq!(b[&(account::in_flight(m), "centikwh")], 0);
+        assert_eq!(b[&(account::delivered(m), "centikwh")], 2000);
+        assert_eq!(b[&(account::REVENUE.to_owned(), "fen")], 1060);
+        assert_eq!(b.values().sum::<i64>(), 0);
+    }
+
+    #[test]
+    fn refunded_order_returns_money_and_voids_energy() {
+        let m = MeterId(7);
+        let mut ts = on_paid(Channel::Counter, Fen(530), CentiKwh(1000), m);
+        ts.extend(on_refunded(Fen(530), CentiKwh(1000), m));
+        let b = balances(&ts);
+        assert_eq!(b[&(account::in_flight(m), "centikwh")], 0);
+        assert_eq!(b[&(account::ENERGY_ISSUED.to_owned(), "centikwh")], 0);
+        assert_eq!(b[&(account::REFUNDS.to_owned(), "fen")], 530);
+        assert_eq!(b[&(account::COUNTER_CASH.to_owned(), "fen")], -530);
+    }
+}
