@@ -81,14 +81,13 @@ impl WholeKwh {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
             return Err(KwhError::NotWhole);
         }
-        if s.starts_with('-') {
-            return Err(
-                if s[1..].bytes().all(|b| b.is_ascii_digit()) && s.len() > 1 {
-                    KwhError::TooSmall
-                } else {
-                    KwhError::NotWhole
-                },
-            );
+        if let Some(digits) = s.strip_prefix('-') {
+            let negative_number = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            return Err(if negative_number {
+                KwhError::TooSmall
+            } else {
+                KwhError::NotWhole
+            });
         }
         if s.contains('-') {
             return Err(KwhError::NotWhole);
