@@ -1,0 +1,1 @@
+//! Explaining captured bytes to a human or as JSON lines.
