@@ -1,1 +1,63 @@
-//! The only crate that knows SQL: SQLite and PostgreSQL behind one API, migrations, jobs.
+//! The only crate that knows SQL. One API over two backends: SQLite (the
+//! embedded default) and PostgreSQL (production), chosen by the database URL.
+//!
+//! Invariant: every query in this crate runs on both backends in the test
+//! suite (PostgreSQL when `DORMWATT_TEST_PG_URL` is set, as in CI). Every
+//! function that moves money or energy does so inside one transaction that
+//! also writes the ledger transfers and the job that follows from it.
+
+pub mod campus;
+mod db;
+pub mod jobs;
+pub mod ledger;
+pub mod orders;
+pub mod testing;
+
+pub use db::{Backend, Db, DbOptions, Tx};
+
+/// Errors of the store. Causes are for logs; callers map them to user
+/// messages at the edge.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database could not be reached or a query failed.
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database was migrated by a newer dormwatt.
+    #[error(
+        "the database schema is at version {found}, newer than this dormwatt knows ({known}); \
+         upgrade dormwatt or point it at another database"
+    )]
+    NewerSchema {
+        /// Highest version applied in the database.
+        found: i64,
+        /// Highest version this binary embeds.
+        known: i64,
+    },
+    /// The database URL is not `sqlite://…` or `postgres://…`.
+    #[error("unsupported database URL (expected sqlite://path or postgres://…): {0}")]
+    BadUrl(String),
+    /// A row that must exist does not.
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    /// The request conflicts with the current state.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The stored data broke an invariant (a bug or tampering).
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias of the store.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Current unix time in milliseconds. The store takes `now_ms` as an
+/// argument everywhere; this is for the binary and tests.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,326 @@
+//! The registry: areas, buildings, rooms, gateways, buses and meters;
+//! seeding the reference campus; the installation status.
+
+use crate::{Db, Result, Tx, on_db, on_tx};
+use domain::campus::CampusPlan;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Where the simulator's (or real) gateways listen, for a seeded plan.
+#[derive(Debug, Clone)]
+pub struct GatewayAddressing {
+    /// Host every gateway of the plan is reached at.
+    pub host: String,
+    /// Gateway `index` i listens on `base_port + i`.
+    pub base_port: u16,
+}
+
+impl Default for GatewayAddressing {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            base_port: 21_000,
+        }
+    }
+}
+
+/// What `seed` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeedOutcome {
+    /// The plan's areas were created.
+    Created {
+        /// Meters created.
+        meters: usize,
+    },
+    /// Every area of the plan already existed; nothing changed.
+    AlreadyPresent,
+}
+
+/// Creates the areas of `plan` that do not exist yet, with their buildings,
+/// rooms, gateways, buses and meters, in one transaction.
+pub async fn seed(
+    db: &Db,
+    plan: &CampusPlan,
+    addressing: &GatewayAddressing,
+    now_ms: i64,
+) -> Result<SeedOutcome> {
+    let mut tx = db.begin().await?;
+    let mut meters = 0;
+    for area in &plan.areas {
+        let exists: i64 = on_tx!(&mut tx, |c| sqlx::query_scalar(
+            "select count(*) from area where code = $1"
+        )
+        .bind(&area.code)
+        .fetch_one(c)
+        .await?);
+        if exists > 0 {
+            continue;
+        }
+        let area_id: i64 =
+            on_tx!(&mut tx, |c| {
+                sqlx::query_scalar(
+            "insert into area (code, name_zh, name_en, unit_price_centifen_per_kwh, created_at_ms)
+             values ($1, $2, $3, $4, $5) returning id"
+        )
+        .bind(&area.code)
+        .bind(&area.name_zh)
+        .bind(&area.name_en)
+        .bind(area.unit_price.centifen_per_kwh())
+        .bind(now_ms)
+        .fetch_one(c)
+        .await?
+            });
+        for (pos, b) in area.buildings.iter().enumerate() {
+            let building_id: i64 = on_tx!(&mut tx, |c| {
+                sqlx::query_scalar(
+                "insert into building (area_id, name_zh, name_en, position) values ($1, $2, $3, $4) returning id"
+            )
+            .bind(area_id)
+            .bind(&b.name_zh)
+            .bind(&b.name_en)
+            .bind(i64::try_from(pos).unwrap_or(0))
+            .fetch_one(c)
+            .await?
+            });
+            for g in &b.gateways {
+                let port = i64::from(addressing.base_port) + i64::try_from(g.index).unwrap_or(0);
+                let gateway_id: i64 = on_tx!(&mut tx, |c| {
+                    sqlx::query_scalar(
+                    "insert into gateway (building_id, name, mode, host, port) values ($1, $2, 'dial', $3, $4)
+                     returning id"
+                )
+                .bind(building_id)
+                .bind(&g.name)
+                .bind(&addressing.host)
+                .bind(port)
+                .fetch_one(c)
+                .await?
+                });
+                for bus in &g.buses {
+                    let bus_id: i64 =
+                        on_tx!(&mut tx, |c| {
+                            sqlx::query_scalar(
+                        "insert into bus (gateway_id, port, baud) values ($1, $2, $3) returning id"
+                    )
+                    .bind(gateway_id)
+                    .bind(i64::from(bus.port))
+                    .bind(i64::from(bus.baud))
+                    .fetch_one(c)
+                    .await?
+                        });
+                    for m in &bus.meters {
+                        insert_meter(&mut tx, area_id, building_id, bus_id, m, now_ms).await?;
+                        meters += 1;
+                    }
+                }
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(if meters == 0 {
+        SeedOutcome::AlreadyPresent
+    } else {
+        SeedOutcome::Created { meters }
+    })
+}
+
+async fn insert_meter(
+    tx: &mut Tx,
+    area_id: i64,
+    building_id: i64,
+    bus_id: i64,
+    m: &domain::campus::MeterPlan,
+    now_ms: i64,
+) -> Result<()> {
+    let room_id: i64 = on_tx!(tx, |c| sqlx::query_scalar(
+        "insert into room (building_id, number, floor) values ($1, $2, $3) returning id"
+    )
+    .bind(building_id)
+    .bind(&m.room)
+    .bind(i64::from(m.floor))
+    .fetch_one(c)
+    .await?);
+    let meter_id: i64 = on_tx!(tx, |c| {
+        sqlx::query_scalar(
+        "insert into meter (address, area_id, room_id, bus_id, created_at_ms) values ($1, $2, $3, $4, $5)
+         returning id"
+    )
+    .bind(m.address.as_str())
+    .bind(area_id)
+    .bind(room_id)
+    .bind(bus_id)
+    .bind(now_ms)
+    .fetch_one(c)
+    .await?
+    });
+    on_tx!(tx, |c| sqlx::query(
+        "insert into meter_state (meter_id, updated_at_ms) values ($1, $2)"
+    )
+    .bind(meter_id)
+    .bind(now_ms)
+    .execute(c)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
+/// Totals describing an installation (`dormwatt status`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Status {
+    /// Areas (schools/campuses).
+    pub areas: i64,
+    /// Buildings.
+    pub buildings: i64,
+    /// Rooms.
+    pub rooms: i64,
+    /// Meters.
+    pub meters: i64,
+    /// Gateways.
+    pub gateways: i64,
+    /// RS485 buses.
+    pub buses: i64,
+    /// Meters the head-end currently sees online.
+    pub meters_online: i64,
+    /// Orders not yet completed, closed or refunded (unpaid, charging, delayed, refunding).
+    pub orders_open: i64,
+    /// Students.
+    pub students: i64,
+    /// `"<area> / <building>"` → meter count.
+    pub meters_per_building: BTreeMap<String, i64>,
+    /// Highest schema version applied.
+    pub schema_version: i64,
+}
+
+/// Reads the installation totals.
+pub async fn status(db: &Db) -> Result<Status> {
+    let count = |sql: &'static str| async move {
+        let n: i64 = on_db!(db, |p| sqlx::query_scalar(sql).fetch_one(p).await?);
+        Ok::<_, crate::Error>(n)
+    };
+    let rows: Vec<(String, String, i64)> = on_db!(db, |p| sqlx::query_as(
+        "select a.name_zh, b.name_zh, count(m.id)
+         from building b join area a on a.id = b.area_id
+         left join room r on r.building_id = b.id
+         left join meter m on m.room_id = r.id
+         group by a.id, a.name_zh, b.id, b.name_zh, b.position
+         order by a.id, b.position"
+    )
+    .fetch_all(p)
+    .await?);
+    Ok(Status {
+        areas: count("select count(*) from area").await?,
+        buildings: count("select count(*) from building").await?,
+        rooms: count("select count(*) from room").await?,
+        meters: count("select count(*) from meter").await?,
+        gateways: count("select count(*) from gateway").await?,
+        buses: count("select count(*) from bus").await?,
+        meters_online: count("select count(*) from meter_state where online").await?,
+        orders_open: count("select count(*) from orders where state in ('unpaid', 'charging', 'delayed', 'refunding')")
+            .await?,
+        students: count("select count(*) from student").await?,
+        meters_per_building: rows.into_iter().map(|(a, b, n)| (format!("{a} / {b}"), n)).collect(),
+        schema_version: db.applied_schema_version().await?.unwrap_or(0),
+    })
+}
+
+/// An area as shown in pickers.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct Area {
+    /// Row id.
+    pub id: i64,
+    /// Stable code.
+    pub code: String,
+    /// Chinese name.
+    pub name_zh: String,
+    /// English name.
+    pub name_en: String,
+    /// Tariff in 0.0001 元/kWh.
+    pub unit_price_centifen_per_kwh: i64,
+    /// Most kWh in one order.
+    pub order_kwh_max: i64,
+    /// IANA time zone for calendar days.
+    pub time_zone: String,
+}
+
+/// All areas in display order.
+pub async fn areas(db: &Db) -> Result<Vec<Area>> {
+    Ok(on_db!(db, |p| sqlx::query_as(
+        "select id, code, name_zh, name_en, unit_price_centifen_per_kwh, order_kwh_max, time_zone
+         from area order by id"
+    )
+    .fetch_all(p)
+    .await?))
+}
+
+/// A meter with where it is and what it costs.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct MeterInfo {
+    /// Row id.
+    pub id: i64,
+    /// 12-digit nameplate address.
+    pub address: String,
+    /// Area row id.
+    pub area_id: i64,
+    /// Area name (zh).
+    pub area_name_zh: String,
+    /// Area name (en).
+    pub area_name_en: String,
+    /// Building name (zh).
+    pub building_name_zh: String,
+    /// Building name (en).
+    pub building_name_en: String,
+    /// Room number.
+    pub room: String,
+    /// Effective tariff (meter override, else the area's) in 0.0001 元/kWh.
+    pub unit_price_centifen_per_kwh: i64,
+    /// Low-balance threshold.
+    pub low_balance_centikwh: i64,
+    /// Hoarding limit: the meter refuses a balance above this.
+    pub hoard_limit_centikwh: i64,
+    /// Whether the factory default password is still in force.
+    pub password_is_default: bool,
+    /// Most kWh in one order in this area.
+    pub order_kwh_max: i64,
+    /// Last remaining energy read from the meter.
+    pub remaining_centikwh: Option<i64>,
+    /// When that was read.
+    pub remaining_at_ms: Option<i64>,
+}
+
+/// The meter-info select list, followed by a literal `where` clause.
+macro_rules! meter_info {
+    ($tail:literal) => {
+        concat!(
+            "select m.id, m.address, m.area_id, a.name_zh as area_name_zh, a.name_en as area_name_en,
+        b.name_zh as building_name_zh, b.name_en as building_name_en, r.number as room,
+        coalesce(m.unit_price_centifen_per_kwh, a.unit_price_centifen_per_kwh) as unit_price_centifen_per_kwh,
+        m.low_balance_centikwh, m.hoard_limit_centikwh, (m.password_hash is null) as password_is_default,
+        a.order_kwh_max, s.remaining_centikwh, s.remaining_at_ms
+    from meter m
+    join area a on a.id = m.area_id
+    join room r on r.id = m.room_id
+    join building b on b.id = r.building_id
+    left join meter_state s on s.meter_id = m.id",
+            $tail
+        )
+    };
+}
+
+/// Finds a meter by area and nameplate number (S10: buying for any meter).
+pub async fn meter_by_address(db: &Db, area_id: i64, address: &str) -> Result<Option<MeterInfo>> {
+    const SQL: &str = meter_info!(" where m.area_id = $1 and m.address = $2");
+    Ok(on_db!(db, |p| sqlx::query_as(SQL)
+        .bind(area_id)
+        .bind(address)
+        .fetch_optional(p)
+        .await?))
+}
+
+/// Finds a meter by row id.
+pub async fn meter_by_id(db: &Db, meter_id: i64) -> Result<Option<MeterInfo>> {
+    const SQL: &str = meter_info!(" where m.id = $1");
+    Ok(on_db!(db, |p| sqlx::query_as(SQL)
+        .bind(meter_id)
+        .fetch_optional(p)
+        .await?))
+}

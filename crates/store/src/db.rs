@@ -1,0 +1,284 @@
+//! Connection pools for the two backends and the dispatch macros.
+
+use crate::{Error, Result};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// Pool settings. Explicit sizes and timeouts (never the library defaults),
+/// so an operator can see and tune them.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Most connections in the pool.
+    pub connections_max: u32,
+    /// How long a query waits for SQLite's single writer before failing.
+    pub busy_timeout_ms: u64,
+    /// How long to wait for a free pooled connection.
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            connections_max: 16,
+            busy_timeout_ms: 5_000,
+            acquire_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// A database handle: one of two concrete sqlx pools. Cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// SQLite pool.
+    Sqlite(SqlitePool),
+    /// PostgreSQL pool.
+    Postgres(PgPool),
+}
+
+/// Runs the same expression against whichever concrete pool a [`Db`] holds;
+/// each arm is type-checked for its own backend.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! on_db {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite($pool) => $body,
+            $crate::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// A write transaction on either backend.
+#[derive(Debug)]
+pub enum Tx {
+    /// SQLite transaction, started with `BEGIN IMMEDIATE`.
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    /// PostgreSQL transaction.
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// Runs the same expression against the connection of a [`Tx`].
+#[macro_export]
+#[doc(hidden)]
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::Tx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::Tx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+impl Tx {
+    /// Commits the transaction.
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Which backend this transaction runs on.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+impl Db {
+    /// Opens a pool for `url` (`sqlite://path`, `sqlite::memory:` or
+    /// `postgres://…`) and checks that the database answers.
+    pub async fn connect(url: &str, opts: &DbOptions) -> Result<Db> {
+        let acquire = Duration::from_millis(opts.acquire_timeout_ms);
+        if url.starts_with("sqlite:") {
+            let memory = url.contains(":memory:");
+            let conn = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                // WAL lets readers proceed while the single writer commits;
+                // FULL makes every commit durable: money is at stake.
+                .journal_mode(if memory {
+                    SqliteJournalMode::Memory
+                } else {
+                    SqliteJournalMode::Wal
+                })
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_millis(opts.busy_timeout_ms))
+                .foreign_keys(true);
+            // An in-memory database exists once per connection: keep one.
+            let max = if memory {
+                1
+            } else {
+                opts.connections_max.max(1)
+            };
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(acquire)
+                .connect_with(conn)
+                .await?;
+            Ok(Db::Sqlite(pool))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let conn = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.connections_max.max(1))
+                .acquire_timeout(acquire)
+                .connect_with(conn)
+                .await?;
+            Ok(Db::Postgres(pool))
+        } else {
+            Err(Error::BadUrl(redact_url(url)))
+        }
+    }
+
+    /// Which backend this handle talks to.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Starts a write transaction. On SQLite it begins with `BEGIN
+    /// IMMEDIATE`, taking the write lock up front: a deferred transaction
+    /// that reads and then writes can fail with SQLITE_BUSY half-way.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// The highest migration version this binary embeds.
+    pub fn known_schema_version(&self) -> i64 {
+        self.migrator().iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self {
+            Db::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Db::Postgres(_) => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// The highest migration version applied in the database, if any.
+    pub async fn applied_schema_version(&self) -> Result<Option<i64>> {
+        let exists: bool = match self {
+            Db::Sqlite(p) => {
+                sqlx::query_scalar::<_, i64>(
+                    "select count(*) from sqlite_master where type = 'table' and name = '_sqlx_migrations'",
+                )
+                .fetch_one(p)
+                .await?
+                    > 0
+            }
+            Db::Postgres(p) => {
+                sqlx::query_scalar::<_, bool>("select to_regclass('_sqlx_migrations') is not null")
+                    .fetch_one(p)
+                    .await?
+            }
+        };
+        if !exists {
+            return Ok(None);
+        }
+        let v: Option<i64> = on_db!(self, |p| {
+            sqlx::query_scalar("select max(version) from _sqlx_migrations where success")
+                .fetch_one(p)
+                .await?
+        });
+        Ok(v)
+    }
+
+    /// Refuses a database migrated by a newer dormwatt.
+    pub async fn check_not_newer(&self) -> Result<()> {
+        let known = self.known_schema_version();
+        match self.applied_schema_version().await? {
+            Some(found) if found > known => Err(Error::NewerSchema { found, known }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies the embedded migrations of this backend.
+    pub async fn migrate(&self) -> Result<()> {
+        self.check_not_newer().await?;
+        match self {
+            Db::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
+            Db::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// Whether the database answers a trivial query (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        on_db!(self, |p| sqlx::query("select 1")
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections to return.
+    pub async fn close(&self) {
+        on_db!(self, |p| p.close().await);
+    }
+}
+
+/// The URL with any password replaced, safe for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    // scheme://user:password@host → scheme://user:***@host
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((cred, host)) = rest.split_once('@')
+    {
+        let user = cred.split_once(':').map_or(cred, |(u, _)| u);
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn migration_trees_agree() {
+        let names = |m: &Migrator| {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&SQLITE_MIGRATIONS), names(&POSTGRES_MIGRATIONS));
+        assert!(!SQLITE_MIGRATIONS.iter().next().is_none());
+    }
+}

@@ -1,0 +1,752 @@
+//! Orders: creation with a frozen price, payment (which writes the ledger and
+//! the delivery job in the same transaction), delivery confirmation, expiry,
+//! cancellation, delay and refunds.
+
+use crate::{Db, Error, Result, Tx, jobs, ledger, on_db, on_tx};
+use domain::order::{self, Channel, OrderEvent, OrderState};
+use domain::{CentiKwh, Fen, MeterId, WholeKwh};
+use serde::Serialize;
+
+/// Queue of meter deliveries (consumed by the head-end).
+pub const DELIVER_QUEUE: &str = "deliver";
+/// Delivery jobs go before routine work.
+pub const DELIVER_PRIORITY: i64 = 100;
+/// Attempts before a delivery job is dead-lettered for staff; generous,
+/// because a meter may be offline for days and must still get its energy.
+pub const DELIVER_ATTEMPTS_MAX: i64 = 1_000_000;
+
+/// An order row.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct Order {
+    /// Row id.
+    pub id: i64,
+    /// Our order number, also WeChat's `out_trade_no`.
+    pub out_trade_no: String,
+    /// Meter row id.
+    pub meter_id: i64,
+    /// Buyer (null at the counter).
+    pub student_id: Option<i64>,
+    /// Area of the meter.
+    pub area_id: i64,
+    /// Whole kWh bought.
+    pub kwh: i64,
+    /// Price frozen at creation, 0.0001 元/kWh.
+    pub unit_price_centifen_per_kwh: i64,
+    /// Amount to pay, fen.
+    pub amount_fen: i64,
+    /// `wechat` or `counter`.
+    pub channel: String,
+    /// State name (see [`OrderState`]).
+    pub state: String,
+    /// Whether the buyer had the meter bound at creation.
+    pub buyer_bound: bool,
+    /// Counter operator.
+    pub operator: Option<String>,
+    /// WeChat prepay id once requested.
+    pub prepay_id: Option<String>,
+    /// WeChat transaction id once paid.
+    pub transaction_id: Option<String>,
+    /// The meter purchase sequence number, assigned once before the first frame.
+    pub purchase_seq: Option<i64>,
+    /// Created.
+    pub created_at_ms: i64,
+    /// Unpaid orders close at this instant.
+    pub expires_at_ms: i64,
+    /// Paid.
+    pub paid_at_ms: Option<i64>,
+    /// Confirmed by the meter.
+    pub completed_at_ms: Option<i64>,
+    /// Marked delayed.
+    pub delayed_at_ms: Option<i64>,
+    /// Closed (expired or cancelled).
+    pub closed_at_ms: Option<i64>,
+    /// Refund number once requested.
+    pub refund_no: Option<String>,
+    /// Refunded.
+    pub refunded_at_ms: Option<i64>,
+}
+
+impl Order {
+    /// The parsed state.
+    pub fn state(&self) -> Result<OrderState> {
+        OrderState::parse(&self.state)
+            .ok_or_else(|| Error::Corrupt(format!("order state {}", self.state)))
+    }
+
+    /// The parsed channel.
+    pub fn channel(&self) -> Result<Channel> {
+        Channel::parse(&self.channel)
+            .ok_or_else(|| Error::Corrupt(format!("order channel {}", self.channel)))
+    }
+
+    /// Energy bought in 0.01 kWh.
+    pub fn centikwh(&self) -> CentiKwh {
+        CentiKwh(self.kwh * 100)
+    }
+}
+
+const ORDER_COLUMNS: &str = "id, out_trade_no, meter_id, student_id, area_id, kwh, unit_price_centifen_per_kwh,
+    amount_fen, channel, state, buyer_bound, operator, prepay_id, transaction_id, purchase_seq, created_at_ms,
+    expires_at_ms, paid_at_ms, completed_at_ms, delayed_at_ms, closed_at_ms, refund_no, refunded_at_ms";
+
+macro_rules! select_orders {
+    ($tail:literal) => {
+        concat!(
+            "select id, out_trade_no, meter_id, student_id, area_id, kwh, unit_price_centifen_per_kwh,
+    amount_fen, channel, state, buyer_bound, operator, prepay_id, transaction_id, purchase_seq, created_at_ms,
+    expires_at_ms, paid_at_ms, completed_at_ms, delayed_at_ms, closed_at_ms, refund_no, refunded_at_ms from orders ",
+            $tail
+        )
+    };
+}
+
+/// Why an order could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// No such meter in that area (the same message either way).
+    #[error("no such meter in this area")]
+    NoSuchMeter,
+    /// Above the area's per-order maximum.
+    #[error("at most {max} kWh per order")]
+    TooLarge {
+        /// The maximum.
+        max: i64,
+    },
+    /// The meter would refuse the energy: balance plus energy on its way plus
+    /// this order exceeds its hoarding limit.
+    #[error(
+        "this purchase would take the meter above its limit of {limit} kWh; buy at most {room} kWh"
+    )]
+    HoardingLimit {
+        /// The meter's limit in kWh.
+        limit: CentiKwh,
+        /// Whole kWh that still fit.
+        room: i64,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+/// What the buyer asked for.
+#[derive(Debug, Clone)]
+pub struct NewOrder<'a> {
+    /// Area chosen by the buyer.
+    pub area_id: i64,
+    /// Meter number typed or picked.
+    pub meter_address: &'a str,
+    /// Buyer, when a student.
+    pub student_id: Option<i64>,
+    /// Whole kWh.
+    pub kwh: WholeKwh,
+    /// Payment channel.
+    pub channel: Channel,
+    /// Counter operator.
+    pub operator: Option<&'a str>,
+}
+
+fn new_out_trade_no(now_ms: i64) -> String {
+    // 'DW' + ms timestamp + 8 random digits: unique, sortable, within WeChat's 6–32 chars.
+    format!("DW{now_ms}{:08}", rand::random::<u32>() % 100_000_000)
+}
+
+/// Creates an unpaid order, pricing it from the meter's tariff now; for the
+/// counter channel use [`create_counter_sale`].
+pub async fn create(db: &Db, req: &NewOrder<'_>, now_ms: i64) -> Result<Order, CreateError> {
+    let mut tx = db.begin().await?;
+    let order = create_in(&mut tx, req, now_ms).await?;
+    tx.commit().await?;
+    Ok(order)
+}
+
+async fn create_in(tx: &mut Tx, req: &NewOrder<'_>, now_ms: i64) -> Result<Order, CreateError> {
+    let row: Option<(i64, i64, i64, i64, Option<i64>)> = on_tx!(tx, |c| {
+        sqlx::query_as(
+        "select m.id, coalesce(m.unit_price_centifen_per_kwh, a.unit_price_centifen_per_kwh), a.order_kwh_max,
+                m.hoard_limit_centikwh, s.remaining_centikwh
+         from meter m join area a on a.id = m.area_id left join meter_state s on s.meter_id = m.id
+         where m.area_id = $1 and m.address = $2"
+    )
+    .bind(req.area_id)
+    .bind(req.meter_address)
+    .fetch_optional(c)
+    .await
+    .map_err(Error::from)?
+    });
+    let Some((meter_id, price, kwh_max, hoard_limit, remaining)) = row else {
+        return Err(CreateError::NoSuchMeter);
+    };
+    let kwh = i64::from(req.kwh.get());
+    if kwh > kwh_max {
+        return Err(CreateError::TooLarge { max: kwh_max });
+    }
+    // Energy already paid for but not yet on the meter counts against the limit too.
+    let in_flight: i64 = on_tx!(tx, |c| sqlx::query_scalar(
+        "select coalesce(cast(sum(kwh * 100) as bigint), 0) from orders
+         where meter_id = $1 and state in ('charging', 'delayed')"
+    )
+    .bind(meter_id)
+    .fetch_one(c)
+    .await
+    .map_err(Error::from)?);
+    let projected = remaining.unwrap_or(0).max(0) + in_flight + kwh * 100;
+    if projected > hoard_limit {
+        let room = (hoard_limit - remaining.unwrap_or(0).max(0) - in_flight).max(0) / 100;
+        return Err(CreateError::HoardingLimit {
+            limit: CentiKwh(hoard_limit),
+            room,
+        });
+    }
+    let price_t = domain::UnitPrice::from_centifen_per_kwh(price)
+        .ok_or_else(|| Error::Corrupt(format!("meter {meter_id} has price {price}")))?;
+    let amount = price_t.amount_for(req.kwh);
+    let bound = match req.student_id {
+        Some(s) => {
+            let n: i64 = on_tx!(tx, |c| sqlx::query_scalar(
+                "select count(*) from binding where student_id = $1 and meter_id = $2"
+            )
+            .bind(s)
+            .bind(meter_id)
+            .fetch_one(c)
+            .await
+            .map_err(Error::from)?);
+            n > 0
+        }
+        None => false,
+    };
+    let sql = format!(
+        "insert into orders (out_trade_no, meter_id, student_id, area_id, kwh, unit_price_centifen_per_kwh,
+                             amount_fen, channel, state, buyer_bound, operator, created_at_ms, expires_at_ms,
+                             updated_at_ms)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, 'unpaid', $9, $10, $11, $12, $11)
+         returning {ORDER_COLUMNS}"
+    );
+    let order: Order = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+        .bind(new_out_trade_no(now_ms))
+        .bind(meter_id)
+        .bind(req.student_id)
+        .bind(req.area_id)
+        .bind(kwh)
+        .bind(price)
+        .bind(amount.get())
+        .bind(req.channel.as_str())
+        .bind(bound)
+        .bind(req.operator)
+        .bind(now_ms)
+        .bind(order::expires_at_ms(now_ms))
+        .fetch_one(c)
+        .await
+        .map_err(Error::from)?);
+    Ok(order)
+}
+
+/// A counter sale (S16): the operator has the money in hand, so the order is
+/// created and paid in one transaction and follows the normal delivery path.
+pub async fn create_counter_sale(
+    db: &Db,
+    area_id: i64,
+    meter_address: &str,
+    kwh: WholeKwh,
+    operator: &str,
+    now_ms: i64,
+) -> Result<Order, CreateError> {
+    let mut tx = db.begin().await?;
+    let req = NewOrder {
+        area_id,
+        meter_address,
+        student_id: None,
+        kwh,
+        channel: Channel::Counter,
+        operator: Some(operator),
+    };
+    let order = create_in(&mut tx, &req, now_ms).await?;
+    let paid = pay_in(&mut tx, &order, None, now_ms).await?;
+    tx.commit().await?;
+    Ok(paid)
+}
+
+/// A confirmed payment as reported by the provider (already verified).
+#[derive(Debug, Clone)]
+pub struct PaymentConfirmation<'a> {
+    /// Our order number.
+    pub out_trade_no: &'a str,
+    /// The provider's transaction id.
+    pub transaction_id: &'a str,
+    /// Amount the provider says was paid, fen.
+    pub amount_fen: i64,
+}
+
+/// What recording a payment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaidOutcome {
+    /// The payment was new: order now charging, ledger and delivery job written.
+    Credited(Order),
+    /// The payment was already recorded (duplicate notification); nothing changed.
+    AlreadyRecorded(Order),
+}
+
+/// Why a payment was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PayError {
+    /// No order with that number.
+    #[error("unknown out_trade_no")]
+    UnknownOrder,
+    /// The paid amount differs from the order's amount.
+    #[error("amount mismatch: order {expected} fen, paid {paid} fen")]
+    AmountMismatch {
+        /// Our amount.
+        expected: i64,
+        /// Their amount.
+        paid: i64,
+    },
+    /// The order is already paid under another transaction id.
+    #[error("order already paid by another transaction")]
+    OtherTransaction,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+/// Records a verified payment. Idempotent: the same confirmation any number
+/// of times credits once. A payment for a closed (expired or cancelled) order
+/// is credited too — the money arrived, so the energy is owed.
+pub async fn record_payment(
+    db: &Db,
+    p: &PaymentConfirmation<'_>,
+    now_ms: i64,
+) -> Result<PaidOutcome, PayError> {
+    let mut tx = db.begin().await?;
+    let order = by_out_trade_no_in(&mut tx, p.out_trade_no)
+        .await?
+        .ok_or(PayError::UnknownOrder)?;
+    if order.amount_fen != p.amount_fen {
+        return Err(PayError::AmountMismatch {
+            expected: order.amount_fen,
+            paid: p.amount_fen,
+        });
+    }
+    let t = order::transition(
+        order.state()?,
+        OrderEvent::PaymentConfirmed,
+        order.created_at_ms,
+        now_ms,
+    )
+    .map_err(|e| Error::Conflict(e.to_string()))?;
+    if !t.changed {
+        if order
+            .transaction_id
+            .as_deref()
+            .is_some_and(|id| id != p.transaction_id)
+        {
+            return Err(PayError::OtherTransaction);
+        }
+        return Ok(PaidOutcome::AlreadyRecorded(order));
+    }
+    let paid = pay_in(&mut tx, &order, Some(p.transaction_id), now_ms).await?;
+    tx.commit().await?;
+    Ok(PaidOutcome::Credited(paid))
+}
+
+/// Moves an unpaid or closed order to charging with its ledger rows and its
+/// delivery job, inside `tx`.
+async fn pay_in(
+    tx: &mut Tx,
+    order: &Order,
+    transaction_id: Option<&str>,
+    now_ms: i64,
+) -> Result<Order> {
+    let sql = format!(
+        "update orders set state = 'charging', transaction_id = $2, paid_at_ms = $3, updated_at_ms = $3
+         where id = $1 and state in ('unpaid', 'closed') returning {ORDER_COLUMNS}"
+    );
+    let paid: Option<Order> = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+        .bind(order.id)
+        .bind(transaction_id)
+        .bind(now_ms)
+        .fetch_optional(c)
+        .await?);
+    let paid = paid.ok_or_else(|| {
+        Error::Conflict(format!("order {} changed concurrently", order.out_trade_no))
+    })?;
+    let transfers = domain::ledger::on_paid(
+        paid.channel()?,
+        Fen(paid.amount_fen),
+        paid.centikwh(),
+        MeterId(paid.meter_id),
+    );
+    ledger::insert(tx, paid.id, &transfers, now_ms).await?;
+    let key = format!("deliver:{}", paid.id);
+    let payload = format!(
+        "{{\"order_id\":{},\"meter_id\":{}}}",
+        paid.id, paid.meter_id
+    );
+    jobs::enqueue(
+        tx,
+        &jobs::NewJob {
+            queue: DELIVER_QUEUE,
+            dedup_key: Some(&key),
+            payload: &payload,
+            priority: DELIVER_PRIORITY,
+            run_at_ms: now_ms,
+            attempts_max: DELIVER_ATTEMPTS_MAX,
+        },
+        now_ms,
+    )
+    .await?;
+    Ok(paid)
+}
+
+/// Records the meter's confirmation of an order's energy in `tx` (the
+/// head-end commits it together with its job and meter state). Returns
+/// false if the order was already completed.
+pub async fn mark_delivered(tx: &mut Tx, order_id: i64, now_ms: i64) -> Result<bool> {
+    let order = by_id_in(tx, order_id)
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    let t = order::transition(
+        order.state()?,
+        OrderEvent::DeliveryConfirmed,
+        order.created_at_ms,
+        now_ms,
+    )
+    .map_err(|e| Error::Conflict(e.to_string()))?;
+    if !t.changed {
+        return Ok(false);
+    }
+    let n = on_tx!(tx, |c| sqlx::query(
+        "update orders set state = 'completed', completed_at_ms = $2, updated_at_ms = $2
+         where id = $1 and state in ('charging', 'delayed')"
+    )
+    .bind(order_id)
+    .bind(now_ms)
+    .execute(c)
+    .await?
+    .rows_affected());
+    if n != 1 {
+        return Err(Error::Conflict(format!(
+            "order {order_id} changed concurrently"
+        )));
+    }
+    let transfers = domain::ledger::on_delivered(
+        Fen(order.amount_fen),
+        order.centikwh(),
+        MeterId(order.meter_id),
+    );
+    ledger::insert(tx, order_id, &transfers, now_ms).await?;
+    Ok(true)
+}
+
+/// Assigns the order's meter purchase sequence number if it has none yet,
+/// as `max(meter's last assigned, meter's read purchase count) + 1`, and
+/// returns it. Idempotent: once assigned, the same number is returned forever.
+pub async fn assign_purchase_seq(db: &Db, order_id: i64, now_ms: i64) -> Result<i64> {
+    let mut tx = db.begin().await?;
+    let order = by_id_in(&mut tx, order_id)
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    if let Some(seq) = order.purchase_seq {
+        return Ok(seq);
+    }
+    // The dialects name the two-argument maximum differently.
+    let sql = match tx.backend() {
+        crate::Backend::Sqlite => {
+            "update meter set purchase_seq_last = 1 + max(purchase_seq_last,
+                    coalesce((select purchase_count from meter_state where meter_id = meter.id), 0))
+             where id = $1 returning purchase_seq_last"
+        }
+        crate::Backend::Postgres => {
+            "update meter set purchase_seq_last = 1 + greatest(purchase_seq_last,
+                    coalesce((select purchase_count from meter_state where meter_id = meter.id), 0))
+             where id = $1 returning purchase_seq_last"
+        }
+    };
+    let seq: i64 = on_tx!(&mut tx, |c| sqlx::query_scalar(sql)
+        .bind(order.meter_id)
+        .fetch_one(c)
+        .await?);
+    on_tx!(&mut tx, |c| sqlx::query(
+        "update orders set purchase_seq = $2, updated_at_ms = $3 where id = $1"
+    )
+    .bind(order_id)
+    .bind(seq)
+    .bind(now_ms)
+    .execute(c)
+    .await?
+    .rows_affected());
+    tx.commit().await?;
+    Ok(seq)
+}
+
+/// Marks charging orders paid before `now_ms - window_ms` as delayed
+/// (visible to the student and staff, refundable). Returns how many.
+pub async fn mark_overdue(db: &Db, window_ms: i64, now_ms: i64) -> Result<u64> {
+    Ok(on_db!(db, |p| sqlx::query(
+        "update orders set state = 'delayed', delayed_at_ms = $1, updated_at_ms = $1
+         where state = 'charging' and paid_at_ms <= $2"
+    )
+    .bind(now_ms)
+    .bind(now_ms - window_ms)
+    .execute(p)
+    .await?
+    .rows_affected()))
+}
+
+/// Unpaid orders whose two hours are up; the caller closes them at the
+/// provider first, then calls [`close`].
+pub async fn expired_unpaid(db: &Db, now_ms: i64, limit: i64) -> Result<Vec<Order>> {
+    Ok(on_db!(db, |p| sqlx::query_as(select_orders!(
+        "where state = 'unpaid' and expires_at_ms <= $1 order by id limit $2"
+    ))
+    .bind(now_ms)
+    .bind(limit)
+    .fetch_all(p)
+    .await?))
+}
+
+/// Closes an unpaid order: `Expire` (only at or after two hours) or
+/// `Cancel` (the student's choice). Returns the order after the event.
+pub async fn close(db: &Db, order_id: i64, event: OrderEvent, now_ms: i64) -> Result<Order> {
+    let mut tx = db.begin().await?;
+    let order = by_id_in(&mut tx, order_id)
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    let t = order::transition(order.state()?, event, order.created_at_ms, now_ms)
+        .map_err(|e| Error::Conflict(e.to_string()))?;
+    if t.changed {
+        on_tx!(&mut tx, |c| {
+            sqlx::query(
+            "update orders set state = 'closed', closed_at_ms = $2, updated_at_ms = $2 where id = $1 and state = 'unpaid'"
+        )
+        .bind(order_id)
+        .bind(now_ms)
+        .execute(c)
+        .await?.rows_affected()
+        });
+    }
+    let order = by_id_in(&mut tx, order_id)
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    tx.commit().await?;
+    Ok(order)
+}
+
+/// Stores the provider's prepay id on an unpaid order.
+pub async fn set_prepay_id(db: &Db, order_id: i64, prepay_id: &str, now_ms: i64) -> Result<()> {
+    on_db!(db, |p| sqlx::query(
+        "update orders set prepay_id = $2, updated_at_ms = $3 where id = $1"
+    )
+    .bind(order_id)
+    .bind(prepay_id)
+    .bind(now_ms)
+    .execute(p)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
+/// Starts a refund of a delayed order: cancels its delivery job (refused
+/// while a head-end worker holds it, since a frame could still be on the
+/// wire) and moves the order to refunding with a refund number, once.
+pub async fn request_refund(db: &Db, order_id: i64, now_ms: i64) -> Result<Order> {
+    let mut tx = db.begin().await?;
+    let order = by_id_in(&mut tx, order_id)
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    order::transition(
+        order.state()?,
+        OrderEvent::RefundRequested,
+        order.created_at_ms,
+        now_ms,
+    )
+    .map_err(|e| Error::Conflict(e.to_string()))?;
+    let key = format!("deliver:{order_id}");
+    let held: i64 = on_tx!(&mut tx, |c| {
+        sqlx::query_scalar(
+        "select count(*) from job where dedup_key = $1 and state = 'queued' and locked_until_ms > $2"
+    )
+    .bind(&key)
+    .bind(now_ms)
+    .fetch_one(c)
+    .await?
+    });
+    if held > 0 {
+        return Err(Error::Conflict(
+            "the meter delivery is in progress; try again in a minute".to_owned(),
+        ));
+    }
+    on_tx!(&mut tx, |c| {
+        sqlx::query(
+        "update job set state = 'done', last_error = 'cancelled: order refunded', updated_at_ms = $2
+         where dedup_key = $1 and state <> 'done'"
+    )
+    .bind(&key)
+    .bind(now_ms)
+    .execute(c)
+    .await?.rows_affected()
+    });
+    let sql = format!(
+        "update orders set state = 'refunding', refund_no = $2, updated_at_ms = $3 where id = $1 and state = 'delayed'
+         returning {ORDER_COLUMNS}"
+    );
+    let refund_no = format!("RF{}", &order.out_trade_no[2..]);
+    let o: Option<Order> = on_tx!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
+    .bind(order_id)
+    .bind(&refund_no)
+    .bind(now_ms)
+    .fetch_optional(c)
+    .await?);
+    let o = o.ok_or_else(|| Error::Conflict(format!("order {order_id} changed concurrently")))?;
+    tx.commit().await?;
+    Ok(o)
+}
+
+/// Records the provider's answer to a refund: success writes the refund
+/// transfers; failure puts the order back to delayed for staff.
+pub async fn finish_refund(
+    db: &Db,
+    refund_no: &str,
+    succeeded: bool,
+    now_ms: i64,
+) -> Result<Order> {
+    let mut tx = db.begin().await?;
+    let sql = format!("select {ORDER_COLUMNS} from orders where refund_no = $1");
+    let order: Order = on_tx!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
+    .bind(refund_no)
+    .fetch_optional(c)
+    .await?)
+    .ok_or(Error::NotFound("refund"))?;
+    let event = if succeeded {
+        OrderEvent::RefundSucceeded
+    } else {
+        OrderEvent::RefundFailed
+    };
+    let t = order::transition(order.state()?, event, order.created_at_ms, now_ms)
+        .map_err(|e| Error::Conflict(e.to_string()))?;
+    if t.changed {
+        if succeeded {
+            on_tx!(&mut tx, |c| {
+                sqlx::query(
+                "update orders set state = 'refunded', refunded_at_ms = $2, updated_at_ms = $2 where id = $1"
+            )
+            .bind(order.id)
+            .bind(now_ms)
+            .execute(c)
+            .await?.rows_affected()
+            });
+            let transfers = domain::ledger::on_refunded(
+                Fen(order.amount_fen),
+                order.centikwh(),
+                MeterId(order.meter_id),
+            );
+            ledger::insert(&mut tx, order.id, &transfers, now_ms).await?;
+        } else {
+            on_tx!(&mut tx, |c| {
+                sqlx::query(
+                "update orders set state = 'delayed', refund_no = null, updated_at_ms = $2 where id = $1"
+            )
+            .bind(order.id)
+            .bind(now_ms)
+            .execute(c)
+            .await?.rows_affected()
+            });
+        }
+    }
+    let order = by_id_in(&mut tx, order.id)
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    tx.commit().await?;
+    Ok(order)
+}
+
+/// An order by row id.
+pub async fn by_id(db: &Db, order_id: i64) -> Result<Option<Order>> {
+    Ok(on_db!(db, |p| sqlx::query_as(select_orders!(
+        "where id = $1"
+    ))
+    .bind(order_id)
+    .fetch_optional(p)
+    .await?))
+}
+
+/// An order by its number.
+pub async fn by_out_trade_no(db: &Db, out_trade_no: &str) -> Result<Option<Order>> {
+    Ok(on_db!(db, |p| sqlx::query_as(select_orders!(
+        "where out_trade_no = $1"
+    ))
+    .bind(out_trade_no)
+    .fetch_optional(p)
+    .await?))
+}
+
+async fn by_id_in(tx: &mut Tx, order_id: i64) -> Result<Option<Order>> {
+    Ok(on_tx!(tx, |c| sqlx::query_as(select_orders!(
+        "where id = $1"
+    ))
+    .bind(order_id)
+    .fetch_optional(c)
+    .await?))
+}
+
+async fn by_out_trade_no_in(tx: &mut Tx, out_trade_no: &str) -> Result<Option<Order>> {
+    Ok(on_tx!(tx, |c| sqlx::query_as(select_orders!(
+        "where out_trade_no = $1"
+    ))
+    .bind(out_trade_no)
+    .fetch_optional(c)
+    .await?))
+}
+
+/// A student's purchase records (S12), newest first. Orders that were never
+/// paid disappear once closed (S11: unpaid orders are removed after 2 hours).
+pub async fn for_student(db: &Db, student_id: i64, limit: i64) -> Result<Vec<Order>> {
+    Ok(on_db!(db, |p| sqlx::query_as(select_orders!(
+        "where student_id = $1 and state <> 'closed' order by created_at_ms desc, id desc limit $2"
+    ))
+    .bind(student_id)
+    .bind(limit)
+    .fetch_all(p)
+    .await?))
+}
+
+/// Orders in `state`, oldest first (reconciliation and staff views).
+pub async fn in_state(db: &Db, state: OrderState, limit: i64) -> Result<Vec<Order>> {
+    Ok(on_db!(db, |p| sqlx::query_as(select_orders!(
+        "where state = $1 order by id limit $2"
+    ))
+    .bind(state.as_str())
+    .bind(limit)
+    .fetch_all(p)
+    .await?))
+}
+
+/// Records a payment notification we received (accepted or refused) for
+/// audit and reconciliation.
+pub async fn log_notification(
+    db: &Db,
+    provider: &str,
+    out_trade_no: Option<&str>,
+    transaction_id: Option<&str>,
+    amount_fen: Option<i64>,
+    outcome: &str,
+    now_ms: i64,
+) -> Result<()> {
+    on_db!(db, |p| {
+        sqlx::query(
+        "insert into payment_notification (provider, out_trade_no, transaction_id, amount_fen, outcome, received_at_ms)
+         values ($1, $2, $3, $4, $5, $6)"
+    )
+    .bind(provider)
+    .bind(out_trade_no)
+    .bind(transaction_id)
+    .bind(amount_fen)
+    .bind(outcome)
+    .bind(now_ms)
+    .execute(p)
+    .await?.rows_affected()
+    });
+    Ok(())
+}
