@@ -262,6 +262,34 @@ pub fn format_decimal(raw: i64, decimals: u8) -> String {
     )
 }
 
+/// Parses decimal text exactly into an integer with `decimals` implied places:
+/// `parse_decimal("20.5", 2)` is `2050`. Refuses more places than `decimals`
+/// rather than rounding, since a rounded purchase amount is a wrong one.
+pub fn parse_decimal(text: &str, decimals: u8) -> Result<i64, FrameError> {
+    let bad = || {
+        out_of_range(format!(
+            "{text:?} is not a number with at most {decimals} decimals"
+        ))
+    };
+    let text = text.trim();
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = body.split_once('.').unwrap_or((body, ""));
+    let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() && fraction.is_empty()
+        || !digits_ok(whole)
+        || !digits_ok(fraction)
+        || fraction.len() > usize::from(decimals)
+    {
+        return Err(bad());
+    }
+    let padded = format!("{whole}{fraction:0<width$}", width = usize::from(decimals));
+    let magnitude: i64 = padded.parse().map_err(|_| bad())?;
+    Ok(if negative { -magnitude } else { magnitude })
+}
+
 /// A calendar date and time as a meter keeps it (local time, no zone,
 /// years 2000–2099 because the wire has two year digits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1180,6 +1208,14 @@ mod tests {
         assert_eq!(format_decimal(-5123, 3), "-5.123");
         assert_eq!(format_decimal(5, 2), "0.05");
         assert_eq!(format_decimal(11_280, 4), "1.1280");
+        assert_eq!(parse_decimal("20.5", 2).unwrap(), 2050);
+        assert_eq!(parse_decimal("-5.123", 3).unwrap(), -5123);
+        assert_eq!(parse_decimal("7", 0).unwrap(), 7);
+        assert_eq!(parse_decimal(".5", 1).unwrap(), 5);
+        assert!(parse_decimal("1.234", 2).is_err());
+        assert!(parse_decimal("1e3", 2).is_err());
+        assert!(parse_decimal(".", 2).is_err());
+        assert!(parse_decimal("", 2).is_err());
     }
 
     #[test]
