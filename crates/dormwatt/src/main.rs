@@ -1,31 +1,73 @@
-//! The `dormwatt` binary. `main` only parses the command line, sets up logging
-//! and hands over to a subcommand module; the logic lives in the library crates.
+//! The `dormwatt` binary. `main` only parses the command line, loads the
+//! configuration, sets up logging and hands over to a subcommand; the logic
+//! lives in the library crates.
 
 mod cmd_frame;
 mod cmd_simulate;
+mod config;
+mod run;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
 
 /// Prepaid electricity for university dormitories.
 #[derive(Debug, Parser)]
 #[command(name = "dormwatt", version, about)]
 struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Options every subcommand accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML configuration file (see docs/CONFIGURATION.md).
+    #[arg(long, global = true, env = "DORMWATT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database: sqlite://path or postgres://… (overrides the configuration).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Address to listen on, e.g. 127.0.0.1:8080 (overrides the configuration).
+    #[arg(long, global = true)]
+    listen: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Apply the database migrations.
+    Migrate,
+    /// Create the reference campus (16 buildings, 2316 meters) and a small second area.
+    Seed(run::SeedArgs),
+    /// Run the server: pages, API and (unless disabled) the head-end against real gateways.
+    Serve(run::ServeArgs),
+    /// Try everything on one machine: migrate, seed if empty, simulator, payment sandbox, serve.
+    Demo(run::ServeArgs),
+    /// Describe the installation (totals, meters per building, online meters, open orders).
+    Status(run::StatusArgs),
+    /// Check the ledger invariants I1–I9 on the database.
+    CheckLedger(run::StatusArgs),
     /// Decode or build DL/T 645-2007 frames (for field engineers).
     Frame(cmd_frame::FrameArgs),
     /// Run the meter-fleet simulator (virtual meters behind TCP gateways).
     Simulate(cmd_simulate::SimulateArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Frame(args) => cmd_frame::run(args),
-        Command::Simulate(args) => cmd_simulate::run(args),
+    let result = match cli.command {
+        Command::Frame(args) => cmd_frame::run(args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Simulate(args) => {
+            cmd_simulate::run(args).map(|()| std::process::ExitCode::SUCCESS)
+        }
+        cmd => run::with_config(&cli.global, |cfg| run::dispatch(cfg, cmd)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

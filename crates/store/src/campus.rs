@@ -56,9 +56,8 @@ pub async fn seed(
         if exists > 0 {
             continue;
         }
-        let area_id: i64 =
-            on_tx!(&mut tx, |c| {
-                sqlx::query_scalar(
+        let area_id: i64 = on_tx!(&mut tx, |c| {
+            sqlx::query_scalar(
             "insert into area (code, name_zh, name_en, unit_price_centifen_per_kwh, created_at_ms)
              values ($1, $2, $3, $4, $5) returning id"
         )
@@ -69,7 +68,7 @@ pub async fn seed(
         .bind(now_ms)
         .fetch_one(c)
         .await?
-            });
+        });
         for (pos, b) in area.buildings.iter().enumerate() {
             let building_id: i64 = on_tx!(&mut tx, |c| {
                 sqlx::query_scalar(
@@ -97,9 +96,8 @@ pub async fn seed(
                 .await?
                 });
                 for bus in &g.buses {
-                    let bus_id: i64 =
-                        on_tx!(&mut tx, |c| {
-                            sqlx::query_scalar(
+                    let bus_id: i64 = on_tx!(&mut tx, |c| {
+                        sqlx::query_scalar(
                         "insert into bus (gateway_id, port, baud) values ($1, $2, $3) returning id"
                     )
                     .bind(gateway_id)
@@ -107,7 +105,7 @@ pub async fn seed(
                     .bind(i64::from(bus.baud))
                     .fetch_one(c)
                     .await?
-                        });
+                    });
                     for m in &bus.meters {
                         insert_meter(&mut tx, area_id, building_id, bus_id, m, now_ms).await?;
                         meters += 1;

@@ -8,12 +8,13 @@
 
 pub mod campus;
 mod db;
+pub mod history;
 pub mod jobs;
 pub mod ledger;
 pub mod orders;
 pub mod testing;
 
-pub use db::{Backend, Db, DbOptions, Tx};
+pub use db::{Backend, Db, DbOptions, Tx, redact_url};
 
 /// Errors of the store. Causes are for logs; callers map them to user
 /// messages at the edge.

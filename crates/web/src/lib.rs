@@ -1,1 +1,103 @@
-//! The only crate that knows HTTP: axum routers, student pages, JSON API, static assets.
+//! The only crate that knows HTTP: the axum router of dormwatt (health,
+//! student pages, JSON API, payment notifications, static assets).
+//!
+//! Invariant: handlers hold no SQL (they call `store`) and never show an
+//! internal error's cause to a user; causes are logged once, here.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything a handler may need, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: store::Db,
+    settings: Settings,
+}
+
+/// Web settings from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The public base URL (for links and the payment notify URL).
+    pub public_url: String,
+    /// Campus time zone name for calendar days.
+    pub time_zone: String,
+    /// Whether the clearly labelled demo login is offered (never in production).
+    pub demo_login: bool,
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(db: store::Db, settings: Settings) -> Self {
+        Self {
+            inner: Arc::new(Inner { db, settings }),
+        }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &store::Db {
+        &self.inner.db
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+}
+
+/// Most bytes a request body may have; forms and notifications are small.
+const BODY_LIMIT_BYTES: usize = 64 * 1024;
+/// Upper bound on any request's handling time.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    match state.db().ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then waits for
+/// in-flight requests (bounded by the request timeout).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

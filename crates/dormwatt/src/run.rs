@@ -1,0 +1,243 @@
+//! The database-backed subcommands: migrate, seed, serve, demo, status,
+//! check-ledger.
+
+use crate::config::{Config, LogFormat};
+use crate::{Command, GlobalArgs};
+use anyhow::Context;
+use std::process::ExitCode;
+
+/// Arguments of `dormwatt seed`.
+#[derive(Debug, clap::Args)]
+pub struct SeedArgs {
+    /// Also generate this many days of plausible daily usage per meter.
+    #[arg(long, default_value_t = 0)]
+    history_days: u32,
+}
+
+/// Arguments of `dormwatt serve` and `dormwatt demo`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Do not run the head-end in this process (a web-only node).
+    #[arg(long)]
+    no_headend: bool,
+    /// Demo only: days of usage history to generate when seeding an empty database.
+    #[arg(long, default_value_t = 60)]
+    history_days: u32,
+}
+
+/// Arguments of `dormwatt status` and `dormwatt check-ledger`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Loads the configuration (file ← env ← flags), sets up logging, builds a
+/// tokio runtime and runs `f`.
+pub fn with_config(
+    global: &GlobalArgs,
+    f: impl FnOnce(Config) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    let mut cfg = Config::load(global.config.as_deref())?;
+    if let Some(url) = &global.database_url {
+        cfg.database_url.clone_from(url);
+    }
+    if let Some(listen) = &global.listen {
+        cfg.listen.clone_from(listen);
+        cfg.listen
+            .parse::<std::net::SocketAddr>()
+            .with_context(|| format!("--listen: '{listen}' is not an address"))?;
+    }
+    init_logging(cfg.log_format);
+    f(cfg)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests) is harmless; ignore it.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs a database-backed subcommand.
+pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cmd {
+            Command::Migrate => {
+                let db = connect(&cfg).await?;
+                db.migrate().await?;
+                println!(
+                    "database is at schema version {}",
+                    db.known_schema_version()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Seed(args) => {
+                let db = connect_migrated(&cfg).await?;
+                seed(&db, &cfg, args.history_days).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Serve(args) => serve(cfg, args, false).await,
+            Command::Demo(args) => serve(cfg, args, true).await,
+            Command::Status(args) => {
+                let db = connect_migrated(&cfg).await?;
+                let s = store::campus::status(&db).await?;
+                if args.json {
+                    println!("{}", serde_json::to_string(&s)?);
+                } else {
+                    print_status(&s);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::CheckLedger(args) => {
+                let db = connect_migrated(&cfg).await?;
+                let v = store::ledger::check(&db).await?;
+                if args.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "ok": v.is_empty(), "violations": v })
+                    );
+                } else if v.is_empty() {
+                    println!("ledger invariants I1–I9 hold");
+                } else {
+                    for x in &v {
+                        println!("{}: {}", x.invariant, x.detail);
+                    }
+                }
+                Ok(if v.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
+            }
+            Command::Frame(_) | Command::Simulate(_) => unreachable!("handled in main"),
+        }
+    })
+}
+
+/// Connects, refusing a database from a newer dormwatt.
+async fn connect(cfg: &Config) -> anyhow::Result<store::Db> {
+    let shown = store::redact_url(&cfg.database_url);
+    let db = store::Db::connect(&cfg.database_url, &cfg.db_options())
+        .await
+        .with_context(|| format!("cannot open the database at {shown}"))?;
+    db.check_not_newer().await?;
+    Ok(db)
+}
+
+async fn connect_migrated(cfg: &Config) -> anyhow::Result<store::Db> {
+    let db = connect(cfg).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+fn addressing(cfg: &Config) -> store::campus::GatewayAddressing {
+    store::campus::GatewayAddressing {
+        host: cfg.simulator.host.clone(),
+        base_port: cfg.simulator.base_port,
+    }
+}
+
+async fn seed(db: &store::Db, cfg: &Config, history_days: u32) -> anyhow::Result<bool> {
+    let plan = domain::campus::reference_plan();
+    let started = std::time::Instant::now();
+    let now = store::now_ms();
+    let outcome = store::campus::seed(db, &plan, &addressing(cfg), now).await?;
+    let created = match outcome {
+        store::campus::SeedOutcome::Created { meters } => {
+            println!(
+                "seeded the reference campus: {meters} meters in {} ms",
+                started.elapsed().as_millis()
+            );
+            true
+        }
+        store::campus::SeedOutcome::AlreadyPresent => {
+            println!("the reference campus is already present; nothing changed");
+            false
+        }
+    };
+    if history_days > 0 {
+        let tz = domain::time::campus_tz(&cfg.time_zone);
+        let started = std::time::Instant::now();
+        let rows = store::history::generate(db, history_days, &tz, now).await?;
+        println!(
+            "generated {rows} days of usage history in {} ms",
+            started.elapsed().as_millis()
+        );
+    }
+    Ok(created)
+}
+
+fn print_status(s: &store::campus::Status) {
+    println!("areas        {}", s.areas);
+    println!("buildings    {}", s.buildings);
+    println!("rooms        {}", s.rooms);
+    println!("meters       {} ({} online)", s.meters, s.meters_online);
+    println!("gateways     {}", s.gateways);
+    println!("buses        {}", s.buses);
+    println!("students     {}", s.students);
+    println!("open orders  {}", s.orders_open);
+    println!("schema       v{}", s.schema_version);
+    println!("meters per building:");
+    for (k, v) in &s.meters_per_building {
+        println!("  {k:<32} {v:>5}");
+    }
+}
+
+async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitCode> {
+    let db = connect_migrated(&cfg).await?;
+    if demo {
+        let empty = store::campus::status(&db).await?.meters == 0;
+        if empty {
+            seed(&db, &cfg, args.history_days).await?;
+        }
+    }
+    let settings = web::Settings {
+        public_url: cfg.public_url.clone(),
+        time_zone: cfg.time_zone.clone(),
+        demo_login: demo,
+    };
+    let state = web::AppState::new(db.clone(), settings);
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(listen = %addr, demo, headend = cfg.headend.enabled && !args.no_headend, "dormwatt is serving");
+    if demo {
+        println!("dormwatt demo is running at http://{addr}/  (Ctrl-C to stop)");
+    }
+    web::serve(listener, state, shutdown_signal()).await?;
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
