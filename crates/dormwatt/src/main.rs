@@ -2,6 +2,9 @@
 //! configuration, sets up logging and hands over to a subcommand; the logic
 //! lives in the library crates.
 
+mod bench_collect;
+mod bench_pages;
+mod bench_purchase;
 mod cmd_frame;
 mod cmd_simulate;
 mod config;
@@ -52,6 +55,19 @@ enum Command {
     Frame(cmd_frame::FrameArgs),
     /// Run the meter-fleet simulator (virtual meters behind TCP gateways).
     Simulate(cmd_simulate::SimulateArgs),
+    /// Benchmarks whose figures go in docs/BENCHMARKS.md.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// One full collection sweep of the reference campus against the simulator.
+    Collect(bench_collect::BenchCollectArgs),
+    /// End-to-end purchases per second on SQLite and PostgreSQL, against pgbench.
+    Purchase(bench_purchase::BenchPurchaseArgs),
+    /// The overview page under 100 concurrent connections.
+    Pages(bench_pages::BenchPagesArgs),
 }
 
 fn main() -> std::process::ExitCode {

@@ -120,7 +120,9 @@ pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
                     ExitCode::FAILURE
                 })
             }
-            Command::Frame(_) | Command::Simulate(_) => unreachable!("handled in main"),
+            Command::Frame(_) | Command::Simulate(_) | Command::Bench(_) => {
+                unreachable!("handled in main")
+            }
         }
     })
 }
@@ -207,7 +209,7 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
         time_zone: cfg.time_zone.clone(),
         demo_login: demo,
     };
-    let state = web::AppState::new(db.clone(), settings);
+    let state = web::AppState::new(db.clone(), settings, None);
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;

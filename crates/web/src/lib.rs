@@ -11,6 +11,9 @@ use axum::routing::get;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod pages;
+pub mod payments;
+
 /// Everything a handler may need, cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -20,6 +23,7 @@ pub struct AppState {
 struct Inner {
     db: store::Db,
     settings: Settings,
+    payments: Option<payments::Payments>,
 }
 
 /// Web settings from the configuration.
@@ -35,10 +39,19 @@ pub struct Settings {
 
 impl AppState {
     /// Builds the state.
-    pub fn new(db: store::Db, settings: Settings) -> Self {
+    pub fn new(db: store::Db, settings: Settings, payments: Option<payments::Payments>) -> Self {
         Self {
-            inner: Arc::new(Inner { db, settings }),
+            inner: Arc::new(Inner {
+                db,
+                settings,
+                payments,
+            }),
         }
+    }
+
+    /// The payment provider, when this node takes payments.
+    pub fn payments(&self) -> Option<&payments::Payments> {
+        self.inner.payments.as_ref()
     }
 
     /// The database.
@@ -62,6 +75,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(pages::router())
+        .merge(payments::router(&state))
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
