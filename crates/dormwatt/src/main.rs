@@ -77,6 +77,12 @@ fn main() -> std::process::ExitCode {
         Command::Simulate(args) => {
             cmd_simulate::run(args).map(|()| std::process::ExitCode::SUCCESS)
         }
+        Command::Bench(b) => match b {
+            BenchCommand::Collect(a) => bench_collect::run(a),
+            BenchCommand::Purchase(a) => bench_purchase::run(a),
+            BenchCommand::Pages(a) => bench_pages::run(a),
+        }
+        .map(|()| std::process::ExitCode::SUCCESS),
         cmd => run::with_config(&cli.global, |cfg| run::dispatch(cfg, cmd)),
     };
     match result {
