@@ -592,8 +592,9 @@ impl Sandbox {
                         String::new(),
                         o.request.description.clone(),
                         o.request.attach.clone().unwrap_or_default(),
-                        // A 0.6 % fee is exactly 6 units of 0.00001 yuan per fen.
-                        format_yuan5(total * 6),
+                        // 0.6 % fee, rounded half-up to the fen per order, so the
+                        // 2-decimal summary total stays exact.
+                        format_yuan5((total * 6 + 500) / 1000 * 1000),
                         "0.60%".to_owned(),
                         format_yuan(total),
                         format_yuan(0),
@@ -673,7 +674,7 @@ impl Sandbox {
             format_yuan(settle),
             format_yuan(refund),
             format_yuan(0),
-            // The summary prints fees with 2 decimals; it is a rounded total.
+            // Row fees are whole fen, so the 2-decimal total is exact.
             format_yuan(fee / 1000),
             format_yuan(order_total),
             format_yuan(requested),
