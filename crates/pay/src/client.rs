@@ -18,7 +18,9 @@ use crate::model::{
     ApiErrorBody, BillType, CloseRequest, JsapiOrder, JsapiPrepayRequest, PrepayResponse, Refund,
     RefundOrder, RefundRequest, TradeBillResponse, Transaction,
 };
-use crate::notify::{self, NotificationError, PaymentNotification, RefundNotification};
+use crate::notify::{
+    self, Notification, NotificationError, PaymentNotification, RefundNotification,
+};
 use crate::sign::{self, Authorization, JsapiPayParams, SignedHeaders, VerifyError};
 
 /// Where "now" comes from. The protocol core takes time as an argument; the
@@ -168,6 +170,12 @@ pub trait PaymentProvider: Send + Sync {
         headers: &HeaderMap,
         raw_body: &[u8],
     ) -> Result<RefundNotification, NotificationError>;
+    /// Verifies and decrypts a notification of either kind (one notify URL for both).
+    fn parse_notification(
+        &self,
+        headers: &HeaderMap,
+        raw_body: &[u8],
+    ) -> Result<Notification, NotificationError>;
 }
 
 /// The WeChat Pay API v3 client. Cheap to clone (shares its connection pool).
@@ -441,6 +449,21 @@ impl WechatPayClient {
         )
     }
 
+    /// Verifies and decrypts a notification of either kind (raw body bytes!).
+    pub fn notification(
+        &self,
+        headers: &SignedHeaders,
+        raw_body: &[u8],
+    ) -> Result<Notification, NotificationError> {
+        notify::parse_notification(
+            &self.config.wechatpay_keys,
+            &self.config.api_v3_key,
+            headers,
+            raw_body,
+            self.clock.now_unix_s(),
+        )
+    }
+
     /// Verifies and decrypts a refund notification (raw body bytes!).
     pub fn refund_notification(
         &self,
@@ -505,5 +528,14 @@ impl PaymentProvider for WechatPayClient {
     ) -> Result<RefundNotification, NotificationError> {
         let signed = SignedHeaders::from_header_map(headers)?;
         self.refund_notification(&signed, raw_body)
+    }
+
+    fn parse_notification(
+        &self,
+        headers: &HeaderMap,
+        raw_body: &[u8],
+    ) -> Result<Notification, NotificationError> {
+        let signed = SignedHeaders::from_header_map(headers)?;
+        self.notification(&signed, raw_body)
     }
 }

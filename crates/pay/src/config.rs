@@ -33,7 +33,8 @@ pub struct WechatPayConfig {
     /// `http://127.0.0.1:8080/sandbox/wxpay` for the sandbox.
     pub api_base_url: String,
     /// When set (sandbox), the payment page sends students here
-    /// (`{cashier_url}?prepay_id=…`) instead of calling `WeixinJSBridge`.
+    /// (`{cashier_url}?prepay_id=…`, optionally `&return_url=/path`) instead
+    /// of calling `WeixinJSBridge`. May be a same-origin path.
     pub cashier_url: Option<String>,
     /// WeChat rejects requests without a User-Agent.
     pub user_agent: String,

@@ -39,6 +39,6 @@ pub use model::{
     BillType, JsapiOrder, MerchantMismatch, Refund, RefundOrder, RefundResult, RefundStatus,
     TradeState, Transaction,
 };
-pub use notify::{NotificationError, PaymentNotification, RefundNotification};
+pub use notify::{Notification, NotificationError, PaymentNotification, RefundNotification};
 pub use sandbox::{NotifyPlan, Sandbox, SandboxConfig, sandbox_router};
 pub use sign::{JsapiPayParams, SignedHeaders, VerifyError};

@@ -407,6 +407,20 @@ pub struct RefundResult {
     pub amount: RefundNotifyAmount,
 }
 
+impl RefundResult {
+    /// Checks the mchid against our config (refund notifications carry no appid).
+    pub fn check_merchant(&self, config: &WechatPayConfig) -> Result<(), MerchantMismatch> {
+        if self.mchid == config.mchid {
+            Ok(())
+        } else {
+            Err(MerchantMismatch {
+                appid: String::new(),
+                mchid: self.mchid.clone(),
+            })
+        }
+    }
+}
+
 /// Which rows a trade bill holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BillType {

@@ -102,6 +102,49 @@ pub struct RefundNotification {
     pub refund: RefundResult,
 }
 
+/// Either kind of notification, for a handler that serves payments and
+/// refunds on one URL (the sandbox demo does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    /// `TRANSACTION.*`.
+    Payment(PaymentNotification),
+    /// `REFUND.*`.
+    Refund(RefundNotification),
+}
+
+/// Verifies, decrypts and parses a notification of either kind, dispatching
+/// on `event_type` (after verification, so the type itself is trusted).
+pub fn parse_notification(
+    keys: &WechatPayKeys,
+    api_v3_key: &ApiV3Key,
+    headers: &SignedHeaders,
+    raw_body: &[u8],
+    now_unix_s: i64,
+) -> Result<Notification, NotificationError> {
+    let (envelope, plain) = open_notification(keys, api_v3_key, headers, raw_body, now_unix_s)?;
+    if envelope.event_type.starts_with("TRANSACTION.") {
+        let transaction =
+            serde_json::from_slice(&plain).map_err(NotificationError::MalformedResource)?;
+        Ok(Notification::Payment(PaymentNotification {
+            id: envelope.id,
+            event_type: envelope.event_type,
+            create_time: envelope.create_time,
+            transaction,
+        }))
+    } else if envelope.event_type.starts_with("REFUND.") {
+        let refund =
+            serde_json::from_slice(&plain).map_err(NotificationError::MalformedResource)?;
+        Ok(Notification::Refund(RefundNotification {
+            id: envelope.id,
+            event_type: envelope.event_type,
+            create_time: envelope.create_time,
+            refund,
+        }))
+    } else {
+        Err(NotificationError::UnexpectedEventType(envelope.event_type))
+    }
+}
+
 /// Verifies and decrypts any notification, returning the envelope and the plaintext.
 pub fn open_notification(
     keys: &WechatPayKeys,

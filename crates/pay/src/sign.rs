@@ -20,6 +20,9 @@ pub const SIGNTEST_PREFIX: &str = "WECHATPAY/SIGNTEST/";
 pub const MAX_CLOCK_SKEW_S: i64 = 5 * 60;
 
 /// A fresh 32-character nonce of `[0-9A-F]`.
+///
+/// # Panics
+/// If the operating system's random source fails.
 pub fn new_nonce() -> String {
     let mut bytes = [0u8; 16];
     // The OS RNG failing is not something a payment request can recover from.

@@ -113,13 +113,13 @@ impl NotifySink {
     /// A minimal notify handler: verify + decrypt through the client, then
     /// (optionally) fail to simulate an unpersisted notification.
     fn handle(&self, headers: &HeaderMap, body: &[u8]) -> (StatusCode, String) {
-        let result = match self.client.parse_payment_notification(headers, body) {
-            Err(NotificationError::UnexpectedEventType(_)) => self
-                .client
-                .parse_refund_notification(headers, body)
-                .map(Received::Refund),
-            other => other.map(Received::Payment),
-        };
+        let result = self
+            .client
+            .parse_notification(headers, body)
+            .map(|n| match n {
+                pay::Notification::Payment(p) => Received::Payment(p),
+                pay::Notification::Refund(r) => Received::Refund(r),
+            });
         match result {
             Ok(received) => {
                 let failing = self
@@ -197,10 +197,10 @@ async fn prepay_pay_notify_query_round_trip() {
             .verify(message.as_bytes(), &sig)
     );
     let cashier = payment.cashier_url.expect("sandbox gives a cashier link");
-    assert!(cashier.starts_with(&format!(
-        "{}/sandbox/wxpay/cashier?prepay_id=",
-        env.base_url
-    )));
+    assert!(
+        cashier.starts_with("/sandbox/wxpay/cashier?prepay_id="),
+        "{cashier}"
+    );
 
     let t = provider
         .query_order("E2026112600000001")
@@ -329,6 +329,16 @@ async fn never_delayed_and_late_notifications() {
         "delayed one not yet sent"
     );
     env.wait("delayed notification", |d| acked(d) == 2).await;
+
+    // Late: not before a given instant (here: the next second or two).
+    let at = pay::Clock::now_unix_s(&pay::SystemClock) + 1;
+    env.sandbox
+        .notify("E2026112600000005", NotifyPlan::late_after(at))
+        .expect("late notify");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(acked(&env.sandbox.deliveries()), 2, "late one not yet sent");
+    env.wait("late-after notification", |d| acked(d) == 3).await;
+    assert!(pay::Clock::now_unix_s(&pay::SystemClock) >= at);
 
     assert_eq!(
         env.sandbox
@@ -777,7 +787,7 @@ async fn cashier_page_confirm_and_admin_routes() {
     let http = reqwest::Client::new();
     let cashier = payment.cashier_url.expect("cashier");
     let page = http
-        .get(format!("{cashier}&return_url=/orders/19"))
+        .get(format!("{}{cashier}&return_url=/orders/19", env.base_url))
         .send()
         .await
         .expect("page");

@@ -331,6 +331,14 @@ async fn prepay(
             None => sb.json_response(StatusCode::OK, &PrepayResponse { prepay_id }),
         };
     }
+    if s.orders.len() >= super::ORDERS_MAX {
+        drop(s);
+        return sb.failure(ApiFailure::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "FREQUENCY_LIMITED",
+            "沙箱订单数已达上限",
+        ));
+    }
     let seq = s.next_seq();
     let prepay_id = format!(
         "wx{}{}{seq:06}",
@@ -791,7 +799,7 @@ struct AdminPay {
 
 async fn admin_pay(State(sb): State<Sandbox>, axum::Json(req): axum::Json<AdminPay>) -> Response {
     let plan = NotifyPlan {
-        copies: req.copies.unwrap_or(1),
+        copies: req.copies.unwrap_or(1).min(super::NOTIFY_COPIES_MAX),
         delay: std::time::Duration::from_millis(req.delay_ms.unwrap_or(0)),
         not_before_unix_s: req.not_before_unix_s,
         signtest_probe: req.signtest_probe,

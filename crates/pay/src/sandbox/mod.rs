@@ -142,10 +142,15 @@ impl SandboxConfig {
 /// The merchant config that matches [`SandboxConfig::demo`]: demo keys and
 /// ids, API base pointing at the mounted sandbox, cashier link enabled.
 ///
-/// `api_base_url` is where the sandbox router is mounted, e.g.
-/// `http://127.0.0.1:8080/sandbox/wxpay`; `notify_url` is our own handler.
+/// `api_base_url` is where the server itself reaches the sandbox router, e.g.
+/// `http://127.0.0.1:8080/sandbox/wxpay`; `notify_url` is our own handler
+/// (payments and refunds both go there). The cashier link is the same-origin
+/// *path* (`/sandbox/wxpay/cashier`), so it works for browsers behind any proxy.
 pub fn demo_merchant_config(api_base_url: &str, notify_url: &str) -> WechatPayConfig {
     let base = api_base_url.trim_end_matches('/').to_owned();
+    let cashier_path = reqwest::Url::parse(&base)
+        .map(|u| format!("{}/cashier", u.path().trim_end_matches('/')))
+        .unwrap_or_else(|_| format!("{base}/cashier"));
     WechatPayConfig {
         appid: DEMO_APPID.to_owned(),
         mchid: DEMO_MCHID.to_owned(),
@@ -156,7 +161,7 @@ pub fn demo_merchant_config(api_base_url: &str, notify_url: &str) -> WechatPayCo
         wechatpay_keys: WechatPayKeys::with_public_key(DEMO_PUBLIC_KEY_ID, platform_public_key()),
         notify_url: notify_url.to_owned(),
         refund_notify_url: Some(notify_url.to_owned()),
-        cashier_url: Some(format!("{base}/cashier")),
+        cashier_url: Some(cashier_path),
         api_base_url: base,
         user_agent: WechatPayConfig::DEFAULT_USER_AGENT.to_owned(),
         request_timeout: WechatPayConfig::DEFAULT_REQUEST_TIMEOUT,
@@ -168,7 +173,7 @@ pub fn demo_merchant_config(api_base_url: &str, notify_url: &str) -> WechatPayCo
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyPlan {
     /// Independent deliveries of the same notification, sent concurrently,
-    /// each with its own retries (0 = never notify).
+    /// each with its own retries (0 = never notify; capped at [`NOTIFY_COPIES_MAX`]).
     pub copies: u32,
     /// Wait before the first attempt.
     pub delay: Duration,
@@ -315,6 +320,10 @@ const PREPAY_TTL_S: i64 = 2 * 3600;
 const BILL_TOKEN_TTL_S: i64 = 5 * 60;
 /// Bound on stored delivery records, so a long demo cannot grow without limit.
 const DELIVERY_RECORDS_MAX: usize = 10_000;
+/// Bound on concurrent copies of one notification.
+pub const NOTIFY_COPIES_MAX: u32 = 100;
+/// Bound on orders held; beyond it prepay answers 429 like a rate limit.
+pub(crate) const ORDERS_MAX: usize = 100_000;
 
 #[derive(Debug, Clone)]
 struct Order {
@@ -433,6 +442,9 @@ impl Sandbox {
     }
 
     /// A sandbox on a given clock (a skewed clock makes stale signatures).
+    ///
+    /// # Panics
+    /// If the TLS-less HTTP client for notifications cannot be built.
     pub fn with_clock(config: SandboxConfig, clock: Arc<dyn Clock>) -> Self {
         let http = reqwest::Client::builder()
             .timeout(config.notify_timeout)
@@ -701,7 +713,7 @@ impl Sandbox {
 
     fn dispatch(&self, delivery: Delivery) {
         let delivery = Arc::new(delivery);
-        for copy in 0..delivery.plan.copies {
+        for copy in 0..delivery.plan.copies.min(NOTIFY_COPIES_MAX) {
             let sandbox = self.clone();
             let delivery = Arc::clone(&delivery);
             tokio::spawn(async move { sandbox.deliver(&delivery, copy).await });
