@@ -1,0 +1,248 @@
+//! Store tests, run on SQLite always and on PostgreSQL when
+//! `DORMWATT_TEST_PG_URL` is set (CI sets it).
+
+use domain::campus::{REFERENCE_BUILDINGS, REFERENCE_METERS, reference_plan};
+use domain::order::{OrderEvent, UNPAID_TTL_MS};
+use domain::{WholeKwh, order::Channel};
+use store::campus::{GatewayAddressing, SeedOutcome};
+use store::orders::{self, NewOrder, PaidOutcome, PaymentConfirmation};
+use store::{Db, jobs, ledger, testing};
+
+const NOW: i64 = 1_795_622_400_000;
+
+async fn seeded() -> Vec<Db> {
+    let dbs = testing::all().await.expect("test databases");
+    for db in &dbs {
+        store::campus::seed(db, &reference_plan(), &GatewayAddressing::default(), NOW).await.expect("seed");
+    }
+    dbs
+}
+
+async fn assert_ledger_ok(db: &Db) {
+    let v = ledger::check(db).await.expect("check");
+    assert!(v.is_empty(), "{:?}: {v:?}", db.backend());
+}
+
+#[tokio::test]
+async fn seed_creates_the_reference_campus_once() {
+    for db in testing::all().await.unwrap() {
+        let out = store::campus::seed(&db, &reference_plan(), &GatewayAddressing::default(), NOW).await.unwrap();
+        assert_eq!(out, SeedOutcome::Created { meters: REFERENCE_METERS + 48 });
+        let again = store::campus::seed(&db, &reference_plan(), &GatewayAddressing::default(), NOW).await.unwrap();
+        assert_eq!(again, SeedOutcome::AlreadyPresent);
+        let s = store::campus::status(&db).await.unwrap();
+        assert_eq!((s.areas, s.buildings, s.meters, s.rooms), (2, 18, 2364, 2364));
+        let reference: i64 = s
+            .meters_per_building
+            .iter()
+            .filter(|(k, _)| k.starts_with("中国传媒大学 / "))
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(reference, 2316);
+        for (name, _, n) in REFERENCE_BUILDINGS {
+            let key = format!("中国传媒大学 / {name}");
+            assert_eq!(s.meters_per_building.get(&key).copied(), Some(i64::try_from(n).unwrap()), "{key}");
+        }
+        assert!(s.buses >= 2316 / 64);
+        assert_eq!(s.schema_version, db.known_schema_version());
+    }
+}
+
+#[tokio::test]
+async fn newer_schema_is_refused() {
+    for db in testing::all().await.unwrap() {
+        store::on_db!(&db, |p| sqlx::query(
+            "insert into _sqlx_migrations (version, description, success, checksum, execution_time)
+             values (9999, 'from the future', true, $1, 0)"
+        )
+        .bind(vec![0u8; 48])
+        .execute(p)
+        .await
+        .map(|_| ()))
+        .unwrap();
+        let e = db.check_not_newer().await.unwrap_err();
+        assert!(e.to_string().contains("9999"), "{e}");
+        assert!(db.migrate().await.is_err());
+    }
+}
+
+#[tokio::test]
+async fn schema_trees_have_the_same_tables_and_columns() {
+    let dbs = testing::all().await.unwrap();
+    if dbs.len() < 2 {
+        return;
+    }
+    let mut shapes = Vec::new();
+    for db in &dbs {
+        let cols: Vec<(String, String)> = match db {
+            Db::Sqlite(p) => sqlx::query_as(
+                "select m.name, p.name from sqlite_master m join pragma_table_info(m.name) p
+                 where m.type = 'table' and m.name not like '\\_%' escape '\\' and m.name not like 'sqlite%'
+                 order by 1, 2",
+            )
+            .fetch_all(p)
+            .await
+            .unwrap(),
+            Db::Postgres(p) => sqlx::query_as(
+                "select table_name::text, column_name::text from information_schema.columns
+                 where table_schema = 'public' and table_name not like '\\_%' order by 1, 2",
+            )
+            .fetch_all(p)
+            .await
+            .unwrap(),
+        };
+        shapes.push(cols);
+    }
+    assert!(!shapes[0].is_empty());
+    assert_eq!(shapes[0], shapes[1]);
+}
+
+fn req(area_id: i64, address: &str, kwh: u64) -> NewOrder<'_> {
+    NewOrder {
+        area_id,
+        meter_address: address,
+        student_id: None,
+        kwh: WholeKwh::new(kwh, 500).unwrap(),
+        channel: Channel::Wechat,
+        operator: None,
+    }
+}
+
+#[tokio::test]
+async fn payment_is_credited_once_and_writes_ledger_and_job() {
+    for db in seeded().await {
+        let o = orders::create(&db, &req(1, "201701010001", 20), NOW).await.unwrap();
+        assert_eq!(o.state, "unpaid");
+        assert_eq!(o.amount_fen, 1060); // 20 kWh × 0.53 元
+        assert_eq!(o.expires_at_ms, NOW + UNPAID_TTL_MS);
+        let conf = PaymentConfirmation { out_trade_no: &o.out_trade_no, transaction_id: "wx1", amount_fen: 1060 };
+        for i in 0..15 {
+            let out = orders::record_payment(&db, &conf, NOW + 1000 + i).await.unwrap();
+            match (i, out) {
+                (0, PaidOutcome::Credited(p)) => assert_eq!(p.state, "charging"),
+                (0, other) => panic!("first must credit: {other:?}"),
+                (_, PaidOutcome::AlreadyRecorded(_)) => {}
+                (_, other) => panic!("duplicate credited: {other:?}"),
+            }
+        }
+        let claimed = jobs::claim(&db, orders::DELIVER_QUEUE, "w", NOW + 2000, 60_000, 10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_ledger_ok(&db).await;
+        // Wrong amount and unknown order change nothing.
+        let o2 = orders::create(&db, &req(1, "201701010002", 5), NOW).await.unwrap();
+        let bad = PaymentConfirmation { out_trade_no: &o2.out_trade_no, transaction_id: "wx2", amount_fen: 1 };
+        assert!(matches!(
+            orders::record_payment(&db, &bad, NOW).await,
+            Err(orders::PayError::AmountMismatch { .. })
+        ));
+        let unknown = PaymentConfirmation { out_trade_no: "DWnope", transaction_id: "wx3", amount_fen: 1 };
+        assert!(matches!(orders::record_payment(&db, &unknown, NOW).await, Err(orders::PayError::UnknownOrder)));
+        assert_eq!(orders::by_id(&db, o2.id).await.unwrap().unwrap().state, "unpaid");
+        assert_ledger_ok(&db).await;
+    }
+}
+
+#[tokio::test]
+async fn expiry_at_two_hours_and_late_payment_is_credited() {
+    for db in seeded().await {
+        let o = orders::create(&db, &req(1, "201701010003", 10), NOW).await.unwrap();
+        assert!(orders::close(&db, o.id, OrderEvent::Expire, NOW + UNPAID_TTL_MS - 1).await.is_err());
+        assert!(orders::expired_unpaid(&db, NOW + UNPAID_TTL_MS - 1, 10).await.unwrap().is_empty());
+        assert_eq!(orders::expired_unpaid(&db, NOW + UNPAID_TTL_MS, 10).await.unwrap().len(), 1);
+        let closed = orders::close(&db, o.id, OrderEvent::Expire, NOW + UNPAID_TTL_MS).await.unwrap();
+        assert_eq!(closed.state, "closed");
+        assert_ledger_ok(&db).await;
+        let conf = PaymentConfirmation { out_trade_no: &o.out_trade_no, transaction_id: "wxlate", amount_fen: 530 };
+        let out = orders::record_payment(&db, &conf, NOW + UNPAID_TTL_MS + 5000).await.unwrap();
+        assert!(matches!(out, PaidOutcome::Credited(ref p) if p.state == "charging"));
+        assert_ledger_ok(&db).await;
+    }
+}
+
+#[tokio::test]
+async fn delivery_then_refund_paths_keep_the_ledger_balanced() {
+    for db in seeded().await {
+        let a = orders::create_counter_sale(&db, 1, "201701010004", WholeKwh::new(3, 500).unwrap(), "op1", NOW)
+            .await
+            .unwrap();
+        assert_eq!(a.state, "charging");
+        let seq = orders::assign_purchase_seq(&db, a.id, NOW).await.unwrap();
+        assert_eq!(seq, 1);
+        assert_eq!(orders::assign_purchase_seq(&db, a.id, NOW + 1).await.unwrap(), 1, "assigned once");
+        let mut tx = db.begin().await.unwrap();
+        assert!(orders::mark_delivered(&mut tx, a.id, NOW + 10).await.unwrap());
+        tx.commit().await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        assert!(!orders::mark_delivered(&mut tx, a.id, NOW + 11).await.unwrap(), "second confirmation is a no-op");
+        tx.commit().await.unwrap();
+        assert_ledger_ok(&db).await;
+
+        let b = orders::create_counter_sale(&db, 1, "201701010004", WholeKwh::new(4, 500).unwrap(), "op1", NOW)
+            .await
+            .unwrap();
+        assert!(orders::request_refund(&db, b.id, NOW).await.is_err(), "charging orders are not refundable");
+        assert_eq!(orders::mark_overdue(&db, 60_000, NOW + 60_000).await.unwrap(), 1);
+        let r = orders::request_refund(&db, b.id, NOW + 60_001).await.unwrap();
+        assert_eq!(r.state, "refunding");
+        let done = orders::finish_refund(&db, r.refund_no.as_deref().unwrap(), true, NOW + 70_000).await.unwrap();
+        assert_eq!(done.state, "refunded");
+        assert_ledger_ok(&db).await;
+        assert_eq!(ledger::balance(&db, "refunds", "fen").await.unwrap(), 212);
+        assert_eq!(ledger::balance(&db, "delivered:4", "centikwh").await.unwrap(), 300);
+    }
+}
+
+#[tokio::test]
+async fn hoarding_limit_and_bad_orders_are_refused_before_payment() {
+    for db in seeded().await {
+        store::on_db!(&db, |p| sqlx::query(
+            "update meter set hoard_limit_centikwh = 5000 where address = '201701010005'"
+        )
+        .execute(p)
+        .await
+        .map(|_| ()))
+        .unwrap();
+        let e = orders::create(&db, &req(1, "201701010005", 60), NOW).await.unwrap_err();
+        assert!(matches!(e, orders::CreateError::HoardingLimit { room: 50, .. }), "{e}");
+        // Wrong area for the meter: same answer as an unknown meter.
+        let e = orders::create(&db, &req(2, "201701010005", 1), NOW).await.unwrap_err();
+        assert!(matches!(e, orders::CreateError::NoSuchMeter));
+        let e = orders::create(&db, &req(1, "999999999999", 1), NOW).await.unwrap_err();
+        assert!(matches!(e, orders::CreateError::NoSuchMeter));
+        let s = store::campus::status(&db).await.unwrap();
+        assert_eq!(s.orders_open, 0);
+    }
+}
+
+#[tokio::test]
+async fn jobs_lease_retry_and_dead_letter() {
+    for db in testing::all().await.unwrap() {
+        let mut tx = db.begin().await.unwrap();
+        let job = jobs::NewJob {
+            queue: "q",
+            dedup_key: Some("k1"),
+            payload: "{}",
+            priority: 0,
+            run_at_ms: NOW,
+            attempts_max: 2,
+        };
+        assert!(jobs::enqueue(&mut tx, &job, NOW).await.unwrap());
+        assert!(!jobs::enqueue(&mut tx, &job, NOW).await.unwrap(), "dedup key");
+        tx.commit().await.unwrap();
+        let a = jobs::claim(&db, "q", "w1", NOW, 1000, 5).await.unwrap();
+        assert_eq!(a.len(), 1);
+        assert!(jobs::claim(&db, "q", "w2", NOW + 10, 1000, 5).await.unwrap().is_empty(), "leased");
+        // The lease runs out: another worker may take it.
+        let b = jobs::claim(&db, "q", "w2", NOW + 1001, 1000, 5).await.unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].attempts, 2);
+        assert!(jobs::fail(&db, &b[0], "boom", NOW + 1002, 60_000).await.unwrap(), "dead after attempts_max");
+        assert!(jobs::claim(&db, "q", "w3", NOW + 1_000_000, 1000, 5).await.unwrap().is_empty());
+        assert!(jobs::revive(&db, b[0].id, NOW + 2000).await.unwrap());
+        let c = jobs::claim(&db, "q", "w3", NOW + 2000, 1000, 5).await.unwrap();
+        assert_eq!(c.len(), 1);
+        assert!(!jobs::fail(&db, &c[0], "again", NOW + 2001, 60_000).await.unwrap());
+        assert!(jobs::claim(&db, "q", "w3", NOW + 2002, 1000, 5).await.unwrap().is_empty(), "backoff");
+        assert_eq!(jobs::claim(&db, "q", "w3", NOW + 2001 + 1000, 1000, 5).await.unwrap().len(), 1);
+    }
+}
