@@ -487,15 +487,23 @@ impl Fleet {
     /// faults, and returns the reply frame. For in-process tests of a
     /// head-end's protocol logic.
     pub fn request(&self, frame: &Frame) -> Option<Frame> {
-        let now = self.inner.clock.now_ms();
-        let bus = match self.inner.index.get(&frame.address()) {
-            Some(r) => r.bus as usize,
-            None => return None,
-        };
-        let d = self.deliver(bus, frame, now, false);
-        d.reply
+        self.transact(frame, false)
             .and_then(|b| dlt645::decode(&b).ok())
             .map(|(f, _)| f)
+    }
+
+    /// Sends `frame` to the bus of its meter (no timing, no gateway) and
+    /// returns the reply bytes as they would leave the bus, with the bus
+    /// faults (request loss, reply loss, corruption) drawn when
+    /// `with_faults`. Broadcast and wildcard frames go to the first bus.
+    pub fn transact(&self, frame: &Frame, with_faults: bool) -> Option<Vec<u8>> {
+        let now = self.inner.clock.now_ms();
+        let bus = self
+            .inner
+            .index
+            .get(&frame.address())
+            .map_or(0, |r| r.bus as usize);
+        self.deliver(bus, frame, now, with_faults).reply
     }
 
     /// Gateway faults drawn per received request: `Some(true)` = reset the

@@ -275,6 +275,9 @@ fn natural_appliance(seed: u64, local: i64, cfg: &LoadConfig) -> Option<Applianc
     }
     // Heaters: one evening session per room-day with small probability,
     // starting 19:00–22:59 and lasting 1–3 h (so it may run past midnight).
+    if (2..19).contains(&hour) {
+        return None;
+    }
     let day = local.div_euclid(DAY_MS);
     for d in [day, day - 1] {
         if !heating_season(cfg, d) {
@@ -303,11 +306,22 @@ fn heating_season(cfg: &LoadConfig, day: i64) -> bool {
     if let Some(forced) = cfg.heating_season {
         return forced;
     }
+    thread_local! {
+        // The calendar lookup is the costliest part of a sample, and
+        // consecutive samples are almost always on the same day.
+        static LAST: std::cell::Cell<(i64, bool)> = const { std::cell::Cell::new((i64::MIN, false)) };
+    }
+    let (cached_day, cached) = LAST.get();
+    if cached_day == day {
+        return cached;
+    }
     let month = jiff::civil::Date::constant(1970, 1, 1)
         .checked_add(jiff::Span::new().days(day))
         .map(|d| d.month())
         .unwrap_or(1);
-    !(4..=10).contains(&month)
+    let on = !(4..=10).contains(&month);
+    LAST.set((day, on));
+    on
 }
 
 #[cfg(test)]

@@ -291,11 +291,13 @@ impl Meter {
             (d(7) as i64).rem_euclid(span) as i16 - drift_ppm_max as i16
         };
         let today = day_of(now_ms, env.utc_offset_ms);
+        // Newest freeze first (freeze_head = 0): today's midnight, then one
+        // day of believable usage back per freeze.
         let mut freezes = [0u32; FREEZES_MAX];
-        // Newest at index 0 (freeze_head = 0): today's midnight.
+        let mut used = (d(9) % u64::from(daily)) as u32;
         for (k, f) in freezes.iter_mut().enumerate() {
-            let wobble = (draw(seed, 0xF2EE, k as u64) % 300) as u32;
-            *f = total.saturating_sub(daily * (k as u32 + 1) / 2 + wobble * k as u32 / 2);
+            *f = total.saturating_sub(used);
+            used += daily / 2 + (draw(seed, 0xF2EE, k as u64) % u64::from(daily)) as u32;
         }
         let mut m = Self {
             address,
@@ -396,15 +398,17 @@ impl Meter {
         if open && !was_open {
             self.last_trip_ms = self.meter_ms(true_ms);
             self.last_trip_operator = operator;
-            // No samples while the relay is open: restart the window so the
-            // step back to load after a close is judged afresh.
-            self.samples_len = 0;
+            // An open relay measures 0 W; the window fills with zeros (the
+            // restore delay is longer than the window), so an appliance
+            // still plugged in when power comes back is a fresh step and is
+            // caught again, which is what leads to a lockout.
+            self.samples_p = [0; WINDOW];
+            self.samples_s = [0; WINDOW];
+            self.samples_len = WINDOW as u8;
             self.over_count = 0;
         } else if !open && was_open {
             self.last_close_ms = self.meter_ms(true_ms);
             self.last_close_operator = operator;
-            self.samples_len = 0;
-            self.over_count = 0;
         }
     }
 

@@ -304,3 +304,63 @@ async fn client_mode_registers_then_serves_and_heartbeats() {
         .unwrap();
     assert_eq!(&buf[..n.min(4)], b"DWHB");
 }
+
+#[tokio::test]
+async fn silent_gateway_drops_requests_and_reset_closes_the_connection() {
+    let plan = sim::synthetic_plan(2);
+    let fleet = Fleet::from_plan(
+        &plan,
+        SimConfig {
+            speed: 50.0,
+            ..SimConfig::default()
+        },
+    );
+    let running = fleet.start(server()).await.expect("start");
+    let addr = running.endpoints()[0].listen.expect("bound");
+    let gw = fleet.gateways()[0].name.clone();
+    let m = fleet.addresses()[0][0][0];
+    let mut c = Client::connect(addr).await;
+    fleet.silence_gateway(&gw, 10_000).unwrap();
+    c.send(&request::read_request(m, Di::REMAINING_ENERGY))
+        .await;
+    fleet.clock().sleep_ms(12_000).await;
+    c.send(&request::read_request(m, Di::TIME)).await;
+    let r = c.recv().await;
+    assert_eq!(r.di(), Some(Di::TIME), "the silent gateway answered: {r:?}");
+
+    fleet.reset_gateway(&gw).unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(REPLY_TIMEOUT, c.stream.read(&mut buf))
+        .await
+        .expect("reset in time");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    // A new connection works.
+    let mut c = Client::connect(addr).await;
+    c.send(&request::read_request(m, Di::TIME)).await;
+    assert_eq!(c.recv().await.address(), m);
+}
+
+#[tokio::test]
+async fn random_tcp_resets_follow_the_fault_rate() {
+    let plan = sim::synthetic_plan(1);
+    let fleet = Fleet::from_plan(
+        &plan,
+        SimConfig {
+            speed: 50.0,
+            faults: sim::FaultConfig {
+                tcp_reset: 1.0,
+                ..sim::FaultConfig::default()
+            },
+            ..SimConfig::default()
+        },
+    );
+    let running = fleet.start(server()).await.expect("start");
+    let mut c = Client::connect(running.endpoints()[0].listen.expect("bound")).await;
+    let m = fleet.addresses()[0][0][0];
+    c.send(&request::read_request(m, Di::TIME)).await;
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(REPLY_TIMEOUT, c.stream.read(&mut buf))
+        .await
+        .expect("reset in time");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+}
