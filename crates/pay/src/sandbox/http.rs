@@ -38,10 +38,15 @@ const BODY_LIMIT_BYTES: usize = 64 * 1024;
 ///   `{"out_trade_no", "copies"?, "delay_ms"?, "not_before_unix_s"?, "signtest_probe"?}`,
 ///   `GET /admin/deliveries`.
 ///
-/// Mount with `Router::nest("/sandbox/wxpay", sandbox_router(sb))`. Only
+/// Mount with `Router::nest("/sandbox/wxpay", sandbox_router(sb))`; the
+/// router is generic over the outer app's state, so it nests into any
+/// `Router<AppState>`. Only
 /// mount it when the sandbox is the configured provider: the admin routes
 /// pay orders without money.
-pub fn sandbox_router(sandbox: Sandbox) -> Router {
+pub fn sandbox_router<S>(sandbox: Sandbox) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
     Router::new()
         .route("/v3/pay/transactions/jsapi", post(prepay))
         .route(

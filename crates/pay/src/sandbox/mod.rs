@@ -463,7 +463,10 @@ impl Sandbox {
     }
 
     /// An axum router serving the sandbox (same as [`sandbox_router`]).
-    pub fn router(&self) -> axum::Router {
+    pub fn router<S>(&self) -> axum::Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
         sandbox_router(self.clone())
     }
 
