@@ -208,6 +208,8 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
         public_url: cfg.public_url.clone(),
         time_zone: cfg.time_zone.clone(),
         demo_login: demo,
+        wechat_oauth: None,
+        session_ttl_ms: web::session::SESSION_TTL_MS_DEFAULT,
     };
     let state = web::AppState::new(db.clone(), settings, None);
     let listener = tokio::net::TcpListener::bind(&cfg.listen)

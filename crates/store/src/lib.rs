@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod meters;
 pub mod orders;
+pub mod students;
 pub mod testing;
 
 pub use db::{Backend, Db, DbOptions, Tx, redact_url};

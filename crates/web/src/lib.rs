@@ -11,8 +11,10 @@ use axum::routing::get;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod i18n;
 pub mod pages;
 pub mod payments;
+pub mod session;
 
 /// Everything a handler may need, cheap to clone.
 #[derive(Clone)]
@@ -35,6 +37,49 @@ pub struct Settings {
     pub time_zone: String,
     /// Whether the clearly labelled demo login is offered (never in production).
     pub demo_login: bool,
+    /// WeChat official-account web authorization; `None`: WeChat login is
+    /// not configured (the login page says so, the demo login may remain).
+    pub wechat_oauth: Option<WechatOAuth>,
+    /// Absolute lifetime of a student session.
+    pub session_ttl_ms: i64,
+}
+
+impl Settings {
+    /// Settings with the defaults for everything but what must be given.
+    pub fn new(public_url: impl Into<String>, time_zone: impl Into<String>, demo_login: bool) -> Self {
+        Self {
+            public_url: public_url.into(),
+            time_zone: time_zone.into(),
+            demo_login,
+            wechat_oauth: None,
+            session_ttl_ms: session::SESSION_TTL_MS_DEFAULT,
+        }
+    }
+}
+
+/// The official account's web-authorization credentials (wechat-notes §1).
+#[derive(Clone)]
+pub struct WechatOAuth {
+    /// The official account's AppID.
+    pub appid: String,
+    /// The AppSecret (read from a file by the binary; never logged).
+    pub secret: String,
+    /// Base URL of the WeChat API (`https://api.weixin.qq.com`; a mock in tests).
+    pub api_base_url: String,
+    /// The authorize endpoint
+    /// (`https://open.weixin.qq.com/connect/oauth2/authorize`; a mock in tests).
+    pub authorize_url: String,
+}
+
+impl std::fmt::Debug for WechatOAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WechatOAuth")
+            .field("appid", &self.appid)
+            .field("secret", &"<redacted>")
+            .field("api_base_url", &self.api_base_url)
+            .field("authorize_url", &self.authorize_url)
+            .finish()
+    }
 }
 
 impl AppState {

@@ -1,0 +1,801 @@
+//! Students and what belongs to them: sessions, meter bindings, binding
+//! attempts (the audit trail the guessing throttle counts), inbox messages,
+//! notices and the usage figures the student pages show.
+//!
+//! Invariant: every read of a binding, order or message that a page reaches
+//! by an id from the URL is scoped by the student id in the same query, so a
+//! tampered id finds nothing rather than someone else's row (ASVS 8.2.2).
+
+use crate::{Db, Error, Result, Tx, on_db, on_tx};
+use serde::Serialize;
+
+/// A student (a WeChat identity, or a demo identity).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct Student {
+    /// Row id.
+    pub id: i64,
+    /// WeChat openid (for demo students `demo-…`). Never log it in full.
+    pub openid: String,
+    /// Display name the student typed (may be empty).
+    pub name: String,
+    /// Phone number the student typed (may be empty).
+    pub phone: String,
+    /// Created by the demo login.
+    pub is_demo: bool,
+    /// A WeChat snapshot-page identity: may look, never bind or pay.
+    pub is_snapshot: bool,
+}
+
+const STUDENT_COLUMNS: &str = "id, openid, name, phone, is_demo, is_snapshot";
+
+/// Finds the student of `openid` or creates it. A later login of the same
+/// openid updates the snapshot flag: WeChat decides per login.
+pub async fn upsert_by_openid(
+    db: &Db,
+    openid: &str,
+    is_snapshot: bool,
+    now_ms: i64,
+) -> Result<Student> {
+    let sql = format!(
+        "insert into student (openid, is_snapshot, created_at_ms) values ($1, $2, $3)
+         on conflict (openid) do update set is_snapshot = excluded.is_snapshot
+         returning {STUDENT_COLUMNS}"
+    );
+    Ok(on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
+    .bind(openid)
+    .bind(is_snapshot)
+    .bind(now_ms)
+    .fetch_one(p)
+    .await?))
+}
+
+/// Creates a demo student (demo login only) with a random openid.
+pub async fn create_demo(db: &Db, name: &str, now_ms: i64) -> Result<Student> {
+    let openid = format!("demo-{:016x}", rand::random::<u64>());
+    let sql = format!(
+        "insert into student (openid, name, is_demo, created_at_ms) values ($1, $2, true, $3)
+         returning {STUDENT_COLUMNS}"
+    );
+    Ok(on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
+    .bind(&openid)
+    .bind(name)
+    .bind(now_ms)
+    .fetch_one(p)
+    .await?))
+}
+
+/// Demo students, newest first (the demo login's picker).
+pub async fn demo_students(db: &Db, limit: i64) -> Result<Vec<Student>> {
+    let sql =
+        format!("select {STUDENT_COLUMNS} from student where is_demo order by id desc limit $1");
+    Ok(on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
+    .bind(limit)
+    .fetch_all(p)
+    .await?))
+}
+
+/// A student by id.
+pub async fn by_id(db: &Db, student_id: i64) -> Result<Option<Student>> {
+    let sql = format!("select {STUDENT_COLUMNS} from student where id = $1");
+    Ok(on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
+    .bind(student_id)
+    .fetch_optional(p)
+    .await?))
+}
+
+/// Updates the profile fields (already validated by the caller).
+pub async fn update_profile(db: &Db, student_id: i64, name: &str, phone: &str) -> Result<()> {
+    on_db!(db, |p| sqlx::query(
+        "update student set name = $2, phone = $3 where id = $1"
+    )
+    .bind(student_id)
+    .bind(name)
+    .bind(phone)
+    .execute(p)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
+// ---------------------------------------------------------------- sessions
+
+/// What a valid session cookie resolves to, read in one query because every
+/// page needs it.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The student.
+    pub student_id: i64,
+    /// Their openid (for JSAPI payment; never log it).
+    pub openid: String,
+    /// Display name.
+    pub name: String,
+    /// Demo identity.
+    pub is_demo: bool,
+    /// Snapshot identity (look only).
+    pub is_snapshot: bool,
+    /// The per-session anti-CSRF token forms must echo.
+    pub csrf_token: String,
+    /// When the session ends.
+    pub expires_at_ms: i64,
+    /// Unread inbox messages (shown on every page's menu).
+    pub unread: i64,
+}
+
+/// Stores a new session. `token_hash` is a hash of the cookie value: a leaked
+/// database does not give out live sessions.
+pub async fn create_session(
+    db: &Db,
+    token_hash: &str,
+    student_id: i64,
+    csrf_token: &str,
+    now_ms: i64,
+    expires_at_ms: i64,
+) -> Result<()> {
+    on_db!(db, |p| sqlx::query(
+        "insert into session (token_hash, student_id, csrf_token, created_at_ms, expires_at_ms)
+         values ($1, $2, $3, $4, $5)"
+    )
+    .bind(token_hash)
+    .bind(student_id)
+    .bind(csrf_token)
+    .bind(now_ms)
+    .bind(expires_at_ms)
+    .execute(p)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
+/// The live session of `token_hash`, if any (expired sessions are not returned).
+pub async fn session(db: &Db, token_hash: &str, now_ms: i64) -> Result<Option<SessionRow>> {
+    Ok(on_db!(db, |p| {
+        sqlx::query_as(
+        "select s.student_id, st.openid, st.name, st.is_demo, st.is_snapshot, s.csrf_token, s.expires_at_ms,
+                (select count(*) from message m where m.student_id = s.student_id and m.read_at_ms is null)
+                    as unread
+         from session s join student st on st.id = s.student_id
+         where s.token_hash = $1 and s.expires_at_ms > $2"
+    )
+    .bind(token_hash)
+    .bind(now_ms)
+    .fetch_optional(p)
+    .await?
+    }))
+}
+
+/// Ends a session (logout).
+pub async fn delete_session(db: &Db, token_hash: &str) -> Result<()> {
+    on_db!(db, |p| sqlx::query(
+        "delete from session where token_hash = $1"
+    )
+    .bind(token_hash)
+    .execute(p)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
+/// Deletes expired sessions; returns how many.
+pub async fn purge_sessions(db: &Db, now_ms: i64) -> Result<u64> {
+    Ok(on_db!(db, |p| sqlx::query(
+        "delete from session where expires_at_ms <= $1"
+    )
+    .bind(now_ms)
+    .execute(p)
+    .await?
+    .rows_affected()))
+}
+
+// ---------------------------------------------------------------- bindings
+
+/// A meter bound by a student, with its place and latest state.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct BoundMeter {
+    /// Binding row id (what URLs carry).
+    pub binding_id: i64,
+    /// Whether this is the student's default meter (S8).
+    pub is_default: bool,
+    /// Meter row id.
+    pub meter_id: i64,
+    /// 12-digit nameplate number.
+    pub address: String,
+    /// Area row id.
+    pub area_id: i64,
+    /// Area name (zh).
+    pub area_name_zh: String,
+    /// Area name (en).
+    pub area_name_en: String,
+    /// Area time zone.
+    pub time_zone: String,
+    /// Building name (zh).
+    pub building_name_zh: String,
+    /// Building name (en).
+    pub building_name_en: String,
+    /// Room number.
+    pub room: String,
+    /// Effective tariff in 0.0001 元/kWh.
+    pub unit_price_centifen_per_kwh: i64,
+    /// Whether the factory default password is still in force (S7).
+    pub password_is_default: bool,
+    /// Last remaining energy read.
+    pub remaining_centikwh: Option<i64>,
+    /// When it was read.
+    pub remaining_at_ms: Option<i64>,
+    /// Whether the head-end currently reaches the meter.
+    pub online: Option<bool>,
+    /// Relay closed (power on); null before the first reading.
+    pub relay_closed: Option<bool>,
+    /// Why the relay is open: balance, malicious_load, over_power, staff, lockout.
+    pub relay_reason: Option<String>,
+    /// When a malicious-load trip restores by itself.
+    pub relay_restore_at_ms: Option<i64>,
+    /// Present load.
+    pub power_w: Option<i64>,
+    /// Last time the meter answered.
+    pub last_seen_at_ms: Option<i64>,
+}
+
+macro_rules! bound_meters {
+    ($tail:literal) => {
+        concat!(
+            "select bd.id as binding_id, bd.is_default, m.id as meter_id, m.address, m.area_id,
+        a.name_zh as area_name_zh, a.name_en as area_name_en, a.time_zone,
+        b.name_zh as building_name_zh, b.name_en as building_name_en, r.number as room,
+        coalesce(m.unit_price_centifen_per_kwh, a.unit_price_centifen_per_kwh) as unit_price_centifen_per_kwh,
+        (m.password_hash is null) as password_is_default,
+        s.remaining_centikwh, s.remaining_at_ms, s.online, s.relay_closed, s.relay_reason,
+        s.relay_restore_at_ms, s.power_w, s.last_seen_at_ms
+    from binding bd
+    join meter m on m.id = bd.meter_id
+    join area a on a.id = m.area_id
+    join room r on r.id = m.room_id
+    join building b on b.id = r.building_id
+    left join meter_state s on s.meter_id = m.id
+    where bd.student_id = $1",
+            $tail
+        )
+    };
+}
+
+/// The student's bound meters, default first.
+pub async fn bindings(db: &Db, student_id: i64) -> Result<Vec<BoundMeter>> {
+    Ok(on_db!(db, |p| sqlx::query_as(bound_meters!(
+        " order by bd.is_default desc, bd.id"
+    ))
+    .bind(student_id)
+    .fetch_all(p)
+    .await?))
+}
+
+/// The meter the home page and bill show: the default binding, else the
+/// oldest binding.
+pub async fn default_binding(db: &Db, student_id: i64) -> Result<Option<BoundMeter>> {
+    Ok(on_db!(db, |p| sqlx::query_as(bound_meters!(
+        " order by bd.is_default desc, bd.id limit 1"
+    ))
+    .bind(student_id)
+    .fetch_optional(p)
+    .await?))
+}
+
+/// One of the student's bindings by id; `None` for another student's (IDOR).
+pub async fn binding(db: &Db, student_id: i64, binding_id: i64) -> Result<Option<BoundMeter>> {
+    Ok(on_db!(db, |p| sqlx::query_as(bound_meters!(
+        " and bd.id = $2"
+    ))
+    .bind(student_id)
+    .bind(binding_id)
+    .fetch_optional(p)
+    .await?))
+}
+
+/// A meter as the binding check needs it.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct MeterSecret {
+    /// Meter row id.
+    pub meter_id: i64,
+    /// Stored password hash; `None` = factory default.
+    pub password_hash: Option<String>,
+}
+
+/// The password hash of the meter with this number in this area.
+pub async fn meter_secret(db: &Db, area_id: i64, address: &str) -> Result<Option<MeterSecret>> {
+    Ok(on_db!(db, |p| sqlx::query_as(
+        "select id as meter_id, password_hash from meter where area_id = $1 and address = $2"
+    )
+    .bind(area_id)
+    .bind(address)
+    .fetch_optional(p)
+    .await?))
+}
+
+/// The password hash of a meter the student has bound (for changing it).
+pub async fn bound_meter_secret(
+    db: &Db,
+    student_id: i64,
+    binding_id: i64,
+) -> Result<Option<MeterSecret>> {
+    Ok(on_db!(db, |p| {
+        sqlx::query_as(
+        "select m.id as meter_id, m.password_hash from binding bd join meter m on m.id = bd.meter_id
+         where bd.student_id = $1 and bd.id = $2"
+    )
+    .bind(student_id)
+    .bind(binding_id)
+    .fetch_optional(p)
+    .await?
+    }))
+}
+
+/// What [`bind`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindOutcome {
+    /// The binding row id.
+    pub binding_id: i64,
+    /// The student had already bound this meter (nothing new was created).
+    pub already_bound: bool,
+    /// Other students who had bound this meter and were told.
+    pub others_told: u64,
+}
+
+/// Binds a meter (the password was checked by the caller). The first meter
+/// becomes the default; `make_default` moves the default here. Other binders
+/// of the meter get an inbox message (they may be roommates, or may learn
+/// that their password leaked), in the same transaction.
+pub async fn bind(
+    db: &Db,
+    student_id: i64,
+    meter_id: i64,
+    make_default: bool,
+    alert: &BindAlert<'_>,
+    now_ms: i64,
+) -> Result<BindOutcome> {
+    let mut tx = db.begin().await?;
+    let existing: Option<i64> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+        "select id from binding where student_id = $1 and meter_id = $2"
+    )
+    .bind(student_id)
+    .bind(meter_id)
+    .fetch_optional(c)
+    .await?);
+    let has_any: i64 = on_tx!(&mut tx, |c| sqlx::query_scalar(
+        "select count(*) from binding where student_id = $1"
+    )
+    .bind(student_id)
+    .fetch_one(c)
+    .await?);
+    let (binding_id, already_bound, others_told) = match existing {
+        Some(id) => (id, true, 0),
+        None => {
+            let id: i64 = on_tx!(&mut tx, |c| sqlx::query_scalar(
+                "insert into binding (student_id, meter_id, is_default, created_at_ms)
+                 values ($1, $2, false, $3) returning id"
+            )
+            .bind(student_id)
+            .bind(meter_id)
+            .bind(now_ms)
+            .fetch_one(c)
+            .await?);
+            let told = on_tx!(&mut tx, |c| sqlx::query(
+                "insert into message (student_id, kind, title, body, dedup_key, created_at_ms)
+                 select bd.student_id, 'binding', $3, $4, null, $5 from binding bd
+                 where bd.meter_id = $1 and bd.student_id <> $2"
+            )
+            .bind(meter_id)
+            .bind(student_id)
+            .bind(alert.title)
+            .bind(alert.body)
+            .bind(now_ms)
+            .execute(c)
+            .await?
+            .rows_affected());
+            (id, false, told)
+        }
+    };
+    if make_default || has_any == 0 {
+        set_default_in(&mut tx, student_id, binding_id).await?;
+    }
+    tx.commit().await?;
+    Ok(BindOutcome {
+        binding_id,
+        already_bound,
+        others_told,
+    })
+}
+
+/// The inbox message other binders of a meter receive when someone binds it.
+#[derive(Debug, Clone)]
+pub struct BindAlert<'a> {
+    /// Message title.
+    pub title: &'a str,
+    /// Message body.
+    pub body: &'a str,
+}
+
+async fn set_default_in(tx: &mut Tx, student_id: i64, binding_id: i64) -> Result<bool> {
+    let n = on_tx!(tx, |c| sqlx::query(
+        "update binding set is_default = (id = $2) where student_id = $1"
+    )
+    .bind(student_id)
+    .bind(binding_id)
+    .execute(c)
+    .await?
+    .rows_affected());
+    Ok(n > 0)
+}
+
+/// Makes one of the student's bindings the default. `NotFound` for a
+/// binding that is not theirs.
+pub async fn set_default(db: &Db, student_id: i64, binding_id: i64) -> Result<()> {
+    let mut tx = db.begin().await?;
+    let mine: i64 = on_tx!(&mut tx, |c| sqlx::query_scalar(
+        "select count(*) from binding where student_id = $1 and id = $2"
+    )
+    .bind(student_id)
+    .bind(binding_id)
+    .fetch_one(c)
+    .await?);
+    if mine == 0 {
+        return Err(Error::NotFound("binding"));
+    }
+    set_default_in(&mut tx, student_id, binding_id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes one of the student's bindings; if it was the default, the oldest
+/// remaining binding becomes the default. `NotFound` for another's binding.
+pub async fn unbind(db: &Db, student_id: i64, binding_id: i64) -> Result<()> {
+    let mut tx = db.begin().await?;
+    let n = on_tx!(&mut tx, |c| sqlx::query(
+        "delete from binding where student_id = $1 and id = $2"
+    )
+    .bind(student_id)
+    .bind(binding_id)
+    .execute(c)
+    .await?
+    .rows_affected());
+    if n == 0 {
+        return Err(Error::NotFound("binding"));
+    }
+    let defaults: i64 = on_tx!(&mut tx, |c| sqlx::query_scalar(
+        "select count(*) from binding where student_id = $1 and is_default"
+    )
+    .bind(student_id)
+    .fetch_one(c)
+    .await?);
+    if defaults == 0 {
+        let next: Option<i64> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+            "select id from binding where student_id = $1 order by id limit 1"
+        )
+        .bind(student_id)
+        .fetch_optional(c)
+        .await?);
+        if let Some(next) = next {
+            set_default_in(&mut tx, student_id, next).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Replaces a meter's password hash, but only if it still is `expected`
+/// (the hash the caller verified the current password against), so two
+/// concurrent changes cannot both win.
+pub async fn set_meter_password(
+    db: &Db,
+    meter_id: i64,
+    expected: Option<&str>,
+    new_hash: &str,
+) -> Result<bool> {
+    let n = on_db!(db, |p| sqlx::query(
+        "update meter set password_hash = $2
+         where id = $1 and ((password_hash is null and $3 is null) or password_hash = $3)"
+    )
+    .bind(meter_id)
+    .bind(new_hash)
+    .bind(expected)
+    .execute(p)
+    .await?
+    .rows_affected());
+    Ok(n > 0)
+}
+
+// ---------------------------------------------------------------- bind attempts
+
+/// One binding (or password) attempt, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct Attempt<'a> {
+    /// Who tried.
+    pub student_id: i64,
+    /// The meter number as typed (normalised), whether or not it exists.
+    pub meter_address: &'a str,
+    /// Client address.
+    pub client_ip: &'a str,
+    /// Whether the password was right.
+    pub ok: bool,
+}
+
+/// Records an attempt.
+pub async fn record_attempt(db: &Db, a: &Attempt<'_>, now_ms: i64) -> Result<()> {
+    on_db!(db, |p| {
+        sqlx::query(
+        "insert into bind_attempt (student_id, meter_address, client_ip, ok, at_ms) values ($1, $2, $3, $4, $5)"
+    )
+    .bind(a.student_id)
+    .bind(a.meter_address)
+    .bind(a.client_ip)
+    .bind(a.ok)
+    .bind(now_ms)
+    .execute(p)
+    .await?
+    .rows_affected()
+    });
+    Ok(())
+}
+
+/// Failed attempts of one key since its last success (and since a window start).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Failures {
+    /// Consecutive failures.
+    pub count: i64,
+    /// When the latest failure happened.
+    pub last_at_ms: Option<i64>,
+}
+
+/// Which attempts a [`Failures`] count covers.
+#[derive(Debug, Clone, Copy)]
+pub enum AttemptKey<'a> {
+    /// Attempts on one meter number, by anyone.
+    Meter(&'a str),
+    /// Attempts by one student, on any meter.
+    Student(i64),
+    /// Attempts from one client address.
+    Ip(&'a str),
+}
+
+/// Consecutive failures of `key` after its last success and after `since_ms`.
+pub async fn failures(db: &Db, key: AttemptKey<'_>, since_ms: i64) -> Result<Failures> {
+    // The column differs per key; the SQL texts are fixed strings (no injection).
+    macro_rules! q {
+        ($col:literal, $v:expr) => {
+            on_db!(db, |p| sqlx::query_as(concat!(
+                "select count(*) as count, max(at_ms) as last_at_ms from bind_attempt
+                 where ",
+                $col,
+                " = $1 and not ok and at_ms > $2 and at_ms > coalesce(
+                     (select max(at_ms) from bind_attempt where ",
+                $col,
+                " = $1 and ok), 0)"
+            ))
+            .bind($v)
+            .bind(since_ms)
+            .fetch_one(p)
+            .await?)
+        };
+    }
+    Ok(match key {
+        AttemptKey::Meter(a) => q!("meter_address", a),
+        AttemptKey::Student(s) => q!("student_id", s),
+        AttemptKey::Ip(ip) => q!("client_ip", ip),
+    })
+}
+
+// ---------------------------------------------------------------- messages and notices
+
+/// An inbox message.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct Message {
+    /// Row id.
+    pub id: i64,
+    /// low_balance, delivered, binding, notice, …
+    pub kind: String,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// Sent.
+    pub created_at_ms: i64,
+    /// Read, if it was.
+    pub read_at_ms: Option<i64>,
+}
+
+/// The student's messages, newest first.
+pub async fn messages(db: &Db, student_id: i64, limit: i64) -> Result<Vec<Message>> {
+    Ok(on_db!(db, |p| sqlx::query_as(
+        "select id, kind, title, body, created_at_ms, read_at_ms from message
+         where student_id = $1 order by created_at_ms desc, id desc limit $2"
+    )
+    .bind(student_id)
+    .bind(limit)
+    .fetch_all(p)
+    .await?))
+}
+
+/// Adds a message to a student's inbox; a repeated `dedup_key` is ignored.
+/// Returns whether a row was written.
+pub async fn send_message(
+    db: &Db,
+    student_id: i64,
+    kind: &str,
+    title: &str,
+    body: &str,
+    dedup_key: Option<&str>,
+    now_ms: i64,
+) -> Result<bool> {
+    let n = on_db!(db, |p| sqlx::query(
+        "insert into message (student_id, kind, title, body, dedup_key, created_at_ms)
+         values ($1, $2, $3, $4, $5, $6) on conflict (dedup_key) do nothing"
+    )
+    .bind(student_id)
+    .bind(kind)
+    .bind(title)
+    .bind(body)
+    .bind(dedup_key)
+    .bind(now_ms)
+    .execute(p)
+    .await?
+    .rows_affected());
+    Ok(n > 0)
+}
+
+/// Marks one of the student's messages read; `NotFound` for another's.
+pub async fn mark_read(db: &Db, student_id: i64, message_id: i64, now_ms: i64) -> Result<()> {
+    let n =
+        on_db!(db, |p| {
+            sqlx::query(
+        "update message set read_at_ms = coalesce(read_at_ms, $3) where student_id = $1 and id = $2"
+    )
+    .bind(student_id)
+    .bind(message_id)
+    .bind(now_ms)
+    .execute(p)
+    .await?
+    .rows_affected()
+        });
+    if n == 0 {
+        return Err(Error::NotFound("message"));
+    }
+    Ok(())
+}
+
+/// Marks all of the student's messages read; returns how many changed.
+pub async fn mark_all_read(db: &Db, student_id: i64, now_ms: i64) -> Result<u64> {
+    Ok(on_db!(db, |p| sqlx::query(
+        "update message set read_at_ms = $2 where student_id = $1 and read_at_ms is null"
+    )
+    .bind(student_id)
+    .bind(now_ms)
+    .execute(p)
+    .await?
+    .rows_affected()))
+}
+
+/// A notice from the logistics office.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct Notice {
+    /// Row id.
+    pub id: i64,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// Published.
+    pub created_at_ms: i64,
+}
+
+/// The latest notices for an area (area-specific and campus-wide), newest first.
+pub async fn latest_notices(db: &Db, area_id: i64, limit: i64) -> Result<Vec<Notice>> {
+    Ok(on_db!(db, |p| sqlx::query_as(
+        "select id, title, body, created_at_ms from notice
+         where area_id = $1 or area_id is null order by created_at_ms desc, id desc limit $2"
+    )
+    .bind(area_id)
+    .bind(limit)
+    .fetch_all(p)
+    .await?))
+}
+
+/// Publishes a notice (staff console; also the demo seed and tests).
+pub async fn add_notice(
+    db: &Db,
+    area_id: Option<i64>,
+    title: &str,
+    body: &str,
+    now_ms: i64,
+) -> Result<i64> {
+    Ok(on_db!(db, |p| {
+        sqlx::query_scalar(
+        "insert into notice (area_id, title, body, created_at_ms) values ($1, $2, $3, $4) returning id"
+    )
+    .bind(area_id)
+    .bind(title)
+    .bind(body)
+    .bind(now_ms)
+    .fetch_one(p)
+    .await?
+    }))
+}
+
+// ---------------------------------------------------------------- usage
+
+/// One campus-local day of usage.
+#[derive(Debug, Clone, Copy, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct DayUsage {
+    /// Days since 1970-01-01 in the campus time zone.
+    pub day: i64,
+    /// Usage; `None` when the day could not be read (S4), never zero.
+    pub usage_centikwh: Option<i64>,
+}
+
+/// Stored daily usage of a meter for days `from_day..=to_day`, in day order.
+/// Days with no row at all are absent; callers treat them as missing too.
+pub async fn daily_usage(
+    db: &Db,
+    meter_id: i64,
+    from_day: i64,
+    to_day: i64,
+) -> Result<Vec<DayUsage>> {
+    Ok(on_db!(db, |p| sqlx::query_as(
+        "select day, case when status = 'ok' then usage_centikwh end as usage_centikwh
+         from daily_usage where meter_id = $1 and day >= $2 and day <= $3 order by day"
+    )
+    .bind(meter_id)
+    .bind(from_day)
+    .bind(to_day)
+    .fetch_all(p)
+    .await?))
+}
+
+/// Writes one day of usage (head-end collection; tests and fixtures).
+pub async fn put_daily_usage(
+    db: &Db,
+    meter_id: i64,
+    day: i64,
+    usage_centikwh: Option<i64>,
+    now_ms: i64,
+) -> Result<()> {
+    let status = if usage_centikwh.is_some() {
+        "ok"
+    } else {
+        "missing"
+    };
+    on_db!(db, |p| {
+        sqlx::query(
+        "insert into daily_usage (meter_id, day, usage_centikwh, status, updated_at_ms) values ($1, $2, $3, $4, $5)
+         on conflict (meter_id, day) do update set usage_centikwh = excluded.usage_centikwh,
+             status = excluded.status, updated_at_ms = excluded.updated_at_ms"
+    )
+    .bind(meter_id)
+    .bind(day)
+    .bind(usage_centikwh)
+    .bind(status)
+    .bind(now_ms)
+    .execute(p)
+    .await?
+    .rows_affected()
+    });
+    Ok(())
+}
+
+// ---------------------------------------------------------------- orders seen by a student
+
+/// One of the student's orders by id; `None` for another student's (IDOR).
+pub async fn order(
+    db: &Db,
+    student_id: i64,
+    order_id: i64,
+) -> Result<Option<crate::orders::Order>> {
+    let Some(o) = crate::orders::by_id(db, order_id).await? else {
+        return Ok(None);
+    };
+    Ok((o.student_id == Some(student_id)).then_some(o))
+}

@@ -1,0 +1,421 @@
+//! Login (S5): WeChat official-account web authorization with
+//! `snsapi_base` (wechat-notes §1.1–1.2), the demo login, logout and the
+//! language switch.
+
+use super::layout::{Shell, Tab, render};
+use super::{CsrfField, Esc, PageError, PageResult, safe_next, url_encode};
+use crate::AppState;
+use crate::i18n::{LANG_COOKIE, Lang};
+use crate::session::{self, MaybeStudent, constant_eq, cookie, set_cookie};
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::header::{self, HeaderMap};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Cookie holding the OAuth `state` / the demo form's anti-CSRF token
+/// before a session exists.
+const LOGIN_COOKIE: &str = "dw_login";
+/// Cookie holding where to go after login (percent-encoded local path).
+const NEXT_COOKIE: &str = "dw_next";
+/// How long a login attempt may take (WeChat codes expire after 5 minutes).
+const LOGIN_COOKIE_MAX_AGE_S: i64 = 600;
+/// Timeout of the code exchange with WeChat.
+const WECHAT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most demo students listed in the demo login.
+const DEMO_STUDENTS_MAX: i64 = 20;
+
+/// Query of the login page.
+#[derive(Debug, Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// `GET /login`.
+pub async fn page(
+    State(state): State<AppState>,
+    lang: Lang,
+    MaybeStudent(student): MaybeStudent,
+    Query(q): Query<NextQuery>,
+) -> PageResult {
+    let next = safe_next(q.next.as_deref()).to_owned();
+    if student.is_some() {
+        return Ok(Redirect::to(&next).into_response());
+    }
+    let l = lang;
+    let token = session::random_token();
+    let mut b = String::with_capacity(4096);
+    let _ = write!(
+        b,
+        "<div class=card><h2>{}</h2><p>{}</p>",
+        l.t("微信登录", "WeChat login"),
+        l.t(
+            "使用微信帐号直接登录，无需注册。",
+            "Log in with your WeChat account; no registration needed."
+        )
+    );
+    if state.settings().wechat_oauth.is_some() {
+        let _ = write!(
+            b,
+            "<a class=btn id=wechat-login href=\"/login/wechat?next={}\">{}</a>",
+            url_encode(&next),
+            l.t("确认登录", "Confirm login")
+        );
+    } else {
+        let _ = write!(
+            b,
+            "<p class=muted>{}</p>",
+            l.t(
+                "本站尚未配置微信登录。",
+                "WeChat login is not configured on this site."
+            )
+        );
+    }
+    b.push_str("</div>");
+    if state.settings().demo_login {
+        let demo = store::students::demo_students(state.db(), DEMO_STUDENTS_MAX).await?;
+        let _ = write!(
+            b,
+            "<div class=card id=demo-login><h2>{}</h2><p class=muted>{}</p>",
+            l.t("演示登录", "Demo login"),
+            l.t(
+                "仅用于演示：不经过微信，选择或创建一个演示学生。",
+                "For the demo only: no WeChat; pick or create a demo student."
+            )
+        );
+        for s in &demo {
+            let _ = write!(
+                b,
+                "<form method=post action=\"/login/demo\">{csrf}\
+                 <input type=hidden name=next value=\"{next}\">\
+                 <input type=hidden name=student_id value=\"{id}\">\
+                 <button class=\"btn sec\" type=submit>{name}</button></form>",
+                csrf = CsrfField(&token),
+                next = Esc(&next),
+                id = s.id,
+                name = Esc(if s.name.is_empty() { "—" } else { &s.name }),
+            );
+        }
+        let _ = write!(
+            b,
+            "<form method=post action=\"/login/demo\">{csrf}\
+             <input type=hidden name=next value=\"{next}\">\
+             <label for=demo-name>{label}</label>\
+             <input type=text id=demo-name name=name maxlength=20 placeholder=\"{ph}\">\
+             <button class=btn type=submit id=demo-new>{new}</button></form></div>",
+            csrf = CsrfField(&token),
+            next = Esc(&next),
+            label = l.t("新演示学生的名字", "Name of a new demo student"),
+            ph = l.t("例如：张三", "e.g. Alex"),
+            new = l.t("创建演示学生并登录", "Create a demo student and log in"),
+        );
+    }
+    let here = format!("/login?next={}", url_encode(&next));
+    let html = render(
+        &Shell {
+            lang,
+            title: l.t("登录", "Login"),
+            student: None,
+            tab: Tab::None,
+            here: &here,
+        },
+        &b,
+    );
+    let mut resp = html.into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, LOGIN_COOKIE, &token, Some(LOGIN_COOKIE_MAX_AGE_S)),
+    );
+    Ok(resp)
+}
+
+/// `GET /login/wechat`: redirects to WeChat's authorize URL with a fresh
+/// `state` that the callback must see again in our cookie.
+pub async fn wechat_start(State(state): State<AppState>, Query(q): Query<NextQuery>) -> PageResult {
+    let Some(oauth) = state.settings().wechat_oauth.as_ref() else {
+        return Err(PageError::NotFound);
+    };
+    let next = safe_next(q.next.as_deref());
+    let st = session::random_token();
+    let redirect_uri = format!(
+        "{}/login/wechat/callback",
+        state.settings().public_url.trim_end_matches('/')
+    );
+    // Parameter order matters to WeChat (wechat-notes §1.1).
+    let url = format!(
+        "{}?appid={}&redirect_uri={}&response_type=code&scope=snsapi_base&state={}#wechat_redirect",
+        oauth.authorize_url,
+        url_encode(&oauth.appid),
+        url_encode(&redirect_uri),
+        st
+    );
+    let mut resp = Redirect::to(&url).into_response();
+    let h = resp.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(&state, LOGIN_COOKIE, &st, Some(LOGIN_COOKIE_MAX_AGE_S)),
+    );
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(
+            &state,
+            NEXT_COOKIE,
+            &url_encode(next),
+            Some(LOGIN_COOKIE_MAX_AGE_S),
+        ),
+    );
+    Ok(resp)
+}
+
+/// Query of the OAuth callback.
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+}
+
+/// The fields of WeChat's code-exchange answer that we use.
+#[derive(Debug, Deserialize)]
+struct CodeExchange {
+    #[serde(default)]
+    errcode: i64,
+    openid: Option<String>,
+    #[serde(default)]
+    is_snapshotuser: i64,
+}
+
+fn http_client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(WECHAT_TIMEOUT)
+            .connect_timeout(WECHAT_TIMEOUT)
+            .build()
+            .unwrap_or_default()
+    })
+}
+
+/// `GET /login/wechat/callback?code=…&state=…`.
+pub async fn wechat_callback(
+    State(state): State<AppState>,
+    lang: Lang,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> PageResult {
+    let Some(oauth) = state.settings().wechat_oauth.as_ref() else {
+        return Err(PageError::NotFound);
+    };
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
+    let got = q.state.as_deref().unwrap_or("");
+    if expected.is_empty() || !constant_eq(expected.as_bytes(), got.as_bytes()) {
+        tracing::warn!("wechat login: state mismatch");
+        return Ok(login_failed(&state, lang));
+    }
+    let Some(code) = q
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= 256)
+    else {
+        // The student declined (only possible with snsapi_userinfo) or the link was cut.
+        return Ok(login_failed(&state, lang));
+    };
+    let url = format!(
+        "{}/sns/oauth2/access_token?appid={}&secret={}&code={}&grant_type=authorization_code",
+        oauth.api_base_url.trim_end_matches('/'),
+        url_encode(&oauth.appid),
+        url_encode(&oauth.secret),
+        url_encode(code)
+    );
+    let answer = match http_client().get(&url).send().await {
+        Ok(r) => r.json::<CodeExchange>().await,
+        Err(e) => Err(e),
+    };
+    let ex = match answer {
+        Ok(ex) => ex,
+        Err(e) => {
+            // reqwest errors can carry the URL, and the URL carries the secret.
+            tracing::error!(error = %e.without_url(), "wechat code exchange failed");
+            return Ok(login_failed(&state, lang));
+        }
+    };
+    let openid = match (ex.errcode, ex.openid) {
+        (0, Some(o)) if !o.is_empty() && o.len() <= 128 => o,
+        (errcode, _) => {
+            tracing::warn!(errcode, "wechat code exchange refused");
+            return Ok(login_failed(&state, lang));
+        }
+    };
+    let snapshot = ex.is_snapshotuser == 1;
+    let student =
+        store::students::upsert_by_openid(state.db(), &openid, snapshot, store::now_ms()).await?;
+    tracing::info!(student.id = student.id, snapshot, "wechat login");
+    let next = cookie(&headers, NEXT_COOKIE)
+        .map(percent_decode)
+        .unwrap_or_else(|| "/".to_owned());
+    logged_in(&state, student.id, safe_next(Some(&next))).await
+}
+
+fn login_failed(state: &AppState, lang: Lang) -> Response {
+    let l = lang;
+    let body = format!(
+        "<div class=card><p class=err>{}</p><a class=btn href=\"/login\">{}</a></div>",
+        l.t(
+            "微信登录未完成，请重试。",
+            "WeChat login did not complete; please try again."
+        ),
+        l.t("重新登录", "Log in again")
+    );
+    let mut resp = render(
+        &Shell {
+            lang,
+            title: l.t("登录", "Login"),
+            student: None,
+            tab: Tab::None,
+            here: "/login",
+        },
+        &body,
+    )
+    .into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(state, LOGIN_COOKIE, "", Some(0)),
+    );
+    resp
+}
+
+/// Starts the session and goes to `next`, clearing the login cookies.
+async fn logged_in(state: &AppState, student_id: i64, next: &str) -> PageResult {
+    let cookie_v = session::start(state, student_id).await?;
+    let mut resp = Redirect::to(next).into_response();
+    let h = resp.headers_mut();
+    h.append(header::SET_COOKIE, cookie_v);
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(state, LOGIN_COOKIE, "", Some(0)),
+    );
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(state, NEXT_COOKIE, "", Some(0)),
+    );
+    Ok(resp)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| "/".to_owned())
+}
+
+/// The demo login form.
+#[derive(Debug, Deserialize)]
+pub struct DemoForm {
+    csrf: String,
+    next: Option<String>,
+    student_id: Option<i64>,
+    name: Option<String>,
+}
+
+/// `POST /login/demo`: only when the demo login is enabled.
+pub async fn demo_login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<DemoForm>,
+) -> PageResult {
+    if !state.settings().demo_login {
+        return Err(PageError::NotFound);
+    }
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
+    if expected.is_empty() || !constant_eq(expected.as_bytes(), f.csrf.as_bytes()) {
+        return Err(PageError::Csrf(session::CsrfError));
+    }
+    let now = store::now_ms();
+    let student = match f.student_id {
+        Some(id) => match store::students::by_id(state.db(), id).await? {
+            Some(s) if s.is_demo => s,
+            _ => return Err(PageError::NotFound),
+        },
+        None => {
+            let name: String = f
+                .name
+                .as_deref()
+                .unwrap_or("")
+                .trim()
+                .chars()
+                .take(20)
+                .collect();
+            let name = if name.is_empty() {
+                format!("演示同学{}", rand::random::<u16>() % 1000)
+            } else {
+                name
+            };
+            store::students::create_demo(state.db(), &name, now).await?
+        }
+    };
+    tracing::info!(student.id = student.id, "demo login");
+    logged_in(&state, student.id, safe_next(f.next.as_deref())).await
+}
+
+/// Logout form.
+#[derive(Debug, Deserialize)]
+pub struct LogoutForm {
+    csrf: String,
+}
+
+/// `POST /logout`.
+pub async fn logout(
+    State(state): State<AppState>,
+    student: session::CurrentStudent,
+    headers: HeaderMap,
+    Form(f): Form<LogoutForm>,
+) -> PageResult {
+    student.check_csrf(&f.csrf)?;
+    let c = session::end(&state, &headers).await?;
+    let mut resp = Redirect::to("/login").into_response();
+    resp.headers_mut().append(header::SET_COOKIE, c);
+    Ok(resp)
+}
+
+/// Query of the language switch.
+#[derive(Debug, Deserialize)]
+pub struct LangQuery {
+    to: String,
+    next: Option<String>,
+}
+
+/// `GET /lang?to=en&next=/…`: a display preference kept in a cookie only
+/// (no server state changes, so a plain link is fine).
+pub async fn switch_lang(State(state): State<AppState>, Query(q): Query<LangQuery>) -> Response {
+    let lang = Lang::parse(&q.to).unwrap_or_default();
+    let mut resp = Redirect::to(safe_next(q.next.as_deref())).into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, LANG_COOKIE, lang.code(), Some(365 * 24 * 3600)),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_decode_round_trips() {
+        let s = "/bill?month=2026-11&x=中";
+        assert_eq!(super::percent_decode(&super::url_encode(s)), s);
+        assert_eq!(super::percent_decode("%2"), "%2");
+    }
+}
