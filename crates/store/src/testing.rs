@@ -70,22 +70,6 @@ fn with_database(url: &str, name: &str) -> String {
     format!("{scheme}://{authority}/{name}{query}")
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_name_is_replaced() {
-        assert_eq!(
-            super::with_database("postgres://u:p@h:5432/test", "x"),
-            "postgres://u:p@h:5432/x"
-        );
-        assert_eq!(super::with_database("postgres://h", "x"), "postgres://h/x");
-        assert_eq!(
-            super::with_database("postgres://h/db?sslmode=disable", "x"),
-            "postgres://h/x?sslmode=disable"
-        );
-    }
-}
-
 /// A migrated, empty PostgreSQL database, if configured.
 pub async fn postgres() -> Result<Option<Db>> {
     let Some(url) = postgres_url().await? else {
@@ -110,4 +94,20 @@ pub async fn all() -> Result<Vec<Db>> {
         v.push(pg);
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_name_is_replaced() {
+        assert_eq!(
+            super::with_database("postgres://u:p@h:5432/test", "x"),
+            "postgres://u:p@h:5432/x"
+        );
+        assert_eq!(super::with_database("postgres://h", "x"), "postgres://h/x");
+        assert_eq!(
+            super::with_database("postgres://h/db?sslmode=disable", "x"),
+            "postgres://h/x?sslmode=disable"
+        );
+    }
 }
