@@ -48,7 +48,7 @@ main {{ max-width: 28rem; margin: 0 auto; padding: 1.5rem 1rem; }}
 .card {{ background: #fff; border-radius: .75rem; padding: 1.5rem 1rem; text-align: center; }}
 .badge {{ display: inline-block; background: #fa5151; color: #fff; font-size: .75rem; border-radius: .25rem; padding: .1rem .4rem; }}
 .amount {{ font-size: 2.5rem; font-weight: 600; margin: 1rem 0; }}
-.meta {{ color: #666; font-size: .875rem; word-break: break-all; }}
+.meta {{ color: #666; font-size: .875rem; overflow-wrap: anywhere; }}
 button, .link {{ display: block; width: 100%; box-sizing: border-box; margin-top: 1rem; padding: .9rem; border: 0; border-radius: .5rem; font-size: 1.05rem; text-decoration: none; }}
 .pay {{ background: #07c160; color: #fff; }}
 .cancel {{ background: #f2f2f2; color: #333; }}

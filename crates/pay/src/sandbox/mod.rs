@@ -572,7 +572,7 @@ impl Sandbox {
             order.state = TradeState::Success;
             order.success_unix_s = Some(now);
             order.transaction_id = Some(format!(
-                "4200{}{seq:010}",
+                "4200{}{seq:016}",
                 crate::time::beijing_date(now).replace('-', "")
             ));
             order.transaction()
