@@ -67,7 +67,8 @@ impl TestEnv {
         });
         let handler_sink = Arc::clone(&sink);
         let app = Router::new()
-            .nest("/sandbox/wxpay", sandbox.router())
+            // Mounted the way the web crate mounts it (nest_service keeps OriginalUri).
+            .nest_service("/sandbox/wxpay", sandbox.router())
             .route(
                 "/notify",
                 post(move |headers: HeaderMap, body: Bytes| {
