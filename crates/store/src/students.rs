@@ -649,9 +649,8 @@ pub async fn send_message(
 
 /// Marks one of the student's messages read; `NotFound` for another's.
 pub async fn mark_read(db: &Db, student_id: i64, message_id: i64, now_ms: i64) -> Result<()> {
-    let n =
-        on_db!(db, |p| {
-            sqlx::query(
+    let n = on_db!(db, |p| {
+        sqlx::query(
         "update message set read_at_ms = coalesce(read_at_ms, $3) where student_id = $1 and id = $2"
     )
     .bind(student_id)
@@ -660,7 +659,7 @@ pub async fn mark_read(db: &Db, student_id: i64, message_id: i64, now_ms: i64) -
     .execute(p)
     .await?
     .rows_affected()
-        });
+    });
     if n == 0 {
         return Err(Error::NotFound("message"));
     }

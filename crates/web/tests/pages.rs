@@ -1,0 +1,809 @@
+//! The student pages over HTTP on 127.0.0.1:0, on SQLite and — when
+//! `DORMWATT_TEST_PG_URL` is set — PostgreSQL: WeChat login against a mock
+//! WeChat API, binding with its guessing protection, the overview and bill,
+//! ordering, CSRF and the authorization matrix (student A cannot read or
+//! change student B's binding, orders or messages).
+
+use axum::extract::Query;
+use axum::routing::get;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use std::collections::HashMap;
+use std::time::Duration;
+use store::Db;
+
+/// Upper bound on any single request in these tests.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+struct TestApp {
+    base: String,
+    http: reqwest::Client,
+    db: Db,
+    area_id: i64,
+    /// Meters of the first area (nameplate numbers).
+    meters: Vec<String>,
+    _stops: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A logged-in browser: its cookies and the session's CSRF token.
+#[derive(Clone)]
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+/// The mock WeChat `sns/oauth2/access_token`: code `snap…` is a snapshot
+/// user, `bad` an invalid code, anything else the openid `o-<code>`.
+async fn mock_code_exchange(Query(q): Query<HashMap<String, String>>) -> String {
+    let code = q.get("code").cloned().unwrap_or_default();
+    assert_eq!(q.get("appid").map(String::as_str), Some("wxTESTAPPID"));
+    assert_eq!(q.get("secret").map(String::as_str), Some("test-secret"));
+    assert_eq!(
+        q.get("grant_type").map(String::as_str),
+        Some("authorization_code")
+    );
+    if code == "bad" {
+        return r#"{"errcode":40029,"errmsg":"invalid code"}"#.to_owned();
+    }
+    let snap = if code.starts_with("snap") {
+        r#","is_snapshotuser":1"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{"access_token":"AT","expires_in":7200,"refresh_token":"RT","openid":"o-{code}","scope":"snsapi_base"{snap}}}"#
+    )
+}
+
+async fn serve_on_port_0(
+    router: axum::Router,
+    stops: &mut Vec<tokio::sync::oneshot::Sender<()>>,
+) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    stops.push(tx);
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    base
+}
+
+impl TestApp {
+    async fn spawn(db: Db) -> Self {
+        let now = store::now_ms();
+        let mut plan = domain::campus::reference_plan();
+        // One building per area keeps seeding fast; two areas keep the area picker honest.
+        for a in &mut plan.areas {
+            a.buildings.truncate(1);
+        }
+        store::campus::seed(&db, &plan, &Default::default(), now)
+            .await
+            .expect("seed");
+        let areas = store::campus::areas(&db).await.expect("areas");
+        let meters = plan.areas[0].buildings[0]
+            .meters()
+            .map(|m| m.address.as_str().to_owned())
+            .collect();
+        let mut stops = Vec::new();
+        let wechat = serve_on_port_0(
+            axum::Router::new().route("/sns/oauth2/access_token", get(mock_code_exchange)),
+            &mut stops,
+        )
+        .await;
+        let mut settings = web::Settings::new("http://dormwatt.test", "Asia/Shanghai", true);
+        settings.wechat_oauth = Some(web::WechatOAuth {
+            appid: "wxTESTAPPID".to_owned(),
+            secret: "test-secret".to_owned(),
+            api_base_url: wechat.clone(),
+            authorize_url: format!("{wechat}/connect/oauth2/authorize"),
+        });
+        let state = web::AppState::new(db.clone(), settings, None);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        stops.push(tx);
+        tokio::spawn(web::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("client");
+        TestApp {
+            base,
+            http,
+            db,
+            area_id: areas[0].id,
+            meters,
+            _stops: stops,
+        }
+    }
+
+    async fn get(&self, b: Option<&Browser>, path: &str) -> reqwest::Response {
+        let mut r = self.http.get(format!("{}{path}", self.base));
+        if let Some(b) = b {
+            r = r.header(COOKIE, &b.cookie);
+        }
+        r.send().await.expect("GET")
+    }
+
+    async fn get_text(&self, b: &Browser, path: &str) -> (StatusCode, String) {
+        let r = self.get(Some(b), path).await;
+        let s = r.status();
+        (s, r.text().await.expect("body"))
+    }
+
+    async fn post(&self, b: &Browser, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header(COOKIE, &b.cookie)
+            .form(form)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Logs in through the mock WeChat with `code` and returns the browser.
+    async fn wechat_login(&self, code: &str, next: &str) -> (Browser, String) {
+        let r = self
+            .get(
+                None,
+                &format!("/login/wechat?next={}", web::pages::url_encode(next)),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let loc = location(&r);
+        assert!(loc.contains("appid=wxTESTAPPID"), "{loc}");
+        assert!(
+            loc.contains("response_type=code&scope=snsapi_base&state="),
+            "{loc}"
+        );
+        assert!(loc.ends_with("#wechat_redirect"), "{loc}");
+        assert!(
+            loc.contains("redirect_uri=http%3A%2F%2Fdormwatt.test%2Flogin%2Fwechat%2Fcallback"),
+            "{loc}"
+        );
+        let state = loc
+            .split("state=")
+            .nth(1)
+            .and_then(|s| s.split('#').next())
+            .expect("state")
+            .to_owned();
+        let cookies = cookies_of(&r);
+        let r = self
+            .http
+            .get(format!(
+                "{}/login/wechat/callback?code={code}&state={state}",
+                self.base
+            ))
+            .header(COOKIE, &cookies)
+            .send()
+            .await
+            .expect("callback");
+        let to = if r.status() == StatusCode::SEE_OTHER {
+            location(&r)
+        } else {
+            String::new()
+        };
+        let session = cookies_of(&r);
+        let set: Vec<String> = r
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        if let Some(s) = set
+            .iter()
+            .find(|c| c.starts_with("dw_session=") && !c.starts_with("dw_session=;"))
+        {
+            assert!(s.contains("HttpOnly") && s.contains("SameSite=Lax"), "{s}");
+        }
+        let mut b = Browser {
+            cookie: session,
+            csrf: String::new(),
+        };
+        if b.cookie.contains("dw_session=") {
+            let (_, html) = self.get_text(&b, "/me").await;
+            b.csrf = csrf_of(&html);
+        }
+        (b, to)
+    }
+
+    /// A logged-in student with the given meter bound (right password).
+    async fn student_with_meter(&self, code: &str, meter: &str) -> Browser {
+        let (b, _) = self.wechat_login(code, "/").await;
+        let r = self.bind(&b, meter, "000000").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "bind {meter}");
+        b
+    }
+
+    async fn bind(&self, b: &Browser, meter: &str, password: &str) -> reqwest::Response {
+        let area = self.area_id.to_string();
+        self.post(
+            b,
+            "/bind",
+            &[
+                ("csrf", &b.csrf),
+                ("area_id", &area),
+                ("meter", meter),
+                ("password", password),
+                ("make_default", "1"),
+            ],
+        )
+        .await
+    }
+
+    async fn count(&self, sql: &'static str) -> i64 {
+        match &self.db {
+            Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.expect("count"),
+            Db::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.expect("count"),
+        }
+    }
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// `name=value` pairs of the response's Set-Cookie headers that set a value.
+fn cookies_of(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter(|kv| kv.split_once('=').is_some_and(|(_, v)| !v.is_empty()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn csrf_of(html: &str) -> String {
+    html.split("name=csrf value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a csrf field")
+        .to_owned()
+}
+
+async fn each_db(f: impl AsyncFn(TestApp)) {
+    for db in store::testing::all().await.expect("test databases") {
+        f(TestApp::spawn(db).await).await;
+    }
+}
+
+#[tokio::test]
+async fn wechat_login_first_visit_and_expired_session() {
+    each_db(async |app: TestApp| {
+        // Not logged in: to the login page, remembering where we were going.
+        let r = app.get(None, "/bill?month=2026-01").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&r), "/login?next=%2Fbill%3Fmonth%3D2026-01");
+
+        // WeChat login comes back to that page.
+        let (b, to) = app.wechat_login("alice", "/bill?month=2026-01").await;
+        assert_eq!(to, "/bill?month=2026-01");
+        assert!(b.cookie.contains("dw_session="));
+        // First visit without a meter: the binding prompt.
+        let r = app.get(Some(&b), "/").await;
+        assert_eq!(location(&r), "/bind?first=1");
+        let (_, html) = app.get_text(&b, "/bind?first=1").await;
+        assert!(html.contains("id=first-bind"));
+        assert!(html.contains("id=meter-help") && html.contains("<svg"));
+
+        // A forged state is refused: no session.
+        let r = app.get(None, "/login/wechat").await;
+        let cookies = cookies_of(&r);
+        let r = app
+            .http
+            .get(format!(
+                "{}/login/wechat/callback?code=mallory&state=forged",
+                app.base
+            ))
+            .header(COOKIE, &cookies)
+            .send()
+            .await
+            .expect("callback");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(!cookies_of(&r).contains("dw_session="));
+        // An invalid code is refused.
+        let (b2, _) = app.wechat_login("bad", "/").await;
+        assert!(!b2.cookie.contains("dw_session="));
+
+        // An expired session sends the student to log in again, then back.
+        match &app.db {
+            Db::Sqlite(p) => sqlx::query("update session set expires_at_ms = 0")
+                .execute(p)
+                .await
+                .map(|_| ()),
+            Db::Postgres(p) => sqlx::query("update session set expires_at_ms = 0")
+                .execute(p)
+                .await
+                .map(|_| ()),
+        }
+        .expect("expire");
+        let r = app.get(Some(&b), "/records").await;
+        assert_eq!(location(&r), "/login?next=%2Frecords");
+        // JSON callers get 401 rather than a redirect.
+        let r = app.get(Some(&b), "/orders/1/status.json").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn snapshot_users_can_look_but_never_bind_or_pay() {
+    each_db(async |app: TestApp| {
+        let (b, _) = app.wechat_login("snapshot1", "/").await;
+        assert!(b.cookie.contains("dw_session="));
+        let (s, html) = app.get_text(&b, "/bind").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains("errbox"));
+        let r = app.bind(&b, &app.meters[0], "000000").await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let area = app.area_id.to_string();
+        let r = app
+            .post(
+                &b,
+                "/buy/order",
+                &[
+                    ("csrf", &b.csrf),
+                    ("area_id", &area),
+                    ("meter", &app.meters[0]),
+                    ("kwh", "20"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(app.count("select count(*) from binding").await, 0);
+        assert_eq!(app.count("select count(*) from orders").await, 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn binding_messages_and_guessing_protection() {
+    each_db(async |app: TestApp| {
+        let meter = app.meters[0].clone();
+        let (a, _) = app.wechat_login("alice", "/").await;
+        // Wrong password and unknown meter: the same message.
+        let r = app.bind(&a, &meter, "123456").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let wrong = r.text().await.expect("body");
+        let r = app.bind(&a, "999999999999", "000000").await;
+        let unknown = r.text().await.expect("body");
+        let msg = "电表编号或验证密码错误";
+        assert!(wrong.contains(msg) && unknown.contains(msg));
+        // The right password binds and lands on the overview, urging a password change.
+        let r = app.bind(&a, &meter, "000000").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&r), "/overview?bound=1");
+        let (_, html) = app.get_text(&a, "/overview?bound=1").await;
+        assert!(html.contains("id=default-password"), "S7 urge");
+        assert!(html.contains("id=usage-chart"));
+        assert_eq!(app.count("select count(*) from bind_attempt").await, 3);
+        assert_eq!(
+            app.count("select count(*) from bind_attempt where ok")
+                .await,
+            1
+        );
+
+        // A roommate binds the same meter: Alice gets a message.
+        let (b, _) = app.wechat_login("bob", "/").await;
+        let r = app.bind(&b, &meter, "000000").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let (_, html) = app.get_text(&a, "/me").await;
+        assert!(
+            html.contains("<b class=badge id=unread>1</b>"),
+            "unread count"
+        );
+        let (_, html) = app.get_text(&a, "/me/messages").await;
+        assert!(html.contains("电表有新用户绑定"));
+
+        // Guessing: after 5 failures on one meter, even the right password waits.
+        let target = app.meters[1].clone();
+        let (m, _) = app.wechat_login("mallory", "/").await;
+        for _ in 0..5 {
+            let body = app
+                .bind(&m, &target, "111111")
+                .await
+                .text()
+                .await
+                .expect("body");
+            assert!(body.contains(msg));
+        }
+        let body = app
+            .bind(&m, &target, "000000")
+            .await
+            .text()
+            .await
+            .expect("body");
+        assert!(body.contains("尝试次数过多"), "throttled");
+        // …for everyone trying that meter (per-meter key), but Bob's other meter is unaffected.
+        let body = app
+            .bind(&b, &target, "000000")
+            .await
+            .text()
+            .await
+            .expect("body");
+        assert!(body.contains("尝试次数过多"));
+        let r = app.bind(&b, &app.meters[2], "000000").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        // The throttled tries were not recorded as attempts (no lockout extension).
+        assert_eq!(
+            app.count("select count(*) from bind_attempt where not ok")
+                .await,
+            2 + 5
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn change_password_needs_the_current_one() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let bid = app.count("select id from binding").await.to_string();
+        let path = format!("/me/meters/{bid}/password");
+        let post = |cur: &'static str, new: &'static str| {
+            let (a, path) = (a.clone(), path.clone());
+            let app = &app;
+            async move {
+                app.post(
+                    &a,
+                    &path,
+                    &[
+                        ("csrf", &a.csrf),
+                        ("current", cur),
+                        ("new", new),
+                        ("confirm", new),
+                    ],
+                )
+                .await
+            }
+        };
+        let body = post("111111", "246810").await.text().await.expect("body");
+        assert!(body.contains("当前密码错误"));
+        let body = post("000000", "000000").await.text().await.expect("body");
+        assert!(body.contains("不能是 000000"));
+        let r = post("000000", "246810").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        // The old default no longer binds; the new password does.
+        let (b, _) = app.wechat_login("bob", "/").await;
+        assert!(
+            app.bind(&b, &app.meters[0], "000000")
+                .await
+                .text()
+                .await
+                .expect("body")
+                .contains("电表编号或验证密码错误")
+        );
+        assert_eq!(
+            app.bind(&b, &app.meters[0], "246810").await.status(),
+            StatusCode::SEE_OTHER
+        );
+        let (_, html) = app.get_text(&a, "/overview").await;
+        assert!(!html.contains("id=default-password"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn overview_chart_and_bill_show_missing_days_distinctly() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let meter_id = app.count("select meter_id from binding").await;
+        let tz = domain::time::campus_tz("Asia/Shanghai");
+        let now = store::now_ms();
+        let today = domain::time::day_number(domain::time::local_date(now, &tz));
+        for d in 1..=30 {
+            let usage = if d == 3 { None } else { Some(250 + d * 10) };
+            store::students::put_daily_usage(&app.db, meter_id, today - d, usage, now)
+                .await
+                .expect("usage");
+        }
+        let (s, html) = app.get_text(&a, "/overview").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            html.matches("class=miss ").count(),
+            1,
+            "one missing day drawn as missing"
+        );
+        assert_eq!(html.matches("class=bar ").count(), 29);
+        assert!(html.len() < 100_000);
+        let missing = domain::time::date_of_day_number(today - 3);
+        let month = format!("{:04}-{:02}", missing.year(), missing.month());
+        let (_, bill) = app.get_text(&a, &format!("/bill?month={month}")).await;
+        assert!(bill.contains("<tr class=missing>"));
+        assert!(bill.contains("id=missing-note") && bill.contains("id=reference-note"));
+        // English on request.
+        let r = app
+            .http
+            .get(format!("{}/overview", app.base))
+            .header(COOKIE, format!("{}; dw_lang=en", a.cookie))
+            .send()
+            .await
+            .expect("en");
+        assert!(
+            r.text()
+                .await
+                .expect("body")
+                .contains("Daily usage, last 30 days")
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ordering_whole_kwh_records_and_cancel() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let area = app.area_id.to_string();
+        let (s, html) = app
+            .get_text(
+                &a,
+                &format!("/buy/order?area_id={area}&meter={}", app.meters[0]),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains("id=unit-price"));
+        // Not whole: a message beside the field, nothing created.
+        let r = app
+            .post(
+                &a,
+                "/buy/order",
+                &[
+                    ("csrf", &a.csrf),
+                    ("area_id", &area),
+                    ("meter", &app.meters[0]),
+                    ("kwh", "other"),
+                    ("other", "2.5"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.text().await.expect("body").contains("id=kwh-error"));
+        assert_eq!(app.count("select count(*) from orders").await, 0);
+        // 20 kWh: an unpaid order, then the payment page.
+        let r = app
+            .post(
+                &a,
+                "/buy/order",
+                &[
+                    ("csrf", &a.csrf),
+                    ("area_id", &area),
+                    ("meter", &app.meters[0]),
+                    ("kwh", "20"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let order_id = app.count("select id from orders").await;
+        assert_eq!(location(&r), format!("/orders/{order_id}/pay"));
+        assert_eq!(app.count("select kwh from orders").await, 20);
+        let (_, rec) = app.get_text(&a, "/records").await;
+        assert!(rec.contains(&format!("data-order=\"{order_id}\"")) && rec.contains("未支付"));
+        let (_, status) = app
+            .get_text(&a, &format!("/orders/{order_id}/status.json"))
+            .await;
+        assert!(status.contains("\"state\":\"unpaid\""));
+        // Cancelled orders disappear from the records.
+        let r = app
+            .post(
+                &a,
+                &format!("/orders/{order_id}/cancel"),
+                &[("csrf", &a.csrf)],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let (_, rec) = app.get_text(&a, "/records").await;
+        assert!(!rec.contains(&format!("data-order=\"{order_id}\"")));
+        // Buying for someone else's meter by typing its number works.
+        let r = app
+            .post(
+                &a,
+                "/buy/order",
+                &[
+                    ("csrf", &a.csrf),
+                    ("area_id", &area),
+                    ("meter", &app.meters[5]),
+                    ("kwh", "other"),
+                    ("other", "7"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn csrf_and_origin_are_checked() {
+    each_db(async |app: TestApp| {
+        let (a, _) = app.wechat_login("alice", "/").await;
+        let r = app
+            .post(
+                &a,
+                "/me/profile",
+                &[("csrf", "nope"), ("name", "X"), ("phone", "")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = app
+            .http
+            .post(format!("{}/me/profile", app.base))
+            .header(COOKIE, &a.cookie)
+            .header("origin", "http://evil.test")
+            .form(&[("csrf", a.csrf.as_str()), ("name", "X"), ("phone", "")])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        // Validation: a bad phone is refused beside the field; a good one is saved.
+        let body = app
+            .post(
+                &a,
+                "/me/profile",
+                &[("csrf", &a.csrf), ("name", "小明"), ("phone", "12ab")],
+            )
+            .await
+            .text()
+            .await
+            .expect("body");
+        assert!(body.contains("id=phone-error"));
+        let body = app
+            .post(
+                &a,
+                "/me/profile",
+                &[
+                    ("csrf", &a.csrf),
+                    ("name", "小明"),
+                    ("phone", "138 0013 8000"),
+                ],
+            )
+            .await
+            .text()
+            .await
+            .expect("body");
+        assert!(body.contains("id=profile-saved") && body.contains("13800138000"));
+        // Demo login needs its own token too.
+        let r = app
+            .http
+            .post(format!("{}/login/demo", app.base))
+            .form(&[("csrf", "x"), ("name", "d")])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_student_cannot_read_or_change_anothers_things() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let b = app.student_with_meter("bob", &app.meters[1]).await;
+        let a_id = app.count("select id from student where openid = 'o-alice'").await;
+        let a_binding = app.count("select id from binding where student_id = (select id from student where openid = 'o-alice')").await;
+        let area = app.area_id.to_string();
+        let r = app
+            .post(&a, "/buy/order", &[("csrf", &a.csrf), ("area_id", &area), ("meter", &app.meters[0]), ("kwh", "10")])
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let a_order = app.count("select id from orders").await;
+        store::students::send_message(&app.db, a_id, "notice", "for alice", "secret body", None, store::now_ms())
+            .await
+            .expect("message");
+        let a_msg = app.count("select id from message where title = 'for alice'").await;
+
+        // Reads: 404, never A's data.
+        for path in [
+            format!("/orders/{a_order}"),
+            format!("/orders/{a_order}/pay"),
+            format!("/orders/{a_order}/status.json"),
+            format!("/me/meters/{a_binding}/password"),
+            format!("/bill?meter={a_binding}"),
+            "/orders/abc".to_owned(),
+            "/orders/-1".to_owned(),
+        ] {
+            let (s, body) = app.get_text(&b, &path).await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
+            assert!(!body.contains(&app.meters[0]), "{path} leaks A's meter");
+        }
+        let (_, html) = app.get_text(&b, "/me/messages").await;
+        assert!(!html.contains("secret body"));
+        let (_, html) = app.get_text(&b, "/records").await;
+        assert!(!html.contains(&format!("data-order=\"{a_order}\"")));
+        let (_, html) = app.get_text(&b, "/me/meters").await;
+        assert!(!html.contains(&app.meters[0]));
+
+        // Writes: 404 and nothing changes.
+        for path in [
+            format!("/orders/{a_order}/cancel"),
+            format!("/orders/{a_order}/pay"),
+            format!("/me/meters/{a_binding}/default"),
+            format!("/me/meters/{a_binding}/unbind"),
+            format!("/me/messages/{a_msg}/read"),
+        ] {
+            let r = app.post(&b, &path, &[("csrf", &b.csrf)]).await;
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        }
+        let r = app
+            .post(&b, &format!("/me/meters/{a_binding}/password"), &[("csrf", &b.csrf), ("current", "000000"), ("new", "135791"), ("confirm", "135791")])
+            .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(app.count("select count(*) from binding").await, 2);
+        assert_eq!(app.count("select count(*) from orders where state = 'unpaid'").await, 1);
+        assert_eq!(app.count("select count(*) from message where read_at_ms is null").await, 1);
+        assert_eq!(app.count("select count(*) from meter where password_hash is not null").await, 0);
+        // A still sees all of it.
+        let (s, _) = app.get_text(&a, &format!("/orders/{a_order}")).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = app.get_text(&a, &format!("/me/meters/{a_binding}/password")).await;
+        assert_eq!(s, StatusCode::OK);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn demo_login_creates_and_picks_demo_students() {
+    each_db(async |app: TestApp| {
+        let r = app.get(None, "/login?next=%2Fbuy").await;
+        let cookies = cookies_of(&r);
+        let html = r.text().await.expect("body");
+        assert!(html.contains("id=demo-login"));
+        let token = csrf_of(&html);
+        let r = app
+            .http
+            .post(format!("{}/login/demo", app.base))
+            .header(COOKIE, &cookies)
+            .form(&[
+                ("csrf", token.as_str()),
+                ("name", "演示甲"),
+                ("next", "/buy"),
+            ])
+            .send()
+            .await
+            .expect("demo");
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&r), "/buy");
+        assert_eq!(
+            app.count("select count(*) from student where is_demo")
+                .await,
+            1
+        );
+        // A non-demo student cannot be picked through the demo login.
+        let (_, _) = app.wechat_login("alice", "/").await;
+        let alice = app
+            .count("select id from student where openid = 'o-alice'")
+            .await
+            .to_string();
+        let r = app
+            .http
+            .post(format!("{}/login/demo", app.base))
+            .header(COOKIE, &cookies)
+            .form(&[("csrf", token.as_str()), ("student_id", alice.as_str())])
+            .send()
+            .await
+            .expect("demo");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    })
+    .await;
+}
