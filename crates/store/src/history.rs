@@ -3,7 +3,7 @@
 //! weekdays, busier weekends, hot and cold months, near-idle holidays and a
 //! few days that could not be read (S4: stored as missing, never as zero).
 
-use crate::{Db, Result, on_db};
+use crate::{Db, Result, on_db, on_tx};
 use domain::time::{date_of_day_number, day_number, local_date};
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
@@ -81,6 +81,7 @@ pub async fn generate(db: &Db, days: u32, tz: &TimeZone, now_ms: i64) -> Result<
     let first = today - i64::from(days);
     let mut rows: Vec<(i64, i64, Option<i64>, Option<i64>)> = Vec::with_capacity(BATCH_ROWS);
     let mut written = 0;
+    let mut totals = Vec::with_capacity(meters.len());
     for &meter in &meters {
         // Cumulative register reading at the end of each day.
         let mut total =
@@ -99,7 +100,15 @@ pub async fn generate(db: &Db, days: u32, tz: &TimeZone, now_ms: i64) -> Result<
                 rows.clear();
             }
         }
-        on_db!(db, |p| {
+        totals.push((meter, total));
+    }
+    if !rows.is_empty() {
+        written += flush(db, &rows, now_ms).await?;
+    }
+    // The registers' readings at the end of the history, in one transaction.
+    let mut tx = db.begin().await?;
+    for (meter, total) in totals {
+        on_tx!(&mut tx, |c| {
             sqlx::query(
             "update meter_state set total_centikwh = coalesce(total_centikwh, $2), updated_at_ms = $3
              where meter_id = $1"
@@ -107,14 +116,12 @@ pub async fn generate(db: &Db, days: u32, tz: &TimeZone, now_ms: i64) -> Result<
         .bind(meter)
         .bind(total)
         .bind(now_ms)
-        .execute(p)
+        .execute(c)
         .await?
         .rows_affected()
         });
     }
-    if !rows.is_empty() {
-        written += flush(db, &rows, now_ms).await?;
-    }
+    tx.commit().await?;
     Ok(written)
 }
 
