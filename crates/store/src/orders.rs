@@ -316,7 +316,9 @@ pub async fn record_payment(
     now_ms: i64,
 ) -> Result<PaidOutcome, PayError> {
     let mut tx = db.begin().await?;
-    let order = by_out_trade_no_in(&mut tx, p.out_trade_no)
+    // Locked, so that concurrent duplicates of one notification wait for the
+    // first instead of failing with a spurious "changed concurrently".
+    let order = by_out_trade_no_locked_in(&mut tx, p.out_trade_no)
         .await?
         .ok_or(PayError::UnknownOrder)?;
     if order.amount_fen != p.amount_fen {
@@ -333,11 +335,9 @@ pub async fn record_payment(
     )
     .map_err(|e| Error::Conflict(e.to_string()))?;
     if !t.changed {
-        if order
-            .transaction_id
-            .as_deref()
-            .is_some_and(|id| id != p.transaction_id)
-        {
+        // A paid order without a transaction id was paid at the counter: a
+        // provider payment for it is a second payment, not a duplicate.
+        if order.transaction_id.as_deref() != Some(p.transaction_id) {
             return Err(PayError::OtherTransaction);
         }
         return Ok(PaidOutcome::AlreadyRecorded(order));
@@ -691,13 +691,39 @@ async fn by_id_in(tx: &mut Tx, order_id: i64) -> Result<Option<Order>> {
     .await?))
 }
 
-async fn by_out_trade_no_in(tx: &mut Tx, out_trade_no: &str) -> Result<Option<Order>> {
-    Ok(on_tx!(tx, |c| sqlx::query_as(select_orders!(
-        "where out_trade_no = $1"
+/// An order by number, row-locked until the end of `tx` on PostgreSQL
+/// (SQLite's `BEGIN IMMEDIATE` already serializes writers).
+async fn by_out_trade_no_locked_in(tx: &mut Tx, out_trade_no: &str) -> Result<Option<Order>> {
+    let sql = match tx.backend() {
+        crate::Backend::Sqlite => select_orders!("where out_trade_no = $1"),
+        crate::Backend::Postgres => select_orders!("where out_trade_no = $1 for update"),
+    };
+    Ok(on_tx!(tx, |c| sqlx::query_as(sql)
+        .bind(out_trade_no)
+        .fetch_optional(c)
+        .await?))
+}
+
+/// Paid orders of `channel` whose payment was recorded in `[from_ms, to_ms)`,
+/// oldest first, at most `limit` (trade-bill reconciliation).
+pub async fn paid_between(
+    db: &Db,
+    channel: Channel,
+    from_ms: i64,
+    to_ms: i64,
+    limit: i64,
+) -> Result<Vec<Order>> {
+    Ok(on_db!(db, |p| {
+        sqlx::query_as(select_orders!(
+        "where channel = $1 and paid_at_ms >= $2 and paid_at_ms < $3 order by paid_at_ms, id limit $4"
     ))
-    .bind(out_trade_no)
-    .fetch_optional(c)
-    .await?))
+    .bind(channel.as_str())
+    .bind(from_ms)
+    .bind(to_ms)
+    .bind(limit)
+    .fetch_all(p)
+    .await?
+    }))
 }
 
 /// A student's purchase records (S12), newest first. Orders that were never

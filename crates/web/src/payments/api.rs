@@ -1,0 +1,415 @@
+//! The JSON API of orders: counter sales (S16) and staff order views and
+//! refunds, behind the operator bearer token (there is no staff console
+//! yet), and the order view the student pages poll. Documented in
+//! docs/openapi.yaml.
+
+use super::ApiError;
+use crate::AppState;
+use crate::session::CurrentStudent;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use store::orders::Order;
+
+/// Longest operator name accepted on a receipt.
+const OPERATOR_CHARS_MAX: usize = 64;
+/// Longest out_trade_no we look up (ours are 23 characters; WeChat's max is 32).
+const OUT_TRADE_NO_CHARS_MAX: usize = 32;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/counter/sales", post(counter_sale))
+        .route("/api/staff/orders/{out_trade_no}", get(staff_order))
+        .route(
+            "/api/staff/orders/{out_trade_no}/refund",
+            post(staff_refund),
+        )
+        .route("/api/orders", get(student_orders).post(student_create))
+        .route("/api/orders/{out_trade_no}", get(student_order))
+        .route("/api/orders/{out_trade_no}/pay", post(student_pay))
+}
+
+/// An order as the API shows it (no buyer identity, no internal ids beyond
+/// the meter's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    /// Our order number (WeChat's `out_trade_no`).
+    pub out_trade_no: String,
+    /// `unpaid`, `charging`, `delayed`, `completed`, `closed`, `refunding`, `refunded`.
+    pub state: String,
+    /// `wechat` or `counter`.
+    pub channel: String,
+    /// Area id.
+    pub area_id: i64,
+    /// Meter row id.
+    pub meter_id: i64,
+    /// Whole kWh bought.
+    pub kwh: i64,
+    /// Price frozen at creation, 0.0001 元 per kWh.
+    pub unit_price_centifen_per_kwh: i64,
+    /// Amount, fen.
+    pub amount_fen: i64,
+    /// Amount as yuan text, e.g. `"12.30"`.
+    pub amount_yuan: String,
+    /// Created (unix ms).
+    pub created_at_ms: i64,
+    /// An unpaid order closes at this instant (unix ms).
+    pub expires_at_ms: i64,
+    /// Paid (unix ms).
+    pub paid_at_ms: Option<i64>,
+    /// Confirmed by the meter (unix ms).
+    pub completed_at_ms: Option<i64>,
+    /// Marked delayed (unix ms).
+    pub delayed_at_ms: Option<i64>,
+    /// Closed (unix ms).
+    pub closed_at_ms: Option<i64>,
+    /// Refunded (unix ms).
+    pub refunded_at_ms: Option<i64>,
+}
+
+impl From<&Order> for OrderView {
+    fn from(o: &Order) -> Self {
+        Self {
+            out_trade_no: o.out_trade_no.clone(),
+            state: o.state.clone(),
+            channel: o.channel.clone(),
+            area_id: o.area_id,
+            meter_id: o.meter_id,
+            kwh: o.kwh,
+            unit_price_centifen_per_kwh: o.unit_price_centifen_per_kwh,
+            amount_fen: o.amount_fen,
+            amount_yuan: domain::Fen(o.amount_fen).to_string(),
+            created_at_ms: o.created_at_ms,
+            expires_at_ms: o.expires_at_ms,
+            paid_at_ms: o.paid_at_ms,
+            completed_at_ms: o.completed_at_ms,
+            delayed_at_ms: o.delayed_at_ms,
+            closed_at_ms: o.closed_at_ms,
+            refunded_at_ms: o.refunded_at_ms,
+        }
+    }
+}
+
+/// The receipt of a counter sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The order, already paid (`charging`: the energy is on its way).
+    pub order: OrderView,
+    /// The meter number the energy goes to.
+    pub meter_address: String,
+    /// Who took the money.
+    pub operator: String,
+    /// Always `queued`: the head-end delivers it like any paid order.
+    pub delivery: String,
+}
+
+/// A counter sale request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CounterSale {
+    area_id: i64,
+    meter_address: String,
+    /// A JSON number or the text the operator typed; whole kWh only.
+    kwh: serde_json::Value,
+    operator: String,
+}
+
+/// Checks the operator bearer token in constant time. Refuses everything
+/// when no token is configured, so an unconfigured node sells nothing.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let expected = state
+        .payments()
+        .and_then(|p| p.settings.counter_token.as_deref())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "COUNTER_DISABLED",
+                "counter sales are not enabled on this server (no [payment] counter_token_file)",
+            )
+        })?;
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Comparing digests keeps the time independent of where the strings differ.
+    let digest = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+    let (a, b) = (digest(expected), digest(given));
+    let diff = a
+        .as_ref()
+        .iter()
+        .zip(b.as_ref())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    if diff == 0 && !given.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "a valid operator token is required",
+        ))
+    }
+}
+
+fn bad_json(e: &JsonRejection) -> ApiError {
+    ApiError::new(e.status(), "BAD_REQUEST", e.body_text())
+}
+
+/// The kWh the operator entered, as text for [`domain::WholeKwh::parse`],
+/// which gives the same clear messages as the student pages.
+fn kwh_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.chars().take(32).collect(),
+        serde_json::Value::Number(n) => n.to_string(),
+        // Anything else (null, bool, array…) is not a whole number.
+        _ => "?".to_owned(),
+    }
+}
+
+async fn counter_sale(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CounterSale>, JsonRejection>,
+) -> Response {
+    if let Err(e) = authorize(&state, &headers) {
+        return e.into_response();
+    }
+    let Json(sale) = match body {
+        Ok(b) => b,
+        Err(e) => return bad_json(&e).into_response(),
+    };
+    let operator = sale.operator.trim();
+    if operator.is_empty() || operator.chars().count() > OPERATOR_CHARS_MAX {
+        return ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_OPERATOR",
+            format!("operator must be 1 to {OPERATOR_CHARS_MAX} characters"),
+        )
+        .into_response();
+    }
+    let max = state.payments().map_or(500, |p| p.settings.order_kwh_max);
+    let kwh = match domain::WholeKwh::parse(&kwh_text(&sale.kwh), max) {
+        Ok(k) => k,
+        Err(e) => return super::OrderInputError::from(e).into_response(),
+    };
+    let address = sale.meter_address.trim();
+    let now_ms = store::now_ms();
+    match store::orders::create_counter_sale(
+        state.db(),
+        sale.area_id,
+        address,
+        kwh,
+        operator,
+        now_ms,
+    )
+    .await
+    {
+        Ok(order) => {
+            tracing::info!(
+                order.id = order.id,
+                amount_fen = order.amount_fen,
+                "counter sale"
+            );
+            let receipt = Receipt {
+                order: OrderView::from(&order),
+                meter_address: address.to_owned(),
+                operator: operator.to_owned(),
+                delivery: "queued".to_owned(),
+            };
+            (StatusCode::CREATED, Json(receipt)).into_response()
+        }
+        Err(e) => super::OrderInputError::from(e).into_response(),
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such order")
+}
+
+fn internal(e: &store::Error) -> ApiError {
+    tracing::error!(error = %e, "orders API failed");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL",
+        "something went wrong on our side; please try again",
+    )
+}
+
+async fn find(state: &AppState, out_trade_no: &str) -> Result<Order, ApiError> {
+    if out_trade_no.len() > OUT_TRADE_NO_CHARS_MAX {
+        return Err(not_found());
+    }
+    match store::orders::by_out_trade_no(state.db(), out_trade_no).await {
+        Ok(Some(o)) => Ok(o),
+        Ok(None) => Err(not_found()),
+        Err(e) => Err(internal(&e)),
+    }
+}
+
+async fn staff_order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(out_trade_no): Path<String>,
+) -> Response {
+    if let Err(e) = authorize(&state, &headers) {
+        return e.into_response();
+    }
+    match find(&state, &out_trade_no).await {
+        Ok(o) => Json(OrderView::from(&o)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Staff refund of a delayed order (the energy could not be delivered): the
+/// order moves to `refunding` and the refund worker asks WeChat.
+async fn staff_refund(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(out_trade_no): Path<String>,
+) -> Response {
+    if let Err(e) = authorize(&state, &headers) {
+        return e.into_response();
+    }
+    let order = match find(&state, &out_trade_no).await {
+        Ok(o) => o,
+        Err(e) => return e.into_response(),
+    };
+    match store::orders::request_refund(state.db(), order.id, store::now_ms()).await {
+        Ok(o) => {
+            tracing::info!(order.id = o.id, "refund requested by staff");
+            (StatusCode::ACCEPTED, Json(OrderView::from(&o))).into_response()
+        }
+        Err(store::Error::Conflict(m)) => ApiError::new(
+            StatusCode::CONFLICT,
+            "NOT_REFUNDABLE",
+            if m.contains("in progress") {
+                m
+            } else {
+                "only a delayed order can be refunded".to_owned()
+            },
+        )
+        .into_response(),
+        Err(e) => internal(&e).into_response(),
+    }
+}
+
+/// Most orders a student's list returns.
+const STUDENT_ORDERS_MAX: i64 = 50;
+/// Header carrying the session's anti-CSRF token on JSON state changes.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+fn check_csrf(student: &CurrentStudent, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    student.check_csrf(given).map_err(|_| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "CSRF",
+            "missing or wrong X-CSRF-Token",
+        )
+    })?;
+    if student.may_act() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "SNAPSHOT_USER",
+            "open this page in WeChat to buy electricity",
+        ))
+    }
+}
+
+/// The student's own order; someone else's is "not found" (no IDOR oracle).
+async fn own_order(
+    state: &AppState,
+    student: &CurrentStudent,
+    out_trade_no: &str,
+) -> Result<Order, ApiError> {
+    let order = find(state, out_trade_no).await?;
+    if order.student_id == Some(student.id) {
+        Ok(order)
+    } else {
+        Err(not_found())
+    }
+}
+
+async fn student_orders(State(state): State<AppState>, student: CurrentStudent) -> Response {
+    match store::orders::for_student(state.db(), student.id, STUDENT_ORDERS_MAX).await {
+        Ok(orders) => Json(orders.iter().map(OrderView::from).collect::<Vec<_>>()).into_response(),
+        Err(e) => internal(&e).into_response(),
+    }
+}
+
+async fn student_order(
+    State(state): State<AppState>,
+    student: CurrentStudent,
+    Path(out_trade_no): Path<String>,
+) -> Response {
+    match own_order(&state, &student, &out_trade_no).await {
+        Ok(o) => Json(OrderView::from(&o)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A student's order request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewStudentOrder {
+    area_id: i64,
+    meter_address: String,
+    /// A JSON number or the typed text; whole kWh only.
+    kwh: serde_json::Value,
+}
+
+async fn student_create(
+    State(state): State<AppState>,
+    student: CurrentStudent,
+    headers: HeaderMap,
+    body: Result<Json<NewStudentOrder>, JsonRejection>,
+) -> Response {
+    if let Err(e) = check_csrf(&student, &headers) {
+        return e.into_response();
+    }
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return bad_json(&e).into_response(),
+    };
+    match super::create_student_order(
+        &state,
+        student.id,
+        req.area_id,
+        &req.meter_address,
+        &kwh_text(&req.kwh),
+    )
+    .await
+    {
+        Ok(o) => (StatusCode::CREATED, Json(OrderView::from(&o))).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn student_pay(
+    State(state): State<AppState>,
+    student: CurrentStudent,
+    headers: HeaderMap,
+    Path(out_trade_no): Path<String>,
+) -> Response {
+    if let Err(e) = check_csrf(&student, &headers) {
+        return e.into_response();
+    }
+    let order = match own_order(&state, &student, &out_trade_no).await {
+        Ok(o) => o,
+        Err(e) => return e.into_response(),
+    };
+    match super::start_wechat_payment(&state, &order, &student.openid).await {
+        Ok(p) => Json(p).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
