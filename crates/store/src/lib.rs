@@ -11,6 +11,7 @@ mod db;
 pub mod history;
 pub mod jobs;
 pub mod ledger;
+pub mod notify;
 pub mod meters;
 pub mod orders;
 pub mod students;

@@ -433,6 +433,7 @@ pub async fn mark_delivered(tx: &mut Tx, order_id: i64, now_ms: i64) -> Result<b
         MeterId(order.meter_id),
     );
     ledger::insert(tx, order_id, &transfers, now_ms).await?;
+    crate::notify::delivered_in(tx, order_id, now_ms).await?;
     Ok(true)
 }
 

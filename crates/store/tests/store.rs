@@ -13,7 +13,9 @@ const NOW: i64 = 1_795_622_400_000;
 async fn seeded() -> Vec<Db> {
     let dbs = testing::all().await.expect("test databases");
     for db in &dbs {
-        store::campus::seed(db, &reference_plan(), &GatewayAddressing::default(), NOW).await.expect("seed");
+        store::campus::seed(db, &reference_plan(), &GatewayAddressing::default(), NOW)
+            .await
+            .expect("seed");
     }
     dbs
 }
@@ -26,12 +28,24 @@ async fn assert_ledger_ok(db: &Db) {
 #[tokio::test]
 async fn seed_creates_the_reference_campus_once() {
     for db in testing::all().await.unwrap() {
-        let out = store::campus::seed(&db, &reference_plan(), &GatewayAddressing::default(), NOW).await.unwrap();
-        assert_eq!(out, SeedOutcome::Created { meters: REFERENCE_METERS + 48 });
-        let again = store::campus::seed(&db, &reference_plan(), &GatewayAddressing::default(), NOW).await.unwrap();
+        let out = store::campus::seed(&db, &reference_plan(), &GatewayAddressing::default(), NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            SeedOutcome::Created {
+                meters: REFERENCE_METERS + 48
+            }
+        );
+        let again = store::campus::seed(&db, &reference_plan(), &GatewayAddressing::default(), NOW)
+            .await
+            .unwrap();
         assert_eq!(again, SeedOutcome::AlreadyPresent);
         let s = store::campus::status(&db).await.unwrap();
-        assert_eq!((s.areas, s.buildings, s.meters, s.rooms), (2, 18, 2364, 2364));
+        assert_eq!(
+            (s.areas, s.buildings, s.meters, s.rooms),
+            (2, 18, 2364, 2364)
+        );
         let reference: i64 = s
             .meters_per_building
             .iter()
@@ -41,7 +55,11 @@ async fn seed_creates_the_reference_campus_once() {
         assert_eq!(reference, 2316);
         for (name, _, n) in REFERENCE_BUILDINGS {
             let key = format!("中国传媒大学 / {name}");
-            assert_eq!(s.meters_per_building.get(&key).copied(), Some(i64::try_from(n).unwrap()), "{key}");
+            assert_eq!(
+                s.meters_per_building.get(&key).copied(),
+                Some(i64::try_from(n).unwrap()),
+                "{key}"
+            );
         }
         assert!(s.buses >= 2316 / 64);
         assert_eq!(s.schema_version, db.known_schema_version());
@@ -111,13 +129,21 @@ fn req(area_id: i64, address: &str, kwh: u64) -> NewOrder<'_> {
 #[tokio::test]
 async fn payment_is_credited_once_and_writes_ledger_and_job() {
     for db in seeded().await {
-        let o = orders::create(&db, &req(1, "201701010001", 20), NOW).await.unwrap();
+        let o = orders::create(&db, &req(1, "201701010001", 20), NOW)
+            .await
+            .unwrap();
         assert_eq!(o.state, "unpaid");
         assert_eq!(o.amount_fen, 1060); // 20 kWh × 0.53 元
         assert_eq!(o.expires_at_ms, NOW + UNPAID_TTL_MS);
-        let conf = PaymentConfirmation { out_trade_no: &o.out_trade_no, transaction_id: "wx1", amount_fen: 1060 };
+        let conf = PaymentConfirmation {
+            out_trade_no: &o.out_trade_no,
+            transaction_id: "wx1",
+            amount_fen: 1060,
+        };
         for i in 0..15 {
-            let out = orders::record_payment(&db, &conf, NOW + 1000 + i).await.unwrap();
+            let out = orders::record_payment(&db, &conf, NOW + 1000 + i)
+                .await
+                .unwrap();
             match (i, out) {
                 (0, PaidOutcome::Credited(p)) => assert_eq!(p.state, "charging"),
                 (0, other) => panic!("first must credit: {other:?}"),
@@ -125,19 +151,37 @@ async fn payment_is_credited_once_and_writes_ledger_and_job() {
                 (_, other) => panic!("duplicate credited: {other:?}"),
             }
         }
-        let claimed = jobs::claim(&db, orders::DELIVER_QUEUE, "w", NOW + 2000, 60_000, 10).await.unwrap();
+        let claimed = jobs::claim(&db, orders::DELIVER_QUEUE, "w", NOW + 2000, 60_000, 10)
+            .await
+            .unwrap();
         assert_eq!(claimed.len(), 1);
         assert_ledger_ok(&db).await;
         // Wrong amount and unknown order change nothing.
-        let o2 = orders::create(&db, &req(1, "201701010002", 5), NOW).await.unwrap();
-        let bad = PaymentConfirmation { out_trade_no: &o2.out_trade_no, transaction_id: "wx2", amount_fen: 1 };
+        let o2 = orders::create(&db, &req(1, "201701010002", 5), NOW)
+            .await
+            .unwrap();
+        let bad = PaymentConfirmation {
+            out_trade_no: &o2.out_trade_no,
+            transaction_id: "wx2",
+            amount_fen: 1,
+        };
         assert!(matches!(
             orders::record_payment(&db, &bad, NOW).await,
             Err(orders::PayError::AmountMismatch { .. })
         ));
-        let unknown = PaymentConfirmation { out_trade_no: "DWnope", transaction_id: "wx3", amount_fen: 1 };
-        assert!(matches!(orders::record_payment(&db, &unknown, NOW).await, Err(orders::PayError::UnknownOrder)));
-        assert_eq!(orders::by_id(&db, o2.id).await.unwrap().unwrap().state, "unpaid");
+        let unknown = PaymentConfirmation {
+            out_trade_no: "DWnope",
+            transaction_id: "wx3",
+            amount_fen: 1,
+        };
+        assert!(matches!(
+            orders::record_payment(&db, &unknown, NOW).await,
+            Err(orders::PayError::UnknownOrder)
+        ));
+        assert_eq!(
+            orders::by_id(&db, o2.id).await.unwrap().unwrap().state,
+            "unpaid"
+        );
         assert_ledger_ok(&db).await;
     }
 }
@@ -145,15 +189,40 @@ async fn payment_is_credited_once_and_writes_ledger_and_job() {
 #[tokio::test]
 async fn expiry_at_two_hours_and_late_payment_is_credited() {
     for db in seeded().await {
-        let o = orders::create(&db, &req(1, "201701010003", 10), NOW).await.unwrap();
-        assert!(orders::close(&db, o.id, OrderEvent::Expire, NOW + UNPAID_TTL_MS - 1).await.is_err());
-        assert!(orders::expired_unpaid(&db, NOW + UNPAID_TTL_MS - 1, 10).await.unwrap().is_empty());
-        assert_eq!(orders::expired_unpaid(&db, NOW + UNPAID_TTL_MS, 10).await.unwrap().len(), 1);
-        let closed = orders::close(&db, o.id, OrderEvent::Expire, NOW + UNPAID_TTL_MS).await.unwrap();
+        let o = orders::create(&db, &req(1, "201701010003", 10), NOW)
+            .await
+            .unwrap();
+        assert!(
+            orders::close(&db, o.id, OrderEvent::Expire, NOW + UNPAID_TTL_MS - 1)
+                .await
+                .is_err()
+        );
+        assert!(
+            orders::expired_unpaid(&db, NOW + UNPAID_TTL_MS - 1, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            orders::expired_unpaid(&db, NOW + UNPAID_TTL_MS, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let closed = orders::close(&db, o.id, OrderEvent::Expire, NOW + UNPAID_TTL_MS)
+            .await
+            .unwrap();
         assert_eq!(closed.state, "closed");
         assert_ledger_ok(&db).await;
-        let conf = PaymentConfirmation { out_trade_no: &o.out_trade_no, transaction_id: "wxlate", amount_fen: 530 };
-        let out = orders::record_payment(&db, &conf, NOW + UNPAID_TTL_MS + 5000).await.unwrap();
+        let conf = PaymentConfirmation {
+            out_trade_no: &o.out_trade_no,
+            transaction_id: "wxlate",
+            amount_fen: 530,
+        };
+        let out = orders::record_payment(&db, &conf, NOW + UNPAID_TTL_MS + 5000)
+            .await
+            .unwrap();
         assert!(matches!(out, PaidOutcome::Credited(ref p) if p.state == "charging"));
         assert_ledger_ok(&db).await;
     }
@@ -162,33 +231,79 @@ async fn expiry_at_two_hours_and_late_payment_is_credited() {
 #[tokio::test]
 async fn delivery_then_refund_paths_keep_the_ledger_balanced() {
     for db in seeded().await {
-        let a = orders::create_counter_sale(&db, 1, "201701010004", WholeKwh::new(3, 500).unwrap(), "op1", NOW)
-            .await
-            .unwrap();
+        let a = orders::create_counter_sale(
+            &db,
+            1,
+            "201701010004",
+            WholeKwh::new(3, 500).unwrap(),
+            "op1",
+            NOW,
+        )
+        .await
+        .unwrap();
         assert_eq!(a.state, "charging");
         let seq = orders::assign_purchase_seq(&db, a.id, NOW).await.unwrap();
         assert_eq!(seq, 1);
-        assert_eq!(orders::assign_purchase_seq(&db, a.id, NOW + 1).await.unwrap(), 1, "assigned once");
+        assert_eq!(
+            orders::assign_purchase_seq(&db, a.id, NOW + 1)
+                .await
+                .unwrap(),
+            1,
+            "assigned once"
+        );
         let mut tx = db.begin().await.unwrap();
-        assert!(orders::mark_delivered(&mut tx, a.id, NOW + 10).await.unwrap());
+        assert!(
+            orders::mark_delivered(&mut tx, a.id, NOW + 10)
+                .await
+                .unwrap()
+        );
         tx.commit().await.unwrap();
         let mut tx = db.begin().await.unwrap();
-        assert!(!orders::mark_delivered(&mut tx, a.id, NOW + 11).await.unwrap(), "second confirmation is a no-op");
+        assert!(
+            !orders::mark_delivered(&mut tx, a.id, NOW + 11)
+                .await
+                .unwrap(),
+            "second confirmation is a no-op"
+        );
         tx.commit().await.unwrap();
         assert_ledger_ok(&db).await;
 
-        let b = orders::create_counter_sale(&db, 1, "201701010004", WholeKwh::new(4, 500).unwrap(), "op1", NOW)
+        let b = orders::create_counter_sale(
+            &db,
+            1,
+            "201701010004",
+            WholeKwh::new(4, 500).unwrap(),
+            "op1",
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert!(
+            orders::request_refund(&db, b.id, NOW).await.is_err(),
+            "charging orders are not refundable"
+        );
+        assert_eq!(
+            orders::mark_overdue(&db, 60_000, NOW + 60_000)
+                .await
+                .unwrap(),
+            1
+        );
+        let r = orders::request_refund(&db, b.id, NOW + 60_001)
             .await
             .unwrap();
-        assert!(orders::request_refund(&db, b.id, NOW).await.is_err(), "charging orders are not refundable");
-        assert_eq!(orders::mark_overdue(&db, 60_000, NOW + 60_000).await.unwrap(), 1);
-        let r = orders::request_refund(&db, b.id, NOW + 60_001).await.unwrap();
         assert_eq!(r.state, "refunding");
-        let done = orders::finish_refund(&db, r.refund_no.as_deref().unwrap(), true, NOW + 70_000).await.unwrap();
+        let done = orders::finish_refund(&db, r.refund_no.as_deref().unwrap(), true, NOW + 70_000)
+            .await
+            .unwrap();
         assert_eq!(done.state, "refunded");
         assert_ledger_ok(&db).await;
         assert_eq!(ledger::balance(&db, "refunds", "fen").await.unwrap(), 212);
-        assert_eq!(ledger::balance(&db, "delivered:4", "centikwh").await.unwrap(), 300);
+        assert_eq!(
+            ledger::balance(&db, "delivered:4", "centikwh")
+                .await
+                .unwrap(),
+            300
+        );
     }
 }
 
@@ -202,12 +317,21 @@ async fn hoarding_limit_and_bad_orders_are_refused_before_payment() {
         .await
         .map(|_| ()))
         .unwrap();
-        let e = orders::create(&db, &req(1, "201701010005", 60), NOW).await.unwrap_err();
-        assert!(matches!(e, orders::CreateError::HoardingLimit { room: 50, .. }), "{e}");
+        let e = orders::create(&db, &req(1, "201701010005", 60), NOW)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, orders::CreateError::HoardingLimit { room: 50, .. }),
+            "{e}"
+        );
         // Wrong area for the meter: same answer as an unknown meter.
-        let e = orders::create(&db, &req(2, "201701010005", 1), NOW).await.unwrap_err();
+        let e = orders::create(&db, &req(2, "201701010005", 1), NOW)
+            .await
+            .unwrap_err();
         assert!(matches!(e, orders::CreateError::NoSuchMeter));
-        let e = orders::create(&db, &req(1, "999999999999", 1), NOW).await.unwrap_err();
+        let e = orders::create(&db, &req(1, "999999999999", 1), NOW)
+            .await
+            .unwrap_err();
         assert!(matches!(e, orders::CreateError::NoSuchMeter));
         let s = store::campus::status(&db).await.unwrap();
         assert_eq!(s.orders_open, 0);
@@ -227,22 +351,139 @@ async fn jobs_lease_retry_and_dead_letter() {
             attempts_max: 2,
         };
         assert!(jobs::enqueue(&mut tx, &job, NOW).await.unwrap());
-        assert!(!jobs::enqueue(&mut tx, &job, NOW).await.unwrap(), "dedup key");
+        assert!(
+            !jobs::enqueue(&mut tx, &job, NOW).await.unwrap(),
+            "dedup key"
+        );
         tx.commit().await.unwrap();
         let a = jobs::claim(&db, "q", "w1", NOW, 1000, 5).await.unwrap();
         assert_eq!(a.len(), 1);
-        assert!(jobs::claim(&db, "q", "w2", NOW + 10, 1000, 5).await.unwrap().is_empty(), "leased");
+        assert!(
+            jobs::claim(&db, "q", "w2", NOW + 10, 1000, 5)
+                .await
+                .unwrap()
+                .is_empty(),
+            "leased"
+        );
         // The lease runs out: another worker may take it.
-        let b = jobs::claim(&db, "q", "w2", NOW + 1001, 1000, 5).await.unwrap();
+        let b = jobs::claim(&db, "q", "w2", NOW + 1001, 1000, 5)
+            .await
+            .unwrap();
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].attempts, 2);
-        assert!(jobs::fail(&db, &b[0], "boom", NOW + 1002, 60_000).await.unwrap(), "dead after attempts_max");
-        assert!(jobs::claim(&db, "q", "w3", NOW + 1_000_000, 1000, 5).await.unwrap().is_empty());
+        assert!(
+            jobs::fail(&db, &b[0], "boom", NOW + 1002, 60_000)
+                .await
+                .unwrap(),
+            "dead after attempts_max"
+        );
+        assert!(
+            jobs::claim(&db, "q", "w3", NOW + 1_000_000, 1000, 5)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert!(jobs::revive(&db, b[0].id, NOW + 2000).await.unwrap());
-        let c = jobs::claim(&db, "q", "w3", NOW + 2000, 1000, 5).await.unwrap();
+        let c = jobs::claim(&db, "q", "w3", NOW + 2000, 1000, 5)
+            .await
+            .unwrap();
         assert_eq!(c.len(), 1);
-        assert!(!jobs::fail(&db, &c[0], "again", NOW + 2001, 60_000).await.unwrap());
-        assert!(jobs::claim(&db, "q", "w3", NOW + 2002, 1000, 5).await.unwrap().is_empty(), "backoff");
-        assert_eq!(jobs::claim(&db, "q", "w3", NOW + 2001 + 1000, 1000, 5).await.unwrap().len(), 1);
+        assert!(
+            !jobs::fail(&db, &c[0], "again", NOW + 2001, 60_000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            jobs::claim(&db, "q", "w3", NOW + 2002, 1000, 5)
+                .await
+                .unwrap()
+                .is_empty(),
+            "backoff"
+        );
+        assert_eq!(
+            jobs::claim(&db, "q", "w3", NOW + 2001 + 1000, 1000, 5)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn delivery_and_low_balance_notify_binders_once() {
+    for db in seeded().await {
+        let student: i64 = store::on_db!(&db, |p| sqlx::query_scalar(
+            "insert into student (openid, created_at_ms) values ('o-test', 0) returning id"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        store::on_db!(&db, |p| sqlx::query(
+            "insert into binding (student_id, meter_id, is_default, created_at_ms) values ($1, 6, true, 0)"
+        )
+        .bind(student)
+        .execute(p)
+        .await
+        .map(|_| ()))
+        .unwrap();
+        let o = orders::create_counter_sale(
+            &db,
+            1,
+            "201701010006",
+            WholeKwh::new(2, 500).unwrap(),
+            "op",
+            NOW,
+        )
+        .await
+        .unwrap();
+        for _ in 0..2 {
+            let mut tx = db.begin().await.unwrap();
+            orders::mark_delivered(&mut tx, o.id, NOW + 5)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        let count = |kind: &'static str| {
+            let db = db.clone();
+            async move {
+                store::on_db!(&db, |p| sqlx::query_scalar::<_, i64>(
+                    "select count(*) from message where student_id = $1 and kind = $2"
+                )
+                .bind(student)
+                .bind(kind)
+                .fetch_one(p)
+                .await)
+                .unwrap()
+            }
+        };
+        assert_eq!(count("delivered").await, 1);
+        // Below the threshold: one message per crossing, however often we scan.
+        store::on_db!(&db, |p| sqlx::query(
+            "update meter_state set remaining_centikwh = 120, purchase_count = 3 where meter_id = 6"
+        )
+        .execute(p)
+        .await
+        .map(|_| ()))
+        .unwrap();
+        assert_eq!(store::notify::scan_low_balance(&db, NOW).await.unwrap(), 1);
+        assert_eq!(
+            store::notify::scan_low_balance(&db, NOW + 1).await.unwrap(),
+            0
+        );
+        assert_eq!(count("low_balance").await, 1);
+        // After a recharge (purchase count advances) the next crossing notifies again.
+        store::on_db!(&db, |p| sqlx::query(
+            "update meter_state set purchase_count = 4 where meter_id = 6"
+        )
+        .execute(p)
+        .await
+        .map(|_| ()))
+        .unwrap();
+        assert_eq!(
+            store::notify::scan_low_balance(&db, NOW + 2).await.unwrap(),
+            1
+        );
+        assert_ledger_ok(&db).await;
     }
 }
