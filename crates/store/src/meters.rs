@@ -58,8 +58,12 @@ pub struct MeterRow {
     pub purchase_count: Option<i64>,
     /// Whether the meter was online when last seen.
     pub online: bool,
+    /// Whether the head-end has ever heard from the meter.
+    pub seen: bool,
     /// The last campus day whose frozen total is stored.
     pub last_frozen_day: Option<i64>,
+    /// The last status word 3 read, so a restart does not report old trips again.
+    pub status_word: Option<i64>,
 }
 
 /// The enabled gateways with their buses and meters.
@@ -82,11 +86,14 @@ pub async fn registry(db: &Db) -> Result<Vec<GatewayRow>> {
         Option<i64>,
         Option<bool>,
         Option<i64>,
+        Option<i64>,
+        Option<i64>,
     );
     let meters: Vec<MeterTuple> = on_db!(db, |p| {
         sqlx::query_as(
         "select m.id, m.bus_id, m.address, m.room_id, s.purchase_count, s.online,
-                (select max(d.day) from daily_usage d where d.meter_id = m.id and d.total_end_centikwh is not null)
+                (select max(d.day) from daily_usage d where d.meter_id = m.id and d.total_end_centikwh is not null),
+                s.status_word, s.last_seen_at_ms
          from meter m left join meter_state s on s.meter_id = m.id
          where m.bus_id is not null order by m.bus_id, m.id"
     )
@@ -94,14 +101,27 @@ pub async fn registry(db: &Db) -> Result<Vec<GatewayRow>> {
     .await?
     });
     let mut by_bus: std::collections::HashMap<i64, Vec<MeterRow>> = Default::default();
-    for (id, bus_id, address, room_id, purchase_count, online, last_frozen_day) in meters {
+    for (
+        id,
+        bus_id,
+        address,
+        room_id,
+        purchase_count,
+        online,
+        last_frozen_day,
+        status_word,
+        last_seen,
+    ) in meters
+    {
         by_bus.entry(bus_id).or_default().push(MeterRow {
             id,
             address,
             room_id,
             purchase_count,
             online: online.unwrap_or(false),
+            seen: last_seen.is_some(),
             last_frozen_day,
+            status_word,
         });
     }
     let mut by_gw: std::collections::HashMap<i64, Vec<BusRow>> = Default::default();
@@ -834,6 +854,88 @@ mod tests {
             // The registry knows the last frozen day.
             let r = registry(&db).await.unwrap();
             assert_eq!(r[0].buses[0].meters[0].last_frozen_day, Some(105));
+        }
+    }
+
+    #[tokio::test]
+    async fn delivery_bookkeeping() {
+        for db in seeded().await {
+            let m = registry(&db).await.unwrap()[0].buses[0].meters[0].clone();
+            let info = crate::campus::meter_by_id(&db, m.id)
+                .await
+                .unwrap()
+                .unwrap();
+            let kwh = domain::WholeKwh::parse("20", 500).unwrap();
+            let sell = |now| {
+                let db = db.clone();
+                let address = info.address.clone();
+                async move {
+                    orders::create_counter_sale(&db, info.area_id, &address, kwh, "t", now)
+                        .await
+                        .unwrap()
+                }
+            };
+            let a = sell(10).await;
+            let b = sell(11).await;
+            let t = delivery_target(&db, a.id).await.unwrap().unwrap();
+            assert_eq!(
+                (t.meter_id, t.centikwh, t.purchase_seq),
+                (m.id, 2_000, None)
+            );
+            assert_eq!(t.room_id, m.room_id);
+            assert!(!earlier_undelivered(&db, m.id, a.id).await.unwrap());
+            assert!(earlier_undelivered(&db, m.id, b.id).await.unwrap());
+            set_purchase_count(&db, m.id, 41, 20).await.unwrap();
+            assert_eq!(
+                orders::assign_purchase_seq(&db, a.id, 21).await.unwrap(),
+                42
+            );
+            let jobs = jobs::claim(&db, orders::DELIVER_QUEUE, "w", 30, 60_000, 10)
+                .await
+                .unwrap();
+            assert_eq!(jobs.len(), 2);
+            let ev = DeliveryEvidence {
+                purchase_count: 42,
+                remaining_centikwh: Some(7_000),
+            };
+            assert!(
+                complete_delivery(&db, a.id, jobs[0].id, m.id, ev, 40)
+                    .await
+                    .unwrap()
+            );
+            // A second confirmation changes nothing.
+            assert!(
+                !complete_delivery(&db, a.id, jobs[0].id, m.id, ev, 41)
+                    .await
+                    .unwrap()
+            );
+            let o = orders::by_id(&db, a.id).await.unwrap().unwrap();
+            assert_eq!(o.state, "completed");
+            let s = state(&db, m.id).await.unwrap().unwrap();
+            assert_eq!(
+                (s.purchase_count, s.remaining_centikwh),
+                (Some(42), Some(7_000))
+            );
+            assert!(!earlier_undelivered(&db, m.id, b.id).await.unwrap());
+            flag_delivery(&db, b.id, jobs[1].id, m.id, "seq_gap", "count 40", 50)
+                .await
+                .unwrap();
+            let o = orders::by_id(&db, b.id).await.unwrap().unwrap();
+            assert_eq!(o.state, "delayed");
+            let kinds: Vec<String> = events(&db, m.id, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.kind)
+                .collect();
+            assert_eq!(kinds, ["delivered", "seq_gap"]);
+            assert_eq!(
+                jobs::claim(&db, orders::DELIVER_QUEUE, "w", 10_000_000, 60_000, 10)
+                    .await
+                    .unwrap(),
+                vec![]
+            );
+            assert!(crate::ledger::check(&db).await.unwrap().is_empty());
         }
     }
 }

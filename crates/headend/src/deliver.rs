@@ -1,0 +1,436 @@
+//! Exactly-once recharge delivery (reliability.md §2.5, protocol-notes §2.6).
+//!
+//! A paid order already has a `deliver` job (written in the transaction that
+//! marked it paid). The worker claims jobs with a lease and, per meter one at
+//! a time, runs:
+//!
+//! 1. read the meter's purchase count (this read-back is what makes every
+//!    retry, restart and lost reply safe);
+//! 2. if the order has no sequence number yet, store the count and assign
+//!    `seq` once (persisted before any recharge frame is built);
+//! 3. loop on [`plan::decide`]: count == seq → delivered (after checking the
+//!    last purchase's energy); count == seq − 1 → send the *identical*
+//!    recharge frame; anything else → alarm for staff, never guess;
+//! 4. a recharge reply carrying count == seq is evidence too; an unknown
+//!    outcome (timeout, garbled reply, error reply) goes back to step 3 via
+//!    a fresh read-back.
+//!
+//! Completion writes the order (→ completed), its ledger rows, the job and
+//! the meter state in one transaction. An attempt that cannot reach the
+//! meter fails the job with a capped backoff; a meter offline for days gets
+//! its purchase when it answers again.
+
+use crate::bus::BusHandle;
+use crate::clock::SharedClock;
+use crate::metrics::Metrics;
+use crate::plan::{self, Step};
+use crate::{Config, Error};
+use dlt645::value::{OperatorCode, Recharge, RechargeReply};
+use dlt645::{Address, Di, Function, SecurityErrorFlags, request};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use store::jobs::Job;
+use store::meters::DeliveryEvidence;
+use store::orders::DELIVER_QUEUE;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// Attempts for each read-back (reads are safe to repeat).
+const READ_BACK_ATTEMPTS: u32 = 3;
+/// How often overdue orders are flagged, in worker polls.
+const OVERDUE_EVERY_POLLS: u32 = 30;
+
+/// Where a meter is reached.
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    pub(crate) bus: BusHandle,
+    pub(crate) address: Address,
+}
+
+/// The delivery worker's shared state.
+pub(crate) struct Worker {
+    pub(crate) db: store::Db,
+    pub(crate) cfg: Arc<Config>,
+    pub(crate) clock: SharedClock,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) routes: Arc<HashMap<i64, Route>>,
+    in_flight: Mutex<HashSet<i64>>,
+}
+
+/// How one attempt ended.
+#[derive(Debug)]
+enum Outcome {
+    /// The meter's evidence, and when the order was paid.
+    Delivered(DeliveryEvidence, Option<i64>),
+    /// Needs staff: (event kind, detail).
+    Alarm(&'static str, String),
+    /// Try again later.
+    Retry(String),
+    /// Nothing to do (already completed, refunded, ...).
+    Done,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        db: store::Db,
+        cfg: Arc<Config>,
+        clock: SharedClock,
+        metrics: Arc<Metrics>,
+        routes: Arc<HashMap<i64, Route>>,
+    ) -> Arc<Worker> {
+        Arc::new(Worker {
+            db,
+            cfg,
+            clock,
+            metrics,
+            routes,
+            in_flight: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Claims and runs delivery jobs until `stop`.
+    pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(self.cfg.deliver_concurrency));
+        let mut polls: u32 = 0;
+        while !stop.is_cancelled() {
+            polls = polls.wrapping_add(1);
+            if polls % OVERDUE_EVERY_POLLS == 1 {
+                let now = self.clock.now_ms();
+                match store::orders::mark_overdue(&self.db, self.cfg.delivery_window_ms, now).await
+                {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(
+                        orders = n,
+                        "paid orders not delivered in time flagged delayed"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "could not flag overdue orders"),
+                }
+            }
+            let free = i64::try_from(slots.available_permits()).unwrap_or(0);
+            if free > 0 {
+                self.claim_and_spawn(&slots, free, &stop).await;
+            }
+            tokio::select! {
+                () = self.clock.sleep_ms(self.cfg.deliver_poll_ms) => {}
+                () = stop.cancelled() => {}
+            }
+        }
+    }
+
+    async fn claim_and_spawn(
+        self: &Arc<Self>,
+        slots: &Arc<Semaphore>,
+        free: i64,
+        stop: &CancellationToken,
+    ) {
+        let now = self.clock.now_ms();
+        let jobs = match store::jobs::claim(
+            &self.db,
+            DELIVER_QUEUE,
+            &self.cfg.worker_id,
+            now,
+            self.cfg.deliver_lease_ms,
+            free,
+        )
+        .await
+        {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(error = %e, "could not claim delivery jobs");
+                return;
+            }
+        };
+        for job in jobs {
+            let Some((order_id, meter_id)) = parse_payload(&job.payload) else {
+                tracing::error!(job.id = job.id, "delivery job with a bad payload");
+                let _ = store::jobs::fail(
+                    &self.db,
+                    &job,
+                    "bad payload",
+                    now,
+                    self.cfg.deliver_backoff_cap_ms,
+                )
+                .await;
+                continue;
+            };
+            let fresh = lock(&self.in_flight).insert(meter_id);
+            if !fresh {
+                // One purchase at a time per meter: the counter is sequential.
+                let _ =
+                    store::jobs::release(&self.db, &job, now + self.cfg.deliver_poll_ms, now).await;
+                continue;
+            }
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                lock(&self.in_flight).remove(&meter_id);
+                let _ = store::jobs::release(&self.db, &job, now, now).await;
+                continue;
+            };
+            let me = self.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = me.handle(&job, order_id, meter_id) => {}
+                    // On shutdown the lease simply runs out; the next
+                    // worker reads back before sending anything.
+                    () = stop.cancelled() => {}
+                }
+                lock(&me.in_flight).remove(&meter_id);
+                drop(permit);
+            });
+        }
+    }
+
+    async fn handle(&self, job: &Job, order_id: i64, meter_id: i64) {
+        let started = self.clock.now_ms();
+        let outcome = match self.attempt(order_id, meter_id).await {
+            Ok(o) => o,
+            Err(e) => Outcome::Retry(e.to_string()),
+        };
+        let now = self.clock.now_ms();
+        let result = match outcome {
+            Outcome::Delivered(ev, paid_at) => {
+                let r =
+                    store::meters::complete_delivery(&self.db, order_id, job.id, meter_id, ev, now)
+                        .await;
+                if let Ok(true) = r {
+                    let paid = paid_at.unwrap_or(started);
+                    self.metrics.delivered(now - paid);
+                    tracing::info!(
+                        order.id = order_id,
+                        meter.id = meter_id,
+                        purchase = ev.purchase_count,
+                        latency_ms = now - paid,
+                        "purchase delivered"
+                    );
+                }
+                r.map(|_| ())
+            }
+            Outcome::Alarm(kind, detail) => {
+                self.metrics
+                    .deliveries_flagged
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(order.id = order_id, meter.id = meter_id, kind, detail = %detail, "delivery needs staff");
+                store::meters::flag_delivery(
+                    &self.db, order_id, job.id, meter_id, kind, &detail, now,
+                )
+                .await
+            }
+            Outcome::Retry(why) => {
+                self.metrics
+                    .delivery_attempts_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(order.id = order_id, meter.id = meter_id, reason = %why, "delivery attempt failed; will retry");
+                store::jobs::fail(&self.db, job, &why, now, self.cfg.deliver_backoff_cap_ms)
+                    .await
+                    .map(|_| ())
+            }
+            Outcome::Done => {
+                let r = async {
+                    let mut tx = self.db.begin().await?;
+                    store::jobs::complete(&mut tx, job.id, now).await?;
+                    tx.commit().await
+                };
+                r.await
+            }
+        };
+        if let Err(e) = result {
+            // The lease runs out and the job is retried: the read-back makes
+            // that safe even when the meter already has the purchase.
+            tracing::error!(order.id = order_id, error = %e, "could not record the delivery outcome");
+        }
+    }
+
+    async fn attempt(&self, order_id: i64, meter_id: i64) -> Result<Outcome, Error> {
+        let Some(t) = store::meters::delivery_target(&self.db, order_id).await? else {
+            return Ok(Outcome::Alarm("seq_gap", "order vanished".to_owned()));
+        };
+        if !matches!(t.state.as_str(), "charging" | "delayed") {
+            return Ok(Outcome::Done);
+        }
+        if t.meter_id != meter_id {
+            return Ok(Outcome::Alarm(
+                "seq_gap",
+                "job and order disagree on the meter".to_owned(),
+            ));
+        }
+        if store::meters::earlier_undelivered(&self.db, meter_id, order_id).await? {
+            return Ok(Outcome::Retry(
+                "an earlier purchase of this meter is pending".to_owned(),
+            ));
+        }
+        let route = self
+            .routes
+            .get(&meter_id)
+            .cloned()
+            .ok_or(Error::UnknownMeter(meter_id))?;
+        let mut count = self.read_count(&route).await?;
+        let seq = match t.purchase_seq {
+            Some(s) => s,
+            None => {
+                // Assign from a fresh count, then persist before any frame.
+                store::meters::set_purchase_count(&self.db, meter_id, count, self.clock.now_ms())
+                    .await?;
+                store::orders::assign_purchase_seq(&self.db, order_id, self.clock.now_ms()).await?
+            }
+        };
+        let energy =
+            u32::try_from(t.centikwh).map_err(|_| Error::BadReply("energy too large".into()))?;
+        let recharge = Recharge {
+            operator: OperatorCode(self.cfg.operator_code),
+            energy_centikwh: energy,
+            purchase_count: u32::try_from(seq)
+                .map_err(|_| Error::BadReply("seq too large".into()))?,
+            mac1: [0; 4],
+            customer: u64::try_from(t.room_id).unwrap_or(0) % (Recharge::CUSTOMER_MAX + 1),
+            mac2: [0; 4],
+        };
+        // Built once: every (re)send is this identical frame.
+        let frame = request::recharge_request(route.address, &recharge)
+            .map_err(|e| Error::BadReply(e.to_string()))?;
+        let mut sends = 0;
+        loop {
+            match plan::decide(seq, count) {
+                Step::Delivered => {
+                    return self.verify(&route, seq, t.centikwh, t.paid_at_ms).await;
+                }
+                Step::Gap => {
+                    return Ok(Outcome::Alarm(
+                        "seq_gap",
+                        format!("meter purchase count {count}, order sequence {seq}"),
+                    ));
+                }
+                Step::Send if sends >= self.cfg.deliver_resends_max => {
+                    return Ok(Outcome::Retry(format!(
+                        "{sends} sends without confirmation"
+                    )));
+                }
+                Step::Send => {}
+            }
+            sends += 1;
+            match route.bus.request(frame.clone(), 1).await {
+                Ok(reply)
+                    if reply.function() == Some(Function::Security)
+                        && !reply.control().is_abnormal() =>
+                {
+                    match RechargeReply::from_wire(reply.data()) {
+                        Ok(r) if i64::from(r.purchase_count) == seq => {
+                            return Ok(Outcome::Delivered(
+                                DeliveryEvidence {
+                                    purchase_count: seq,
+                                    remaining_centikwh: Some(r.remaining_centikwh),
+                                },
+                                t.paid_at_ms,
+                            ));
+                        }
+                        Ok(r) => count = i64::from(r.purchase_count),
+                        Err(_) => count = self.read_count(&route).await?,
+                    }
+                }
+                Ok(reply) => {
+                    let serr = reply.security_error().unwrap_or(SecurityErrorFlags::OTHER);
+                    if serr.contains(SecurityErrorFlags::HOARDING_LIMIT) {
+                        return Ok(Outcome::Alarm(
+                            "recharge_refused",
+                            "the meter would exceed its hoarding limit".to_owned(),
+                        ));
+                    }
+                    if serr.contains(SecurityErrorFlags::COUNT_ERROR) {
+                        tracing::warn!(
+                            order.id = order_id,
+                            meter.id = meter_id,
+                            seq,
+                            "meter answered count error"
+                        );
+                    }
+                    // Repeat, count error or anything else: an error reply
+                    // may still have been applied (protocol-notes §2.6), so
+                    // the read-back decides.
+                    count = self.read_count(&route).await?;
+                }
+                Err(Error::Timeout | Error::BadReply(_)) => {
+                    count = self.read_count(&route).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn read_count(&self, route: &Route) -> Result<i64, Error> {
+        let f = route
+            .bus
+            .request(
+                request::read_request(route.address, Di::PURCHASE_COUNT),
+                READ_BACK_ATTEMPTS,
+            )
+            .await?;
+        if f.control().is_abnormal() {
+            return Err(Error::Refused("purchase count not readable".into()));
+        }
+        plan::number(&f).ok_or_else(|| Error::BadReply("purchase count".into()))
+    }
+
+    /// count == seq: the last purchase on the meter must be this order's
+    /// energy, else someone else's purchase holds our number.
+    async fn verify(
+        &self,
+        route: &Route,
+        seq: i64,
+        centikwh: i64,
+        paid_at_ms: Option<i64>,
+    ) -> Result<Outcome, Error> {
+        let f = route
+            .bus
+            .request(
+                request::read_request(route.address, Di::LAST_PURCHASE_ENERGY),
+                READ_BACK_ATTEMPTS,
+            )
+            .await?;
+        let last =
+            plan::number(&f).ok_or_else(|| Error::BadReply("last purchase energy".into()))?;
+        if last != centikwh {
+            return Ok(Outcome::Alarm(
+                "seq_gap",
+                format!("purchase {seq} on the meter is {last} centikWh, the order is {centikwh}"),
+            ));
+        }
+        let remaining = route
+            .bus
+            .request(
+                request::read_request(route.address, Di::REMAINING_ENERGY),
+                1,
+            )
+            .await
+            .ok()
+            .and_then(|f| plan::number(&f));
+        Ok(Outcome::Delivered(
+            DeliveryEvidence {
+                purchase_count: seq,
+                remaining_centikwh: remaining,
+            },
+            paid_at_ms,
+        ))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `{"order_id":…,"meter_id":…}`.
+fn parse_payload(payload: &str) -> Option<(i64, i64)> {
+    let v: serde_json::Value = serde_json::from_str(payload).ok()?;
+    Some((v.get("order_id")?.as_i64()?, v.get("meter_id")?.as_i64()?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn payload() {
+        assert_eq!(
+            super::parse_payload(r#"{"order_id":3,"meter_id":9}"#),
+            Some((3, 9))
+        );
+        assert_eq!(super::parse_payload("{}"), None);
+    }
+}

@@ -1,0 +1,281 @@
+//! Starting, steering and stopping the head-end.
+
+use crate::bus::{Bus, BusHandle, BusShared};
+use crate::clock::SharedClock;
+use crate::deliver::{Route, Worker};
+use crate::link::{self, Link};
+use crate::metrics::{BusCounters, Metrics, MetricsSnapshot};
+use crate::writer::{self, WriterMsg};
+use crate::{Config, Error, plan};
+use dlt645::value::{OperatorCode, Password, RelayCommand, RelayControl, StatusWord3, Value};
+use dlt645::{Address, Di, request};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Real-time bound on a graceful shutdown.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running head-end. Dropping it aborts every task (like a crash: leases
+/// run out and the next head-end reads back before it sends).
+#[derive(Debug)]
+pub struct Headend {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    metrics: Arc<Metrics>,
+    routes: Arc<HashMap<i64, Route>>,
+    cfg: Arc<Config>,
+    clock: SharedClock,
+    writer: mpsc::Sender<WriterMsg>,
+    listen: Option<SocketAddr>,
+}
+
+/// The result of a relay command, confirmed by reading status word 3.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RelayOutcome {
+    /// Whether the meter accepted the command (9CH).
+    pub accepted: bool,
+    /// Whether the relay is closed (power on) after the command.
+    pub relay_closed: Option<bool>,
+    /// Status word 3 read after the command.
+    pub status_word: Option<u16>,
+}
+
+impl Headend {
+    /// Loads the gateway/bus/meter registry from `db` and starts one link
+    /// task per gateway, one scheduler per bus, the store writer and the
+    /// delivery worker. A gateway in `listen` mode is served by the
+    /// listener at `cfg.listen`.
+    pub async fn start(db: store::Db, cfg: Config, clock: SharedClock) -> Result<Headend, Error> {
+        cfg.validate()?;
+        let cfg = Arc::new(cfg);
+        let stop = CancellationToken::new();
+        let metrics = Arc::new(Metrics::default());
+        let registry = store::meters::registry(&db).await?;
+        let (wtx, wrx) = mpsc::channel(writer::WRITER_QUEUE);
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(writer::run(
+            db.clone(),
+            wrx,
+            metrics.clone(),
+            clock.clone(),
+            cfg.writer_batch_max,
+        )));
+        let shared = Arc::new(BusShared {
+            cfg: cfg.clone(),
+            clock: clock.clone(),
+            tz: domain::time::campus_tz(&cfg.time_zone),
+            writer: wtx.clone(),
+        });
+        let mut routes = HashMap::new();
+        let mut listened = HashMap::new();
+        for gw in &registry {
+            let link = Link::new(gw.name.clone(), metrics.clone());
+            for b in &gw.buses {
+                let baud = u32::try_from(b.baud).unwrap_or(2400);
+                let counters = Arc::new(BusCounters {
+                    bus_id: b.id,
+                    gateway: gw.name.clone(),
+                    baud,
+                    meters: b.meters.len(),
+                    ..BusCounters::default()
+                });
+                metrics.add_bus(counters.clone());
+                let (bus, handle): (Bus, BusHandle) =
+                    Bus::new(shared.clone(), link.clone(), counters, baud, &b.meters);
+                for m in &b.meters {
+                    if let Ok(address) = Address::parse(&m.address) {
+                        routes.insert(
+                            m.id,
+                            Route {
+                                bus: handle.clone(),
+                                address,
+                            },
+                        );
+                    }
+                }
+                tasks.push(tokio::spawn(bus.run(stop.clone())));
+            }
+            match gw.mode.as_str() {
+                "listen" => {
+                    listened.insert(gw.name.clone(), link);
+                }
+                _ => {
+                    let port = u16::try_from(gw.port).unwrap_or(0);
+                    tasks.push(tokio::spawn(link::dial_loop(
+                        link,
+                        gw.host.clone(),
+                        port,
+                        stop.clone(),
+                    )));
+                }
+            }
+        }
+        let mut listen = None;
+        if let Some(addr) = &cfg.listen {
+            let listener = TcpListener::bind(addr).await?;
+            listen = Some(listener.local_addr()?);
+            tracing::info!(listen = %listen.map(|a| a.to_string()).unwrap_or_default(), gateways = listened.len(), "listening for gateways that dial in");
+            tasks.push(tokio::spawn(link::listen_loop(
+                listener,
+                listened,
+                metrics.clone(),
+                stop.clone(),
+            )));
+        } else if !listened.is_empty() {
+            tracing::warn!(
+                gateways = listened.len(),
+                "gateways in listen mode but no [headend] listen address; they stay unreachable"
+            );
+        }
+        let routes = Arc::new(routes);
+        let worker = Worker::new(
+            db.clone(),
+            cfg.clone(),
+            clock.clone(),
+            metrics.clone(),
+            routes.clone(),
+        );
+        tasks.push(tokio::spawn(worker.run(stop.clone())));
+        tracing::info!(
+            gateways = registry.len(),
+            meters = routes.len(),
+            "head-end started"
+        );
+        Ok(Headend {
+            stop,
+            tasks,
+            metrics,
+            routes,
+            cfg,
+            clock,
+            writer: wtx,
+            listen,
+        })
+    }
+
+    /// The counters now.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// Where gateways in client mode can dial in, when listening.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen
+    }
+
+    /// A staff relay command (trip, close, keep-power…) with the configured
+    /// validity deadline, sent ahead of routine polling and confirmed by
+    /// reading status word 3 afterwards. The outcome is also recorded as a
+    /// meter event.
+    pub async fn relay(&self, meter_id: i64, command: RelayCommand) -> Result<RelayOutcome, Error> {
+        let route = self
+            .routes
+            .get(&meter_id)
+            .ok_or(Error::UnknownMeter(meter_id))?;
+        let tz = domain::time::campus_tz(&self.cfg.time_zone);
+        let now = self.clock.now_ms();
+        let valid_until = plan::meter_time(now + self.cfg.relay_validity_ms, &tz)
+            .ok_or_else(|| Error::Config("clock outside 2000–2099".into()))?;
+        let rc = RelayControl {
+            password: Password {
+                level: 2,
+                code: self.cfg.meter_password,
+            },
+            operator: OperatorCode(self.cfg.operator_code),
+            command,
+            reserved: 0,
+            valid_until,
+        };
+        // A relay command is idempotent, so it may be repeated on timeout.
+        let reply = route
+            .bus
+            .request(request::relay_request(route.address, &rc), 3)
+            .await?;
+        let accepted = !reply.control().is_abnormal();
+        let sw = route
+            .bus
+            .request(request::read_request(route.address, Di::STATUS_WORD_3), 3)
+            .await
+            .ok()
+            .and_then(|f| match plan::value(&f) {
+                Some(Value::StatusWord3(s)) => Some(s),
+                _ => None,
+            });
+        let outcome = RelayOutcome {
+            accepted,
+            relay_closed: sw.map(|s: StatusWord3| !s.relay_open()),
+            status_word: sw.map(|s| s.0),
+        };
+        let at = self.clock.now_ms();
+        let _ = self
+            .writer
+            .send(WriterMsg::Round {
+                obs: Box::new(store::meters::Observation {
+                    meter_id,
+                    at_ms: at,
+                    seen: true,
+                    online: Some(true),
+                    status_word: sw.map(|s| i64::from(s.0)),
+                    relay_closed: outcome.relay_closed,
+                    relay_reason: sw
+                        .and_then(|s| plan::relay_reason(s, Some(1)))
+                        .map(str::to_owned),
+                    ..Default::default()
+                }),
+                events: vec![store::meters::MeterEvent {
+                    meter_id,
+                    at_ms: at,
+                    kind: "relay_command".to_owned(),
+                    detail: format!(
+                        "{}: {}",
+                        command.name(),
+                        if accepted { "accepted" } else { "refused" }
+                    ),
+                }],
+                frozen: None,
+            })
+            .await;
+        if !accepted {
+            return Err(Error::Refused(format!(
+                "{:?}",
+                reply.error_flags().map(|e| e.names())
+            )));
+        }
+        Ok(outcome)
+    }
+
+    /// Stops every task, waiting (boundedly) for them to finish their
+    /// current step.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        let tasks = std::mem::take(&mut self.tasks);
+        let all = async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_TIMEOUT, all).await.is_err() {
+            tracing::warn!("head-end tasks did not stop in time; aborting them");
+        }
+    }
+
+    /// The stop token: cancel it to stop the head-end from elsewhere.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+}
+
+impl Drop for Headend {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The head-end against the simulator over loopback TCP, with faults on:
+//! the "Done when" scenarios of the head-end issue. Every scenario runs on
+//! SQLite and, when `DORMWATT_TEST_PG_URL` is set, on PostgreSQL, and ends
+//! with the ledger invariants.
+
+mod common;
+
+use common::{DAY_MS, World, config, databases, eventually, lossy};
+use dlt645::{Di, request};
+use headend::plan;
+use sim::{Appliance, ApplianceKind};
+use std::sync::atomic::Ordering;
+
+/// remaining + register total only changes by purchases (while the meter
+/// has a balance), so it proves how much energy arrived.
+fn energy_sum(fleet: &sim::Fleet, address: &str) -> (u32, i64, u32) {
+    let v = fleet.inspect(address).unwrap();
+    assert_eq!(v.overdraft_centikwh, 0, "meter in overdraft: {v:?}");
+    (
+        v.purchase_count,
+        i64::from(v.remaining_centikwh) + i64::from(v.total_centikwh),
+        v.purchased_total_centikwh,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lost_recharge_reply_is_delivered_exactly_once() {
+    for db in databases().await {
+        let w = World::new(db, lossy()).await;
+        let he = w.headend(config("he-1")).await;
+        let (meter_id, address) = w.meter(2).await;
+        w.fleet.set_remaining(&address, 5_000).unwrap();
+        let (count0, sum0, bought0) = energy_sum(&w.fleet, &address);
+        // The meter applies the recharge but its reply never comes back.
+        w.rules.drop_recharge_replies.store(1, Ordering::SeqCst);
+        let order = w.buy(meter_id, 20).await;
+        eventually(60, "the order to complete", || async {
+            w.order_state(order).await == "completed"
+        })
+        .await;
+        assert_eq!(
+            w.rules.dropped.load(Ordering::SeqCst),
+            1,
+            "a reply was lost"
+        );
+        let (count1, sum1, bought1) = energy_sum(&w.fleet, &address);
+        assert_eq!(count1, count0 + 1, "exactly one purchase on the meter");
+        assert_eq!(sum1, sum0 + 2_000, "exactly 20 kWh arrived");
+        assert_eq!(bought1, bought0 + 2_000);
+        let o = store::orders::by_id(&w.db, order).await.unwrap().unwrap();
+        assert_eq!(o.purchase_seq, Some(i64::from(count1)));
+        let s = store::meters::state(&w.db, meter_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.purchase_count, Some(i64::from(count1)));
+        eventually(10, "the delivery to be counted", || async {
+            he.metrics().deliveries_completed == 1
+        })
+        .await;
+        let m = he.metrics();
+        assert!(m.frames_sent > 0 && m.replies > 0);
+        w.assert_ledger().await;
+        he.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restart_in_the_middle_of_a_delivery_neither_loses_nor_repeats_it() {
+    for db in databases().await {
+        let w = World::new(db, lossy()).await;
+        let he = w.headend(config("he-1")).await;
+        let (meter_id, address) = w.meter(7).await;
+        w.fleet.set_remaining(&address, 5_000).unwrap();
+        let (count0, sum0, _) = energy_sum(&w.fleet, &address);
+        // The recharge lands on the meter, then the link goes dark: the
+        // first head-end cannot learn the outcome.
+        w.rules.drop_recharge_replies.store(1, Ordering::SeqCst);
+        w.rules.blackout_after_drop.store(true, Ordering::SeqCst);
+        let order = w.buy(meter_id, 30).await;
+        eventually(60, "the recharge to reach the meter", || async {
+            w.rules.dropped.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        assert_eq!(energy_sum(&w.fleet, &address).0, count0 + 1, "applied");
+        // Let it try to read back a little, then crash it.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(w.order_state(order).await, "charging");
+        drop(he);
+        w.rules.blackout.store(false, Ordering::SeqCst);
+        w.rules.blackout_after_drop.store(false, Ordering::SeqCst);
+        let he2 = w.headend(config("he-2")).await;
+        eventually(
+            60,
+            "the restarted head-end to complete the order",
+            || async { w.order_state(order).await == "completed" },
+        )
+        .await;
+        let (count1, sum1, _) = energy_sum(&w.fleet, &address);
+        assert_eq!(count1, count0 + 1, "not repeated");
+        assert_eq!(sum1, sum0 + 3_000, "not lost");
+        assert_eq!(
+            w.rules.recharges_sent.load(Ordering::SeqCst),
+            1,
+            "the second head-end read back instead of re-sending"
+        );
+        eventually(10, "the delivery to be counted", || async {
+            he2.metrics().deliveries_completed == 1
+        })
+        .await;
+        w.assert_ledger().await;
+        he2.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn meter_offline_two_days_gets_its_purchase_and_its_days_back_filled() {
+    for db in databases().await {
+        let w = World::new(db, lossy()).await;
+        let he = w.headend(config("he-1")).await;
+        let (meter_id, address) = w.meter(4).await;
+        w.fleet.set_remaining(&address, 5_000).unwrap();
+        let tz = domain::time::campus_tz(domain::time::DEFAULT_TZ);
+        let (day0, _) = plan::campus_day(w.clock.now_ms(), &tz);
+        // The first daily read stores the freeze history up to yesterday.
+        eventually(60, "the first daily read", || async {
+            store::meters::days(&w.db, meter_id, day0 - 1, day0 - 1)
+                .await
+                .unwrap()
+                .first()
+                .is_some_and(|d| d.status == "ok")
+        })
+        .await;
+        let (count0, sum0, _) = energy_sum(&w.fleet, &address);
+        w.fleet.set_offline(&address, 10 * DAY_MS).unwrap();
+        let order = w.buy(meter_id, 10).await;
+        eventually(60, "the meter to be seen offline", || async {
+            !store::meters::state(&w.db, meter_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .online
+        })
+        .await;
+        // Two days pass with the meter unreachable.
+        w.fleet.clock().advance(2 * DAY_MS);
+        eventually(60, "the unread days to be marked missing", || async {
+            let d = store::meters::days(&w.db, meter_id, day0, day0 + 1)
+                .await
+                .unwrap();
+            d.len() == 2
+                && d.iter()
+                    .all(|d| d.status == "missing" && d.usage_centikwh.is_none())
+        })
+        .await;
+        assert_ne!(w.order_state(order).await, "completed");
+        // Back online.
+        w.fleet.set_offline(&address, 0).unwrap();
+        eventually(60, "the purchase to arrive", || async {
+            w.order_state(order).await == "completed"
+        })
+        .await;
+        eventually(60, "the missing days to be back-filled", || async {
+            let d = store::meters::days(&w.db, meter_id, day0, day0 + 1)
+                .await
+                .unwrap();
+            d.len() == 2 && d.iter().all(|d| d.status == "ok")
+        })
+        .await;
+        // The back-filled usage is the meter's own daily freezes.
+        let freeze = |n: u8| {
+            let a = dlt645::Address::parse(&address).unwrap();
+            let f = w
+                .fleet
+                .request(&request::read_request(
+                    a,
+                    Di::daily_freeze_energy(n).unwrap(),
+                ))
+                .unwrap();
+            match plan::value(&f) {
+                Some(dlt645::value::Value::EnergyBlock(v)) => v[0],
+                other => panic!("freeze {n}: {other:?}"),
+            }
+        };
+        let d = store::meters::days(&w.db, meter_id, day0, day0 + 1)
+            .await
+            .unwrap();
+        assert_eq!(d[0].usage_centikwh, Some(freeze(2) - freeze(3)));
+        assert_eq!(d[1].usage_centikwh, Some(freeze(1) - freeze(2)));
+        let (count1, sum1, _) = energy_sum(&w.fleet, &address);
+        assert_eq!(count1, count0 + 1);
+        assert_eq!(sum1, sum0 + 1_000);
+        let kinds: Vec<String> = store::meters::events(&w.db, meter_id, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        let pos = |k: &str| kinds.iter().position(|x| x == k);
+        assert!(
+            pos("offline") < pos("online") && pos("online").is_some(),
+            "{kinds:?}"
+        );
+        assert!(kinds.contains(&"delivered".to_owned()), "{kinds:?}");
+        w.assert_ledger().await;
+        he.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malicious_load_trip_becomes_an_event_with_its_reason() {
+    for db in databases().await {
+        let w = World::new(db, lossy()).await;
+        let he = w.headend(config("he-1")).await;
+        let (meter_id, address) = w.meter(9).await;
+        w.fleet.set_remaining(&address, 5_000).unwrap();
+        // The meter needs a window of samples from before the appliance.
+        w.fleet.clock().advance(2 * 60_000);
+        w.fleet
+            .plug(&address, Appliance::preset(ApplianceKind::Kettle), None)
+            .unwrap();
+        eventually(60, "a malicious-load trip event", || async {
+            store::meters::events(&w.db, meter_id, 100)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.kind == "trip" && e.detail.starts_with("malicious_load"))
+        })
+        .await;
+        let s = store::meters::state(&w.db, meter_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(s.status_word.is_some());
+        // Staff close the relay directly; the head-end confirms by status word.
+        w.fleet.unplug(&address).unwrap();
+        let out = he
+            .relay(meter_id, dlt645::value::RelayCommand::DirectClose)
+            .await;
+        let out = out.unwrap();
+        assert!(out.accepted);
+        assert_eq!(out.relay_closed, Some(true));
+        eventually(60, "the restore event", || async {
+            store::meters::events(&w.db, meter_id, 100)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.kind == "relay_command")
+        })
+        .await;
+        w.assert_ledger().await;
+        he.shutdown().await;
+    }
+}
