@@ -998,3 +998,19 @@ impl Meter {
             .unwrap_or_else(|_| request::error_reply(a, f, ErrorFlags::OTHER))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_meter_stays_small() {
+        // 100,000 meters in one process: keep each within half a KiB
+        // (62 daily freezes alone are 248 bytes).
+        assert!(
+            std::mem::size_of::<Meter>() <= 512,
+            "{}",
+            std::mem::size_of::<Meter>()
+        );
+    }
+}

@@ -181,7 +181,10 @@ async fn tick(fleet: Fleet) {
     let period = fleet.config().tick_ms.max(1000);
     loop {
         fleet.clock().sleep_ms(period).await;
-        fleet.advance_all();
+        // Catching up 100,000 meters takes a while: keep it off the
+        // runtime's workers so that bus timing is not held up.
+        let f = fleet.clone();
+        let _ = tokio::task::spawn_blocking(move || f.advance_all()).await;
     }
 }
 
