@@ -14,7 +14,7 @@
 #   DORMWATT_BIN      dormwatt binary for part (a); default target/release/dormwatt
 #                     if it exists, else target/debug/dormwatt (run `cargo build` first)
 #   DORMWATT_SIM_ARGS arguments for `dormwatt simulate`; `{port}` is replaced by a
-#                     free TCP port (default: "--meters 1 --host 127.0.0.1 --base-port {port}")
+#                     free TCP port (default: "--meters 1 --listen-host 127.0.0.1 --base-port {port}")
 #   DORMWATT_SIM_METER meter address to read in part (a); default: discovered with a
 #                     13H read-address (the default simulator has one meter per bus)
 #   PYTHON            interpreter for the throwaway virtualenv (default python3.11 or python3)
@@ -116,7 +116,7 @@ part_a() {
     fi
     local port
     port="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-    local args="${DORMWATT_SIM_ARGS:---meters 1 --host 127.0.0.1 --base-port {port}}"
+    local args="${DORMWATT_SIM_ARGS:---meters 1 --listen-host 127.0.0.1 --base-port {port}}"
     args="${args//\{port\}/$port}"
     local flag
     for flag in $args; do

@@ -19,6 +19,8 @@
 //! floats, so that a value read from a meter compares exactly with what the
 //! database holds.
 
+#![warn(missing_docs)]
+
 mod address;
 mod control;
 pub mod describe;
