@@ -180,4 +180,32 @@ mod tests {
         assert_eq!(parse_duration_ms("-3s"), None);
         assert_eq!(parse_duration_ms("3y"), None);
     }
+
+    #[test]
+    fn commands_drive_the_fleet() {
+        let cfg = crate::SimConfig {
+            start_ms: Some(1_795_622_400_000 + 10 * 3_600_000),
+            speed: 0.0,
+            ..crate::SimConfig::default()
+        };
+        let fleet = Fleet::from_plan(&crate::synthetic_plan(2), cfg);
+        let a = "209900010001";
+        assert_eq!(execute(&fleet, &format!("plug {a} kettle 30m")), "ok");
+        assert_eq!(execute(&fleet, "advance 2m"), "ok");
+        let v: serde_json::Value =
+            serde_json::from_str(&execute(&fleet, &format!("meter {a}"))).unwrap();
+        assert_eq!(v["malicious_trips"], 1);
+        assert_eq!(v["relay_open"], true);
+        assert_eq!(execute(&fleet, "fault reply_loss 0.25"), "ok");
+        assert!((fleet.faults().reply_loss - 0.25).abs() < 1e-9);
+        assert!(execute(&fleet, "fault reply_loss 2").starts_with("error"));
+        assert!(execute(&fleet, "meter 123").starts_with("error"));
+        assert!(execute(&fleet, "plug 209900010002 toaster").starts_with("error"));
+        assert_eq!(execute(&fleet, "speed 60"), "ok");
+        assert!((fleet.clock().speed() - 60.0).abs() < 1e-9);
+        assert_eq!(execute(&fleet, "offline 209900010002 1h"), "ok");
+        let v: serde_json::Value =
+            serde_json::from_str(&execute(&fleet, "meter 209900010002")).unwrap();
+        assert!(v["offline_until_ms"].is_i64());
+    }
 }

@@ -183,8 +183,12 @@ pub fn room_load(
     let hour_idx = usize::try_from(hour).unwrap_or(0);
     let slot = local.div_euclid(SLOT_MS) as u64;
     let mut load = Load::default();
-    // Router, fridge-less dorm standby.
+    // Router and chargers on standby; some rooms keep a mini-fridge
+    // (its compressor's duty cycle averaged out).
     load.add(6 + (draw(seed, 1, 0) % 6) as u32, 500);
+    if draw(seed, 3, 0) % 10 < 4 {
+        load.add(30, 800);
+    }
     let occupants = [3u64, 4, 4, 4, 4, 5, 6, 2][(draw(seed, 2, 0) % 8) as usize];
     let mut awake_present = 0;
     for i in 0..occupants {
@@ -198,6 +202,10 @@ pub fn room_load(
             }
             if (u / 100_000_000) % 100 < 40 {
                 load.add(5, 500);
+            }
+            if (u / 10_000_000_000) % 100 < 40 {
+                // A monitor or desk lamp.
+                load.add(25, 900);
             }
         } else if present && (u / 10_000) % 100 < 15 {
             // A laptop or phone charging overnight.
@@ -231,10 +239,10 @@ fn natural_appliance(seed: u64, local: i64, cfg: &LoadConfig) -> Option<Applianc
     };
     // Kettles: breakfast, lunch, evening tea; ~3–5 minutes.
     let kettle_pct = match hour {
-        7 | 8 => 400,
-        12 => 200,
-        19..=22 => 300,
-        9..=23 => 50,
+        7 | 8 => 100,
+        12 => 50,
+        19..=22 => 80,
+        9..=23 => 10,
         _ => 0,
     };
     if let Some((start, u)) = per_hour(1, kettle_pct) {
@@ -248,7 +256,7 @@ fn natural_appliance(seed: u64, local: i64, cfg: &LoadConfig) -> Option<Applianc
         }
     }
     let dryer_pct = match hour {
-        7 | 21 | 22 => 200,
+        7 | 21 | 22 => 50,
         _ => 0,
     };
     if let Some((start, u)) = per_hour(2, dryer_pct)
@@ -261,7 +269,7 @@ fn natural_appliance(seed: u64, local: i64, cfg: &LoadConfig) -> Option<Applianc
         });
     }
     let cooker_pct = match hour {
-        11 | 17 => 100,
+        11 | 17 => 50,
         _ => 0,
     };
     if let Some((start, u)) = per_hour(3, cooker_pct)
@@ -284,7 +292,7 @@ fn natural_appliance(seed: u64, local: i64, cfg: &LoadConfig) -> Option<Applianc
             continue;
         }
         let u = draw(seed, d as u64, 4);
-        if (u % 10_000) as f64 >= 300.0 * cfg.appliance_rate {
+        if (u % 10_000) as f64 >= 200.0 * cfg.appliance_rate {
             continue;
         }
         let start = d * DAY_MS + 19 * HOUR_MS + ((u / 10_000) % 240) as i64 * 60_000;

@@ -341,7 +341,14 @@ impl Meter {
             offline_until_ms: 0,
             plugged: None,
         };
+        // A real meter has been sampling long before the simulation starts:
+        // fill the window with the current load so that an appliance
+        // plugged in at once is a step, as it would be.
         m.last_load = m.load_at(now_ms, env);
+        m.push_sample(m.last_load);
+        for _ in 1..WINDOW {
+            m.push_sample(m.last_load);
+        }
         m
     }
 
