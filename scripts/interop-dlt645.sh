@@ -11,8 +11,9 @@
 #
 # Usage: bash scripts/interop-dlt645.sh
 # Environment:
-#   DORMWATT_BIN      dormwatt binary for part (a); default target/release/dormwatt
-#                     if it exists, else target/debug/dormwatt (run `cargo build` first)
+#   DORMWATT_BIN      dormwatt binary for part (a); default: the newer of
+#                     target/release/dormwatt and target/debug/dormwatt (CI builds the
+#                     debug one with `cargo test --workspace`; run `cargo build` first by hand)
 #   DORMWATT_SIM_ARGS arguments for `dormwatt simulate`; `{port}` is replaced by a
 #                     free TCP port (default: "--meters 1 --listen-host 127.0.0.1 --base-port {port}")
 #   DORMWATT_SIM_METER meter address to read in part (a); default: discovered with a
@@ -103,7 +104,12 @@ fi
 part_a() {
     local bin="${DORMWATT_BIN:-}"
     if [[ -z "$bin" ]]; then
-        if [[ -x "$TARGET_DIR/release/dormwatt" ]]; then bin="$TARGET_DIR/release/dormwatt"; else bin="$TARGET_DIR/debug/dormwatt"; fi
+        # The newer of the release and debug builds, so a stale release
+        # binary left on a dev machine does not shadow a fresh debug build.
+        bin="$TARGET_DIR/debug/dormwatt"
+        if [[ -x "$TARGET_DIR/release/dormwatt" && ( ! -x "$bin" || "$TARGET_DIR/release/dormwatt" -nt "$bin" ) ]]; then
+            bin="$TARGET_DIR/release/dormwatt"
+        fi
     fi
     if [[ ! -x "$bin" ]]; then
         skip "(a) no dormwatt binary at $bin (run cargo build, or set DORMWATT_BIN)"
