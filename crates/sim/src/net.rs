@@ -25,7 +25,7 @@ use std::time::Duration;
 use dlt645::{Frame, StreamDecoder, wire_time_us};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::fleet::Fleet;
@@ -75,6 +75,8 @@ pub struct RunningFleet {
     fleet: Fleet,
     endpoints: Vec<GatewayEndpoint>,
     tasks: Vec<JoinHandle<()>>,
+    /// Dropping it closes every open connection.
+    _shutdown: watch::Sender<()>,
 }
 
 impl RunningFleet {
@@ -126,6 +128,7 @@ impl Fleet {
             tasks.push(tokio::spawn(run_bus(self.clone(), b, rx)));
         }
         let mut endpoints = Vec::new();
+        let (shutdown, shutdown_rx) = watch::channel(());
         for (gi, g) in self.inner.gateways.iter().enumerate() {
             let txs: Vec<(usize, mpsc::Sender<BusRequest>)> =
                 g.buses.clone().map(|b| (b, bus_txs[b].clone())).collect();
@@ -133,6 +136,7 @@ impl Fleet {
                 fleet: self.clone(),
                 gw: gi,
                 buses: txs,
+                shutdown: shutdown_rx.clone(),
             };
             match &mode {
                 GatewayMode::Server { host, base_port } => {
@@ -166,6 +170,7 @@ impl Fleet {
             fleet: self.clone(),
             endpoints,
             tasks,
+            _shutdown: shutdown,
         })
     }
 }
@@ -175,6 +180,8 @@ struct GatewayCtx {
     fleet: Fleet,
     gw: usize,
     buses: Vec<(usize, mpsc::Sender<BusRequest>)>,
+    /// Changes (closes) when the running fleet is dropped.
+    shutdown: watch::Receiver<()>,
 }
 
 async fn tick(fleet: Fleet) {
@@ -235,6 +242,7 @@ async fn serve_connection(gw: &GatewayCtx, stream: TcpStream, client_mode: bool)
     let fleet = &gw.fleet;
     let slot = &fleet.inner.gateways[gw.gw];
     let mut reset = slot.reset.subscribe();
+    let mut shutdown = gw.shutdown.clone();
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(CONN_QUEUE);
@@ -242,7 +250,7 @@ async fn serve_connection(gw: &GatewayCtx, stream: TcpStream, client_mode: bool)
     let heartbeat = client_mode.then(|| fleet.config().heartbeat.clone());
     let registration = client_mode.then(|| slot.name.as_bytes().to_vec());
     let hb_period = fleet.config().heartbeat_period_ms.max(1000);
-    let writer = tokio::spawn(async move {
+    let writer = AbortOnDrop(tokio::spawn(async move {
         if let Some(r) = registration
             && wr.write_all(&r).await.is_err()
         {
@@ -264,7 +272,7 @@ async fn serve_connection(gw: &GatewayCtx, stream: TcpStream, client_mode: bool)
                     && wr.write_all(hb).await.is_err() { return },
             }
         }
-    });
+    }));
     let mut decoder = StreamDecoder::new();
     let mut buf = vec![0u8; 1024];
     'conn: loop {
@@ -274,6 +282,7 @@ async fn serve_connection(gw: &GatewayCtx, stream: TcpStream, client_mode: bool)
                 Ok(n) => n,
             },
             r = reset.changed() => { let _ = r; break 'conn }
+            _ = shutdown.changed() => break 'conn,
         };
         decoder.push(&buf[..n]);
         while let Some(item) = decoder.next_frame() {
@@ -308,7 +317,17 @@ async fn serve_connection(gw: &GatewayCtx, stream: TcpStream, client_mode: bool)
             }
         }
     }
-    writer.abort();
+    drop(writer);
+}
+
+/// Aborts a task when dropped, so a connection's writer never outlives the
+/// connection (e.g. when the fleet shuts down mid-read).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// One bus: serialises transactions on the virtual time line.

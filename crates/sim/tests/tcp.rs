@@ -364,3 +364,49 @@ async fn random_tcp_resets_follow_the_fault_rate() {
         .expect("reset in time");
     assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
 }
+
+#[tokio::test]
+async fn extra_latency_delays_replies_on_the_virtual_clock() {
+    let plan = sim::synthetic_plan(1);
+    let fleet = Fleet::from_plan(
+        &plan,
+        SimConfig {
+            speed: 20.0,
+            reply_delay_ms: 20,
+            reply_jitter_ms: 0,
+            faults: sim::FaultConfig {
+                latency: 1.0,
+                latency_ms_max: 5_000,
+                ..sim::FaultConfig::default()
+            },
+            ..SimConfig::default()
+        },
+    );
+    let running = fleet.start(server()).await.expect("start");
+    let mut c = Client::connect(running.endpoints()[0].listen.expect("bound")).await;
+    let m = fleet.addresses()[0][0][0];
+    let clock = fleet.clock().clone();
+    let t0 = clock.now_us();
+    for _ in 0..5 {
+        c.send(&request::read_request(m, Di::TIME)).await;
+        assert_eq!(c.recv().await.di(), Some(Di::TIME));
+    }
+    let txn_us = (wire_time_us(20, 2400) + 20_000 + wire_time_us(23, 2400)) as i64;
+    let extra_us = clock.now_us() - t0 - 5 * txn_us;
+    // Uniform 0–5 s per reply: five of them add seconds, never more than 25.
+    assert!((1_000_000..=26_000_000).contains(&extra_us), "{extra_us}");
+}
+
+#[tokio::test]
+async fn dropping_the_running_fleet_closes_connections() {
+    let plan = sim::synthetic_plan(1);
+    let fleet = Fleet::from_plan(&plan, SimConfig::default());
+    let running = fleet.start(server()).await.expect("start");
+    let mut c = Client::connect(running.endpoints()[0].listen.expect("bound")).await;
+    drop(running);
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(REPLY_TIMEOUT, c.stream.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+}
