@@ -84,10 +84,9 @@ fn run() -> Result<bool, String> {
         let request = read_request(meter, di);
         match transact(&mut stream, &mut decoder, &request, timeout)? {
             Some(reply) => {
-                let ok = reply.control().answers(request.control())
+                let ok = reply.is_reply_to(&request)
                     && !reply.control().is_abnormal()
-                    && reply.di() == Some(di)
-                    && reply.address() == meter;
+                    && reply.di() == Some(di);
                 all_ok &= ok;
                 let mut raw = Vec::new();
                 dlt645::encode_into(&reply, 0, &mut raw);

@@ -130,6 +130,27 @@ impl Frame {
         }
     }
 
+    /// Whether `self` is a reply to `request` by the checks of protocol-notes
+    /// §1.5: the reply bit is set and the function matches; the address equals
+    /// the polled one unless the request used wildcard bytes (then it must
+    /// match the pattern); a normal reply that carries a DI echoes the
+    /// request's DI. Abnormal replies carry no DI, so only the first two apply.
+    pub fn is_reply_to(&self, request: &Frame) -> bool {
+        if !self.control.answers(request.control) {
+            return false;
+        }
+        let address_ok = if request.address.has_wildcard() {
+            request.address.matches(self.address)
+        } else {
+            self.address == request.address
+        };
+        let di_ok = match (self.di(), request.di()) {
+            (Some(reply), Some(asked)) => reply == asked,
+            _ => true,
+        };
+        address_ok && di_ok
+    }
+
     /// Length on the wire without preamble.
     pub fn wire_len(&self) -> usize {
         MIN_FRAME_LEN + self.data.len()
@@ -333,6 +354,36 @@ mod tests {
                 control: 0x05
             })
         );
+    }
+
+    #[test]
+    fn reply_matching() {
+        use crate::request::{error_reply, read_address_request, read_reply, read_request};
+        let meter = Address::parse("123456789012").unwrap();
+        let other = Address::parse("123456789013").unwrap();
+        let request = read_request(meter, Di::VOLTAGE);
+        assert!(
+            read_reply(meter, Di::VOLTAGE, &[0x01, 0x22])
+                .unwrap()
+                .is_reply_to(&request)
+        );
+        assert!(
+            !read_reply(other, Di::VOLTAGE, &[0x01, 0x22])
+                .unwrap()
+                .is_reply_to(&request)
+        );
+        assert!(
+            !read_reply(meter, Di::CURRENT, &[0; 3])
+                .unwrap()
+                .is_reply_to(&request)
+        );
+        assert!(error_reply(meter, Function::Read, ErrorFlags::NO_DATA).is_reply_to(&request));
+        assert!(!error_reply(meter, Function::Write, ErrorFlags::NO_DATA).is_reply_to(&request));
+        assert!(!request.is_reply_to(&request));
+        let address_reply =
+            crate::request::normal_reply(meter, Function::ReadAddress, meter.to_wire().to_vec())
+                .unwrap();
+        assert!(address_reply.is_reply_to(&read_address_request()));
     }
 
     #[test]

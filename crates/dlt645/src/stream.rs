@@ -201,6 +201,21 @@ mod tests {
     }
 
     #[test]
+    fn largest_frame_byte_by_byte() {
+        let address = Address::parse("123456789012").unwrap();
+        // Plain 35H is 68H on the wire: every data byte looks like a start.
+        let big = crate::request::read_reply(address, Di::VOLTAGE, &[0x35; 251]).unwrap();
+        assert_eq!(big.data().len(), 255);
+        let mut decoder = StreamDecoder::new();
+        let mut got = Vec::new();
+        for &b in encode(&big).iter().chain(encode(&big).iter()) {
+            decoder.push(&[b]);
+            got.extend(drain(&mut decoder));
+        }
+        assert_eq!(got, [Ok(big.clone()), Ok(big)]);
+    }
+
+    #[test]
     fn bad_checksum_is_reported_then_skipped() {
         let mut bad = encode(&frame(4));
         let cs = bad.len() - 2;
