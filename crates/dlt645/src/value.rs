@@ -194,10 +194,13 @@ impl Bcd {
     /// The largest magnitude the format holds (a sign bit costs the top digit
     /// its high values: 799999.99 kWh for signed energy).
     pub fn max(self) -> i64 {
+        if self.bytes == 0 {
+            return 0;
+        }
         let digits = 2 * u32::from(self.bytes);
         let all = 10i64.saturating_pow(digits) - 1;
         if self.signed {
-            8 * 10i64.saturating_pow(digits - 1) - 1
+            8i64.saturating_mul(10i64.saturating_pow(digits.saturating_sub(1))) - 1
         } else {
             all
         }
@@ -248,18 +251,16 @@ impl Bcd {
 
 /// `raw / 10^decimals` written exactly, e.g. `format_decimal(123456, 2)` is `1234.56`.
 pub fn format_decimal(raw: i64, decimals: u8) -> String {
+    let sign = if raw < 0 { "-" } else { "" };
     if decimals == 0 {
         return raw.to_string();
     }
-    let scale = 10u64.pow(u32::from(decimals));
-    let magnitude = raw.unsigned_abs();
-    let sign = if raw < 0 { "-" } else { "" };
-    format!(
-        "{sign}{}.{:0width$}",
-        magnitude / scale,
-        magnitude % scale,
-        width = usize::from(decimals)
-    )
+    // Work on the digit string so that any number of decimals is exact and
+    // cannot overflow a power of ten.
+    let places = usize::from(decimals);
+    let digits = format!("{:0>width$}", raw.unsigned_abs(), width = places + 1);
+    let (whole, fraction) = digits.split_at(digits.len() - places);
+    format!("{sign}{whole}.{fraction}")
 }
 
 /// Parses decimal text exactly into an integer with `decimals` implied places:
@@ -1208,6 +1209,31 @@ mod tests {
         assert_eq!(format_decimal(-5123, 3), "-5.123");
         assert_eq!(format_decimal(5, 2), "0.05");
         assert_eq!(format_decimal(11_280, 4), "1.1280");
+        assert_eq!(
+            format_decimal(i64::MIN, 30),
+            format!("-0.{:0>30}", i64::MIN.unsigned_abs())
+        );
+        assert_eq!(format_decimal(-7, 0), "-7");
+        assert_eq!(
+            Bcd {
+                bytes: 0,
+                decimals: 0,
+                signed: true,
+                unit: ""
+            }
+            .max(),
+            0
+        );
+        assert_eq!(
+            Bcd {
+                bytes: 12,
+                decimals: 0,
+                signed: true,
+                unit: ""
+            }
+            .max(),
+            i64::MAX - 1
+        );
         assert_eq!(parse_decimal("20.5", 2).unwrap(), 2050);
         assert_eq!(parse_decimal("-5.123", 3).unwrap(), -5123);
         assert_eq!(parse_decimal("7", 0).unwrap(), 7);

@@ -76,7 +76,10 @@ pub const fn wire_time_us(bytes: usize, baud: u32) -> u64 {
     if baud == 0 {
         return 0;
     }
-    (bytes as u64 * BITS_PER_BYTE * 1_000_000).div_ceil(baud as u64)
+    // Saturating: an absurd length gives a huge time, not a panic.
+    (bytes as u64)
+        .saturating_mul(BITS_PER_BYTE * 1_000_000)
+        .div_ceil(baud as u64)
 }
 
 /// The time `bytes` bytes take on the line at `baud` bps: bytes × 11 / baud.
@@ -95,6 +98,7 @@ mod tests {
         assert_eq!(wire_time_us(24, 2400), 110_000);
         assert_eq!(wire_time(32, 2400).as_micros(), 146_667);
         assert_eq!(wire_time_us(1, 0), 0);
+        assert!(wire_time_us(usize::MAX, 600) > 0);
     }
 
     #[test]
