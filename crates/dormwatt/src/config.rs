@@ -8,7 +8,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Environment variables with the `DORMWATT_` prefix that are not
 /// configuration keys (test harness and script settings).
@@ -36,6 +36,8 @@ pub struct Config {
     pub headend: HeadendConfig,
     /// Built-in meter simulator (demo).
     pub simulator: SimulatorConfig,
+    /// Payments: provider (sandbox or WeChat Pay), counter sales, workers.
+    pub payment: PaymentConfig,
 }
 
 /// Log output format.
@@ -78,6 +80,303 @@ pub struct SimulatorConfig {
     pub host: String,
 }
 
+/// Which payment provider takes the students' money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentProviderKind {
+    /// No online payments on this node (counter sales still work).
+    None,
+    /// The built-in WeChat Pay emulation with published keys: demo only.
+    Sandbox,
+    /// The real WeChat Pay API v3 (`[payment.wechat]`).
+    Wechat,
+}
+
+/// `[payment]`: see docs/CONFIGURATION.md. Secrets are file paths, never values.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentConfig {
+    /// `sandbox` (default, demo), `wechat` or `none`.
+    pub provider: PaymentProviderKind,
+    /// Let `production = true` run with the sandbox (a staging server).
+    pub allow_sandbox_in_production: bool,
+    /// The notify URL given to WeChat; default: `public_url` + `/pay/wechat/notify`.
+    pub notify_url: Option<String>,
+    /// File holding the bearer token of the counter-sales and staff API;
+    /// unset: that API refuses every call.
+    pub counter_token_file: Option<PathBuf>,
+    /// Campus-wide maximum kWh per order (each area may be stricter).
+    pub order_kwh_max: u32,
+    /// Shown first in the payer's WeChat bill.
+    pub description_prefix: String,
+    /// WeChat stops accepting a payment this long before our 2-hour expiry.
+    pub time_expire_margin_s: u64,
+    /// Unpaid orders older than this with no notification are queried.
+    pub reconcile_after_s: u64,
+    /// A charging order not confirmed by the meter within this becomes delayed.
+    pub delivery_window_s: u64,
+    /// How often the payment workers run.
+    pub worker_interval_s: u64,
+    /// Compare each day's trade bill with our orders (after 10:00 Beijing).
+    pub bill_reconciliation: bool,
+    /// The merchant, when `provider = "wechat"`.
+    pub wechat: WechatPaySection,
+}
+
+/// `[payment.wechat]`: a direct (直连) merchant's identity and key files.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WechatPaySection {
+    /// The service account's AppID bound to the merchant.
+    pub appid: String,
+    /// Merchant id.
+    pub mchid: String,
+    /// Serial of the merchant API certificate (upper-case hex).
+    pub merchant_serial_no: String,
+    /// `apiclient_key.pem` (PKCS#8).
+    pub merchant_key_file: Option<PathBuf>,
+    /// File holding the 32-byte APIv3 key.
+    pub api_v3_key_file: Option<PathBuf>,
+    /// `PUB_KEY_ID_…` of the WeChat Pay public key (public-key mode).
+    pub public_key_id: String,
+    /// The WeChat Pay public key (`pub_key.pem`, SPKI).
+    pub public_key_file: Option<PathBuf>,
+    /// Platform certificates (older merchants; both modes may be configured).
+    pub platform_certificate_files: Vec<PathBuf>,
+    /// API base; default `https://api.mch.weixin.qq.com`.
+    pub api_base_url: Option<String>,
+    /// Whole-request timeout of API calls.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for PaymentConfig {
+    fn default() -> Self {
+        Self {
+            provider: PaymentProviderKind::Sandbox,
+            allow_sandbox_in_production: false,
+            notify_url: None,
+            counter_token_file: None,
+            order_kwh_max: 500,
+            description_prefix: "宿舍电费".to_owned(),
+            time_expire_margin_s: 300,
+            reconcile_after_s: 180,
+            delivery_window_s: 1800,
+            worker_interval_s: 30,
+            bill_reconciliation: true,
+            wechat: WechatPaySection {
+                request_timeout_ms: 10_000,
+                ..WechatPaySection::default()
+            },
+        }
+    }
+}
+
+impl PaymentConfig {
+    fn validate(&self, production: bool) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !(production
+                && self.provider == PaymentProviderKind::Sandbox
+                && !self.allow_sandbox_in_production),
+            "payment.provider: the sandbox's keys are public, so anyone could forge payments; \
+             set provider = \"wechat\" for production (or payment.allow_sandbox_in_production = true \
+             for a staging server)"
+        );
+        anyhow::ensure!(
+            (1..=100_000).contains(&self.order_kwh_max),
+            "payment.order_kwh_max: must be 1..=100000"
+        );
+        anyhow::ensure!(
+            self.time_expire_margin_s >= 60 && self.time_expire_margin_s <= 3600,
+            "payment.time_expire_margin_s: must be 60..=3600"
+        );
+        anyhow::ensure!(
+            self.worker_interval_s >= 1 && self.worker_interval_s <= 3600,
+            "payment.worker_interval_s: must be 1..=3600"
+        );
+        anyhow::ensure!(
+            self.delivery_window_s >= 60,
+            "payment.delivery_window_s: must be at least 60"
+        );
+        if self.provider == PaymentProviderKind::Wechat {
+            let w = &self.wechat;
+            for (key, value) in [
+                ("appid", &w.appid),
+                ("mchid", &w.mchid),
+                ("merchant_serial_no", &w.merchant_serial_no),
+            ] {
+                anyhow::ensure!(!value.trim().is_empty(), "payment.wechat.{key}: required");
+            }
+            anyhow::ensure!(
+                w.merchant_key_file.is_some(),
+                "payment.wechat.merchant_key_file: required"
+            );
+            anyhow::ensure!(
+                w.api_v3_key_file.is_some(),
+                "payment.wechat.api_v3_key_file: required"
+            );
+            anyhow::ensure!(
+                w.public_key_file.is_some() || !w.platform_certificate_files.is_empty(),
+                "payment.wechat: give public_key_id + public_key_file or platform_certificate_files"
+            );
+        }
+        Ok(())
+    }
+}
+
+impl PaymentConfig {
+    /// The web crate's payment settings (reads the counter token file).
+    pub fn settings(&self) -> anyhow::Result<web::payments::PaymentSettings> {
+        let mut s = web::payments::PaymentSettings::new(&self.wechat.appid, &self.wechat.mchid);
+        s.description_prefix.clone_from(&self.description_prefix);
+        s.order_kwh_max = self.order_kwh_max;
+        s.time_expire_margin = std::time::Duration::from_secs(self.time_expire_margin_s);
+        s.reconcile_after = std::time::Duration::from_secs(self.reconcile_after_s);
+        s.delivery_window = std::time::Duration::from_secs(self.delivery_window_s);
+        s.worker_interval = std::time::Duration::from_secs(self.worker_interval_s);
+        s.bill_reconciliation = self.bill_reconciliation;
+        if let Some(path) = &self.counter_token_file {
+            let token = read_secret(path, "payment.counter_token_file")?;
+            let token = String::from_utf8(token)
+                .map_err(|_| anyhow::anyhow!("payment.counter_token_file: not UTF-8"))?;
+            let token = token.trim();
+            anyhow::ensure!(
+                token.len() >= 16,
+                "payment.counter_token_file: the token must have at least 16 characters"
+            );
+            s.counter_token = Some(token.to_owned());
+        }
+        Ok(s)
+    }
+
+    /// Builds the payment side: `None` for `provider = "none"`; the sandbox
+    /// (mounted in this server, reached at `listen`) or WeChat Pay otherwise.
+    /// Notifications go to `notify_url`, default `public_url` + the notify path.
+    pub fn build(
+        &self,
+        public_url: &str,
+        listen: std::net::SocketAddr,
+    ) -> anyhow::Result<Option<web::payments::Payments>> {
+        let notify_url = self.notify_url.clone().unwrap_or_else(|| {
+            format!(
+                "{}{}",
+                public_url.trim_end_matches('/'),
+                web::payments::NOTIFY_PATH
+            )
+        });
+        let settings = self.settings()?;
+        match self.provider {
+            PaymentProviderKind::None => Ok(None),
+            PaymentProviderKind::Sandbox => {
+                // The server calls its own sandbox mount; a wildcard listen
+                // address is reached through loopback.
+                let mut own = listen;
+                if own.ip().is_unspecified() {
+                    own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                let api_base = format!("http://{own}{}", web::payments::SANDBOX_MOUNT);
+                let payments = web::payments::Payments::sandbox(
+                    pay::Sandbox::demo(),
+                    &api_base,
+                    &notify_url,
+                    settings,
+                )
+                .context("payment sandbox")?;
+                Ok(Some(payments))
+            }
+            PaymentProviderKind::Wechat => {
+                let config = self.wechat_pay_config(&notify_url)?;
+                let client = pay::WechatPayClient::new(config).context("payment.wechat")?;
+                Ok(Some(web::payments::Payments::new(
+                    std::sync::Arc::new(client),
+                    settings,
+                )))
+            }
+        }
+    }
+
+    fn wechat_pay_config(&self, notify_url: &str) -> anyhow::Result<pay::WechatPayConfig> {
+        let w = &self.wechat;
+        let file = |p: &Option<PathBuf>, key: &str| -> anyhow::Result<Vec<u8>> {
+            let p = p
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("payment.wechat.{key}: required"))?;
+            read_secret(p, &format!("payment.wechat.{key}"))
+        };
+        let pem = |bytes: Vec<u8>, key: &str| {
+            String::from_utf8(bytes)
+                .map_err(|_| anyhow::anyhow!("payment.wechat.{key}: not PEM text"))
+        };
+        let merchant_key = pay::MerchantKey::from_pkcs8_pem(&pem(
+            file(&w.merchant_key_file, "merchant_key_file")?,
+            "merchant_key_file",
+        )?)
+        .map_err(|e| anyhow::anyhow!("payment.wechat.merchant_key_file: {e}"))?;
+        let v3 = file(&w.api_v3_key_file, "api_v3_key_file")?;
+        let api_v3_key = pay::ApiV3Key::new(v3.trim_ascii())
+            .map_err(|e| anyhow::anyhow!("payment.wechat.api_v3_key_file: {e}"))?;
+        let mut keys = pay::WechatPayKeys::default();
+        if w.public_key_file.is_some() {
+            anyhow::ensure!(
+                w.public_key_id.starts_with("PUB_KEY_ID_"),
+                "payment.wechat.public_key_id: expected PUB_KEY_ID_…"
+            );
+            let key = pay::RsaPublicKey::from_pem(&pem(
+                file(&w.public_key_file, "public_key_file")?,
+                "public_key_file",
+            )?)
+            .map_err(|e| anyhow::anyhow!("payment.wechat.public_key_file: {e}"))?;
+            keys.set_public_key(&w.public_key_id, key);
+        }
+        for p in &w.platform_certificate_files {
+            let text = pem(
+                read_secret(p, "payment.wechat.platform_certificate_files")?,
+                "platform_certificate_files",
+            )?;
+            let cert = pay::PlatformCertificate::from_pem(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "payment.wechat.platform_certificate_files ({}): {e}",
+                    p.display()
+                )
+            })?;
+            keys.add_certificate(cert);
+        }
+        Ok(pay::WechatPayConfig {
+            appid: w.appid.clone(),
+            mchid: w.mchid.clone(),
+            merchant_key,
+            merchant_serial_no: w.merchant_serial_no.clone(),
+            api_v3_key,
+            wechatpay_keys: keys,
+            notify_url: notify_url.to_owned(),
+            refund_notify_url: Some(notify_url.to_owned()),
+            api_base_url: w
+                .api_base_url
+                .clone()
+                .unwrap_or_else(|| pay::PRODUCTION_API_BASE_URL.to_owned()),
+            cashier_url: None,
+            user_agent: pay::WechatPayConfig::DEFAULT_USER_AGENT.to_owned(),
+            request_timeout: std::time::Duration::from_millis(w.request_timeout_ms.max(1000)),
+            connect_timeout: pay::WechatPayConfig::DEFAULT_CONNECT_TIMEOUT,
+        })
+    }
+}
+
+/// Most bytes of a key or token file (PEM keys are a few KiB).
+const SECRET_FILE_BYTES_MAX: u64 = 64 * 1024;
+
+/// Reads a secret file, naming the key (never the content) on error.
+fn read_secret(path: &Path, key: &str) -> anyhow::Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("{key}: cannot read {}", path.display()))?
+        .len();
+    anyhow::ensure!(
+        len <= SECRET_FILE_BYTES_MAX,
+        "{key}: {} is larger than {SECRET_FILE_BYTES_MAX} bytes",
+        path.display()
+    );
+    std::fs::read(path).with_context(|| format!("{key}: cannot read {}", path.display()))
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -90,6 +389,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             headend: HeadendConfig::default(),
             simulator: SimulatorConfig::default(),
+            payment: PaymentConfig::default(),
         }
     }
 }
@@ -134,6 +434,7 @@ impl fmt::Debug for Config {
             .field("database", &self.database)
             .field("headend", &self.headend)
             .field("simulator", &self.simulator)
+            .field("payment", &self.payment)
             .finish()
     }
 }
@@ -188,6 +489,7 @@ impl Config {
             self.database.connections_max > 0,
             "database.connections_max: must be at least 1"
         );
+        self.payment.validate(self.production)?;
         Ok(())
     }
 
@@ -240,6 +542,40 @@ mod tests {
         assert!(e.contains("listen"), "{e}");
         std::fs::write(&p, "listen = \"127.0.0.1:9999\"\n").unwrap();
         assert_eq!(Config::load(Some(&p)).unwrap().listen, "127.0.0.1:9999");
+    }
+
+    #[test]
+    fn production_refuses_the_sandbox_unless_allowed() {
+        let dir = std::env::temp_dir().join(format!("dw-cfg-pay-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("p.toml");
+        std::fs::write(&p, "production = true\n").unwrap();
+        let e = format!("{:#}", Config::load(Some(&p)).unwrap_err());
+        assert!(e.contains("payment.provider"), "{e}");
+        std::fs::write(
+            &p,
+            "production = true\n[payment]\nallow_sandbox_in_production = true\n",
+        )
+        .unwrap();
+        assert!(Config::load(Some(&p)).is_ok());
+        std::fs::write(&p, "[payment]\nprovider = \"wechat\"\n").unwrap();
+        let e = format!("{:#}", Config::load(Some(&p)).unwrap_err());
+        assert!(e.contains("payment.wechat.appid"), "{e}");
+        let token = dir.join("token");
+        std::fs::write(&token, "  a-long-enough-counter-token\n").unwrap();
+        let pay = PaymentConfig {
+            counter_token_file: Some(token),
+            ..PaymentConfig::default()
+        };
+        let s = pay.settings().unwrap();
+        assert_eq!(
+            s.counter_token.as_deref(),
+            Some("a-long-enough-counter-token")
+        );
+        assert!(
+            !format!("{s:?}").contains("a-long-enough"),
+            "Debug hides the token"
+        );
     }
 
     #[test]

@@ -211,16 +211,32 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
         wechat_oauth: None,
         session_ttl_ms: web::session::SESSION_TTL_MS_DEFAULT,
     };
-    let state = web::AppState::new(db.clone(), settings, None);
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    // Payments need the bound address: the demo sandbox is served by this
+    // very server and the client reaches it there.
+    let payments = cfg.payment.build(&cfg.public_url, addr)?;
+    tracing::info!(payments = ?payments, "payment side");
+    let state = web::AppState::new(db.clone(), settings, payments);
+    let (stop_workers, workers_stopped) = tokio::sync::oneshot::channel::<()>();
+    let workers = tokio::spawn(web::payments::workers::run(state.clone(), async {
+        let _ = workers_stopped.await;
+    }));
     tracing::info!(listen = %addr, demo, headend = cfg.headend.enabled && !args.no_headend, "dormwatt is serving");
     if demo {
         println!("dormwatt demo is running at http://{addr}/  (Ctrl-C to stop)");
     }
     web::serve(listener, state, shutdown_signal()).await?;
+    let _ = stop_workers.send(());
+    // A tick in progress is abandoned at the next await; all its state is durable.
+    if tokio::time::timeout(std::time::Duration::from_secs(10), workers)
+        .await
+        .is_err()
+    {
+        tracing::warn!("payment workers did not stop within 10 s");
+    }
     db.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

@@ -27,6 +27,8 @@ const UNPAID_SCAN_MAX: i64 = 2_000;
 const BILL_ROWS_MAX: usize = 200_000;
 /// Bill reconciliation runs after this Beijing hour (WeChat: bills are ready from 10:00).
 const BILL_READY_HOUR: i64 = 10;
+/// Wait after a failed bill fetch.
+const BILL_RETRY: Duration = Duration::from_secs(30 * 60);
 
 /// What settling an order from WeChat's signed query answer found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -430,19 +432,22 @@ pub async fn reconcile_bill(
     Ok(report)
 }
 
-/// Runs the workers every `worker_interval` until `shutdown` is cancelled;
+/// Runs the workers every `worker_interval` until `shutdown` resolves;
 /// the bill of each previous Beijing day is reconciled once after 10:00.
 /// Errors are logged and the next tick tries again.
-pub async fn run(state: AppState, shutdown: tokio_util::sync::CancellationToken) {
+pub async fn run(state: AppState, shutdown: impl std::future::Future<Output = ()> + Send) {
+    tokio::pin!(shutdown);
     let Some(interval) = state.payments().map(|p| p.settings.worker_interval) else {
         return;
     };
     let mut ticker = tokio::time::interval(interval.max(Duration::from_secs(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut bill_done: Option<String> = None;
+    // After a failed fetch, wait before asking WeChat again (not every tick).
+    let mut bill_next_try = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => break,
+            () = &mut shutdown => break,
             _ = ticker.tick() => {}
         }
         let now_ms = store::now_ms();
@@ -464,14 +469,23 @@ pub async fn run(state: AppState, shutdown: tokio_util::sync::CancellationToken)
             if bill_enabled
                 && beijing_hour >= BILL_READY_HOUR
                 && bill_done.as_deref() != Some(&yesterday)
+                && tokio::time::Instant::now() >= bill_next_try
             {
                 match reconcile_bill(&state, &yesterday).await {
                     Ok(r) => {
                         tracing::info!(bill_date = %r.bill_date, rows = r.rows, differences = r.differences.len(), "trade bill reconciled");
                         bill_done = Some(yesterday);
                     }
+                    // WeChat has no bill for a day without trades; nothing to compare.
+                    Err(BillReconcileError::Provider(e))
+                        if e.code() == Some("NO_STATEMENT_EXIST") =>
+                    {
+                        tracing::info!(bill_date = %yesterday, "no trade bill (no trades that day)");
+                        bill_done = Some(yesterday);
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "trade bill reconciliation failed; retrying later")
+                        tracing::warn!(error = %e, "trade bill reconciliation failed; retrying in 30 min");
+                        bill_next_try = tokio::time::Instant::now() + BILL_RETRY;
                     }
                 }
             }
@@ -479,7 +493,7 @@ pub async fn run(state: AppState, shutdown: tokio_util::sync::CancellationToken)
         // A tick is bounded (TICK_ORDERS_MAX orders, each call with its own
         // timeout); shutdown still wins at once.
         tokio::select! {
-            () = shutdown.cancelled() => break,
+            () = &mut shutdown => break,
             () = run => {}
         }
     }
