@@ -21,7 +21,7 @@ const HOUR_MS: i64 = 3_600_000;
 pub(crate) const DAY_MS: i64 = 86_400_000;
 /// The base load is redrawn every five minutes: people do not switch laptops
 /// on and off every few seconds, and a slower load keeps lazy catch-up cheap.
-const SLOT_MS: i64 = 300_000;
+pub(crate) const BASE_SLOT_MS: i64 = 300_000;
 
 /// A stateless 64-bit mixer (the finaliser of SplitMix64): good enough to
 /// turn (seed, slot) into independent-looking draws.
@@ -171,6 +171,7 @@ const AWAKE_PCT: [u64; 24] = [
 
 /// The room's load at instant `t_ms` (unix ms), with local time at
 /// `utc_offset_ms`; `plugged` is an appliance plugged in by the control API.
+/// The sum of [`base_load`] and [`appliance_load`].
 pub fn room_load(
     seed: u64,
     t_ms: i64,
@@ -178,10 +179,21 @@ pub fn room_load(
     cfg: &LoadConfig,
     plugged: Option<Appliance>,
 ) -> Load {
+    let mut load = base_load(seed, t_ms, utc_offset_ms).0;
+    let extra = appliance_load(seed, t_ms, utc_offset_ms, cfg, plugged);
+    load.p_w += extra.p_w;
+    load.s_va += extra.s_va;
+    load
+}
+
+/// The room's everyday load (people, laptops, lights, standby), constant
+/// over a five-minute slot; also returns the slot number so that callers
+/// can cache it (the slot costs most of a sample's work).
+pub fn base_load(seed: u64, t_ms: i64, utc_offset_ms: i64) -> (Load, i64) {
     let local = t_ms + utc_offset_ms;
     let hour = local.rem_euclid(DAY_MS) / HOUR_MS;
     let hour_idx = usize::try_from(hour).unwrap_or(0);
-    let slot = local.div_euclid(SLOT_MS) as u64;
+    let slot = local.div_euclid(BASE_SLOT_MS);
     let mut load = Load::default();
     // Router and chargers on standby; some rooms keep a mini-fridge
     // (its compressor's duty cycle averaged out).
@@ -192,7 +204,7 @@ pub fn room_load(
     let occupants = [3u64, 4, 4, 4, 4, 5, 6, 2][(draw(seed, 2, 0) % 8) as usize];
     let mut awake_present = 0;
     for i in 0..occupants {
-        let u = draw(seed, slot, 100 + i);
+        let u = draw(seed, slot as u64, 100 + i);
         let present = u % 100 < PRESENT_PCT[hour_idx];
         let awake = (u / 100) % 100 < AWAKE_PCT[hour_idx];
         if present && awake {
@@ -215,7 +227,20 @@ pub fn room_load(
     if awake_present > 0 && !(8..17).contains(&hour) {
         load.add(36, 900);
     }
-    if let Some(a) = natural_appliance(seed, local, cfg) {
+    (load, slot)
+}
+
+/// The load of forbidden appliances: the room's own occasional ones and
+/// the one `plugged` in by the control API.
+pub fn appliance_load(
+    seed: u64,
+    t_ms: i64,
+    utc_offset_ms: i64,
+    cfg: &LoadConfig,
+    plugged: Option<Appliance>,
+) -> Load {
+    let mut load = Load::default();
+    if let Some(a) = natural_appliance(seed, t_ms + utc_offset_ms, cfg) {
         load.add(a.watts, u32::from(a.pf_milli));
     }
     if let Some(a) = plugged {
@@ -233,6 +258,9 @@ fn natural_appliance(seed: u64, local: i64, cfg: &LoadConfig) -> Option<Applianc
     let hour = hour_no.rem_euclid(24);
     let minute = (local.rem_euclid(HOUR_MS) / 60_000) as u64;
     let per_hour = |what: u64, pct_x100: u64| -> Option<(u64, u64)> {
+        if pct_x100 == 0 {
+            return None;
+        }
         let u = draw(seed, hour_no as u64, what);
         let p = (pct_x100 as f64 * cfg.appliance_rate) as u64;
         (u % 10_000 < p).then_some(((u / 10_000) % 55, u / 1_000_000))

@@ -15,7 +15,9 @@ use dlt645::value::{
 use dlt645::{Address, Di, ErrorFlags, Frame, Function, SecurityErrorFlags, request};
 use serde::Serialize;
 
-use crate::load::{Appliance, DAY_MS, Load, LoadConfig, draw, room_load};
+use crate::load::{
+    Appliance, BASE_SLOT_MS, DAY_MS, Load, LoadConfig, appliance_load, base_load, draw,
+};
 
 /// Daily freezes kept (DI 05 06 0x 01..3E).
 pub const FREEZES_MAX: usize = 62;
@@ -151,6 +153,9 @@ pub struct Meter {
     samples_len: u8,
     over_count: u8,
     last_load: Load,
+    // The room's everyday load, cached for its five-minute slot.
+    base: Load,
+    base_slot: i64,
     // Clock: meter time = true + offset + (true - anchor) × ppm / 1e6.
     clock_offset_ms: i64,
     clock_anchor_ms: i64,
@@ -330,6 +335,8 @@ impl Meter {
             samples_len: 0,
             over_count: 0,
             last_load: Load::default(),
+            base: Load::default(),
+            base_slot: i64::MIN,
             clock_offset_ms: 0,
             clock_anchor_ms: now_ms,
             drift_ppm,
@@ -419,7 +426,7 @@ impl Meter {
         }
     }
 
-    fn load_at(&self, true_ms: i64, env: &MeterEnv) -> Load {
+    fn load_at(&mut self, true_ms: i64, env: &MeterEnv) -> Load {
         if self.relay_open() {
             return Load::default();
         }
@@ -427,7 +434,15 @@ impl Meter {
             .plugged
             .filter(|p| true_ms < p.until_ms)
             .map(|p| p.appliance);
-        room_load(self.seed, true_ms, env.utc_offset_ms, &env.load, plugged)
+        let local_slot = (true_ms + env.utc_offset_ms).div_euclid(BASE_SLOT_MS);
+        if local_slot != self.base_slot {
+            (self.base, self.base_slot) = base_load(self.seed, true_ms, env.utc_offset_ms);
+        }
+        let extra = appliance_load(self.seed, true_ms, env.utc_offset_ms, &env.load, plugged);
+        Load {
+            p_w: self.base.p_w + extra.p_w,
+            s_va: self.base.s_va + extra.s_va,
+        }
     }
 
     /// Runs the meter forward, sample by sample, to true instant `to_ms`.
