@@ -106,7 +106,8 @@ pub async fn seed(
                     .fetch_one(c)
                     .await?
                     });
-                    insert_bus_meters(&mut tx, area_id, building_id, bus_id, &bus.meters, now_ms).await?;
+                    insert_bus_meters(&mut tx, area_id, building_id, bus_id, &bus.meters, now_ms)
+                        .await?;
                     meters += bus.meters.len();
                 }
             }
@@ -133,9 +134,12 @@ async fn insert_bus_meters(
 ) -> Result<()> {
     macro_rules! run {
         ($c:expr, $db:ty) => {{
-            let mut qb = sqlx::QueryBuilder::<$db>::new("insert into room (building_id, number, floor) ");
+            let mut qb =
+                sqlx::QueryBuilder::<$db>::new("insert into room (building_id, number, floor) ");
             qb.push_values(meters, |mut b, m| {
-                b.push_bind(building_id).push_bind(&m.room).push_bind(i64::from(m.floor));
+                b.push_bind(building_id)
+                    .push_bind(&m.room)
+                    .push_bind(i64::from(m.floor));
             });
             qb.build().execute(&mut **$c).await?;
             let mut qb = sqlx::QueryBuilder::<$db>::new(
@@ -159,14 +163,16 @@ async fn insert_bus_meters(
         Tx::Sqlite(t) => run!(t, sqlx::Sqlite),
         Tx::Postgres(t) => run!(t, sqlx::Postgres),
     }
-    on_tx!(tx, |c| sqlx::query(
+    on_tx!(tx, |c| {
+        sqlx::query(
         "insert into meter_state (meter_id, updated_at_ms) select id, $1 from meter where bus_id = $2"
     )
     .bind(now_ms)
     .bind(bus_id)
     .execute(c)
     .await?
-    .rows_affected());
+    .rows_affected()
+    });
     Ok(())
 }
 
