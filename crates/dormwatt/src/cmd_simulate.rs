@@ -212,7 +212,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    runtime.block_on(serve(args, cfg))
+    let result = runtime.block_on(serve(args, cfg));
+    // A catch-up tick of a large fleet may still be running on the blocking
+    // pool; it holds nothing worth waiting for.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 async fn serve(args: SimulateArgs, cfg: SimConfig) -> anyhow::Result<()> {
