@@ -256,10 +256,13 @@ async fn serve_connection(gw: &GatewayCtx, stream: TcpStream, client_mode: bool)
         {
             return;
         }
+        // Heartbeats keep a fixed period whatever the traffic, like the
+        // USR gateways' network-side heartbeat.
+        let mut next_hb_us = clock.now_us() + hb_period * 1000;
         loop {
             let next_hb = async {
                 match &heartbeat {
-                    Some(_) => clock.sleep_ms(hb_period).await,
+                    Some(_) => clock.sleep_until_us(next_hb_us).await,
                     None => std::future::pending().await,
                 }
             };
@@ -268,8 +271,13 @@ async fn serve_connection(gw: &GatewayCtx, stream: TcpStream, client_mode: bool)
                     Some(bytes) => if wr.write_all(&bytes).await.is_err() { return },
                     None => return,
                 },
-                () = next_hb => if let Some(hb) = &heartbeat
-                    && wr.write_all(hb).await.is_err() { return },
+                () = next_hb => {
+                    // After a clock jump, one heartbeat, not a burst.
+                    next_hb_us = (next_hb_us + hb_period * 1000)
+                        .max(clock.now_us() + hb_period * 1000 / 2);
+                    if let Some(hb) = &heartbeat
+                        && wr.write_all(hb).await.is_err() { return }
+                }
             }
         }
     }));
