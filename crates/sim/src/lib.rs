@@ -14,6 +14,25 @@
 //! - [`net`]: gateways in TCP server or client mode; timed half-duplex buses.
 //! - [`control`]: a line-based text control surface (stdin or TCP).
 //!
+//! What a head-end sees on the wire (decisions the specs leave open):
+//! - One TCP endpoint per gateway, whatever its number of buses. The
+//!   gateway routes a frame to the bus that holds the addressed meter
+//!   (broadcast and `AA` wildcard frames to all its buses; an unknown address
+//!   to its first bus, where nobody answers), so the head-end may keep one
+//!   request outstanding **per bus** on the same connection; replies from
+//!   different buses interleave. A second request for a busy bus collides.
+//! - Server mode: gateway `index` listens on `base_port + index` and accepts
+//!   up to [`SimConfig::connections_max`] clients; a reply goes back to the
+//!   connection that sent the request.
+//! - Client mode: the gateway dials the head-end, sends its name (ASCII, e.g.
+//!   `cuc-b01-gw1`, no terminator) as the registration packet, then
+//!   [`SimConfig::heartbeat`] (`DWHB`) every heartbeat period of virtual
+//!   time; it redials with backoff when the link drops.
+//! - Replies carry [`SimConfig::reply_preamble`] `FE` bytes (default 4).
+//! - Meter clocks start at the virtual clock (plus drift): an in-process
+//!   head-end running the simulator faster than real time must take its
+//!   "now" (relay deadlines, broadcast time) from [`Fleet::clock`].
+//!
 //! Start a fleet in process:
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
