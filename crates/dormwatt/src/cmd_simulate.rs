@@ -49,8 +49,10 @@ pub struct SimulateArgs {
     /// Server mode: host to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     listen_host: IpAddr,
-    /// Server mode: port of gateway 0; gateway i listens on base-port + i.
-    #[arg(long, default_value_t = 20000)]
+    /// Server mode: port of gateway 0; gateway i listens on base-port + i
+    /// (the same default as the `[simulator] base_port` that `dormwatt seed`
+    /// writes into the gateway registry, so `serve` finds these gateways).
+    #[arg(long, default_value_t = 21000)]
     base_port: u16,
     /// Virtual seconds per real second (0 = paused; use the control `advance`).
     #[arg(long, default_value_t = 1.0)]
