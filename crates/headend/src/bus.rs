@@ -197,10 +197,17 @@ impl Bus {
             match self.next_due(now, today, tod) {
                 Some(i) => self.poll(i, now, today).await,
                 None => {
+                    let hourly_on = self.shared.cfg.hourly_interval_ms > 0;
                     let wait = self
                         .meters
                         .iter()
-                        .map(|m| m.next_frequent_ms.min(m.next_hourly_ms))
+                        .map(|m| {
+                            if hourly_on {
+                                m.next_frequent_ms.min(m.next_hourly_ms)
+                            } else {
+                                m.next_frequent_ms
+                            }
+                        })
                         .min()
                         .map_or(IDLE_SLEEP_MAX_MS, |t| t - now)
                         .clamp(1, IDLE_SLEEP_MAX_MS);
@@ -459,7 +466,7 @@ impl Bus {
         }
         if frequent && !m.swept {
             m.swept = true;
-            if answered {
+            if answered && !silent {
                 self.counters
                     .first_sweep_read
                     .fetch_add(1, Ordering::Relaxed);

@@ -135,7 +135,7 @@ impl Default for Config {
             first_backfill_days: 7,
             backfill_days_max: 62,
             offline_after_missed_polls: 3,
-            read_attempts: 2,
+            read_attempts: 3,
             gateway_slack_ms: 150,
             link_reset_after_timeouts: 32,
             urgent_queue: 64,

@@ -26,6 +26,10 @@ pub(crate) enum WriterMsg {
 
 /// Messages queued for the writer before buses wait (back-pressure).
 pub(crate) const WRITER_QUEUE: usize = 4096;
+/// How long the writer gathers a batch after its first message, real
+/// time: one commit per window instead of one per meter keeps SQLite's
+/// fsyncs (synchronous = FULL) off the CPU budget.
+const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub(crate) async fn run(
     db: store::Db,
@@ -41,6 +45,7 @@ pub(crate) async fn run(
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         let mut n = 0;
+        let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
         while let Some(msg) = next.take() {
             match msg {
                 WriterMsg::Round {
@@ -59,7 +64,9 @@ pub(crate) async fn run(
             }
             n += 1;
             if n < batch_max {
-                next = rx.try_recv().ok();
+                next = tokio::time::timeout_at(deadline, rx.recv())
+                    .await
+                    .unwrap_or_default();
             }
         }
         let now = clock.now_ms();

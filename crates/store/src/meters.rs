@@ -770,7 +770,9 @@ mod tests {
                 kind: "trip".into(),
                 detail: "malicious_load".into(),
             };
-            record(&db, &[o], &[e.clone()], &[], 5_000).await.unwrap();
+            record(&db, &[o], std::slice::from_ref(&e), &[], 5_000)
+                .await
+                .unwrap();
             let s = state(&db, m).await.unwrap().unwrap();
             assert!(s.online);
             assert_eq!(s.relay_closed, Some(false));
