@@ -59,6 +59,10 @@ pub struct BenchPurchaseArgs {
     /// Skip SQLite.
     #[arg(long)]
     no_sqlite: bool,
+    /// Pause of each client between purchases, in ms (0: closed loop, as
+    /// fast as possible; a real student pauses for minutes).
+    #[arg(long, default_value_t = 0)]
+    think_ms: u64,
     /// Database pool size of the server under test.
     #[arg(long, default_value_t = 16)]
     pool: u32,
@@ -154,6 +158,7 @@ fn report(
     if args.json {
         let v = serde_json::json!({
             "clients": args.clients,
+            "think_ms": args.think_ms,
             "seconds": args.seconds,
             "sqlite_purchases_per_s": sqlite.map(|r| r.purchases_per_s),
             "postgres_purchases_per_s": pg_per_s,
@@ -276,10 +281,16 @@ async fn measure(args: &BenchPurchaseArgs, url: &str, label: &str) -> anyhow::Re
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(clients.len());
-    for c in clients {
+    let n = u32::try_from(clients.len()).unwrap_or(u32::MAX);
+    for (i, c) in clients.into_iter().enumerate() {
         let sandbox = sandbox.clone();
+        let think = Duration::from_millis(args.think_ms.min(60_000));
+        // Spread the clients' starts over one think time, so that they do not
+        // arrive in lockstep bursts.
+        let offset = think * u32::try_from(i).unwrap_or(0) / n.max(1);
         tasks.push(tokio::spawn(async move {
-            client_loop(addr, &c, &sandbox, deadline).await
+            tokio::time::sleep(offset).await;
+            client_loop(addr, &c, &sandbox, deadline, think).await
         }));
     }
     let mut create_ms = Vec::new();
@@ -345,6 +356,7 @@ async fn client_loop(
     c: &Client,
     sandbox: &pay::Sandbox,
     deadline: Instant,
+    think: Duration,
 ) -> anyhow::Result<Vec<f64>> {
     let mut conn = Conn::connect(addr).await?;
     let mut create_ms = Vec::new();
@@ -374,6 +386,9 @@ async fn client_loop(
         sandbox
             .pay(&otn)
             .map_err(|e| anyhow::anyhow!("sandbox pay: {e}"))?;
+        if !think.is_zero() {
+            tokio::time::sleep(think).await;
+        }
     }
     Ok(create_ms)
 }
