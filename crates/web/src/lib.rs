@@ -26,6 +26,8 @@ struct Inner {
     db: store::Db,
     settings: Settings,
     payments: Option<payments::Payments>,
+    /// Small in-memory caches of the student pages (per application).
+    pages_cache: pages::Cache,
 }
 
 /// Web settings from the configuration.
@@ -90,6 +92,7 @@ impl AppState {
                 db,
                 settings,
                 payments,
+                pages_cache: pages::Cache::default(),
             }),
         }
     }
@@ -107,6 +110,11 @@ impl AppState {
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// The student pages' caches.
+    pub(crate) fn pages_cache(&self) -> &pages::Cache {
+        &self.inner.pages_cache
     }
 }
 

@@ -126,24 +126,7 @@ impl FromRequestParts<AppState> for CurrentStudent {
         if let Some(s) = parts.extensions.get::<CurrentStudent>() {
             return Ok(s.clone());
         }
-        let login = || {
-            let next = if parts.method == Method::GET {
-                parts
-                    .uri
-                    .path_and_query()
-                    .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned())
-            } else {
-                // After login a POST cannot be replayed; go to the page it came from.
-                "/".to_owned()
-            };
-            let json = parts.uri.path().ends_with(".json")
-                || parts
-                    .headers
-                    .get(header::ACCEPT)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.starts_with("application/json"));
-            SessionRejection::Login { next, json }
-        };
+        let login = || login_rejection(parts);
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(login());
         };
@@ -156,7 +139,15 @@ impl FromRequestParts<AppState> for CurrentStudent {
         let Some(row) = row else {
             return Err(login());
         };
-        let student = CurrentStudent {
+        let student = CurrentStudent::from(row);
+        parts.extensions.insert(student.clone());
+        Ok(student)
+    }
+}
+
+impl From<store::students::SessionRow> for CurrentStudent {
+    fn from(row: store::students::SessionRow) -> Self {
+        CurrentStudent {
             id: row.student_id,
             openid: row.openid,
             name: row.name,
@@ -164,9 +155,57 @@ impl FromRequestParts<AppState> for CurrentStudent {
             is_snapshot: row.is_snapshot,
             csrf_token: row.csrf_token,
             unread: row.unread,
+        }
+    }
+}
+
+fn login_rejection(parts: &Parts) -> SessionRejection {
+    let next = if parts.method == Method::GET {
+        parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned())
+    } else {
+        // After login a POST cannot be replayed; go to the page it came from.
+        "/".to_owned()
+    };
+    let json = parts.uri.path().ends_with(".json")
+        || parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+    SessionRejection::Login { next, json }
+}
+
+/// The logged-in student and their default meter, in one query (the
+/// overview, the most visited page). Same rejections as [`CurrentStudent`].
+#[derive(Debug, Clone)]
+pub struct StudentWithDefaultMeter(pub CurrentStudent, pub Option<store::students::BoundMeter>);
+
+impl FromRequestParts<AppState> for StudentWithDefaultMeter {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(login_rejection(parts));
         };
+        let row =
+            store::students::session_with_default(state.db(), &token_hash(token), store::now_ms())
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "session lookup failed");
+                    SessionRejection::Unavailable
+                })?;
+        let Some((session, meter)) = row else {
+            return Err(login_rejection(parts));
+        };
+        let student = CurrentStudent::from(session);
         parts.extensions.insert(student.clone());
-        Ok(student)
+        Ok(StudentWithDefaultMeter(student, meter))
     }
 }
 

@@ -32,6 +32,13 @@ use std::fmt::{self, Write as _};
 
 pub use layout::Esc;
 
+/// In-memory caches of the student pages, one per [`AppState`].
+#[derive(Debug, Default)]
+pub struct Cache {
+    /// Latest notices per area (see `overview::NOTICES_CACHE_MS`).
+    notices: overview::NoticeCache,
+}
+
 /// Routes of the student pages.
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -5,11 +5,14 @@ use super::layout::{Shell, Tab, render};
 use super::{Esc, PageResult, area_name, fmt_time, kwh};
 use crate::AppState;
 use crate::i18n::Lang;
-use crate::session::CurrentStudent;
+use crate::session::StudentWithDefaultMeter;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use store::students::BoundMeter;
 
 /// Days in the chart.
@@ -29,20 +32,20 @@ pub struct OverviewQuery {
 pub async fn home(
     state: State<AppState>,
     lang: Lang,
-    student: CurrentStudent,
+    sm: StudentWithDefaultMeter,
     q: Query<OverviewQuery>,
 ) -> PageResult {
-    overview(state, lang, student, q).await
+    overview(state, lang, sm, q).await
 }
 
 /// `GET /overview`.
 pub async fn overview(
     State(state): State<AppState>,
     lang: Lang,
-    student: CurrentStudent,
+    StudentWithDefaultMeter(student, m): StudentWithDefaultMeter,
     Query(q): Query<OverviewQuery>,
 ) -> PageResult {
-    let Some(m) = store::students::default_binding(state.db(), student.id).await? else {
+    let Some(m) = m else {
         return Ok(Redirect::to("/bind?first=1").into_response());
     };
     let tz = domain::time::campus_tz(&m.time_zone);
@@ -52,7 +55,7 @@ pub async fn overview(
     let month_start = domain::time::day_number(today_date.first_of_month());
     let from = month_start.min(today - CHART_DAYS);
     let days = store::students::daily_usage(state.db(), m.meter_id, from, today).await?;
-    let notices = store::students::latest_notices(state.db(), m.area_id, NOTICES_MAX).await?;
+    let notices = latest_notices(&state, m.area_id).await?;
 
     let month_usage: i64 = days
         .iter()
@@ -183,7 +186,7 @@ pub async fn overview(
     if notices.is_empty() {
         let _ = write!(b, "<p class=muted>{}</p>", l.t("暂无通知", "No notices"));
     }
-    for n in &notices {
+    for n in notices.iter() {
         let _ = write!(
             b,
             "<details class=row><summary>{} <span class=muted>{}</span></summary><p>{}</p></details>",
@@ -204,6 +207,40 @@ pub async fn overview(
         &b,
     )
     .into_response())
+}
+
+/// How long the notices of an area are served from memory. Notices are
+/// published a few times a term; every overview asking the database for
+/// them would be most of the page's cost. A new notice shows within this.
+const NOTICES_CACHE_MS: u64 = 10_000;
+/// Most areas cached (bounded; an area count beyond it just skips caching).
+const NOTICES_CACHE_AREAS_MAX: usize = 1_000;
+
+/// Notices per area with the instant they were read.
+pub type NoticeCache = Mutex<HashMap<i64, (Instant, Arc<Vec<store::students::Notice>>)>>;
+
+async fn latest_notices(
+    state: &AppState,
+    area_id: i64,
+) -> store::Result<Arc<Vec<store::students::Notice>>> {
+    let cache = &state.pages_cache().notices;
+    let ttl = Duration::from_millis(NOTICES_CACHE_MS);
+    if let Ok(c) = cache.lock()
+        && let Some((at, n)) = c.get(&area_id)
+        && at.elapsed() < ttl
+    {
+        return Ok(n.clone());
+    }
+    let n = Arc::new(store::students::latest_notices(state.db(), area_id, NOTICES_MAX).await?);
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= NOTICES_CACHE_AREAS_MAX {
+            c.retain(|_, (at, _)| at.elapsed() < ttl);
+        }
+        if c.len() < NOTICES_CACHE_AREAS_MAX {
+            c.insert(area_id, (Instant::now(), n.clone()));
+        }
+    }
+    Ok(n)
 }
 
 /// "Area · building room".
