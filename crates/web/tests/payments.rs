@@ -728,3 +728,159 @@ async fn reconciliation(app: &TestApp) {
 async fn reconciliation_finds_lost_notifications() {
     on_all_dbs!(reconciliation);
 }
+
+/// A logged-in student: the session cookie pair and the CSRF token.
+async fn login(app: &TestApp, openid: &str) -> (String, String) {
+    let student = store::students::upsert_by_openid(&app.db, openid, false, store::now_ms())
+        .await
+        .expect("student");
+    let set_cookie = web::session::start(&app.state, student.id)
+        .await
+        .expect("session");
+    let pair = set_cookie
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let token = pair.split_once('=').expect("name=value").1.to_owned();
+    let row = store::students::session(&app.db, &web::session::token_hash(&token), store::now_ms())
+        .await
+        .expect("lookup")
+        .expect("live session");
+    (pair, row.csrf_token)
+}
+
+async fn student_api(app: &TestApp) {
+    let (alice, alice_csrf) = login(app, "oAlice0000000000000000000001").await;
+    let (bob, bob_csrf) = login(app, "oBob000000000000000000000001").await;
+    let url = |p: &str| format!("{}{p}", app.base);
+    let body = serde_json::json!({"area_id": app.area_id, "meter_address": app.meter, "kwh": 3});
+    // Without the CSRF header: refused, nothing created.
+    let r = app
+        .http
+        .post(url("/api/orders"))
+        .header("cookie", &alice)
+        .json(&body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 403);
+    // Without a session: 401.
+    let r = app
+        .http
+        .post(url("/api/orders"))
+        .header("accept", "application/json")
+        .header("x-csrf-token", &alice_csrf)
+        .json(&body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(app.count_in(domain::order::OrderState::Unpaid).await, 0);
+    // Bad kWh from the JSON API gets the same clear message.
+    let r = app
+        .http
+        .post(url("/api/orders"))
+        .header("cookie", &alice)
+        .header("x-csrf-token", &alice_csrf)
+        .json(
+            &serde_json::json!({"area_id": app.area_id, "meter_address": app.meter, "kwh": "2.5"}),
+        )
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 422);
+    let created: serde_json::Value = app
+        .http
+        .post(url("/api/orders"))
+        .header("cookie", &alice)
+        .header("x-csrf-token", &alice_csrf)
+        .json(&body)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let otn = created["out_trade_no"].as_str().expect("otn").to_owned();
+    assert_eq!(created["state"], "unpaid");
+    // Bob can neither see nor pay Alice's order: 404, as if it did not exist.
+    let r = app
+        .http
+        .get(url(&format!("/api/orders/{otn}")))
+        .header("cookie", &bob)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 404);
+    let r = app
+        .http
+        .post(url(&format!("/api/orders/{otn}/pay")))
+        .header("cookie", &bob)
+        .header("x-csrf-token", &bob_csrf)
+        .send()
+        .await
+        .expect("pay");
+    assert_eq!(r.status().as_u16(), 404);
+    let bobs: serde_json::Value = app
+        .http
+        .get(url("/api/orders"))
+        .header("cookie", &bob)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(bobs.as_array().map(Vec::len), Some(0));
+    // Alice pays through the API and the sandbox.
+    let started: serde_json::Value = app
+        .http
+        .post(url(&format!("/api/orders/{otn}/pay")))
+        .header("cookie", &alice)
+        .header("x-csrf-token", &alice_csrf)
+        .send()
+        .await
+        .expect("pay")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        started["pay_params"]["package"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("prepay_id=")),
+        "{started}"
+    );
+    assert_eq!(started["pay_params"]["signType"], "RSA");
+    app.sandbox.pay(&otn).expect("pay");
+    app.wait_acks(&otn, 1).await;
+    let mine: serde_json::Value = app
+        .http
+        .get(url(&format!("/api/orders/{otn}")))
+        .header("cookie", &alice)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(mine["state"], "charging");
+    let list: serde_json::Value = app
+        .http
+        .get(url("/api/orders"))
+        .header("cookie", &alice)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn students_see_and_pay_only_their_own_orders() {
+    on_all_dbs!(student_api);
+}
