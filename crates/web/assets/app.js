@@ -37,6 +37,8 @@
               if (sp) { sp.style.display = "none"; }
               var done = document.getElementById("order-done");
               if (done && o.state === "completed") { done.style.display = "block"; }
+              var note = document.getElementById("sending-note");
+              if (note && o.state === "completed") { note.style.display = "none"; }
               return;
             }
           } catch (e) { /* keep polling */ }

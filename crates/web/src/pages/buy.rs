@@ -465,7 +465,16 @@ pub async fn pay(
             );
         }
     };
-    if let Some(link) = started.cashier_link(&done) {
+    // Demo: the sandbox cashier. The link is built here from the cashier's
+    // path alone, because the provider's `cashier_url` may already carry a
+    // `?prepay_id=` query (appending a second one breaks the lookup).
+    if let Some(base) = started.cashier_url.as_deref() {
+        let path = base.split('?').next().unwrap_or(base);
+        let link = format!(
+            "{path}?prepay_id={}&return_url={}",
+            super::url_encode(&started.prepay_id),
+            super::url_encode(&done)
+        );
         return Ok(Redirect::to(&link).into_response());
     }
     let params = serde_json::to_string(&started.pay_params).unwrap_or_default();
@@ -526,8 +535,9 @@ pub async fn order_status_page(
     if paid {
         let _ = write!(
             b,
-            "<div class=card id=pay-success><p class=big><span class=ok>✔</span> {}</p><p class=muted>{}</p></div>",
+            "<div class=card id=pay-success><p class=big><span class=ok>✔</span> {}</p><p class=muted id=sending-note{}>{}</p></div>",
             l.t("支付成功", "Payment received"),
+            if o.state == "completed" { " style=\"display:none\"" } else { "" },
             l.t(
                 "系统正在把电量下发到电表，完成后会通知您。",
                 "The system is sending the energy to the meter; you will be told when it arrives."

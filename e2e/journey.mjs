@@ -1,0 +1,224 @@
+// The student journey of issue 6 in headless Chromium (Debian's package,
+// driven by playwright-core), on a phone viewport with WeChat's user agent,
+// against a running `dormwatt demo` at $E2E_BASE:
+// first login → bind (wrong password, then right) → overview with chart →
+// buy 20 kWh → sandbox pay → success page turns "completed" once the
+// simulated meter confirms → records and bill show it.
+// Screenshots of every page go to e2e/artifacts/ (gitignored).
+//
+// Environment:
+//   E2E_BASE      server base URL (required)
+//   E2E_METER     meter number to bind (default the first reference meter)
+//   E2E_CHROMIUM  browser binary (default /usr/bin/chromium)
+//   E2E_PARTIAL=1 stop after the payment page (when no payment side runs)
+
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const base = process.env.E2E_BASE;
+if (!base) {
+  console.error("E2E_BASE is not set");
+  process.exit(2);
+}
+const meter = process.env.E2E_METER || "201701010001";
+const partial = process.env.E2E_PARTIAL === "1";
+const artifacts = join(dirname(fileURLToPath(import.meta.url)), "artifacts");
+mkdirSync(artifacts, { recursive: true });
+
+// Bounds: every step and the whole journey.
+const STEP_MS = 15_000;
+const DELIVERY_MS = 120_000;
+const PAGE_BYTES_MAX = 100 * 1024;
+const JOURNEY_MS = 300_000;
+
+const WECHAT_UA =
+  "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) " +
+  "Mobile/15E148 MicroMessenger/8.0.50(0x1800323c) NetType/WIFI Language/zh_CN";
+
+let shot = 0;
+const failures = [];
+
+function check(cond, what) {
+  if (!cond) {
+    failures.push(what);
+    throw new Error("check failed: " + what);
+  }
+  console.log("  ok  " + what);
+}
+
+async function snap(page, name) {
+  shot += 1;
+  const file = join(artifacts, `${String(shot).padStart(2, "0")}-${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  console.log(`  [screenshot] ${file}`);
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: process.env.E2E_CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+    timeout: STEP_MS,
+  });
+  const context = await browser.newContext({
+    viewport: { width: 390, height: 844 },
+    deviceScaleFactor: 2,
+    isMobile: true,
+    hasTouch: true,
+    userAgent: WECHAT_UA,
+    locale: "zh-CN",
+  });
+  context.setDefaultTimeout(STEP_MS);
+  const page = await context.newPage();
+  // Every HTML page stays under 100 kB (E5, the issue's quality bar).
+  const sizes = [];
+  page.on("response", async (r) => {
+    const type = r.headers()["content-type"] || "";
+    if (type.startsWith("text/html") && r.url().startsWith(base)) {
+      try {
+        const body = await r.body();
+        sizes.push([r.url(), body.length]);
+      } catch {
+        /* redirects have no body */
+      }
+    }
+  });
+  page.on("pageerror", (e) => failures.push("page error: " + e.message));
+
+  try {
+    console.log("1. first login (demo login in place of WeChat)");
+    await page.goto(base + "/");
+    check(page.url().includes("/login"), "a new visitor lands on the login page");
+    check(await page.locator("#demo-login").isVisible(), "the demo login is offered and labelled");
+    await snap(page, "login");
+    await page.fill("#demo-name", "测试同学");
+    await Promise.all([page.waitForURL(/\/bind\?first=1/), page.click("#demo-new")]);
+    check(await page.locator("#first-bind").isVisible(), "first visit without a meter opens the binding prompt");
+    await snap(page, "bind-first");
+    await page.click("#meter-help summary");
+    check(await page.locator("#meter-help svg").isVisible(), "the meter-number help shows a picture");
+    await snap(page, "bind-help");
+
+    console.log("2. bind: wrong password, then right");
+    await page.fill("#meter", meter);
+    await page.fill("#password", "123456");
+    await Promise.all([page.waitForLoadState("load"), page.click("#bind-submit")]);
+    const err = await page.locator("#bind-error").textContent();
+    check(/错误/.test(err || ""), "a wrong password gives one clear message");
+    await snap(page, "bind-wrong");
+    await page.fill("#meter", meter);
+    await page.fill("#password", "000000");
+    await Promise.all([page.waitForURL(/\/overview\?bound=1/), page.click("#bind-submit")]);
+
+    console.log("3. overview with chart");
+    check(await page.locator("#usage-chart").isVisible(), "the 30-day usage chart is drawn");
+    const bars = await page.locator("#usage-chart rect.bar").count();
+    const missing = await page.locator("#usage-chart rect.miss").count();
+    check(bars + missing === 30, `the chart has 30 days (${bars} read, ${missing} missing)`);
+    check(await page.locator("#default-password").isVisible(), "the student is urged to change the default password");
+    check(await page.locator("#remaining").isVisible(), "remaining energy is shown");
+    await snap(page, "overview");
+
+    console.log("4. buy 20 kWh");
+    await Promise.all([page.waitForURL(/\/buy\/order/), page.click("#link-buy")]);
+    check(await page.locator("#unit-price").isVisible(), "the order page shows the unit price");
+    await page.check("#kwh-other");
+    await page.fill("#other", "2.5");
+    await Promise.all([page.waitForLoadState("load"), page.click("#order-submit")]);
+    check(await page.locator("#kwh-error").isVisible(), "a non-integer amount gets a message beside the field");
+    await snap(page, "order-not-whole");
+    await page.fill("#other", "");
+    await page.check("input[name=kwh][value='20']");
+    await snap(page, "order");
+    await Promise.all([page.waitForURL(/\/orders\/\d+\/pay/), page.click("#order-submit")]);
+    const orderId = page.url().match(/\/orders\/(\d+)\/pay/)[1];
+    await snap(page, "pay");
+    if (partial) {
+      console.log("E2E_PARTIAL=1: stopping before payment");
+      return;
+    }
+
+    console.log("5. sandbox pay");
+    await Promise.all([page.waitForLoadState("load"), page.click("#pay-confirm")]);
+    check(!(await page.locator("#pay-error").count()), "payment starts (payment side is running)");
+    await snap(page, "cashier");
+    await Promise.all([page.waitForLoadState("load"), page.click("button.pay")]);
+    check(/支付成功/.test(await page.content()), "the sandbox cashier takes the payment");
+    await snap(page, "cashier-paid");
+    // Back to the merchant, as WeChat's pay sheet closes back to the page.
+    await Promise.all([
+      page.waitForURL(new RegExp(`/orders/${orderId}$`), { timeout: STEP_MS }),
+      page.click("a.link"),
+    ]);
+    check(await page.locator("#order-live").isVisible(), "the success page follows the order");
+    const firstState = await page.locator("#order-live").getAttribute("data-state");
+    console.log(`  (the success page opened in state "${firstState}")`);
+    await snap(page, "paid");
+
+    console.log("6. the success page turns completed once the meter confirms");
+    await page.waitForFunction(
+      () => document.getElementById("order-live")?.getAttribute("data-state") === "completed",
+      null,
+      { timeout: DELIVERY_MS, polling: 500 },
+    );
+    check((await page.locator("#order-state").textContent()) === "已完成", "the order shows 已完成 without a reload");
+    await snap(page, "completed");
+
+    console.log("7. records and bill");
+    await page.goto(base + "/records");
+    const row = page.locator(`[data-order="${orderId}"]`);
+    check(await row.isVisible(), "the order is in the purchase records");
+    check(/已完成/.test((await row.textContent()) || ""), "the records show it completed");
+    check(/20 kWh/.test((await row.textContent()) || ""), "the records show 20 kWh");
+    await snap(page, "records");
+    await page.goto(base + "/bill");
+    check(await page.locator("#bill-table").isVisible(), "the bill shows daily usage");
+    check(await page.locator("#reference-note").isVisible(), "the bill says figures are for reference");
+    await snap(page, "bill");
+    await page.goto(base + "/me");
+    await snap(page, "me");
+    await page.goto(base + "/me/meters");
+    await snap(page, "my-meters");
+    await page.goto(base + "/me/messages");
+    await snap(page, "messages");
+    await page.goto(base + "/lang?to=en&next=/overview");
+    check(/Daily usage/.test(await page.content()), "English on request");
+    await snap(page, "overview-en");
+  } finally {
+    for (const [url, n] of sizes) {
+      if (n > PAGE_BYTES_MAX) failures.push(`${url} is ${n} bytes (> ${PAGE_BYTES_MAX})`);
+    }
+    const biggest = sizes.reduce((m, [, n]) => Math.max(m, n), 0);
+    console.log(`  largest page: ${biggest} bytes over ${sizes.length} pages`);
+    await browser.close();
+  }
+}
+
+const timer = setTimeout(() => {
+  console.error(`journey exceeded ${JOURNEY_MS} ms`);
+  process.exit(1);
+}, JOURNEY_MS);
+main()
+  .then(() => {
+    clearTimeout(timer);
+    if (failures.length) {
+      console.error("FAILED:\n  " + failures.join("\n  "));
+      process.exit(1);
+    }
+    console.log("journey passed");
+  })
+  .catch((e) => {
+    clearTimeout(timer);
+    console.error("FAILED:", e.message, failures.length ? "\n  " + failures.join("\n  ") : "");
+    process.exit(1);
+  });
