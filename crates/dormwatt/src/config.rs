@@ -62,12 +62,67 @@ pub struct DatabaseConfig {
     pub acquire_timeout_ms: u64,
 }
 
-/// Head-end settings.
+/// Head-end settings (docs/CONFIGURATION.md, `[headend]`). Intervals are
+/// milliseconds; the defaults are `headend::Config::default()`'s.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeadendConfig {
     /// Run the head-end in this process (off for a web-only node).
     pub enabled: bool,
+    /// Frequent plan per meter: remaining energy, status word 3, power.
+    pub frequent_interval_ms: i64,
+    /// Hourly plan per meter: total energy, voltage, purchase count (kept as
+    /// readings); 0 disables it.
+    pub hourly_interval_ms: i64,
+    /// Daily-freeze read and clock check this long after campus midnight;
+    /// negative disables it.
+    pub daily_read_after_ms: i64,
+    /// A meter is offline after this many consecutive unanswered polls.
+    pub offline_after_missed_polls: u32,
+    /// Attempts per routine read (1..=10).
+    pub read_attempts: u32,
+    /// Added to every request timeout for the gateway's pack timer and TCP.
+    pub gateway_slack_ms: i64,
+    /// A paid order the meter has not confirmed within this is flagged
+    /// delayed (the payment workers' `delivery_window_s` does the same;
+    /// the shorter wins).
+    pub delivery_window_ms: i64,
+    /// Longest wait between two delivery attempts to an unreachable meter.
+    pub deliver_backoff_cap_ms: i64,
+    /// Lease of a claimed delivery job (another head-end may take it after).
+    pub deliver_lease_ms: i64,
+    /// Address gateways in client (dial-in) mode connect to, e.g.
+    /// `0.0.0.0:9000`; unset: no listener.
+    pub listen: Option<String>,
+    /// Level-02 meter password as a number (0x123456 = 1193046).
+    pub meter_password: u32,
+    /// Operator code written into the meters' records.
+    pub operator_code: u32,
+    /// A meter clock further off than this is corrected by a write.
+    pub clock_max_error_ms: i64,
+}
+
+impl HeadendConfig {
+    /// The head-end's own configuration, with the campus time zone.
+    pub fn to_headend(&self, time_zone: &str) -> headend::Config {
+        headend::Config {
+            frequent_interval_ms: self.frequent_interval_ms,
+            hourly_interval_ms: self.hourly_interval_ms,
+            daily_read_after_ms: self.daily_read_after_ms,
+            offline_after_missed_polls: self.offline_after_missed_polls,
+            read_attempts: self.read_attempts,
+            gateway_slack_ms: self.gateway_slack_ms,
+            delivery_window_ms: self.delivery_window_ms,
+            deliver_backoff_cap_ms: self.deliver_backoff_cap_ms,
+            deliver_lease_ms: self.deliver_lease_ms,
+            listen: self.listen.clone(),
+            meter_password: self.meter_password,
+            operator_code: self.operator_code,
+            clock_max_error_ms: self.clock_max_error_ms,
+            time_zone: time_zone.to_owned(),
+            ..headend::Config::default()
+        }
+    }
 }
 
 /// Built-in simulator settings.
@@ -407,7 +462,23 @@ impl Default for DatabaseConfig {
 
 impl Default for HeadendConfig {
     fn default() -> Self {
-        Self { enabled: true }
+        let d = headend::Config::default();
+        Self {
+            enabled: true,
+            frequent_interval_ms: d.frequent_interval_ms,
+            hourly_interval_ms: d.hourly_interval_ms,
+            daily_read_after_ms: d.daily_read_after_ms,
+            offline_after_missed_polls: d.offline_after_missed_polls,
+            read_attempts: d.read_attempts,
+            gateway_slack_ms: d.gateway_slack_ms,
+            delivery_window_ms: d.delivery_window_ms,
+            deliver_backoff_cap_ms: d.deliver_backoff_cap_ms,
+            deliver_lease_ms: d.deliver_lease_ms,
+            listen: d.listen,
+            meter_password: d.meter_password,
+            operator_code: d.operator_code,
+            clock_max_error_ms: d.clock_max_error_ms,
+        }
     }
 }
 

@@ -224,12 +224,63 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
     let workers = tokio::spawn(web::payments::workers::run(state.clone(), async {
         let _ = workers_stopped.await;
     }));
-    tracing::info!(listen = %addr, demo, headend = cfg.headend.enabled && !args.no_headend, "dormwatt is serving");
+    // Demo: the reference campus's meters, simulated in this process on the
+    // ports the seeded registry points at; the head-end then talks to them
+    // over loopback TCP exactly as it would to real gateways.
+    let simulator = if demo {
+        let fleet =
+            sim::Fleet::from_plan(&domain::campus::reference_plan(), sim::SimConfig::default());
+        let host: std::net::IpAddr = cfg.simulator.host.parse().with_context(|| {
+            format!(
+                "simulator.host: '{}' is not an IP address",
+                cfg.simulator.host
+            )
+        })?;
+        let running = fleet
+            .start(sim::GatewayMode::Server {
+                host,
+                base_port: cfg.simulator.base_port,
+            })
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot start the simulated gateways on {}:{}+",
+                    cfg.simulator.host, cfg.simulator.base_port
+                )
+            })?;
+        tracing::info!(
+            meters = fleet.meter_count(),
+            base_port = cfg.simulator.base_port,
+            "simulator started"
+        );
+        Some(running)
+    } else {
+        None
+    };
+    let headend = if cfg.headend.enabled && !args.no_headend {
+        let h = headend::Headend::start(
+            db.clone(),
+            cfg.headend.to_headend(&cfg.time_zone),
+            std::sync::Arc::new(headend::SystemClock),
+        )
+        .await
+        .context("cannot start the head-end")?;
+        Some(h)
+    } else {
+        None
+    };
+    tracing::info!(listen = %addr, demo, headend = headend.is_some(), "dormwatt is serving");
     if demo {
         println!("dormwatt demo is running at http://{addr}/  (Ctrl-C to stop)");
     }
     web::serve(listener, state, shutdown_signal()).await?;
     let _ = stop_workers.send(());
+    if let Some(h) = headend {
+        h.shutdown().await;
+    }
+    if let Some(s) = simulator {
+        s.shutdown();
+    }
     // A tick in progress is abandoned at the next await; all its state is durable.
     if tokio::time::timeout(std::time::Duration::from_secs(10), workers)
         .await
