@@ -589,7 +589,16 @@ pub async fn request_refund(db: &Db, order_id: i64, now_ms: i64) -> Result<Order
         "update orders set state = 'refunding', refund_no = $2, updated_at_ms = $3 where id = $1 and state = 'delayed'
          returning {ORDER_COLUMNS}"
     );
-    let refund_no = format!("RF{}", &order.out_trade_no[2..]);
+    // Fixed once per attempt and stored, so retries of this attempt reuse it
+    // (WeChat refunds one number at most once); a new attempt after a closed
+    // refund needs a new number, because WeChat will not reopen a closed one.
+    let refund_no = format!(
+        "RF{}T{now_ms}",
+        order
+            .out_trade_no
+            .strip_prefix("DW")
+            .unwrap_or(&order.out_trade_no)
+    );
     let o: Option<Order> = on_tx!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(
         sql.clone()
     ))

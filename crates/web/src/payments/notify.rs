@@ -211,7 +211,12 @@ async fn on_refund(
     }
     let succeeded = match r.refund_status {
         pay::RefundStatus::Success => true,
-        pay::RefundStatus::Closed | pay::RefundStatus::Abnormal => false,
+        pay::RefundStatus::Closed => false,
+        // Not final for us: staff settle it at WeChat (see the refund worker).
+        pay::RefundStatus::Abnormal => {
+            tracing::error!(out_trade_no = %r.out_trade_no, "refund abnormal at WeChat; needs staff");
+            return about(Verdict::new(StatusCode::NO_CONTENT, "refund:abnormal"));
+        }
         // Nothing final yet; the refund worker keeps asking.
         pay::RefundStatus::Processing | pay::RefundStatus::Unknown => {
             return about(Verdict::new(StatusCode::NO_CONTENT, "refund:pending"));

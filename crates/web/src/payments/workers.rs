@@ -242,7 +242,18 @@ pub async fn refund_tick(state: &AppState, now_ms: i64) -> store::Result<TickRep
         };
         let succeeded = match refund.status {
             pay::RefundStatus::Success => true,
-            pay::RefundStatus::Closed | pay::RefundStatus::Abnormal => false,
+            pay::RefundStatus::Closed => false,
+            // The money left the merchant but did not reach the payer (e.g. a
+            // closed card): staff settle it at WeChat; a second refund here
+            // could pay twice, so the order stays refunding.
+            pay::RefundStatus::Abnormal => {
+                tracing::error!(
+                    order.id = order.id,
+                    "refund abnormal at WeChat; needs staff"
+                );
+                report.deferred += 1;
+                continue;
+            }
             pay::RefundStatus::Processing | pay::RefundStatus::Unknown => {
                 report.deferred += 1;
                 continue;
