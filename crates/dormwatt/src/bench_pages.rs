@@ -333,7 +333,7 @@ async fn connection(
 /// the body length.
 async fn read_response(
     stream: &mut tokio::net::TcpStream,
-    buf: &mut Vec<u8>,
+    buf: &mut [u8],
 ) -> anyhow::Result<(u16, usize)> {
     let mut have = 0;
     let header_end = loop {

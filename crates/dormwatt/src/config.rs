@@ -38,6 +38,77 @@ pub struct Config {
     pub simulator: SimulatorConfig,
     /// Payments: provider (sandbox or WeChat Pay), counter sales, workers.
     pub payment: PaymentConfig,
+    /// Student pages: WeChat login, sessions.
+    pub web: WebConfig,
+}
+
+/// `[web]`: the student pages. Secrets are file paths, never values.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Absolute lifetime of a student session.
+    pub session_ttl_s: u64,
+    /// The official account's AppID for web authorization (usually the same
+    /// as `[payment.wechat] appid`); unset: no WeChat login.
+    pub wechat_appid: Option<String>,
+    /// File holding the official account's AppSecret.
+    pub wechat_secret_file: Option<PathBuf>,
+    /// Base URL of the WeChat API (a mock's in tests).
+    pub wechat_api_base_url: String,
+    /// WeChat's authorize endpoint (a mock's in tests).
+    pub wechat_authorize_url: String,
+}
+
+/// Longest session lifetime accepted: 30 days.
+const SESSION_TTL_S_MAX: u64 = 30 * 24 * 3600;
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl_s: u64::try_from(web::session::SESSION_TTL_MS_DEFAULT / 1000)
+                .unwrap_or(604_800),
+            wechat_appid: None,
+            wechat_secret_file: None,
+            wechat_api_base_url: "https://api.weixin.qq.com".to_owned(),
+            wechat_authorize_url: "https://open.weixin.qq.com/connect/oauth2/authorize".to_owned(),
+        }
+    }
+}
+
+impl WebConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (60..=SESSION_TTL_S_MAX).contains(&self.session_ttl_s),
+            "web.session_ttl_s: must be 60..={SESSION_TTL_S_MAX}"
+        );
+        anyhow::ensure!(
+            self.wechat_appid.is_some() == self.wechat_secret_file.is_some(),
+            "web.wechat_appid and web.wechat_secret_file go together"
+        );
+        Ok(())
+    }
+
+    /// The page settings' WeChat login, reading the secret file.
+    pub fn wechat_oauth(&self) -> anyhow::Result<Option<web::WechatOAuth>> {
+        let (Some(appid), Some(file)) = (&self.wechat_appid, &self.wechat_secret_file) else {
+            return Ok(None);
+        };
+        let secret = String::from_utf8(read_secret(file, "web.wechat_secret_file")?)
+            .context("web.wechat_secret_file: not UTF-8")?
+            .trim()
+            .to_owned();
+        Ok(Some(web::WechatOAuth {
+            appid: appid.clone(),
+            secret,
+            api_base_url: self.wechat_api_base_url.clone(),
+            authorize_url: self.wechat_authorize_url.clone(),
+        }))
+    }
+
+    /// Session lifetime in milliseconds.
+    pub fn session_ttl_ms(&self) -> i64 {
+        i64::try_from(self.session_ttl_s.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
 }
 
 /// Log output format.
@@ -445,6 +516,7 @@ impl Default for Config {
             headend: HeadendConfig::default(),
             simulator: SimulatorConfig::default(),
             payment: PaymentConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -506,6 +578,7 @@ impl fmt::Debug for Config {
             .field("headend", &self.headend)
             .field("simulator", &self.simulator)
             .field("payment", &self.payment)
+            .field("web", &self.web)
             .finish()
     }
 }
@@ -536,6 +609,7 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        self.web.validate()?;
         self.listen
             .parse::<std::net::SocketAddr>()
             .with_context(|| {

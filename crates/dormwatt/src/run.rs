@@ -208,8 +208,8 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
         public_url: cfg.public_url.clone(),
         time_zone: cfg.time_zone.clone(),
         demo_login: demo,
-        wechat_oauth: None,
-        session_ttl_ms: web::session::SESSION_TTL_MS_DEFAULT,
+        wechat_oauth: cfg.web.wechat_oauth()?,
+        session_ttl_ms: cfg.web.session_ttl_ms(),
     };
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
