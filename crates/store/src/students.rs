@@ -912,3 +912,195 @@ pub async fn order(
     };
     Ok((o.student_id == Some(student_id)).then_some(o))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database with a one-building campus; returns two meter ids.
+    async fn fixture(db: &Db) -> (i64, i64) {
+        let mut plan = domain::campus::reference_plan();
+        for a in &mut plan.areas {
+            a.buildings.truncate(1);
+        }
+        crate::campus::seed(db, &plan, &Default::default(), 1)
+            .await
+            .expect("seed");
+        let ids: Vec<i64> = on_db!(db, |p| sqlx::query_scalar(
+            "select id from meter order by id limit 2"
+        )
+        .fetch_all(p)
+        .await
+        .expect("meters"));
+        (ids[0], ids[1])
+    }
+
+    const ALERT: BindAlert<'static> = BindAlert {
+        title: "t",
+        body: "b",
+    };
+
+    #[tokio::test]
+    async fn bindings_defaults_and_scoping() {
+        for db in crate::testing::all().await.expect("dbs") {
+            let (m1, m2) = fixture(&db).await;
+            let a = upsert_by_openid(&db, "oA", false, 1).await.expect("a");
+            let b = upsert_by_openid(&db, "oB", false, 1).await.expect("b");
+            // The first meter becomes the default even without asking.
+            let x = bind(&db, a.id, m1, false, &ALERT, 2).await.expect("bind");
+            assert!(!x.already_bound);
+            let y = bind(&db, a.id, m2, false, &ALERT, 3).await.expect("bind");
+            let d = default_binding(&db, a.id).await.expect("d").expect("some");
+            assert_eq!(d.binding_id, x.binding_id);
+            set_default(&db, a.id, y.binding_id).await.expect("default");
+            let d = default_binding(&db, a.id).await.expect("d").expect("some");
+            assert_eq!(d.binding_id, y.binding_id);
+            // Binding again is a no-op.
+            assert!(
+                bind(&db, a.id, m2, false, &ALERT, 4)
+                    .await
+                    .expect("again")
+                    .already_bound
+            );
+            // B binds A's meter: A is told, B is not.
+            let z = bind(&db, b.id, m1, true, &ALERT, 5).await.expect("bind");
+            assert_eq!(z.others_told, 1);
+            assert_eq!(messages(&db, a.id, 10).await.expect("m").len(), 1);
+            assert!(messages(&db, b.id, 10).await.expect("m").is_empty());
+            // B cannot reach A's bindings or messages by id.
+            assert!(binding(&db, b.id, x.binding_id).await.expect("q").is_none());
+            assert!(matches!(
+                set_default(&db, b.id, x.binding_id).await,
+                Err(Error::NotFound(_))
+            ));
+            assert!(matches!(
+                unbind(&db, b.id, x.binding_id).await,
+                Err(Error::NotFound(_))
+            ));
+            let mid = messages(&db, a.id, 10).await.expect("m")[0].id;
+            assert!(matches!(
+                mark_read(&db, b.id, mid, 6).await,
+                Err(Error::NotFound(_))
+            ));
+            // Unbinding the default promotes the oldest remaining binding.
+            unbind(&db, a.id, y.binding_id).await.expect("unbind");
+            let d = default_binding(&db, a.id).await.expect("d").expect("some");
+            assert_eq!(d.binding_id, x.binding_id);
+            assert!(d.is_default);
+            // The session carries the unread count and the default meter.
+            create_session(&db, "h", a.id, "c", 1, 100)
+                .await
+                .expect("s");
+            let (s, m) = session_with_default(&db, "h", 50)
+                .await
+                .expect("q")
+                .expect("live");
+            assert_eq!((s.student_id, s.unread), (a.id, 1));
+            assert_eq!(m.expect("meter").binding_id, x.binding_id);
+            assert!(
+                session(&db, "h", 100).await.expect("q").is_none(),
+                "expired"
+            );
+            mark_all_read(&db, a.id, 7).await.expect("read");
+            assert_eq!(
+                session(&db, "h", 50)
+                    .await
+                    .expect("q")
+                    .expect("live")
+                    .unread,
+                0
+            );
+            assert_eq!(purge_sessions(&db, 100).await.expect("purge"), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_count_since_the_last_success() {
+        for db in crate::testing::all().await.expect("dbs") {
+            let a = upsert_by_openid(&db, "oA", false, 1).await.expect("a");
+            let at = |ok, ms| {
+                let db = db.clone();
+                async move {
+                    record_attempt(
+                        &db,
+                        &Attempt {
+                            student_id: a.id,
+                            meter_address: "201701010001",
+                            client_ip: "10.0.0.1",
+                            ok,
+                        },
+                        ms,
+                    )
+                    .await
+                    .expect("attempt");
+                }
+            };
+            at(false, 10).await;
+            at(true, 20).await;
+            at(false, 30).await;
+            at(false, 40).await;
+            for key in [
+                AttemptKey::Meter("201701010001"),
+                AttemptKey::Student(a.id),
+                AttemptKey::Ip("10.0.0.1"),
+            ] {
+                let f = failures(&db, key, 0).await.expect("f");
+                assert_eq!((f.count, f.last_at_ms), (2, Some(40)));
+            }
+            // The window cuts older failures.
+            assert_eq!(
+                failures(&db, AttemptKey::Ip("10.0.0.1"), 35)
+                    .await
+                    .expect("f")
+                    .count,
+                1
+            );
+            assert_eq!(
+                failures(&db, AttemptKey::Ip("10.9.9.9"), 0)
+                    .await
+                    .expect("f"),
+                Failures::default()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn usage_and_password_updates() {
+        for db in crate::testing::all().await.expect("dbs") {
+            let (m1, _) = fixture(&db).await;
+            put_daily_usage(&db, m1, 100, Some(250), 1)
+                .await
+                .expect("u");
+            put_daily_usage(&db, m1, 101, None, 1).await.expect("u");
+            put_daily_usage(&db, m1, 102, Some(300), 1)
+                .await
+                .expect("u");
+            let u = daily_usage(&db, m1, 101, 200).await.expect("u");
+            assert_eq!(
+                u,
+                vec![
+                    DayUsage {
+                        day: 101,
+                        usage_centikwh: None
+                    },
+                    DayUsage {
+                        day: 102,
+                        usage_centikwh: Some(300)
+                    }
+                ]
+            );
+            // Compare-and-set: only from the hash the caller verified.
+            assert!(set_meter_password(&db, m1, None, "h1").await.expect("set"));
+            assert!(
+                !set_meter_password(&db, m1, None, "h2")
+                    .await
+                    .expect("stale")
+            );
+            assert!(
+                set_meter_password(&db, m1, Some("h1"), "h3")
+                    .await
+                    .expect("set")
+            );
+        }
+    }
+}
