@@ -316,9 +316,56 @@ pub async fn record_payment(
     now_ms: i64,
 ) -> Result<PaidOutcome, PayError> {
     let mut tx = db.begin().await?;
+    let outcome = record_payment_in(&mut tx, p, now_ms).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// [`record_payment`] that also writes the notification's audit row (see
+/// [`log_notification`]) in the same transaction: one commit instead of two
+/// on the hot path, and the log never disagrees with the payment. The
+/// outcome names are `credited` and `duplicate`. A refused payment writes
+/// nothing; the caller logs the refusal with [`log_notification`].
+pub async fn record_payment_logged(
+    db: &Db,
+    p: &PaymentConfirmation<'_>,
+    provider: &str,
+    now_ms: i64,
+) -> Result<PaidOutcome, PayError> {
+    let mut tx = db.begin().await?;
+    let outcome = record_payment_in(&mut tx, p, now_ms).await?;
+    let name = match outcome {
+        PaidOutcome::Credited(_) => "credited",
+        PaidOutcome::AlreadyRecorded(_) => "duplicate",
+    };
+    on_tx!(&mut tx, |c| {
+        sqlx::query(
+        "insert into payment_notification (provider, out_trade_no, transaction_id, amount_fen, outcome, received_at_ms)
+         values ($1, $2, $3, $4, $5, $6)"
+    )
+    .bind(provider)
+    .bind(p.out_trade_no)
+    .bind(p.transaction_id)
+    .bind(p.amount_fen)
+    .bind(name)
+    .bind(now_ms)
+    .execute(c)
+    .await
+    .map_err(Error::from)?
+    .rows_affected()
+    });
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+async fn record_payment_in(
+    tx: &mut Tx,
+    p: &PaymentConfirmation<'_>,
+    now_ms: i64,
+) -> Result<PaidOutcome, PayError> {
     // Locked, so that concurrent duplicates of one notification wait for the
     // first instead of failing with a spurious "changed concurrently".
-    let order = by_out_trade_no_locked_in(&mut tx, p.out_trade_no)
+    let order = by_out_trade_no_locked_in(tx, p.out_trade_no)
         .await?
         .ok_or(PayError::UnknownOrder)?;
     if order.amount_fen != p.amount_fen {
@@ -342,8 +389,7 @@ pub async fn record_payment(
         }
         return Ok(PaidOutcome::AlreadyRecorded(order));
     }
-    let paid = pay_in(&mut tx, &order, Some(p.transaction_id), now_ms).await?;
-    tx.commit().await?;
+    let paid = pay_in(tx, &order, Some(p.transaction_id), now_ms).await?;
     Ok(PaidOutcome::Credited(paid))
 }
 
@@ -785,4 +831,15 @@ pub async fn log_notification(
     .await?.rows_affected()
     });
     Ok(())
+}
+
+/// The most recent logged notifications, newest first, as
+/// `(out_trade_no, outcome)` (audit views and tests).
+pub async fn recent_notifications(db: &Db, limit: i64) -> Result<Vec<(Option<String>, String)>> {
+    Ok(on_db!(db, |p| sqlx::query_as(
+        "select out_trade_no, outcome from payment_notification order by id desc limit $1"
+    )
+    .bind(limit)
+    .fetch_all(p)
+    .await?))
 }

@@ -272,6 +272,14 @@ async fn duplicated_15_times(app: &TestApp) {
         .find(|d| d.probe)
         .expect("probe sent");
     assert_eq!(probe.status, Some(401));
+    // Every notification is logged: one credit, 14 duplicates, one refused probe.
+    let log = store::orders::recent_notifications(&app.db, 100)
+        .await
+        .expect("log");
+    let count = |outcome: &str| log.iter().filter(|(_, o)| o == outcome).count();
+    assert_eq!(count("credited"), 1, "{log:?}");
+    assert_eq!(count("duplicate"), 14, "{log:?}");
+    assert_eq!(count("rejected:signtest_probe"), 1, "{log:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -451,6 +459,25 @@ async fn forged(app: &TestApp) {
 
     assert_eq!(app.count_in(domain::order::OrderState::Charging).await, 0);
     assert_eq!(app.deliver_jobs().await, 0);
+    let log = store::orders::recent_notifications(&app.db, 100)
+        .await
+        .expect("log");
+    for outcome in [
+        "rejected:bad_signature",
+        "rejected:unknown_serial",
+        "rejected:stale_timestamp",
+        "rejected:signtest_probe",
+        "rejected:decrypt_failed",
+        "rejected:missing_header",
+        "rejected:amount_mismatch",
+        "rejected:unknown_order",
+    ] {
+        assert!(
+            log.iter().any(|(_, o)| o == outcome),
+            "{outcome} not logged: {log:?}"
+        );
+    }
+    assert!(!log.iter().any(|(_, o)| o == "credited"), "{log:?}");
     assert_eq!(app.prepaid_fen().await, 0, "nothing credited");
 }
 

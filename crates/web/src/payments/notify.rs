@@ -38,6 +38,8 @@ struct Verdict {
     out_trade_no: Option<String>,
     transaction_id: Option<String>,
     amount_fen: Option<i64>,
+    /// Already written in the payment's own transaction.
+    logged: bool,
 }
 
 impl Verdict {
@@ -48,6 +50,7 @@ impl Verdict {
             out_trade_no: None,
             transaction_id: None,
             amount_fen: None,
+            logged: false,
         }
     }
 
@@ -74,20 +77,22 @@ async fn notify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     } else {
         tracing::warn!(outcome = %verdict.outcome, out_trade_no = ?verdict.out_trade_no, status = verdict.status.as_u16(), "payment notification refused");
     }
-    let logged = store::orders::log_notification(
-        state.db(),
-        PROVIDER,
-        verdict.out_trade_no.as_deref(),
-        verdict.transaction_id.as_deref(),
-        verdict.amount_fen,
-        &verdict.outcome,
-        now_ms,
-    )
-    .await;
-    if let Err(e) = logged {
-        tracing::error!(error = %e, "cannot log a payment notification");
-        // WeChat retries a non-2xx answer; the retry is idempotent and logs then.
-        return fail(StatusCode::INTERNAL_SERVER_ERROR);
+    if !verdict.logged {
+        let logged = store::orders::log_notification(
+            state.db(),
+            PROVIDER,
+            verdict.out_trade_no.as_deref(),
+            verdict.transaction_id.as_deref(),
+            verdict.amount_fen,
+            &verdict.outcome,
+            now_ms,
+        )
+        .await;
+        if let Err(e) = logged {
+            tracing::error!(error = %e, "cannot log a payment notification");
+            // WeChat retries a non-2xx answer; the retry is idempotent and logs then.
+            return fail(StatusCode::INTERNAL_SERVER_ERROR);
+        }
     }
     if verdict.status.is_success() {
         StatusCode::NO_CONTENT.into_response()
@@ -148,14 +153,21 @@ async fn on_payment(
         transaction_id,
         amount_fen,
     };
-    let (status, outcome) = match store::orders::record_payment(state.db(), &confirmation, now_ms)
-        .await
-    {
+    // The audit row of an accepted notification commits with the payment.
+    let recorded =
+        store::orders::record_payment_logged(state.db(), &confirmation, PROVIDER, now_ms).await;
+    let (status, outcome) = match recorded {
         Ok(PaidOutcome::Credited(o)) => {
             tracing::info!(order.id = o.id, "payment credited from notification");
-            (StatusCode::NO_CONTENT, "credited")
+            let mut v = about(Verdict::new(StatusCode::NO_CONTENT, "credited"));
+            v.logged = true;
+            return v;
         }
-        Ok(PaidOutcome::AlreadyRecorded(_)) => (StatusCode::NO_CONTENT, "duplicate"),
+        Ok(PaidOutcome::AlreadyRecorded(_)) => {
+            let mut v = about(Verdict::new(StatusCode::NO_CONTENT, "duplicate"));
+            v.logged = true;
+            return v;
+        }
         Err(PayError::UnknownOrder) => (StatusCode::NOT_FOUND, "rejected:unknown_order"),
         Err(PayError::AmountMismatch { expected, paid }) => {
             tracing::error!(out_trade_no = %t.out_trade_no, expected, paid, "notification amount differs from the order: refused, needs staff");
