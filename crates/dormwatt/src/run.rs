@@ -180,19 +180,23 @@ async fn seed(db: &store::Db, cfg: &Config, history_days: u32) -> anyhow::Result
     Ok(created)
 }
 
+/// Prints the status for a human. Write errors (a closed pipe, as with
+/// `| head`) end the output quietly instead of panicking.
 fn print_status(s: &store::campus::Status) {
-    println!("areas        {}", s.areas);
-    println!("buildings    {}", s.buildings);
-    println!("rooms        {}", s.rooms);
-    println!("meters       {} ({} online)", s.meters, s.meters_online);
-    println!("gateways     {}", s.gateways);
-    println!("buses        {}", s.buses);
-    println!("students     {}", s.students);
-    println!("open orders  {}", s.orders_open);
-    println!("schema       v{}", s.schema_version);
-    println!("meters per building:");
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "areas        {}", s.areas);
+    let _ = writeln!(out, "buildings    {}", s.buildings);
+    let _ = writeln!(out, "rooms        {}", s.rooms);
+    let _ = writeln!(out, "meters       {} ({} online)", s.meters, s.meters_online);
+    let _ = writeln!(out, "gateways     {}", s.gateways);
+    let _ = writeln!(out, "buses        {}", s.buses);
+    let _ = writeln!(out, "students     {}", s.students);
+    let _ = writeln!(out, "open orders  {}", s.orders_open);
+    let _ = writeln!(out, "schema       v{}", s.schema_version);
+    let _ = writeln!(out, "meters per building:");
     for (k, v) in &s.meters_per_building {
-        println!("  {k:<32} {v:>5}");
+        let _ = writeln!(out, "  {k:<32} {v:>5}");
     }
 }
 
