@@ -74,6 +74,10 @@ struct Run {
     wire_bound_s: f64,
     ratio: f64,
     cpu_us_per_frame: f64,
+    /// User-space share of `cpu_us_per_frame`: the rest is the kernel's
+    /// loopback TCP, which also runs the simulator's receive path on our
+    /// thread (a real NIC would not).
+    user_us_per_frame: f64,
     read_success: f64,
     real_s: f64,
 }
@@ -119,7 +123,7 @@ pub fn run(args: BenchCollectArgs) -> anyhow::Result<()> {
         println!("{v}");
     } else {
         println!(
-            "{:<8} {:>7} {:>6} {:>7} {:>9} {:>9} {:>13} {:>7} {:>14} {:>13}",
+            "{:<8} {:>7} {:>6} {:>7} {:>9} {:>9} {:>13} {:>7} {:>14} {:>15} {:>13}",
             "faults",
             "meters",
             "buses",
@@ -129,11 +133,12 @@ pub fn run(args: BenchCollectArgs) -> anyhow::Result<()> {
             "wire_bound_s",
             "ratio",
             "cpu_us/frame",
+            "user_us/frame",
             "read_success"
         );
         for r in &runs {
             println!(
-                "{:<8} {:>7} {:>6} {:>7} {:>9} {:>9.2} {:>13.2} {:>7.3} {:>14.1} {:>13.4}",
+                "{:<8} {:>7} {:>6} {:>7} {:>9} {:>9.2} {:>13.2} {:>7.3} {:>14.1} {:>15.1} {:>13.4}",
                 r.faults,
                 r.meters,
                 r.buses,
@@ -143,6 +148,7 @@ pub fn run(args: BenchCollectArgs) -> anyhow::Result<()> {
                 r.wire_bound_s,
                 r.ratio,
                 r.cpu_us_per_frame,
+                r.user_us_per_frame,
                 r.read_success
             );
         }
@@ -197,7 +203,7 @@ fn once(
             daily_read_after_ms: -1,
             ..headend::Config::default()
         };
-        let cpu0 = cpu_us(HEADEND_THREADS);
+        let (cpu0, user0) = cpu_us(HEADEND_THREADS);
         let real0 = Instant::now();
         let t0 = clock.now_ms();
         let he = headend::Headend::start(db.clone(), cfg, clock.clone()).await?;
@@ -214,7 +220,8 @@ fn once(
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let real_s = real0.elapsed().as_secs_f64();
-        let cpu = cpu_us(HEADEND_THREADS).saturating_sub(cpu0);
+        let (cpu1, user1) = cpu_us(HEADEND_THREADS);
+        let (cpu, user) = (cpu1.saturating_sub(cpu0), user1.saturating_sub(user0));
         he.shutdown().await;
         db.close().await;
         let done = snapshot
@@ -250,6 +257,7 @@ fn once(
             wire_bound_s,
             ratio: sweep_s / wire_bound_s,
             cpu_us_per_frame: cpu as f64 / frames as f64,
+            user_us_per_frame: user as f64 / frames as f64,
             read_success: read as f64 / meters.max(1) as f64,
             real_s,
         })
@@ -258,17 +266,17 @@ fn once(
     result
 }
 
-/// CPU time (user + system) of this process's threads whose name starts
-/// with `prefix` (plus the SQLite worker threads when counting the
-/// head-end), in µs, from /proc; 0 where /proc is missing.
-fn cpu_us(prefix: &str) -> u64 {
+/// CPU time (user + system, and user alone) of this process's threads
+/// whose name starts with `prefix` (plus the SQLite worker threads when
+/// counting the head-end), in µs, from /proc; 0 where /proc is missing.
+fn cpu_us(prefix: &str) -> (u64, u64) {
     // Linux reports in clock ticks; USER_HZ is 100 on every mainstream
     // configuration.
     const TICK_US: u64 = 10_000;
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
+        return (0, 0);
     };
-    let mut total = 0;
+    let (mut total, mut user) = (0, 0);
     for t in dir.flatten() {
         let path = t.path();
         let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
@@ -288,6 +296,7 @@ fn cpu_us(prefix: &str) -> u64 {
         let f: Vec<&str> = rest.split_whitespace().collect();
         let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         total += (ticks(11) + ticks(12)) * TICK_US;
+        user += ticks(11) * TICK_US;
     }
-    total
+    (total, user)
 }

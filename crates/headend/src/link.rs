@@ -184,7 +184,12 @@ impl Link {
         let writer = tokio::spawn(async move {
             // Cancels `writer_done` however the writer ends.
             let _done = done_guard;
-            while let Some(bytes) = rx.recv().await {
+            while let Some(mut bytes) = rx.recv().await {
+                // Frames of several buses that are ready together go out
+                // in one write: one syscall instead of one per frame.
+                while let Ok(more) = rx.try_recv() {
+                    bytes.extend_from_slice(&more);
+                }
                 match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&bytes)).await {
                     Ok(Ok(())) => {}
                     _ => return,
