@@ -252,3 +252,98 @@ async fn malicious_load_trip_becomes_an_event_with_its_reason() {
         he.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gateways_that_dial_in_register_and_get_served() {
+    use std::sync::Arc;
+    use tokio::io::AsyncWriteExt;
+    for db in databases().await {
+        let plan = common::small_plan();
+        let fleet = sim::Fleet::from_plan(
+            &plan,
+            sim::SimConfig {
+                seed: 3,
+                start_ms: Some(common::START_MS),
+                speed: common::SPEED,
+                faults: lossy(),
+                heartbeat_period_ms: 5_000,
+                ..sim::SimConfig::default()
+            },
+        );
+        let clock: headend::SharedClock = Arc::new(common::VirtualClock(fleet.clock().clone()));
+        store::campus::seed(
+            &db,
+            &plan,
+            &store::campus::GatewayAddressing::default(),
+            clock.now_ms(),
+        )
+        .await
+        .unwrap();
+        for g in &plan.areas[0].buildings[0].gateways {
+            assert!(
+                store::meters::set_gateway_mode(&db, &g.name, "listen")
+                    .await
+                    .unwrap()
+            );
+        }
+        let cfg = headend::Config {
+            listen: Some("127.0.0.1:0".to_owned()),
+            ..config("he-listen")
+        };
+        let he = headend::Headend::start(db.clone(), cfg, clock.clone())
+            .await
+            .unwrap();
+        let at = he.listen_addr().unwrap();
+        // A stranger with an unknown registration id is turned away.
+        let mut stranger = tokio::net::TcpStream::connect(at).await.unwrap();
+        stranger.write_all(b"nobody-gw9").await.unwrap();
+        eventually(30, "the unknown registration to be counted", || async {
+            he.metrics().unknown_registrations == 1
+        })
+        .await;
+        let _running = fleet
+            .start(sim::GatewayMode::Client { headend: at })
+            .await
+            .unwrap();
+        let r = store::meters::registry(&db).await.unwrap();
+        let m = r[0].buses[1].meters[2].clone();
+        fleet.set_remaining(&m.address, 5_000).unwrap();
+        let (count0, sum0, _) = energy_sum(&fleet, &m.address);
+        let info = store::campus::meter_by_id(&db, m.id)
+            .await
+            .unwrap()
+            .unwrap();
+        let order = store::orders::create_counter_sale(
+            &db,
+            info.area_id,
+            &m.address,
+            domain::WholeKwh::parse("5", 500).unwrap(),
+            "test",
+            clock.now_ms(),
+        )
+        .await
+        .unwrap();
+        eventually(60, "the purchase over a dial-in gateway", || async {
+            store::orders::by_id(&db, order.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .state
+                == "completed"
+        })
+        .await;
+        let (count1, sum1, _) = energy_sum(&fleet, &m.address);
+        assert_eq!((count1, sum1), (count0 + 1, sum0 + 500));
+        eventually(60, "every meter to be polled", || async {
+            he.metrics()
+                .buses
+                .iter()
+                .all(|b| b.first_sweep_done_ms.is_some())
+        })
+        .await;
+        assert!(he.metrics().connects >= 1);
+        let v = store::ledger::check(&db).await.unwrap();
+        assert!(v.is_empty(), "{v:?}");
+        he.shutdown().await;
+    }
+}
