@@ -163,8 +163,9 @@ pub struct StartedPayment {
     /// Signed parameters for `WeixinJSBridge.invoke('getBrandWCPayRequest', params, cb)`.
     /// The bridge's answer is not authoritative: poll the order afterwards.
     pub pay_params: pay::JsapiPayParams,
-    /// Sandbox (demo) only: send the browser here
-    /// (`{cashier_url}?prepay_id=…&return_url=/your/page`) instead of the bridge.
+    /// Sandbox (demo) only: the cashier page for this payment (it already
+    /// carries `?prepay_id=…`); send the browser there instead of the bridge,
+    /// or use [`StartedPayment::cashier_link`] to come back to a page after.
     pub cashier_url: Option<String>,
     /// The prepay id (the same for every tab paying this order).
     pub prepay_id: String,
@@ -174,7 +175,9 @@ impl StartedPayment {
     /// The sandbox cashier link for this payment, returning to `return_path`
     /// (a same-site path) afterwards; `None` with the real WeChat Pay.
     pub fn cashier_link(&self, return_path: &str) -> Option<String> {
-        self.cashier_url.as_ref().map(|base| {
+        self.cashier_url.as_ref().map(|url| {
+            // The provider's link may already carry `?prepay_id=`; rebuild the query.
+            let base = url.split('?').next().unwrap_or(url);
             format!(
                 "{base}?prepay_id={}&return_url={}",
                 url_encode(&self.prepay_id),
