@@ -32,6 +32,9 @@ use std::sync::OnceLock;
 use store::students::{AttemptKey, Failures};
 
 const MINUTE_MS: i64 = 60_000;
+/// Most meters one student may bind (S8 wants several; a bound keeps a
+/// hijacked account from collecting a building's meters).
+pub const BINDINGS_MAX: usize = 8;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
@@ -354,6 +357,18 @@ pub async fn submit(
         return render_form(&state, lang, &student, false, Some(msg), &f).await;
     };
     let address = address.as_str().to_owned();
+    let bound = store::students::bindings(state.db(), student.id).await?;
+    if bound.len() >= BINDINGS_MAX && !bound.iter().any(|b| b.address == address) {
+        let msg = match lang {
+            Lang::Zh => {
+                format!("最多可绑定 {BINDINGS_MAX} 块电表，请先在“我的电表”中解除不用的电表。")
+            }
+            Lang::En => format!(
+                "You can bind at most {BINDINGS_MAX} meters; unbind one in “My meters” first."
+            ),
+        };
+        return render_form(&state, lang, &student, false, Some(&msg), &f).await;
+    }
     let now = store::now_ms();
     let wait = throttle_wait_ms(&state, student.id, &address, &ip, now).await?;
     if wait > 0 {

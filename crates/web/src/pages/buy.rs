@@ -537,7 +537,11 @@ pub async fn order_status_page(
             b,
             "<div class=card id=pay-success><p class=big><span class=ok>✔</span> {}</p><p class=muted id=sending-note{}>{}</p></div>",
             l.t("支付成功", "Payment received"),
-            if o.state == "completed" { " style=\"display:none\"" } else { "" },
+            if o.state == "completed" {
+                " style=\"display:none\""
+            } else {
+                ""
+            },
             l.t(
                 "系统正在把电量下发到电表，完成后会通知您。",
                 "The system is sending the energy to the meter; you will be told when it arrives."

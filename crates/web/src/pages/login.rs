@@ -289,6 +289,11 @@ fn login_failed(state: &AppState, lang: Lang) -> Response {
 /// Starts the session and goes to `next`, clearing the login cookies.
 async fn logged_in(state: &AppState, student_id: i64, next: &str) -> PageResult {
     let cookie_v = session::start(state, student_id).await?;
+    // Expired sessions are swept here, at the rate of logins: no separate
+    // job, and the table never holds more than a lifetime's worth.
+    if let Err(e) = store::students::purge_sessions(state.db(), store::now_ms()).await {
+        tracing::warn!(error = %e, "purging expired sessions failed");
+    }
     let mut resp = Redirect::to(next).into_response();
     let h = resp.headers_mut();
     h.append(header::SET_COOKIE, cookie_v);
