@@ -607,12 +607,35 @@ async fn two_tabs(app: &TestApp) {
         "the second tab cannot pay again: {second:?}"
     );
     app.wait_state(&order, "charging").await;
+    let cancel = payments::cancel_order(&app.state, &order).await;
+    assert!(
+        matches!(cancel, Err(payments::PaymentError::AlreadyPaid)),
+        "{cancel:?}"
+    );
     let again = payments::start_wechat_payment(&app.state, &order, OPENID).await;
     assert!(
         matches!(again, Err(payments::PaymentError::AlreadyPaid)),
         "{again:?}"
     );
     assert_eq!(app.prepaid_fen().await, order.amount_fen);
+
+    // Cancelling closes at WeChat first: a tab still open cannot pay after.
+    let other = app.started(2).await;
+    let closed = payments::cancel_order(&app.state, &other)
+        .await
+        .expect("cancel");
+    assert_eq!(closed.state, "closed");
+    let at_wechat = app.sandbox.order(&other.out_trade_no).expect("known");
+    assert_eq!(at_wechat.trade_state, pay::TradeState::Closed);
+    assert!(
+        app.sandbox.pay(&other.out_trade_no).is_err(),
+        "closed at WeChat"
+    );
+    let restart = payments::start_wechat_payment(&app.state, &other, OPENID).await;
+    assert!(
+        matches!(restart, Err(payments::PaymentError::NotPayable)),
+        "{restart:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

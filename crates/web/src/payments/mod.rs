@@ -438,3 +438,40 @@ pub async fn create_student_order(
     };
     Ok(store::orders::create(state.db(), &req, store::now_ms()).await?)
 }
+
+/// Cancels an unpaid order at the student's request: closes it at WeChat
+/// first (so no other tab can still pay it), then here. If WeChat says it
+/// was paid meanwhile, the payment is recorded from WeChat's signed query
+/// answer and [`PaymentError::AlreadyPaid`] is returned instead.
+pub async fn cancel_order(state: &AppState, order: &Order) -> Result<Order, PaymentError> {
+    let now_ms = store::now_ms();
+    let order = store::orders::by_id(state.db(), order.id)
+        .await?
+        .ok_or(PaymentError::NotPayable)?;
+    match order.state()? {
+        domain::order::OrderState::Unpaid => {}
+        domain::order::OrderState::Closed => return Ok(order),
+        s if s.is_paid() => return Err(PaymentError::AlreadyPaid),
+        _ => return Err(PaymentError::NotPayable),
+    }
+    if let Some(payments) = state.payments()
+        && order.prepay_id.is_some()
+    {
+        match payments.provider.close_order(&order.out_trade_no).await {
+            Ok(()) => {}
+            Err(e) if e.code() == Some("ORDERPAID") => {
+                workers::settle_from_query(state, payments, &order, now_ms).await;
+                return Err(PaymentError::AlreadyPaid);
+            }
+            Err(e) if e.code() == Some("ORDER_CLOSED") || e.is_not_found() => {}
+            Err(e) => return Err(PaymentError::Provider(e)),
+        }
+    }
+    Ok(store::orders::close(
+        state.db(),
+        order.id,
+        domain::order::OrderEvent::Cancel,
+        now_ms,
+    )
+    .await?)
+}
