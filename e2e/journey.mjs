@@ -190,6 +190,7 @@ async function main() {
     await page.goto(base + "/me/meters");
     await snap(page, "my-meters");
     await page.goto(base + "/me/messages");
+    check((await page.locator(".msg").count()) >= 1, "the inbox has the delivery message");
     await snap(page, "messages");
     await page.goto(base + "/lang?to=en&next=/overview");
     check(/Daily usage/.test(await page.content()), "English on request");

@@ -17,6 +17,23 @@ bin="$root/target/debug/dormwatt"
 tmp="$(mktemp -d -t dormwatt-e2e.XXXXXX)"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 base="http://127.0.0.1:$port"
+# The simulated gateways listen on base_port + i: find a free block of 128
+# ports so parallel runs (and a developer's own demo) do not collide.
+sim_port="$(python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    b = random.randrange(30000, 60000 - 128)
+    socks = []
+    try:
+        for p in range(b, b + 128):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+        print(b); break
+    except OSError:
+        pass
+    finally:
+        for s in socks: s.close()
+PY
+)"
 server_pid=""
 cleanup() {
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
@@ -31,7 +48,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-DORMWATT_PUBLIC_URL="$base" "$bin" --database-url "sqlite://$tmp/demo.db" --listen "127.0.0.1:$port" \
+DORMWATT_PUBLIC_URL="$base" DORMWATT_SIMULATOR__BASE_PORT="$sim_port" "$bin" --database-url "sqlite://$tmp/demo.db" --listen "127.0.0.1:$port" \
   demo --history-days 60 >"$tmp/server.log" 2>&1 &
 server_pid=$!
 

@@ -167,6 +167,15 @@ pub async fn order_page(
     order_form(&state, lang, &student, &m, None, "20", "").await
 }
 
+/// The most kWh one order may have: the area's limit, and the campus-wide
+/// one of the payment settings when it is stricter.
+fn order_max_kwh(state: &AppState, m: &MeterInfo) -> u32 {
+    let area = u32::try_from(m.order_kwh_max).unwrap_or(u32::MAX);
+    state
+        .payments()
+        .map_or(area, |p| area.min(p.settings.order_kwh_max))
+}
+
 async fn find_meter(
     state: &AppState,
     area_id: i64,
@@ -246,7 +255,7 @@ async fn order_form(
         b,
         "<p class=muted>{} {} kWh</p><button class=btn type=submit id=order-submit>{}</button></form>",
         l.t("单笔最多", "At most"),
-        m.order_kwh_max,
+        order_max_kwh(state, m),
         l.t("购电", "Buy"),
     );
     Ok(render(&shell(l, l.t("购电订单", "Order"), student, "/buy"), &b).into_response())
@@ -286,7 +295,7 @@ pub async fn create_order(
     } else {
         chosen
     };
-    let max = u32::try_from(m.order_kwh_max).unwrap_or(u32::MAX);
+    let max = order_max_kwh(&state, &m);
     let kwh_v = match domain::WholeKwh::parse(input, max) {
         Ok(k) => k,
         Err(e) => {
