@@ -347,3 +347,62 @@ async fn gateways_that_dial_in_register_and_get_served() {
         he.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sequence_gap_is_flagged_for_staff_never_guessed() {
+    use dlt645::value::{OperatorCode, Recharge};
+    for db in databases().await {
+        let w = World::new(db, lossy()).await;
+        let (meter_id, address) = w.meter(5).await;
+        w.fleet.set_remaining(&address, 5_000).unwrap();
+        let a = dlt645::Address::parse(&address).unwrap();
+        // The platform assigns the order's number from the count it knows…
+        let count0 = w.fleet.inspect(&address).unwrap().purchase_count;
+        store::meters::set_purchase_count(&w.db, meter_id, i64::from(count0), w.clock.now_ms())
+            .await
+            .unwrap();
+        let order = w.buy(meter_id, 10).await;
+        let seq = store::orders::assign_purchase_seq(&w.db, order, w.clock.now_ms())
+            .await
+            .unwrap();
+        assert_eq!(seq, i64::from(count0) + 1);
+        // …then two purchases it never heard of land on the meter.
+        for k in 1..=2 {
+            let r = Recharge {
+                operator: OperatorCode(99),
+                energy_centikwh: 700,
+                purchase_count: count0 + k,
+                mac1: [0; 4],
+                customer: 1,
+                mac2: [0; 4],
+            };
+            let reply = w
+                .fleet
+                .request(&request::recharge_request(a, &r).unwrap())
+                .unwrap();
+            assert!(!reply.control().is_abnormal());
+        }
+        let he = w.headend(config("he-1")).await;
+        eventually(60, "the order to be flagged delayed", || async {
+            w.order_state(order).await == "delayed"
+        })
+        .await;
+        let events = store::meters::events(&w.db, meter_id, 100).await.unwrap();
+        assert!(events.iter().any(|e| e.kind == "seq_gap"), "{events:?}");
+        assert_eq!(
+            w.rules.recharges_sent.load(Ordering::SeqCst),
+            0,
+            "nothing sent"
+        );
+        assert_eq!(
+            w.fleet.inspect(&address).unwrap().purchase_count,
+            count0 + 2
+        );
+        eventually(10, "the flag to be counted", || async {
+            he.metrics().deliveries_flagged == 1
+        })
+        .await;
+        w.assert_ledger().await;
+        he.shutdown().await;
+    }
+}
