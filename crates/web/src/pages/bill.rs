@@ -2,7 +2,7 @@
 //! could not be read are in red with the explanation of S4.
 
 use super::layout::{Shell, Tab, render};
-use super::{Esc, PageError, PageResult, kwh};
+use super::{Esc, PageError, PageResult, kwh, parse_id};
 use crate::AppState;
 use crate::i18n::Lang;
 use crate::session::CurrentStudent;
@@ -16,8 +16,9 @@ use std::fmt::Write as _;
 pub struct BillQuery {
     /// `YYYY-MM`; default this month.
     month: Option<String>,
-    /// Binding id; default the default meter.
-    meter: Option<i64>,
+    /// Binding id; default the default meter. A string so that a tampered
+    /// value is "not found" like any other id, not a parse error.
+    meter: Option<String>,
 }
 
 /// `GET /bill`.
@@ -28,8 +29,8 @@ pub async fn page(
     Query(q): Query<BillQuery>,
 ) -> PageResult {
     let l = lang;
-    let m = match q.meter {
-        Some(id) => store::students::binding(state.db(), student.id, id)
+    let m = match q.meter.as_deref().filter(|s| !s.is_empty()) {
+        Some(id) => store::students::binding(state.db(), student.id, parse_id(id)?)
             .await?
             .ok_or(PageError::NotFound)?,
         None => match store::students::default_binding(state.db(), student.id).await? {
