@@ -532,6 +532,20 @@ async fn overview_chart_and_bill_show_missing_days_distinctly() {
         let (_, bill) = app.get_text(&a, &format!("/bill?month={month}")).await;
         assert!(bill.contains("<tr class=missing>"));
         assert!(bill.contains("id=missing-note") && bill.contains("id=reference-note"));
+        // Power off by a malicious load: the reason and the restore countdown.
+        let restore = now + 5 * 60_000 - 1_000;
+        let sql = "update meter_state set relay_closed = false, relay_reason = 'malicious_load',
+                   relay_restore_at_ms = $1, remaining_centikwh = 3000, remaining_at_ms = $2 where meter_id = $3";
+        match &app.db {
+            Db::Sqlite(p) => sqlx::query(sql).bind(restore).bind(now).bind(meter_id).execute(p).await.map(|_| ()),
+            Db::Postgres(p) => sqlx::query(sql).bind(restore).bind(now).bind(meter_id).execute(p).await.map(|_| ()),
+        }
+        .expect("relay");
+        let (_, html) = app.get_text(&a, "/overview").await;
+        assert!(html.contains("检测到违规大功率电器"), "relay reason");
+        assert!(html.contains("约 5 分钟后自动恢复"), "restore countdown");
+        // Days 1,2,4,5,6,7 back: (260+270+290+300+310+320)/6 = 291 (0.01 kWh); 3000/291 = 10.
+        assert!(html.contains("id=days-left") && html.contains("<b>10</b>"), "days-left estimate");
         // English on request.
         let r = app
             .http
