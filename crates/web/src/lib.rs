@@ -48,7 +48,11 @@ pub struct Settings {
 
 impl Settings {
     /// Settings with the defaults for everything but what must be given.
-    pub fn new(public_url: impl Into<String>, time_zone: impl Into<String>, demo_login: bool) -> Self {
+    pub fn new(
+        public_url: impl Into<String>,
+        time_zone: impl Into<String>,
+        demo_login: bool,
+    ) -> Self {
         Self {
             public_url: public_url.into(),
             time_zone: time_zone.into(),
