@@ -374,6 +374,29 @@ mod tests {
         assert!(!is_same_origin(&h));
     }
 
+    #[tokio::test]
+    async fn cookies_are_secure_behind_https_only() {
+        let db = store::testing::sqlite().await.expect("db");
+        let plain = AppState::new(
+            db.clone(),
+            crate::Settings::new("http://127.0.0.1:8080", "Asia/Shanghai", true),
+            None,
+        );
+        let tls = AppState::new(
+            db,
+            crate::Settings::new("https://power.example.edu.cn", "Asia/Shanghai", false),
+            None,
+        );
+        let c = set_cookie(&plain, SESSION_COOKIE, "abc", Some(60));
+        let c = c.to_str().expect("ascii");
+        assert_eq!(
+            c,
+            "dw_session=abc; Path=/; HttpOnly; SameSite=Lax; Max-Age=60"
+        );
+        let c = set_cookie(&tls, SESSION_COOKIE, "abc", Some(60));
+        assert!(c.to_str().expect("ascii").ends_with("; Secure"));
+    }
+
     #[test]
     fn tokens_are_random_and_hashed() {
         let a = random_token();
