@@ -171,6 +171,9 @@ pub struct HeadendConfig {
     pub operator_code: u32,
     /// A meter clock further off than this is corrected by a write.
     pub clock_max_error_ms: i64,
+    /// Daily time broadcast per gateway, this long after campus midnight;
+    /// negative disables it.
+    pub time_sync_at_ms: i64,
 }
 
 impl HeadendConfig {
@@ -190,6 +193,7 @@ impl HeadendConfig {
             meter_password: self.meter_password,
             operator_code: self.operator_code,
             clock_max_error_ms: self.clock_max_error_ms,
+            time_sync_at_ms: self.time_sync_at_ms,
             time_zone: time_zone.to_owned(),
             ..headend::Config::default()
         }
@@ -550,6 +554,7 @@ impl Default for HeadendConfig {
             meter_password: d.meter_password,
             operator_code: d.operator_code,
             clock_max_error_ms: d.clock_max_error_ms,
+            time_sync_at_ms: d.time_sync_at_ms,
         }
     }
 }

@@ -266,7 +266,12 @@ impl Bus {
                 wire_time_us(plan::REQUEST_PREAMBLE + frame.wire_len(), self.baud),
                 Ordering::Relaxed,
             );
-            match self.link.transact(frame, timeout, &self.shared.clock).await {
+            let reply = {
+                // Shared with the other buses; a time broadcast takes it alone.
+                let _gate = self.link.gate.read().await;
+                self.link.transact(frame, timeout, &self.shared.clock).await
+            };
+            match reply {
                 Ok(reply) => {
                     self.counters.replies.fetch_add(1, Ordering::Relaxed);
                     self.counters

@@ -101,6 +101,22 @@ impl Headend {
                 }
                 tasks.push(tokio::spawn(bus.run(stop.clone())));
             }
+            if cfg.time_sync_at_ms >= 0 {
+                let baud_min = gw
+                    .buses
+                    .iter()
+                    .map(|b| u32::try_from(b.baud).unwrap_or(2400))
+                    .min()
+                    .unwrap_or(2400);
+                tasks.push(tokio::spawn(link::time_sync_loop(
+                    link.clone(),
+                    clock.clone(),
+                    domain::time::campus_tz(&cfg.time_zone),
+                    cfg.time_sync_at_ms,
+                    baud_min,
+                    stop.clone(),
+                )));
+            }
             match gw.mode.as_str() {
                 "listen" => {
                     listened.insert(gw.name.clone(), link);

@@ -120,6 +120,10 @@ pub struct Config {
     pub operator_code: u32,
     /// A meter clock further off than this is corrected by a write.
     pub clock_max_error_ms: i64,
+    /// Broadcast the time to every gateway's meters once a day, this long
+    /// after campus midnight (away from midnight and whole hours, which
+    /// disturb daily freezes); negative disables it.
+    pub time_sync_at_ms: i64,
     /// Validity of a relay command (the meter refuses it after this).
     pub relay_validity_ms: i64,
     /// This worker's name in job leases.
@@ -151,6 +155,7 @@ impl Default for Config {
             meter_password: 0x12_34_56,
             operator_code: 0x0000_0001,
             clock_max_error_ms: 5 * 60_000,
+            time_sync_at_ms: 2 * 3_600_000 + 30 * 60_000,
             relay_validity_ms: 10 * 60_000,
             worker_id: "headend".to_owned(),
         }

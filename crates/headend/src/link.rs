@@ -55,6 +55,10 @@ pub(crate) struct Link {
     next_token: AtomicU64,
     /// Wakes the connection to drop itself (a half-open link).
     reset: Notify,
+    /// Held shared by every bus transaction and exclusively by a
+    /// broadcast: a broadcast goes out on every bus of the gateway at
+    /// once, so no bus may be mid-transaction.
+    pub(crate) gate: tokio::sync::RwLock<()>,
     metrics: Arc<Metrics>,
 }
 
@@ -76,6 +80,7 @@ impl Link {
             out: Mutex::new(None),
             next_token: AtomicU64::new(1),
             reset: Notify::new(),
+            gate: tokio::sync::RwLock::new(()),
             metrics,
         })
     }
@@ -131,6 +136,15 @@ impl Link {
                 Err(Error::Timeout)
             }
         }
+    }
+
+    /// Sends a frame no meter answers (a broadcast).
+    pub(crate) async fn send_only(&self, frame: &Frame) -> Result<(), Error> {
+        let sender = lock(&self.out).clone().ok_or(Error::Disconnected)?;
+        sender
+            .send(encode(frame))
+            .await
+            .map_err(|_| Error::Disconnected)
     }
 
     fn forget(&self, address: Address, token: u64) {
@@ -230,6 +244,51 @@ impl Link {
         lock(&self.pending).clear();
         self.metrics.disconnects.fetch_add(1, Ordering::Relaxed);
         tracing::info!(gateway = %self.name, "gateway disconnected");
+    }
+}
+
+/// Broadcasts the time to every meter behind `link` once a campus day at
+/// `at_ms` after midnight, with every bus of the gateway quiet. Meters
+/// accept one correction of at most ±5 minutes a day; larger errors are
+/// corrected per meter by the daily clock check.
+pub(crate) async fn time_sync_loop(
+    link: Arc<Link>,
+    clock: SharedClock,
+    tz: jiff::tz::TimeZone,
+    at_ms: i64,
+    baud_min: u32,
+    stop: CancellationToken,
+) {
+    // Checked once a minute so a jump of the clock is noticed.
+    const CHECK_MS: i64 = 60_000;
+    let mut done_day = i64::MIN;
+    while !stop.is_cancelled() {
+        let now = clock.now_ms();
+        let (day, tod) = crate::plan::campus_day(now, &tz);
+        if day > done_day
+            && tod >= at_ms
+            && link.is_connected()
+            && let Some(t) = crate::plan::meter_time(now, &tz)
+        {
+            let frame = dlt645::request::broadcast_time_request(t);
+            let _quiet = link.gate.write().await;
+            if link.send_only(&frame).await.is_ok() {
+                // Hold the buses until the frame is off every line.
+                let wire_us = dlt645::wire_time_us(
+                    crate::plan::REQUEST_PREAMBLE + frame.wire_len(),
+                    baud_min,
+                );
+                let wire_ms = i64::try_from(wire_us.div_ceil(1000)).unwrap_or(1000);
+                clock.sleep_ms(wire_ms + 50).await;
+                link.metrics.time_syncs.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(gateway = %link.name, "broadcast time sent");
+                done_day = day;
+            }
+        }
+        tokio::select! {
+            () = clock.sleep_ms(CHECK_MS) => {}
+            () = stop.cancelled() => return,
+        }
     }
 }
 

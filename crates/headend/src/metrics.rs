@@ -47,6 +47,7 @@ pub struct Metrics {
     pub(crate) delivery_latency_ms_sum: AtomicU64,
     pub(crate) delivery_latency_ms_max: AtomicU64,
     pub(crate) store_errors: AtomicU64,
+    pub(crate) time_syncs: AtomicU64,
     pub(crate) buses: Mutex<Vec<Arc<BusCounters>>>,
 }
 
@@ -113,6 +114,7 @@ impl Metrics {
                 .unwrap_or(0),
             delivery_latency_ms_max: g(&self.delivery_latency_ms_max),
             store_errors: g(&self.store_errors),
+            time_syncs: g(&self.time_syncs),
             buses,
         }
     }
@@ -186,6 +188,8 @@ pub struct MetricsSnapshot {
     pub delivery_latency_ms_max: u64,
     /// Batches the store refused.
     pub store_errors: u64,
+    /// Daily time broadcasts sent (one per gateway and day).
+    pub time_syncs: u64,
     /// Per bus.
     pub buses: Vec<BusSnapshot>,
 }

@@ -406,3 +406,56 @@ async fn a_sequence_gap_is_flagged_for_staff_never_guessed() {
         he.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn meter_clocks_are_synced_by_broadcast_or_corrected_one_by_one() {
+    use dlt645::value::{OperatorCode, Password, WriteData};
+    for db in databases().await {
+        let w = World::new(db, lossy()).await;
+        let tz = domain::time::campus_tz(domain::time::DEFAULT_TZ);
+        let (near_id, near) = w.meter(1).await;
+        let (far_id, far) = w.meter(8).await;
+        // Knock two meter clocks off: 3 minutes (a broadcast fixes it) and
+        // 9 minutes (beyond what a broadcast may correct).
+        for (address, off_ms) in [(&near, 3 * 60_000), (&far, 9 * 60_000)] {
+            let t = plan::meter_time(w.clock.now_ms() + off_ms, &tz).unwrap();
+            let write = WriteData {
+                di: Di::TIME,
+                password: Password {
+                    level: 2,
+                    code: 0x12_34_56,
+                },
+                operator: OperatorCode(1),
+                value: t.to_wire_time().to_vec(),
+            };
+            let a = dlt645::Address::parse(address).unwrap();
+            let reply = w
+                .fleet
+                .request(&request::write_request(a, &write).unwrap())
+                .unwrap();
+            assert!(!reply.control().is_abnormal());
+            assert!(w.fleet.inspect(address).unwrap().clock_error_ms >= off_ms - 2_000);
+        }
+        let he = w.headend(config("he-1")).await;
+        eventually(60, "the broadcast", || async {
+            he.metrics().time_syncs == 1
+        })
+        .await;
+        eventually(60, "both clocks to be right", || async {
+            w.fleet.inspect(&near).unwrap().clock_error_ms.abs() < 5_000
+                && w.fleet.inspect(&far).unwrap().clock_error_ms.abs() < 5_000
+        })
+        .await;
+        let far_events = store::meters::events(&w.db, far_id, 100).await.unwrap();
+        assert!(
+            far_events.iter().any(|e| e.kind == "clock_corrected"),
+            "{far_events:?}"
+        );
+        let near_events = store::meters::events(&w.db, near_id, 100).await.unwrap();
+        assert!(
+            !near_events.iter().any(|e| e.kind == "clock_corrected"),
+            "the broadcast was enough: {near_events:?}"
+        );
+        he.shutdown().await;
+    }
+}
