@@ -474,16 +474,8 @@ pub async fn pay(
             );
         }
     };
-    // Demo: the sandbox cashier. The link is built here from the cashier's
-    // path alone, because the provider's `cashier_url` may already carry a
-    // `?prepay_id=` query (appending a second one breaks the lookup).
-    if let Some(base) = started.cashier_url.as_deref() {
-        let path = base.split('?').next().unwrap_or(base);
-        let link = format!(
-            "{path}?prepay_id={}&return_url={}",
-            super::url_encode(&started.prepay_id),
-            super::url_encode(&done)
-        );
+    // Demo: the sandbox cashier takes the browser and returns it here.
+    if let Some(link) = started.cashier_link(&done) {
         return Ok(Redirect::to(&link).into_response());
     }
     let params = serde_json::to_string(&started.pay_params).unwrap_or_default();
