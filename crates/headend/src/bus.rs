@@ -611,7 +611,8 @@ impl Bus {
     /// Reads the meter's time of day; corrects it with a 14H write when it
     /// is off by more than the configured limit.
     async fn check_clock(&mut self, id: i64, address: Address, tod: i64) -> Option<MeterEvent> {
-        let f = self.read(address, Di::TIME, 1).await.ok()?;
+        let attempts = self.shared.cfg.read_attempts;
+        let f = self.read(address, Di::TIME, attempts).await.ok()?;
         let Some(Value::Time {
             hour,
             minute,
@@ -636,7 +637,9 @@ impl Bus {
             value: t.to_wire_time().to_vec(),
         };
         let frame = request::write_request(address, &w).ok()?;
-        let ok = matches!(self.transact(&frame, 1).await, Ok(r) if !r.control().is_abnormal());
+        // Writing the time again after a lost reply does no harm.
+        let ok =
+            matches!(self.transact(&frame, attempts).await, Ok(r) if !r.control().is_abnormal());
         Some(event(
             id,
             now,

@@ -36,6 +36,8 @@ const REDIAL_MAX: Duration = Duration::from_secs(30);
 const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest registration packet (USR gateways allow 40 bytes).
 const REGISTRATION_MAX: usize = 40;
+/// Copies of the daily time broadcast (it is never acknowledged).
+const TIME_SYNC_REPEATS: usize = 3;
 /// Connections waiting to register at once; more are closed.
 const UNREGISTERED_MAX: usize = 64;
 
@@ -271,15 +273,27 @@ pub(crate) async fn time_sync_loop(
             && let Some(t) = crate::plan::meter_time(now, &tz)
         {
             let frame = dlt645::request::broadcast_time_request(t);
+            let wire_us =
+                dlt645::wire_time_us(crate::plan::REQUEST_PREAMBLE + frame.wire_len(), baud_min);
+            let wire_ms = i64::try_from(wire_us.div_ceil(1000)).unwrap_or(1000);
             let _quiet = link.gate.write().await;
-            if link.send_only(&frame).await.is_ok() {
-                // Hold the buses until the frame is off every line.
-                let wire_us = dlt645::wire_time_us(
-                    crate::plan::REQUEST_PREAMBLE + frame.wire_len(),
-                    baud_min,
-                );
-                let wire_ms = i64::try_from(wire_us.div_ceil(1000)).unwrap_or(1000);
-                clock.sleep_ms(wire_ms + 50).await;
+            // A request we gave up on may still occupy a line (it can be
+            // answered up to Td after it ends): let it drain first.
+            let settle_ms = crate::plan::TD_MAX_MS + 100;
+            clock.sleep_ms(settle_ms).await;
+            let mut sent = false;
+            // Nobody acknowledges a broadcast, so it is repeated: a meter
+            // takes one correction a day and ignores the repeats.
+            for _ in 0..TIME_SYNC_REPEATS {
+                if link.send_only(&frame).await.is_err() {
+                    break;
+                }
+                sent = true;
+                // Hold the buses until the frame is off every line, with
+                // room for a late arrival at the gateway.
+                clock.sleep_ms(wire_ms + settle_ms).await;
+            }
+            if sent {
                 link.metrics.time_syncs.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(gateway = %link.name, "broadcast time sent");
                 done_day = day;
