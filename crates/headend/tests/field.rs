@@ -442,12 +442,6 @@ async fn meter_clocks_are_synced_by_broadcast_or_corrected_one_by_one() {
         })
         .await;
         eventually(60, "both clocks to be right", || async {
-            eprintln!(
-                "DBG {:?} near {} far {}",
-                w.db.backend(),
-                w.fleet.inspect(&near).unwrap().clock_error_ms,
-                w.fleet.inspect(&far).unwrap().clock_error_ms
-            );
             w.fleet.inspect(&near).unwrap().clock_error_ms.abs() < 5_000
                 && w.fleet.inspect(&far).unwrap().clock_error_ms.abs() < 5_000
         })
