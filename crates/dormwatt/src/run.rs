@@ -188,7 +188,11 @@ fn print_status(s: &store::campus::Status) {
     let _ = writeln!(out, "areas        {}", s.areas);
     let _ = writeln!(out, "buildings    {}", s.buildings);
     let _ = writeln!(out, "rooms        {}", s.rooms);
-    let _ = writeln!(out, "meters       {} ({} online)", s.meters, s.meters_online);
+    let _ = writeln!(
+        out,
+        "meters       {} ({} online)",
+        s.meters, s.meters_online
+    );
     let _ = writeln!(out, "gateways     {}", s.gateways);
     let _ = writeln!(out, "buses        {}", s.buses);
     let _ = writeln!(out, "students     {}", s.students);
