@@ -277,12 +277,33 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
     } else {
         None
     };
+    // Low-balance inbox messages follow the readings the head-end stores; a
+    // web-only node leaves them to the head-end node. Once per crossing
+    // (dedup key), so the period only bounds how late a message can be.
+    let low_balance = headend.is_some().then(|| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                match store::notify::scan_low_balance(&db, store::now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(messages = n, "low-balance messages sent"),
+                    Err(e) => tracing::warn!(error = %e, "low-balance scan failed"),
+                }
+            }
+        })
+    });
     tracing::info!(listen = %addr, demo, headend = headend.is_some(), "dormwatt is serving");
     if demo {
         println!("dormwatt demo is running at http://{addr}/  (Ctrl-C to stop)");
     }
     web::serve(listener, state, shutdown_signal()).await?;
     let _ = stop_workers.send(());
+    if let Some(t) = low_balance {
+        // A scan is one statement; aborting it rolls it back.
+        t.abort();
+    }
     if let Some(h) = headend {
         h.shutdown().await;
     }
