@@ -593,7 +593,9 @@ pub async fn set_prepay_id(db: &Db, order_id: i64, prepay_id: &str, now_ms: i64)
 
 /// Starts a refund of a delayed order: cancels its delivery job (refused
 /// while a head-end worker holds it, since a frame could still be on the
-/// wire) and moves the order to refunding with a refund number, once.
+/// wire, and refused once a purchase sequence number was assigned, since a
+/// frame may have reached the meter) and moves the order to refunding with
+/// a refund number.
 pub async fn request_refund(db: &Db, order_id: i64, now_ms: i64) -> Result<Order> {
     let mut tx = db.begin().await?;
     let order = by_id_in(&mut tx, order_id)
@@ -606,6 +608,18 @@ pub async fn request_refund(db: &Db, order_id: i64, now_ms: i64) -> Result<Order
         now_ms,
     )
     .map_err(|e| Error::Conflict(e.to_string()))?;
+    // Once a purchase sequence number is assigned, a frame may have reached
+    // the meter with its reply lost: refunding then could pay the money back
+    // while the energy sits on the meter, and would leave the meter expecting
+    // that number so every later purchase looks like a gap. Only the meter's
+    // own purchase count can settle it, and the head-end keeps reading it;
+    // until then the order stays delayed (visible to staff), never guessed.
+    if let Some(seq) = order.purchase_seq {
+        return Err(Error::Conflict(format!(
+            "purchase {seq} may already be on the meter; it can be refunded only if it was never sent, \
+             so it waits for the meter to report its purchase count"
+        )));
+    }
     let key = format!("deliver:{order_id}");
     let held: i64 = on_tx!(&mut tx, |c| {
         sqlx::query_scalar(

@@ -298,6 +298,34 @@ async fn delivery_then_refund_paths_keep_the_ledger_balanced() {
         assert_eq!(done.state, "refunded");
         assert_ledger_ok(&db).await;
         assert_eq!(ledger::balance(&db, "refunds", "fen").await.unwrap(), 212);
+
+        // Once a sequence number is assigned a frame may be on the meter: no refund.
+        let c = orders::create_counter_sale(
+            &db,
+            1,
+            "201701010004",
+            WholeKwh::new(5, 500).unwrap(),
+            "op1",
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            orders::assign_purchase_seq(&db, c.id, NOW).await.unwrap(),
+            2
+        );
+        orders::mark_overdue(&db, 60_000, NOW + 60_000)
+            .await
+            .unwrap();
+        let e = orders::request_refund(&db, c.id, NOW + 60_001)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("purchase 2"), "{e}");
+        assert_eq!(
+            orders::by_id(&db, c.id).await.unwrap().unwrap().state,
+            "delayed"
+        );
+        assert_ledger_ok(&db).await;
         assert_eq!(
             ledger::balance(&db, "delivered:4", "centikwh")
                 .await
