@@ -504,16 +504,9 @@ pub async fn cancel(
     student.check_csrf(&f.csrf)?;
     let o = my_order(&state, &student, &id).await?;
     if o.state == OrderState::Unpaid.as_str() {
-        // A cancel racing a payment loses cleanly: the store refuses the
-        // transition and the order shows as paid.
-        if let Err(e) = store::orders::close(
-            state.db(),
-            o.id,
-            domain::order::OrderEvent::Cancel,
-            store::now_ms(),
-        )
-        .await
-        {
+        // Closed at WeChat first, so another tab cannot still pay it; a
+        // cancel racing a payment loses cleanly and the order shows as paid.
+        if let Err(e) = crate::payments::cancel_order(&state, &o).await {
             tracing::info!(order.id = o.id, error = %e, "cancel refused");
         }
     }
