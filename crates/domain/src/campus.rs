@@ -22,6 +22,10 @@ pub const BUS_METERS_MAX: usize = 64;
 pub const GATEWAY_BUSES_MAX: usize = 4;
 /// Default bus speed.
 pub const DEFAULT_BAUD: u32 = 2400;
+/// The reference meter's hoarding limit (meter-profile.md, DI 04000F03):
+/// it refuses a recharge that would take its balance above 500.00 kWh, so
+/// the platform refuses such an order before payment.
+pub const METER_HOARD_LIMIT_CENTIKWH: i64 = 50_000;
 
 /// The whole platform: one or more areas.
 #[derive(Debug, Clone)]

@@ -19,6 +19,15 @@
 //! the meter state in one transaction. An attempt that cannot reach the
 //! meter fails the job with a capped backoff; a meter offline for days gets
 //! its purchase when it answers again.
+//!
+//! Every write of the outcome is fenced by the job's lease epoch, and the
+//! lease is renewed while the attempt runs and right before every recharge
+//! frame, so a worker whose lease was taken over stops before it sends or
+//! records anything. An order waiting behind another purchase of its meter
+//! is put back without counting a failed attempt and woken when that one
+//! settles. A meter that refuses a recharge (hoarding limit) is read back:
+//! if the purchase was not applied the number is given back and the order
+//! is flagged for staff, refundable.
 
 use crate::bus::BusHandle;
 use crate::clock::SharedClock;
@@ -32,7 +41,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use store::jobs::Job;
 use store::meters::DeliveryEvidence;
-use store::orders::DELIVER_QUEUE;
+use store::orders::{Assignment, DELIVER_QUEUE};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -55,6 +64,8 @@ pub(crate) struct Worker {
     pub(crate) clock: SharedClock,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) routes: Arc<HashMap<i64, Route>>,
+    /// This process's name in job leases (`<node>#<incarnation>`).
+    pub(crate) worker: String,
     in_flight: Mutex<HashSet<i64>>,
 }
 
@@ -65,6 +76,18 @@ enum Outcome {
     Delivered(DeliveryEvidence, Option<i64>),
     /// Needs staff: (event kind, detail).
     Alarm(&'static str, String),
+    /// The meter refused purchase `seq` and its count reads `count` < seq:
+    /// not applied.
+    Refused {
+        /// The order's number.
+        seq: i64,
+        /// The meter's count after the refusal.
+        count: i64,
+        /// Why.
+        detail: String,
+    },
+    /// Another purchase of the meter goes first (not a failure).
+    Wait(String),
     /// Try again later.
     Retry(String),
     /// Nothing to do (already completed, refunded, ...).
@@ -78,6 +101,7 @@ impl Worker {
         clock: SharedClock,
         metrics: Arc<Metrics>,
         routes: Arc<HashMap<i64, Route>>,
+        worker: String,
     ) -> Arc<Worker> {
         Arc::new(Worker {
             db,
@@ -85,6 +109,7 @@ impl Worker {
             clock,
             metrics,
             routes,
+            worker,
             in_flight: Mutex::new(HashSet::new()),
         })
     }
@@ -116,6 +141,14 @@ impl Worker {
                 () = stop.cancelled() => {}
             }
         }
+        // Give back at once whatever this process still holds, so another
+        // process (or our own restart) need not wait for the leases.
+        let now = self.clock.now_ms();
+        match store::jobs::release_worker(&self.db, &self.worker, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "released delivery leases on shutdown"),
+            Err(e) => tracing::warn!(error = %e, "could not release delivery leases on shutdown"),
+        }
     }
 
     async fn claim_and_spawn(
@@ -128,7 +161,7 @@ impl Worker {
         let jobs = match store::jobs::claim(
             &self.db,
             DELIVER_QUEUE,
-            &self.cfg.worker_id,
+            &self.worker,
             now,
             self.cfg.deliver_lease_ms,
             free,
@@ -171,7 +204,9 @@ impl Worker {
             tokio::spawn(async move {
                 tokio::select! {
                     () = me.handle(&job, order_id, meter_id) => {}
-                    // On shutdown the lease simply runs out; the next
+                    // Lost the lease: another worker owns the job now.
+                    () = me.keep_lease(&job) => {}
+                    // On shutdown the run loop releases the lease; the next
                     // worker reads back before sending anything.
                     () = stop.cancelled() => {}
                 }
@@ -181,9 +216,31 @@ impl Worker {
         }
     }
 
+    /// Renews the job's lease every third of its length; returns (ending
+    /// the attempt it races) when the lease was lost.
+    async fn keep_lease(&self, job: &Job) {
+        let every = (self.cfg.deliver_lease_ms / 3).max(1);
+        loop {
+            self.clock.sleep_ms(every).await;
+            let now = self.clock.now_ms();
+            match store::jobs::heartbeat(&self.db, job, now, self.cfg.deliver_lease_ms).await {
+                Ok(()) => {}
+                Err(store::Error::LeaseLost(why)) => {
+                    tracing::warn!(job.id = job.id, %why, "delivery lease lost; stopping this attempt");
+                    return;
+                }
+                // A failed renewal (database briefly away) is retried; the
+                // fenced writes stay safe if the lease runs out meanwhile.
+                Err(e) => {
+                    tracing::warn!(job.id = job.id, error = %e, "could not renew a delivery lease")
+                }
+            }
+        }
+    }
+
     async fn handle(&self, job: &Job, order_id: i64, meter_id: i64) {
         let started = self.clock.now_ms();
-        let outcome = match self.attempt(order_id, meter_id).await {
+        let outcome = match self.attempt(job, order_id, meter_id).await {
             Ok(o) => o,
             Err(e) => Outcome::Retry(e.to_string()),
         };
@@ -191,7 +248,7 @@ impl Worker {
         let result = match outcome {
             Outcome::Delivered(ev, paid_at) => {
                 let r =
-                    store::meters::complete_delivery(&self.db, order_id, job.id, meter_id, ev, now)
+                    store::meters::complete_delivery(&self.db, order_id, job, meter_id, ev, now)
                         .await;
                 if let Ok(true) = r {
                     let paid = paid_at.unwrap_or(started);
@@ -211,8 +268,30 @@ impl Worker {
                     .deliveries_flagged
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::error!(order.id = order_id, meter.id = meter_id, kind, detail = %detail, "delivery needs staff");
-                store::meters::flag_delivery(
-                    &self.db, order_id, job.id, meter_id, kind, &detail, now,
+                store::meters::flag_delivery(&self.db, order_id, job, meter_id, kind, &detail, now)
+                    .await
+            }
+            Outcome::Refused { seq, count, detail } => {
+                self.metrics
+                    .deliveries_flagged
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(order.id = order_id, meter.id = meter_id, seq, count, detail = %detail,
+                    "the meter refused the purchase; number given back, order flagged for staff");
+                store::meters::refuse_delivery(
+                    &self.db, order_id, job, meter_id, seq, count, &detail, now,
+                )
+                .await
+            }
+            Outcome::Wait(why) => {
+                tracing::debug!(order.id = order_id, meter.id = meter_id, reason = %why, "delivery waits for another purchase of its meter");
+                // Woken when the purchase ahead settles; the fallback only
+                // covers a wake that was lost.
+                store::jobs::wait(
+                    &self.db,
+                    job,
+                    &why,
+                    now + self.cfg.deliver_backoff_cap_ms,
+                    now,
                 )
                 .await
             }
@@ -228,7 +307,7 @@ impl Worker {
             Outcome::Done => {
                 let r = async {
                     let mut tx = self.db.begin().await?;
-                    store::jobs::complete(&mut tx, job.id, now).await?;
+                    store::jobs::complete(&mut tx, job, now).await?;
                     tx.commit().await
                 };
                 r.await
@@ -241,7 +320,7 @@ impl Worker {
         }
     }
 
-    async fn attempt(&self, order_id: i64, meter_id: i64) -> Result<Outcome, Error> {
+    async fn attempt(&self, job: &Job, order_id: i64, meter_id: i64) -> Result<Outcome, Error> {
         let Some(t) = store::meters::delivery_target(&self.db, order_id).await? else {
             return Ok(Outcome::Alarm("seq_gap", "order vanished".to_owned()));
         };
@@ -252,11 +331,6 @@ impl Worker {
             return Ok(Outcome::Alarm(
                 "seq_gap",
                 "job and order disagree on the meter".to_owned(),
-            ));
-        }
-        if store::meters::earlier_undelivered(&self.db, meter_id, order_id).await? {
-            return Ok(Outcome::Retry(
-                "an earlier purchase of this meter is pending".to_owned(),
             ));
         }
         let route = self
@@ -271,7 +345,13 @@ impl Worker {
                 // Assign from a fresh count, then persist before any frame.
                 store::meters::set_purchase_count(&self.db, meter_id, count, self.clock.now_ms())
                     .await?;
-                store::orders::assign_purchase_seq(&self.db, order_id, self.clock.now_ms()).await?
+                match store::orders::assign_purchase_seq(&self.db, order_id, self.clock.now_ms())
+                    .await?
+                {
+                    Assignment::Assigned(s) => s,
+                    Assignment::Wait(why) => return Ok(Outcome::Wait(why)),
+                    Assignment::NotDeliverable(_) => return Ok(Outcome::Done),
+                }
             }
         };
         let energy =
@@ -308,6 +388,15 @@ impl Worker {
                 Step::Send => {}
             }
             sends += 1;
+            // Fencing: never send unless this worker still holds the job
+            // (renewed now, so the lease outlasts the bus round trip).
+            store::jobs::heartbeat(
+                &self.db,
+                job,
+                self.clock.now_ms(),
+                self.cfg.deliver_lease_ms,
+            )
+            .await?;
             match route.bus.request(frame.clone(), 1).await {
                 Ok(reply)
                     if reply.function() == Some(Function::Security)
@@ -330,10 +419,16 @@ impl Worker {
                 Ok(reply) => {
                     let serr = reply.security_error().unwrap_or(SecurityErrorFlags::OTHER);
                     if serr.contains(SecurityErrorFlags::HOARDING_LIMIT) {
-                        return Ok(Outcome::Alarm(
-                            "recharge_refused",
-                            "the meter would exceed its hoarding limit".to_owned(),
-                        ));
+                        // Refused: read back to know whether it applied.
+                        count = self.read_count(&route).await?;
+                        if count == seq - 1 {
+                            return Ok(Outcome::Refused {
+                                seq,
+                                count,
+                                detail: "the meter would exceed its hoarding limit".to_owned(),
+                            });
+                        }
+                        continue;
                     }
                     if serr.contains(SecurityErrorFlags::COUNT_ERROR) {
                         tracing::warn!(

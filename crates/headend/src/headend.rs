@@ -19,7 +19,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Real-time bound on a graceful shutdown.
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for tasks to finish their current step (a bus
+/// round trip is at most a few hundred ms; a delivery in flight is simply
+/// released, and the next worker reads the meter back before sending).
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(1_500);
 
 /// A running head-end. Dropping it aborts every task (like a crash: leases
 /// run out and the next head-end reads back before it sends).
@@ -31,8 +34,9 @@ pub struct Headend {
     routes: Arc<HashMap<i64, Route>>,
     cfg: Arc<Config>,
     clock: SharedClock,
-    writer: mpsc::Sender<WriterMsg>,
+    writer: Option<mpsc::Sender<WriterMsg>>,
     listen: Option<SocketAddr>,
+    node: store::nodes::NodeLock,
 }
 
 /// The result of a relay command, confirmed by reading status word 3.
@@ -57,6 +61,15 @@ impl Headend {
         let stop = CancellationToken::new();
         let metrics = Arc::new(Metrics::default());
         let registry = store::meters::registry(&db).await?;
+        // This process's identity in job leases. Holding the node's lock
+        // proves no other live process is this node, so leases of earlier
+        // incarnations belong to dead processes: take them back at once.
+        let node = store::nodes::acquire(&db, &cfg.worker_id, clock.now_ms()).await?;
+        let worker_name = node.worker();
+        let released =
+            store::jobs::release_incarnations(&db, &node.name, &worker_name, clock.now_ms())
+                .await?;
+        tracing::info!(node = %node.name, worker = %worker_name, leases_taken_back = released, "head-end node");
         let (wtx, wrx) = mpsc::channel(writer::WRITER_QUEUE);
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(writer::run(
@@ -156,6 +169,7 @@ impl Headend {
             clock.clone(),
             metrics.clone(),
             routes.clone(),
+            worker_name,
         );
         tasks.push(tokio::spawn(worker.run(stop.clone())));
         tracing::info!(
@@ -170,8 +184,9 @@ impl Headend {
             routes,
             cfg,
             clock,
-            writer: wtx,
+            writer: Some(wtx),
             listen,
+            node,
         })
     }
 
@@ -229,8 +244,10 @@ impl Headend {
             status_word: sw.map(|s| s.0),
         };
         let at = self.clock.now_ms();
-        let _ = self
-            .writer
+        let Some(writer) = &self.writer else {
+            return Ok(outcome);
+        };
+        let _ = writer
             .send(WriterMsg::Round {
                 obs: Box::new(store::meters::Observation {
                     meter_id,
@@ -270,6 +287,8 @@ impl Headend {
     /// current step.
     pub async fn shutdown(mut self) {
         self.stop.cancel();
+        // The writer drains and ends once every sender is gone.
+        self.writer = None;
         let tasks = std::mem::take(&mut self.tasks);
         let all = async {
             for t in tasks {
@@ -279,6 +298,11 @@ impl Headend {
         if tokio::time::timeout(SHUTDOWN_TIMEOUT, all).await.is_err() {
             tracing::warn!("head-end tasks did not stop in time; aborting them");
         }
+    }
+
+    /// This process's name in job leases (`<node>#<incarnation>`).
+    pub fn worker_name(&self) -> String {
+        self.node.worker()
     }
 
     /// The stop token: cancel it to stop the head-end from elsewhere.

@@ -98,7 +98,8 @@ pub struct Config {
     pub writer_batch_max: usize,
     /// How often the delivery worker looks for paid orders.
     pub deliver_poll_ms: i64,
-    /// Lease of a claimed delivery job; another worker may take it after.
+    /// Lease of a claimed delivery job, renewed every third of it while the
+    /// delivery runs; another worker may take the job once it runs out.
     pub deliver_lease_ms: i64,
     /// Deliveries running at once (each holds at most one bus slot).
     pub deliver_concurrency: usize,
@@ -126,7 +127,10 @@ pub struct Config {
     pub time_sync_at_ms: i64,
     /// Validity of a relay command (the meter refuses it after this).
     pub relay_validity_ms: i64,
-    /// This worker's name in job leases.
+    /// This node's name. Job leases are held as `<name>#<incarnation>`; a
+    /// restarted process with the same name takes back its dead
+    /// incarnation's leases at once. Two live processes never share a name
+    /// (the second becomes `<name>-2`). Default: the host name.
     pub worker_id: String,
 }
 
@@ -145,7 +149,7 @@ impl Default for Config {
             urgent_queue: 64,
             writer_batch_max: 512,
             deliver_poll_ms: 1_000,
-            deliver_lease_ms: 120_000,
+            deliver_lease_ms: 15_000,
             deliver_concurrency: 64,
             deliver_backoff_cap_ms: 60_000,
             deliver_resends_max: 3,
@@ -157,9 +161,19 @@ impl Default for Config {
             clock_max_error_ms: 5 * 60_000,
             time_sync_at_ms: 2 * 3_600_000 + 30 * 60_000,
             relay_validity_ms: 10 * 60_000,
-            worker_id: "headend".to_owned(),
+            worker_id: default_node_name(),
         }
     }
+}
+
+/// The host name (`HOSTNAME`, else /etc/hostname), else `headend`.
+pub fn default_node_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "headend".to_owned())
 }
 
 impl Config {
@@ -181,8 +195,11 @@ impl Config {
         if self.urgent_queue == 0 || self.writer_batch_max == 0 || self.deliver_concurrency == 0 {
             return bad("queue sizes must be positive");
         }
-        if self.deliver_lease_ms < 10_000 {
-            return bad("deliver_lease_ms must be at least 10 s");
+        if self.deliver_lease_ms < 3_000 {
+            return bad("deliver_lease_ms must be at least 3 s");
+        }
+        if self.worker_id.is_empty() || self.worker_id.contains('#') {
+            return bad("worker_id must be non-empty and contain no '#'");
         }
         if self.offline_after_missed_polls == 0 {
             return bad("offline_after_missed_polls must be positive");

@@ -365,7 +365,7 @@ async fn a_sequence_gap_is_flagged_for_staff_never_guessed() {
         let seq = store::orders::assign_purchase_seq(&w.db, order, w.clock.now_ms())
             .await
             .unwrap();
-        assert_eq!(seq, i64::from(count0) + 1);
+        assert_eq!(seq.seq(), Some(i64::from(count0) + 1));
         // …then two purchases it never heard of land on the meter.
         for k in 1..=2 {
             let r = Recharge {
@@ -457,5 +457,237 @@ async fn meter_clocks_are_synced_by_broadcast_or_corrected_one_by_one() {
             "the broadcast was enough: {near_events:?}"
         );
         he.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_recharge_gives_its_number_back_and_the_next_purchase_lands() {
+    for db in databases().await {
+        let w = World::new(db, sim::FaultConfig::default()).await;
+        let (meter_id, address) = w.meter(9).await;
+        w.fleet.set_remaining(&address, 5_000).unwrap();
+        // The meter holds at most 60 kWh (the platform was told more).
+        w.fleet.set_hoarding_limit(&address, 6_000).unwrap();
+        let count0 = w.fleet.inspect(&address).unwrap().purchase_count;
+        let he = w.headend(config("he-1")).await;
+        let refused = w.buy(meter_id, 20).await;
+        eventually(60, "the refused order to be flagged", || async {
+            w.order_state(refused).await == "delayed"
+        })
+        .await;
+        let o = store::orders::by_id(&w.db, refused).await.unwrap().unwrap();
+        assert_eq!(o.purchase_seq, None, "number given back");
+        let events = store::meters::events(&w.db, meter_id, 100).await.unwrap();
+        assert!(
+            events.iter().any(|e| e.kind == "recharge_refused"),
+            "{events:?}"
+        );
+        // One refusal does not block the meter: the next purchase gets the
+        // same number and lands.
+        let next = w.buy(meter_id, 5).await;
+        eventually(60, "the next purchase to be delivered", || async {
+            w.order_state(next).await == "completed"
+        })
+        .await;
+        assert_eq!(
+            w.fleet.inspect(&address).unwrap().purchase_count,
+            count0 + 1
+        );
+        let n = store::orders::by_id(&w.db, next).await.unwrap().unwrap();
+        assert_eq!(n.purchase_seq, Some(i64::from(count0) + 1));
+        // The refused order is refundable.
+        let r = store::orders::request_refund(&w.db, refused, w.clock.now_ms())
+            .await
+            .unwrap();
+        assert_eq!(r.state, "refunding");
+        w.assert_ledger().await;
+        he.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backlog_on_one_meter_drains_without_failed_attempts() {
+    for db in databases().await {
+        let w = World::new(db, sim::FaultConfig::default()).await;
+        let (meter_id, address) = w.meter(10).await;
+        w.fleet.set_remaining(&address, 1_000).unwrap();
+        let count0 = w.fleet.inspect(&address).unwrap().purchase_count;
+        let mut orders = Vec::new();
+        for _ in 0..8 {
+            orders.push(w.buy(meter_id, 2).await);
+        }
+        let he = w.headend(config("he-1")).await;
+        eventually(60, "all eight purchases to be delivered", || async {
+            let mut all = true;
+            for o in &orders {
+                all &= w.order_state(*o).await == "completed";
+            }
+            all
+        })
+        .await;
+        assert_eq!(
+            w.fleet.inspect(&address).unwrap().purchase_count,
+            count0 + 8
+        );
+        // Waiting behind a sibling is not a failed attempt.
+        assert_eq!(he.metrics().delivery_attempts_failed, 0);
+        // Delivered in payment order.
+        let mut seqs = Vec::new();
+        for o in &orders {
+            seqs.push(
+                store::orders::by_id(&w.db, *o)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .purchase_seq
+                    .unwrap(),
+            );
+        }
+        let mut sorted = seqs.clone();
+        sorted.sort_unstable();
+        assert_eq!(seqs, sorted);
+        w.assert_ledger().await;
+        he.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orders_paid_out_of_creation_order_settle_by_the_meters_count() {
+    for db in databases().await {
+        let w = World::new(db, lossy()).await;
+        let (meter_id, address) = w.meter(11).await;
+        w.fleet.set_remaining(&address, 5_000).unwrap();
+        let (count0, sum0, _) = energy_sum(&w.fleet, &address);
+        let info = store::campus::meter_by_id(&w.db, meter_id)
+            .await
+            .unwrap()
+            .unwrap();
+        // A is created first but paid second.
+        let a = store::orders::create(
+            &w.db,
+            &store::orders::NewOrder {
+                area_id: info.area_id,
+                meter_address: &info.address,
+                student_id: None,
+                kwh: domain::WholeKwh::new(2, 500).unwrap(),
+                channel: domain::order::Channel::Wechat,
+                operator: None,
+            },
+            w.clock.now_ms(),
+        )
+        .await
+        .unwrap();
+        // B's frame reaches the meter, then the link goes dark: B's outcome
+        // is unknown while A is paid.
+        w.rules.drop_recharge_replies.store(1, Ordering::SeqCst);
+        w.rules.blackout_after_drop.store(true, Ordering::SeqCst);
+        let he = w.headend(config("he-1")).await;
+        let b = w.buy(meter_id, 3).await;
+        eventually(60, "B's recharge to reach the meter", || async {
+            w.rules.dropped.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let conf = store::orders::PaymentConfirmation {
+            out_trade_no: &a.out_trade_no,
+            transaction_id: "4200000001202612020000000001",
+            amount_fen: a.amount_fen,
+        };
+        store::orders::record_payment(&w.db, &conf, w.clock.now_ms())
+            .await
+            .unwrap();
+        // Restart on another node while B is unsettled, then the link heals.
+        drop(he);
+        w.rules.blackout.store(false, Ordering::SeqCst);
+        w.rules.blackout_after_drop.store(false, Ordering::SeqCst);
+        let he2 = w.headend(config("he-2")).await;
+        eventually(90, "both orders to be delivered", || async {
+            w.order_state(a.id).await == "completed" && w.order_state(b).await == "completed"
+        })
+        .await;
+        let (count1, sum1, _) = energy_sum(&w.fleet, &address);
+        assert_eq!(count1, count0 + 2);
+        assert_eq!(sum1, sum0 + 500);
+        let ob = store::orders::by_id(&w.db, b).await.unwrap().unwrap();
+        assert_eq!(
+            ob.purchase_seq,
+            Some(i64::from(count0) + 1),
+            "B keeps its number"
+        );
+        w.assert_ledger().await;
+        he2.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_node_resumes_its_inflight_delivery_without_waiting_for_the_lease() {
+    for db in databases().await {
+        let w = World::new(db, sim::FaultConfig::default()).await;
+        // A lease far longer than the test may wait: only taking back the
+        // dead incarnation's lease can finish it in time.
+        let cfg = headend::Config {
+            deliver_lease_ms: 3_600_000,
+            ..config("node-a")
+        };
+        let (meter_id, address) = w.meter(3).await;
+        w.fleet.set_remaining(&address, 5_000).unwrap();
+        let count0 = w.fleet.inspect(&address).unwrap().purchase_count;
+        w.rules.drop_recharge_replies.store(1, Ordering::SeqCst);
+        w.rules.blackout_after_drop.store(true, Ordering::SeqCst);
+        let he = w.headend(cfg.clone()).await;
+        let order = w.buy(meter_id, 4).await;
+        eventually(60, "the recharge to reach the meter", || async {
+            w.rules.dropped.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        drop(he); // killed mid-delivery, holding the lease
+        w.rules.blackout.store(false, Ordering::SeqCst);
+        w.rules.blackout_after_drop.store(false, Ordering::SeqCst);
+        let he2 = w.headend(cfg).await;
+        assert!(
+            he2.worker_name().starts_with("node-a#"),
+            "{}",
+            he2.worker_name()
+        );
+        eventually(30, "the restarted node to complete the order", || async {
+            w.order_state(order).await == "completed"
+        })
+        .await;
+        assert_eq!(
+            w.fleet.inspect(&address).unwrap().purchase_count,
+            count0 + 1
+        );
+        assert_eq!(
+            w.rules.recharges_sent.load(Ordering::SeqCst),
+            1,
+            "read back, not re-sent"
+        );
+        w.assert_ledger().await;
+        he2.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_is_quick_and_releases_the_leases() {
+    for db in databases().await {
+        let w = World::new(db, sim::FaultConfig::default()).await;
+        let (meter_id, address) = w.meter(4).await;
+        w.fleet.set_remaining(&address, 5_000).unwrap();
+        w.rules.drop_recharge_replies.store(1, Ordering::SeqCst);
+        w.rules.blackout_after_drop.store(true, Ordering::SeqCst);
+        let he = w.headend(config("node-s")).await;
+        let order = w.buy(meter_id, 4).await;
+        eventually(60, "the recharge to reach the meter", || async {
+            w.rules.dropped.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        assert_eq!(store::jobs::held(&w.db).await.unwrap(), 1);
+        he.shutdown().await;
+        assert_eq!(
+            store::jobs::held(&w.db).await.unwrap(),
+            0,
+            "leases released on shutdown"
+        );
+        assert_eq!(w.order_state(order).await, "charging");
+        w.assert_ledger().await;
     }
 }

@@ -143,7 +143,7 @@ async fn insert_bus_meters(
             });
             qb.build().execute(&mut **$c).await?;
             let mut qb = sqlx::QueryBuilder::<$db>::new(
-                "insert into meter (address, area_id, room_id, bus_id, created_at_ms) ",
+                "insert into meter (address, area_id, room_id, bus_id, hoard_limit_centikwh, created_at_ms) ",
             );
             qb.push_values(meters, |mut b, m| {
                 b.push_bind(m.address.as_str())
@@ -154,6 +154,7 @@ async fn insert_bus_meters(
                     .push_bind_unseparated(&m.room)
                     .push_unseparated(")")
                     .push_bind(bus_id)
+                    .push_bind(domain::campus::METER_HOARD_LIMIT_CENTIKWH)
                     .push_bind(now_ms);
             });
             qb.build().execute(&mut **$c).await?;

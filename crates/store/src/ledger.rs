@@ -184,6 +184,53 @@ pub async fn check(db: &Db) -> Result<Vec<Violation>> {
         )
         .await?,
     );
+
+    // I10: a completed order carries a purchase number, and the meter's
+    // purchase count as last read has reached it (the meter's evidence).
+    add(
+        "I10",
+        strings(
+            db,
+            "select 'order ' || o.out_trade_no || ' completed with purchase '
+                    || coalesce(cast(o.purchase_seq as text), 'none') || ', meter count '
+                    || coalesce(cast(s.purchase_count as text), 'unknown')
+             from orders o left join meter_state s on s.meter_id = o.meter_id
+             where o.state = 'completed'
+               and (o.purchase_seq is null or s.purchase_count is null or o.purchase_seq > s.purchase_count)",
+        )
+        .await?,
+    );
+
+    // I11: a refunded (or refunding) order never held a purchase number that
+    // stays assigned: money back means no frame of it can be on the meter.
+    add(
+        "I11",
+        strings(
+            db,
+            "select 'order ' || out_trade_no || ' (' || state || ') holds purchase ' || cast(purchase_seq as text)
+             from orders where state in ('refunding', 'refunded') and purchase_seq is not null",
+        )
+        .await?,
+    );
+
+    // I12: purchases settle in number order: no meter has an undelivered
+    // order holding a lower number than one of its completed orders (the
+    // meter's count passed it, so its energy is on the meter unrecorded or
+    // its number was skipped).
+    add(
+        "I12",
+        strings(
+            db,
+            "select 'meter ' || cast(u.meter_id as text) || ': order ' || u.out_trade_no || ' (' || u.state
+                    || ') holds purchase ' || cast(u.purchase_seq as text) || ' below completed purchase '
+                    || cast(max(c.purchase_seq) as text)
+             from orders u join orders c on c.meter_id = u.meter_id and c.state = 'completed'
+             where u.state in ('charging', 'delayed') and u.purchase_seq is not null
+               and c.purchase_seq > u.purchase_seq
+             group by u.meter_id, u.out_trade_no, u.state, u.purchase_seq",
+        )
+        .await?,
+    );
     Ok(v)
 }
 

@@ -12,6 +12,7 @@ pub mod history;
 pub mod jobs;
 pub mod ledger;
 pub mod meters;
+pub mod nodes;
 pub mod notify;
 pub mod orders;
 pub mod students;
@@ -49,6 +50,10 @@ pub enum Error {
     /// The request conflicts with the current state.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A worker's job lease ran out and another worker took the job: the
+    /// change was refused (fencing), and the caller must stop that work.
+    #[error("lease lost: {0}")]
+    LeaseLost(String),
     /// The stored data broke an invariant (a bug or tampering).
     #[error("corrupt data: {0}")]
     Corrupt(String),

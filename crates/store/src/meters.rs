@@ -8,7 +8,8 @@
 //! whole batch in one transaction, because on SQLite one commit per read
 //! would cost more time than the RS485 bus itself.
 
-use crate::{Db, Result, Tx, jobs, on_db, on_tx, orders};
+use crate::jobs::{self, Job};
+use crate::{Db, Result, Tx, on_db, on_tx, orders};
 use serde::Serialize;
 
 /// Most days [`mark_missing_through`] writes at once: the meter keeps 62
@@ -271,7 +272,11 @@ async fn observe_in(tx: &mut Tx, o: &Observation, now_ms: i64) -> Result<()> {
             remaining_at_ms = case when $8 is null then remaining_at_ms else $9 end,
             total_centikwh = coalesce($10, total_centikwh),
             voltage_dv = coalesce($11, voltage_dv),
-            purchase_count = coalesce($12, purchase_count),
+            -- never lowered by a routine read: one taken before a delivery
+            -- may be written after it (the writer batches observations).
+            purchase_count = case when $12 is null then purchase_count
+                                  when purchase_count is null or $12 > purchase_count then $12
+                                  else purchase_count end,
             status_word = coalesce($13, status_word),
             clock_offset_ms = coalesce($14, clock_offset_ms),
             updated_at_ms = $15
@@ -556,23 +561,6 @@ pub async fn delivery_target(db: &Db, order_id: i64) -> Result<Option<DeliveryTa
     }))
 }
 
-/// Whether an older order of the same meter still waits for delivery (its
-/// job not finished): purchases go to a meter strictly in order, so a
-/// later one must wait (reliability.md §2.4).
-pub async fn earlier_undelivered(db: &Db, meter_id: i64, order_id: i64) -> Result<bool> {
-    let n: i64 = on_db!(db, |p| {
-        sqlx::query_scalar(
-        "select count(*) from orders o join job j on j.dedup_key = 'deliver:' || o.id
-         where o.meter_id = $1 and o.id < $2 and o.state in ('charging', 'delayed') and j.state = 'queued'"
-    )
-    .bind(meter_id)
-    .bind(order_id)
-    .fetch_one(p)
-    .await?
-    });
-    Ok(n > 0)
-}
-
 /// Stores a purchase count just read from the meter (before a sequence
 /// number is assigned from it).
 pub async fn set_purchase_count(db: &Db, meter_id: i64, count: i64, now_ms: i64) -> Result<()> {
@@ -599,20 +587,34 @@ pub struct DeliveryEvidence {
 }
 
 /// Completes a delivery in one transaction: the order (charging/delayed →
-/// completed) with its ledger rows, the job, the meter state and an event.
-/// Returns false when the order was already completed (the job is still
-/// closed).
+/// completed) with its ledger rows, the job, the meter state and an event,
+/// and wakes the meter's next purchase. Fenced: fails with
+/// [`crate::Error::LeaseLost`] (and changes nothing) unless `job` still
+/// holds its lease. Returns false when the order was already completed.
 pub async fn complete_delivery(
     db: &Db,
     order_id: i64,
-    job_id: i64,
+    job: &Job,
     meter_id: i64,
     evidence: DeliveryEvidence,
     now_ms: i64,
 ) -> Result<bool> {
     let mut tx = db.begin().await?;
+    jobs::complete(&mut tx, job, now_ms).await?;
+    let seq: Option<i64> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+        "select purchase_seq from orders where id = $1"
+    )
+    .bind(order_id)
+    .fetch_optional(c)
+    .await?)
+    .flatten();
+    if seq != Some(evidence.purchase_count) {
+        return Err(crate::Error::Conflict(format!(
+            "order {order_id} holds purchase {seq:?}, the meter's evidence is for {}",
+            evidence.purchase_count
+        )));
+    }
     let changed = orders::mark_delivered(&mut tx, order_id, now_ms).await?;
-    jobs::complete(&mut tx, job_id, now_ms).await?;
     on_tx!(&mut tx, |c| sqlx::query(
         "update meter_state set purchase_count = $2,
                 remaining_centikwh = coalesce($3, remaining_centikwh),
@@ -639,26 +641,110 @@ pub async fn complete_delivery(
         )
         .await?;
     }
+    let keys = orders::sibling_delivery_keys(&mut tx, meter_id, order_id).await?;
+    jobs::wake(&mut tx, &keys, now_ms).await?;
     tx.commit().await?;
     Ok(changed)
 }
 
-/// Stops a delivery that needs staff (a sequence gap, a refusal by the
-/// meter): an event, the order flagged delayed (refundable) if it was still
-/// charging, and the job dead-lettered with the reason. Never marks the
-/// purchase delivered.
+/// Stops a delivery that needs staff (a sequence gap, an unreadable
+/// outcome): an event, the order flagged delayed if it was still charging,
+/// and the job dead-lettered with the reason. Never marks the purchase
+/// delivered; the order keeps its number, so the meter's other purchases
+/// wait until staff settle it ([`orders::redeliver`]). Fenced like
+/// [`complete_delivery`].
 pub async fn flag_delivery(
     db: &Db,
     order_id: i64,
-    job_id: i64,
+    job: &Job,
     meter_id: i64,
     kind: &str,
     detail: &str,
     now_ms: i64,
 ) -> Result<()> {
     let mut tx = db.begin().await?;
-    event_in(
+    flag_in(&mut tx, order_id, job, meter_id, kind, detail, now_ms).await?;
+    tx.commit().await
+}
+
+/// The meter refused the recharge (e.g. its hoarding limit) and a read-back
+/// showed its purchase count `count` below the order's number `seq`: the
+/// purchase was not applied. The number is given back (so the meter's next
+/// purchase is not a gap and later orders are not blocked), the order is
+/// flagged delayed with its job dead-lettered: it is refundable, and staff
+/// may deliver it again once it fits. Fenced like [`complete_delivery`].
+#[allow(clippy::too_many_arguments)]
+pub async fn refuse_delivery(
+    db: &Db,
+    order_id: i64,
+    job: &Job,
+    meter_id: i64,
+    seq: i64,
+    count: i64,
+    detail: &str,
+    now_ms: i64,
+) -> Result<()> {
+    let mut tx = db.begin().await?;
+    flag_in(
         &mut tx,
+        order_id,
+        job,
+        meter_id,
+        "recharge_refused",
+        detail,
+        now_ms,
+    )
+    .await?;
+    if !orders::release_unapplied_seq(&mut tx, order_id, seq, count, now_ms).await? {
+        return Err(crate::Error::Conflict(format!(
+            "order {order_id} no longer holds purchase {seq}"
+        )));
+    }
+    on_tx!(&mut tx, |c| sqlx::query(
+        "update meter_state set purchase_count = $2, updated_at_ms = $3 where meter_id = $1"
+    )
+    .bind(meter_id)
+    .bind(count)
+    .bind(now_ms)
+    .execute(c)
+    .await?
+    .rows_affected());
+    let keys = orders::sibling_delivery_keys(&mut tx, meter_id, order_id).await?;
+    jobs::wake(&mut tx, &keys, now_ms).await?;
+    tx.commit().await
+}
+
+async fn flag_in(
+    tx: &mut Tx,
+    order_id: i64,
+    job: &Job,
+    meter_id: i64,
+    kind: &str,
+    detail: &str,
+    now_ms: i64,
+) -> Result<()> {
+    let n = on_tx!(tx, |c| {
+        sqlx::query(
+        "update job set state = 'dead', last_error = $4, locked_by = null, locked_until_ms = null,
+                updated_at_ms = $5 where id = $1 and locked_by = $2 and lease_epoch = $3 and state = 'queued'"
+    )
+    .bind(job.id)
+    .bind(job.locked_by.as_deref())
+    .bind(job.lease_epoch)
+    .bind(format!("{kind}: {detail}"))
+    .bind(now_ms)
+    .execute(c)
+    .await?
+    .rows_affected()
+    });
+    if n != 1 {
+        return Err(crate::Error::LeaseLost(format!(
+            "job {} (epoch {})",
+            job.id, job.lease_epoch
+        )));
+    }
+    event_in(
+        tx,
         &MeterEvent {
             meter_id,
             at_ms: now_ms,
@@ -667,7 +753,7 @@ pub async fn flag_delivery(
         },
     )
     .await?;
-    on_tx!(&mut tx, |c| sqlx::query(
+    on_tx!(tx, |c| sqlx::query(
         "update orders set state = 'delayed', delayed_at_ms = $2, updated_at_ms = $2
          where id = $1 and state = 'charging'"
     )
@@ -676,17 +762,7 @@ pub async fn flag_delivery(
     .execute(c)
     .await?
     .rows_affected());
-    on_tx!(&mut tx, |c| sqlx::query(
-        "update job set state = 'dead', last_error = $2, locked_by = null, locked_until_ms = null,
-                updated_at_ms = $3 where id = $1"
-    )
-    .bind(job_id)
-    .bind(format!("{kind}: {detail}"))
-    .bind(now_ms)
-    .execute(c)
-    .await?
-    .rows_affected());
-    tx.commit().await
+    Ok(())
 }
 
 /// Counts of meters online and offline, for metrics.
@@ -885,12 +961,15 @@ mod tests {
                 (m.id, 2_000, None)
             );
             assert_eq!(t.room_id, m.room_id);
-            assert!(!earlier_undelivered(&db, m.id, a.id).await.unwrap());
-            assert!(earlier_undelivered(&db, m.id, b.id).await.unwrap());
             set_purchase_count(&db, m.id, 41, 20).await.unwrap();
+            // B was paid after A: it waits for A.
+            assert!(matches!(
+                orders::assign_purchase_seq(&db, b.id, 21).await.unwrap(),
+                orders::Assignment::Wait(_)
+            ));
             assert_eq!(
                 orders::assign_purchase_seq(&db, a.id, 21).await.unwrap(),
-                42
+                orders::Assignment::Assigned(42)
             );
             let jobs = jobs::claim(&db, orders::DELIVER_QUEUE, "w", 30, 60_000, 10)
                 .await
@@ -901,16 +980,15 @@ mod tests {
                 remaining_centikwh: Some(7_000),
             };
             assert!(
-                complete_delivery(&db, a.id, jobs[0].id, m.id, ev, 40)
+                complete_delivery(&db, a.id, &jobs[0], m.id, ev, 40)
                     .await
                     .unwrap()
             );
-            // A second confirmation changes nothing.
-            assert!(
-                !complete_delivery(&db, a.id, jobs[0].id, m.id, ev, 41)
-                    .await
-                    .unwrap()
-            );
+            // A second confirmation with the finished lease changes nothing.
+            assert!(matches!(
+                complete_delivery(&db, a.id, &jobs[0], m.id, ev, 41).await,
+                Err(crate::Error::LeaseLost(_))
+            ));
             let o = orders::by_id(&db, a.id).await.unwrap().unwrap();
             assert_eq!(o.state, "completed");
             let s = state(&db, m.id).await.unwrap().unwrap();
@@ -918,8 +996,7 @@ mod tests {
                 (s.purchase_count, s.remaining_centikwh),
                 (Some(42), Some(7_000))
             );
-            assert!(!earlier_undelivered(&db, m.id, b.id).await.unwrap());
-            flag_delivery(&db, b.id, jobs[1].id, m.id, "seq_gap", "count 40", 50)
+            flag_delivery(&db, b.id, &jobs[1], m.id, "seq_gap", "count 40", 50)
                 .await
                 .unwrap();
             let o = orders::by_id(&db, b.id).await.unwrap().unwrap();

@@ -123,10 +123,28 @@ pub enum CreateError {
         /// Whole kWh that still fit.
         room: i64,
     },
+    /// The buyer already has this many unpaid orders.
+    #[error("you already have {max} unpaid orders; pay or cancel one first")]
+    TooManyUnpaid {
+        /// The cap.
+        max: i64,
+    },
+    /// The meter already has this many unpaid orders (by anyone).
+    #[error("this meter already has {max} unpaid orders; pay or cancel one first")]
+    MeterUnpaidLimit {
+        /// The cap.
+        max: i64,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] Error),
 }
+
+/// Unpaid orders one student may hold at once (a real student needs one or
+/// two; the cap stops a flood of unpaid orders from starving the workers).
+pub const UNPAID_PER_STUDENT_MAX: i64 = 3;
+/// Unpaid orders one meter may have at once, from all its buyers.
+pub const UNPAID_PER_METER_MAX: i64 = 6;
 
 /// What the buyer asked for.
 #[derive(Debug, Clone)]
@@ -160,18 +178,30 @@ pub async fn create(db: &Db, req: &NewOrder<'_>, now_ms: i64) -> Result<Order, C
 }
 
 async fn create_in(tx: &mut Tx, req: &NewOrder<'_>, now_ms: i64) -> Result<Order, CreateError> {
+    // The meter row is locked (PostgreSQL; SQLite's `BEGIN IMMEDIATE`
+    // serialises writers anyway), so two orders created at the same moment
+    // cannot both pass the hoarding and unpaid checks below.
+    let sql = match tx.backend() {
+        crate::Backend::Sqlite => {
+            "select m.id, coalesce(m.unit_price_centifen_per_kwh, a.unit_price_centifen_per_kwh), a.order_kwh_max,
+                    m.hoard_limit_centikwh, s.remaining_centikwh
+             from meter m join area a on a.id = m.area_id left join meter_state s on s.meter_id = m.id
+             where m.area_id = $1 and m.address = $2"
+        }
+        crate::Backend::Postgres => {
+            "select m.id, coalesce(m.unit_price_centifen_per_kwh, a.unit_price_centifen_per_kwh), a.order_kwh_max,
+                    m.hoard_limit_centikwh, s.remaining_centikwh
+             from meter m join area a on a.id = m.area_id left join meter_state s on s.meter_id = m.id
+             where m.area_id = $1 and m.address = $2 for update of m"
+        }
+    };
     let row: Option<(i64, i64, i64, i64, Option<i64>)> = on_tx!(tx, |c| {
-        sqlx::query_as(
-        "select m.id, coalesce(m.unit_price_centifen_per_kwh, a.unit_price_centifen_per_kwh), a.order_kwh_max,
-                m.hoard_limit_centikwh, s.remaining_centikwh
-         from meter m join area a on a.id = m.area_id left join meter_state s on s.meter_id = m.id
-         where m.area_id = $1 and m.address = $2"
-    )
-    .bind(req.area_id)
-    .bind(req.meter_address)
-    .fetch_optional(c)
-    .await
-    .map_err(Error::from)?
+        sqlx::query_as(sql)
+            .bind(req.area_id)
+            .bind(req.meter_address)
+            .fetch_optional(c)
+            .await
+            .map_err(Error::from)?
     });
     let Some((meter_id, price, kwh_max, hoard_limit, remaining)) = row else {
         return Err(CreateError::NoSuchMeter);
@@ -180,18 +210,40 @@ async fn create_in(tx: &mut Tx, req: &NewOrder<'_>, now_ms: i64) -> Result<Order
     if kwh > kwh_max {
         return Err(CreateError::TooLarge { max: kwh_max });
     }
-    // Energy already paid for but not yet on the meter counts against the limit too.
-    let in_flight: i64 = on_tx!(tx, |c| sqlx::query_scalar(
-        "select coalesce(cast(sum(kwh * 100) as bigint), 0) from orders
-         where meter_id = $1 and state in ('charging', 'delayed')"
+    if let Some(student) = req.student_id {
+        let n: i64 = on_tx!(tx, |c| sqlx::query_scalar(
+            "select count(*) from orders where student_id = $1 and state = 'unpaid'"
+        )
+        .bind(student)
+        .fetch_one(c)
+        .await
+        .map_err(Error::from)?);
+        if n >= UNPAID_PER_STUDENT_MAX {
+            return Err(CreateError::TooManyUnpaid {
+                max: UNPAID_PER_STUDENT_MAX,
+            });
+        }
+    }
+    // Energy that may still reach the meter counts against its limit: paid
+    // but undelivered orders, and unpaid ones (a payment may still arrive,
+    // even after the order closed — that case is the meter's refusal path).
+    let (pending, unpaid): (i64, i64) = on_tx!(tx, |c| sqlx::query_as(
+        "select coalesce(cast(sum(kwh * 100) as bigint), 0),
+                coalesce(cast(sum(case when state = 'unpaid' then 1 else 0 end) as bigint), 0)
+         from orders where meter_id = $1 and state in ('unpaid', 'charging', 'delayed')"
     )
     .bind(meter_id)
     .fetch_one(c)
     .await
     .map_err(Error::from)?);
-    let projected = remaining.unwrap_or(0).max(0) + in_flight + kwh * 100;
+    if req.channel != Channel::Counter && unpaid >= UNPAID_PER_METER_MAX {
+        return Err(CreateError::MeterUnpaidLimit {
+            max: UNPAID_PER_METER_MAX,
+        });
+    }
+    let projected = remaining.unwrap_or(0).max(0) + pending + kwh * 100;
     if projected > hoard_limit {
-        let room = (hoard_limit - remaining.unwrap_or(0).max(0) - in_flight).max(0) / 100;
+        let room = (hoard_limit - remaining.unwrap_or(0).max(0) - pending).max(0) / 100;
         return Err(CreateError::HoardingLimit {
             limit: CentiKwh(hoard_limit),
             room,
@@ -251,6 +303,22 @@ pub async fn create_counter_sale(
     now_ms: i64,
 ) -> Result<Order, CreateError> {
     let mut tx = db.begin().await?;
+    let paid =
+        create_counter_sale_in(&mut tx, area_id, meter_address, kwh, operator, now_ms).await?;
+    tx.commit().await?;
+    Ok(paid)
+}
+
+/// [`create_counter_sale`] inside the caller's transaction (the counter API
+/// records its idempotency key in the same transaction).
+pub async fn create_counter_sale_in(
+    tx: &mut Tx,
+    area_id: i64,
+    meter_address: &str,
+    kwh: WholeKwh,
+    operator: &str,
+    now_ms: i64,
+) -> Result<Order, CreateError> {
     let req = NewOrder {
         area_id,
         meter_address,
@@ -259,10 +327,8 @@ pub async fn create_counter_sale(
         channel: Channel::Counter,
         operator: Some(operator),
     };
-    let order = create_in(&mut tx, &req, now_ms).await?;
-    let paid = pay_in(&mut tx, &order, None, now_ms).await?;
-    tx.commit().await?;
-    Ok(paid)
+    let order = create_in(tx, &req, now_ms).await?;
+    Ok(pay_in(tx, &order, None, now_ms).await?)
 }
 
 /// A confirmed payment as reported by the provider (already verified).
@@ -469,8 +535,17 @@ pub async fn mark_delivered(tx: &mut Tx, order_id: i64, now_ms: i64) -> Result<b
     .await?
     .rows_affected());
     if n != 1 {
+        // Another worker completed it between our read and our update
+        // (PostgreSQL re-checks the guard on the row it waited for).
+        let now = by_id_in(tx, order_id)
+            .await?
+            .ok_or(Error::NotFound("order"))?;
+        if now.state == OrderState::Completed.as_str() {
+            return Ok(false);
+        }
         return Err(Error::Conflict(format!(
-            "order {order_id} changed concurrently"
+            "order {order_id} changed concurrently (now {})",
+            now.state
         )));
     }
     let transfers = domain::ledger::on_delivered(
@@ -483,16 +558,101 @@ pub async fn mark_delivered(tx: &mut Tx, order_id: i64, now_ms: i64) -> Result<b
     Ok(true)
 }
 
+/// What [`assign_purchase_seq`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignment {
+    /// The order's purchase sequence number (new or assigned earlier).
+    Assigned(i64),
+    /// Another purchase of the same meter goes first: it holds a number
+    /// whose outcome is not settled yet, or it was paid earlier and has no
+    /// number yet. Not a failure: the order is woken when that one settles.
+    Wait(String),
+    /// The order is no longer waiting for delivery (refunding, refunded,
+    /// completed): nothing may be sent.
+    NotDeliverable(String),
+}
+
+impl Assignment {
+    /// The number, if one is assigned.
+    pub fn seq(&self) -> Option<i64> {
+        match self {
+            Assignment::Assigned(s) => Some(*s),
+            _ => None,
+        }
+    }
+}
+
 /// Assigns the order's meter purchase sequence number if it has none yet,
-/// as `max(meter's last assigned, meter's read purchase count) + 1`, and
-/// returns it. Idempotent: once assigned, the same number is returned forever.
-pub async fn assign_purchase_seq(db: &Db, order_id: i64, now_ms: i64) -> Result<i64> {
+/// as `max(meter's last assigned, meter's read purchase count) + 1`.
+/// Idempotent: once assigned, the same number is returned forever.
+///
+/// The rules, all checked under the meter's row lock and the order's own
+/// guarded update (so two head-ends, or a head-end and a refund, racing on
+/// PostgreSQL READ COMMITTED cannot both win):
+/// - only an order that is still *charging* or *delayed* gets a number;
+/// - no new number while another order of the same meter holds one whose
+///   outcome is unsettled (the meter's count settles it, in number order);
+/// - among the meter's orders without a number, the earliest paid goes
+///   first (purchases reach a meter in payment order).
+pub async fn assign_purchase_seq(db: &Db, order_id: i64, now_ms: i64) -> Result<Assignment> {
     let mut tx = db.begin().await?;
+    let meter_sql = match tx.backend() {
+        crate::Backend::Sqlite => {
+            "select m.id from meter m join orders o on o.meter_id = m.id where o.id = $1"
+        }
+        crate::Backend::Postgres => {
+            "select m.id from meter m join orders o on o.meter_id = m.id where o.id = $1 for update of m"
+        }
+    };
+    let meter_id: i64 = on_tx!(&mut tx, |c| sqlx::query_scalar(meter_sql)
+        .bind(order_id)
+        .fetch_optional(c)
+        .await?)
+    .ok_or(Error::NotFound("order"))?;
+    // Read after the lock: at READ COMMITTED this statement sees whatever
+    // the previous holder of the lock committed.
     let order = by_id_in(&mut tx, order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
+    if !matches!(order.state.as_str(), "charging" | "delayed") {
+        return Ok(Assignment::NotDeliverable(order.state));
+    }
     if let Some(seq) = order.purchase_seq {
-        return Ok(seq);
+        return Ok(Assignment::Assigned(seq));
+    }
+    let holder: Option<(i64, i64)> = on_tx!(&mut tx, |c| {
+        sqlx::query_as(
+        "select id, purchase_seq from orders
+         where meter_id = $1 and id <> $2 and purchase_seq is not null and state in ('charging', 'delayed')
+         order by purchase_seq limit 1"
+    )
+    .bind(meter_id)
+    .bind(order_id)
+    .fetch_optional(c)
+    .await?
+    });
+    if let Some((other, seq)) = holder {
+        return Ok(Assignment::Wait(format!(
+            "waiting for purchase {seq} of this meter (order {other}) to settle"
+        )));
+    }
+    let paid_at = order.paid_at_ms.unwrap_or(i64::MAX);
+    let earlier: Option<i64> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+        "select o.id from orders o join job j on j.dedup_key = 'deliver:' || cast(o.id as text)
+         where o.meter_id = $1 and o.id <> $2 and o.purchase_seq is null
+           and o.state in ('charging', 'delayed') and j.state = 'queued'
+           and (o.paid_at_ms < $3 or (o.paid_at_ms = $3 and o.id < $2))
+         order by o.paid_at_ms, o.id limit 1"
+    )
+    .bind(meter_id)
+    .bind(order_id)
+    .bind(paid_at)
+    .fetch_optional(c)
+    .await?);
+    if let Some(other) = earlier {
+        return Ok(Assignment::Wait(format!(
+            "waiting for order {other} of this meter, paid earlier"
+        )));
     }
     // The dialects name the two-argument maximum differently.
     let sql = match tx.backend() {
@@ -508,11 +668,12 @@ pub async fn assign_purchase_seq(db: &Db, order_id: i64, now_ms: i64) -> Result<
         }
     };
     let seq: i64 = on_tx!(&mut tx, |c| sqlx::query_scalar(sql)
-        .bind(order.meter_id)
+        .bind(meter_id)
         .fetch_one(c)
         .await?);
-    on_tx!(&mut tx, |c| sqlx::query(
-        "update orders set purchase_seq = $2, updated_at_ms = $3 where id = $1"
+    let n = on_tx!(&mut tx, |c| sqlx::query(
+        "update orders set purchase_seq = $2, updated_at_ms = $3
+         where id = $1 and purchase_seq is null and state in ('charging', 'delayed')"
     )
     .bind(order_id)
     .bind(seq)
@@ -520,8 +681,108 @@ pub async fn assign_purchase_seq(db: &Db, order_id: i64, now_ms: i64) -> Result<
     .execute(c)
     .await?
     .rows_affected());
+    if n != 1 {
+        // A refund took the order first (its guarded update won the row):
+        // roll back the meter's number too.
+        drop(tx);
+        let state = by_id(db, order_id)
+            .await?
+            .map_or_else(|| "vanished".to_owned(), |o| o.state);
+        return Ok(Assignment::NotDeliverable(state));
+    }
     tx.commit().await?;
-    Ok(seq)
+    Ok(Assignment::Assigned(seq))
+}
+
+/// Gives back a purchase number the meter provably never applied: it
+/// refused the recharge and a read-back showed its purchase count below
+/// the number. Called in the transaction that records the refusal (fenced
+/// by the delivery job). The order keeps its money and becomes refundable
+/// (no frame with this number can be applied any more); the meter's next
+/// purchase gets the number again. Returns false when the order no longer
+/// holds `seq` or the meter has assigned a later number.
+pub async fn release_unapplied_seq(
+    tx: &mut Tx,
+    order_id: i64,
+    seq: i64,
+    meter_count: i64,
+    now_ms: i64,
+) -> Result<bool> {
+    if meter_count >= seq {
+        return Err(Error::Conflict(format!(
+            "purchase {seq} may be on the meter (count {meter_count}); it cannot be given back"
+        )));
+    }
+    let meter: Option<i64> = on_tx!(tx, |c| {
+        sqlx::query_scalar(
+        "update orders set purchase_seq = null, updated_at_ms = $3
+         where id = $1 and purchase_seq = $2 and state in ('charging', 'delayed') returning meter_id"
+    )
+    .bind(order_id)
+    .bind(seq)
+    .bind(now_ms)
+    .fetch_optional(c)
+    .await?
+    });
+    let Some(meter_id) = meter else {
+        return Ok(false);
+    };
+    let n = on_tx!(tx, |c| sqlx::query(
+        "update meter set purchase_seq_last = $2 - 1 where id = $1 and purchase_seq_last = $2"
+    )
+    .bind(meter_id)
+    .bind(seq)
+    .execute(c)
+    .await?
+    .rows_affected());
+    if n != 1 {
+        return Err(Error::Conflict(format!(
+            "meter {meter_id} has a number after {seq}; purchase {seq} cannot be given back"
+        )));
+    }
+    Ok(true)
+}
+
+/// Staff "deliver again" for an order flagged for staff (its delivery job
+/// dead-lettered: a refusal by the meter, a purchase-count gap): the job
+/// runs again now and the head-end reads the meter's count before anything
+/// else, so this is safe whatever happened before. Returns false when the
+/// order is not delayed or its job is not dead.
+pub async fn redeliver(db: &Db, order_id: i64, now_ms: i64) -> Result<bool> {
+    let mut tx = db.begin().await?;
+    let n = on_tx!(&mut tx, |c| sqlx::query(
+        "update job set state = 'queued', attempts = 0, run_at_ms = $2, locked_by = null,
+                locked_until_ms = null, last_error = 'staff: deliver again', updated_at_ms = $2
+         where dedup_key = 'deliver:' || cast($1 as text) and state = 'dead'
+           and exists (select 1 from orders where id = $1 and state = 'delayed')"
+    )
+    .bind(order_id)
+    .bind(now_ms)
+    .execute(c)
+    .await?
+    .rows_affected());
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
+/// Dedup keys of the delivery jobs of the other undelivered orders of a
+/// meter (to wake them when one of its purchases settles).
+pub(crate) async fn sibling_delivery_keys(
+    tx: &mut Tx,
+    meter_id: i64,
+    order_id: i64,
+) -> Result<Vec<String>> {
+    let ids: Vec<i64> = on_tx!(tx, |c| {
+        sqlx::query_scalar(
+        "select id from orders where meter_id = $1 and id <> $2 and state in ('charging', 'delayed')
+         order by paid_at_ms, id"
+    )
+    .bind(meter_id)
+    .bind(order_id)
+    .fetch_all(c)
+    .await?
+    });
+    Ok(ids.into_iter().map(|id| format!("deliver:{id}")).collect())
 }
 
 /// Marks charging orders paid before `now_ms - window_ms` as delayed
@@ -620,33 +881,32 @@ pub async fn request_refund(db: &Db, order_id: i64, now_ms: i64) -> Result<Order
              so it waits for the meter to report its purchase count"
         )));
     }
+    // Cancel the delivery job unless a worker holds a live lease on it (a
+    // frame could be on the wire). Guarded: a worker claiming it at this
+    // moment either wins the row first (and this matches nothing) or finds
+    // it done.
     let key = format!("deliver:{order_id}");
-    let held: i64 = on_tx!(&mut tx, |c| {
-        sqlx::query_scalar(
-        "select count(*) from job where dedup_key = $1 and state = 'queued' and locked_until_ms > $2"
-    )
-    .bind(&key)
-    .bind(now_ms)
-    .fetch_one(c)
-    .await?
+    let cancelled = on_tx!(&mut tx, |c| {
+        sqlx::query(
+            "update job set state = 'done', last_error = 'cancelled: order refunded', locked_by = null,
+                    locked_until_ms = null, updated_at_ms = $2
+             where dedup_key = $1 and state in ('queued', 'dead')
+               and (locked_until_ms is null or locked_until_ms < $2)",
+        )
+        .bind(&key)
+        .bind(now_ms)
+        .execute(c)
+        .await?
+        .rows_affected()
     });
-    if held > 0 {
+    if cancelled != 1 {
         return Err(Error::Conflict(
             "the meter delivery is in progress; try again in a minute".to_owned(),
         ));
     }
-    on_tx!(&mut tx, |c| {
-        sqlx::query(
-        "update job set state = 'done', last_error = 'cancelled: order refunded', updated_at_ms = $2
-         where dedup_key = $1 and state <> 'done'"
-    )
-    .bind(&key)
-    .bind(now_ms)
-    .execute(c)
-    .await?.rows_affected()
-    });
     let sql = format!(
-        "update orders set state = 'refunding', refund_no = $2, updated_at_ms = $3 where id = $1 and state = 'delayed'
+        "update orders set state = 'refunding', refund_no = $2, updated_at_ms = $3
+         where id = $1 and state = 'delayed' and purchase_seq is null
          returning {ORDER_COLUMNS}"
     );
     // Fixed once per attempt and stored, so retries of this attempt reuse it
@@ -668,6 +928,9 @@ pub async fn request_refund(db: &Db, order_id: i64, now_ms: i64) -> Result<Order
     .fetch_optional(c)
     .await?);
     let o = o.ok_or_else(|| Error::Conflict(format!("order {order_id} changed concurrently")))?;
+    // Orders of the meter paid later no longer wait for this one.
+    let keys = sibling_delivery_keys(&mut tx, o.meter_id, o.id).await?;
+    jobs::wake(&mut tx, &keys, now_ms).await?;
     tx.commit().await?;
     Ok(o)
 }
@@ -696,33 +959,61 @@ pub async fn finish_refund(
     };
     let t = order::transition(order.state()?, event, order.created_at_ms, now_ms)
         .map_err(|e| Error::Conflict(e.to_string()))?;
+    // Every change is guarded by the state and the refund number, so two
+    // answers processed at once (a notification and a query) change it once.
     if t.changed {
         if succeeded {
-            on_tx!(&mut tx, |c| {
+            let n = on_tx!(&mut tx, |c| {
                 sqlx::query(
-                "update orders set state = 'refunded', refunded_at_ms = $2, updated_at_ms = $2 where id = $1"
-            )
-            .bind(order.id)
-            .bind(now_ms)
-            .execute(c)
-            .await?.rows_affected()
+                    "update orders set state = 'refunded', refunded_at_ms = $2, updated_at_ms = $2
+                     where id = $1 and state = 'refunding' and refund_no = $3",
+                )
+                .bind(order.id)
+                .bind(now_ms)
+                .bind(refund_no)
+                .execute(c)
+                .await?
+                .rows_affected()
             });
-            let transfers = domain::ledger::on_refunded(
-                Fen(order.amount_fen),
-                order.centikwh(),
-                MeterId(order.meter_id),
-            );
-            ledger::insert(&mut tx, order.id, &transfers, now_ms).await?;
+            if n == 1 {
+                let transfers = domain::ledger::on_refunded(
+                    Fen(order.amount_fen),
+                    order.centikwh(),
+                    MeterId(order.meter_id),
+                );
+                ledger::insert(&mut tx, order.id, &transfers, now_ms).await?;
+            }
         } else {
-            on_tx!(&mut tx, |c| {
+            let n = on_tx!(&mut tx, |c| {
                 sqlx::query(
-                "update orders set state = 'delayed', refund_no = null, updated_at_ms = $2 where id = $1"
-            )
-            .bind(order.id)
-            .bind(now_ms)
-            .execute(c)
-            .await?.rows_affected()
+                    "update orders set state = 'delayed', refund_no = null, updated_at_ms = $2
+                     where id = $1 and state = 'refunding' and refund_no = $3",
+                )
+                .bind(order.id)
+                .bind(now_ms)
+                .bind(refund_no)
+                .execute(c)
+                .await?
+                .rows_affected()
             });
+            if n == 1 {
+                // The money is still held and the energy still owed: the
+                // refund request had cancelled the delivery, so it runs
+                // again (staff may still try another refund).
+                on_tx!(&mut tx, |c| {
+                    sqlx::query(
+                        "update job set state = 'queued', attempts = 0, run_at_ms = $2, locked_by = null,
+                                locked_until_ms = null, last_error = 'refund failed; delivering again',
+                                updated_at_ms = $2
+                         where dedup_key = $1 and state = 'done'",
+                    )
+                    .bind(format!("deliver:{}", order.id))
+                    .bind(now_ms)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+                });
+            }
         }
     }
     let order = by_id_in(&mut tx, order.id)

@@ -243,14 +243,18 @@ async fn delivery_then_refund_paths_keep_the_ledger_balanced() {
         .unwrap();
         assert_eq!(a.state, "charging");
         let seq = orders::assign_purchase_seq(&db, a.id, NOW).await.unwrap();
-        assert_eq!(seq, 1);
+        assert_eq!(seq.seq(), Some(1));
         assert_eq!(
             orders::assign_purchase_seq(&db, a.id, NOW + 1)
                 .await
-                .unwrap(),
-            1,
+                .unwrap()
+                .seq(),
+            Some(1),
             "assigned once"
         );
+        store::meters::set_purchase_count(&db, a.meter_id, 1, NOW + 5)
+            .await
+            .unwrap();
         let mut tx = db.begin().await.unwrap();
         assert!(
             orders::mark_delivered(&mut tx, a.id, NOW + 10)
@@ -311,8 +315,11 @@ async fn delivery_then_refund_paths_keep_the_ledger_balanced() {
         .await
         .unwrap();
         assert_eq!(
-            orders::assign_purchase_seq(&db, c.id, NOW).await.unwrap(),
-            2
+            orders::assign_purchase_seq(&db, c.id, NOW)
+                .await
+                .unwrap()
+                .seq(),
+            Some(2)
         );
         orders::mark_overdue(&db, 60_000, NOW + 60_000)
             .await
@@ -465,6 +472,12 @@ async fn delivery_and_low_balance_notify_binders_once() {
         )
         .await
         .unwrap();
+        orders::assign_purchase_seq(&db, o.id, NOW + 1)
+            .await
+            .unwrap();
+        store::meters::set_purchase_count(&db, 6, 1, NOW + 2)
+            .await
+            .unwrap();
         for _ in 0..2 {
             let mut tx = db.begin().await.unwrap();
             orders::mark_delivered(&mut tx, o.id, NOW + 5)

@@ -345,6 +345,24 @@ pub async fn create_order(
             };
             return order_form(&state, lang, &student, &m, Some(&msg), "other", other).await;
         }
+        Err(store::orders::CreateError::TooManyUnpaid { max }) => {
+            let msg = match l {
+                Lang::Zh => format!("您已有 {max} 笔未支付的订单，请先支付或取消。"),
+                Lang::En => {
+                    format!("You already have {max} unpaid orders; pay or cancel one first.")
+                }
+            };
+            return order_form(&state, lang, &student, &m, Some(&msg), "other", other).await;
+        }
+        Err(store::orders::CreateError::MeterUnpaidLimit { max }) => {
+            let msg = match l {
+                Lang::Zh => format!("该电表已有 {max} 笔未支付的订单，请先支付或取消。"),
+                Lang::En => {
+                    format!("This meter already has {max} unpaid orders; pay or cancel one first.")
+                }
+            };
+            return order_form(&state, lang, &student, &m, Some(&msg), "other", other).await;
+        }
     };
     tracing::info!(
         student.id = student.id,

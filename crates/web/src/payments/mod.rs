@@ -403,6 +403,10 @@ impl IntoResponse for OrderInputError {
             Self::Refused(store::orders::CreateError::HoardingLimit { .. }) => {
                 (StatusCode::CONFLICT, "HOARDING_LIMIT")
             }
+            Self::Refused(
+                store::orders::CreateError::TooManyUnpaid { .. }
+                | store::orders::CreateError::MeterUnpaidLimit { .. },
+            ) => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_UNPAID"),
             Self::Refused(_) | Self::Store(_) => {
                 tracing::error!(error = %self, "order creation failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL")
