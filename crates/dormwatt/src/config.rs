@@ -174,6 +174,9 @@ pub struct HeadendConfig {
     /// Daily time broadcast per gateway, this long after campus midnight;
     /// negative disables it.
     pub time_sync_at_ms: i64,
+    /// This node's name in job leases (default: the host name). A restart
+    /// with the same name takes back its dead incarnation's leases at once.
+    pub worker_id: Option<String>,
 }
 
 impl HeadendConfig {
@@ -195,6 +198,10 @@ impl HeadendConfig {
             clock_max_error_ms: self.clock_max_error_ms,
             time_sync_at_ms: self.time_sync_at_ms,
             time_zone: time_zone.to_owned(),
+            worker_id: self
+                .worker_id
+                .clone()
+                .unwrap_or_else(headend::default_node_name),
             ..headend::Config::default()
         }
     }
@@ -555,6 +562,7 @@ impl Default for HeadendConfig {
             operator_code: d.operator_code,
             clock_max_error_ms: d.clock_max_error_ms,
             time_sync_at_ms: d.time_sync_at_ms,
+            worker_id: None,
         }
     }
 }

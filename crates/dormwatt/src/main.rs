@@ -5,6 +5,7 @@
 mod bench_collect;
 mod bench_pages;
 mod bench_purchase;
+mod cmd_dst;
 mod cmd_frame;
 mod cmd_simulate;
 mod config;
@@ -49,12 +50,14 @@ enum Command {
     Demo(run::ServeArgs),
     /// Describe the installation (totals, meters per building, online meters, open orders).
     Status(run::StatusArgs),
-    /// Check the ledger invariants I1–I9 on the database.
+    /// Check the ledger invariants I1–I12 on the database.
     CheckLedger(run::StatusArgs),
     /// Decode or build DL/T 645-2007 frames (for field engineers).
     Frame(cmd_frame::FrameArgs),
     /// Run the meter-fleet simulator (virtual meters behind TCP gateways).
     Simulate(cmd_simulate::SimulateArgs),
+    /// Deterministic simulation of the money core under faults, many seeds.
+    Dst(cmd_dst::DstArgs),
     /// Benchmarks whose figures go in docs/BENCHMARKS.md.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -77,6 +80,7 @@ fn main() -> std::process::ExitCode {
         Command::Simulate(args) => {
             cmd_simulate::run(args).map(|()| std::process::ExitCode::SUCCESS)
         }
+        Command::Dst(args) => cmd_dst::run(args, cli.global.database_url.as_deref()),
         Command::Bench(b) => match b {
             BenchCommand::Collect(a) => bench_collect::run(a),
             BenchCommand::Purchase(a) => bench_purchase::run(a),

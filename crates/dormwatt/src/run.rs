@@ -108,7 +108,7 @@ pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
                         serde_json::json!({ "ok": v.is_empty(), "violations": v })
                     );
                 } else if v.is_empty() {
-                    println!("ledger invariants I1–I9 hold");
+                    println!("ledger invariants I1–I12 hold");
                 } else {
                     for x in &v {
                         println!("{}: {}", x.invariant, x.detail);
@@ -120,7 +120,7 @@ pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
                     ExitCode::FAILURE
                 })
             }
-            Command::Frame(_) | Command::Simulate(_) | Command::Bench(_) => {
+            Command::Frame(_) | Command::Simulate(_) | Command::Dst(_) | Command::Bench(_) => {
                 unreachable!("handled in main")
             }
         }

@@ -240,272 +240,388 @@ impl Worker {
 
     async fn handle(&self, job: &Job, order_id: i64, meter_id: i64) {
         let started = self.clock.now_ms();
-        let outcome = match self.attempt(job, order_id, meter_id).await {
-            Ok(o) => o,
-            Err(e) => Outcome::Retry(e.to_string()),
-        };
-        let now = self.clock.now_ms();
-        let result = match outcome {
-            Outcome::Delivered(ev, paid_at) => {
-                let r =
-                    store::meters::complete_delivery(&self.db, order_id, job, meter_id, ev, now)
-                        .await;
-                if let Ok(true) = r {
-                    let paid = paid_at.unwrap_or(started);
-                    self.metrics.delivered(now - paid);
-                    tracing::info!(
-                        order.id = order_id,
-                        meter.id = meter_id,
-                        purchase = ev.purchase_count,
-                        latency_ms = now - paid,
-                        "purchase delivered"
-                    );
-                }
-                r.map(|_| ())
+        let Some(route) = self.routes.get(&meter_id).cloned() else {
+            let now = self.clock.now_ms();
+            let why = Error::UnknownMeter(meter_id).to_string();
+            if let Err(e) =
+                store::jobs::fail(&self.db, job, &why, now, self.cfg.deliver_backoff_cap_ms).await
+            {
+                tracing::error!(order.id = order_id, error = %e, "could not record the delivery outcome");
             }
-            Outcome::Alarm(kind, detail) => {
+            return;
+        };
+        let ctx = Ctx {
+            db: &self.db,
+            cfg: &self.cfg,
+            clock: self.clock.as_ref(),
+        };
+        let recorded = deliver_once(&ctx, job, order_id, meter_id, &route.bus, route.address).await;
+        let now = self.clock.now_ms();
+        match &recorded {
+            Recorded::Delivered {
+                paid_at_ms,
+                purchase,
+            } => {
+                let paid = paid_at_ms.unwrap_or(started);
+                self.metrics.delivered(now - paid);
+                tracing::info!(
+                    order.id = order_id,
+                    meter.id = meter_id,
+                    purchase,
+                    latency_ms = now - paid,
+                    "purchase delivered"
+                );
+            }
+            Recorded::Flagged(kind, detail) => {
                 self.metrics
                     .deliveries_flagged
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::error!(order.id = order_id, meter.id = meter_id, kind, detail = %detail, "delivery needs staff");
-                store::meters::flag_delivery(&self.db, order_id, job, meter_id, kind, &detail, now)
-                    .await
             }
-            Outcome::Refused { seq, count, detail } => {
+            Recorded::Refused { seq, count } => {
                 self.metrics
                     .deliveries_flagged
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(order.id = order_id, meter.id = meter_id, seq, count, detail = %detail,
-                    "the meter refused the purchase; number given back, order flagged for staff");
-                store::meters::refuse_delivery(
-                    &self.db, order_id, job, meter_id, seq, count, &detail, now,
-                )
-                .await
+                tracing::error!(
+                    order.id = order_id,
+                    meter.id = meter_id,
+                    seq,
+                    count,
+                    "the meter refused the purchase; number given back, order flagged for staff"
+                );
             }
-            Outcome::Wait(why) => {
-                tracing::debug!(order.id = order_id, meter.id = meter_id, reason = %why, "delivery waits for another purchase of its meter");
-                // Woken when the purchase ahead settles; the fallback only
-                // covers a wake that was lost.
-                store::jobs::wait(
-                    &self.db,
-                    job,
-                    &why,
-                    now + self.cfg.deliver_backoff_cap_ms,
-                    now,
-                )
-                .await
-            }
-            Outcome::Retry(why) => {
+            Recorded::Retry(why) => {
                 self.metrics
                     .delivery_attempts_failed
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(order.id = order_id, meter.id = meter_id, reason = %why, "delivery attempt failed; will retry");
-                store::jobs::fail(&self.db, job, &why, now, self.cfg.deliver_backoff_cap_ms)
-                    .await
-                    .map(|_| ())
             }
-            Outcome::Done => {
-                let r = async {
-                    let mut tx = self.db.begin().await?;
-                    store::jobs::complete(&mut tx, job, now).await?;
-                    tx.commit().await
-                };
-                r.await
+            Recorded::Waiting(why) => {
+                tracing::debug!(order.id = order_id, meter.id = meter_id, reason = %why, "delivery waits for another purchase of its meter");
             }
-        };
-        if let Err(e) = result {
-            // The lease runs out and the job is retried: the read-back makes
-            // that safe even when the meter already has the purchase.
-            tracing::error!(order.id = order_id, error = %e, "could not record the delivery outcome");
-        }
-    }
-
-    async fn attempt(&self, job: &Job, order_id: i64, meter_id: i64) -> Result<Outcome, Error> {
-        let Some(t) = store::meters::delivery_target(&self.db, order_id).await? else {
-            return Ok(Outcome::Alarm("seq_gap", "order vanished".to_owned()));
-        };
-        if !matches!(t.state.as_str(), "charging" | "delayed") {
-            return Ok(Outcome::Done);
-        }
-        if t.meter_id != meter_id {
-            return Ok(Outcome::Alarm(
-                "seq_gap",
-                "job and order disagree on the meter".to_owned(),
-            ));
-        }
-        let route = self
-            .routes
-            .get(&meter_id)
-            .cloned()
-            .ok_or(Error::UnknownMeter(meter_id))?;
-        let mut count = self.read_count(&route).await?;
-        let seq = match t.purchase_seq {
-            Some(s) => s,
-            None => {
-                // Assign from a fresh count, then persist before any frame.
-                store::meters::set_purchase_count(&self.db, meter_id, count, self.clock.now_ms())
-                    .await?;
-                match store::orders::assign_purchase_seq(&self.db, order_id, self.clock.now_ms())
-                    .await?
-                {
-                    Assignment::Assigned(s) => s,
-                    Assignment::Wait(why) => return Ok(Outcome::Wait(why)),
-                    Assignment::NotDeliverable(_) => return Ok(Outcome::Done),
-                }
-            }
-        };
-        let energy =
-            u32::try_from(t.centikwh).map_err(|_| Error::BadReply("energy too large".into()))?;
-        let recharge = Recharge {
-            operator: OperatorCode(self.cfg.operator_code),
-            energy_centikwh: energy,
-            purchase_count: u32::try_from(seq)
-                .map_err(|_| Error::BadReply("seq too large".into()))?,
-            mac1: [0; 4],
-            customer: u64::try_from(t.room_id).unwrap_or(0) % (Recharge::CUSTOMER_MAX + 1),
-            mac2: [0; 4],
-        };
-        // Built once: every (re)send is this identical frame.
-        let frame = request::recharge_request(route.address, &recharge)
-            .map_err(|e| Error::BadReply(e.to_string()))?;
-        let mut sends = 0;
-        loop {
-            match plan::decide(seq, count) {
-                Step::Delivered => {
-                    return self.verify(&route, seq, t.centikwh, t.paid_at_ms).await;
-                }
-                Step::Gap => {
-                    return Ok(Outcome::Alarm(
-                        "seq_gap",
-                        format!("meter purchase count {count}, order sequence {seq}"),
-                    ));
-                }
-                Step::Send if sends >= self.cfg.deliver_resends_max => {
-                    return Ok(Outcome::Retry(format!(
-                        "{sends} sends without confirmation"
-                    )));
-                }
-                Step::Send => {}
-            }
-            sends += 1;
-            // Fencing: never send unless this worker still holds the job
-            // (renewed now, so the lease outlasts the bus round trip).
-            store::jobs::heartbeat(
-                &self.db,
-                job,
-                self.clock.now_ms(),
-                self.cfg.deliver_lease_ms,
-            )
-            .await?;
-            match route.bus.request(frame.clone(), 1).await {
-                Ok(reply)
-                    if reply.function() == Some(Function::Security)
-                        && !reply.control().is_abnormal() =>
-                {
-                    match RechargeReply::from_wire(reply.data()) {
-                        Ok(r) if i64::from(r.purchase_count) == seq => {
-                            return Ok(Outcome::Delivered(
-                                DeliveryEvidence {
-                                    purchase_count: seq,
-                                    remaining_centikwh: Some(r.remaining_centikwh),
-                                },
-                                t.paid_at_ms,
-                            ));
-                        }
-                        Ok(r) => count = i64::from(r.purchase_count),
-                        Err(_) => count = self.read_count(&route).await?,
-                    }
-                }
-                Ok(reply) => {
-                    let serr = reply.security_error().unwrap_or(SecurityErrorFlags::OTHER);
-                    if serr.contains(SecurityErrorFlags::HOARDING_LIMIT) {
-                        // Refused: read back to know whether it applied.
-                        count = self.read_count(&route).await?;
-                        if count == seq - 1 {
-                            return Ok(Outcome::Refused {
-                                seq,
-                                count,
-                                detail: "the meter would exceed its hoarding limit".to_owned(),
-                            });
-                        }
-                        continue;
-                    }
-                    if serr.contains(SecurityErrorFlags::COUNT_ERROR) {
-                        tracing::warn!(
-                            order.id = order_id,
-                            meter.id = meter_id,
-                            seq,
-                            "meter answered count error"
-                        );
-                    }
-                    // Repeat, count error or anything else: an error reply
-                    // may still have been applied (protocol-notes §2.6), so
-                    // the read-back decides.
-                    count = self.read_count(&route).await?;
-                }
-                Err(Error::Timeout | Error::BadReply(_)) => {
-                    count = self.read_count(&route).await?;
-                }
-                Err(e) => return Err(e),
+            Recorded::AlreadyDone | Recorded::Done => {}
+            Recorded::NotRecorded(e) => {
+                // The lease runs out (or was lost) and the job is retried:
+                // the read-back makes that safe even when the meter already
+                // has the purchase.
+                tracing::error!(order.id = order_id, error = %e, "could not record the delivery outcome");
             }
         }
     }
+}
 
-    async fn read_count(&self, route: &Route) -> Result<i64, Error> {
-        let f = route
-            .bus
-            .request(
-                request::read_request(route.address, Di::PURCHASE_COUNT),
-                READ_BACK_ATTEMPTS,
-            )
-            .await?;
-        if f.control().is_abnormal() {
-            return Err(Error::Refused("purchase count not readable".into()));
-        }
-        plan::number(&f).ok_or_else(|| Error::BadReply("purchase count".into()))
-    }
+/// What a delivery attempt needs besides the meter's bus.
+pub struct Ctx<'a> {
+    /// The store.
+    pub db: &'a store::Db,
+    /// Head-end settings (lease, resends, backoff, operator code).
+    pub cfg: &'a Config,
+    /// Time.
+    pub clock: &'a dyn crate::clock::Clock,
+}
 
-    /// count == seq: the last purchase on the meter must be this order's
-    /// energy, else someone else's purchase holds our number.
-    async fn verify(
+/// The meter's side of a delivery: one request and its reply (or error).
+/// The head-end's [`BusHandle`] in production; the deterministic
+/// simulation hands in its own.
+pub trait MeterBus: Sync {
+    /// Sends `frame` with up to `attempts` tries on timeout.
+    fn request(
         &self,
-        route: &Route,
-        seq: i64,
-        centikwh: i64,
-        paid_at_ms: Option<i64>,
-    ) -> Result<Outcome, Error> {
-        let f = route
-            .bus
-            .request(
-                request::read_request(route.address, Di::LAST_PURCHASE_ENERGY),
-                READ_BACK_ATTEMPTS,
-            )
-            .await?;
-        let last =
-            plan::number(&f).ok_or_else(|| Error::BadReply("last purchase energy".into()))?;
-        if last != centikwh {
-            return Ok(Outcome::Alarm(
-                "seq_gap",
-                format!("purchase {seq} on the meter is {last} centikWh, the order is {centikwh}"),
-            ));
-        }
-        let remaining = route
-            .bus
-            .request(
-                request::read_request(route.address, Di::REMAINING_ENERGY),
-                1,
-            )
-            .await
-            .ok()
-            .and_then(|f| plan::number(&f));
-        Ok(Outcome::Delivered(
-            DeliveryEvidence {
-                purchase_count: seq,
-                remaining_centikwh: remaining,
-            },
-            paid_at_ms,
-        ))
+        frame: dlt645::Frame,
+        attempts: u32,
+    ) -> impl std::future::Future<Output = Result<dlt645::Frame, Error>> + Send;
+}
+
+impl MeterBus for BusHandle {
+    fn request(
+        &self,
+        frame: dlt645::Frame,
+        attempts: u32,
+    ) -> impl std::future::Future<Output = Result<dlt645::Frame, Error>> + Send {
+        BusHandle::request(self, frame, attempts)
     }
+}
+
+/// How one delivery attempt was recorded in the store.
+#[derive(Debug)]
+pub enum Recorded {
+    /// Completed now.
+    Delivered {
+        /// When the order was paid.
+        paid_at_ms: Option<i64>,
+        /// Its purchase number.
+        purchase: i64,
+    },
+    /// The meter's evidence arrived but the order was already completed.
+    AlreadyDone,
+    /// Flagged for staff: (event kind, detail).
+    Flagged(&'static str, String),
+    /// The meter refused purchase `seq` (count `count`): number given back.
+    Refused {
+        /// The number given back.
+        seq: i64,
+        /// The meter's count.
+        count: i64,
+    },
+    /// Waits behind another purchase of its meter.
+    Waiting(String),
+    /// Failed; retried after a backoff.
+    Retry(String),
+    /// Nothing to do (refunded, completed…): the job is closed.
+    Done,
+    /// The outcome could not be written (lease lost, database error).
+    NotRecorded(store::Error),
+}
+
+/// Runs one delivery attempt of `job` (order `order_id` for `meter_id`,
+/// reached at `address` over `bus`) and records its outcome, fenced by the
+/// job's lease.
+pub async fn deliver_once<B: MeterBus>(
+    ctx: &Ctx<'_>,
+    job: &Job,
+    order_id: i64,
+    meter_id: i64,
+    bus: &B,
+    address: Address,
+) -> Recorded {
+    let outcome = match attempt(ctx, job, order_id, meter_id, bus, address).await {
+        Ok(o) => o,
+        Err(Error::Store(e @ store::Error::LeaseLost(_))) => return Recorded::NotRecorded(e),
+        Err(e) => Outcome::Retry(e.to_string()),
+    };
+    let now = ctx.clock.now_ms();
+    let db = ctx.db;
+    let r = match outcome {
+        Outcome::Delivered(ev, paid_at) => {
+            store::meters::complete_delivery(db, order_id, job, meter_id, ev, now)
+                .await
+                .map(|changed| {
+                    if changed {
+                        Recorded::Delivered {
+                            paid_at_ms: paid_at,
+                            purchase: ev.purchase_count,
+                        }
+                    } else {
+                        Recorded::AlreadyDone
+                    }
+                })
+        }
+        Outcome::Alarm(kind, detail) => {
+            store::meters::flag_delivery(db, order_id, job, meter_id, kind, &detail, now)
+                .await
+                .map(|()| Recorded::Flagged(kind, detail))
+        }
+        Outcome::Refused { seq, count, detail } => {
+            store::meters::refuse_delivery(db, order_id, job, meter_id, seq, count, &detail, now)
+                .await
+                .map(|()| Recorded::Refused { seq, count })
+        }
+        Outcome::Wait(why) => {
+            // Woken when the purchase ahead settles; the fallback only
+            // covers a wake that was lost.
+            store::jobs::wait(db, job, &why, now + ctx.cfg.deliver_backoff_cap_ms, now)
+                .await
+                .map(|()| Recorded::Waiting(why))
+        }
+        Outcome::Retry(why) => {
+            store::jobs::fail(db, job, &why, now, ctx.cfg.deliver_backoff_cap_ms)
+                .await
+                .map(|_| Recorded::Retry(why))
+        }
+        Outcome::Done => {
+            let r = async {
+                let mut tx = db.begin().await?;
+                store::jobs::complete(&mut tx, job, now).await?;
+                tx.commit().await
+            };
+            r.await.map(|()| Recorded::Done)
+        }
+    };
+    r.unwrap_or_else(Recorded::NotRecorded)
+}
+
+async fn attempt<B: MeterBus>(
+    ctx: &Ctx<'_>,
+    job: &Job,
+    order_id: i64,
+    meter_id: i64,
+    bus: &B,
+    address: Address,
+) -> Result<Outcome, Error> {
+    let route = Link { bus, address };
+    let Some(t) = store::meters::delivery_target(ctx.db, order_id).await? else {
+        return Ok(Outcome::Alarm("seq_gap", "order vanished".to_owned()));
+    };
+    if !matches!(t.state.as_str(), "charging" | "delayed") {
+        return Ok(Outcome::Done);
+    }
+    if t.meter_id != meter_id {
+        return Ok(Outcome::Alarm(
+            "seq_gap",
+            "job and order disagree on the meter".to_owned(),
+        ));
+    }
+    let mut count = read_count(&route).await?;
+    let seq = match t.purchase_seq {
+        Some(s) => s,
+        None => {
+            // Assign from a fresh count, then persist before any frame.
+            store::meters::set_purchase_count(ctx.db, meter_id, count, ctx.clock.now_ms()).await?;
+            match store::orders::assign_purchase_seq(ctx.db, order_id, ctx.clock.now_ms()).await? {
+                Assignment::Assigned(s) => s,
+                Assignment::Wait(why) => return Ok(Outcome::Wait(why)),
+                Assignment::NotDeliverable(_) => return Ok(Outcome::Done),
+            }
+        }
+    };
+    let energy =
+        u32::try_from(t.centikwh).map_err(|_| Error::BadReply("energy too large".into()))?;
+    let recharge = Recharge {
+        operator: OperatorCode(ctx.cfg.operator_code),
+        energy_centikwh: energy,
+        purchase_count: u32::try_from(seq).map_err(|_| Error::BadReply("seq too large".into()))?,
+        mac1: [0; 4],
+        customer: u64::try_from(t.room_id).unwrap_or(0) % (Recharge::CUSTOMER_MAX + 1),
+        mac2: [0; 4],
+    };
+    // Built once: every (re)send is this identical frame.
+    let frame = request::recharge_request(route.address, &recharge)
+        .map_err(|e| Error::BadReply(e.to_string()))?;
+    let mut sends = 0;
+    loop {
+        match plan::decide(seq, count) {
+            Step::Delivered => {
+                return verify(&route, seq, t.centikwh, t.paid_at_ms).await;
+            }
+            Step::Gap => {
+                return Ok(Outcome::Alarm(
+                    "seq_gap",
+                    format!("meter purchase count {count}, order sequence {seq}"),
+                ));
+            }
+            Step::Send if sends >= ctx.cfg.deliver_resends_max => {
+                return Ok(Outcome::Retry(format!(
+                    "{sends} sends without confirmation"
+                )));
+            }
+            Step::Send => {}
+        }
+        sends += 1;
+        // Fencing: never send unless this worker still holds the job
+        // (renewed now, so the lease outlasts the bus round trip).
+        store::jobs::heartbeat(ctx.db, job, ctx.clock.now_ms(), ctx.cfg.deliver_lease_ms).await?;
+        match route.bus.request(frame.clone(), 1).await {
+            Ok(reply)
+                if reply.function() == Some(Function::Security)
+                    && !reply.control().is_abnormal() =>
+            {
+                match RechargeReply::from_wire(reply.data()) {
+                    Ok(r) if i64::from(r.purchase_count) == seq => {
+                        return Ok(Outcome::Delivered(
+                            DeliveryEvidence {
+                                purchase_count: seq,
+                                remaining_centikwh: Some(r.remaining_centikwh),
+                            },
+                            t.paid_at_ms,
+                        ));
+                    }
+                    Ok(r) => count = i64::from(r.purchase_count),
+                    Err(_) => count = read_count(&route).await?,
+                }
+            }
+            Ok(reply) => {
+                let serr = reply.security_error().unwrap_or(SecurityErrorFlags::OTHER);
+                if serr.contains(SecurityErrorFlags::HOARDING_LIMIT) {
+                    // Refused: read back to know whether it applied.
+                    count = read_count(&route).await?;
+                    if count == seq - 1 {
+                        return Ok(Outcome::Refused {
+                            seq,
+                            count,
+                            detail: "the meter would exceed its hoarding limit".to_owned(),
+                        });
+                    }
+                    continue;
+                }
+                if serr.contains(SecurityErrorFlags::COUNT_ERROR) {
+                    tracing::warn!(
+                        order.id = order_id,
+                        meter.id = meter_id,
+                        seq,
+                        "meter answered count error"
+                    );
+                }
+                // Repeat, count error or anything else: an error reply
+                // may still have been applied (protocol-notes §2.6), so
+                // the read-back decides.
+                count = read_count(&route).await?;
+            }
+            Err(Error::Timeout | Error::BadReply(_)) => {
+                count = read_count(&route).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn read_count<B: MeterBus>(route: &Link<'_, B>) -> Result<i64, Error> {
+    let f = route
+        .bus
+        .request(
+            request::read_request(route.address, Di::PURCHASE_COUNT),
+            READ_BACK_ATTEMPTS,
+        )
+        .await?;
+    if f.control().is_abnormal() {
+        return Err(Error::Refused("purchase count not readable".into()));
+    }
+    plan::number(&f).ok_or_else(|| Error::BadReply("purchase count".into()))
+}
+
+/// count == seq: the last purchase on the meter must be this order's
+/// energy, else someone else's purchase holds our number.
+async fn verify<B: MeterBus>(
+    route: &Link<'_, B>,
+    seq: i64,
+    centikwh: i64,
+    paid_at_ms: Option<i64>,
+) -> Result<Outcome, Error> {
+    let f = route
+        .bus
+        .request(
+            request::read_request(route.address, Di::LAST_PURCHASE_ENERGY),
+            READ_BACK_ATTEMPTS,
+        )
+        .await?;
+    let last = plan::number(&f).ok_or_else(|| Error::BadReply("last purchase energy".into()))?;
+    if last != centikwh {
+        return Ok(Outcome::Alarm(
+            "seq_gap",
+            format!("purchase {seq} on the meter is {last} centikWh, the order is {centikwh}"),
+        ));
+    }
+    let remaining = route
+        .bus
+        .request(
+            request::read_request(route.address, Di::REMAINING_ENERGY),
+            1,
+        )
+        .await
+        .ok()
+        .and_then(|f| plan::number(&f));
+    Ok(Outcome::Delivered(
+        DeliveryEvidence {
+            purchase_count: seq,
+            remaining_centikwh: remaining,
+        },
+        paid_at_ms,
+    ))
+}
+
+/// A meter as the attempt reaches it.
+struct Link<'a, B> {
+    bus: &'a B,
+    address: Address,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -513,7 +629,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// `{"order_id":…,"meter_id":…}`.
-fn parse_payload(payload: &str) -> Option<(i64, i64)> {
+pub(crate) fn parse_payload(payload: &str) -> Option<(i64, i64)> {
     let v: serde_json::Value = serde_json::from_str(payload).ok()?;
     Some((v.get("order_id")?.as_i64()?, v.get("meter_id")?.as_i64()?))
 }

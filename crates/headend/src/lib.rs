@@ -22,6 +22,7 @@
 pub mod bus;
 pub mod clock;
 pub mod deliver;
+pub mod dst;
 mod headend;
 pub mod link;
 pub mod metrics;

@@ -15,6 +15,7 @@ pub mod meters;
 pub mod nodes;
 pub mod notify;
 pub mod orders;
+pub mod scratch;
 pub mod students;
 pub mod testing;
 
