@@ -9,6 +9,7 @@
 pub mod campus;
 mod db;
 pub mod history;
+pub mod idempotency;
 pub mod jobs;
 pub mod ledger;
 pub mod meters;
