@@ -668,3 +668,53 @@ async fn delivery_and_low_balance_notify_binders_once() {
         assert_ledger_ok(&db).await;
     }
 }
+
+/// `/readyz` writes: the probe commits on a healthy database (repeatedly:
+/// one row, rewritten) and names the fault on a read-only one.
+#[tokio::test]
+async fn the_readiness_probe_writes_and_sees_a_read_only_database() {
+    for db in testing::all().await.unwrap() {
+        for n in 0..3 {
+            db.check_writable(NOW + n).await.unwrap();
+        }
+        let probes: i64 = store::on_db!(&db, |p| sqlx::query_scalar(
+            "select probes from health_probe where id = 1"
+        )
+        .fetch_one(p)
+        .await
+        .unwrap());
+        assert_eq!(probes, 3, "{:?}", db.backend());
+    }
+    // A read-only PostgreSQL (a standby, or set so) passes a read, not the probe.
+    let Some(url) = testing::postgres_url().await.unwrap() else {
+        return;
+    };
+    let db = Db::connect(&url, &store::DbOptions::default())
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    if let Db::Postgres(p) = &db {
+        let name: String = sqlx::query_scalar("select current_database()::text")
+            .fetch_one(p)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "alter database {name} set default_transaction_read_only = on"
+        )))
+        .execute(p)
+        .await
+        .unwrap();
+    }
+    db.close().await;
+    let db = Db::connect(&url, &store::DbOptions::default())
+        .await
+        .unwrap();
+    db.ping().await.unwrap();
+    let e = db.check_writable(NOW).await.unwrap_err();
+    assert_eq!(
+        e.storage_fault(),
+        Some(store::StorageFault::ReadOnly),
+        "{e}"
+    );
+    db.close().await;
+}
