@@ -1041,3 +1041,29 @@ async fn counter_twins(app: &TestApp) {
 async fn concurrent_identical_counter_sales_sell_once() {
     on_all_dbs!(counter_twins);
 }
+
+/// Issue 9 item 13: the demo restarts, and with it the sandbox; a payment
+/// made at the new sandbox must be credited, not refused for a transaction
+/// id the old sandbox already gave to a stored order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_after_a_sandbox_restart_is_credited() {
+    for db in store::testing::all().await.expect("test dbs") {
+        let before = TestApp::spawn(db.clone()).await;
+        let first = before.started(3).await;
+        before.sandbox.pay(&first.out_trade_no).expect("pay");
+        before.wait_state(&first, "charging").await;
+        drop(before);
+
+        // A new process: new sandbox, same database.
+        let after = TestApp::spawn(db).await;
+        let second = after.started(4).await;
+        after.sandbox.pay(&second.out_trade_no).expect("pay");
+        let paid = after.wait_state(&second, "charging").await;
+        assert_ne!(
+            paid.transaction_id,
+            after.reload(&first).await.transaction_id,
+            "a new transaction id"
+        );
+        after.check_ledger().await;
+    }
+}
