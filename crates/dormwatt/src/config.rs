@@ -610,7 +610,11 @@ impl Config {
         }
         fig = fig.merge(
             Env::prefixed("DORMWATT_")
-                .filter(|k| !NOT_CONFIG_ENV.contains(&k.as_str().to_ascii_lowercase().as_str()))
+                .filter(|k| {
+                    let k = k.as_str().to_ascii_lowercase();
+                    // `DORMWATT_TEST_*` belong to the test harness (store::testing, tests).
+                    !(NOT_CONFIG_ENV.contains(&k.as_str()) || k.starts_with("test_"))
+                })
                 .split("__"),
         );
         let cfg: Config = fig

@@ -860,3 +860,31 @@ async fn cashier_page_confirm_and_admin_routes() {
         .expect("json");
     assert_eq!(deliveries.as_array().map(Vec::len), Some(3));
 }
+
+/// Issue 9 item 13: a restarted sandbox (a new instance, as after a demo
+/// restart) must not hand out the transaction ids of the previous run, or
+/// dormwatt's unique transaction id makes the notify handler refuse the new
+/// payment forever.
+#[tokio::test]
+async fn a_restarted_sandbox_never_reuses_transaction_ids() {
+    const PAYMENTS: usize = 40;
+    let mut seen = std::collections::HashSet::new();
+    for run in 0..2 {
+        let env = TestEnv::spawn().await;
+        env.sandbox.set_default_notify_plan(NotifyPlan::never());
+        for i in 0..PAYMENTS {
+            let otn = format!("E20261202{run}{i:07}");
+            env.client
+                .prepay_jsapi(&order(&otn, 100))
+                .await
+                .expect("prepay");
+            let t = env.sandbox.pay(&otn).expect("pay");
+            let id = t.transaction_id.expect("paid orders have an id");
+            assert_eq!(id.len(), 28, "{id}");
+            assert!(id.starts_with("4200"), "{id}");
+            assert!(id.bytes().all(|b| b.is_ascii_digit()), "{id}");
+            assert!(seen.insert(id.clone()), "run {run} reused {id}");
+        }
+    }
+    assert_eq!(seen.len(), 2 * PAYMENTS);
+}

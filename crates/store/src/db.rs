@@ -110,6 +110,22 @@ impl Tx {
     }
 }
 
+/// Fails when `conn` cannot write: a write in a transaction that is rolled
+/// back (nothing reaches the file), so it also works on a full disk.
+async fn refuse_read_only(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    use sqlx::Connection as _;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let version: i64 = sqlx::query_scalar("pragma user_version")
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "pragma user_version = {version}"
+    )))
+    .execute(&mut *tx)
+    .await?;
+    tx.rollback().await
+}
+
 impl Db {
     /// Opens a pool for `url` (`sqlite://path`, `sqlite::memory:` or
     /// `postgres://…`) and checks that the database answers.
@@ -135,11 +151,37 @@ impl Db {
             } else {
                 opts.connections_max.max(1)
             };
-            let pool = SqlitePoolOptions::new()
+            let mut pool = SqlitePoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(acquire)
-                .connect_with(conn)
-                .await?;
+                // A connection whose COMMIT or ROLLBACK failed (e.g. SQLITE_FULL,
+                // after which SQLite has already rolled back on its own) keeps a
+                // non-zero sqlx transaction depth, and every later `BEGIN` on it
+                // fails with "attempted to call begin_with at non-zero
+                // transaction depth". Never give such a connection out again.
+                .after_release(|conn, _meta| {
+                    use sqlx::Connection as _;
+                    Box::pin(async move {
+                        // The rollback of a dropped transaction is queued on the
+                        // connection's worker; a ping runs after it.
+                        conn.ping().await?;
+                        let clean = !conn.is_in_transaction();
+                        if !clean {
+                            tracing::warn!(
+                                "discarding a SQLite connection left inside a failed transaction"
+                            );
+                        }
+                        Ok(clean)
+                    })
+                });
+            if !memory {
+                // SQLite silently opens a file it cannot open for writing
+                // read-only, and such a connection stays read-only after the
+                // directory is writable again. Refuse it (the pool retries until
+                // its acquire timeout), so none ever enters the pool.
+                pool = pool.after_connect(|conn, _meta| Box::pin(refuse_read_only(conn)));
+            }
+            let pool = pool.connect_with(conn).await?;
             Ok(Db::Sqlite(pool))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let conn = PgConnectOptions::from_str(url)?;
@@ -231,13 +273,32 @@ impl Db {
         Ok(())
     }
 
-    /// Whether the database answers a trivial query (for `/readyz`).
+    /// Whether the database answers a trivial query (reads only; `/readyz`
+    /// uses [`Db::check_writable`]).
     pub async fn ping(&self) -> Result<()> {
         on_db!(self, |p| sqlx::query("select 1")
             .execute(p)
             .await
             .map(|_| ()))?;
         Ok(())
+    }
+
+    /// Whether a write commits (for `/readyz`): a row of `health_probe` is
+    /// rewritten in a write transaction. A read alone cannot see a full disk
+    /// or a read-only database; see [`Error::storage_fault`] for the cause.
+    pub async fn check_writable(&self, now_ms: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, |c| {
+            sqlx::query(
+            "insert into health_probe (id, probes, at_ms) values (1, 1, $1)
+             on conflict (id) do update set probes = health_probe.probes + 1, at_ms = excluded.at_ms"
+        )
+        .bind(now_ms)
+        .execute(c)
+        .await
+        .map(|_| ())?
+        });
+        tx.commit().await
     }
 
     /// Closes the pool, waiting for connections to return.

@@ -9,6 +9,7 @@
 pub mod campus;
 mod db;
 pub mod history;
+pub mod idempotency;
 pub mod jobs;
 pub mod ledger;
 pub mod meters;
@@ -58,6 +59,40 @@ pub enum Error {
     /// The stored data broke an invariant (a bug or tampering).
     #[error("corrupt data: {0}")]
     Corrupt(String),
+}
+
+/// What is wrong with the storage under a database, as far as an error shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFault {
+    /// The disk (or the database's size limit) is full.
+    Full,
+    /// The database cannot be written (read-only file, filesystem or server).
+    ReadOnly,
+}
+
+impl Error {
+    /// The storage fault behind this error, if it is one: SQLite's
+    /// SQLITE_FULL / SQLITE_READONLY (extended codes included), PostgreSQL's
+    /// `53100 disk_full` / `25006 read_only_sql_transaction`.
+    pub fn storage_fault(&self) -> Option<StorageFault> {
+        let Error::Sqlx(sqlx::Error::Database(e)) = self else {
+            return None;
+        };
+        let code = e.code()?;
+        if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+            // An extended result code; the primary code is its low byte.
+            return match code.parse::<i64>().ok()? & 0xff {
+                13 => Some(StorageFault::Full),
+                8 => Some(StorageFault::ReadOnly),
+                _ => None,
+            };
+        }
+        match code.as_ref() {
+            "53100" => Some(StorageFault::Full),
+            "25006" => Some(StorageFault::ReadOnly),
+            _ => None,
+        }
+    }
 }
 
 /// Result alias of the store.

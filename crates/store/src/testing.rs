@@ -1,7 +1,13 @@
 //! Fresh databases for tests: a temporary SQLite file always, and a new
 //! PostgreSQL database whenever `DORMWATT_TEST_PG_URL` is set (CI sets it).
 //! Without it the PostgreSQL half is skipped with a printed notice, so
-//! `cargo test` still passes on a laptop.
+//! `cargo test` still passes on a laptop. When it is set but the server
+//! cannot be used (wrong URL, server down, not PostgreSQL), every function
+//! here returns an error, so the tests fail rather than skip.
+//!
+//! When `DORMWATT_TEST_PG_LOG` names a file, each PostgreSQL test database
+//! created appends one line to it; `.ci/run` counts them to show that the
+//! PostgreSQL half really ran.
 
 use crate::{Db, DbOptions, Result};
 use sqlx::Executor;
@@ -9,6 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Environment variable holding the PostgreSQL URL for tests.
 pub const PG_URL_ENV: &str = "DORMWATT_TEST_PG_URL";
+/// Environment variable naming a file that gets one line per PostgreSQL
+/// test database created.
+pub const PG_LOG_ENV: &str = "DORMWATT_TEST_PG_LOG";
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -42,21 +51,51 @@ pub async fn postgres_url() -> Result<Option<String>> {
         eprintln!("notice: {PG_URL_ENV} is not set; skipping the PostgreSQL half of this test");
         return Ok(None);
     };
+    let log = std::env::var_os(PG_LOG_ENV).map(std::path::PathBuf::from);
+    create_database(&url, log.as_deref()).await.map(Some)
+}
+
+/// Creates a `dw_test_*` database on the server at `url` and returns its
+/// URL; appends its name to `log`, if given. Any failure is an error: a
+/// configured server that cannot be used must fail the test, not skip it.
+async fn create_database(url: &str, log: Option<&std::path::Path>) -> Result<String> {
+    let fail = |why: String| crate::Error::Conflict(format!("{PG_URL_ENV}: {why}"));
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(fail(format!(
+            "expected a postgres:// URL, got {:?}",
+            crate::redact_url(url)
+        )));
+    }
     let name = format!("dw_test_{}", unique_suffix());
     let admin = Db::connect(
-        &url,
+        url,
         &DbOptions {
             connections_max: 1,
             ..DbOptions::default()
         },
     )
     .await?;
-    if let Db::Postgres(p) = &admin {
-        p.execute(sqlx::AssertSqlSafe(format!("create database {name}")))
-            .await?;
-    }
+    let created = match &admin {
+        Db::Postgres(p) => p
+            .execute(sqlx::AssertSqlSafe(format!("create database {name}")))
+            .await
+            .map(|_| ())
+            .map_err(crate::Error::from),
+        Db::Sqlite(_) => Err(fail("not a PostgreSQL server".to_owned())),
+    };
     admin.close().await;
-    Ok(Some(with_database(&url, &name)))
+    created?;
+    if let Some(path) = log {
+        use std::io::Write as _;
+        // One short line per append: concurrent tests do not interleave.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(format!("{name}\n").as_bytes()))
+            .map_err(|e| fail(format!("cannot append to {}: {e}", path.display())))?;
+    }
+    Ok(with_database(url, &name))
 }
 
 /// `url` with its database name replaced by `name` (credentials and query kept).
@@ -98,6 +137,21 @@ pub async fn all() -> Result<Vec<Db>> {
 
 #[cfg(test)]
 mod tests {
+    /// A configured but unusable server is an error (the test fails), never
+    /// a skip.
+    #[tokio::test]
+    async fn an_unusable_server_is_an_error() {
+        for url in [
+            // Nothing listens on port 1.
+            "postgres://postgres@127.0.0.1:1/postgres",
+            "sqlite::memory:",
+            "",
+        ] {
+            let r = super::create_database(url, None).await;
+            assert!(r.is_err(), "{url:?} gave {r:?}");
+        }
+    }
+
     #[test]
     fn database_name_is_replaced() {
         assert_eq!(

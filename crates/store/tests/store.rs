@@ -84,35 +84,188 @@ async fn newer_schema_is_refused() {
     }
 }
 
+/// One index or key of the schema as both backends can describe it.
+/// Constraint-backed indexes get generated names that differ by backend
+/// (`sqlite_autoindex_orders_1` vs `orders_out_trade_no_key`), so for them
+/// the name is left out and the kind, table and columns identify them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct IndexShape {
+    table: String,
+    /// `primary key`, `unique constraint` or `index`.
+    kind: &'static str,
+    /// The index name for `create index`; empty for constraints.
+    name: String,
+    unique: bool,
+    partial: bool,
+    /// Indexed columns in order; `<expr>` for an expression.
+    columns: Vec<String>,
+}
+
+async fn columns_of(db: &Db) -> Vec<(String, String)> {
+    match db {
+        Db::Sqlite(p) => sqlx::query_as(
+            "select m.name, p.name from sqlite_master m join pragma_table_info(m.name) p
+             where m.type = 'table' and m.name not like '\\_%' escape '\\' and m.name not like 'sqlite%'
+             order by 1, 2",
+        )
+        .fetch_all(p)
+        .await
+        .unwrap(),
+        Db::Postgres(p) => sqlx::query_as(
+            "select table_name::text, column_name::text from information_schema.columns
+             where table_schema = 'public' and table_name not like '\\_%' order by 1, 2",
+        )
+        .fetch_all(p)
+        .await
+        .unwrap(),
+    }
+}
+
+/// table, index, unique, origin, partial, seqno, column.
+type SqliteIndexRow = (String, String, bool, String, bool, i64, Option<String>);
+/// table, index, unique, primary, partial, constraint type, columns.
+type PgIndexRow = (String, String, bool, bool, bool, Option<String>, String);
+
+async fn indexes_of(db: &Db) -> Vec<IndexShape> {
+    let mut out = Vec::new();
+    match db {
+        Db::Sqlite(p) => {
+            // A rowid alias (`integer primary key`) has no index entry, so
+            // primary keys come from the table info for every table alike.
+            let pks: Vec<(String, String, i64)> = sqlx::query_as(
+                "select m.name, p.name, p.pk from sqlite_master m join pragma_table_info(m.name) p
+                 where m.type = 'table' and m.name not like '\\_%' escape '\\'
+                   and m.name not like 'sqlite%' and p.pk > 0
+                 order by 1, 3",
+            )
+            .fetch_all(p)
+            .await
+            .unwrap();
+            for (table, column, _) in pks {
+                match out.last_mut() {
+                    Some(IndexShape {
+                        table: t, columns, ..
+                    }) if *t == table => {
+                        columns.push(column);
+                    }
+                    _ => out.push(IndexShape {
+                        table,
+                        kind: "primary key",
+                        name: String::new(),
+                        unique: true,
+                        partial: false,
+                        columns: vec![column],
+                    }),
+                }
+            }
+            let rows: Vec<SqliteIndexRow> = sqlx::query_as(
+                "select m.name, l.name, l.\"unique\", l.origin, l.partial, i.seqno, i.name
+                     from sqlite_master m join pragma_index_list(m.name) l
+                     join pragma_index_info(l.name) i
+                     where m.type = 'table' and m.name not like '\\_%' escape '\\'
+                       and m.name not like 'sqlite%' and l.origin <> 'pk'
+                     order by 1, 2, 6",
+            )
+            .fetch_all(p)
+            .await
+            .unwrap();
+            let mut last_index = String::new();
+            for (table, index, unique, origin, partial, _, column) in rows {
+                let column = column.unwrap_or_else(|| "<expr>".to_owned());
+                if index == last_index
+                    && let Some(shape) = out.last_mut()
+                {
+                    shape.columns.push(column);
+                    continue;
+                }
+                last_index.clone_from(&index);
+                let constraint = origin == "u";
+                out.push(IndexShape {
+                    table,
+                    kind: if constraint {
+                        "unique constraint"
+                    } else {
+                        "index"
+                    },
+                    name: if constraint { String::new() } else { index },
+                    unique,
+                    partial,
+                    columns: vec![column],
+                });
+            }
+        }
+        Db::Postgres(p) => {
+            let rows: Vec<PgIndexRow> =
+                sqlx::query_as(
+                    "select t.relname::text, i.relname::text, x.indisunique, x.indisprimary,
+                            x.indpred is not null, c.contype::text,
+                            (select string_agg(coalesce(a.attname::text, '<expr>'), ',' order by k.ord)
+                             from unnest(x.indkey::int2[]) with ordinality k(attnum, ord)
+                             left join pg_attribute a on a.attrelid = t.oid and a.attnum = k.attnum)
+                     from pg_index x
+                     join pg_class i on i.oid = x.indexrelid
+                     join pg_class t on t.oid = x.indrelid
+                     join pg_namespace n on n.oid = t.relnamespace
+                     left join pg_constraint c on c.conindid = x.indexrelid and c.contype in ('p', 'u')
+                     where n.nspname = 'public' and t.relname not like '\\_%'",
+                )
+                .fetch_all(p)
+                .await
+                .unwrap();
+            for (table, index, unique, primary, partial, contype, columns) in rows {
+                let kind = match (primary, contype.as_deref()) {
+                    (true, _) | (_, Some("p")) => "primary key",
+                    (_, Some("u")) => "unique constraint",
+                    _ => "index",
+                };
+                out.push(IndexShape {
+                    table,
+                    kind,
+                    name: if kind == "index" {
+                        index
+                    } else {
+                        String::new()
+                    },
+                    unique,
+                    partial,
+                    columns: columns.split(',').map(str::to_owned).collect(),
+                });
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The two migration trees must give the same tables, columns, keys,
+/// unique constraints and indexes (name, table, uniqueness, columns).
 #[tokio::test]
 async fn schema_trees_have_the_same_tables_and_columns() {
     let dbs = testing::all().await.unwrap();
     if dbs.len() < 2 {
         return;
     }
-    let mut shapes = Vec::new();
-    for db in &dbs {
-        let cols: Vec<(String, String)> = match db {
-            Db::Sqlite(p) => sqlx::query_as(
-                "select m.name, p.name from sqlite_master m join pragma_table_info(m.name) p
-                 where m.type = 'table' and m.name not like '\\_%' escape '\\' and m.name not like 'sqlite%'
-                 order by 1, 2",
-            )
-            .fetch_all(p)
-            .await
-            .unwrap(),
-            Db::Postgres(p) => sqlx::query_as(
-                "select table_name::text, column_name::text from information_schema.columns
-                 where table_schema = 'public' and table_name not like '\\_%' order by 1, 2",
-            )
-            .fetch_all(p)
-            .await
-            .unwrap(),
-        };
-        shapes.push(cols);
-    }
-    assert!(!shapes[0].is_empty());
-    assert_eq!(shapes[0], shapes[1]);
+    let (sqlite, postgres) = (&dbs[0], &dbs[1]);
+    let columns = (columns_of(sqlite).await, columns_of(postgres).await);
+    assert!(!columns.0.is_empty());
+    assert_eq!(columns.0, columns.1, "columns differ (sqlite, postgres)");
+    let indexes = (indexes_of(sqlite).await, indexes_of(postgres).await);
+    assert!(indexes.0.iter().any(|i| i.kind == "unique constraint"));
+    assert!(indexes.0.iter().any(|i| i.kind == "index"));
+    let only_sqlite: Vec<_> = indexes
+        .0
+        .iter()
+        .filter(|i| !indexes.1.contains(i))
+        .collect();
+    let only_postgres: Vec<_> = indexes
+        .1
+        .iter()
+        .filter(|i| !indexes.0.contains(i))
+        .collect();
+    assert!(
+        only_sqlite.is_empty() && only_postgres.is_empty(),
+        "indexes differ\nonly on SQLite: {only_sqlite:#?}\nonly on PostgreSQL: {only_postgres:#?}"
+    );
 }
 
 fn req(area_id: i64, address: &str, kwh: u64) -> NewOrder<'_> {
@@ -527,4 +680,54 @@ async fn delivery_and_low_balance_notify_binders_once() {
         );
         assert_ledger_ok(&db).await;
     }
+}
+
+/// `/readyz` writes: the probe commits on a healthy database (repeatedly:
+/// one row, rewritten) and names the fault on a read-only one.
+#[tokio::test]
+async fn the_readiness_probe_writes_and_sees_a_read_only_database() {
+    for db in testing::all().await.unwrap() {
+        for n in 0..3 {
+            db.check_writable(NOW + n).await.unwrap();
+        }
+        let probes: i64 = store::on_db!(&db, |p| sqlx::query_scalar(
+            "select probes from health_probe where id = 1"
+        )
+        .fetch_one(p)
+        .await
+        .unwrap());
+        assert_eq!(probes, 3, "{:?}", db.backend());
+    }
+    // A read-only PostgreSQL (a standby, or set so) passes a read, not the probe.
+    let Some(url) = testing::postgres_url().await.unwrap() else {
+        return;
+    };
+    let db = Db::connect(&url, &store::DbOptions::default())
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    if let Db::Postgres(p) = &db {
+        let name: String = sqlx::query_scalar("select current_database()::text")
+            .fetch_one(p)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "alter database {name} set default_transaction_read_only = on"
+        )))
+        .execute(p)
+        .await
+        .unwrap();
+    }
+    db.close().await;
+    let db = Db::connect(&url, &store::DbOptions::default())
+        .await
+        .unwrap();
+    db.ping().await.unwrap();
+    let e = db.check_writable(NOW).await.unwrap_err();
+    assert_eq!(
+        e.storage_fault(),
+        Some(store::StorageFault::ReadOnly),
+        "{e}"
+    );
+    db.close().await;
 }

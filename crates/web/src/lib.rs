@@ -148,13 +148,19 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database takes a write. A read-only check stayed 200
+/// through a full disk and a read-only spell while every purchase failed.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.db().ping().await {
+    match state.db().check_writable(store::now_ms()).await {
         Ok(()) => (StatusCode::OK, "ready"),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+            let reason = match e.storage_fault() {
+                Some(store::StorageFault::Full) => "database full",
+                Some(store::StorageFault::ReadOnly) => "database read-only",
+                None => "database unavailable",
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, reason)
         }
     }
 }

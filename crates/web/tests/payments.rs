@@ -937,3 +937,133 @@ async fn student_api(app: &TestApp) {
 async fn students_see_and_pay_only_their_own_orders() {
     on_all_dbs!(student_api);
 }
+
+/// POST /api/counter/sales with the operator token and an optional
+/// `Idempotency-Key`; returns the status, whether the answer was a replay
+/// and the body text.
+async fn counter_post(
+    app: &TestApp,
+    key: Option<&str>,
+    body: &serde_json::Value,
+) -> (u16, bool, String) {
+    let mut r = app
+        .http
+        .post(format!("{}/api/counter/sales", app.base))
+        .bearer_auth(TOKEN)
+        .json(body);
+    if let Some(k) = key {
+        r = r.header("Idempotency-Key", k);
+    }
+    let resp = r.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let replayed = resp
+        .headers()
+        .get("idempotent-replayed")
+        .is_some_and(|v| v == "true");
+    (status, replayed, resp.text().await.expect("body"))
+}
+
+/// What a counter sale moves: counter orders, queued deliveries, money held.
+async fn counter_effects(app: &TestApp) -> (usize, i64, i64) {
+    (
+        app.count_in(domain::order::OrderState::Charging).await,
+        app.deliver_jobs().await,
+        app.prepaid_fen().await,
+    )
+}
+
+async fn counter_retry(app: &TestApp) {
+    let sale = serde_json::json!({"area_id": app.area_id, "meter_address": app.meter, "kwh": 20, "operator": "op1"});
+    let (status, replayed, first) = counter_post(app, Some("till-3-0001"), &sale).await;
+    assert_eq!((status, replayed), (201, false), "{first}");
+    let after_first = counter_effects(app).await;
+    assert_eq!(
+        (after_first.0, after_first.1),
+        (1, 1),
+        "one sale, one delivery"
+    );
+
+    // The cashier's retry (e.g. after a timeout): the same answer, no second sale.
+    let (status, replayed, again) = counter_post(app, Some("till-3-0001"), &sale).await;
+    assert_eq!((status, replayed), (201, true), "{again}");
+    assert_eq!(again, first, "the same receipt, byte for byte");
+    assert_eq!(counter_effects(app).await, after_first);
+
+    // The same key for another sale is refused and changes nothing.
+    let other = serde_json::json!({"area_id": app.area_id, "meter_address": app.meter, "kwh": 21, "operator": "op1"});
+    let (status, _, body) = counter_post(app, Some("till-3-0001"), &other).await;
+    assert_eq!(status, 409, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json error");
+    assert_eq!(json["code"], "IDEMPOTENCY_KEY_REUSED", "{body}");
+    assert_eq!(counter_effects(app).await, after_first);
+
+    // Malformed keys are refused before anything happens.
+    for bad in ["", &"k".repeat(129)] {
+        let (status, _, body) = counter_post(app, Some(bad), &sale).await;
+        assert_eq!(status, 400, "{bad:?}: {body}");
+    }
+    assert_eq!(counter_effects(app).await, after_first);
+
+    // Another key is another sale.
+    let (status, replayed, _) = counter_post(app, Some("till-3-0002"), &sale).await;
+    assert_eq!((status, replayed), (201, false));
+    assert_eq!(counter_effects(app).await.0, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retried_counter_sale_sells_once() {
+    on_all_dbs!(counter_retry);
+}
+
+async fn counter_twins(app: &TestApp) {
+    let sale = serde_json::json!({"area_id": app.area_id, "meter_address": app.meter, "kwh": 5, "operator": "op2"});
+    // Two identical requests at the same moment (a double click, a proxy retry).
+    let (a, b, c, d) = tokio::join!(
+        counter_post(app, Some("till-4-0001"), &sale),
+        counter_post(app, Some("till-4-0001"), &sale),
+        counter_post(app, Some("till-4-0001"), &sale),
+        counter_post(app, Some("till-4-0001"), &sale),
+    );
+    for r in [&a, &b, &c, &d] {
+        assert_eq!(r.0, 201, "{}", r.2);
+        assert_eq!(r.2, a.2, "every twin gets the same receipt");
+    }
+    assert_eq!(
+        [&a, &b, &c, &d].iter().filter(|r| !r.1).count(),
+        1,
+        "exactly one request sold"
+    );
+    let (orders, jobs, _) = counter_effects(app).await;
+    assert_eq!((orders, jobs), (1, 1), "one sale, one delivery");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_identical_counter_sales_sell_once() {
+    on_all_dbs!(counter_twins);
+}
+
+/// Issue 9 item 13: the demo restarts, and with it the sandbox; a payment
+/// made at the new sandbox must be credited, not refused for a transaction
+/// id the old sandbox already gave to a stored order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_after_a_sandbox_restart_is_credited() {
+    for db in store::testing::all().await.expect("test dbs") {
+        let before = TestApp::spawn(db.clone()).await;
+        let first = before.started(3).await;
+        before.sandbox.pay(&first.out_trade_no).expect("pay");
+        before.wait_state(&first, "charging").await;
+        drop(before);
+
+        // A new process: new sandbox, same database.
+        let after = TestApp::spawn(db).await;
+        let second = after.started(4).await;
+        after.sandbox.pay(&second.out_trade_no).expect("pay");
+        let paid = after.wait_state(&second, "charging").await;
+        assert_ne!(
+            paid.transaction_id,
+            after.reload(&first).await.transaction_id,
+            "a new transaction id"
+        );
+        after.check_ledger().await;
+    }
+}

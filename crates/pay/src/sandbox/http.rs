@@ -19,9 +19,7 @@ use crate::model::{
     TradeBillResponse, TradeState,
 };
 use crate::sign::{self, Authorization, MAX_CLOCK_SKEW_S, request_message};
-use crate::time::{
-    beijing_date, format_beijing, format_beijing_bill, parse_bill_date, parse_rfc3339,
-};
+use crate::time::{format_beijing, format_beijing_bill, parse_bill_date, parse_rfc3339};
 
 /// Request bodies WeChat accepts are small; so do we.
 const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -470,7 +468,8 @@ async fn create_refund(
             // Re-submitting the same out_refund_no refunds only once.
             Ok(existing.refund.clone())
         } else {
-            let seq = s.next_seq();
+            // Never reused across sandbox restarts (see `State::fresh_id`).
+            let refund_id = s.fresh_id("5030", now, 16);
             match s.orders.get_mut(&req.out_trade_no) {
                 None => Err(order_not_exist()),
                 Some(o) if !matches!(o.state, TradeState::Success | TradeState::Refund) => Err(
@@ -493,7 +492,7 @@ async fn create_refund(
                     o.refunded_fen += req.amount.refund;
                     o.state = TradeState::Refund;
                     let refund = Refund {
-                        refund_id: format!("5030{}{seq:012}", beijing_date(now).replace('-', "")),
+                        refund_id: refund_id.clone(),
                         out_refund_no: req.out_refund_no.clone(),
                         transaction_id: o.transaction_id.clone().unwrap_or_default(),
                         out_trade_no: req.out_trade_no.clone(),

@@ -27,7 +27,7 @@
 mod cashier;
 mod http;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -390,6 +390,9 @@ struct State {
     plans: HashMap<String, NotifyPlan>,
     deliveries: Vec<DeliveryRecord>,
     seq: u64,
+    /// Every id [`State::fresh_id`] handed out, so this instance never
+    /// repeats one even if the clock and the random digits coincide.
+    issued_ids: HashSet<String>,
 }
 
 impl State {
@@ -397,6 +400,54 @@ impl State {
         self.seq += 1;
         self.seq
     }
+
+    /// A WeChat-like id: `prefix`, the Beijing date `yyyymmdd` of `now_unix_s`,
+    /// then `digits` digits — the wall-clock millisecond of the day (8) and
+    /// random digits for the rest. A restarted sandbox (demo restarts, test
+    /// servers) must not hand out an id an earlier run gave to another order:
+    /// dormwatt stores transaction ids as unique, and a reused one would make
+    /// the notify handler refuse a real payment forever. So the id depends on
+    /// the clock and the OS random generator, never on a counter that restarts.
+    fn fresh_id(&mut self, prefix: &str, now_unix_s: i64, digits: usize) -> String {
+        debug_assert!(digits > CLOCK_DIGITS, "room for random digits");
+        let date = crate::time::beijing_date(now_unix_s).replace('-', "");
+        loop {
+            let ms_of_day = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() % 86_400_000);
+            let id = format!(
+                "{prefix}{date}{ms_of_day:0width$}{}",
+                random_digits(digits - CLOCK_DIGITS),
+                width = CLOCK_DIGITS
+            );
+            if self.issued_ids.insert(id.clone()) {
+                return id;
+            }
+        }
+    }
+}
+
+/// Digits of [`State::fresh_id`] taken by the millisecond of the day.
+const CLOCK_DIGITS: usize = 8;
+
+/// `n` decimal digits from the OS random generator.
+fn random_digits(n: usize) -> String {
+    let mut out = String::with_capacity(n);
+    while out.len() < n {
+        // 32 hex digits of randomness per nonce; keep whole decimal digits only
+        // below 250 per byte so every digit is equally likely.
+        let nonce = sign::new_nonce();
+        for pair in nonce.as_bytes().chunks(2) {
+            let byte = std::str::from_utf8(pair)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .unwrap_or(255);
+            if byte < 250 && out.len() < n {
+                out.push(char::from(b'0' + byte % 10));
+            }
+        }
+    }
+    out
 }
 
 struct Inner {
@@ -555,7 +606,11 @@ impl Sandbox {
         let now = self.now();
         let transaction = {
             let mut s = self.state();
-            let seq = s.next_seq();
+            if !s.orders.contains_key(out_trade_no) {
+                return Err(SandboxError::UnknownOrder);
+            }
+            // 28 digits like WeChat's: 4200 + yyyymmdd + 16.
+            let transaction_id = s.fresh_id("4200", now, 16);
             let order = s
                 .orders
                 .get_mut(out_trade_no)
@@ -571,10 +626,7 @@ impl Sandbox {
             }
             order.state = TradeState::Success;
             order.success_unix_s = Some(now);
-            order.transaction_id = Some(format!(
-                "4200{}{seq:016}",
-                crate::time::beijing_date(now).replace('-', "")
-            ));
+            order.transaction_id = Some(transaction_id);
             order.transaction()
         };
         tracing::info!(out_trade_no, "sandbox: order paid");

@@ -171,6 +171,55 @@ fn kwh_text(v: &serde_json::Value) -> String {
     }
 }
 
+/// Header a cashier's till sends so that a retried sale sells once.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// Set to `true` on an answer repeated for a retried request.
+pub const IDEMPOTENT_REPLAYED_HEADER: &str = "idempotent-replayed";
+/// Key space of counter sales in `store::idempotency`.
+const COUNTER_SALE_SCOPE: &str = "counter_sale";
+
+/// The `Idempotency-Key` of a request, if it has one.
+fn idempotency_key(
+    headers: &HeaderMap,
+) -> Result<Option<store::idempotency::IdempotencyKey>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
+        return Ok(None);
+    };
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_IDEMPOTENCY_KEY", m);
+    let text = value
+        .to_str()
+        .map_err(|_| bad(store::idempotency::KeyError::BadCharacter.to_string()))?;
+    store::idempotency::IdempotencyKey::parse(text)
+        .map(Some)
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// SHA-256 (hex) of the sale as understood (trimmed texts, parsed kWh), so
+/// a retry that differs only in JSON spacing or key order is the same sale.
+fn sale_fingerprint(area_id: i64, address: &str, kwh: domain::WholeKwh, operator: &str) -> String {
+    let canonical = serde_json::json!([area_id, address, kwh.get(), operator]).to_string();
+    hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        canonical.as_bytes(),
+    ))
+}
+
+fn json_answer(status: StatusCode, body: String, replayed: bool) -> Response {
+    let mut r = (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    if replayed {
+        r.headers_mut().insert(
+            IDEMPOTENT_REPLAYED_HEADER,
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    r
+}
+
 async fn counter_sale(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -179,6 +228,10 @@ async fn counter_sale(
     if let Err(e) = authorize(&state, &headers) {
         return e.into_response();
     }
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
     let Json(sale) = match body {
         Ok(b) => b,
         Err(e) => return bad_json(&e).into_response(),
@@ -199,8 +252,39 @@ async fn counter_sale(
     };
     let address = sale.meter_address.trim();
     let now_ms = store::now_ms();
-    match store::orders::create_counter_sale(
-        state.db(),
+    // One transaction: claim the key, sell, store the receipt with the key,
+    // commit. A twin request waits on the key and then replays the receipt;
+    // a refused sale rolls back, key included, and changes nothing.
+    let mut tx = match state.db().begin().await {
+        Ok(tx) => tx,
+        Err(e) => return internal(&e).into_response(),
+    };
+    if let Some(key) = &key {
+        let fingerprint = sale_fingerprint(sale.area_id, address, kwh, operator);
+        match store::idempotency::claim(&mut tx, COUNTER_SALE_SCOPE, key, &fingerprint, now_ms)
+            .await
+        {
+            Ok(store::idempotency::Claim::New) => {}
+            Ok(store::idempotency::Claim::Replay(stored)) => {
+                drop(tx);
+                let status = StatusCode::from_u16(stored.status_code)
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                return json_answer(status, stored.body, true);
+            }
+            Ok(store::idempotency::Claim::Mismatch) => {
+                return ApiError::new(
+                    StatusCode::CONFLICT,
+                    "IDEMPOTENCY_KEY_REUSED",
+                    "this Idempotency-Key was already used for a different sale; \
+                     use a new key for a new sale",
+                )
+                .into_response();
+            }
+            Err(e) => return internal(&e).into_response(),
+        }
+    }
+    let order = match store::orders::create_counter_sale_in(
+        &mut tx,
         sale.area_id,
         address,
         kwh,
@@ -209,22 +293,40 @@ async fn counter_sale(
     )
     .await
     {
-        Ok(order) => {
-            tracing::info!(
-                order.id = order.id,
-                amount_fen = order.amount_fen,
-                "counter sale"
-            );
-            let receipt = Receipt {
-                order: OrderView::from(&order),
-                meter_address: address.to_owned(),
-                operator: operator.to_owned(),
-                delivery: "queued".to_owned(),
-            };
-            (StatusCode::CREATED, Json(receipt)).into_response()
+        Ok(order) => order,
+        Err(e) => return super::OrderInputError::from(e).into_response(),
+    };
+    let receipt = Receipt {
+        order: OrderView::from(&order),
+        meter_address: address.to_owned(),
+        operator: operator.to_owned(),
+        delivery: "queued".to_owned(),
+    };
+    let body = match serde_json::to_string(&receipt) {
+        Ok(b) => b,
+        Err(e) => return internal(&store::Error::Corrupt(e.to_string())).into_response(),
+    };
+    if let Some(key) = &key {
+        let stored = store::idempotency::StoredResponse {
+            status_code: StatusCode::CREATED.as_u16(),
+            body: body.clone(),
+        };
+        if let Err(e) =
+            store::idempotency::complete(&mut tx, COUNTER_SALE_SCOPE, key, &stored).await
+        {
+            return internal(&e).into_response();
         }
-        Err(e) => super::OrderInputError::from(e).into_response(),
     }
+    if let Err(e) = tx.commit().await {
+        return internal(&e).into_response();
+    }
+    tracing::info!(
+        order.id = order.id,
+        amount_fen = order.amount_fen,
+        idempotency_key = key.is_some(),
+        "counter sale"
+    );
+    json_answer(StatusCode::CREATED, body, false)
 }
 
 fn not_found() -> ApiError {
