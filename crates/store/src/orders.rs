@@ -1148,28 +1148,3 @@ pub async fn recent_notifications(db: &Db, limit: i64) -> Result<Vec<(Option<Str
     .fetch_all(p)
     .await?))
 }
-
-// ---- h1-ops (issue 9 item 7): minimal wrapper so the counter API can sell
-// inside its own transaction (idempotency key + sale + stored answer). The
-// owner of this file adds the real one with this exact signature. ----
-
-/// [`create_counter_sale`] inside the caller's transaction.
-pub async fn create_counter_sale_in(
-    tx: &mut Tx,
-    area_id: i64,
-    meter_address: &str,
-    kwh: WholeKwh,
-    operator: &str,
-    now_ms: i64,
-) -> Result<Order, CreateError> {
-    let req = NewOrder {
-        area_id,
-        meter_address,
-        student_id: None,
-        kwh,
-        channel: Channel::Counter,
-        operator: Some(operator),
-    };
-    let order = create_in(tx, &req, now_ms).await?;
-    Ok(pay_in(tx, &order, None, now_ms).await?)
-}
