@@ -302,14 +302,29 @@ async fn reordered(app: &TestApp) {
     app.wait_acks(&a.out_trade_no, 1).await;
     let a_paid = app.reload(&a).await;
     assert_eq!(a_paid.state, "charging");
-    // The meter confirms A; a stale duplicate of A's notification then arrives.
-    let mut tx = app.db.begin().await.expect("tx");
-    assert!(
-        store::orders::mark_delivered(&mut tx, a.id, store::now_ms())
+    // The meter confirms B (paid first), then A; a stale duplicate of A's
+    // notification then arrives.
+    for id in [b.id, a.id] {
+        let seq = store::orders::assign_purchase_seq(&app.db, id, store::now_ms())
             .await
-            .expect("deliver")
-    );
-    tx.commit().await.expect("commit");
+            .expect("assign")
+            .seq()
+            .expect("a number: the order ahead is settled");
+        let o = store::orders::by_id(&app.db, id)
+            .await
+            .expect("order")
+            .expect("order");
+        store::meters::set_purchase_count(&app.db, o.meter_id, seq, store::now_ms())
+            .await
+            .expect("count");
+        let mut tx = app.db.begin().await.expect("tx");
+        assert!(
+            store::orders::mark_delivered(&mut tx, id, store::now_ms())
+                .await
+                .expect("deliver")
+        );
+        tx.commit().await.expect("commit");
+    }
     app.sandbox
         .notify(&a.out_trade_no, NotifyPlan::normal())
         .expect("renotify");
@@ -320,12 +335,8 @@ async fn reordered(app: &TestApp) {
         "a late duplicate does not reopen a completed order"
     );
     assert_eq!(a_final.paid_at_ms, a_paid.paid_at_ms);
-    assert_eq!(app.reload(&b).await.state, "charging");
-    assert_eq!(
-        app.prepaid_fen().await,
-        b.amount_fen,
-        "A moved on to revenue, B is held"
-    );
+    assert_eq!(app.reload(&b).await.state, "completed");
+    assert_eq!(app.prepaid_fen().await, 0, "A and B moved on to revenue");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
