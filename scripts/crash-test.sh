@@ -37,6 +37,7 @@ if [ ! -x "$binary" ]; then
     echo "crash-test: no dormwatt binary at $binary (cargo build --release -p dormwatt, or --binary PATH)" >&2
     exit 2
 fi
+binary="$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")"
 command -v python3 >/dev/null || { echo "crash-test: python3 is needed" >&2; exit 2; }
 # exec: the driver receives the signals and its handlers stop every process it started.
 exec python3 "$here/crash_test.py" --binary "$binary" --sandbox-env "$SANDBOX_OPT_IN" "${args[@]}"
