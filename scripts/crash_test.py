@@ -287,6 +287,23 @@ class Run:
         except OSError:
             return ""
 
+    def serve_log_errors(self) -> dict:
+        """ERROR/WARN lines of every serve incarnation, grouped by message."""
+        groups: dict = {}
+        ansi = re.compile(r"\x1b\[[0-9;]*m")
+        for name in sorted(os.listdir(self.tmp)):
+            if not name.startswith("serve-"):
+                continue
+            with open(os.path.join(self.tmp, name), errors="replace") as f:
+                for line in f:
+                    line = ansi.sub("", line)
+                    m = re.search(r"\s(ERROR|WARN)\s+(.*)", line)
+                    if not m or "tower_http" in m.group(2):
+                        continue
+                    key = re.sub(r"\d+", "N", f"{m.group(1)} {m.group(2)}")[:160]
+                    groups[key] = groups.get(key, 0) + 1
+        return dict(sorted(groups.items(), key=lambda kv: -kv[1])[:8])
+
     def cleanup(self) -> None:
         self.stop.set()
         for p in self.procs:
@@ -297,7 +314,10 @@ class Run:
                     pass
                 p.wait()
         if self.pg_db:
+            t = time.monotonic()
             self.psql(f"drop database if exists {self.pg_db} with (force)", check=False)
+            log(f"dropped {self.pg_db} ({time.monotonic() - t:.1f} s)")
+            self.pg_db = None
         if self.a.keep:
             log(f"kept {self.tmp}")
         else:
@@ -438,6 +458,7 @@ class Run:
         for t in threads:
             t.join(timeout=15)
         self.refresh_all()
+        log(f"drained in {drain_s:.1f} s; stopping serve with SIGTERM")
         # Stop serve as an operator would, and time it (issue 9 #12).
         t = time.time()
         self.serve.send_signal(signal.SIGTERM)
@@ -448,6 +469,7 @@ class Run:
             self.serve.kill()
             self.serve.wait()
         after = {m: energy_view(self.ctl.meter(m)) for m in self.meters}
+        log("check-ledger --json")
         ledger = self.dw("check-ledger", "--json", check=False)
         return self.summarise(after, ledger, drain_s)
 
@@ -555,6 +577,7 @@ class Run:
             "pg_terminations": len(self.pg_events),
             "pg_recover_s_max": mx(pg_recover),
             "http_5xx": self.errors["http_5xx"],
+            "serve_log_errors": self.serve_log_errors(),
             "drain_s": round(drain_s, 1),
             "sigterm_stop_s": self.sigterm_stop_s,
             "lease_ms": a.lease_ms or None,
