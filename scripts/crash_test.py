@@ -526,7 +526,7 @@ class Run:
                 doubled += max(0, dn - want_n)
                 short += max(0, want_n - dn)
         # Timings
-        ready_s, first_s, inflight_s = [], [], []
+        ready_s, first_s, inflight_s, backlog_s = [], [], [], []
         inflight_total = 0
         inflight_unresumed = 0
         completions = sorted(o.completed_at_ms for o in orders if o.completed_at_ms)
@@ -543,10 +543,22 @@ class Run:
             inflight_total += len(flight)
             c["inflight"] = len(flight)
             if flight:
-                if all(o.completed_at_ms for o in flight):
-                    v = (max(o.completed_at_ms for o in flight) - rs) / 1000
+                # Per meter, the first of these to complete is the delivery
+                # that was under way (or next) at the kill: "resumed". The
+                # last of all is the meter's backlog drained.
+                heads = []
+                for m in {o.meter for o in flight}:
+                    done = [o.completed_at_ms for o in flight if o.meter == m and o.completed_at_ms]
+                    if done:
+                        heads.append(min(done))
+                if heads and len(heads) == len({o.meter for o in flight}):
+                    v = (max(heads) - rs) / 1000
                     inflight_s.append(v)
                     c["inflight_resumed_s"] = round(v, 2)
+                if all(o.completed_at_ms for o in flight):
+                    v = (max(o.completed_at_ms for o in flight) - rs) / 1000
+                    backlog_s.append(v)
+                    c["backlog_drained_s"] = round(v, 2)
                 else:
                     inflight_unresumed += sum(1 for o in flight if not o.completed_at_ms)
         pg_recover = []
@@ -554,6 +566,12 @@ class Run:
             nxt = [o.paid_at_ms for o in orders if o.paid_at_ms and o.paid_at_ms > ev["at_ms"]]
             if nxt:
                 pg_recover.append((min(nxt) - ev["at_ms"]) / 1000)
+        with open(os.path.join(self.tmp, "orders.json"), "w") as f:
+            json.dump({"cycles": self.cycles, "pg_events": self.pg_events, "before": self.before, "after": after,
+                       "orders": [{"no": o.no, "meter": o.meter, "kwh": o.kwh, "state": o.state,
+                                   "paid_at_ms": o.paid_at_ms, "completed_at_ms": o.completed_at_ms,
+                                   "pay_confirmed": o.pay_confirmed, "renotified": o.renotified}
+                                  for o in orders]}, f, indent=1)
         mx = lambda v: round(max(v), 2) if v else None  # noqa: E731
         s = {
             "database": a.database,
@@ -571,6 +589,7 @@ class Run:
             "ready_s_max": mx(ready_s),
             "first_delivery_s_max": mx(first_s),
             "inflight_resumed_s_max": mx(inflight_s),
+            "backlog_drained_s_max": mx(backlog_s),
             "inflight_at_kill": inflight_total,
             "inflight_unresumed": inflight_unresumed,
             "payments_renotified": sum(o.renotified for o in orders),
@@ -594,7 +613,8 @@ class Run:
                                  "paid_at_ms": o.paid_at_ms, "pay_confirmed": o.pay_confirmed}
                                 for o in unresolved[:10]]
         s["per_cycle"] = [{"cycle": c["cycle"], "ready_s": round(c["next_ready"] - c["next_restart"], 3),
-                           "inflight": c["inflight"], "inflight_resumed_s": c.get("inflight_resumed_s")}
+                           "inflight": c["inflight"], "inflight_resumed_s": c.get("inflight_resumed_s"),
+                           "backlog_drained_s": c.get("backlog_drained_s")}
                           for c in self.cycles]
         return s
 
