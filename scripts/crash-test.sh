@@ -24,7 +24,17 @@ SANDBOX_OPT_IN="DORMWATT_PAYMENT__PROVIDER=sandbox"
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
-binary="${DORMWATT_BIN:-$root/target/release/dormwatt}"
+# Default binary: $DORMWATT_BIN, else the newer of the release and debug
+# builds (as scripts/interop-dlt645.sh), so a stale release binary does not
+# shadow a fresh debug build.
+target="${CARGO_TARGET_DIR:-$root/target}"
+binary="${DORMWATT_BIN:-}"
+if [ -z "$binary" ]; then
+    binary="$target/debug/dormwatt"
+    if [ -x "$target/release/dormwatt" ] && { [ ! -x "$binary" ] || [ "$target/release/dormwatt" -nt "$binary" ]; }; then
+        binary="$target/release/dormwatt"
+    fi
+fi
 args=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -34,7 +44,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 if [ ! -x "$binary" ]; then
-    echo "crash-test: no dormwatt binary at $binary (cargo build --release -p dormwatt, or --binary PATH)" >&2
+    echo "crash-test: no dormwatt binary at $binary (cargo build [--release] -p dormwatt, or --binary PATH)" >&2
     exit 2
 fi
 binary="$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")"

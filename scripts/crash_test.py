@@ -224,7 +224,7 @@ class Run:
         self.orders: list[Order] = []
         self.stop = threading.Event()
         self.draining = threading.Event()
-        self.errors = {"http_5xx": 0, "conn_errors": 0, "create_refused": 0}
+        self.errors = {"http_5xx": 0, "conn_errors": 0, "create_refused": 0, "driver_errors": 0, "serve_died": 0}
         self.last_create_ok_ms = 0
         self.cycles: list[dict] = []
         self.pg_events: list[dict] = []
@@ -275,6 +275,10 @@ class Run:
             time.sleep(0.01)
 
     def kill_serve(self) -> float:
+        if self.serve.poll() is not None:
+            self.errors["serve_died"] += 1
+            log(f"serve #{self.gen} had exited by itself ({self.serve.returncode}):\n"
+                + self.tail(f"serve-{self.gen:03d}.log", 10))
         t = time.time()
         self.serve.send_signal(signal.SIGKILL)
         self.serve.wait()
@@ -596,6 +600,8 @@ class Run:
             "pg_terminations": len(self.pg_events),
             "pg_recover_s_max": mx(pg_recover),
             "http_5xx": self.errors["http_5xx"],
+            "serve_died": self.errors["serve_died"],
+            "driver_errors": self.errors["driver_errors"],
             "serve_log_errors": self.serve_log_errors(),
             "drain_s": round(drain_s, 1),
             "sigterm_stop_s": self.sigterm_stop_s,
@@ -706,6 +712,14 @@ class Student:
                 o.pay_confirmed_gen = gen
 
     def loop(self) -> None:
+        try:
+            self._loop()
+        except Exception as e:  # a driver bug must not pass for a quiet student
+            log(f"student {self.i} failed: {e!r}")
+            with self.run.lock:
+                self.run.errors["driver_errors"] += 1
+
+    def _loop(self) -> None:
         r = self.run
         next_buy = time.time() + self.rng.uniform(0, 0.5)
         while not r.stop.is_set():
@@ -791,7 +805,7 @@ def main() -> int:
         run.cleanup()
         raise
     run.cleanup()
-    bad = s["lost"] + s["doubled"] + s["meter_short"] + len(s["meter_mismatches"]) + s["ledger_violations"]
+    bad = s["driver_errors"] + s["lost"] + s["doubled"] + s["meter_short"] + len(s["meter_mismatches"]) + s["ledger_violations"]
     for m in s["meter_mismatches"]:
         log(f"METER MISMATCH {m}")
     for o in s.get("lost_orders", []):
