@@ -319,7 +319,9 @@ class Run:
                 p.wait()
         if self.pg_db:
             t = time.monotonic()
-            self.psql(f"drop database if exists {self.pg_db} with (force)", check=False)
+            # DROP DATABASE waits for a checkpoint, which a busy shared
+            # server can take minutes over; the summary is printed already.
+            self.psql(f"drop database if exists {self.pg_db} with (force)", check=False, timeout=300)
             log(f"dropped {self.pg_db} ({time.monotonic() - t:.1f} s)")
             self.pg_db = None
         if self.a.keep:
@@ -327,9 +329,15 @@ class Run:
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def psql(self, sql: str, check=True) -> str:
-        r = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", self.a.pg_url, "-c", sql],
-                           capture_output=True, text=True, timeout=60)
+    def psql(self, sql: str, check=True, timeout=60) -> str:
+        try:
+            r = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", self.a.pg_url, "-c", sql],
+                               capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            if check:
+                raise SystemExit(f"psql did not answer within {timeout} s: {sql}")
+            log(f"warning: psql did not answer within {timeout} s: {sql}")
+            return ""
         if check and r.returncode != 0:
             raise SystemExit(f"psql failed: {r.stderr.strip()}")
         return r.stdout
@@ -804,7 +812,6 @@ def main() -> int:
     except BaseException:
         run.cleanup()
         raise
-    run.cleanup()
     bad = s["driver_errors"] + s["lost"] + s["doubled"] + s["meter_short"] + len(s["meter_mismatches"]) + s["ledger_violations"]
     for m in s["meter_mismatches"]:
         log(f"METER MISMATCH {m}")
@@ -815,7 +822,10 @@ def main() -> int:
     log(f"{s['orders_paid']} paid, {s['orders_completed']} completed, lost {s['lost']}, doubled {s['doubled']}, "
         f"ledger violations {s['ledger_violations']}; ready ≤ {s['ready_s_max']} s, first delivery ≤ "
         f"{s['first_delivery_s_max']} s, in-flight resumed ≤ {s['inflight_resumed_s_max']} s")
-    print(json.dumps(s, ensure_ascii=False), flush=True)
+    line = json.dumps(s, ensure_ascii=False)
+    run.cleanup()
+    # The summary is the last line on stdout, after the cleanup's messages.
+    print(line, flush=True)
     return 1 if bad else 0
 
 
