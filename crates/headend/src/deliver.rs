@@ -67,6 +67,9 @@ pub(crate) struct Worker {
     /// This process's name in job leases (`<node>#<incarnation>`).
     pub(crate) worker: String,
     in_flight: Mutex<HashSet<i64>>,
+    /// Poked when a purchase settles, so the meter's next one (woken in the
+    /// store) is claimed at once instead of at the next poll.
+    settled: tokio::sync::Notify,
 }
 
 /// How one attempt ended.
@@ -111,6 +114,7 @@ impl Worker {
             routes,
             worker,
             in_flight: Mutex::new(HashSet::new()),
+            settled: tokio::sync::Notify::new(),
         })
     }
 
@@ -138,6 +142,7 @@ impl Worker {
             }
             tokio::select! {
                 () = self.clock.sleep_ms(self.cfg.deliver_poll_ms) => {}
+                () = self.settled.notified() => {}
                 () = stop.cancelled() => {}
             }
         }
@@ -202,16 +207,19 @@ impl Worker {
             let me = self.clone();
             let stop = stop.clone();
             tokio::spawn(async move {
-                tokio::select! {
-                    () = me.handle(&job, order_id, meter_id) => {}
+                let settled = tokio::select! {
+                    s = me.handle(&job, order_id, meter_id) => s,
                     // Lost the lease: another worker owns the job now.
-                    () = me.keep_lease(&job) => {}
+                    () = me.keep_lease(&job) => false,
                     // On shutdown the run loop releases the lease; the next
                     // worker reads back before sending anything.
-                    () = stop.cancelled() => {}
-                }
+                    () = stop.cancelled() => false,
+                };
                 lock(&me.in_flight).remove(&meter_id);
                 drop(permit);
+                if settled {
+                    me.settled.notify_one();
+                }
             });
         }
     }
@@ -238,7 +246,9 @@ impl Worker {
         }
     }
 
-    async fn handle(&self, job: &Job, order_id: i64, meter_id: i64) {
+    /// Runs one attempt; true when the purchase settled (the meter's next
+    /// one may go).
+    async fn handle(&self, job: &Job, order_id: i64, meter_id: i64) -> bool {
         let started = self.clock.now_ms();
         let Some(route) = self.routes.get(&meter_id).cloned() else {
             let now = self.clock.now_ms();
@@ -248,7 +258,7 @@ impl Worker {
             {
                 tracing::error!(order.id = order_id, error = %e, "could not record the delivery outcome");
             }
-            return;
+            return false;
         };
         let ctx = Ctx {
             db: &self.db,
@@ -257,6 +267,10 @@ impl Worker {
         };
         let recorded = deliver_once(&ctx, job, order_id, meter_id, &route.bus, route.address).await;
         let now = self.clock.now_ms();
+        let settled = matches!(
+            recorded,
+            Recorded::Delivered { .. } | Recorded::Refused { .. } | Recorded::Done
+        );
         match &recorded {
             Recorded::Delivered {
                 paid_at_ms,
@@ -307,6 +321,7 @@ impl Worker {
                 tracing::error!(order.id = order_id, error = %e, "could not record the delivery outcome");
             }
         }
+        settled
     }
 }
 
