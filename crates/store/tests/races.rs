@@ -445,3 +445,25 @@ async fn a_restarted_node_takes_back_its_dead_incarnations_leases() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_refund_racing_the_start_of_a_delivery_never_both_win() {
+    for db in seeded().await {
+        let mut both = 0;
+        for i in 0..16u64 {
+            let address = format!("2017010200{:02}", i + 1);
+            let o = paid(&db, &address, 2, &format!("wx-r{i}"), NOW).await;
+            orders::mark_overdue(&db, 1000, NOW + 5000).await.unwrap();
+            let (r, a) = tokio::join!(
+                orders::request_refund(&db, o.id, NOW + 6000),
+                orders::assign_purchase_seq(&db, o.id, NOW + 6000)
+            );
+            if r.is_ok() && matches!(a, Ok(orders::Assignment::Assigned(_))) {
+                both += 1;
+            }
+        }
+        assert_eq!(both, 0, "{:?}: refunded and numbered", db.backend());
+        let v = ledger::check(&db).await.unwrap();
+        assert!(v.is_empty(), "{:?}: {v:?}", db.backend());
+    }
+}
