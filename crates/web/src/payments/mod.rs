@@ -25,16 +25,14 @@ pub mod workers;
 pub use api::{OrderView, Receipt};
 pub use notify::NOTIFY_PATH;
 
-/// Where the sandbox is mounted in demo and tests.
-pub const SANDBOX_MOUNT: &str = "/sandbox/wxpay";
-
 /// The payment side of the application state. Cheap to clone.
 #[derive(Clone)]
 pub struct Payments {
     /// WeChat Pay (or the sandbox speaking the same protocol).
     pub provider: Arc<dyn pay::PaymentProvider>,
-    /// The in-process sandbox, when it is the provider (demo and tests);
-    /// its router is then mounted under [`SANDBOX_MOUNT`].
+    /// The in-process sandbox, when it is the provider (demo and tests).
+    /// It is served on its own listener ([`pay::Sandbox::serve`]), never by
+    /// this crate's router.
     pub sandbox: Option<pay::Sandbox>,
     /// Merchant identity and limits.
     pub settings: Arc<PaymentSettings>,
@@ -123,17 +121,34 @@ impl Payments {
     }
 
     /// Payments through the in-process sandbox: a [`pay::WechatPayClient`]
-    /// that talks to the sandbox mounted at `api_base_url` (this server's
-    /// own address + [`SANDBOX_MOUNT`]) and receives its notifications at
+    /// that talks to the sandbox at `api_base_url` (the root of the
+    /// sandbox's own listener) and receives its notifications at
     /// `notify_url` (the public URL + [`NOTIFY_PATH`]). This is exactly the
     /// production client and verification path, only the keys differ.
     pub fn sandbox(
         sandbox: pay::Sandbox,
         api_base_url: &str,
         notify_url: &str,
+        settings: PaymentSettings,
+    ) -> Result<Self, pay::PayError> {
+        Self::sandbox_with_cashier(sandbox, api_base_url, api_base_url, notify_url, settings)
+    }
+
+    /// [`Payments::sandbox`] where browsers reach the sandbox's cashier at
+    /// `cashier_base_url` (its listener as seen from outside) while the
+    /// server calls it at `api_base_url`.
+    pub fn sandbox_with_cashier(
+        sandbox: pay::Sandbox,
+        api_base_url: &str,
+        cashier_base_url: &str,
+        notify_url: &str,
         mut settings: PaymentSettings,
     ) -> Result<Self, pay::PayError> {
-        let config = pay::sandbox::demo_merchant_config(api_base_url, notify_url);
+        let mut config = pay::sandbox::demo_merchant_config(api_base_url, notify_url);
+        config.cashier_url = Some(format!(
+            "{}/cashier",
+            cashier_base_url.trim_end_matches('/')
+        ));
         settings.appid.clone_from(&config.appid);
         settings.mchid.clone_from(&config.mchid);
         let client = pay::WechatPayClient::new(config)?;
@@ -145,14 +160,11 @@ impl Payments {
     }
 }
 
-/// Routes of the payment side: the notify endpoint, the JSON API and,
-/// when the sandbox is the provider, the sandbox itself.
-pub fn router(state: &AppState) -> Router<AppState> {
-    let mut r = Router::new().merge(notify::router()).merge(api::router());
-    if let Some(sandbox) = state.payments().and_then(|p| p.sandbox.clone()) {
-        r = r.nest_service(SANDBOX_MOUNT, sandbox.router());
-    }
-    r
+/// Routes of the payment side: the notify endpoint and the JSON API. The
+/// sandbox is never among them: its admin routes pay orders without money,
+/// so it runs on its own listener (`dormwatt demo`, tests).
+pub fn router() -> Router<AppState> {
+    Router::new().merge(notify::router()).merge(api::router())
 }
 
 /// What the payment page needs to take the student's money.
@@ -163,8 +175,9 @@ pub struct StartedPayment {
     /// Signed parameters for `WeixinJSBridge.invoke('getBrandWCPayRequest', params, cb)`.
     /// The bridge's answer is not authoritative: poll the order afterwards.
     pub pay_params: pay::JsapiPayParams,
-    /// Sandbox (demo) only: the cashier page for this payment (it already
-    /// carries `?prepay_id=…`); send the browser there instead of the bridge,
+    /// Sandbox (demo) only: the cashier page for this payment on the
+    /// sandbox's own origin (it already carries `?prepay_id=…`); send the
+    /// browser there instead of the bridge,
     /// or use [`StartedPayment::cashier_link`] to come back to a page after.
     pub cashier_url: Option<String>,
     /// The prepay id (the same for every tab paying this order).
