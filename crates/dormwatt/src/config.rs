@@ -58,6 +58,13 @@ pub struct WebConfig {
     pub wechat_api_base_url: String,
     /// WeChat's authorize endpoint (a mock's in tests).
     pub wechat_authorize_url: String,
+    /// A request head (and the wait for the next one on a kept-alive
+    /// connection) must arrive within this, or the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// Most HTTP connections open at once.
+    pub connections_max: usize,
+    /// Most HTTP connections open at once from one IP address.
+    pub connections_per_ip_max: usize,
 }
 
 /// Longest session lifetime accepted: 30 days.
@@ -72,6 +79,9 @@ impl Default for WebConfig {
             wechat_secret_file: None,
             wechat_api_base_url: "https://api.weixin.qq.com".to_owned(),
             wechat_authorize_url: "https://open.weixin.qq.com/connect/oauth2/authorize".to_owned(),
+            header_read_timeout_ms: 5000,
+            connections_max: 1024,
+            connections_per_ip_max: 64,
         }
     }
 }
@@ -85,6 +95,18 @@ impl WebConfig {
         anyhow::ensure!(
             self.wechat_appid.is_some() == self.wechat_secret_file.is_some(),
             "web.wechat_appid and web.wechat_secret_file go together"
+        );
+        anyhow::ensure!(
+            (500..=60_000).contains(&self.header_read_timeout_ms),
+            "web.header_read_timeout_ms: must be 500..=60000"
+        );
+        anyhow::ensure!(
+            (1..=100_000).contains(&self.connections_max),
+            "web.connections_max: must be 1..=100000"
+        );
+        anyhow::ensure!(
+            (1..=self.connections_max).contains(&self.connections_per_ip_max),
+            "web.connections_per_ip_max: must be 1..=web.connections_max"
         );
         Ok(())
     }
@@ -104,6 +126,15 @@ impl WebConfig {
             api_base_url: self.wechat_api_base_url.clone(),
             authorize_url: self.wechat_authorize_url.clone(),
         }))
+    }
+
+    /// Timeouts and connection caps of the HTTP server.
+    pub fn limits(&self) -> web::ServeLimits {
+        web::ServeLimits {
+            header_read_timeout: std::time::Duration::from_millis(self.header_read_timeout_ms),
+            connections_max: self.connections_max,
+            connections_per_ip_max: self.connections_per_ip_max,
+        }
     }
 
     /// Session lifetime in milliseconds.

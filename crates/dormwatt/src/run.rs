@@ -227,6 +227,7 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
         demo_login: demo,
         wechat_oauth: cfg.web.wechat_oauth()?,
         session_ttl_ms: cfg.web.session_ttl_ms(),
+        limits: cfg.web.limits(),
     };
     tracing::info!(payments = ?payments, "payment side");
     let (stop_sandbox, sandbox_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -14,7 +14,10 @@ use std::time::Duration;
 pub mod i18n;
 pub mod pages;
 pub mod payments;
+pub mod server;
 pub mod session;
+
+pub use server::ServeLimits;
 
 /// Everything a handler may need, cheap to clone.
 #[derive(Clone)]
@@ -44,6 +47,8 @@ pub struct Settings {
     pub wechat_oauth: Option<WechatOAuth>,
     /// Absolute lifetime of a student session.
     pub session_ttl_ms: i64,
+    /// Timeouts and connection caps of [`serve`].
+    pub limits: ServeLimits,
 }
 
 impl Settings {
@@ -59,6 +64,7 @@ impl Settings {
             demo_login,
             wechat_oauth: None,
             session_ttl_ms: session::SESSION_TTL_MS_DEFAULT,
+            limits: ServeLimits::default(),
         }
     }
 }
@@ -160,16 +166,13 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then waits for
-/// in-flight requests (bounded by the request timeout).
+/// in-flight requests (bounded). Header-read and idle timeouts and the
+/// connection caps are `state.settings().limits` ([`server`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let limits = state.settings().limits;
+    server::serve_router(listener, app(state), limits, shutdown).await
 }
