@@ -14,6 +14,7 @@ use std::time::Duration;
 pub mod i18n;
 pub mod pages;
 pub mod payments;
+mod security;
 pub mod server;
 pub mod session;
 
@@ -31,6 +32,8 @@ struct Inner {
     payments: Option<payments::Payments>,
     /// Small in-memory caches of the student pages (per application).
     pages_cache: pages::Cache,
+    /// Security headers of every answer.
+    security_headers: security::SecurityHeaders,
 }
 
 /// Web settings from the configuration.
@@ -97,12 +100,16 @@ impl std::fmt::Debug for WechatOAuth {
 impl AppState {
     /// Builds the state.
     pub fn new(db: store::Db, settings: Settings, payments: Option<payments::Payments>) -> Self {
+        let form_origin = payments.as_ref().and_then(|p| p.cashier_origin.clone());
+        let security_headers =
+            security::SecurityHeaders::new(&settings.public_url, form_origin.as_deref());
         Self {
             inner: Arc::new(Inner {
                 db,
                 settings,
                 payments,
                 pages_cache: pages::Cache::default(),
+                security_headers,
             }),
         }
     }
@@ -120,6 +127,10 @@ impl AppState {
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    fn security_headers(&self) -> &security::SecurityHeaders {
+        &self.inner.security_headers
     }
 
     /// The student pages' caches.
@@ -140,6 +151,10 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(pages::router())
         .merge(payments::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::headers,
+        ))
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -314,19 +314,20 @@ pub async fn meters_page(
         let _ = write!(
             b,
             "<a class=\"btn sec\" href=\"/me/meters/{id}/password\">{pw}</a>\
-             <form method=post action=\"/me/meters/{id}/unbind\" onsubmit=\"return confirm('{q}')\">{csrf}\
+             <form method=post action=\"/me/meters/{id}/unbind\" data-confirm=\"{q}\">{csrf}\
              <button class=\"btn warn\" type=submit>{ub}</button></form></div></div>",
             id = m.binding_id,
             pw = l.t("修改密码", "Change password"),
-            q = l.t("确定解除绑定？", "Unbind this meter?"),
+            q = Esc(l.t("确定解除绑定？", "Unbind this meter?")),
             csrf = CsrfField(&student.csrf_token),
             ub = l.t("解除绑定", "Unbind"),
         );
     }
     let _ = write!(
         b,
-        "<a class=btn href=\"/bind\">{}</a>",
-        l.t("绑定新电表", "Bind another meter")
+        "<a class=btn href=\"/bind\">{}</a><script src=\"{}\"></script>",
+        l.t("绑定新电表", "Bind another meter"),
+        super::assets::JS_PATH,
     );
     Ok(render(
         &shell(l, l.t("我的电表", "My meters"), &student, "/me/meters"),

@@ -34,6 +34,9 @@ pub struct Payments {
     /// It is served on its own listener ([`pay::Sandbox::serve`]), never by
     /// this crate's router.
     pub sandbox: Option<pay::Sandbox>,
+    /// The sandbox cashier's origin (`http://host:port`), which the payment
+    /// form redirects browsers to; `None` with the real WeChat Pay.
+    pub cashier_origin: Option<String>,
     /// Merchant identity and limits.
     pub settings: Arc<PaymentSettings>,
 }
@@ -116,6 +119,7 @@ impl Payments {
         Self {
             provider,
             sandbox: None,
+            cashier_origin: None,
             settings: Arc::new(settings),
         }
     }
@@ -145,16 +149,19 @@ impl Payments {
         mut settings: PaymentSettings,
     ) -> Result<Self, pay::PayError> {
         let mut config = pay::sandbox::demo_merchant_config(api_base_url, notify_url);
-        config.cashier_url = Some(format!(
-            "{}/cashier",
-            cashier_base_url.trim_end_matches('/')
-        ));
+        let cashier_base = cashier_base_url.trim_end_matches('/');
+        config.cashier_url = Some(format!("{cashier_base}/cashier"));
+        // scheme://host[:port] of the cashier: what the CSP's form-action allows.
+        let cashier_origin = cashier_base
+            .split_once("://")
+            .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)));
         settings.appid.clone_from(&config.appid);
         settings.mchid.clone_from(&config.mchid);
         let client = pay::WechatPayClient::new(config)?;
         Ok(Self {
             provider: Arc::new(client),
             sandbox: Some(sandbox),
+            cashier_origin,
             settings: Arc::new(settings),
         })
     }
