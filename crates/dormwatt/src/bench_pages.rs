@@ -208,7 +208,7 @@ async fn setup(
             title: "bench",
             body: "bench",
         };
-        store::students::bind(&db, s.id, meter.id, true, &alert, now).await?;
+        store::students::bind(&db, s.id, meter.id, true, 8, &alert, now).await?;
         let token = web::session::random_token();
         store::students::create_session(
             &db,

@@ -18,6 +18,7 @@ struct App {
 }
 
 struct Browser {
+    id: i64,
     cookie: String,
     csrf: String,
 }
@@ -86,6 +87,7 @@ impl App {
             .expect("read session")
             .expect("session row");
         Browser {
+            id: s.id,
             cookie: pair,
             csrf: row.csrf_token,
         }
@@ -99,21 +101,71 @@ impl App {
         r.send().await.expect("GET")
     }
 
-    async fn post_form(
-        &self,
-        b: &Browser,
-        path: &str,
-        form: &[(&str, &str)],
-        ip: &str,
-    ) -> reqwest::Response {
+    async fn post_form(&self, b: &Browser, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.base))
             .header(COOKIE, &b.cookie)
-            .header("X-Forwarded-For", ip)
             .form(form)
             .send()
             .await
             .expect("POST")
+    }
+
+    /// Tries to bind `meter`: what happened.
+    async fn bind(&self, b: &Browser, meter: &str, password: &str) -> Bind {
+        let area = self.area_id.to_string();
+        let r = self
+            .post_form(
+                b,
+                "/bind",
+                &[
+                    ("csrf", &b.csrf),
+                    ("area_id", &area),
+                    ("meter", meter),
+                    ("password", password),
+                ],
+            )
+            .await;
+        if r.status() == StatusCode::SEE_OTHER {
+            return Bind::Bound;
+        }
+        let html = r.text().await.expect("body");
+        if html.contains("尝试次数过多") || html.contains("Too many attempts") {
+            Bind::Throttled
+        } else if html.contains("验证密码错误") || html.contains("Wrong meter number") {
+            Bind::Wrong
+        } else if html.contains("最多可绑定") {
+            Bind::TooMany
+        } else {
+            panic!("unexpected bind answer: {html:.300}")
+        }
+    }
+
+    async fn change_password(
+        &self,
+        b: &Browser,
+        binding_id: i64,
+        current: &str,
+        new: &str,
+    ) -> StatusCode {
+        self.post_form(
+            b,
+            &format!("/me/meters/{binding_id}/password"),
+            &[
+                ("csrf", &b.csrf),
+                ("current", current),
+                ("new", new),
+                ("confirm", new),
+            ],
+        )
+        .await
+        .status()
+    }
+
+    async fn bindings(&self, b: &Browser) -> Vec<store::students::BoundMeter> {
+        store::students::bindings(&self.db, b.id)
+            .await
+            .expect("bindings")
     }
 }
 
@@ -236,6 +288,155 @@ async fn api_refuses_cross_site_state_changes() {
         // A tool without Origin (and the same host) is not refused by this check.
         let ok = send(None).await.expect("POST");
         assert_ne!(ok.status(), StatusCode::FORBIDDEN, "no Origin");
+    })
+    .await;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bind {
+    Bound,
+    Wrong,
+    Throttled,
+    TooMany,
+}
+
+/// Item 2: "four wrong guesses on other meters, then re-bind my own meter"
+/// no longer resets the counters.
+#[tokio::test]
+async fn a_successful_bind_does_not_reset_the_throttle() {
+    each_db("http://dormwatt.test", async |app: App| {
+        let a = app.student("oSecSpray00000000000000001").await;
+        assert_eq!(app.bind(&a, &app.meters[0], "000000").await, Bind::Bound);
+        let mut evaluated = 0;
+        let mut throttled = 0;
+        for round in 0..3 {
+            for k in 1..=4 {
+                match app.bind(&a, &app.meters[round * 4 + k], "111111").await {
+                    Bind::Wrong => evaluated += 1,
+                    Bind::Throttled => throttled += 1,
+                    other => panic!("{other:?}"),
+                }
+            }
+            let _ = app.bind(&a, &app.meters[0], "000000").await;
+        }
+        assert!(evaluated <= 5, "{evaluated} wrong guesses were checked");
+        assert!(throttled >= 7, "{throttled} throttled");
+    })
+    .await;
+}
+
+/// Item 2: other students' failures on a meter do not lock out its owner.
+#[tokio::test]
+async fn someone_elses_failures_do_not_lock_out_the_owner() {
+    each_db("http://dormwatt.test", async |app: App| {
+        let target = &app.meters[5];
+        for n in 0..2 {
+            let attacker = app.student(&format!("oSecAttacker00000000000{n:04}")).await;
+            for _ in 0..4 {
+                assert_eq!(app.bind(&attacker, target, "111111").await, Bind::Wrong);
+            }
+        }
+        let owner = app.student("oSecOwner00000000000000001").await;
+        assert_eq!(app.bind(&owner, target, "000000").await, Bind::Bound);
+    })
+    .await;
+}
+
+/// Item 2: parallel requests cannot each get a guess, nor exceed the
+/// binding cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_binds_respect_the_throttle_and_the_cap() {
+    each_db("http://dormwatt.test", async |app: App| {
+        let c = app.student("oSecParallel00000000000001").await;
+        let tries = (0..16).map(|i| app.bind(&c, &app.meters[i], "000000"));
+        let got = futures_join_all(tries).await;
+        let bound = app.bindings(&c).await.len();
+        assert!(
+            bound <= 8,
+            "{bound} bindings after 16 parallel binds: {got:?}"
+        );
+        let d = app.student("oSecParallel00000000000002").await;
+        let guesses = (0..16).map(|_| app.bind(&d, &app.meters[20], "111111"));
+        let got = futures_join_all(guesses).await;
+        let checked = got.iter().filter(|g| **g == Bind::Wrong).count();
+        assert!(
+            checked <= 5,
+            "{checked} of 16 parallel guesses were checked: {got:?}"
+        );
+    })
+    .await;
+}
+
+async fn futures_join_all<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in fs {
+        set.push(f);
+    }
+    let mut out = Vec::with_capacity(set.len());
+    // Poll all at once: the point is that they race.
+    let mut pinned: Vec<_> = set.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if done[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => done[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.extend(done.into_iter().map(|d| d.expect("done")));
+    out
+}
+
+/// Item 3: a binder who knows the password sees the others (masked) and
+/// removes them by changing it; they are told.
+#[tokio::test]
+async fn changing_the_password_unbinds_everyone_else() {
+    each_db("http://dormwatt.test", async |app: App| {
+        let meter = &app.meters[7];
+        let owner = app.student("oSecRightful0000000000001").await;
+        let intruder = app.student("oSecIntruder0000000000001").await;
+        assert_eq!(app.bind(&owner, meter, "000000").await, Bind::Bound);
+        assert_eq!(app.bind(&intruder, meter, "000000").await, Bind::Bound);
+        let binding = app.bindings(&owner).await[0].binding_id;
+        let page = app
+            .get(Some(&owner), "/me/meters")
+            .await
+            .text()
+            .await
+            .expect("page");
+        assert!(
+            page.contains(&format!("id=co-binders-{binding}")),
+            "the owner sees the co-binder"
+        );
+        assert_eq!(
+            app.change_password(&owner, binding, "000000", "246810")
+                .await,
+            StatusCode::SEE_OTHER
+        );
+        assert!(
+            app.bindings(&intruder).await.is_empty(),
+            "the intruder is unbound"
+        );
+        assert_eq!(app.bindings(&owner).await.len(), 1, "the owner stays bound");
+        let told = store::students::messages(&app.db, intruder.id, 10)
+            .await
+            .expect("inbox");
+        assert!(
+            told.iter().any(|m| m.title.contains("密码已被修改")),
+            "{told:?}"
+        );
+        // The intruder cannot come back with the old password.
+        assert_eq!(app.bind(&intruder, meter, "000000").await, Bind::Wrong);
     })
     .await;
 }
