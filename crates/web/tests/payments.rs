@@ -978,3 +978,41 @@ async fn sandbox_not_on_app(app: &TestApp) {
 async fn the_sandbox_is_not_served_by_the_app() {
     on_all_dbs!(sandbox_not_on_app);
 }
+
+/// Issue 10 item 7: unauthenticated junk at the notify URL is counted, and
+/// only a logarithmic sample of it is stored.
+async fn junk_notifications(app: &TestApp) {
+    let before = store::orders::recent_notifications(&app.db, 10_000)
+        .await
+        .expect("log")
+        .len();
+    for i in 0..300 {
+        let r = app
+            .http
+            .post(format!("{}{NOTIFY_PATH}", app.base))
+            .header("Content-Type", "application/json")
+            .body(format!("{{\"junk\":{i}}}"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status().as_u16(), 400);
+    }
+    let after = store::orders::recent_notifications(&app.db, 10_000)
+        .await
+        .expect("log")
+        .len();
+    // 1st, 2nd, 4th … 256th: 9 rows for 300 forgeries of one kind.
+    assert!(
+        after - before <= 9,
+        "{} rows for 300 forgeries",
+        after - before
+    );
+    assert!(after > before, "the first forgery is still logged");
+    let payments = app.state.payments().expect("payments");
+    assert_eq!(payments.rejected.total(), 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn junk_notifications_are_counted_not_stored() {
+    on_all_dbs!(junk_notifications);
+}

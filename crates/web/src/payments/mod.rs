@@ -23,7 +23,7 @@ mod notify;
 pub mod workers;
 
 pub use api::{OrderView, Receipt};
-pub use notify::NOTIFY_PATH;
+pub use notify::{NOTIFY_PATH, RejectedNotifications};
 
 /// The payment side of the application state. Cheap to clone.
 #[derive(Clone)]
@@ -39,6 +39,9 @@ pub struct Payments {
     pub cashier_origin: Option<String>,
     /// Merchant identity and limits.
     pub settings: Arc<PaymentSettings>,
+    /// Notifications refused before their signature verified (counted; only
+    /// a sample is stored).
+    pub rejected: Arc<RejectedNotifications>,
 }
 
 impl fmt::Debug for Payments {
@@ -121,6 +124,7 @@ impl Payments {
             sandbox: None,
             cashier_origin: None,
             settings: Arc::new(settings),
+            rejected: Arc::default(),
         }
     }
 
@@ -163,6 +167,7 @@ impl Payments {
             sandbox: Some(sandbox),
             cashier_origin,
             settings: Arc::new(settings),
+            rejected: Arc::default(),
         })
     }
 }
