@@ -869,6 +869,49 @@ pub async fn failures(
     })
 }
 
+// ---------------------------------------------------------------- meter lookups
+
+/// Records a lookup of a meter the student is not bound to (buying for
+/// someone else) and returns how many such lookups the student and the
+/// client address made since `since_ms`, this one included. Recorded first,
+/// counted after, so parallel lookups all see each other.
+pub async fn record_lookup(
+    db: &Db,
+    student_id: i64,
+    meter_address: &str,
+    client_ip: &str,
+    since_ms: i64,
+    now_ms: i64,
+) -> Result<(i64, i64)> {
+    on_db!(db, |p| {
+        sqlx::query(
+        "insert into meter_lookup (student_id, meter_address, client_ip, at_ms) values ($1, $2, $3, $4)"
+    )
+    .bind(student_id)
+    .bind(meter_address)
+    .bind(client_ip)
+    .bind(now_ms)
+    .execute(p)
+    .await?
+    .rows_affected()
+    });
+    let by_student: i64 = on_db!(db, |p| sqlx::query_scalar(
+        "select count(*) from meter_lookup where student_id = $1 and at_ms > $2"
+    )
+    .bind(student_id)
+    .bind(since_ms)
+    .fetch_one(p)
+    .await?);
+    let by_ip: i64 = on_db!(db, |p| sqlx::query_scalar(
+        "select count(*) from meter_lookup where client_ip = $1 and at_ms > $2"
+    )
+    .bind(client_ip)
+    .bind(since_ms)
+    .fetch_one(p)
+    .await?);
+    Ok((by_student, by_ip))
+}
+
 // ---------------------------------------------------------------- messages and notices
 
 /// An inbox message.

@@ -440,3 +440,63 @@ async fn changing_the_password_unbinds_everyone_else() {
     })
     .await;
 }
+
+/// Item 6: looking up a meter one is not bound to shows only what a payer
+/// needs (room masked, no balance) and is throttled, found or not.
+#[tokio::test]
+async fn meter_lookup_is_masked_and_throttled() {
+    each_db("http://dormwatt.test", async |app: App| {
+        let meter = &app.meters[9];
+        let info = store::campus::meter_by_address(&app.db, app.area_id, meter)
+            .await
+            .expect("q")
+            .expect("meter");
+        let path = |m: &str| format!("/buy/order?area_id={}&meter={m}", app.area_id);
+        let owner = app.student("oSecLookupOwner00000000001").await;
+        assert_eq!(app.bind(&owner, meter, "000000").await, Bind::Bound);
+        let full = app
+            .get(Some(&owner), &path(meter))
+            .await
+            .text()
+            .await
+            .expect("page");
+        assert!(
+            full.contains(&format!(" {}</span>", info.room)),
+            "a binder sees the room"
+        );
+        let payer = app.student("oSecLookupPayer00000000001").await;
+        let page = app
+            .get(Some(&payer), &path(meter))
+            .await
+            .text()
+            .await
+            .expect("page");
+        assert!(page.contains("id=order-meter"), "a payer can still buy");
+        assert!(
+            !page.contains(&format!(" {}</span>", info.room)),
+            "the room is masked for a payer: {page:.600}"
+        );
+        let mut throttled = 0;
+        for i in 0..30 {
+            let html = app
+                .get(Some(&payer), &path(&app.meters[(i % 20) + 10]))
+                .await
+                .text()
+                .await
+                .expect("page");
+            if html.contains("查询电表过于频繁") {
+                throttled += 1;
+            }
+        }
+        assert!(throttled >= 10, "{throttled} of 30 look-ups throttled");
+        // The binder's own meter is never throttled.
+        let again = app
+            .get(Some(&owner), &path(meter))
+            .await
+            .text()
+            .await
+            .expect("page");
+        assert!(again.contains("id=order-meter"));
+    })
+    .await;
+}
