@@ -1242,6 +1242,36 @@ mod tests {
         }
     }
 
+    /// Issue 10 item 2: parallel binds of one student stop at the cap.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_binds_stop_at_the_cap() {
+        for db in crate::testing::all().await.expect("dbs") {
+            fixture(&db).await;
+            let ids: Vec<i64> = on_db!(&db, |p| sqlx::query_scalar(
+                "select id from meter order by id limit 16"
+            )
+            .fetch_all(p)
+            .await
+            .expect("meters"));
+            let a = upsert_by_openid(&db, "oPar", false, 1).await.expect("a");
+            let tasks: Vec<_> = ids
+                .iter()
+                .map(|&m| {
+                    let db = db.clone();
+                    tokio::spawn(async move { bind(&db, a.id, m, false, 8, &ALERT, 2).await })
+                })
+                .collect();
+            let mut bound = 0;
+            for t in tasks {
+                if let BindResult::Bound(_) = t.await.expect("task").expect("bind") {
+                    bound += 1;
+                }
+            }
+            assert_eq!(bound, 8, "{:?}", db.backend());
+            assert_eq!(bindings(&db, a.id).await.expect("b").len(), 8);
+        }
+    }
+
     #[tokio::test]
     async fn failures_are_not_reset_by_a_success() {
         for db in crate::testing::all().await.expect("dbs") {
