@@ -212,6 +212,40 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
             seed(&db, &cfg, args.history_days).await?;
         }
     }
+    // Demo: the reference campus's meters, simulated in this process on the
+    // ports the seeded registry points at; the head-end then talks to them
+    // over loopback TCP exactly as it would to real gateways. Started before
+    // our own listeners take ephemeral ports, which could fall in their range.
+    let simulator = if demo {
+        let fleet =
+            sim::Fleet::from_plan(&domain::campus::reference_plan(), sim::SimConfig::default());
+        let host: std::net::IpAddr = cfg.simulator.host.parse().with_context(|| {
+            format!(
+                "simulator.host: '{}' is not an IP address",
+                cfg.simulator.host
+            )
+        })?;
+        let running = fleet
+            .start(sim::GatewayMode::Server {
+                host,
+                base_port: cfg.simulator.base_port,
+            })
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot start the simulated gateways on {}:{}+",
+                    cfg.simulator.host, cfg.simulator.base_port
+                )
+            })?;
+        tracing::info!(
+            meters = fleet.meter_count(),
+            base_port = cfg.simulator.base_port,
+            "simulator started"
+        );
+        Some(running)
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -249,39 +283,6 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
     let workers = tokio::spawn(web::payments::workers::run(state.clone(), async {
         let _ = workers_stopped.await;
     }));
-    // Demo: the reference campus's meters, simulated in this process on the
-    // ports the seeded registry points at; the head-end then talks to them
-    // over loopback TCP exactly as it would to real gateways.
-    let simulator = if demo {
-        let fleet =
-            sim::Fleet::from_plan(&domain::campus::reference_plan(), sim::SimConfig::default());
-        let host: std::net::IpAddr = cfg.simulator.host.parse().with_context(|| {
-            format!(
-                "simulator.host: '{}' is not an IP address",
-                cfg.simulator.host
-            )
-        })?;
-        let running = fleet
-            .start(sim::GatewayMode::Server {
-                host,
-                base_port: cfg.simulator.base_port,
-            })
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot start the simulated gateways on {}:{}+",
-                    cfg.simulator.host, cfg.simulator.base_port
-                )
-            })?;
-        tracing::info!(
-            meters = fleet.meter_count(),
-            base_port = cfg.simulator.base_port,
-            "simulator started"
-        );
-        Some(running)
-    } else {
-        None
-    };
     let headend = if cfg.headend.enabled && !args.no_headend {
         let h = headend::Headend::start(
             db.clone(),
