@@ -317,6 +317,7 @@ online payments on purpose. The payment sandbox runs only under `dormwatt demo` 
 explicit payment.provider = \"sandbox\" (DORMWATT_PAYMENT__PROVIDER=sandbox), never with real money.";
 
 /// Printed (and logged) when `serve` runs the sandbox by explicit opt-in.
+#[cfg(feature = "sandbox")]
 pub const SANDBOX_WARNING: &str = "PAYMENT SANDBOX ENABLED (payment.provider = \"sandbox\"): its keys are \
 public and its admin routes mark any order paid without money. Test and staging only — never with \
 real students.";
@@ -476,6 +477,7 @@ impl PaymentConfig {
     }
 
     /// The sandbox's address: `sandbox_listen`, else `listen`'s IP and a free port.
+    #[cfg(feature = "sandbox")]
     pub fn sandbox_addr(&self, listen: std::net::SocketAddr) -> std::net::SocketAddr {
         self.sandbox_listen
             .as_deref()
@@ -487,6 +489,7 @@ impl PaymentConfig {
     /// caller on `sandbox_addr`, the address it was bound to) and a client
     /// for it. The cashier link is the sandbox's address as a browser sees
     /// it: `public_url`'s host when the sandbox listens on a wildcard address.
+    #[cfg(feature = "sandbox")]
     pub fn build_sandbox(
         &self,
         public_url: &str,

@@ -1,7 +1,9 @@
 //! The database-backed subcommands: migrate, seed, serve, demo, status,
 //! check-ledger.
 
-use crate::config::{Config, LogFormat, PAYMENT_REFUSED, PaymentSide, SANDBOX_WARNING};
+#[cfg(feature = "sandbox")]
+use crate::config::SANDBOX_WARNING;
+use crate::config::{Config, LogFormat, PAYMENT_REFUSED, PaymentSide};
 use crate::{Command, GlobalArgs};
 use anyhow::Context;
 use std::process::ExitCode;
@@ -265,19 +267,8 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
     };
     tracing::info!(payments = ?payments, "payment side");
     let (stop_sandbox, sandbox_stopped) = tokio::sync::oneshot::channel::<()>();
-    let sandbox_addr = sandbox.as_ref().and_then(|(_, l)| l.local_addr().ok());
-    let sandbox_task = sandbox.map(|(sb, l)| {
-        tokio::spawn(async move {
-            if let Err(e) = sb
-                .serve(l, async {
-                    let _ = sandbox_stopped.await;
-                })
-                .await
-            {
-                tracing::error!(error = %e, "payment sandbox stopped");
-            }
-        })
-    });
+    let sandbox_addr = sandbox.as_ref().and_then(sandbox_local_addr);
+    let sandbox_task = sandbox.map(|s| spawn_sandbox(s, sandbox_stopped));
     let state = web::AppState::new(db.clone(), settings, payments);
     let (stop_workers, workers_stopped) = tokio::sync::oneshot::channel::<()>();
     let workers = tokio::spawn(web::payments::workers::run(state.clone(), async {
@@ -368,10 +359,9 @@ async fn payment_side(
     demo: bool,
     addr: std::net::SocketAddr,
     public_url: &str,
-) -> anyhow::Result<(
-    Option<web::payments::Payments>,
-    Option<(pay::Sandbox, tokio::net::TcpListener)>,
-)> {
+) -> anyhow::Result<(Option<web::payments::Payments>, Option<SandboxServer>)> {
+    #[cfg(not(feature = "sandbox"))]
+    let _ = addr;
     match cfg.payment.resolve(demo) {
         PaymentSide::None => Ok((None, None)),
         PaymentSide::Refused => {
@@ -380,6 +370,12 @@ async fn payment_side(
             Ok((None, None))
         }
         PaymentSide::Wechat => Ok((Some(cfg.payment.build_wechat(public_url)?), None)),
+        #[cfg(not(feature = "sandbox"))]
+        PaymentSide::Sandbox { .. } => anyhow::bail!(
+            "payment.provider = \"sandbox\": this dormwatt was built without the payment sandbox \
+             (cargo feature `sandbox`, off in production builds); configure payment.provider = \"wechat\""
+        ),
+        #[cfg(feature = "sandbox")]
         PaymentSide::Sandbox { opted_in } => {
             let want = cfg.payment.sandbox_addr(addr);
             let listener = tokio::net::TcpListener::bind(want)
@@ -398,6 +394,49 @@ async fn payment_side(
             Ok((Some(payments), Some((sandbox, listener))))
         }
     }
+}
+
+/// The sandbox, bound to its own listener and ready to be served.
+#[cfg(feature = "sandbox")]
+type SandboxServer = (pay::Sandbox, tokio::net::TcpListener);
+/// A build without the sandbox feature never has one.
+#[cfg(not(feature = "sandbox"))]
+type SandboxServer = std::convert::Infallible;
+
+#[cfg(feature = "sandbox")]
+fn sandbox_local_addr(s: &SandboxServer) -> Option<std::net::SocketAddr> {
+    s.1.local_addr().ok()
+}
+
+#[cfg(not(feature = "sandbox"))]
+fn sandbox_local_addr(s: &SandboxServer) -> Option<std::net::SocketAddr> {
+    match *s {}
+}
+
+/// Serves the sandbox at the root of its own listener until `stop`.
+#[cfg(feature = "sandbox")]
+fn spawn_sandbox(
+    (sb, l): SandboxServer,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = sb
+            .serve(l, async {
+                let _ = stop.await;
+            })
+            .await
+        {
+            tracing::error!(error = %e, "payment sandbox stopped");
+        }
+    })
+}
+
+#[cfg(not(feature = "sandbox"))]
+fn spawn_sandbox(
+    s: SandboxServer,
+    _stop: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
+    match s {}
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

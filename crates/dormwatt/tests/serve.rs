@@ -126,6 +126,7 @@ async fn serve_without_a_merchant_runs_no_sandbox_and_says_what_to_configure() {
 
 /// Item 1: the explicit opt-in (an env var, for test scripts) runs the
 /// sandbox on its own listener, warns loudly, and still not on the app's.
+#[cfg(feature = "sandbox")]
 #[tokio::test]
 async fn an_explicit_sandbox_opt_in_warns_and_uses_its_own_listener() {
     let s = Server::start(

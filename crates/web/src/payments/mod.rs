@@ -33,6 +33,7 @@ pub struct Payments {
     /// The in-process sandbox, when it is the provider (demo and tests).
     /// It is served on its own listener ([`pay::Sandbox::serve`]), never by
     /// this crate's router.
+    #[cfg(feature = "sandbox")]
     pub sandbox: Option<pay::Sandbox>,
     /// The sandbox cashier's origin (`http://host:port`), which the payment
     /// form redirects browsers to; `None` with the real WeChat Pay.
@@ -47,7 +48,7 @@ pub struct Payments {
 impl fmt::Debug for Payments {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Payments")
-            .field("sandbox", &self.sandbox.is_some())
+            .field("sandbox", &self.cashier_origin.is_some())
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -121,6 +122,7 @@ impl Payments {
     pub fn new(provider: Arc<dyn pay::PaymentProvider>, settings: PaymentSettings) -> Self {
         Self {
             provider,
+            #[cfg(feature = "sandbox")]
             sandbox: None,
             cashier_origin: None,
             settings: Arc::new(settings),
@@ -133,6 +135,7 @@ impl Payments {
     /// sandbox's own listener) and receives its notifications at
     /// `notify_url` (the public URL + [`NOTIFY_PATH`]). This is exactly the
     /// production client and verification path, only the keys differ.
+    #[cfg(feature = "sandbox")]
     pub fn sandbox(
         sandbox: pay::Sandbox,
         api_base_url: &str,
@@ -145,6 +148,7 @@ impl Payments {
     /// [`Payments::sandbox`] where browsers reach the sandbox's cashier at
     /// `cashier_base_url` (its listener as seen from outside) while the
     /// server calls it at `api_base_url`.
+    #[cfg(feature = "sandbox")]
     pub fn sandbox_with_cashier(
         sandbox: pay::Sandbox,
         api_base_url: &str,
