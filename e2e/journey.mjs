@@ -80,6 +80,11 @@ async function main() {
   });
   context.setDefaultTimeout(STEP_MS);
   const page = await context.newPage();
+  // The pages must pass their own Content-Security-Policy (issue 10 item 8):
+  // any violation Chromium reports is a failure.
+  page.on("console", (m) => {
+    if (/Content.Security.Policy/i.test(m.text())) failures.push(`CSP violation: ${m.text()}`);
+  });
   // Every HTML page stays under 100 kB (E5, the issue's quality bar).
   const sizes = [];
   page.on("response", async (r) => {
@@ -196,6 +201,8 @@ async function main() {
     check(/Daily usage/.test(await page.content()), "English on request");
     await snap(page, "overview-en");
   } finally {
+    const csp = await page.evaluate(async () => (await fetch("/healthz")).headers.get("content-security-policy"));
+    check(/script-src 'self'/.test(csp || ""), "pages carry a Content-Security-Policy");
     for (const [url, n] of sizes) {
       if (n > PAGE_BYTES_MAX) failures.push(`${url} is ${n} bytes (> ${PAGE_BYTES_MAX})`);
     }

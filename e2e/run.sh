@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Browser journey of the student pages (issue 6): builds dormwatt, starts
-# `dormwatt demo` (simulator, head-end, payment sandbox in-process) on a
+# `dormwatt demo` (simulator, head-end, payment sandbox on its own port) on a
 # temporary directory and a free port, runs e2e/journey.mjs in headless
 # Debian Chromium, and stops the server. Screenshots: e2e/artifacts/.
 #

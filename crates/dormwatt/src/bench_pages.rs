@@ -208,7 +208,7 @@ async fn setup(
             title: "bench",
             body: "bench",
         };
-        store::students::bind(&db, s.id, meter.id, true, &alert, now).await?;
+        store::students::bind(&db, s.id, meter.id, true, 8, &alert, now).await?;
         let token = web::session::random_token();
         store::students::create_session(
             &db,
@@ -221,7 +221,9 @@ async fn setup(
         .await?;
         tokens.push(token);
     }
-    let settings = web::Settings::new("http://127.0.0.1", domain::time::DEFAULT_TZ, false);
+    let mut settings = web::Settings::new("http://127.0.0.1", domain::time::DEFAULT_TZ, false);
+    // Every load connection comes from 127.0.0.1: lift the per-IP cap.
+    settings.limits.connections_per_ip_max = settings.limits.connections_max;
     let state = web::AppState::new(db, settings, None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -235,16 +235,33 @@ async fn measure(args: &BenchPurchaseArgs, url: &str, label: &str) -> anyhow::Re
     let base = format!("http://{addr}");
     let mut settings = web::payments::PaymentSettings::new("", "");
     settings.bill_reconciliation = false;
+    // The sandbox has its own listener, as in `dormwatt demo`.
+    let sandbox_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sandbox_base = format!("http://{}", sandbox_listener.local_addr()?);
     let payments = web::payments::Payments::sandbox(
         pay::Sandbox::demo(),
-        &format!("{base}{}", web::payments::SANDBOX_MOUNT),
+        &sandbox_base,
         &format!("{base}{}", web::payments::NOTIFY_PATH),
         settings,
     )?;
     let sandbox = payments.sandbox.clone().context("sandbox")?;
+    let (stop_sandbox, sandbox_stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = sandbox.clone();
+    tokio::spawn(async move {
+        served
+            .serve(sandbox_listener, async {
+                let _ = sandbox_stopped.await;
+            })
+            .await
+    });
     let state = web::AppState::new(
         db.clone(),
-        web::Settings::new(base, domain::time::DEFAULT_TZ, false),
+        {
+            // Every client comes from 127.0.0.1: lift the per-IP cap.
+            let mut s = web::Settings::new(base, domain::time::DEFAULT_TZ, false);
+            s.limits.connections_per_ip_max = s.limits.connections_max;
+            s
+        },
         Some(payments),
     );
     let mut clients = Vec::with_capacity(args.clients);
@@ -311,6 +328,7 @@ async fn measure(args: &BenchPurchaseArgs, url: &str, label: &str) -> anyhow::Re
     }
     let elapsed_s = started.elapsed().as_secs_f64();
     let _ = stop.send(());
+    let _ = stop_sandbox.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     let violations = store::ledger::check(&db).await?.len();
     let jobs = store::jobs::depths(&db)

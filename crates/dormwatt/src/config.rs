@@ -22,8 +22,9 @@ pub struct Config {
     pub database_url: String,
     /// Address the HTTP server listens on.
     pub listen: String,
-    /// Base URL students and WeChat reach this server at.
-    pub public_url: String,
+    /// Base URL students and WeChat reach this server at; unset: derived
+    /// from the address actually listened on (`http://127.0.0.1:<port>`).
+    pub public_url: Option<String>,
     /// IANA time zone of the campus calendar.
     pub time_zone: String,
     /// `text` or `json` logs.
@@ -57,6 +58,13 @@ pub struct WebConfig {
     pub wechat_api_base_url: String,
     /// WeChat's authorize endpoint (a mock's in tests).
     pub wechat_authorize_url: String,
+    /// A request head (and the wait for the next one on a kept-alive
+    /// connection) must arrive within this, or the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// Most HTTP connections open at once.
+    pub connections_max: usize,
+    /// Most HTTP connections open at once from one IP address.
+    pub connections_per_ip_max: usize,
 }
 
 /// Longest session lifetime accepted: 30 days.
@@ -71,6 +79,9 @@ impl Default for WebConfig {
             wechat_secret_file: None,
             wechat_api_base_url: "https://api.weixin.qq.com".to_owned(),
             wechat_authorize_url: "https://open.weixin.qq.com/connect/oauth2/authorize".to_owned(),
+            header_read_timeout_ms: 5000,
+            connections_max: 1024,
+            connections_per_ip_max: 64,
         }
     }
 }
@@ -84,6 +95,18 @@ impl WebConfig {
         anyhow::ensure!(
             self.wechat_appid.is_some() == self.wechat_secret_file.is_some(),
             "web.wechat_appid and web.wechat_secret_file go together"
+        );
+        anyhow::ensure!(
+            (500..=60_000).contains(&self.header_read_timeout_ms),
+            "web.header_read_timeout_ms: must be 500..=60000"
+        );
+        anyhow::ensure!(
+            (1..=100_000).contains(&self.connections_max),
+            "web.connections_max: must be 1..=100000"
+        );
+        anyhow::ensure!(
+            (1..=self.connections_max).contains(&self.connections_per_ip_max),
+            "web.connections_per_ip_max: must be 1..=web.connections_max"
         );
         Ok(())
     }
@@ -103,6 +126,15 @@ impl WebConfig {
             api_base_url: self.wechat_api_base_url.clone(),
             authorize_url: self.wechat_authorize_url.clone(),
         }))
+    }
+
+    /// Timeouts and connection caps of the HTTP server.
+    pub fn limits(&self) -> web::ServeLimits {
+        web::ServeLimits {
+            header_read_timeout: std::time::Duration::from_millis(self.header_read_timeout_ms),
+            connections_max: self.connections_max,
+            connections_per_ip_max: self.connections_per_ip_max,
+        }
     }
 
     /// Session lifetime in milliseconds.
@@ -233,8 +265,13 @@ pub enum PaymentProviderKind {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PaymentConfig {
-    /// `sandbox` (default, demo), `wechat` or `none`.
-    pub provider: PaymentProviderKind,
+    /// `wechat`, `none` or `sandbox`; unset: the sandbox under `dormwatt
+    /// demo`, and no payment side (with a message naming what to
+    /// configure) under `dormwatt serve`.
+    pub provider: Option<PaymentProviderKind>,
+    /// Where the sandbox listens (its own listener, never the application's);
+    /// unset: the IP of `listen` and a free port.
+    pub sandbox_listen: Option<String>,
     /// Let `production = true` run with the sandbox (a staging server).
     pub allow_sandbox_in_production: bool,
     /// The notify URL given to WeChat; default: `public_url` + `/pay/wechat/notify`.
@@ -259,6 +296,38 @@ pub struct PaymentConfig {
     /// The merchant, when `provider = "wechat"`.
     pub wechat: WechatPaySection,
 }
+
+/// What `serve`/`demo` runs on the payment side ([`PaymentConfig::resolve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentSide {
+    /// `provider = "none"`: no online payments (counter sales still work).
+    None,
+    /// `serve` without a merchant: no online payments, and say what to configure.
+    Refused,
+    /// The sandbox on its own listener; `opted_in`: under `serve`, by an
+    /// explicit `provider = "sandbox"` (warned about loudly).
+    Sandbox {
+        /// Explicitly configured outside `demo`.
+        opted_in: bool,
+    },
+    /// The real WeChat Pay.
+    Wechat,
+}
+
+/// Why `serve` runs no payment side, and what to configure.
+pub const PAYMENT_REFUSED: &str = "no merchant is configured, so this server takes no online payments. \
+To take WeChat payments set payment.provider = \"wechat\" and payment.wechat.appid, \
+payment.wechat.mchid, payment.wechat.merchant_serial_no, payment.wechat.merchant_key_file, \
+payment.wechat.api_v3_key_file and payment.wechat.public_key_id + payment.wechat.public_key_file \
+(or payment.wechat.platform_certificate_files); set payment.provider = \"none\" to run without \
+online payments on purpose. The payment sandbox runs only under `dormwatt demo` or with an \
+explicit payment.provider = \"sandbox\" (DORMWATT_PAYMENT__PROVIDER=sandbox), never with real money.";
+
+/// Printed (and logged) when `serve` runs the sandbox by explicit opt-in.
+#[cfg(feature = "sandbox")]
+pub const SANDBOX_WARNING: &str = "PAYMENT SANDBOX ENABLED (payment.provider = \"sandbox\"): its keys are \
+public and its admin routes mark any order paid without money. Test and staging only — never with \
+real students.";
 
 /// `[payment.wechat]`: a direct (直连) merchant's identity and key files.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -289,7 +358,8 @@ pub struct WechatPaySection {
 impl Default for PaymentConfig {
     fn default() -> Self {
         Self {
-            provider: PaymentProviderKind::Sandbox,
+            provider: None,
+            sandbox_listen: None,
             allow_sandbox_in_production: false,
             notify_url: None,
             counter_token_file: None,
@@ -312,7 +382,7 @@ impl PaymentConfig {
     fn validate(&self, production: bool) -> anyhow::Result<()> {
         anyhow::ensure!(
             !(production
-                && self.provider == PaymentProviderKind::Sandbox
+                && self.provider == Some(PaymentProviderKind::Sandbox)
                 && !self.allow_sandbox_in_production),
             "payment.provider: the sandbox's keys are public, so anyone could forge payments; \
              set provider = \"wechat\" for production (or payment.allow_sandbox_in_production = true \
@@ -334,7 +404,12 @@ impl PaymentConfig {
             self.delivery_window_s >= 60,
             "payment.delivery_window_s: must be at least 60"
         );
-        if self.provider == PaymentProviderKind::Wechat {
+        if let Some(l) = &self.sandbox_listen {
+            l.parse::<std::net::SocketAddr>().with_context(|| {
+                format!("payment.sandbox_listen: '{l}' is not an address like 127.0.0.1:8081")
+            })?;
+        }
+        if self.provider == Some(PaymentProviderKind::Wechat) {
             let w = &self.wechat;
             for (key, value) in [
                 ("appid", &w.appid),
@@ -385,50 +460,86 @@ impl PaymentConfig {
         Ok(s)
     }
 
-    /// Builds the payment side: `None` for `provider = "none"`; the sandbox
-    /// (mounted in this server, reached at `listen`) or WeChat Pay otherwise.
-    /// Notifications go to `notify_url`, default `public_url` + the notify path.
-    pub fn build(
-        &self,
-        public_url: &str,
-        listen: std::net::SocketAddr,
-    ) -> anyhow::Result<Option<web::payments::Payments>> {
-        let notify_url = self.notify_url.clone().unwrap_or_else(|| {
+    /// Which provider this process runs: what is configured, else the
+    /// sandbox for `dormwatt demo` and nothing (refused) for `dormwatt serve`.
+    pub fn resolve(&self, demo: bool) -> PaymentSide {
+        match (self.provider, demo) {
+            (Some(PaymentProviderKind::Wechat), _) => PaymentSide::Wechat,
+            (Some(PaymentProviderKind::None), _) => PaymentSide::None,
+            (Some(PaymentProviderKind::Sandbox), demo) => PaymentSide::Sandbox { opted_in: !demo },
+            (None, true) => PaymentSide::Sandbox { opted_in: false },
+            (None, false) => PaymentSide::Refused,
+        }
+    }
+
+    /// The notify URL: `notify_url`, else `public_url` + the notify path.
+    pub fn notify_url(&self, public_url: &str) -> String {
+        self.notify_url.clone().unwrap_or_else(|| {
             format!(
                 "{}{}",
                 public_url.trim_end_matches('/'),
                 web::payments::NOTIFY_PATH
             )
-        });
-        let settings = self.settings()?;
-        match self.provider {
-            PaymentProviderKind::None => Ok(None),
-            PaymentProviderKind::Sandbox => {
-                // The server calls its own sandbox mount; a wildcard listen
-                // address is reached through loopback.
-                let mut own = listen;
-                if own.ip().is_unspecified() {
-                    own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                let api_base = format!("http://{own}{}", web::payments::SANDBOX_MOUNT);
-                let payments = web::payments::Payments::sandbox(
-                    pay::Sandbox::demo(),
-                    &api_base,
-                    &notify_url,
-                    settings,
-                )
-                .context("payment sandbox")?;
-                Ok(Some(payments))
-            }
-            PaymentProviderKind::Wechat => {
-                let config = self.wechat_pay_config(&notify_url)?;
-                let client = pay::WechatPayClient::new(config).context("payment.wechat")?;
-                Ok(Some(web::payments::Payments::new(
-                    std::sync::Arc::new(client),
-                    settings,
-                )))
-            }
+        })
+    }
+
+    /// The sandbox's address: `sandbox_listen`, else `listen`'s IP and a free port.
+    #[cfg(feature = "sandbox")]
+    pub fn sandbox_addr(&self, listen: std::net::SocketAddr) -> std::net::SocketAddr {
+        self.sandbox_listen
+            .as_deref()
+            .and_then(|l| l.parse().ok())
+            .unwrap_or_else(|| std::net::SocketAddr::new(listen.ip(), 0))
+    }
+
+    /// The sandbox provider: the demo sandbox (its router is served by the
+    /// caller on `sandbox_addr`, the address it was bound to) and a client
+    /// for it. The cashier link is the sandbox's address as a browser sees
+    /// it: `public_url`'s host when the sandbox listens on a wildcard address.
+    #[cfg(feature = "sandbox")]
+    pub fn build_sandbox(
+        &self,
+        public_url: &str,
+        sandbox_addr: std::net::SocketAddr,
+    ) -> anyhow::Result<web::payments::Payments> {
+        let mut own = sandbox_addr;
+        if own.ip().is_unspecified() {
+            own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
+        let api_base = format!("http://{own}");
+        let browser_base = if sandbox_addr.ip().is_unspecified() {
+            let mut u = reqwest::Url::parse(public_url)
+                .with_context(|| format!("public_url: '{public_url}' is not a URL"))?;
+            u.set_scheme("http")
+                .map_err(|()| anyhow::anyhow!("public_url: '{public_url}' has no http host"))?;
+            u.set_port(Some(sandbox_addr.port()))
+                .map_err(|()| anyhow::anyhow!("public_url: '{public_url}' has no host"))?;
+            u.set_path("");
+            u.as_str().trim_end_matches('/').to_owned()
+        } else {
+            api_base.clone()
+        };
+        let mut config = pay::sandbox::SandboxConfig::demo();
+        config.merchant_base_url = Some(public_url.trim_end_matches('/').to_owned());
+        let payments = web::payments::Payments::sandbox_with_cashier(
+            pay::Sandbox::new(config),
+            &api_base,
+            &browser_base,
+            &self.notify_url(public_url),
+            self.settings()?,
+        )
+        .context("payment sandbox")?;
+        Ok(payments)
+    }
+
+    /// The real WeChat Pay provider (`[payment.wechat]`).
+    pub fn build_wechat(&self, public_url: &str) -> anyhow::Result<web::payments::Payments> {
+        let config = self.wechat_pay_config(&self.notify_url(public_url))?;
+        let client = pay::WechatPayClient::new(config).context("payment.wechat")?;
+        Ok(web::payments::Payments::new(
+            std::sync::Arc::new(client),
+            self.settings()?,
+        ))
     }
 
     fn wechat_pay_config(&self, notify_url: &str) -> anyhow::Result<pay::WechatPayConfig> {
@@ -519,7 +630,7 @@ impl Default for Config {
         Self {
             database_url: "sqlite://dormwatt.db".to_owned(),
             listen: "127.0.0.1:8080".to_owned(),
-            public_url: "http://127.0.0.1:8080".to_owned(),
+            public_url: None,
             time_zone: domain::time::DEFAULT_TZ.to_owned(),
             log_format: LogFormat::Text,
             production: false,
@@ -711,12 +822,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dw-cfg-pay-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("p.toml");
-        std::fs::write(&p, "production = true\n").unwrap();
+        std::fs::write(&p, "production = true\n[payment]\nprovider = \"sandbox\"\n").unwrap();
         let e = format!("{:#}", Config::load(Some(&p)).unwrap_err());
         assert!(e.contains("payment.provider"), "{e}");
         std::fs::write(
             &p,
-            "production = true\n[payment]\nallow_sandbox_in_production = true\n",
+            "production = true\n[payment]\nprovider = \"sandbox\"\nallow_sandbox_in_production = true\n",
         )
         .unwrap();
         assert!(Config::load(Some(&p)).is_ok());
@@ -737,6 +848,42 @@ mod tests {
         assert!(
             !format!("{s:?}").contains("a-long-enough"),
             "Debug hides the token"
+        );
+    }
+
+    #[test]
+    fn only_demo_or_an_explicit_opt_in_runs_the_sandbox() {
+        let unset = PaymentConfig::default();
+        assert_eq!(
+            unset.resolve(true),
+            PaymentSide::Sandbox { opted_in: false }
+        );
+        assert_eq!(unset.resolve(false), PaymentSide::Refused);
+        for key in [
+            "payment.provider = \"wechat\"",
+            "payment.wechat.mchid",
+            "payment.wechat.api_v3_key_file",
+            "DORMWATT_PAYMENT__PROVIDER=sandbox",
+        ] {
+            assert!(PAYMENT_REFUSED.contains(key), "{key}");
+        }
+        let sandbox = PaymentConfig {
+            provider: Some(PaymentProviderKind::Sandbox),
+            ..PaymentConfig::default()
+        };
+        assert_eq!(
+            sandbox.resolve(false),
+            PaymentSide::Sandbox { opted_in: true }
+        );
+        let none = PaymentConfig {
+            provider: Some(PaymentProviderKind::None),
+            ..PaymentConfig::default()
+        };
+        assert_eq!(none.resolve(true), PaymentSide::None);
+        assert_eq!(
+            Config::default().public_url,
+            None,
+            "derived from the listener"
         );
     }
 

@@ -4,6 +4,7 @@
 
 mod bench_collect;
 mod bench_pages;
+#[cfg(feature = "sandbox")]
 mod bench_purchase;
 mod cmd_dst;
 mod cmd_frame;
@@ -68,6 +69,7 @@ enum BenchCommand {
     /// One full collection sweep of the reference campus against the simulator.
     Collect(bench_collect::BenchCollectArgs),
     /// End-to-end purchases per second on SQLite and PostgreSQL, against pgbench.
+    #[cfg(feature = "sandbox")]
     Purchase(bench_purchase::BenchPurchaseArgs),
     /// The overview page under 100 concurrent connections.
     Pages(bench_pages::BenchPagesArgs),
@@ -83,6 +85,7 @@ fn main() -> std::process::ExitCode {
         Command::Dst(args) => cmd_dst::run(args, cli.global.database_url.as_deref()),
         Command::Bench(b) => match b {
             BenchCommand::Collect(a) => bench_collect::run(a),
+            #[cfg(feature = "sandbox")]
             BenchCommand::Purchase(a) => bench_purchase::run(a),
             BenchCommand::Pages(a) => bench_pages::run(a),
         }

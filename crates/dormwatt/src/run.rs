@@ -1,7 +1,9 @@
 //! The database-backed subcommands: migrate, seed, serve, demo, status,
 //! check-ledger.
 
-use crate::config::{Config, LogFormat};
+#[cfg(feature = "sandbox")]
+use crate::config::SANDBOX_WARNING;
+use crate::config::{Config, LogFormat, PAYMENT_REFUSED, PaymentSide};
 use crate::{Command, GlobalArgs};
 use anyhow::Context;
 use std::process::ExitCode;
@@ -212,29 +214,10 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
             seed(&db, &cfg, args.history_days).await?;
         }
     }
-    let settings = web::Settings {
-        public_url: cfg.public_url.clone(),
-        time_zone: cfg.time_zone.clone(),
-        demo_login: demo,
-        wechat_oauth: cfg.web.wechat_oauth()?,
-        session_ttl_ms: cfg.web.session_ttl_ms(),
-    };
-    let listener = tokio::net::TcpListener::bind(&cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
-    // Payments need the bound address: the demo sandbox is served by this
-    // very server and the client reaches it there.
-    let payments = cfg.payment.build(&cfg.public_url, addr)?;
-    tracing::info!(payments = ?payments, "payment side");
-    let state = web::AppState::new(db.clone(), settings, payments);
-    let (stop_workers, workers_stopped) = tokio::sync::oneshot::channel::<()>();
-    let workers = tokio::spawn(web::payments::workers::run(state.clone(), async {
-        let _ = workers_stopped.await;
-    }));
     // Demo: the reference campus's meters, simulated in this process on the
     // ports the seeded registry points at; the head-end then talks to them
-    // over loopback TCP exactly as it would to real gateways.
+    // over loopback TCP exactly as it would to real gateways. Started before
+    // our own listeners take ephemeral ports, which could fall in their range.
     let simulator = if demo {
         let fleet =
             sim::Fleet::from_plan(&domain::campus::reference_plan(), sim::SimConfig::default());
@@ -265,6 +248,32 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
     } else {
         None
     };
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = cfg
+        .public_url
+        .clone()
+        .unwrap_or_else(|| derived_public_url(addr));
+    let (payments, sandbox) = payment_side(&cfg, demo, addr, &public_url).await?;
+    let settings = web::Settings {
+        public_url: public_url.clone(),
+        time_zone: cfg.time_zone.clone(),
+        demo_login: demo,
+        wechat_oauth: cfg.web.wechat_oauth()?,
+        session_ttl_ms: cfg.web.session_ttl_ms(),
+        limits: cfg.web.limits(),
+    };
+    tracing::info!(payments = ?payments, "payment side");
+    let (stop_sandbox, sandbox_stopped) = tokio::sync::oneshot::channel::<()>();
+    let sandbox_addr = sandbox.as_ref().and_then(sandbox_local_addr);
+    let sandbox_task = sandbox.map(|s| spawn_sandbox(s, sandbox_stopped));
+    let state = web::AppState::new(db.clone(), settings, payments);
+    let (stop_workers, workers_stopped) = tokio::sync::oneshot::channel::<()>();
+    let workers = tokio::spawn(web::payments::workers::run(state.clone(), async {
+        let _ = workers_stopped.await;
+    }));
     let headend = if cfg.headend.enabled && !args.no_headend {
         let h = headend::Headend::start(
             db.clone(),
@@ -296,10 +305,21 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
     });
     tracing::info!(listen = %addr, demo, headend = headend.is_some(), "dormwatt is serving");
     if demo {
-        println!("dormwatt demo is running at http://{addr}/  (Ctrl-C to stop)");
+        println!(
+            "dormwatt demo is running at {}/  (Ctrl-C to stop)",
+            public_url.trim_end_matches('/')
+        );
+        if let Some(a) = sandbox_addr {
+            // After the main URL: scripts take the first URL printed.
+            println!("  payment sandbox (cashier, admin API) on its own port: http://{a}/");
+        }
     }
     web::serve(listener, state, shutdown_signal()).await?;
     let _ = stop_workers.send(());
+    let _ = stop_sandbox.send(());
+    if let Some(t) = sandbox_task {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
+    }
     if let Some(t) = low_balance {
         // A scan is one statement; aborting it rolls it back.
         t.abort();
@@ -320,6 +340,103 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
     db.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `http://<listened address>`, loopback for a wildcard address.
+fn derived_public_url(mut addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{addr}")
+}
+
+/// The payment side this process runs, and the sandbox with its own bound
+/// listener when it is the provider. `serve` without a configured merchant
+/// runs none and says what to configure; `serve` with an explicit
+/// `provider = "sandbox"` warns loudly.
+async fn payment_side(
+    cfg: &Config,
+    demo: bool,
+    addr: std::net::SocketAddr,
+    public_url: &str,
+) -> anyhow::Result<(Option<web::payments::Payments>, Option<SandboxServer>)> {
+    #[cfg(not(feature = "sandbox"))]
+    let _ = addr;
+    match cfg.payment.resolve(demo) {
+        PaymentSide::None => Ok((None, None)),
+        PaymentSide::Refused => {
+            eprintln!("dormwatt serve: payment side NOT started: {PAYMENT_REFUSED}");
+            tracing::error!("payment side not started: {PAYMENT_REFUSED}");
+            Ok((None, None))
+        }
+        PaymentSide::Wechat => Ok((Some(cfg.payment.build_wechat(public_url)?), None)),
+        #[cfg(not(feature = "sandbox"))]
+        PaymentSide::Sandbox { .. } => anyhow::bail!(
+            "payment.provider = \"sandbox\": this dormwatt was built without the payment sandbox \
+             (cargo feature `sandbox`, off in production builds); configure payment.provider = \"wechat\""
+        ),
+        #[cfg(feature = "sandbox")]
+        PaymentSide::Sandbox { opted_in } => {
+            let want = cfg.payment.sandbox_addr(addr);
+            let listener = tokio::net::TcpListener::bind(want)
+                .await
+                .with_context(|| format!("payment.sandbox_listen: cannot listen on {want}"))?;
+            let bound = listener.local_addr()?;
+            let payments = cfg.payment.build_sandbox(public_url, bound)?;
+            let sandbox = payments
+                .sandbox
+                .clone()
+                .context("the sandbox provider carries its sandbox")?;
+            if opted_in {
+                eprintln!("\n!!! {SANDBOX_WARNING}\n!!! sandbox listening on http://{bound}/\n");
+                tracing::warn!(sandbox = %bound, "{SANDBOX_WARNING}");
+            }
+            Ok((Some(payments), Some((sandbox, listener))))
+        }
+    }
+}
+
+/// The sandbox, bound to its own listener and ready to be served.
+#[cfg(feature = "sandbox")]
+type SandboxServer = (pay::Sandbox, tokio::net::TcpListener);
+/// A build without the sandbox feature never has one.
+#[cfg(not(feature = "sandbox"))]
+type SandboxServer = std::convert::Infallible;
+
+#[cfg(feature = "sandbox")]
+fn sandbox_local_addr(s: &SandboxServer) -> Option<std::net::SocketAddr> {
+    s.1.local_addr().ok()
+}
+
+#[cfg(not(feature = "sandbox"))]
+fn sandbox_local_addr(s: &SandboxServer) -> Option<std::net::SocketAddr> {
+    match *s {}
+}
+
+/// Serves the sandbox at the root of its own listener until `stop`.
+#[cfg(feature = "sandbox")]
+fn spawn_sandbox(
+    (sb, l): SandboxServer,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = sb
+            .serve(l, async {
+                let _ = stop.await;
+            })
+            .await
+        {
+            tracing::error!(error = %e, "payment sandbox stopped");
+        }
+    })
+}
+
+#[cfg(not(feature = "sandbox"))]
+fn spawn_sandbox(
+    s: SandboxServer,
+    _stop: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
+    match s {}
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

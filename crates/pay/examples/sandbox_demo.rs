@@ -61,7 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     let cashier = payment.cashier_url.unwrap_or_default();
-    println!("cashier: {base}{cashier}&return_url=/");
+    println!("cashier: {cashier}&return_url=/");
     tokio::time::sleep(Duration::from_secs(600)).await;
     Ok(())
 }

@@ -185,12 +185,20 @@ pub(crate) fn parse_scaled(text: &str, decimals: u32) -> Option<i64> {
 }
 
 /// Formats fen as yuan with 2 decimals (bill style).
+#[cfg_attr(
+    not(feature = "sandbox"),
+    expect(dead_code, reason = "only the sandbox uses it")
+)]
 pub(crate) fn format_yuan(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
     format!("{sign}{}.{:02}", fen.abs() / 100, fen.abs() % 100)
 }
 
 /// Formats 0.00001-yuan units with 5 decimals.
+#[cfg_attr(
+    not(feature = "sandbox"),
+    expect(dead_code, reason = "only the sandbox uses it")
+)]
 pub(crate) fn format_yuan5(millifen: i64) -> String {
     let sign = if millifen < 0 { "-" } else { "" };
     format!(
@@ -428,8 +436,16 @@ pub(crate) fn sha1_hex(bytes: &[u8]) -> String {
 }
 
 /// Column names in the order we write them (sandbox bills).
+#[cfg_attr(
+    not(feature = "sandbox"),
+    expect(dead_code, reason = "only the sandbox uses it")
+)]
 pub(crate) const BILL_HEADER: &str = "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注";
 /// Summary header in the order we write it.
+#[cfg_attr(
+    not(feature = "sandbox"),
+    expect(dead_code, reason = "only the sandbox uses it")
+)]
 pub(crate) const SUMMARY_HEADER: &str =
     "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额";
 

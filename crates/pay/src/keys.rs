@@ -199,6 +199,10 @@ impl WechatPayKeys {
     }
 
     /// Whether `key` is among the trusted keys.
+    #[cfg_attr(
+        not(feature = "sandbox"),
+        expect(dead_code, reason = "only the sandbox-key check uses it")
+    )]
     pub(crate) fn contains_key(&self, key: &RsaPublicKey) -> bool {
         self.public_key.as_ref().is_some_and(|(_, k)| k == key)
             || self.certificates.values().any(|k| k == key)

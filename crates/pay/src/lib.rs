@@ -23,6 +23,7 @@ mod der;
 pub mod keys;
 pub mod model;
 pub mod notify;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod sign;
 pub mod time;
@@ -40,5 +41,6 @@ pub use model::{
     TradeState, Transaction,
 };
 pub use notify::{Notification, NotificationError, PaymentNotification, RefundNotification};
+#[cfg(feature = "sandbox")]
 pub use sandbox::{NotifyPlan, Sandbox, SandboxConfig, sandbox_router};
 pub use sign::{JsapiPayParams, SignedHeaders, VerifyError};

@@ -460,19 +460,40 @@ pub struct BindOutcome {
     pub others_told: u64,
 }
 
-/// Binds a meter (the password was checked by the caller). The first meter
-/// becomes the default; `make_default` moves the default here. Other binders
-/// of the meter get an inbox message (they may be roommates, or may learn
-/// that their password leaked), in the same transaction.
+/// What [`bind`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindResult {
+    /// Bound (or already bound).
+    Bound(BindOutcome),
+    /// The student already has `bindings_max` other meters; nothing changed.
+    TooMany,
+}
+
+/// Binds a meter (the password was checked by the caller), at most
+/// `bindings_max` meters per student. The first meter becomes the default;
+/// `make_default` moves the default here. Other binders of the meter get an
+/// inbox message (they may be roommates, or may learn that their password
+/// leaked), in the same transaction.
+///
+/// Concurrent binds of one student are serialised on the student's row
+/// (`FOR UPDATE` on PostgreSQL; SQLite's write transactions are serial), so
+/// parallel requests cannot each see room under the cap.
 pub async fn bind(
     db: &Db,
     student_id: i64,
     meter_id: i64,
     make_default: bool,
+    bindings_max: usize,
     alert: &BindAlert<'_>,
     now_ms: i64,
-) -> Result<BindOutcome> {
+) -> Result<BindResult> {
     let mut tx = db.begin().await?;
+    if let Tx::Postgres(t) = &mut tx {
+        sqlx::query("select id from student where id = $1 for update")
+            .bind(student_id)
+            .fetch_optional(&mut **t)
+            .await?;
+    }
     let existing: Option<i64> = on_tx!(&mut tx, |c| sqlx::query_scalar(
         "select id from binding where student_id = $1 and meter_id = $2"
     )
@@ -486,6 +507,10 @@ pub async fn bind(
     .bind(student_id)
     .fetch_one(c)
     .await?);
+    if existing.is_none() && usize::try_from(has_any).unwrap_or(usize::MAX) >= bindings_max {
+        drop(tx);
+        return Ok(BindResult::TooMany);
+    }
     let (binding_id, already_bound, others_told) = match existing {
         Some(id) => (id, true, 0),
         None => {
@@ -518,11 +543,11 @@ pub async fn bind(
         set_default_in(&mut tx, student_id, binding_id).await?;
     }
     tx.commit().await?;
-    Ok(BindOutcome {
+    Ok(BindResult::Bound(BindOutcome {
         binding_id,
         already_bound,
         others_told,
-    })
+    }))
 }
 
 /// The inbox message other binders of a meter receive when someone binds it.
@@ -623,6 +648,107 @@ pub async fn set_meter_password(
     Ok(n > 0)
 }
 
+/// Changes a meter's password as one of its binders, who proved the current
+/// one: only if the hash still is `expected` (two concurrent changes cannot
+/// both win), and in the same transaction every *other* binder — none of
+/// whom has proven the new password — is unbound and told so in the inbox.
+/// `None`: the password changed meanwhile (nothing done); `Some(n)`: `n`
+/// other binders were removed.
+pub async fn change_meter_password(
+    db: &Db,
+    student_id: i64,
+    meter_id: i64,
+    expected: Option<&str>,
+    new_hash: &str,
+    removed: &BindAlert<'_>,
+    now_ms: i64,
+) -> Result<Option<u64>> {
+    let mut tx = db.begin().await?;
+    let n = on_tx!(&mut tx, |c| sqlx::query(
+        "update meter set password_hash = $2
+         where id = $1 and ((password_hash is null and $3 is null) or password_hash = $3)"
+    )
+    .bind(meter_id)
+    .bind(new_hash)
+    .bind(expected)
+    .execute(c)
+    .await?
+    .rows_affected());
+    if n != 1 {
+        drop(tx);
+        return Ok(None);
+    }
+    let mine: i64 = on_tx!(&mut tx, |c| sqlx::query_scalar(
+        "select count(*) from binding where student_id = $1 and meter_id = $2"
+    )
+    .bind(student_id)
+    .bind(meter_id)
+    .fetch_one(c)
+    .await?);
+    if mine != 1 {
+        drop(tx);
+        return Err(Error::NotFound("binding"));
+    }
+    let told = on_tx!(&mut tx, |c| sqlx::query(
+        "insert into message (student_id, kind, title, body, dedup_key, created_at_ms)
+         select bd.student_id, 'binding', $3, $4, null, $5 from binding bd
+         where bd.meter_id = $1 and bd.student_id <> $2"
+    )
+    .bind(meter_id)
+    .bind(student_id)
+    .bind(removed.title)
+    .bind(removed.body)
+    .bind(now_ms)
+    .execute(c)
+    .await?
+    .rows_affected());
+    let gone = on_tx!(&mut tx, |c| sqlx::query(
+        "delete from binding where meter_id = $1 and student_id <> $2"
+    )
+    .bind(meter_id)
+    .bind(student_id)
+    .execute(c)
+    .await?
+    .rows_affected());
+    debug_assert_eq!(told, gone);
+    // A removed binder whose default it was gets their oldest meter as default.
+    on_tx!(&mut tx, |c| sqlx::query(
+        "update binding set is_default = true
+         where id in (select min(b.id) from binding b group by b.student_id
+                      having sum(case when b.is_default then 1 else 0 end) = 0)"
+    )
+    .execute(c)
+    .await?
+    .rows_affected());
+    tx.commit().await?;
+    Ok(Some(gone))
+}
+
+/// Another binder of a meter, as a binder may see them (masked).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CoBinder {
+    /// Display name (mask it before showing).
+    pub name: String,
+    /// Phone (mask it before showing).
+    pub phone: String,
+    /// When they bound the meter.
+    pub created_at_ms: i64,
+}
+
+/// The other students bound to the meter of `student_id`'s binding.
+pub async fn co_binders(db: &Db, student_id: i64, binding_id: i64) -> Result<Vec<CoBinder>> {
+    Ok(on_db!(db, |p| sqlx::query_as(
+        "select s.name, s.phone, o.created_at_ms from binding mine
+         join binding o on o.meter_id = mine.meter_id and o.student_id <> mine.student_id
+         join student s on s.id = o.student_id
+         where mine.student_id = $1 and mine.id = $2 order by o.id"
+    )
+    .bind(student_id)
+    .bind(binding_id)
+    .fetch_all(p)
+    .await?))
+}
+
 // ---------------------------------------------------------------- bind attempts
 
 /// One binding (or password) attempt, for the audit trail.
@@ -638,28 +764,58 @@ pub struct Attempt<'a> {
     pub ok: bool,
 }
 
-/// Records an attempt.
-pub async fn record_attempt(db: &Db, a: &Attempt<'_>, now_ms: i64) -> Result<()> {
-    on_db!(db, |p| {
-        sqlx::query(
-        "insert into bind_attempt (student_id, meter_address, client_ip, ok, at_ms) values ($1, $2, $3, $4, $5)"
+/// Records an attempt as a failure *before* the password is checked, and
+/// returns its id: parallel requests then see each other's attempts when
+/// they count ([`failures`] with `except_id`), so they cannot each get a
+/// guess past the throttle. Call [`settle_attempt`] after the check, or
+/// [`forget_attempt`] if the attempt was refused by the throttle.
+pub async fn record_attempt(db: &Db, a: &Attempt<'_>, now_ms: i64) -> Result<i64> {
+    Ok(on_db!(db, |p| {
+        sqlx::query_scalar(
+            "insert into bind_attempt (student_id, meter_address, client_ip, ok, at_ms)
+             values ($1, $2, $3, $4, $5) returning id",
+        )
+        .bind(a.student_id)
+        .bind(a.meter_address)
+        .bind(a.client_ip)
+        .bind(a.ok)
+        .bind(now_ms)
+        .fetch_one(p)
+        .await?
+    }))
+}
+
+/// Marks a recorded attempt as successful (the password was right).
+pub async fn settle_attempt(db: &Db, attempt_id: i64, ok: bool) -> Result<()> {
+    on_db!(db, |p| sqlx::query(
+        "update bind_attempt set ok = $2 where id = $1"
     )
-    .bind(a.student_id)
-    .bind(a.meter_address)
-    .bind(a.client_ip)
-    .bind(a.ok)
-    .bind(now_ms)
+    .bind(attempt_id)
+    .bind(ok)
     .execute(p)
     .await?
-    .rows_affected()
-    });
+    .rows_affected());
     Ok(())
 }
 
-/// Failed attempts of one key since its last success (and since a window start).
+/// Removes an attempt the throttle refused: a refused request never got a
+/// guess, so it must not lengthen anyone's wait (a victim's meter cannot be
+/// kept locked by hammering it).
+pub async fn forget_attempt(db: &Db, attempt_id: i64) -> Result<()> {
+    on_db!(db, |p| sqlx::query(
+        "delete from bind_attempt where id = $1"
+    )
+    .bind(attempt_id)
+    .execute(p)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
+/// Failed attempts of one key in a window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct Failures {
-    /// Consecutive failures.
+    /// Failures in the window (a success does not reset them).
     pub count: i64,
     /// When the latest failure happened.
     pub last_at_ms: Option<i64>,
@@ -670,37 +826,90 @@ pub struct Failures {
 pub enum AttemptKey<'a> {
     /// Attempts on one meter number, by anyone.
     Meter(&'a str),
+    /// Attempts by one student on one meter number.
+    MeterStudent(&'a str, i64),
     /// Attempts by one student, on any meter.
     Student(i64),
     /// Attempts from one client address.
     Ip(&'a str),
+    /// All attempts.
+    Global,
 }
 
-/// Consecutive failures of `key` after its last success and after `since_ms`.
-pub async fn failures(db: &Db, key: AttemptKey<'_>, since_ms: i64) -> Result<Failures> {
-    // The column differs per key; the SQL texts are fixed strings (no injection).
+/// Failed attempts of `key` after `since_ms`, other than `except_id` (the
+/// caller's own, still unsettled attempt). Successes never reset the count:
+/// otherwise "four wrong guesses, then re-bind my own meter" repeats forever.
+pub async fn failures(
+    db: &Db,
+    key: AttemptKey<'_>,
+    since_ms: i64,
+    except_id: i64,
+) -> Result<Failures> {
+    // The SQL texts are fixed strings per key (no injection).
     macro_rules! q {
-        ($col:literal, $v:expr) => {
+        ($cond:literal $(, $v:expr)*) => {
             on_db!(db, |p| sqlx::query_as(concat!(
                 "select count(*) as count, max(at_ms) as last_at_ms from bind_attempt
-                 where ",
-                $col,
-                " = $1 and not ok and at_ms > $2 and at_ms > coalesce(
-                     (select max(at_ms) from bind_attempt where ",
-                $col,
-                " = $1 and ok), 0)"
+                 where not ok and at_ms > $1 and id <> $2",
+                $cond
             ))
-            .bind($v)
-            .bind(since_ms)
-            .fetch_one(p)
-            .await?)
+                .bind(since_ms)
+                .bind(except_id)
+                $(.bind($v))*
+                .fetch_one(p)
+                .await?)
         };
     }
     Ok(match key {
-        AttemptKey::Meter(a) => q!("meter_address", a),
-        AttemptKey::Student(s) => q!("student_id", s),
-        AttemptKey::Ip(ip) => q!("client_ip", ip),
+        AttemptKey::Meter(a) => q!(" and meter_address = $3", a),
+        AttemptKey::MeterStudent(a, s) => q!(" and meter_address = $3 and student_id = $4", a, s),
+        AttemptKey::Student(s) => q!(" and student_id = $3", s),
+        AttemptKey::Ip(ip) => q!(" and client_ip = $3", ip),
+        AttemptKey::Global => q!(""),
     })
+}
+
+// ---------------------------------------------------------------- meter lookups
+
+/// Records a lookup of a meter the student is not bound to (buying for
+/// someone else) and returns how many such lookups the student and the
+/// client address made since `since_ms`, this one included. Recorded first,
+/// counted after, so parallel lookups all see each other.
+pub async fn record_lookup(
+    db: &Db,
+    student_id: i64,
+    meter_address: &str,
+    client_ip: &str,
+    since_ms: i64,
+    now_ms: i64,
+) -> Result<(i64, i64)> {
+    on_db!(db, |p| {
+        sqlx::query(
+        "insert into meter_lookup (student_id, meter_address, client_ip, at_ms) values ($1, $2, $3, $4)"
+    )
+    .bind(student_id)
+    .bind(meter_address)
+    .bind(client_ip)
+    .bind(now_ms)
+    .execute(p)
+    .await?
+    .rows_affected()
+    });
+    let by_student: i64 = on_db!(db, |p| sqlx::query_scalar(
+        "select count(*) from meter_lookup where student_id = $1 and at_ms > $2"
+    )
+    .bind(student_id)
+    .bind(since_ms)
+    .fetch_one(p)
+    .await?);
+    let by_ip: i64 = on_db!(db, |p| sqlx::query_scalar(
+        "select count(*) from meter_lookup where client_ip = $1 and at_ms > $2"
+    )
+    .bind(client_ip)
+    .bind(since_ms)
+    .fetch_one(p)
+    .await?);
+    Ok((by_student, by_ip))
 }
 
 // ---------------------------------------------------------------- messages and notices
@@ -935,6 +1144,15 @@ mod tests {
         (ids[0], ids[1])
     }
 
+    impl BindResult {
+        fn bound(self) -> BindOutcome {
+            match self {
+                BindResult::Bound(o) => o,
+                BindResult::TooMany => panic!("too many bindings"),
+            }
+        }
+    }
+
     const ALERT: BindAlert<'static> = BindAlert {
         title: "t",
         body: "b",
@@ -947,9 +1165,15 @@ mod tests {
             let a = upsert_by_openid(&db, "oA", false, 1).await.expect("a");
             let b = upsert_by_openid(&db, "oB", false, 1).await.expect("b");
             // The first meter becomes the default even without asking.
-            let x = bind(&db, a.id, m1, false, &ALERT, 2).await.expect("bind");
+            let x = bind(&db, a.id, m1, false, 8, &ALERT, 2)
+                .await
+                .expect("bind")
+                .bound();
             assert!(!x.already_bound);
-            let y = bind(&db, a.id, m2, false, &ALERT, 3).await.expect("bind");
+            let y = bind(&db, a.id, m2, false, 8, &ALERT, 3)
+                .await
+                .expect("bind")
+                .bound();
             let d = default_binding(&db, a.id).await.expect("d").expect("some");
             assert_eq!(d.binding_id, x.binding_id);
             set_default(&db, a.id, y.binding_id).await.expect("default");
@@ -957,13 +1181,17 @@ mod tests {
             assert_eq!(d.binding_id, y.binding_id);
             // Binding again is a no-op.
             assert!(
-                bind(&db, a.id, m2, false, &ALERT, 4)
+                bind(&db, a.id, m2, false, 8, &ALERT, 4)
                     .await
                     .expect("again")
+                    .bound()
                     .already_bound
             );
             // B binds A's meter: A is told, B is not.
-            let z = bind(&db, b.id, m1, true, &ALERT, 5).await.expect("bind");
+            let z = bind(&db, b.id, m1, true, 8, &ALERT, 5)
+                .await
+                .expect("bind")
+                .bound();
             assert_eq!(z.others_told, 1);
             assert_eq!(messages(&db, a.id, 10).await.expect("m").len(), 1);
             assert!(messages(&db, b.id, 10).await.expect("m").is_empty());
@@ -1014,8 +1242,38 @@ mod tests {
         }
     }
 
+    /// Issue 10 item 2: parallel binds of one student stop at the cap.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_binds_stop_at_the_cap() {
+        for db in crate::testing::all().await.expect("dbs") {
+            fixture(&db).await;
+            let ids: Vec<i64> = on_db!(&db, |p| sqlx::query_scalar(
+                "select id from meter order by id limit 16"
+            )
+            .fetch_all(p)
+            .await
+            .expect("meters"));
+            let a = upsert_by_openid(&db, "oPar", false, 1).await.expect("a");
+            let tasks: Vec<_> = ids
+                .iter()
+                .map(|&m| {
+                    let db = db.clone();
+                    tokio::spawn(async move { bind(&db, a.id, m, false, 8, &ALERT, 2).await })
+                })
+                .collect();
+            let mut bound = 0;
+            for t in tasks {
+                if let BindResult::Bound(_) = t.await.expect("task").expect("bind") {
+                    bound += 1;
+                }
+            }
+            assert_eq!(bound, 8, "{:?}", db.backend());
+            assert_eq!(bindings(&db, a.id).await.expect("b").len(), 8);
+        }
+    }
+
     #[tokio::test]
-    async fn failures_count_since_the_last_success() {
+    async fn failures_are_not_reset_by_a_success() {
         for db in crate::testing::all().await.expect("dbs") {
             let a = upsert_by_openid(&db, "oA", false, 1).await.expect("a");
             let at = |ok, ms| {
@@ -1032,31 +1290,67 @@ mod tests {
                         ms,
                     )
                     .await
-                    .expect("attempt");
+                    .expect("attempt")
                 }
             };
             at(false, 10).await;
             at(true, 20).await;
             at(false, 30).await;
-            at(false, 40).await;
+            let own = at(false, 40).await;
             for key in [
                 AttemptKey::Meter("201701010001"),
+                AttemptKey::MeterStudent("201701010001", a.id),
                 AttemptKey::Student(a.id),
                 AttemptKey::Ip("10.0.0.1"),
+                AttemptKey::Global,
             ] {
-                let f = failures(&db, key, 0).await.expect("f");
-                assert_eq!((f.count, f.last_at_ms), (2, Some(40)));
+                // The success at 20 does not reset the count (issue 10 item 2).
+                let f = failures(&db, key, 0, 0).await.expect("f");
+                assert_eq!((f.count, f.last_at_ms), (3, Some(40)), "{key:?}");
+                // A request does not count its own, still unsettled attempt.
+                let f = failures(&db, key, 0, own).await.expect("f");
+                assert_eq!((f.count, f.last_at_ms), (2, Some(30)), "{key:?}");
             }
+            settle_attempt(&db, own, true).await.expect("settle");
+            assert_eq!(
+                failures(&db, AttemptKey::Global, 0, 0)
+                    .await
+                    .expect("f")
+                    .count,
+                2
+            );
+            let refused = at(false, 50).await;
+            forget_attempt(&db, refused).await.expect("forget");
+            assert_eq!(
+                failures(&db, AttemptKey::Global, 0, 0)
+                    .await
+                    .expect("f")
+                    .count,
+                2
+            );
+            assert_eq!(
+                failures(
+                    &db,
+                    AttemptKey::MeterStudent("201701010001", a.id + 1),
+                    0,
+                    0
+                )
+                .await
+                .expect("f")
+                .count,
+                0,
+                "another student's pair is untouched"
+            );
             // The window cuts older failures.
             assert_eq!(
-                failures(&db, AttemptKey::Ip("10.0.0.1"), 35)
+                failures(&db, AttemptKey::Ip("10.0.0.1"), 25, 0)
                     .await
                     .expect("f")
                     .count,
                 1
             );
             assert_eq!(
-                failures(&db, AttemptKey::Ip("10.9.9.9"), 0)
+                failures(&db, AttemptKey::Ip("10.9.9.9"), 0, 0)
                     .await
                     .expect("f"),
                 Failures::default()

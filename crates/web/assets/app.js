@@ -74,4 +74,13 @@
     var btn = document.getElementById("wxpay-btn");
     if (btn) { btn.addEventListener("click", function () { if (window.WeixinJSBridge) { pay(); } }); }
   }
+
+  // Forms that ask first: <form data-confirm="…"> (no inline handlers: the
+  // Content-Security-Policy allows only this file's script).
+  var asks = document.querySelectorAll("form[data-confirm]");
+  for (var i = 0; i < asks.length; i += 1) {
+    asks[i].addEventListener("submit", function (e) {
+      if (!window.confirm(this.getAttribute("data-confirm"))) { e.preventDefault(); }
+    });
+  }
 })();

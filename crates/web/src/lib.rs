@@ -14,7 +14,11 @@ use std::time::Duration;
 pub mod i18n;
 pub mod pages;
 pub mod payments;
+mod security;
+pub mod server;
 pub mod session;
+
+pub use server::ServeLimits;
 
 /// Everything a handler may need, cheap to clone.
 #[derive(Clone)]
@@ -28,6 +32,8 @@ struct Inner {
     payments: Option<payments::Payments>,
     /// Small in-memory caches of the student pages (per application).
     pages_cache: pages::Cache,
+    /// Security headers of every answer.
+    security_headers: security::SecurityHeaders,
 }
 
 /// Web settings from the configuration.
@@ -44,6 +50,8 @@ pub struct Settings {
     pub wechat_oauth: Option<WechatOAuth>,
     /// Absolute lifetime of a student session.
     pub session_ttl_ms: i64,
+    /// Timeouts and connection caps of [`serve`].
+    pub limits: ServeLimits,
 }
 
 impl Settings {
@@ -59,6 +67,7 @@ impl Settings {
             demo_login,
             wechat_oauth: None,
             session_ttl_ms: session::SESSION_TTL_MS_DEFAULT,
+            limits: ServeLimits::default(),
         }
     }
 }
@@ -91,12 +100,16 @@ impl std::fmt::Debug for WechatOAuth {
 impl AppState {
     /// Builds the state.
     pub fn new(db: store::Db, settings: Settings, payments: Option<payments::Payments>) -> Self {
+        let form_origin = payments.as_ref().and_then(|p| p.cashier_origin.clone());
+        let security_headers =
+            security::SecurityHeaders::new(&settings.public_url, form_origin.as_deref());
         Self {
             inner: Arc::new(Inner {
                 db,
                 settings,
                 payments,
                 pages_cache: pages::Cache::default(),
+                security_headers,
             }),
         }
     }
@@ -116,6 +129,10 @@ impl AppState {
         &self.inner.settings
     }
 
+    fn security_headers(&self) -> &security::SecurityHeaders {
+        &self.inner.security_headers
+    }
+
     /// The student pages' caches.
     pub(crate) fn pages_cache(&self) -> &pages::Cache {
         &self.inner.pages_cache
@@ -133,7 +150,11 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(pages::router())
-        .merge(payments::router(&state))
+        .merge(payments::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::headers,
+        ))
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -166,16 +187,13 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then waits for
-/// in-flight requests (bounded by the request timeout).
+/// in-flight requests (bounded). Header-read and idle timeouts and the
+/// connection caps are `state.settings().limits` ([`server`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let limits = state.settings().limits;
+    server::serve_router(listener, app(state), limits, shutdown).await
 }

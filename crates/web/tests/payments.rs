@@ -20,6 +20,8 @@ struct TestApp {
     base: String,
     state: web::AppState,
     sandbox: Sandbox,
+    /// Root of the sandbox's own listener.
+    sandbox_base: String,
     http: reqwest::Client,
     db: Db,
     /// A meter of area 1 and its area.
@@ -55,13 +57,25 @@ impl TestApp {
         // WeChat's retry schedule / 1000 and a quick refund, so tests stay short.
         config.retry_schedule = sandbox::scaled_retry_schedule(1000);
         config.refund_delay = Duration::from_millis(20);
+        config.merchant_base_url = Some(base.clone());
         let sandbox = Sandbox::new(config);
+        // The sandbox has its own listener, as in `dormwatt demo`.
+        let sandbox_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind sandbox");
+        let sandbox_base = format!("http://{}", sandbox_listener.local_addr().expect("addr"));
+        let served = sandbox.clone();
+        tokio::spawn(async move {
+            let _ = served
+                .serve(sandbox_listener, std::future::pending::<()>())
+                .await;
+        });
         let mut settings = PaymentSettings::new("", "");
         settings.counter_token = Some(TOKEN.to_owned());
         settings.bill_reconciliation = false;
         let payments = Payments::sandbox(
             sandbox.clone(),
-            &format!("{base}{}", payments::SANDBOX_MOUNT),
+            &sandbox_base,
             &format!("{base}{NOTIFY_PATH}"),
             settings,
         )
@@ -83,6 +97,7 @@ impl TestApp {
             base,
             state,
             sandbox,
+            sandbox_base,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -606,8 +621,8 @@ async fn two_tabs(app: &TestApp) {
     assert_eq!(link.matches("prepay_id=").count(), 1, "{link}");
     assert!(link.ends_with("&return_url=%2Forders%2F1"), "{link}");
     assert!(
-        link.starts_with(payments::SANDBOX_MOUNT),
-        "a same-origin path: {link}"
+        link.starts_with(&format!("{}/cashier?", app.sandbox_base)),
+        "the sandbox's own origin: {link}"
     );
     app.sandbox
         .pay(&order.out_trade_no)
@@ -1077,4 +1092,68 @@ async fn a_payment_after_a_sandbox_restart_is_credited() {
         );
         after.check_ledger().await;
     }
+}
+
+/// Issue 10 item 1: the sandbox's routes (admin/pay marks any order paid
+/// without money) are never served by the application's own listener.
+async fn sandbox_not_on_app(app: &TestApp) {
+    let order = app.started(3).await;
+    for path in [
+        "/sandbox/wxpay/admin/pay",
+        "/sandbox/wxpay/cashier/confirm",
+        "/admin/pay",
+    ] {
+        let r = app
+            .http
+            .post(format!("{}{path}", app.base))
+            .json(&serde_json::json!({ "out_trade_no": order.out_trade_no }))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND, "{path}");
+    }
+    assert_eq!(app.reload(&order).await.state, "unpaid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sandbox_is_not_served_by_the_app() {
+    on_all_dbs!(sandbox_not_on_app);
+}
+
+/// Issue 10 item 7: unauthenticated junk at the notify URL is counted, and
+/// only a logarithmic sample of it is stored.
+async fn junk_notifications(app: &TestApp) {
+    let before = store::orders::recent_notifications(&app.db, 10_000)
+        .await
+        .expect("log")
+        .len();
+    for i in 0..300 {
+        let r = app
+            .http
+            .post(format!("{}{NOTIFY_PATH}", app.base))
+            .header("Content-Type", "application/json")
+            .body(format!("{{\"junk\":{i}}}"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status().as_u16(), 400);
+    }
+    let after = store::orders::recent_notifications(&app.db, 10_000)
+        .await
+        .expect("log")
+        .len();
+    // 1st, 2nd, 4th … 256th: 9 rows for 300 forgeries of one kind.
+    assert!(
+        after - before <= 9,
+        "{} rows for 300 forgeries",
+        after - before
+    );
+    assert!(after > before, "the first forgery is still logged");
+    let payments = app.state.payments().expect("payments");
+    assert_eq!(payments.rejected.total(), 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn junk_notifications_are_counted_not_stored() {
+    on_all_dbs!(junk_notifications);
 }

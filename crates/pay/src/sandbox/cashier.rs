@@ -60,24 +60,25 @@ button, .link {{ display: block; width: 100%; box-sizing: border-box; margin-top
     ))
 }
 
-fn back_link(return_url: Option<&str>) -> String {
+fn back_link(merchant_base: Option<&str>, return_url: Option<&str>) -> String {
     match safe_return_url(return_url) {
         Some(u) => format!(
-            r#"<a class="link cancel" href="{}">返回商户 / Back to merchant</a>"#,
+            r#"<a class="link cancel" href="{}{}">返回商户 / Back to merchant</a>"#,
+            escape(merchant_base.unwrap_or("").trim_end_matches('/')),
             escape(u)
         ),
         None => String::new(),
     }
 }
 
-fn message_page(title: &str, text: &str, return_url: Option<&str>) -> Response {
+fn message_page(sb: &Sandbox, title: &str, text: &str, return_url: Option<&str>) -> Response {
     layout(
         title,
         &format!(
             r#"<div class="card"><span class="badge">沙箱 SANDBOX</span><h1>{}</h1><p class="meta">{}</p>{}</div>"#,
             escape(title),
             escape(text),
-            back_link(return_url)
+            back_link(sb.config().merchant_base_url.as_deref(), return_url)
         ),
     )
     .into_response()
@@ -91,7 +92,7 @@ pub(super) async fn page(State(sb): State<Sandbox>, OriginalUri(uri): OriginalUr
         .out_trade_no_for_prepay(&prepay_id)
         .and_then(|otn| sb.order(&otn))
     else {
-        return message_page("订单不存在", "Order not found.", return_url.as_deref());
+        return message_page(&sb, "订单不存在", "Order not found.", return_url.as_deref());
     };
     if t.trade_state != TradeState::Notpay {
         let text = match t.trade_state {
@@ -99,7 +100,7 @@ pub(super) async fn page(State(sb): State<Sandbox>, OriginalUri(uri): OriginalUr
             TradeState::Closed => "订单已关闭 / Order closed.",
             _ => "订单状态异常 / Order cannot be paid.",
         };
-        return message_page("无法支付", text, return_url.as_deref());
+        return message_page(&sb, "无法支付", text, return_url.as_deref());
     }
     let description = sb
         .state()
@@ -141,10 +142,11 @@ pub(super) struct CashierForm {
 pub(super) async fn confirm(State(sb): State<Sandbox>, Form(form): Form<CashierForm>) -> Response {
     let return_url = Some(form.return_url.as_str()).filter(|u| !u.is_empty());
     let Some(otn) = sb.out_trade_no_for_prepay(&form.prepay_id) else {
-        return message_page("订单不存在", "Order not found.", return_url);
+        return message_page(&sb, "订单不存在", "Order not found.", return_url);
     };
     match sb.pay(&otn) {
         Ok(t) => message_page(
+            &sb,
             "支付成功",
             &format!(
                 "已支付 ¥{}。电费到账以商户页面为准。/ Paid; the merchant page shows the credit.",
@@ -153,19 +155,20 @@ pub(super) async fn confirm(State(sb): State<Sandbox>, Form(form): Form<CashierF
             return_url,
         ),
         Err(SandboxError::Expired | SandboxError::PrepayExpired) => {
-            message_page("支付失败", "订单已过期 / Order expired.", return_url)
+            message_page(&sb, "支付失败", "订单已过期 / Order expired.", return_url)
         }
         Err(SandboxError::NotPayable(TradeState::Closed)) => {
-            message_page("支付失败", "订单已关闭 / Order closed.", return_url)
+            message_page(&sb, "支付失败", "订单已关闭 / Order closed.", return_url)
         }
-        Err(e) => message_page("支付失败", &e.to_string(), return_url),
+        Err(e) => message_page(&sb, "支付失败", &e.to_string(), return_url),
     }
 }
 
 /// `POST /cashier/cancel`: like closing WeChat's sheet — the order stays NOTPAY.
-pub(super) async fn cancel(Form(form): Form<CashierForm>) -> Response {
+pub(super) async fn cancel(State(sb): State<Sandbox>, Form(form): Form<CashierForm>) -> Response {
     let return_url = Some(form.return_url.as_str()).filter(|u| !u.is_empty());
     message_page(
+        &sb,
         "已取消支付",
         "您已取消支付 / Payment cancelled.",
         return_url,

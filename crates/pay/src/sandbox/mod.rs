@@ -118,6 +118,10 @@ pub struct SandboxConfig {
     pub notify_timeout: Duration,
     /// How long a refund stays PROCESSING before it succeeds.
     pub refund_delay: Duration,
+    /// The merchant's public base URL (e.g. `http://127.0.0.1:8080`): the
+    /// cashier runs on its own origin, so its "back to merchant" link is
+    /// this base + the same-site path it was given. `None`: the bare path.
+    pub merchant_base_url: Option<String>,
 }
 
 impl SandboxConfig {
@@ -135,22 +139,22 @@ impl SandboxConfig {
             retry_schedule: scaled_retry_schedule(100),
             notify_timeout: Duration::from_secs(5),
             refund_delay: Duration::from_millis(50),
+            merchant_base_url: None,
         }
     }
 }
 
 /// The merchant config that matches [`SandboxConfig::demo`]: demo keys and
-/// ids, API base pointing at the mounted sandbox, cashier link enabled.
+/// ids, API base pointing at the sandbox's own listener, cashier link enabled.
 ///
-/// `api_base_url` is where the server itself reaches the sandbox router, e.g.
-/// `http://127.0.0.1:8080/sandbox/wxpay`; `notify_url` is our own handler
-/// (payments and refunds both go there). The cashier link is the same-origin
-/// *path* (`/sandbox/wxpay/cashier`), so it works for browsers behind any proxy.
+/// `api_base_url` is where the server reaches the sandbox: its own
+/// listener, routes at the root like WeChat's host, e.g.
+/// `http://127.0.0.1:8081`; `notify_url` is our own handler (payments and
+/// refunds both go there). The cashier link is `api_base_url` + `/cashier`
+/// (change `cashier_url` when browsers reach the sandbox elsewhere).
 pub fn demo_merchant_config(api_base_url: &str, notify_url: &str) -> WechatPayConfig {
     let base = api_base_url.trim_end_matches('/').to_owned();
-    let cashier_path = reqwest::Url::parse(&base)
-        .map(|u| format!("{}/cashier", u.path().trim_end_matches('/')))
-        .unwrap_or_else(|_| format!("{base}/cashier"));
+    let cashier_path = format!("{base}/cashier");
     WechatPayConfig {
         appid: DEMO_APPID.to_owned(),
         mchid: DEMO_MCHID.to_owned(),
@@ -519,6 +523,19 @@ impl Sandbox {
         S: Clone + Send + Sync + 'static,
     {
         sandbox_router(self.clone())
+    }
+
+    /// Serves the sandbox at the root of its own `listener` until
+    /// `shutdown` resolves. It is never merged into the production router:
+    /// its admin routes pay orders without money.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router::<()>())
+            .with_graceful_shutdown(shutdown)
+            .await
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

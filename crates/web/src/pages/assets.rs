@@ -13,7 +13,7 @@ pub const JS: &str = include_str!("../../assets/app.js");
 /// the long cache lifetime below is safe.
 pub const CSS_PATH: &str = concat!("/assets/app.css?v=", env!("CARGO_PKG_VERSION"), "-1");
 /// Where pages link the script.
-pub const JS_PATH: &str = concat!("/assets/app.js?v=", env!("CARGO_PKG_VERSION"), "-1");
+pub const JS_PATH: &str = concat!("/assets/app.js?v=", env!("CARGO_PKG_VERSION"), "-2");
 
 /// `GET /assets/{name}`.
 pub async fn serve(Path(name): Path<String>) -> Response {

@@ -1,15 +1,25 @@
 //! Binding a meter (S6–S8) and the guessing protection of its six-digit
 //! password (reliability.md §4.4).
 //!
-//! Throttling is counted from the `bind_attempt` audit rows, on three keys
-//! at once: the meter number typed (whether or not it exists, so throttling
-//! does not reveal which numbers are real), the student, and the client
-//! address. Each key gets some free failures, then a wait that doubles with
-//! every further failure up to a cap; a success resets that key. A refused
-//! (throttled) request is logged but not recorded as an attempt, so an
-//! attacker cannot extend a victim meter's lockout forever by hammering it;
-//! and a lockout only ever blocks binding, never an existing binder's
-//! purchases or views (§4.4 item 6).
+//! Throttling is counted from the `bind_attempt` audit rows (docs/SECURITY.md),
+//! on five keys at once: the (meter number, student) pair, the meter number
+//! by anyone (whether or not it exists, so throttling does not reveal which
+//! numbers are real), the student, the client address, and all attempts.
+//! Each key gets some free failures, then a wait up to a cap. Successes
+//! never reset a count (otherwise "four wrong guesses, then re-bind my own
+//! meter" repeats forever).
+//!
+//! A meter's strict lock-out is per (meter, student): an attacker's
+//! failures lock out the attacker, not the meter's real owner. Across
+//! students a meter only gets a slow fixed rate (one failure per hour after
+//! ten a day), so an owner is delayed at most an hour, and students already
+//! bound to the meter (changing its password) are exempt from it.
+//!
+//! The attempt is recorded *before* the slow hash and counted by every
+//! concurrent request, so parallel requests cannot each get a guess; a
+//! refused (throttled) attempt is removed again, so hammering a victim's
+//! meter does not lengthen anyone's wait. A lock-out only ever blocks
+//! binding, never an existing binder's purchases or views (§4.4 item 6).
 //!
 //! "No such meter" and "wrong password" give the same message and run the
 //! same password hash, so neither the text nor the timing tells them apart
@@ -53,14 +63,25 @@ pub struct Rule {
     pub hard: i64,
 }
 
-/// Per meter number: the targeted attack (§4.4 item 2): 5 free, then 1 min
-/// doubling to 24 h; ≥ 20 failures → 24 h each. About 45 guesses a month.
-pub const METER_RULE: Rule = Rule {
+/// Per (meter number, student): the targeted attack (§4.4 item 2): 5 free,
+/// then 1 min doubling to 24 h; ≥ 20 failures → 24 h each. About 45 guesses
+/// a month per account, and only the guessing account is locked out.
+pub const METER_STUDENT_RULE: Rule = Rule {
     window_ms: 30 * DAY_MS,
     free: 5,
     base_ms: MINUTE_MS,
     cap_ms: DAY_MS,
     hard: 20,
+};
+/// Per meter number, by anyone: 10 free failures a day, then one attempt
+/// an hour — a slow rate across accounts, never a lock-out of its owner
+/// for more than an hour. Binders of the meter are exempt.
+pub const METER_RULE: Rule = Rule {
+    window_ms: DAY_MS,
+    free: 10,
+    base_ms: HOUR_MS,
+    cap_ms: HOUR_MS,
+    hard: i64::MAX,
 };
 /// Per student: the spray attack across meters (§4.4 item 3): 10 failures
 /// in 24 h disable binding for 24 h.
@@ -79,6 +100,16 @@ pub const IP_RULE: Rule = Rule {
     base_ms: 10_000,
     cap_ms: HOUR_MS,
     hard: 100,
+};
+/// All attempts (§4.4 item 5): more than 300 failures in 10 minutes on the
+/// whole campus is an attack in progress; binding then slows to one
+/// attempt a minute until it stops (and the log says so).
+pub const GLOBAL_RULE: Rule = Rule {
+    window_ms: 10 * MINUTE_MS,
+    free: 300,
+    base_ms: MINUTE_MS,
+    cap_ms: MINUTE_MS,
+    hard: i64::MAX,
 };
 
 impl Rule {
@@ -126,34 +157,77 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// How long `student` must wait before another password attempt on
-/// `address` from `ip` (0: go ahead). Used by binding and by changing a
-/// meter's password.
+/// How long `student` must wait before the password attempt `attempt_id`
+/// (already recorded, see [`store::students::record_attempt`]) on `address`
+/// from `ip` may be checked (0: go ahead). `binder`: the student is already
+/// bound to this meter (changing its password), exempt from the per-meter
+/// rate. Used by binding and by changing a meter's password.
 pub async fn throttle_wait_ms(
     state: &AppState,
     student_id: i64,
     address: &str,
     ip: &str,
+    binder: bool,
+    attempt_id: i64,
     now_ms: i64,
 ) -> store::Result<i64> {
     let db = state.db();
-    let m = store::students::failures(
-        db,
-        AttemptKey::Meter(address),
-        now_ms - METER_RULE.window_ms,
+    let f = |key, rule: Rule| async move {
+        let n = store::students::failures(db, key, now_ms - rule.window_ms, attempt_id).await?;
+        Ok::<_, store::Error>(rule.remaining_ms(n, now_ms))
+    };
+    let mut wait = f(
+        AttemptKey::MeterStudent(address, student_id),
+        METER_STUDENT_RULE,
+    )
+    .await?
+    .max(f(AttemptKey::Student(student_id), STUDENT_RULE).await?)
+    .max(f(AttemptKey::Ip(ip), IP_RULE).await?);
+    if !binder {
+        wait = wait.max(f(AttemptKey::Meter(address), METER_RULE).await?);
+    }
+    let global = f(AttemptKey::Global, GLOBAL_RULE).await?;
+    if global > 0 {
+        tracing::error!(
+            "binding failures above the campus-wide alarm threshold: slowing all binding"
+        );
+    }
+    Ok(wait.max(global))
+}
+
+/// Records an attempt before its password is checked and applies the
+/// throttle: `Err(wait_ms)` (the attempt is removed again) or `Ok(id)` to
+/// settle with [`store::students::settle_attempt`] after the check.
+pub async fn begin_attempt(
+    state: &AppState,
+    student_id: i64,
+    address: &str,
+    ip: &str,
+    binder: bool,
+    now_ms: i64,
+) -> store::Result<Result<i64, i64>> {
+    let id = store::students::record_attempt(
+        state.db(),
+        &store::students::Attempt {
+            student_id,
+            meter_address: address,
+            client_ip: ip,
+            ok: false,
+        },
+        now_ms,
     )
     .await?;
-    let s = store::students::failures(
-        db,
-        AttemptKey::Student(student_id),
-        now_ms - STUDENT_RULE.window_ms,
-    )
-    .await?;
-    let i = store::students::failures(db, AttemptKey::Ip(ip), now_ms - IP_RULE.window_ms).await?;
-    Ok(METER_RULE
-        .remaining_ms(m, now_ms)
-        .max(STUDENT_RULE.remaining_ms(s, now_ms))
-        .max(IP_RULE.remaining_ms(i, now_ms)))
+    let wait = throttle_wait_ms(state, student_id, address, ip, binder, id, now_ms).await?;
+    if wait > 0 {
+        store::students::forget_attempt(state.db(), id).await?;
+        tracing::warn!(
+            student.id = student_id,
+            wait_ms = wait,
+            "password attempt throttled"
+        );
+        return Ok(Err(wait));
+    }
+    Ok(Ok(id))
 }
 
 /// Verifies a password off the async threads (the hash is deliberately
@@ -359,47 +433,29 @@ pub async fn submit(
     let address = address.as_str().to_owned();
     let bound = store::students::bindings(state.db(), student.id).await?;
     if bound.len() >= BINDINGS_MAX && !bound.iter().any(|b| b.address == address) {
-        let msg = match lang {
-            Lang::Zh => {
-                format!("最多可绑定 {BINDINGS_MAX} 块电表，请先在“我的电表”中解除不用的电表。")
-            }
-            Lang::En => format!(
-                "You can bind at most {BINDINGS_MAX} meters; unbind one in “My meters” first."
-            ),
-        };
-        return render_form(&state, lang, &student, false, Some(&msg), &f).await;
+        return render_form(&state, lang, &student, false, Some(&too_many(lang)), &f).await;
     }
     let now = store::now_ms();
-    let wait = throttle_wait_ms(&state, student.id, &address, &ip, now).await?;
-    if wait > 0 {
-        tracing::warn!(
-            student.id = student.id,
-            wait_ms = wait,
-            "bind attempt throttled"
-        );
-        let msg = match lang {
-            Lang::Zh => format!("尝试次数过多，请 {} 后再试。", fmt_wait(lang, wait)),
-            Lang::En => format!("Too many attempts; try again in {}.", fmt_wait(lang, wait)),
-        };
-        return render_form(&state, lang, &student, false, Some(&msg), &f).await;
-    }
+    let binder = bound.iter().any(|b| b.address == address);
+    let attempt = match begin_attempt(&state, student.id, &address, &ip, binder, now).await? {
+        Ok(id) => id,
+        Err(wait) => {
+            let msg = match lang {
+                Lang::Zh => format!("尝试次数过多，请 {} 后再试。", fmt_wait(lang, wait)),
+                Lang::En => format!("Too many attempts; try again in {}.", fmt_wait(lang, wait)),
+            };
+            return render_form(&state, lang, &student, false, Some(&msg), &f).await;
+        }
+    };
     let secret = store::students::meter_secret(state.db(), f.area_id, &address).await?;
     let ok = verify_password(
         f.password.clone(),
         secret.as_ref().map(|s| s.password_hash.clone()),
     )
     .await;
-    store::students::record_attempt(
-        state.db(),
-        &store::students::Attempt {
-            student_id: student.id,
-            meter_address: &address,
-            client_ip: &ip,
-            ok,
-        },
-        now,
-    )
-    .await?;
+    if ok {
+        store::students::settle_attempt(state.db(), attempt, true).await?;
+    }
     let (true, Some(secret)) = (ok, secret) else {
         tracing::info!(student.id = student.id, "bind attempt failed");
         let msg = l.t(
@@ -408,19 +464,23 @@ pub async fn submit(
         );
         return render_form(&state, lang, &student, false, Some(msg), &f).await;
     };
-    let outcome = store::students::bind(
+    let result = store::students::bind(
         state.db(),
         student.id,
         secret.meter_id,
         f.make_default.is_some(),
+        BINDINGS_MAX,
         &store::students::BindAlert {
             title: "电表有新用户绑定 / Someone bound your meter",
-            body: "另一位微信用户刚刚绑定了您的电表。如果不是您的室友，请尽快修改电表验证密码。\
-                   / Another WeChat user has just bound your meter. If it was not a roommate, change the meter's verification password now.",
+            body: "另一位微信用户刚刚绑定了您的电表。如果不是您的室友，请尽快修改电表验证密码：修改后，未验证新密码的其他绑定者会被解除绑定。\
+                   / Another WeChat user has just bound your meter. If it was not a roommate, change the meter's verification password now: everyone else bound to it who does not know the new one is then unbound.",
         },
         now,
     )
     .await?;
+    let store::students::BindResult::Bound(outcome) = result else {
+        return render_form(&state, lang, &student, false, Some(&too_many(lang)), &f).await;
+    };
     tracing::info!(
         student.id = student.id,
         meter.id = secret.meter_id,
@@ -429,6 +489,15 @@ pub async fn submit(
         "meter bound"
     );
     Ok(Redirect::to("/overview?bound=1").into_response())
+}
+
+fn too_many(lang: Lang) -> String {
+    match lang {
+        Lang::Zh => format!("最多可绑定 {BINDINGS_MAX} 块电表，请先在“我的电表”中解除不用的电表。"),
+        Lang::En => {
+            format!("You can bind at most {BINDINGS_MAX} meters; unbind one in “My meters” first.")
+        }
+    }
 }
 
 /// A picture of a meter's nameplate with the number boxed in red: where to
@@ -441,18 +510,22 @@ mod tests {
 
     #[test]
     fn waits_grow_and_cap() {
-        assert_eq!(METER_RULE.wait_ms(0), 0);
-        assert_eq!(METER_RULE.wait_ms(4), 0);
-        assert_eq!(METER_RULE.wait_ms(5), MINUTE_MS);
-        assert_eq!(METER_RULE.wait_ms(6), 2 * MINUTE_MS);
-        assert_eq!(METER_RULE.wait_ms(19), DAY_MS);
-        assert_eq!(METER_RULE.wait_ms(1_000), DAY_MS);
+        assert_eq!(METER_STUDENT_RULE.wait_ms(0), 0);
+        assert_eq!(METER_STUDENT_RULE.wait_ms(4), 0);
+        assert_eq!(METER_STUDENT_RULE.wait_ms(5), MINUTE_MS);
+        assert_eq!(METER_STUDENT_RULE.wait_ms(6), 2 * MINUTE_MS);
+        assert_eq!(METER_STUDENT_RULE.wait_ms(19), DAY_MS);
+        assert_eq!(METER_STUDENT_RULE.wait_ms(1_000), DAY_MS);
         assert_eq!(STUDENT_RULE.wait_ms(10), DAY_MS);
+        // Across students a meter only slows down, it never locks for long.
+        assert_eq!(METER_RULE.wait_ms(9), 0);
+        assert_eq!(METER_RULE.wait_ms(10), HOUR_MS);
+        assert_eq!(METER_RULE.wait_ms(100_000), HOUR_MS);
         let f = Failures {
             count: 5,
             last_at_ms: Some(1_000),
         };
-        assert_eq!(METER_RULE.remaining_ms(f, 1_000), MINUTE_MS);
-        assert_eq!(METER_RULE.remaining_ms(f, 1_000 + MINUTE_MS), 0);
+        assert_eq!(METER_STUDENT_RULE.remaining_ms(f, 1_000), MINUTE_MS);
+        assert_eq!(METER_STUDENT_RULE.remaining_ms(f, 1_000 + MINUTE_MS), 0);
     }
 }

@@ -3,6 +3,7 @@
 //! sandbox cashier in the demo) and the success page that follows the order
 //! live until the meter confirms.
 
+use super::bind::ClientIp;
 use super::layout::{Shell, Tab, render};
 use super::{
     CsrfField, Esc, PageError, PageResult, area_name, assets, fmt_price, fmt_time, kwh, parse_id,
@@ -155,16 +156,103 @@ pub async fn order_page(
     State(state): State<AppState>,
     lang: Lang,
     student: CurrentStudent,
+    ClientIp(ip): ClientIp,
     Query(q): Query<MeterQuery>,
 ) -> PageResult {
-    let Some(m) = find_meter(&state, q.area_id, &q.meter).await? else {
-        let msg = lang.t(
-            "未找到该电表，请检查所属区域和电表编号。",
-            "No such meter in this area; check the area and the meter number.",
-        );
-        return buy_page(&state, lang, &student, Some(msg)).await;
+    let m = match lookup(&state, &student, &ip, q.area_id, &q.meter).await? {
+        Lookup::Found(m, shown) => (m, shown),
+        Lookup::Throttled => {
+            return buy_page(&state, lang, &student, Some(throttled_msg(lang))).await;
+        }
+        Lookup::Missing => {
+            let msg = lang.t(
+                "未找到该电表，请检查所属区域和电表编号。",
+                "No such meter in this area; check the area and the meter number.",
+            );
+            return buy_page(&state, lang, &student, Some(msg)).await;
+        }
     };
-    order_form(&state, lang, &student, &m, None, "20", "").await
+    order_form(&state, lang, &student, &m.1, None, "20", "").await
+}
+
+/// Lookups of meters the student is not bound to, per student per hour
+/// (a real payer buys for a roommate or two) and per client address per
+/// hour (a campus NAT holds many students).
+pub const LOOKUPS_PER_STUDENT_HOUR: i64 = 20;
+/// See [`LOOKUPS_PER_STUDENT_HOUR`].
+pub const LOOKUPS_PER_IP_HOUR: i64 = 300;
+
+enum Lookup {
+    /// The meter, and what this student may be shown of it.
+    Found(Box<MeterInfo>, Box<MeterInfo>),
+    Missing,
+    Throttled,
+}
+
+/// Resolves a meter number for buying (issue 10 item 6). A binder sees
+/// everything; anyone else — buying for someone — sees only what a payer
+/// must (area, building, the room masked, no balance), and such lookups
+/// are throttled per student and per address, found or not, so the buy
+/// page cannot be used to enumerate rooms and balances.
+async fn lookup(
+    state: &AppState,
+    student: &CurrentStudent,
+    ip: &str,
+    area_id: i64,
+    meter: &str,
+) -> store::Result<Lookup> {
+    let Ok(address) = domain::MeterAddress::parse(meter) else {
+        return Ok(Lookup::Missing);
+    };
+    let bound = store::students::bindings(state.db(), student.id)
+        .await?
+        .iter()
+        .any(|b| b.address == address.as_str() && b.area_id == area_id);
+    if !bound {
+        let now = store::now_ms();
+        let (mine, from_ip) = store::students::record_lookup(
+            state.db(),
+            student.id,
+            address.as_str(),
+            ip,
+            now - 3_600_000,
+            now,
+        )
+        .await?;
+        if mine > LOOKUPS_PER_STUDENT_HOUR || from_ip > LOOKUPS_PER_IP_HOUR {
+            tracing::warn!(student.id = student.id, "meter lookups throttled");
+            return Ok(Lookup::Throttled);
+        }
+    }
+    let Some(m) = find_meter(state, area_id, address.as_str()).await? else {
+        return Ok(Lookup::Missing);
+    };
+    let shown = if bound {
+        m.clone()
+    } else {
+        MeterInfo {
+            room: mask_room(&m.room),
+            remaining_centikwh: None,
+            remaining_at_ms: None,
+            ..m.clone()
+        }
+    };
+    Ok(Lookup::Found(Box::new(m), Box::new(shown)))
+}
+
+/// `402` → `4**`: the floor helps a payer check the building, no more.
+fn mask_room(room: &str) -> String {
+    let mut cs = room.chars();
+    cs.next()
+        .map(|c| std::iter::once(c).chain(cs.map(|_| '*')).collect())
+        .unwrap_or_default()
+}
+
+fn throttled_msg(lang: Lang) -> &'static str {
+    lang.t(
+        "查询电表过于频繁，请稍后再试，或先绑定该电表。",
+        "Too many meter look-ups; try again later, or bind the meter first.",
+    )
 }
 
 /// The most kWh one order may have: the area's limit, and the campus-wide
@@ -276,6 +364,7 @@ pub async fn create_order(
     State(state): State<AppState>,
     lang: Lang,
     student: CurrentStudent,
+    ClientIp(ip): ClientIp,
     Form(f): Form<OrderForm>,
 ) -> PageResult {
     let l = lang;
@@ -283,8 +372,12 @@ pub async fn create_order(
     if !student.may_act() {
         return Err(PageError::Snapshot);
     }
-    let Some(m) = find_meter(&state, f.area_id, &f.meter).await? else {
-        return Err(PageError::NotFound);
+    let (m, shown) = match lookup(&state, &student, &ip, f.area_id, &f.meter).await? {
+        Lookup::Found(m, shown) => (*m, *shown),
+        Lookup::Throttled => {
+            return buy_page(&state, lang, &student, Some(throttled_msg(lang))).await;
+        }
+        Lookup::Missing => return Err(PageError::NotFound),
     };
     let chosen = f.kwh.as_deref().unwrap_or("other");
     let other = f.other.as_deref().unwrap_or("");
@@ -314,7 +407,7 @@ pub async fn create_order(
                     Lang::En => format!("At most {max} kWh per order."),
                 },
             };
-            return order_form(&state, lang, &student, &m, Some(&msg), "other", other).await;
+            return order_form(&state, lang, &student, &shown, Some(&msg), "other", other).await;
         }
     };
     let req = store::orders::NewOrder {
@@ -334,7 +427,7 @@ pub async fn create_order(
                 Lang::Zh => format!("单笔最多购买 {max} kWh。"),
                 Lang::En => format!("At most {max} kWh per order."),
             };
-            return order_form(&state, lang, &student, &m, Some(&msg), "other", other).await;
+            return order_form(&state, lang, &student, &shown, Some(&msg), "other", other).await;
         }
         Err(store::orders::CreateError::HoardingLimit { room, .. }) => {
             let msg = match l {
@@ -343,7 +436,7 @@ pub async fn create_order(
                     format!("The meter is near its limit; you can buy at most {room} kWh now.")
                 }
             };
-            return order_form(&state, lang, &student, &m, Some(&msg), "other", other).await;
+            return order_form(&state, lang, &student, &shown, Some(&msg), "other", other).await;
         }
         Err(store::orders::CreateError::TooManyUnpaid { max }) => {
             let msg = match l {

@@ -1,7 +1,7 @@
 //! My info (S14): profile, messages inbox, my meters (default, unbind,
 //! change a meter's password).
 
-use super::bind::{ClientIp, fmt_wait, throttle_wait_ms, verify_password};
+use super::bind::{ClientIp, begin_attempt, fmt_wait, verify_password};
 use super::layout::{Shell, Tab, render};
 use super::{CsrfField, Esc, PageError, PageResult, campus_tz, fmt_time, kwh, parse_id};
 use crate::AppState;
@@ -302,6 +302,31 @@ pub async fn meters_page(
                 String::new()
             },
         );
+        // Who else is bound (masked): a binder who knows the password can
+        // remove them by changing it (docs/SECURITY.md).
+        let others = store::students::co_binders(state.db(), student.id, m.binding_id).await?;
+        if !others.is_empty() {
+            let tz = campus_tz(&state);
+            let _ = write!(
+                b,
+                "<div class=muted id=co-binders-{}><p>{}</p><ul>",
+                m.binding_id,
+                l.t(
+                    "以下用户也绑定了此电表。如不认识，请修改验证密码，未验证新密码的绑定者将被解除绑定：",
+                    "Also bound to this meter. If you do not know them, change the password: everyone who does not prove the new one is unbound:"
+                )
+            );
+            for o in &others {
+                let _ = write!(
+                    b,
+                    "<li>{} · {} · {}</li>",
+                    Esc(&mask_name(&o.name)),
+                    Esc(&mask_phone(&o.phone)),
+                    Esc(&fmt_time(o.created_at_ms, &tz))
+                );
+            }
+            b.push_str("</ul></div>");
+        }
         if !m.is_default {
             let _ = write!(
                 b,
@@ -314,19 +339,20 @@ pub async fn meters_page(
         let _ = write!(
             b,
             "<a class=\"btn sec\" href=\"/me/meters/{id}/password\">{pw}</a>\
-             <form method=post action=\"/me/meters/{id}/unbind\" onsubmit=\"return confirm('{q}')\">{csrf}\
+             <form method=post action=\"/me/meters/{id}/unbind\" data-confirm=\"{q}\">{csrf}\
              <button class=\"btn warn\" type=submit>{ub}</button></form></div></div>",
             id = m.binding_id,
             pw = l.t("修改密码", "Change password"),
-            q = l.t("确定解除绑定？", "Unbind this meter?"),
+            q = Esc(l.t("确定解除绑定？", "Unbind this meter?")),
             csrf = CsrfField(&student.csrf_token),
             ub = l.t("解除绑定", "Unbind"),
         );
     }
     let _ = write!(
         b,
-        "<a class=btn href=\"/bind\">{}</a>",
-        l.t("绑定新电表", "Bind another meter")
+        "<a class=btn href=\"/bind\">{}</a><script src=\"{}\"></script>",
+        l.t("绑定新电表", "Bind another meter"),
+        super::assets::JS_PATH,
     );
     Ok(render(
         &shell(l, l.t("我的电表", "My meters"), &student, "/me/meters"),
@@ -500,29 +526,20 @@ pub async fn password_submit(
         );
     }
     let now = store::now_ms();
-    let wait = throttle_wait_ms(&state, student.id, &m.address, &ip, now).await?;
-    if wait > 0 {
-        let msg = match l {
-            Lang::Zh => format!("尝试次数过多，请 {} 后再试。", fmt_wait(l, wait)),
-            Lang::En => format!("Too many attempts; try again in {}.", fmt_wait(l, wait)),
-        };
-        return password_form(l, &student, &m, Some(&msg), false);
-    }
+    let attempt = match begin_attempt(&state, student.id, &m.address, &ip, true, now).await? {
+        Ok(id) => id,
+        Err(wait) => {
+            let msg = match l {
+                Lang::Zh => format!("尝试次数过多，请 {} 后再试。", fmt_wait(l, wait)),
+                Lang::En => format!("Too many attempts; try again in {}.", fmt_wait(l, wait)),
+            };
+            return password_form(l, &student, &m, Some(&msg), false);
+        }
+    };
     let secret = store::students::bound_meter_secret(state.db(), student.id, id)
         .await?
         .ok_or(PageError::NotFound)?;
     let ok = verify_password(f.current.clone(), Some(secret.password_hash.clone())).await;
-    store::students::record_attempt(
-        state.db(),
-        &store::students::Attempt {
-            student_id: student.id,
-            meter_address: &m.address,
-            client_ip: &ip,
-            ok,
-        },
-        now,
-    )
-    .await?;
     if !ok {
         return password_form(
             l,
@@ -532,16 +549,28 @@ pub async fn password_submit(
             false,
         );
     }
+    store::students::settle_attempt(state.db(), attempt, true).await?;
     let new_hash = domain::password::hash(&f.new, rand::random::<[u8; 16]>())
         .map_err(|e| store::Error::Conflict(e.to_string()))?;
-    if !store::students::set_meter_password(
+    // Everyone else bound to the meter has not proven the new password:
+    // they are unbound and told, in the same transaction (docs/SECURITY.md).
+    let removed = store::students::change_meter_password(
         state.db(),
+        student.id,
         secret.meter_id,
         secret.password_hash.as_deref(),
         &new_hash,
+        &store::students::BindAlert {
+            title: "电表验证密码已被修改 / Meter password changed",
+            body: "另一位绑定者修改了您所绑定电表的验证密码，您已被解除绑定。如果是室友，请向其索取新密码后重新绑定；\
+                   如果不认识对方，请携带证件到后勤服务大厅重置电表密码。\
+                   / Another binder changed the verification password of a meter you had bound, and you were unbound. \
+                   If it was a roommate, ask for the new password and bind again; otherwise bring your ID to the service hall to have the password reset.",
+        },
+        now,
     )
-    .await?
-    {
+    .await?;
+    let Some(removed) = removed else {
         return password_form(
             l,
             &student,
@@ -552,18 +581,49 @@ pub async fn password_submit(
             )),
             false,
         );
-    }
+    };
     tracing::info!(
         student.id = student.id,
         meter.id = secret.meter_id,
+        unbound = removed,
         "meter password changed"
     );
     Ok(Redirect::to(&format!("/me/meters/{id}/password?done=1")).into_response())
 }
 
+/// `张三丰` → `张**`; empty → `微信用户`.
+fn mask_name(name: &str) -> String {
+    let mut cs = name.chars();
+    match cs.next() {
+        None => "微信用户 WeChat user".to_owned(),
+        Some(first) => std::iter::once(first)
+            .chain(cs.map(|_| '*'))
+            .collect::<String>()
+            .chars()
+            .take(8)
+            .collect(),
+    }
+}
+
+/// `13800138000` → `138****8000`; anything shorter shows nothing.
+fn mask_phone(phone: &str) -> String {
+    if phone.len() == 11 && phone.is_ascii() {
+        format!("{}****{}", &phone[..3], &phone[7..])
+    } else {
+        "—".to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_phone;
+    use super::{mask_name, mask_phone, parse_phone};
+
+    #[test]
+    fn masks() {
+        assert_eq!(mask_name("张三丰"), "张**");
+        assert_eq!(mask_phone("13800138000"), "138****8000");
+        assert_eq!(mask_phone(""), "—");
+    }
 
     #[test]
     fn phones() {

@@ -31,6 +31,10 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/orders", get(student_orders).post(student_create))
         .route("/api/orders/{out_trade_no}", get(student_order))
         .route("/api/orders/{out_trade_no}/pay", post(student_pay))
+        // As docs/openapi.yaml says: a state change a browser marks
+        // cross-site, or whose Origin is another host, is refused (the
+        // same check as the pages; bearer-token tools send no Origin).
+        .route_layer(axum::middleware::from_fn(crate::session::same_origin_posts))
 }
 
 /// An order as the API shows it (no buyer identity, no internal ids beyond

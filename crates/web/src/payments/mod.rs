@@ -23,27 +23,32 @@ mod notify;
 pub mod workers;
 
 pub use api::{OrderView, Receipt};
-pub use notify::NOTIFY_PATH;
-
-/// Where the sandbox is mounted in demo and tests.
-pub const SANDBOX_MOUNT: &str = "/sandbox/wxpay";
+pub use notify::{NOTIFY_PATH, RejectedNotifications};
 
 /// The payment side of the application state. Cheap to clone.
 #[derive(Clone)]
 pub struct Payments {
     /// WeChat Pay (or the sandbox speaking the same protocol).
     pub provider: Arc<dyn pay::PaymentProvider>,
-    /// The in-process sandbox, when it is the provider (demo and tests);
-    /// its router is then mounted under [`SANDBOX_MOUNT`].
+    /// The in-process sandbox, when it is the provider (demo and tests).
+    /// It is served on its own listener ([`pay::Sandbox::serve`]), never by
+    /// this crate's router.
+    #[cfg(feature = "sandbox")]
     pub sandbox: Option<pay::Sandbox>,
+    /// The sandbox cashier's origin (`http://host:port`), which the payment
+    /// form redirects browsers to; `None` with the real WeChat Pay.
+    pub cashier_origin: Option<String>,
     /// Merchant identity and limits.
     pub settings: Arc<PaymentSettings>,
+    /// Notifications refused before their signature verified (counted; only
+    /// a sample is stored).
+    pub rejected: Arc<RejectedNotifications>,
 }
 
 impl fmt::Debug for Payments {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Payments")
-            .field("sandbox", &self.sandbox.is_some())
+            .field("sandbox", &self.cashier_origin.is_some())
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -117,42 +122,65 @@ impl Payments {
     pub fn new(provider: Arc<dyn pay::PaymentProvider>, settings: PaymentSettings) -> Self {
         Self {
             provider,
+            #[cfg(feature = "sandbox")]
             sandbox: None,
+            cashier_origin: None,
             settings: Arc::new(settings),
+            rejected: Arc::default(),
         }
     }
 
     /// Payments through the in-process sandbox: a [`pay::WechatPayClient`]
-    /// that talks to the sandbox mounted at `api_base_url` (this server's
-    /// own address + [`SANDBOX_MOUNT`]) and receives its notifications at
+    /// that talks to the sandbox at `api_base_url` (the root of the
+    /// sandbox's own listener) and receives its notifications at
     /// `notify_url` (the public URL + [`NOTIFY_PATH`]). This is exactly the
     /// production client and verification path, only the keys differ.
+    #[cfg(feature = "sandbox")]
     pub fn sandbox(
         sandbox: pay::Sandbox,
         api_base_url: &str,
         notify_url: &str,
+        settings: PaymentSettings,
+    ) -> Result<Self, pay::PayError> {
+        Self::sandbox_with_cashier(sandbox, api_base_url, api_base_url, notify_url, settings)
+    }
+
+    /// [`Payments::sandbox`] where browsers reach the sandbox's cashier at
+    /// `cashier_base_url` (its listener as seen from outside) while the
+    /// server calls it at `api_base_url`.
+    #[cfg(feature = "sandbox")]
+    pub fn sandbox_with_cashier(
+        sandbox: pay::Sandbox,
+        api_base_url: &str,
+        cashier_base_url: &str,
+        notify_url: &str,
         mut settings: PaymentSettings,
     ) -> Result<Self, pay::PayError> {
-        let config = pay::sandbox::demo_merchant_config(api_base_url, notify_url);
+        let mut config = pay::sandbox::demo_merchant_config(api_base_url, notify_url);
+        let cashier_base = cashier_base_url.trim_end_matches('/');
+        config.cashier_url = Some(format!("{cashier_base}/cashier"));
+        // scheme://host[:port] of the cashier: what the CSP's form-action allows.
+        let cashier_origin = cashier_base
+            .split_once("://")
+            .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)));
         settings.appid.clone_from(&config.appid);
         settings.mchid.clone_from(&config.mchid);
         let client = pay::WechatPayClient::new(config)?;
         Ok(Self {
             provider: Arc::new(client),
             sandbox: Some(sandbox),
+            cashier_origin,
             settings: Arc::new(settings),
+            rejected: Arc::default(),
         })
     }
 }
 
-/// Routes of the payment side: the notify endpoint, the JSON API and,
-/// when the sandbox is the provider, the sandbox itself.
-pub fn router(state: &AppState) -> Router<AppState> {
-    let mut r = Router::new().merge(notify::router()).merge(api::router());
-    if let Some(sandbox) = state.payments().and_then(|p| p.sandbox.clone()) {
-        r = r.nest_service(SANDBOX_MOUNT, sandbox.router());
-    }
-    r
+/// Routes of the payment side: the notify endpoint and the JSON API. The
+/// sandbox is never among them: its admin routes pay orders without money,
+/// so it runs on its own listener (`dormwatt demo`, tests).
+pub fn router() -> Router<AppState> {
+    Router::new().merge(notify::router()).merge(api::router())
 }
 
 /// What the payment page needs to take the student's money.
@@ -163,8 +191,9 @@ pub struct StartedPayment {
     /// Signed parameters for `WeixinJSBridge.invoke('getBrandWCPayRequest', params, cb)`.
     /// The bridge's answer is not authoritative: poll the order afterwards.
     pub pay_params: pay::JsapiPayParams,
-    /// Sandbox (demo) only: the cashier page for this payment (it already
-    /// carries `?prepay_id=…`); send the browser there instead of the bridge,
+    /// Sandbox (demo) only: the cashier page for this payment on the
+    /// sandbox's own origin (it already carries `?prepay_id=…`); send the
+    /// browser there instead of the bridge,
     /// or use [`StartedPayment::cashier_link`] to come back to a page after.
     pub cashier_url: Option<String>,
     /// The prepay id (the same for every tab paying this order).
