@@ -1099,6 +1099,33 @@ pub async fn for_student(db: &Db, student_id: i64, limit: i64) -> Result<Vec<Ord
     .await?))
 }
 
+/// Unpaid orders with a prepay id created at or before `created_before_ms`,
+/// for the reconciliation worker: each buyer's oldest first, then each
+/// buyer's second, and so on (at most `per_buyer` each), so one buyer's
+/// many orders cannot push everyone else's out of a tick.
+pub async fn unpaid_to_reconcile(
+    db: &Db,
+    created_before_ms: i64,
+    per_buyer: i64,
+    limit: i64,
+) -> Result<Vec<Order>> {
+    let sql = format!(
+        "select {ORDER_COLUMNS} from (
+             select o.*, row_number() over (partition by coalesce(o.student_id, -o.id) order by o.id) as rn
+             from orders o
+             where o.state = 'unpaid' and o.prepay_id is not null and o.created_at_ms <= $1
+         ) t where rn <= $2 order by rn, id limit $3"
+    );
+    Ok(on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
+    .bind(created_before_ms)
+    .bind(per_buyer)
+    .bind(limit)
+    .fetch_all(p)
+    .await?))
+}
+
 /// Orders in `state`, oldest first (reconciliation and staff views).
 pub async fn in_state(db: &Db, state: OrderState, limit: i64) -> Result<Vec<Order>> {
     Ok(on_db!(db, |p| sqlx::query_as(select_orders!(

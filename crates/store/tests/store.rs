@@ -731,3 +731,48 @@ async fn the_readiness_probe_writes_and_sees_a_read_only_database() {
     );
     db.close().await;
 }
+
+#[tokio::test]
+async fn reconciliation_is_fair_across_buyers_and_unpaid_orders_are_capped() {
+    for db in seeded().await {
+        let a = store::students::upsert_by_openid(&db, "o-flood", false, NOW)
+            .await
+            .unwrap();
+        let b = store::students::upsert_by_openid(&db, "o-real", false, NOW)
+            .await
+            .unwrap();
+        let mut mk = |student: i64, address: &'static str| {
+            let db = db.clone();
+            async move {
+                let mut r = req(1, address, 5);
+                r.student_id = Some(student);
+                let o = orders::create(&db, &r, NOW).await;
+                if let Ok(o) = &o {
+                    orders::set_prepay_id(&db, o.id, "wx-prepay", NOW)
+                        .await
+                        .unwrap();
+                }
+                o
+            }
+        };
+        for _ in 0..3 {
+            mk(a.id, "201701010020").await.unwrap();
+        }
+        // A fourth unpaid order of the same student is refused.
+        assert!(matches!(
+            mk(a.id, "201701010020").await,
+            Err(orders::CreateError::TooManyUnpaid { max: 3 })
+        ));
+        let real = mk(b.id, "201701010021").await.unwrap();
+        let picked = orders::unpaid_to_reconcile(&db, NOW, 2, 3).await.unwrap();
+        assert!(
+            picked.iter().any(|o| o.id == real.id),
+            "{:?}: the other buyer's order is starved",
+            db.backend()
+        );
+        assert_eq!(
+            picked.iter().filter(|o| o.student_id == Some(a.id)).count(),
+            2
+        );
+    }
+}

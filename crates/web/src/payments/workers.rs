@@ -22,7 +22,8 @@ use store::orders::{Order, PaidOutcome, PaymentConfirmation};
 /// Most orders one tick of a worker handles; the rest wait for the next tick.
 pub const TICK_ORDERS_MAX: i64 = 100;
 /// Rows read when looking for unpaid orders to query (bounded scan).
-const UNPAID_SCAN_MAX: i64 = 2_000;
+/// Unpaid orders of one buyer looked at per reconciliation tick.
+const UNPAID_PER_BUYER_PER_TICK: i64 = 2;
 /// Most bill rows compared in one reconciliation (a campus day is far below).
 const BILL_ROWS_MAX: usize = 200_000;
 /// Bill reconciliation runs after this Beijing hour (WeChat: bills are ready from 10:00).
@@ -172,13 +173,16 @@ pub async fn reconcile_unpaid_tick(state: &AppState, now_ms: i64) -> store::Resu
         return Ok(report);
     };
     let after_ms = i64::try_from(payments.settings.reconcile_after.as_millis()).unwrap_or(i64::MAX);
-    let candidates =
-        store::orders::in_state(state.db(), OrderState::Unpaid, UNPAID_SCAN_MAX).await?;
-    for order in candidates
-        .iter()
-        .filter(|o| o.prepay_id.is_some() && o.created_at_ms <= now_ms - after_ms)
-        .take(usize::try_from(TICK_ORDERS_MAX).unwrap_or(100))
-    {
+    // Fair across buyers: a flood of one buyer's unpaid orders cannot keep
+    // someone else's lost notification from being reconciled.
+    let candidates = store::orders::unpaid_to_reconcile(
+        state.db(),
+        now_ms.saturating_sub(after_ms),
+        UNPAID_PER_BUYER_PER_TICK,
+        TICK_ORDERS_MAX,
+    )
+    .await?;
+    for order in &candidates {
         report.examined += 1;
         match settle_from_query(state, payments, order, now_ms).await {
             Settled::Paid => report.paid += 1,
