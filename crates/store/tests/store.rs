@@ -741,7 +741,7 @@ async fn reconciliation_is_fair_across_buyers_and_unpaid_orders_are_capped() {
         let b = store::students::upsert_by_openid(&db, "o-real", false, NOW)
             .await
             .unwrap();
-        let mut mk = |student: i64, address: &'static str| {
+        let mk = |student: i64, address: &'static str| {
             let db = db.clone();
             async move {
                 let mut r = req(1, address, 5);
