@@ -146,7 +146,8 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
 fn demo_answers_readyz() {
     let dir = temp_dir("demo");
     // Keep the simulated gateways off the default ports another run may hold.
-    let base = 30_000 + (std::process::id() % 20_000);
+    // Below the ephemeral range (32768+), where our own listeners land.
+    let base = 20_000 + (std::process::id() % 9_000);
     let mut child = Command::new(BIN)
         .args([
             "--database-url",
