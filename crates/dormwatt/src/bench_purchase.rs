@@ -476,17 +476,6 @@ impl Conn {
     }
 }
 
-/// `url` with its database name replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let (rest, query) = rest
-        .split_once('?')
-        .map_or((rest, None), |(r, q)| (r, Some(q)));
-    let authority = rest.split_once('/').map_or(rest, |(a, _)| a);
-    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
-    format!("{scheme}://{authority}/{name}{query}")
-}
-
 /// Runs one administrative statement with `psql` (the binary has no SQL
 /// driver of its own; `store` deliberately offers no raw SQL).
 async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
@@ -512,7 +501,7 @@ async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
 /// Creates database `name` (a safe identifier we made) and returns its URL.
 async fn create_database(url: &str, name: &str) -> anyhow::Result<String> {
     psql(url, &format!("create database {name}")).await?;
-    Ok(with_database(url, name))
+    Ok(store::scratch::database_url(url, name))
 }
 
 async fn drop_database(url: &str, name: &str) {
@@ -576,7 +565,7 @@ mod tests {
         assert_eq!(super::percentile(&mut v, 0.99), 5.0);
         assert_eq!(super::percentile(&mut [], 0.5), 0.0);
         assert_eq!(
-            super::with_database("postgres://u@h:5432/postgres?x=1", "d"),
+            store::scratch::database_url("postgres://u@h:5432/postgres?x=1", "d"),
             "postgres://u@h:5432/d?x=1"
         );
     }

@@ -95,18 +95,7 @@ async fn create_database(url: &str, log: Option<&std::path::Path>) -> Result<Str
             .and_then(|mut f| f.write_all(format!("{name}\n").as_bytes()))
             .map_err(|e| fail(format!("cannot append to {}: {e}", path.display())))?;
     }
-    Ok(with_database(url, &name))
-}
-
-/// `url` with its database name replaced by `name` (credentials and query kept).
-fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let (rest, query) = rest
-        .split_once('?')
-        .map_or((rest, None), |(r, q)| (r, Some(q)));
-    let authority = rest.split_once('/').map_or(rest, |(a, _)| a);
-    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
-    format!("{scheme}://{authority}/{name}{query}")
+    Ok(crate::scratch::database_url(url, &name))
 }
 
 /// A migrated, empty PostgreSQL database, if configured.
@@ -155,12 +144,15 @@ mod tests {
     #[test]
     fn database_name_is_replaced() {
         assert_eq!(
-            super::with_database("postgres://u:p@h:5432/test", "x"),
+            crate::scratch::database_url("postgres://u:p@h:5432/test", "x"),
             "postgres://u:p@h:5432/x"
         );
-        assert_eq!(super::with_database("postgres://h", "x"), "postgres://h/x");
         assert_eq!(
-            super::with_database("postgres://h/db?sslmode=disable", "x"),
+            crate::scratch::database_url("postgres://h", "x"),
+            "postgres://h/x"
+        );
+        assert_eq!(
+            crate::scratch::database_url("postgres://h/db?sslmode=disable", "x"),
             "postgres://h/x?sslmode=disable"
         );
     }
