@@ -208,3 +208,31 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod config_tests {
+    use super::Config;
+
+    #[test]
+    fn bad_worker_ids_and_short_leases_are_refused() {
+        for id in ["", "a#b"] {
+            let c = Config {
+                worker_id: id.to_owned(),
+                ..Config::default()
+            };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("worker_id"), "{e}");
+        }
+        let c = Config {
+            deliver_lease_ms: 2_999,
+            ..Config::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("deliver_lease_ms")
+        );
+        assert!(Config::default().validate().is_ok());
+    }
+}

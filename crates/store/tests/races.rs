@@ -467,3 +467,140 @@ async fn a_refund_racing_the_start_of_a_delivery_never_both_win() {
         assert!(v.is_empty(), "{:?}: {v:?}", db.backend());
     }
 }
+
+#[tokio::test]
+async fn concurrent_claims_take_each_job_once_and_staff_redeliver_once() {
+    for db in seeded().await {
+        for i in 0..6u64 {
+            paid(
+                &db,
+                &format!("2017010300{:02}", i + 1),
+                1,
+                &format!("wx-c{i}"),
+                NOW,
+            )
+            .await;
+        }
+        let mut tasks = Vec::new();
+        for w in 0..4 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                jobs::claim(
+                    &db,
+                    orders::DELIVER_QUEUE,
+                    &format!("w{w}#1"),
+                    NOW + 10,
+                    30_000,
+                    2,
+                )
+                .await
+                .unwrap()
+            }));
+        }
+        let mut ids = Vec::new();
+        for t in tasks {
+            let got = t.await.unwrap();
+            assert!(
+                got.len() <= 2,
+                "{:?}: claimed {} with limit 2",
+                db.backend(),
+                got.len()
+            );
+            ids.extend(got.into_iter().map(|j| j.id));
+        }
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "{:?}: a job claimed twice", db.backend());
+        // Two staff press "deliver again" on the same flagged order at once.
+        let o = paid(&db, "201701030010", 1, "wx-c10", NOW).await;
+        let job = jobs::claim(&db, orders::DELIVER_QUEUE, "w9#1", NOW + 20, 30_000, 10)
+            .await
+            .unwrap();
+        let mine = job
+            .iter()
+            .find(|j| j.payload.contains(&format!("\"order_id\":{},", o.id)))
+            .unwrap();
+        store::meters::flag_delivery(&db, o.id, mine, o.meter_id, "seq_gap", "test", NOW + 30)
+            .await
+            .unwrap();
+        let (a, b) = tokio::join!(
+            orders::redeliver(&db, o.id, NOW + 40),
+            orders::redeliver(&db, o.id, NOW + 40)
+        );
+        assert_eq!(
+            u8::from(a.unwrap()) + u8::from(b.unwrap()),
+            1,
+            "{:?}: exactly one redelivery",
+            db.backend()
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_binders_changing_the_password_at_once_one_wins() {
+    for db in seeded().await {
+        let m = store::campus::meter_by_address(&db, 1, "201701040001")
+            .await
+            .unwrap()
+            .unwrap();
+        let mut students = Vec::new();
+        for who in ["o-pw-a", "o-pw-b"] {
+            let s = store::students::upsert_by_openid(&db, who, false, NOW)
+                .await
+                .unwrap();
+            store::on_db!(&db, |p| sqlx::query(
+                "insert into binding (student_id, meter_id, is_default, created_at_ms) values ($1, $2, true, 0)"
+            )
+            .bind(s.id)
+            .bind(m.id)
+            .execute(p)
+            .await
+            .map(|_| ()))
+            .unwrap();
+            students.push(s.id);
+        }
+        let alert = store::students::BindAlert {
+            title: "t",
+            body: "b",
+        };
+        let (a, b) = tokio::join!(
+            store::students::change_meter_password(
+                &db,
+                students[0],
+                m.id,
+                None,
+                "hash-a",
+                &alert,
+                NOW
+            ),
+            store::students::change_meter_password(
+                &db,
+                students[1],
+                m.id,
+                None,
+                "hash-b",
+                &alert,
+                NOW
+            )
+        );
+        let won = [a, b]
+            .into_iter()
+            .filter(|r| matches!(r, Ok(Some(_))))
+            .count();
+        assert_eq!(won, 1, "{:?}: both password changes won", db.backend());
+        // A change from a hash that is no longer current changes nothing.
+        let stale = store::students::change_meter_password(
+            &db,
+            students[0],
+            m.id,
+            None,
+            "hash-c",
+            &alert,
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert!(stale.is_none());
+    }
+}
