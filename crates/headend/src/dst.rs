@@ -358,7 +358,7 @@ async fn run_seed(seed: u64, opts: &DstOptions) -> Result<SeedResult, store::Err
             // Drain: run every attempt to the end, claim what is due, move
             // time on; staff refund what the meters refused.
             if let Some(a) = attempts.pop() {
-                let a = finish_attempt(a, &mut meters, &time, &env, &mut rng, true, &trace).await;
+                let a = finish_attempt(a, &mut meters, &time, &env, &mut rng, &trace).await;
                 if let Some(a) = a {
                     attempts.push(a);
                 }
@@ -701,17 +701,18 @@ async fn step_attempt(
     run_to_block(a).await
 }
 
+/// Liveness phase: answers the attempt's requests without faults until it
+/// ends (or 64 requests).
 async fn finish_attempt(
     mut a: Attempt,
     meters: &mut BTreeMap<i64, SimMeter>,
     time: &Arc<SimTime>,
     env: &sim::MeterEnv,
     rng: &mut Rng,
-    healed: bool,
     trace: &impl Fn(&str),
 ) -> Option<Attempt> {
     for _ in 0..64 {
-        match step_attempt(a, meters, time, env, rng, healed, trace).await {
+        match step_attempt(a, meters, time, env, rng, true, trace).await {
             Some(next) => a = next,
             None => return None,
         }

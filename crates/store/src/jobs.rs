@@ -186,6 +186,29 @@ pub async fn complete(tx: &mut Tx, job: &Job, now_ms: i64) -> Result<()> {
     Ok(())
 }
 
+/// Dead-letters a claimed job for staff, with the reason, in the caller's
+/// transaction. Fenced like [`complete`].
+pub async fn bury_in(tx: &mut Tx, job: &Job, error: &str, now_ms: i64) -> Result<()> {
+    let sql = format!(
+        "update job set state = 'dead', last_error = $4, locked_by = null, locked_until_ms = null,
+                        updated_at_ms = $5
+         where {HELD}"
+    );
+    let n = on_tx!(tx, |c| sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+        .bind(job.id)
+        .bind(job.locked_by.as_deref())
+        .bind(job.lease_epoch)
+        .bind(error)
+        .bind(now_ms)
+        .execute(c)
+        .await?
+        .rows_affected());
+    if n != 1 {
+        return Err(lost(job));
+    }
+    Ok(())
+}
+
 /// Renews a held lease until `now_ms + lease_ms` (work that runs longer than
 /// a lease calls this between steps). Fails with [`Error::LeaseLost`] when
 /// another worker took the job: the caller must stop at once.

@@ -723,26 +723,7 @@ async fn flag_in(
     detail: &str,
     now_ms: i64,
 ) -> Result<()> {
-    let n = on_tx!(tx, |c| {
-        sqlx::query(
-        "update job set state = 'dead', last_error = $4, locked_by = null, locked_until_ms = null,
-                updated_at_ms = $5 where id = $1 and locked_by = $2 and lease_epoch = $3 and state = 'queued'"
-    )
-    .bind(job.id)
-    .bind(job.locked_by.as_deref())
-    .bind(job.lease_epoch)
-    .bind(format!("{kind}: {detail}"))
-    .bind(now_ms)
-    .execute(c)
-    .await?
-    .rows_affected()
-    });
-    if n != 1 {
-        return Err(crate::Error::LeaseLost(format!(
-            "job {} (epoch {})",
-            job.id, job.lease_epoch
-        )));
-    }
+    jobs::bury_in(tx, job, &format!("{kind}: {detail}"), now_ms).await?;
     event_in(
         tx,
         &MeterEvent {

@@ -626,28 +626,6 @@ pub async fn unbind(db: &Db, student_id: i64, binding_id: i64) -> Result<()> {
     Ok(())
 }
 
-/// Replaces a meter's password hash, but only if it still is `expected`
-/// (the hash the caller verified the current password against), so two
-/// concurrent changes cannot both win.
-pub async fn set_meter_password(
-    db: &Db,
-    meter_id: i64,
-    expected: Option<&str>,
-    new_hash: &str,
-) -> Result<bool> {
-    let n = on_db!(db, |p| sqlx::query(
-        "update meter set password_hash = $2
-         where id = $1 and ((password_hash is null and $3 is null) or password_hash = $3)"
-    )
-    .bind(meter_id)
-    .bind(new_hash)
-    .bind(expected)
-    .execute(p)
-    .await?
-    .rows_affected());
-    Ok(n > 0)
-}
-
 /// Changes a meter's password as one of its binders, who proved the current
 /// one: only if the hash still is `expected` (two concurrent changes cannot
 /// both win), and in the same transaction every *other* binder — none of
@@ -1382,18 +1360,6 @@ mod tests {
                         usage_centikwh: Some(300)
                     }
                 ]
-            );
-            // Compare-and-set: only from the hash the caller verified.
-            assert!(set_meter_password(&db, m1, None, "h1").await.expect("set"));
-            assert!(
-                !set_meter_password(&db, m1, None, "h2")
-                    .await
-                    .expect("stale")
-            );
-            assert!(
-                set_meter_password(&db, m1, Some("h1"), "h3")
-                    .await
-                    .expect("set")
             );
         }
     }
