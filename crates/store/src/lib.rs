@@ -18,6 +18,7 @@ pub mod notify;
 pub mod orders;
 pub mod scratch;
 pub mod students;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use db::{Backend, Db, DbOptions, Tx, redact_url};
