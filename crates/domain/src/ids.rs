@@ -8,7 +8,19 @@ macro_rules! id_type {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
-        pub struct $name(pub i64);
+        pub struct $name(i64);
+
+        impl $name {
+            /// The id of row `id`.
+            pub const fn new(id: i64) -> Self {
+                Self(id)
+            }
+
+            /// The row id.
+            pub const fn get(self) -> i64 {
+                self.0
+            }
+        }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

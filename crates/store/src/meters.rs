@@ -10,6 +10,7 @@
 
 use crate::jobs::{self, Job};
 use crate::{Db, Result, Tx, on_db, on_tx, orders};
+use domain::{MeterId, OrderId};
 use serde::Serialize;
 
 /// Most days [`mark_missing_through`] writes at once: the meter keeps 62
@@ -614,7 +615,7 @@ pub async fn complete_delivery(
             evidence.purchase_count
         )));
     }
-    let changed = orders::mark_delivered(&mut tx, order_id, now_ms).await?;
+    let changed = orders::mark_delivered(&mut tx, OrderId::new(order_id), now_ms).await?;
     on_tx!(&mut tx, |c| sqlx::query(
         "update meter_state set purchase_count = $2,
                 remaining_centikwh = coalesce($3, remaining_centikwh),
@@ -641,7 +642,7 @@ pub async fn complete_delivery(
         )
         .await?;
     }
-    let keys = orders::sibling_delivery_keys(&mut tx, meter_id, order_id).await?;
+    let keys = orders::sibling_delivery_keys(&mut tx, MeterId::new(meter_id), OrderId::new(order_id)).await?;
     jobs::wake(&mut tx, &keys, now_ms).await?;
     tx.commit().await?;
     Ok(changed)
@@ -695,7 +696,7 @@ pub async fn refuse_delivery(
         now_ms,
     )
     .await?;
-    if !orders::release_unapplied_seq(&mut tx, order_id, seq, count, now_ms).await? {
+    if !orders::release_unapplied_seq(&mut tx, OrderId::new(order_id), seq, count, now_ms).await? {
         return Err(crate::Error::Conflict(format!(
             "order {order_id} no longer holds purchase {seq}"
         )));
@@ -709,7 +710,7 @@ pub async fn refuse_delivery(
     .execute(c)
     .await?
     .rows_affected());
-    let keys = orders::sibling_delivery_keys(&mut tx, meter_id, order_id).await?;
+    let keys = orders::sibling_delivery_keys(&mut tx, MeterId::new(meter_id), OrderId::new(order_id)).await?;
     jobs::wake(&mut tx, &keys, now_ms).await?;
     tx.commit().await
 }

@@ -489,7 +489,7 @@ fn order_summary(l: Lang, o: &Order, m: Option<&MeterInfo>) -> String {
         l.t("电量", "Energy"),
         o.kwh,
         l.t("金额", "Amount"),
-        domain::Fen(o.amount_fen),
+        domain::Fen::new(o.amount_fen),
     );
     b
 }

@@ -56,7 +56,7 @@ pub async fn page(
              <div style=\"text-align:right\"><span class=\"state {st}\">{label}</span>",
             id = o.id,
             kwh = o.kwh,
-            amt = domain::Fen(o.amount_fen),
+            amt = domain::Fen::new(o.amount_fen),
             place = Esc(places.get(&o.meter_id).map_or("", String::as_str)),
             at = fmt_time(o.created_at_ms, &tz),
             st = Esc(&o.state),

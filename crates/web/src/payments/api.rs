@@ -86,7 +86,7 @@ impl From<&Order> for OrderView {
             kwh: o.kwh,
             unit_price_centifen_per_kwh: o.unit_price_centifen_per_kwh,
             amount_fen: o.amount_fen,
-            amount_yuan: domain::Fen(o.amount_fen).to_string(),
+            amount_yuan: domain::Fen::new(o.amount_fen).to_string(),
             created_at_ms: o.created_at_ms,
             expires_at_ms: o.expires_at_ms,
             paid_at_ms: o.paid_at_ms,
