@@ -23,8 +23,9 @@ macro_rules! id_type {
         }
 
         impl fmt::Display for $name {
+            /// The row id, honouring width and fill (`{:024}`).
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}", self.0)
+                fmt::Display::fmt(&self.0, f)
             }
         }
     };

@@ -139,6 +139,13 @@ impl WholeKwh {
     }
 }
 
+impl fmt::Display for WholeKwh {
+    /// The number of kWh, e.g. `20`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// A unit price in 0.0001 元 (= 0.01 fen) per kWh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]

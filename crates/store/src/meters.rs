@@ -10,7 +10,9 @@
 
 use crate::jobs::{self, Job};
 use crate::{Db, Result, Tx, on_db, on_tx, orders};
-use domain::{MeterId, OrderId};
+use crate::row::{BadValue, decode_row, decoded};
+use domain::order::OrderState;
+use domain::{CentiKwh, MeterId, OrderId, RoomId};
 use serde::Serialize;
 
 /// Most days [`mark_missing_through`] writes at once: the meter keeps 62
@@ -528,35 +530,71 @@ pub async fn readings(
 }
 
 /// What the delivery worker needs to know about an order's meter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeliveryTarget {
     /// Order row id.
-    pub order_id: i64,
-    /// Order state name.
-    pub state: String,
+    pub order_id: OrderId,
+    /// Order state.
+    pub state: OrderState,
     /// Meter row id.
-    pub meter_id: i64,
+    pub meter_id: MeterId,
     /// Meter address.
     pub address: String,
     /// The room, used as the recharge customer number.
-    pub room_id: i64,
-    /// Energy to deliver, 0.01 kWh.
-    pub centikwh: i64,
+    pub room_id: RoomId,
+    /// Energy to deliver.
+    pub centikwh: CentiKwh,
     /// The assigned purchase sequence number, if any yet.
     pub purchase_seq: Option<i64>,
     /// When it was paid.
     pub paid_at_ms: Option<i64>,
 }
 
+/// [`DeliveryTarget`] as stored.
+#[derive(sqlx::FromRow)]
+struct DeliveryTargetRow {
+    order_id: i64,
+    state: String,
+    meter_id: i64,
+    address: String,
+    room_id: i64,
+    centikwh: i64,
+    purchase_seq: Option<i64>,
+    paid_at_ms: Option<i64>,
+}
+
+impl TryFrom<DeliveryTargetRow> for DeliveryTarget {
+    type Error = BadValue;
+
+    fn try_from(r: DeliveryTargetRow) -> Result<Self, BadValue> {
+        Ok(Self {
+            order_id: OrderId::new(r.order_id),
+            state: decoded(
+                &format!("orders.state of order {}", r.order_id),
+                &r.state,
+                OrderState::parse(&r.state),
+            )?,
+            meter_id: MeterId::new(r.meter_id),
+            address: r.address,
+            room_id: RoomId::new(r.room_id),
+            centikwh: CentiKwh::new(r.centikwh),
+            purchase_seq: r.purchase_seq,
+            paid_at_ms: r.paid_at_ms,
+        })
+    }
+}
+
+decode_row!(DeliveryTarget, DeliveryTargetRow);
+
 /// The delivery target of an order.
-pub async fn delivery_target(db: &Db, order_id: i64) -> Result<Option<DeliveryTarget>> {
+pub async fn delivery_target(db: &Db, order_id: OrderId) -> Result<Option<DeliveryTarget>> {
     Ok(on_db!(db, |p| {
         sqlx::query_as(
         "select o.id as order_id, o.state, o.meter_id, m.address, m.room_id, o.kwh * 100 as centikwh,
                 o.purchase_seq, o.paid_at_ms
          from orders o join meter m on m.id = o.meter_id where o.id = $1"
     )
-    .bind(order_id)
+    .bind(order_id.get())
     .fetch_optional(p)
     .await?
     }))
@@ -564,12 +602,12 @@ pub async fn delivery_target(db: &Db, order_id: i64) -> Result<Option<DeliveryTa
 
 /// Stores a purchase count just read from the meter (before a sequence
 /// number is assigned from it).
-pub async fn set_purchase_count(db: &Db, meter_id: i64, count: i64, now_ms: i64) -> Result<()> {
+pub async fn set_purchase_count(db: &Db, meter_id: MeterId, count: i64, now_ms: i64) -> Result<()> {
     on_db!(db, |p| sqlx::query(
         "update meter_state set purchase_count = $2, online = true, missed_polls = 0,
                 last_seen_at_ms = $3, updated_at_ms = $3 where meter_id = $1"
     )
-    .bind(meter_id)
+    .bind(meter_id.get())
     .bind(count)
     .bind(now_ms)
     .execute(p)
@@ -594,9 +632,9 @@ pub struct DeliveryEvidence {
 /// holds its lease. Returns false when the order was already completed.
 pub async fn complete_delivery(
     db: &Db,
-    order_id: i64,
+    order_id: OrderId,
     job: &Job,
-    meter_id: i64,
+    meter_id: MeterId,
     evidence: DeliveryEvidence,
     now_ms: i64,
 ) -> Result<bool> {
@@ -605,7 +643,7 @@ pub async fn complete_delivery(
     let seq: Option<i64> = on_tx!(&mut tx, |c| sqlx::query_scalar(
         "select purchase_seq from orders where id = $1"
     )
-    .bind(order_id)
+    .bind(order_id.get())
     .fetch_optional(c)
     .await?)
     .flatten();
@@ -615,7 +653,7 @@ pub async fn complete_delivery(
             evidence.purchase_count
         )));
     }
-    let changed = orders::mark_delivered(&mut tx, OrderId::new(order_id), now_ms).await?;
+    let changed = orders::mark_delivered(&mut tx, order_id, now_ms).await?;
     on_tx!(&mut tx, |c| sqlx::query(
         "update meter_state set purchase_count = $2,
                 remaining_centikwh = coalesce($3, remaining_centikwh),
@@ -623,7 +661,7 @@ pub async fn complete_delivery(
                 online = true, missed_polls = 0, last_seen_at_ms = $4, updated_at_ms = $4
          where meter_id = $1"
     )
-    .bind(meter_id)
+    .bind(meter_id.get())
     .bind(evidence.purchase_count)
     .bind(evidence.remaining_centikwh)
     .bind(now_ms)
@@ -634,7 +672,7 @@ pub async fn complete_delivery(
         event_in(
             &mut tx,
             &MeterEvent {
-                meter_id,
+                meter_id: meter_id.get(),
                 at_ms: now_ms,
                 kind: "delivered".to_owned(),
                 detail: format!("order {order_id}, purchase {}", evidence.purchase_count),
@@ -642,7 +680,7 @@ pub async fn complete_delivery(
         )
         .await?;
     }
-    let keys = orders::sibling_delivery_keys(&mut tx, MeterId::new(meter_id), OrderId::new(order_id)).await?;
+    let keys = orders::sibling_delivery_keys(&mut tx, meter_id, order_id).await?;
     jobs::wake(&mut tx, &keys, now_ms).await?;
     tx.commit().await?;
     Ok(changed)
@@ -656,9 +694,9 @@ pub async fn complete_delivery(
 /// [`complete_delivery`].
 pub async fn flag_delivery(
     db: &Db,
-    order_id: i64,
+    order_id: OrderId,
     job: &Job,
-    meter_id: i64,
+    meter_id: MeterId,
     kind: &str,
     detail: &str,
     now_ms: i64,
@@ -677,9 +715,9 @@ pub async fn flag_delivery(
 #[allow(clippy::too_many_arguments)]
 pub async fn refuse_delivery(
     db: &Db,
-    order_id: i64,
+    order_id: OrderId,
     job: &Job,
-    meter_id: i64,
+    meter_id: MeterId,
     seq: i64,
     count: i64,
     detail: &str,
@@ -696,7 +734,7 @@ pub async fn refuse_delivery(
         now_ms,
     )
     .await?;
-    if !orders::release_unapplied_seq(&mut tx, OrderId::new(order_id), seq, count, now_ms).await? {
+    if !orders::release_unapplied_seq(&mut tx, order_id, seq, count, now_ms).await? {
         return Err(crate::Error::Conflict(format!(
             "order {order_id} no longer holds purchase {seq}"
         )));
@@ -704,22 +742,22 @@ pub async fn refuse_delivery(
     on_tx!(&mut tx, |c| sqlx::query(
         "update meter_state set purchase_count = $2, updated_at_ms = $3 where meter_id = $1"
     )
-    .bind(meter_id)
+    .bind(meter_id.get())
     .bind(count)
     .bind(now_ms)
     .execute(c)
     .await?
     .rows_affected());
-    let keys = orders::sibling_delivery_keys(&mut tx, MeterId::new(meter_id), OrderId::new(order_id)).await?;
+    let keys = orders::sibling_delivery_keys(&mut tx, meter_id, order_id).await?;
     jobs::wake(&mut tx, &keys, now_ms).await?;
     tx.commit().await
 }
 
 async fn flag_in(
     tx: &mut Tx,
-    order_id: i64,
+    order_id: OrderId,
     job: &Job,
-    meter_id: i64,
+    meter_id: MeterId,
     kind: &str,
     detail: &str,
     now_ms: i64,
@@ -728,7 +766,7 @@ async fn flag_in(
     event_in(
         tx,
         &MeterEvent {
-            meter_id,
+            meter_id: meter_id.get(),
             at_ms: now_ms,
             kind: kind.to_owned(),
             detail: format!("order {order_id}: {detail}"),
@@ -739,7 +777,7 @@ async fn flag_in(
         "update orders set state = 'delayed', delayed_at_ms = $2, updated_at_ms = $2
          where id = $1 and state = 'charging'"
     )
-    .bind(order_id)
+    .bind(order_id.get())
     .bind(now_ms)
     .execute(c)
     .await?
