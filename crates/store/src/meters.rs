@@ -978,10 +978,10 @@ mod tests {
             let t = delivery_target(&db, a.id).await.unwrap().unwrap();
             assert_eq!(
                 (t.meter_id, t.centikwh, t.purchase_seq),
-                (m.id, 2_000, None)
+                (MeterId::new(m.id), CentiKwh::new(2_000), None)
             );
-            assert_eq!(t.room_id, m.room_id);
-            set_purchase_count(&db, m.id, 41, 20).await.unwrap();
+            assert_eq!(t.room_id, RoomId::new(m.room_id));
+            set_purchase_count(&db, MeterId::new(m.id), 41, 20).await.unwrap();
             // B was paid after A: it waits for A.
             assert!(matches!(
                 orders::assign_purchase_seq(&db, b.id, 21).await.unwrap(),
@@ -1000,27 +1000,27 @@ mod tests {
                 remaining_centikwh: Some(7_000),
             };
             assert!(
-                complete_delivery(&db, a.id, &jobs[0], m.id, ev, 40)
+                complete_delivery(&db, a.id, &jobs[0], MeterId::new(m.id), ev, 40)
                     .await
                     .unwrap()
             );
             // A second confirmation with the finished lease changes nothing.
             assert!(matches!(
-                complete_delivery(&db, a.id, &jobs[0], m.id, ev, 41).await,
+                complete_delivery(&db, a.id, &jobs[0], MeterId::new(m.id), ev, 41).await,
                 Err(crate::Error::LeaseLost(_))
             ));
             let o = orders::by_id(&db, a.id).await.unwrap().unwrap();
-            assert_eq!(o.state, "completed");
+            assert_eq!(o.state, OrderState::Completed);
             let s = state(&db, m.id).await.unwrap().unwrap();
             assert_eq!(
                 (s.purchase_count, s.remaining_centikwh),
                 (Some(42), Some(7_000))
             );
-            flag_delivery(&db, b.id, &jobs[1], m.id, "seq_gap", "count 40", 50)
+            flag_delivery(&db, b.id, &jobs[1], MeterId::new(m.id), "seq_gap", "count 40", 50)
                 .await
                 .unwrap();
             let o = orders::by_id(&db, b.id).await.unwrap().unwrap();
-            assert_eq!(o.state, "delayed");
+            assert_eq!(o.state, OrderState::Delayed);
             let kinds: Vec<String> = events(&db, m.id, 10)
                 .await
                 .unwrap()
