@@ -776,3 +776,73 @@ async fn reconciliation_is_fair_across_buyers_and_unpaid_orders_are_capped() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_refused_order_event_keeps_its_states_and_event() {
+    for db in seeded().await {
+        let o = orders::create(&db, &req(1, "201701010001", 5), NOW)
+            .await
+            .unwrap();
+        // Not a delayed order: the refund is refused with the transition
+        // that was refused, not a sentence.
+        let refused = orders::request_refund(&db, o.id, NOW + 1).await;
+        assert!(
+            matches!(
+                refused,
+                Err(store::Error::IllegalTransition(
+                    domain::order::IllegalTransition {
+                        from: OrderState::Unpaid,
+                        event: OrderEvent::RefundRequested,
+                    }
+                ))
+            ),
+            "{refused:?}"
+        );
+        // Expiry before the two hours are up is refused the same way.
+        let early = orders::close(&db, o.id, OrderEvent::Expire, NOW + 2).await;
+        assert!(
+            matches!(
+                early,
+                Err(store::Error::IllegalTransition(
+                    domain::order::IllegalTransition {
+                        from: OrderState::Unpaid,
+                        event: OrderEvent::Expire,
+                    }
+                ))
+            ),
+            "{early:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_stored_order_value_is_a_corrupt_error_not_a_panic() {
+    for db in seeded().await {
+        let o = orders::create(&db, &req(1, "201701010001", 5), NOW)
+            .await
+            .unwrap();
+        store::on_db!(&db, |p| sqlx::query(
+            // The schema checks the state and the amounts; the frozen
+            // price has no check, and a price of 0 is not a price.
+            "update orders set unit_price_centifen_per_kwh = 0 where id = $1"
+        )
+        .bind(o.id.get())
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+        let read = orders::by_id(&db, o.id).await;
+        match read {
+            Err(store::Error::Corrupt(why)) => {
+                assert!(why.contains("orders.unit_price_centifen_per_kwh"), "{why}");
+                assert!(why.contains("= 0"), "{why}");
+            }
+            other => panic!("expected corrupt data, got {other:?}"),
+        }
+        // The same row read through another query is refused the same way.
+        assert!(matches!(
+            orders::by_out_trade_no(&db, &o.out_trade_no).await,
+            Err(store::Error::Corrupt(_))
+        ));
+    }
+}

@@ -390,6 +390,12 @@ async fn staff_refund(
             tracing::info!(order.id = o.id.get(), "refund requested by staff");
             (StatusCode::ACCEPTED, Json(OrderView::from(&o))).into_response()
         }
+        Err(store::Error::IllegalTransition(_)) => ApiError::new(
+            StatusCode::CONFLICT,
+            "NOT_REFUNDABLE",
+            "only a delayed order can be refunded",
+        )
+        .into_response(),
         Err(store::Error::Conflict(m)) => ApiError::new(
             StatusCode::CONFLICT,
             "NOT_REFUNDABLE",
