@@ -215,9 +215,15 @@ mod tests {
     fn price_rounds_half_up_to_fen() {
         let p = UnitPrice::from_centifen_per_kwh(5283).unwrap(); // 0.5283 元
         assert_eq!(p.amount_for(WholeKwh::new(1, 500).unwrap()), Fen::new(53));
-        assert_eq!(p.amount_for(WholeKwh::new(20, 500).unwrap()), Fen::new(1057)); // 10.566
+        assert_eq!(
+            p.amount_for(WholeKwh::new(20, 500).unwrap()),
+            Fen::new(1057)
+        ); // 10.566
         let p = UnitPrice::from_centifen_per_kwh(5300).unwrap();
-        assert_eq!(p.amount_for(WholeKwh::new(20, 500).unwrap()), Fen::new(1060));
+        assert_eq!(
+            p.amount_for(WholeKwh::new(20, 500).unwrap()),
+            Fen::new(1060)
+        );
         assert_eq!(p.to_string(), "0.53");
         assert_eq!(
             UnitPrice::from_centifen_per_kwh(5283).unwrap().to_string(),

@@ -320,7 +320,8 @@ async fn run_seed(seed: u64, opts: &DstOptions) -> Result<SeedResult, store::Err
     // What the head-end knew of the meters before (their counts, as a
     // first poll would have stored them).
     for m in meters.values() {
-        store::meters::set_purchase_count(&db, MeterId::new(m.id), i64::from(m.count0), START_MS).await?;
+        store::meters::set_purchase_count(&db, MeterId::new(m.id), i64::from(m.count0), START_MS)
+            .await?;
     }
     let cfg = Config {
         deliver_lease_ms: 15_000,
@@ -795,7 +796,10 @@ async fn final_check(
         let v = m.meter.view(now, env);
         let count = i64::from(v.purchase_count) - i64::from(m.count0);
         let energy = i64::from(v.purchased_total_centikwh) - i64::from(m.purchased0);
-        let mine: Vec<_> = completed.iter().filter(|o| o.meter_id.get() == m.id).collect();
+        let mine: Vec<_> = completed
+            .iter()
+            .filter(|o| o.meter_id.get() == m.id)
+            .collect();
         let n = mine.len() as i64;
         let e: i64 = mine.iter().map(|o| o.centikwh().get()).sum();
         if count > n {

@@ -359,9 +359,14 @@ async fn a_sequence_gap_is_flagged_for_staff_never_guessed() {
         let a = dlt645::Address::parse(&address).unwrap();
         // The platform assigns the order's number from the count it knows…
         let count0 = w.fleet.inspect(&address).unwrap().purchase_count;
-        store::meters::set_purchase_count(&w.db, domain::MeterId::new(meter_id), i64::from(count0), w.clock.now_ms())
-            .await
-            .unwrap();
+        store::meters::set_purchase_count(
+            &w.db,
+            domain::MeterId::new(meter_id),
+            i64::from(count0),
+            w.clock.now_ms(),
+        )
+        .await
+        .unwrap();
         let order = w.buy(meter_id, 10).await;
         let seq = store::orders::assign_purchase_seq(&w.db, order, w.clock.now_ms())
             .await
@@ -607,7 +612,8 @@ async fn orders_paid_out_of_creation_order_settle_by_the_meters_count() {
         w.rules.blackout_after_drop.store(false, Ordering::SeqCst);
         let he2 = w.headend(config("he-2")).await;
         eventually(90, "both orders to be delivered", || async {
-            w.order_state(a.id).await == OrderState::Completed && w.order_state(b).await == OrderState::Completed
+            w.order_state(a.id).await == OrderState::Completed
+                && w.order_state(b).await == OrderState::Completed
         })
         .await;
         let (count1, sum1, _) = energy_sum(&w.fleet, &address);

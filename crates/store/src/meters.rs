@@ -9,8 +9,8 @@
 //! would cost more time than the RS485 bus itself.
 
 use crate::jobs::{self, Job};
-use crate::{Db, Result, Tx, on_db, on_tx, orders};
 use crate::row::{BadValue, decode_row, decoded};
+use crate::{Db, Result, Tx, on_db, on_tx, orders};
 use domain::order::OrderState;
 use domain::{CentiKwh, MeterId, OrderId, RoomId};
 use serde::Serialize;
@@ -981,7 +981,9 @@ mod tests {
                 (MeterId::new(m.id), CentiKwh::new(2_000), None)
             );
             assert_eq!(t.room_id, RoomId::new(m.room_id));
-            set_purchase_count(&db, MeterId::new(m.id), 41, 20).await.unwrap();
+            set_purchase_count(&db, MeterId::new(m.id), 41, 20)
+                .await
+                .unwrap();
             // B was paid after A: it waits for A.
             assert!(matches!(
                 orders::assign_purchase_seq(&db, b.id, 21).await.unwrap(),
@@ -1016,9 +1018,17 @@ mod tests {
                 (s.purchase_count, s.remaining_centikwh),
                 (Some(42), Some(7_000))
             );
-            flag_delivery(&db, b.id, &jobs[1], MeterId::new(m.id), "seq_gap", "count 40", 50)
-                .await
-                .unwrap();
+            flag_delivery(
+                &db,
+                b.id,
+                &jobs[1],
+                MeterId::new(m.id),
+                "seq_gap",
+                "count 40",
+                50,
+            )
+            .await
+            .unwrap();
             let o = orders::by_id(&db, b.id).await.unwrap().unwrap();
             assert_eq!(o.state, OrderState::Delayed);
             let kinds: Vec<String> = events(&db, m.id, 10)

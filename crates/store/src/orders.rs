@@ -577,8 +577,7 @@ pub async fn mark_delivered(tx: &mut Tx, order_id: OrderId, now_ms: i64) -> Resu
         OrderEvent::DeliveryConfirmed,
         order.created_at_ms,
         now_ms,
-    )
-    ?;
+    )?;
     if !t.changed {
         return Ok(false);
     }
@@ -605,11 +604,8 @@ pub async fn mark_delivered(tx: &mut Tx, order_id: OrderId, now_ms: i64) -> Resu
             now.state.as_str()
         )));
     }
-    let transfers = domain::ledger::on_delivered(
-        order.amount_fen,
-        order.centikwh(),
-        order.meter_id,
-    );
+    let transfers =
+        domain::ledger::on_delivered(order.amount_fen, order.centikwh(), order.meter_id);
     ledger::insert(tx, order_id.get(), &transfers, now_ms).await?;
     crate::notify::delivered_in(tx, order_id.get(), now_ms).await?;
     Ok(true)
@@ -873,8 +869,7 @@ pub async fn close(db: &Db, order_id: OrderId, event: OrderEvent, now_ms: i64) -
     let order = by_id_in(&mut tx, order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
-    let t = order::transition(order.state, event, order.created_at_ms, now_ms)
-        ?;
+    let t = order::transition(order.state, event, order.created_at_ms, now_ms)?;
     if t.changed {
         on_tx!(&mut tx, |c| {
             sqlx::query(
@@ -922,8 +917,7 @@ pub async fn request_refund(db: &Db, order_id: OrderId, now_ms: i64) -> Result<O
         OrderEvent::RefundRequested,
         order.created_at_ms,
         now_ms,
-    )
-    ?;
+    )?;
     // Once a purchase sequence number is assigned, a frame may have reached
     // the meter with its reply lost: refunding then could pay the money back
     // while the energy sits on the meter, and would leave the meter expecting
@@ -1012,8 +1006,7 @@ pub async fn finish_refund(
     } else {
         OrderEvent::RefundFailed
     };
-    let t = order::transition(order.state, event, order.created_at_ms, now_ms)
-        ?;
+    let t = order::transition(order.state, event, order.created_at_ms, now_ms)?;
     // Every change is guarded by the state and the refund number, so two
     // answers processed at once (a notification and a query) change it once.
     if t.changed {
@@ -1031,11 +1024,8 @@ pub async fn finish_refund(
                 .rows_affected()
             });
             if n == 1 {
-                let transfers = domain::ledger::on_refunded(
-                    order.amount_fen,
-                    order.centikwh(),
-                    order.meter_id,
-                );
+                let transfers =
+                    domain::ledger::on_refunded(order.amount_fen, order.centikwh(), order.meter_id);
                 ledger::insert(&mut tx, order.id.get(), &transfers, now_ms).await?;
             }
         } else {

@@ -12,7 +12,11 @@ use std::fmt::Display;
 pub(crate) struct BadValue(pub(crate) String);
 
 /// `parsed`, or a [`BadValue`] naming the column and the stored value.
-pub(crate) fn decoded<T>(column: &str, stored: impl Display, parsed: Option<T>) -> Result<T, BadValue> {
+pub(crate) fn decoded<T>(
+    column: &str,
+    stored: impl Display,
+    parsed: Option<T>,
+) -> Result<T, BadValue> {
     parsed.ok_or_else(|| BadValue(format!("{column} = {stored}")))
 }
 

@@ -771,7 +771,10 @@ async fn reconciliation_is_fair_across_buyers_and_unpaid_orders_are_capped() {
             db.backend()
         );
         assert_eq!(
-            picked.iter().filter(|o| o.student_id == Some(StudentId::new(a.id))).count(),
+            picked
+                .iter()
+                .filter(|o| o.student_id == Some(StudentId::new(a.id)))
+                .count(),
             2
         );
     }

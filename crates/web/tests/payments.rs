@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use domain::order::OrderState;
 use pay::sandbox::{self, Forgery, SandboxConfig};
 use pay::{NotifyPlan, Sandbox};
 use store::Db;
-use domain::order::OrderState;
 use store::orders::Order;
 use web::payments::{self, NOTIFY_PATH, PaymentSettings, Payments, workers};
 
@@ -314,7 +314,11 @@ async fn reordered(app: &TestApp) {
     app.sandbox.pay(&a.out_trade_no).expect("pay a");
     app.sandbox.pay(&b.out_trade_no).expect("pay b");
     app.wait_acks(&b.out_trade_no, 1).await;
-    assert_eq!(app.reload(&a).await.state, OrderState::Unpaid, "A not notified yet");
+    assert_eq!(
+        app.reload(&a).await.state,
+        OrderState::Unpaid,
+        "A not notified yet"
+    );
     app.wait_acks(&a.out_trade_no, 1).await;
     let a_paid = app.reload(&a).await;
     assert_eq!(a_paid.state, OrderState::Charging);
@@ -347,7 +351,8 @@ async fn reordered(app: &TestApp) {
     app.wait_acks(&a.out_trade_no, 2).await;
     let a_final = app.reload(&a).await;
     assert_eq!(
-        a_final.state, OrderState::Completed,
+        a_final.state,
+        OrderState::Completed,
         "a late duplicate does not reopen a completed order"
     );
     assert_eq!(a_final.paid_at_ms, a_paid.paid_at_ms);
@@ -381,7 +386,8 @@ async fn late_after_expiry(app: &TestApp) {
     app.wait_acks(&order.out_trade_no, 3).await;
     let o = app.reload(&order).await;
     assert_eq!(
-        o.state, OrderState::Charging,
+        o.state,
+        OrderState::Charging,
         "a late payment is credited, never dropped"
     );
     assert_eq!(app.prepaid_fen().await, o.amount_fen.get());
