@@ -264,11 +264,9 @@ where
 
 impl Authed {
     /// The body as JSON, or WeChat's PARAM_ERROR.
-    fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Response> {
-        serde_json::from_slice(&self.body).map_err(|e| {
-            self.reply
-                .failure(ApiFailure::param(format!("请求体格式错误: {e}")))
-        })
+    fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiFailure> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ApiFailure::param(format!("请求体格式错误: {e}")))
     }
 
     /// Whether the `mchid` query parameter names our merchant.
@@ -407,7 +405,7 @@ async fn prepay(request: Authed) -> Response {
     let (sb, reply) = (&request.sb, &request.reply);
     let req: JsapiPrepayRequest = match request.json() {
         Ok(r) => r,
-        Err(answer) => return answer,
+        Err(f) => return reply.failure(f),
     };
     let expire_unix_s = match validate_prepay(sb, &req) {
         Ok(e) => e,
@@ -598,7 +596,7 @@ async fn create_refund(request: Authed) -> Response {
     let (sb, reply) = (&request.sb, &request.reply);
     let mut req: RefundRequest = match request.json() {
         Ok(r) => r,
-        Err(answer) => return answer,
+        Err(f) => return reply.failure(f),
     };
     if req
         .notify_url
