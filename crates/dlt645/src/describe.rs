@@ -466,7 +466,7 @@ fn decode_value(d: &mut Described, format: Option<Format>, di: &str, bytes: &[u8
         d.unknown_di = true;
         return;
     };
-    let (need, got) = (format.len(), bytes.len());
+    let (need, got) = (format.byte_len(), bytes.len());
     if got < need {
         d.warnings.push(format!(
             "data shorter than DI {di} needs: {got} of {need} value bytes"

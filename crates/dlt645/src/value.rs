@@ -1121,7 +1121,7 @@ impl Format {
 
     /// How many bytes a value of this format takes, or the least it takes
     /// for the variable-length event records.
-    pub const fn len(self) -> usize {
+    pub const fn byte_len(self) -> usize {
         match self {
             Format::Number(bcd) => bcd.bytes as usize,
             Format::Date => 4,
@@ -1134,7 +1134,7 @@ impl Format {
         }
     }
 
-    /// Whether [`Format::len`] is exact (every format but events).
+    /// Whether [`Format::byte_len`] is exact (every format but events).
     pub const fn is_fixed_len(self) -> bool {
         !matches!(self, Format::Event)
     }
