@@ -27,9 +27,9 @@ pub use notify::RejectedNotifications;
 pub use purchase::{OrderInputError, PaymentError, StartedPayment};
 
 /// A paid order the meter has not confirmed within this is flagged
-/// *delayed* (visible to the student and staff, refundable): the one
-/// default of `payment.delivery_window_s`.
-pub const DELIVERY_WINDOW_DEFAULT: Duration = Duration::from_secs(30 * 60);
+/// *delayed*: [`domain::order::DELIVERY_WINDOW_DEFAULT_MS`] as a duration.
+pub const DELIVERY_WINDOW_DEFAULT: Duration =
+    Duration::from_millis(domain::order::DELIVERY_WINDOW_DEFAULT_MS.unsigned_abs());
 /// The shortest delivery window accepted: a delivery normally takes a few
 /// seconds, but a bus round of retries can take tens of them.
 pub const DELIVERY_WINDOW_MIN: Duration = Duration::from_secs(60);
