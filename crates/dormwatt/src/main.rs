@@ -87,8 +87,8 @@ fn main() -> std::process::ExitCode {
         Command::Bench(b) => match b {
             BenchCommand::Collect(a) => bench_collect::run(a),
             #[cfg(feature = "sandbox")]
-            BenchCommand::Purchase(a) => bench_purchase::run(a),
-            BenchCommand::Pages(a) => bench_pages::run(a),
+            BenchCommand::Purchase(a) => bench_purchase::run(a, cli.global.database_url.as_deref()),
+            BenchCommand::Pages(a) => bench_pages::run(a, cli.global.database_url.as_deref()),
         }
         .map(|()| std::process::ExitCode::SUCCESS),
         cmd => run::with_config(&cli.global, |cfg| run::dispatch(cfg, cmd)),

@@ -18,6 +18,7 @@ pub mod notify;
 pub mod orders;
 pub mod scratch;
 pub mod students;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use db::{Backend, Db, DbOptions, Tx, redact_url};
@@ -42,6 +43,22 @@ pub enum Error {
         found: i64,
         /// Highest version this binary embeds.
         known: i64,
+    },
+    /// The database holds an applied migration this dormwatt does not
+    /// embed, or one whose text differs from the embedded one. Migrations
+    /// are append-only (docs/ARCHITECTURE.md): this is refused, never
+    /// guessed at.
+    #[error(
+        "the database has migration {version} ({description}) applied, which this dormwatt {why}; \
+         it was migrated by a different build: use the dormwatt release that migrated it, or restore a backup"
+    )]
+    ForeignMigration {
+        /// The applied version.
+        version: i64,
+        /// Its recorded description.
+        description: String,
+        /// "does not know" / "knows with a different text".
+        why: &'static str,
     },
     /// The database URL is not `sqlite://…` or `postgres://…`.
     #[error("unsupported database URL (expected sqlite://path or postgres://…): {0}")]
