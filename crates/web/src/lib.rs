@@ -1,5 +1,6 @@
-//! The only crate that knows HTTP: the axum router of dormwatt (health,
-//! student pages, JSON API, payment notifications, static assets).
+//! The HTTP edge of dormwatt: the axum router (health, student pages, JSON
+//! API, payment notifications, static assets). With `pay` and `wechat` one
+//! of the crates that know HTTP.
 //!
 //! Invariant: handlers hold no SQL (they call `service` for use cases and
 //! `store` for plain reads) and never show an internal error's cause to a
