@@ -685,6 +685,7 @@ impl Config {
                 );
             }
         }
+        refuse_unknown_headend_keys(&fig)?;
         let cfg: Config = fig
             .extract()
             .map_err(describe)
@@ -735,6 +736,28 @@ impl Config {
             acquire_timeout_ms: self.database.acquire_timeout_ms,
         }
     }
+}
+
+/// `[headend]` flattens `headend::Config` beside `enabled`, and serde does
+/// not refuse unknown keys through a flatten: check them here, against the
+/// keys `headend::Config` itself has.
+fn refuse_unknown_headend_keys(fig: &Figment) -> anyhow::Result<()> {
+    let Ok(value) = fig.find_value("headend") else {
+        return Ok(());
+    };
+    let Some(given) = value.as_dict() else {
+        return Ok(());
+    };
+    let known = serde_json::to_value(headend::Config::default())
+        .context("headend::Config serializes")?;
+    for key in given.keys() {
+        let ok = key == "enabled" || known.get(key).is_some();
+        anyhow::ensure!(
+            ok,
+            "invalid configuration: headend.{key}: unknown key (see docs/CONFIGURATION.md, [headend])"
+        );
+    }
+    Ok(())
 }
 
 /// figment's errors name the key path; make every one of them visible.
