@@ -748,8 +748,8 @@ fn refuse_unknown_headend_keys(fig: &Figment) -> anyhow::Result<()> {
     let Some(given) = value.as_dict() else {
         return Ok(());
     };
-    let known = serde_json::to_value(headend::Config::default())
-        .context("headend::Config serializes")?;
+    let known =
+        serde_json::to_value(headend::Config::default()).context("headend::Config serializes")?;
     for key in given.keys() {
         let ok = key == "enabled" || known.get(key).is_some();
         anyhow::ensure!(

@@ -515,7 +515,12 @@ async fn run_seed(seed: u64, opts: &DstOptions) -> Result<SeedResult, store::Err
                 }
                 // Overdue orders are flagged; unpaid ones expire.
                 88..=90 => {
-                    store::orders::mark_overdue(&db, domain::order::DELIVERY_WINDOW_DEFAULT_MS, now).await?;
+                    store::orders::mark_overdue(
+                        &db,
+                        domain::order::DELIVERY_WINDOW_DEFAULT_MS,
+                        now,
+                    )
+                    .await?;
                     for o in store::orders::expired_unpaid(&db, now, 50).await? {
                         let _ =
                             store::orders::close(&db, o.id, domain::order::OrderEvent::Expire, now)

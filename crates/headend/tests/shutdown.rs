@@ -4,7 +4,10 @@
 //! head-end stops, so no task has to be aborted (the broadcast used to run
 //! to its end: "head-end tasks did not stop in time; aborting them").
 
-#[expect(dead_code, reason = "the shared test world has more than this test needs")]
+#[expect(
+    dead_code,
+    reason = "the shared test world has more than this test needs"
+)]
 mod common;
 
 use common::{World, config, databases, eventually};
@@ -36,12 +39,7 @@ async fn a_time_broadcast_in_progress_stops_with_the_headend() {
     for db in databases().await {
         // At 4 baud each of the three broadcasts holds the buses for ~60
         // virtual seconds (six real seconds here).
-        let w = World::with_plan(
-            db,
-            sim::FaultConfig::default(),
-            common::small_plan_at(4),
-        )
-        .await;
+        let w = World::with_plan(db, sim::FaultConfig::default(), common::small_plan_at(4)).await;
         let cfg = headend::Config {
             // Due at once: any time after campus midnight.
             time_sync_at_ms: 0,

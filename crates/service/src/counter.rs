@@ -99,16 +99,10 @@ pub async fn sell(
             Claim::Mismatch => return Err(SaleError::KeyReused),
         }
     }
-    let order = store::orders::create_counter_sale_in(
-        &mut tx,
-        req.area_id,
-        address,
-        kwh,
-        operator,
-        now_ms,
-    )
-    .await
-    .map_err(OrderInputError::from)?;
+    let order =
+        store::orders::create_counter_sale_in(&mut tx, req.area_id, address, kwh, operator, now_ms)
+            .await
+            .map_err(OrderInputError::from)?;
     let answer = render(&order, address, operator).map_err(SaleError::Render)?;
     if let Some(key) = key {
         store::idempotency::complete(&mut tx, COUNTER_SALE_SCOPE, key, &answer).await?;

@@ -262,7 +262,10 @@ async fn on_refund(
         }
     };
     match store::orders::finish_refund(svc.db(), &r.out_refund_no, succeeded, now_ms).await {
-        Ok(o) => about(Verdict::new(Answer::Accepted, format!("refund:{}", o.state))),
+        Ok(o) => about(Verdict::new(
+            Answer::Accepted,
+            format!("refund:{}", o.state),
+        )),
         Err(e) => {
             tracing::error!(error = %e, "cannot record a refund");
             about(Verdict::new(Answer::Internal, "error:store"))

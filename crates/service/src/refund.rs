@@ -23,13 +23,13 @@ pub async fn request_refund(svc: &Service, order: &Order) -> Result<Order, Refun
             tracing::info!(order.id = o.id, "refund requested by staff");
             Ok(o)
         }
-        Err(store::Error::Conflict(m)) => Err(RefundError::NotRefundable(
-            if m.contains("in progress") {
+        Err(store::Error::Conflict(m)) => {
+            Err(RefundError::NotRefundable(if m.contains("in progress") {
                 m
             } else {
                 "only a delayed order can be refunded".to_owned()
-            },
-        )),
+            }))
+        }
         Err(e) => Err(RefundError::Store(e)),
     }
 }

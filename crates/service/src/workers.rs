@@ -202,8 +202,7 @@ pub async fn reconcile_unpaid_tick(svc: &Service, now_ms: i64) -> store::Result<
 /// it is finished at once.
 pub async fn refund_tick(svc: &Service, now_ms: i64) -> store::Result<TickReport> {
     let mut report = TickReport::default();
-    let orders =
-        store::orders::in_state(svc.db(), OrderState::Refunding, TICK_ORDERS_MAX).await?;
+    let orders = store::orders::in_state(svc.db(), OrderState::Refunding, TICK_ORDERS_MAX).await?;
     for order in orders {
         report.examined += 1;
         let Some(refund_no) = order.refund_no.clone() else {

@@ -39,7 +39,10 @@ const HTTP_OR_SQL: [&str; 6] = ["sqlx", "axum", "reqwest", "hyper", "hyper-util"
 fn domain_and_service_depend_on_no_sql_or_http_crate() {
     for krate in ["domain", "service"] {
         let deps = dependencies(krate);
-        assert!(!deps.is_empty() || krate == "domain", "{krate}: read nothing");
+        assert!(
+            !deps.is_empty() || krate == "domain",
+            "{krate}: read nothing"
+        );
         for bad in HTTP_OR_SQL {
             assert!(
                 !deps.iter().any(|d| d == bad),
@@ -64,11 +67,7 @@ fn service_sources_import_no_sql_or_http_crate() {
         let path = entry.expect("entry").path();
         let text = std::fs::read_to_string(&path).expect("read");
         for bad in ["sqlx::", "axum::", "reqwest::", "hyper::"] {
-            assert!(
-                !text.contains(bad),
-                "{} names {bad}",
-                path.display()
-            );
+            assert!(!text.contains(bad), "{} names {bad}", path.display());
         }
     }
 }

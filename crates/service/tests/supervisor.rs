@@ -14,20 +14,32 @@ async fn ticks_run_and_everything_stops_at_once() {
     let t = ticks.clone();
     let (entered_tx, mut entered_rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
     let specs = vec![
-        WorkerSpec::tick("counting", Role::Orders, Duration::from_secs(30), 10, move |_| {
-            let n = t.fetch_add(1, Ordering::SeqCst) + 1;
-            let entered = entered_tx.clone();
-            async move {
-                let _ = entered.send(n);
-                if n == 3 {
-                    // The third tick never finishes by itself.
-                    std::future::pending::<()>().await;
+        WorkerSpec::tick(
+            "counting",
+            Role::Orders,
+            Duration::from_secs(30),
+            10,
+            move |_| {
+                let n = t.fetch_add(1, Ordering::SeqCst) + 1;
+                let entered = entered_tx.clone();
+                async move {
+                    let _ = entered.send(n);
+                    if n == 3 {
+                        // The third tick never finishes by itself.
+                        std::future::pending::<()>().await;
+                    }
                 }
-            }
-        }),
-        WorkerSpec::task("looping", Role::Orders, Duration::from_secs(1), 1, |stop| async move {
-            stop.cancelled().await;
-        }),
+            },
+        ),
+        WorkerSpec::task(
+            "looping",
+            Role::Orders,
+            Duration::from_secs(1),
+            1,
+            |stop| async move {
+                stop.cancelled().await;
+            },
+        ),
     ];
     let sup = Supervisor::start(specs, &[Role::Orders]);
     assert_eq!(sup.workers(), ["counting", "looping"]);
@@ -44,12 +56,24 @@ async fn ticks_run_and_everything_stops_at_once() {
 async fn a_worker_ignoring_its_token_is_aborted_at_the_deadline() {
     let started = tokio::time::Instant::now();
     let specs = vec![
-        WorkerSpec::task("stubborn", Role::Headend, Duration::from_secs(1), 1, |_stop| async {
-            std::future::pending::<()>().await;
-        }),
-        WorkerSpec::task("polite", Role::Headend, Duration::from_secs(1), 1, |stop| async move {
-            stop.cancelled().await;
-        }),
+        WorkerSpec::task(
+            "stubborn",
+            Role::Headend,
+            Duration::from_secs(1),
+            1,
+            |_stop| async {
+                std::future::pending::<()>().await;
+            },
+        ),
+        WorkerSpec::task(
+            "polite",
+            Role::Headend,
+            Duration::from_secs(1),
+            1,
+            |stop| async move {
+                stop.cancelled().await;
+            },
+        ),
     ];
     let sup = Supervisor::start(specs, &[Role::Headend]);
     tokio::task::yield_now().await;
@@ -66,14 +90,30 @@ async fn a_node_runs_only_the_workers_of_its_roles() {
     let ran = Arc::new(AtomicU32::new(0));
     let r = ran.clone();
     let specs = vec![
-        WorkerSpec::tick("orders", Role::Orders, Duration::from_secs(5), 1, |_| async {}),
-        WorkerSpec::task("headend", Role::Headend, Duration::from_secs(1), 1, move |stop| {
-            r.fetch_add(1, Ordering::SeqCst);
-            async move { stop.cancelled().await }
-        }),
+        WorkerSpec::tick(
+            "orders",
+            Role::Orders,
+            Duration::from_secs(5),
+            1,
+            |_| async {},
+        ),
+        WorkerSpec::task(
+            "headend",
+            Role::Headend,
+            Duration::from_secs(1),
+            1,
+            move |stop| {
+                r.fetch_add(1, Ordering::SeqCst);
+                async move { stop.cancelled().await }
+            },
+        ),
     ];
     let sup = Supervisor::start(specs, &[Role::Orders]);
     assert_eq!(sup.workers(), ["orders"]);
     assert!(sup.shutdown().await.is_clean());
-    assert_eq!(ran.load(Ordering::SeqCst), 0, "a web-only node runs no head-end");
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        0,
+        "a web-only node runs no head-end"
+    );
 }

@@ -121,16 +121,13 @@ impl AppState {
     /// Builds the state over a new [`service::Service`] (with the default
     /// delivery window; the web side never flags overdue orders itself).
     pub fn new(db: store::Db, settings: Settings, payments: Option<payments::Payments>) -> Self {
-        let service =
-            service::Service::new(db, payments, service::DeliveryWindow::default());
+        let service = service::Service::new(db, payments, service::DeliveryWindow::default());
         Self::with_service(service, settings)
     }
 
     /// Builds the state over the process's [`service::Service`].
     pub fn with_service(service: service::Service, settings: Settings) -> Self {
-        let form_origin = service
-            .payments()
-            .and_then(|p| p.cashier_origin.clone());
+        let form_origin = service.payments().and_then(|p| p.cashier_origin.clone());
         let security_headers =
             security::SecurityHeaders::new(&settings.public_url, form_origin.as_deref());
         Self {

@@ -235,7 +235,10 @@ pub fn random_token() -> String {
 
 /// The stored form of a session token.
 pub fn token_hash(token: &str) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()))
+    hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        token.as_bytes(),
+    ))
 }
 
 /// Starts a session for `student_id` and returns the `Set-Cookie` value.

@@ -690,9 +690,12 @@ async fn counter_and_refund(app: &TestApp) {
     app.sandbox.pay(&order.out_trade_no).expect("pay");
     app.wait_state(&order, "charging").await;
     let paid = app.reload(&order).await;
-    let marked = workers::overdue_tick(app.state.service(), paid.paid_at_ms.expect("paid") + 31 * 60 * 1000)
-        .await
-        .expect("overdue");
+    let marked = workers::overdue_tick(
+        app.state.service(),
+        paid.paid_at_ms.expect("paid") + 31 * 60 * 1000,
+    )
+    .await
+    .expect("overdue");
     assert_eq!(marked, 2, "both undelivered orders are overdue");
     let r = app
         .http
@@ -770,9 +773,10 @@ async fn reconciliation(app: &TestApp) {
         too_early.examined, 0,
         "young orders wait for their notification"
     );
-    let report = workers::reconcile_unpaid_tick(app.state.service(), lost.created_at_ms + 5 * 60 * 1000)
-        .await
-        .expect("tick");
+    let report =
+        workers::reconcile_unpaid_tick(app.state.service(), lost.created_at_ms + 5 * 60 * 1000)
+            .await
+            .expect("tick");
     assert_eq!(report.paid, 1, "{report:?}");
     assert_eq!(app.reload(&lost).await.state, "charging");
 

@@ -155,7 +155,11 @@ impl WechatClient {
         });
         let now = (self.clock)();
         let t: TokenAnswer = self
-            .call(self.http.post(self.url("/cgi-bin/stable_token")).json(&body))
+            .call(
+                self.http
+                    .post(self.url("/cgi-bin/stable_token"))
+                    .json(&body),
+            )
             .await?;
         if t.access_token.is_empty() || t.expires_in <= 0 {
             return Err(Error::Decode("token answer without a token".to_owned()));
@@ -177,7 +181,10 @@ impl WechatClient {
             return Ok(t.clone());
         }
         let fresh = self.fetch_token().await?;
-        tracing::debug!(expires_at_ms = fresh.expires_at_ms, "wechat access token fetched");
+        tracing::debug!(
+            expires_at_ms = fresh.expires_at_ms,
+            "wechat access token fetched"
+        );
         *cached = Some(fresh.clone());
         Ok(fresh)
     }

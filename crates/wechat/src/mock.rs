@@ -192,7 +192,10 @@ impl MockWechat {
         let now = (self.clock)();
         let w = self.world();
         match w.tokens.iter().find(|t| &t.value == given) {
-            None => Err(err(40001, "invalid credential, access_token is invalid or not latest")),
+            None => Err(err(
+                40001,
+                "invalid credential, access_token is invalid or not latest",
+            )),
             Some(t) if t.revoked => Err(err(
                 40001,
                 "invalid credential, access_token is invalid or not latest",

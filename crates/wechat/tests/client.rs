@@ -213,10 +213,7 @@ async fn the_menu_is_created_and_an_oversized_one_refused() {
         .create_menu(&[leaf("购电"), leaf("用电")])
         .await
         .expect("menu");
-    assert_eq!(
-        h.mock.menu().expect("stored")["button"][0]["name"],
-        "购电"
-    );
+    assert_eq!(h.mock.menu().expect("stored")["button"][0]["name"], "购电");
     let e = h
         .client
         .create_menu(&[leaf("a"), leaf("b"), leaf("c"), leaf("d")])

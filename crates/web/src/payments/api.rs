@@ -246,21 +246,27 @@ async fn counter_sale(
             .map_err(|e| e.to_string())
     };
     match service::counter::sell(state.service(), req, key.as_ref(), render).await {
-        Ok(SaleOutcome::Sold { answer, .. }) => json_answer(StatusCode::CREATED, answer.body, false),
+        Ok(SaleOutcome::Sold { answer, .. }) => {
+            json_answer(StatusCode::CREATED, answer.body, false)
+        }
         Ok(SaleOutcome::Replay(stored)) => {
             let status = StatusCode::from_u16(stored.status_code)
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             json_answer(status, stored.body, true)
         }
-        Err(e @ SaleError::InvalidOperator) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_OPERATOR", e.to_string())
-                .into_response()
-        }
+        Err(e @ SaleError::InvalidOperator) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_OPERATOR",
+            e.to_string(),
+        )
+        .into_response(),
         Err(SaleError::Order(e)) => super::order_input_response(&e),
-        Err(e @ SaleError::KeyReused) => {
-            ApiError::new(StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED", e.to_string())
-                .into_response()
-        }
+        Err(e @ SaleError::KeyReused) => ApiError::new(
+            StatusCode::CONFLICT,
+            "IDEMPOTENCY_KEY_REUSED",
+            e.to_string(),
+        )
+        .into_response(),
         Err(SaleError::Render(m)) => internal(&store::Error::Corrupt(m)).into_response(),
         Err(SaleError::Store(e)) => internal(&e).into_response(),
     }

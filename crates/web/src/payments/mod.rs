@@ -22,8 +22,7 @@ pub use api::{OrderView, Receipt};
 pub use notify::NOTIFY_PATH;
 pub use service::workers;
 pub use service::{
-    OrderInputError, PaymentError, PaymentSettings, Payments, RejectedNotifications,
-    StartedPayment,
+    OrderInputError, PaymentError, PaymentSettings, Payments, RejectedNotifications, StartedPayment,
 };
 
 /// Routes of the payment side: the notify endpoint and the JSON API. The
