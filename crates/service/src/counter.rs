@@ -30,7 +30,7 @@ pub enum SaleOutcome {
     /// Sold now; `answer` is what was stored with the key (if any).
     Sold {
         /// The paid order (`charging`: the energy is on its way).
-        order: Order,
+        order: Box<Order>,
         /// The answer rendered for this sale.
         answer: StoredResponse,
     },
@@ -114,5 +114,8 @@ pub async fn sell(
         idempotency_key = key.is_some(),
         "counter sale"
     );
-    Ok(SaleOutcome::Sold { order, answer })
+    Ok(SaleOutcome::Sold {
+        order: Box::new(order),
+        answer,
+    })
 }
