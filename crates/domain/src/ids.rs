@@ -8,11 +8,24 @@ macro_rules! id_type {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
-        pub struct $name(pub i64);
+        pub struct $name(i64);
+
+        impl $name {
+            /// The id of row `id`.
+            pub const fn new(id: i64) -> Self {
+                Self(id)
+            }
+
+            /// The row id.
+            pub const fn get(self) -> i64 {
+                self.0
+            }
+        }
 
         impl fmt::Display for $name {
+            /// The row id, honouring width and fill (`{:024}`).
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}", self.0)
+                fmt::Display::fmt(&self.0, f)
             }
         }
     };

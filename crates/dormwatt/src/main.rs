@@ -2,6 +2,11 @@
 //! configuration, sets up logging and hands over to a subcommand; the logic
 //! lives in the library crates.
 
+// Outside tests a panic is a bug we chose to keep: an `expect` with its
+// reason under a local `allow`, or a type that makes the case impossible
+// (crates/dormwatt/tests/workspace_lints.rs checks every crate says so).
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 mod bench_collect;
 mod bench_pages;
 #[cfg(feature = "sandbox")]

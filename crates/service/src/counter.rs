@@ -109,8 +109,8 @@ pub async fn sell(
     }
     tx.commit().await?;
     tracing::info!(
-        order.id = order.id,
-        amount_fen = order.amount_fen,
+        order.id = order.id.get(),
+        amount_fen = order.amount_fen.get(),
         idempotency_key = key.is_some(),
         "counter sale"
     );

@@ -190,14 +190,14 @@ async fn on_payment(
     let confirmation = PaymentConfirmation {
         out_trade_no: &t.out_trade_no,
         transaction_id,
-        amount_fen,
+        amount_fen: domain::Fen::new(amount_fen),
     };
     // The audit row of an accepted notification commits with the payment.
     let recorded =
         store::orders::record_payment_logged(svc.db(), &confirmation, PROVIDER, now_ms).await;
     let (answer, outcome) = match recorded {
         Ok(PaidOutcome::Credited(o)) => {
-            tracing::info!(order.id = o.id, "payment credited from notification");
+            tracing::info!(order.id = o.id.get(), "payment credited from notification");
             let mut v = about(Verdict::new(Answer::Accepted, "credited"));
             v.logged = true;
             return v;
@@ -209,7 +209,7 @@ async fn on_payment(
         }
         Err(PayError::UnknownOrder) => (Answer::NotFound, "rejected:unknown_order"),
         Err(PayError::AmountMismatch { expected, paid }) => {
-            tracing::error!(out_trade_no = %t.out_trade_no, expected, paid, "notification amount differs from the order: refused, needs staff");
+            tracing::error!(out_trade_no = %t.out_trade_no, expected = expected.get(), paid = paid.get(), "notification amount differs from the order: refused, needs staff");
             (Answer::BadRequest, "rejected:amount_mismatch")
         }
         Err(PayError::OtherTransaction) => {
@@ -245,7 +245,7 @@ async fn on_refund(
             return about(Verdict::new(Answer::Internal, "error:store"));
         }
     };
-    if r.amount.refund != order.amount_fen {
+    if r.amount.refund != order.amount_fen.get() {
         return about(Verdict::new(Answer::BadRequest, "rejected:refund_amount"));
     }
     let succeeded = match r.refund_status {

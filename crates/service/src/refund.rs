@@ -20,9 +20,12 @@ pub enum RefundError {
 pub async fn request_refund(svc: &Service, order: &Order) -> Result<Order, RefundError> {
     match store::orders::request_refund(svc.db(), order.id, store::now_ms()).await {
         Ok(o) => {
-            tracing::info!(order.id = o.id, "refund requested by staff");
+            tracing::info!(order.id = o.id.get(), "refund requested by staff");
             Ok(o)
         }
+        Err(store::Error::IllegalTransition(_)) => Err(RefundError::NotRefundable(
+            "only a delayed order can be refunded".to_owned(),
+        )),
         Err(store::Error::Conflict(m)) => {
             Err(RefundError::NotRefundable(if m.contains("in progress") {
                 m

@@ -26,16 +26,15 @@ use store::orders::Order;
 const PRESETS_KWH: [u32; 5] = [10, 20, 50, 100, 200];
 
 /// An order state in words.
-pub fn state_label(l: Lang, s: &str) -> &'static str {
+pub fn state_label(l: Lang, s: OrderState) -> &'static str {
     match s {
-        "unpaid" => l.t("未支付", "Unpaid"),
-        "charging" => l.t("加电中", "Charging"),
-        "delayed" => l.t("延迟加电", "Delayed"),
-        "completed" => l.t("已完成", "Completed"),
-        "closed" => l.t("已关闭", "Closed"),
-        "refunding" => l.t("退款中", "Refunding"),
-        "refunded" => l.t("已退款", "Refunded"),
-        _ => l.t("未知", "Unknown"),
+        OrderState::Unpaid => l.t("未支付", "Unpaid"),
+        OrderState::Charging => l.t("加电中", "Charging"),
+        OrderState::Delayed => l.t("延迟加电", "Delayed"),
+        OrderState::Completed => l.t("已完成", "Completed"),
+        OrderState::Closed => l.t("已关闭", "Closed"),
+        OrderState::Refunding => l.t("退款中", "Refunding"),
+        OrderState::Refunded => l.t("已退款", "Refunded"),
     }
 }
 
@@ -459,9 +458,9 @@ pub async fn create_order(
     };
     tracing::info!(
         student.id = student.id,
-        order.id = order.id,
+        order.id = order.id.get(),
         meter.id = m.id,
-        kwh = order.kwh,
+        kwh = order.kwh.get(),
         "order created"
     );
     Ok(Redirect::to(&format!("/orders/{}/pay", order.id)).into_response())
@@ -489,7 +488,7 @@ fn order_summary(l: Lang, o: &Order, m: Option<&MeterInfo>) -> String {
         l.t("电量", "Energy"),
         o.kwh,
         l.t("金额", "Amount"),
-        domain::Fen(o.amount_fen),
+        o.amount_fen,
     );
     b
 }
@@ -503,10 +502,10 @@ pub async fn pay_page(
 ) -> PageResult {
     let l = lang;
     let o = my_order(&state, &student, &id).await?;
-    if o.state != OrderState::Unpaid.as_str() || o.expires_at_ms <= store::now_ms() {
+    if o.state != OrderState::Unpaid || o.expires_at_ms <= store::now_ms() {
         return Ok(Redirect::to(&format!("/orders/{}", o.id)).into_response());
     }
-    let m = store::campus::meter_by_id(state.db(), o.meter_id).await?;
+    let m = store::campus::meter_by_id(state.db(), o.meter_id.get()).await?;
     let mut b = order_summary(l, &o, m.as_ref());
     let left_min = (o.expires_at_ms - store::now_ms()) / 60_000;
     let _ = write!(
@@ -566,7 +565,7 @@ pub async fn pay(
                     "This order has expired; please place a new one.",
                 ),
                 PaymentError::Provider(ref err) => {
-                    tracing::warn!(order.id = o.id, error = %err, "payment start failed");
+                    tracing::warn!(order.id = o.id.get(), error = %err, "payment start failed");
                     l.t(
                         "微信支付暂时没有响应，请重试。",
                         "WeChat Pay did not answer; please try again.",
@@ -614,11 +613,11 @@ pub async fn cancel(
 ) -> PageResult {
     student.check_csrf(&f.csrf)?;
     let o = my_order(&state, &student, &id).await?;
-    if o.state == OrderState::Unpaid.as_str() {
+    if o.state == OrderState::Unpaid {
         // Closed at WeChat first, so another tab cannot still pay it; a
         // cancel racing a payment loses cleanly and the order shows as paid.
         if let Err(e) = crate::payments::cancel_order(&state, &o).await {
-            tracing::info!(order.id = o.id, error = %e, "cancel refused");
+            tracing::info!(order.id = o.id.get(), error = %e, "cancel refused");
         }
     }
     Ok(Redirect::to("/records").into_response())
@@ -634,15 +633,15 @@ pub async fn order_status_page(
 ) -> PageResult {
     let l = lang;
     let o = my_order(&state, &student, &id).await?;
-    let m = store::campus::meter_by_id(state.db(), o.meter_id).await?;
-    let paid = OrderState::parse(&o.state).is_some_and(OrderState::is_paid);
+    let m = store::campus::meter_by_id(state.db(), o.meter_id.get()).await?;
+    let paid = o.state.is_paid();
     let mut b = String::with_capacity(4096);
     if paid {
         let _ = write!(
             b,
             "<div class=card id=pay-success><p class=big><span class=ok>✔</span> {}</p><p class=muted id=sending-note{}>{}</p></div>",
             l.t("支付成功", "Payment received"),
-            if o.state == "completed" {
+            if o.state == OrderState::Completed {
                 " style=\"display:none\""
             } else {
                 ""
@@ -654,7 +653,10 @@ pub async fn order_status_page(
         );
     }
     b.push_str(&order_summary(l, &o, m.as_ref()));
-    let final_state = matches!(o.state.as_str(), "completed" | "closed" | "refunded");
+    let final_state = matches!(
+        o.state,
+        OrderState::Completed | OrderState::Closed | OrderState::Refunded
+    );
     let _ = write!(
         b,
         "<div class=card id=order-live data-url=\"/orders/{id}/status.json\" data-lang=\"{lang}\" data-state=\"{st}\">\
@@ -664,20 +666,20 @@ pub async fn order_status_page(
          <p id=order-done class=ok style=\"display:{done}\">{dl}</p></div>",
         id = o.id,
         lang = l.code(),
-        st = Esc(&o.state),
+        st = Esc(o.state.as_str()),
         sl = l.t("订单状态", "Status"),
         hide = if final_state {
             " style=\"display:none\""
         } else {
             ""
         },
-        label = state_label(l, &o.state),
+        label = state_label(l, o.state),
         rl = l.t("表内剩余", "Remaining in meter"),
         rem = m
             .as_ref()
             .and_then(|m| m.remaining_centikwh)
             .map_or_else(|| "—".to_owned(), |r| kwh(r).to_string()),
-        done = if o.state == "completed" {
+        done = if o.state == OrderState::Completed {
             "block"
         } else {
             "none"
@@ -687,7 +689,7 @@ pub async fn order_status_page(
             "The energy has reached the meter."
         ),
     );
-    if o.state == OrderState::Unpaid.as_str() && o.expires_at_ms > store::now_ms() {
+    if o.state == OrderState::Unpaid && o.expires_at_ms > store::now_ms() {
         let _ = write!(
             b,
             "<a class=btn href=\"/orders/{}/pay\">{}</a>",
@@ -714,7 +716,7 @@ pub async fn order_status_json(
     Path(id): Path<String>,
 ) -> PageResult {
     let o = my_order(&state, &student, &id).await?;
-    let m = store::campus::meter_by_id(state.db(), o.meter_id).await?;
+    let m = store::campus::meter_by_id(state.db(), o.meter_id.get()).await?;
     let remaining = m
         .and_then(|m| m.remaining_centikwh)
         .map(|r| kwh(r).to_string());

@@ -53,7 +53,7 @@ pub fn usage_chart(bars: &[Bar], lang: Lang) -> String {
             x2 = W - RIGHT,
             tx = LEFT - 3,
             ty = y + 3,
-            v = domain::CentiKwh(v).get() / 100,
+            v = domain::CentiKwh::new(v).get() / 100,
         );
     }
     let slot = plot_w * 100 / n; // in 1/100 px, to avoid drifting
@@ -75,7 +75,7 @@ pub fn usage_chart(bars: &[Bar], lang: Lang) -> String {
                     px(y),
                     px(w),
                     px(h),
-                    domain::CentiKwh(u)
+                    domain::CentiKwh::new(u)
                 );
             }
             None => {

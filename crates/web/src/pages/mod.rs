@@ -177,7 +177,7 @@ pub fn fmt_time(ms: i64, tz: &jiff::tz::TimeZone) -> String {
 
 /// Energy in 0.01 kWh as `12.34`.
 pub fn kwh(c: i64) -> domain::CentiKwh {
-    domain::CentiKwh(c)
+    domain::CentiKwh::new(c)
 }
 
 /// A unit price in 0.0001 元/kWh as `0.5500`-style yuan with 4 decimals

@@ -10,6 +10,7 @@ use crate::i18n::Lang;
 use crate::session::CurrentStudent;
 use axum::extract::State;
 use axum::response::IntoResponse;
+use domain::order::OrderState;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -26,17 +27,17 @@ pub async fn page(
     let tz = campus_tz(&state);
     let now = store::now_ms();
     let orders = store::orders::for_student(state.db(), student.id, ORDERS_MAX).await?;
-    let mut places: HashMap<i64, String> = HashMap::new();
+    let mut places: HashMap<domain::MeterId, String> = HashMap::new();
     let mut b = String::with_capacity(8192);
     b.push_str("<div class=card id=records>");
     let mut shown = 0;
     for o in &orders {
-        if o.state == "unpaid" && o.expires_at_ms <= now {
+        if o.state == OrderState::Unpaid && o.expires_at_ms <= now {
             continue;
         }
         shown += 1;
         if let std::collections::hash_map::Entry::Vacant(slot) = places.entry(o.meter_id) {
-            let p = store::campus::meter_by_id(state.db(), o.meter_id)
+            let p = store::campus::meter_by_id(state.db(), o.meter_id.get())
                 .await?
                 .map(|m| {
                     format!(
@@ -56,13 +57,13 @@ pub async fn page(
              <div style=\"text-align:right\"><span class=\"state {st}\">{label}</span>",
             id = o.id,
             kwh = o.kwh,
-            amt = domain::Fen(o.amount_fen),
+            amt = o.amount_fen,
             place = Esc(places.get(&o.meter_id).map_or("", String::as_str)),
             at = fmt_time(o.created_at_ms, &tz),
-            st = Esc(&o.state),
-            label = state_label(l, &o.state),
+            st = Esc(o.state.as_str()),
+            label = state_label(l, o.state),
         );
-        if o.state == "unpaid" {
+        if o.state == OrderState::Unpaid {
             let left_min = (o.expires_at_ms - now + 59_999) / 60_000;
             let _ = write!(
                 b,

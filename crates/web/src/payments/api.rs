@@ -79,14 +79,14 @@ impl From<&Order> for OrderView {
     fn from(o: &Order) -> Self {
         Self {
             out_trade_no: o.out_trade_no.clone(),
-            state: o.state.clone(),
-            channel: o.channel.clone(),
-            area_id: o.area_id,
-            meter_id: o.meter_id,
-            kwh: o.kwh,
-            unit_price_centifen_per_kwh: o.unit_price_centifen_per_kwh,
-            amount_fen: o.amount_fen,
-            amount_yuan: domain::Fen(o.amount_fen).to_string(),
+            state: o.state.as_str().to_owned(),
+            channel: o.channel.as_str().to_owned(),
+            area_id: o.area_id.get(),
+            meter_id: o.meter_id.get(),
+            kwh: i64::from(o.kwh.get()),
+            unit_price_centifen_per_kwh: o.unit_price_centifen_per_kwh.centifen_per_kwh(),
+            amount_fen: o.amount_fen.get(),
+            amount_yuan: o.amount_fen.to_string(),
             created_at_ms: o.created_at_ms,
             expires_at_ms: o.expires_at_ms,
             paid_at_ms: o.paid_at_ms,
@@ -368,7 +368,7 @@ async fn own_order(
     out_trade_no: &str,
 ) -> Result<Order, ApiError> {
     let order = find(state, out_trade_no).await?;
-    if order.student_id == Some(student.id) {
+    if order.student_id == Some(domain::StudentId::new(student.id)) {
         Ok(order)
     } else {
         Err(not_found())
