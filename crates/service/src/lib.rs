@@ -12,6 +12,8 @@
 //! signed (a verified notification or a signed query answer) after its
 //! appid, mchid, amount and `trade_state` were checked against our order.
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;

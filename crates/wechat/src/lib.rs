@@ -12,6 +12,8 @@
 //! answer is successful only when its `errcode` is absent or 0 (WeChat
 //! answers errors with HTTP 200).
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::future::Future;
