@@ -98,6 +98,18 @@ impl MeterAddress {
         Ok(Self(out))
     }
 
+    /// The address made of the last 12 decimal digits of `n` (zero-padded):
+    /// every `u64` gives one, so a computed address needs no error path.
+    pub fn from_low_digits(n: u64) -> Self {
+        let mut out = [b'0'; 12];
+        let mut rest = n;
+        for d in out.iter_mut().rev() {
+            *d = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        Self(out)
+    }
+
     /// The 12 digits in nameplate order.
     pub fn as_str(&self) -> &str {
         // Only ASCII digits are ever stored.

@@ -153,8 +153,18 @@ pub struct UnitPrice(i64);
 
 impl UnitPrice {
     /// A price from its value in 0.0001 元 per kWh; must be positive.
-    pub fn from_centifen_per_kwh(v: i64) -> Option<Self> {
-        (v > 0).then_some(Self(v))
+    pub const fn from_centifen_per_kwh(v: i64) -> Option<Self> {
+        if v > 0 { Some(Self(v)) } else { None }
+    }
+
+    /// A price known when the program is compiled: `const P: UnitPrice =
+    /// UnitPrice::fixed(5300);` — a non-positive value fails the build
+    /// (const evaluation), never a running program.
+    pub const fn fixed(centifen_per_kwh: i64) -> Self {
+        match Self::from_centifen_per_kwh(centifen_per_kwh) {
+            Some(p) => p,
+            None => panic!("a unit price is positive"),
+        }
     }
 
     /// The value in 0.0001 元 (0.01 fen) per kWh.
