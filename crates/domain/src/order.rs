@@ -19,6 +19,12 @@ use serde::{Deserialize, Serialize};
 /// Unpaid orders are closed after exactly this long (S11).
 pub const UNPAID_TTL_MS: i64 = 2 * 60 * 60 * 1000;
 
+/// A paid order its meter has not confirmed within this is flagged
+/// *delayed* (visible to the student and staff, refundable) unless the
+/// configuration (`payment.delivery_window_s`) says otherwise: the one
+/// place this default is written.
+pub const DELIVERY_WINDOW_DEFAULT_MS: i64 = 30 * 60 * 1000;
+
 /// Where an order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

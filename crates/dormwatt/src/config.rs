@@ -120,12 +120,14 @@ impl WebConfig {
             .context("web.wechat_secret_file: not UTF-8")?
             .trim()
             .to_owned();
-        Ok(Some(web::WechatOAuth {
-            appid: appid.clone(),
+        let oauth = web::WechatOAuth::new(
+            appid.clone(),
             secret,
-            api_base_url: self.wechat_api_base_url.clone(),
-            authorize_url: self.wechat_authorize_url.clone(),
-        }))
+            self.wechat_api_base_url.clone(),
+            self.wechat_authorize_url.clone(),
+        )
+        .context("web.wechat_appid: cannot build the WeChat client")?;
+        Ok(Some(oauth))
     }
 
     /// Timeouts and connection caps of the HTTP server.
@@ -165,79 +167,36 @@ pub struct DatabaseConfig {
     pub acquire_timeout_ms: u64,
 }
 
-/// Head-end settings (docs/CONFIGURATION.md, `[headend]`). Intervals are
-/// milliseconds; the defaults are `headend::Config::default()`'s.
+/// `[headend]` (docs/CONFIGURATION.md): whether this process runs the
+/// head-end, and the head-end's own settings, deserialized straight into
+/// [`headend::Config`] (one type, one set of defaults, one validation).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct HeadendConfig {
     /// Run the head-end in this process (off for a web-only node).
     pub enabled: bool,
-    /// Frequent plan per meter: remaining energy, status word 3, power.
-    pub frequent_interval_ms: i64,
-    /// Hourly plan per meter: total energy, voltage, purchase count (kept as
-    /// readings); 0 disables it.
-    pub hourly_interval_ms: i64,
-    /// Daily-freeze read and clock check this long after campus midnight;
-    /// negative disables it.
-    pub daily_read_after_ms: i64,
-    /// A meter is offline after this many consecutive unanswered polls.
-    pub offline_after_missed_polls: u32,
-    /// Attempts per routine read (1..=10).
-    pub read_attempts: u32,
-    /// Added to every request timeout for the gateway's pack timer and TCP.
-    pub gateway_slack_ms: i64,
-    /// A paid order the meter has not confirmed within this is flagged
-    /// delayed (the payment workers' `delivery_window_s` does the same;
-    /// the shorter wins).
-    pub delivery_window_ms: i64,
-    /// Longest wait between two delivery attempts to an unreachable meter.
-    pub deliver_backoff_cap_ms: i64,
-    /// Lease of a claimed delivery job (another head-end may take it after).
-    pub deliver_lease_ms: i64,
-    /// Address gateways in client (dial-in) mode connect to, e.g.
-    /// `0.0.0.0:9000`; unset: no listener.
-    pub listen: Option<String>,
-    /// Level-02 meter password as a number (0x123456 = 1193046).
-    pub meter_password: u32,
-    /// Operator code written into the meters' records.
-    pub operator_code: u32,
-    /// A meter clock further off than this is corrected by a write.
-    pub clock_max_error_ms: i64,
-    /// Daily time broadcast per gateway, this long after campus midnight;
-    /// negative disables it.
-    pub time_sync_at_ms: i64,
-    /// This node's name in job leases (default: the host name). A restart
-    /// with the same name takes back its dead incarnation's leases at once.
-    pub worker_id: Option<String>,
+    /// Everything else; unknown keys are refused by `headend::Config`.
+    #[serde(flatten)]
+    pub settings: headend::Config,
 }
 
 impl HeadendConfig {
-    /// The head-end's own configuration, with the campus time zone.
+    /// The head-end's configuration, with the campus time zone.
     pub fn to_headend(&self, time_zone: &str) -> headend::Config {
         headend::Config {
-            frequent_interval_ms: self.frequent_interval_ms,
-            hourly_interval_ms: self.hourly_interval_ms,
-            daily_read_after_ms: self.daily_read_after_ms,
-            offline_after_missed_polls: self.offline_after_missed_polls,
-            read_attempts: self.read_attempts,
-            gateway_slack_ms: self.gateway_slack_ms,
-            delivery_window_ms: self.delivery_window_ms,
-            deliver_backoff_cap_ms: self.deliver_backoff_cap_ms,
-            deliver_lease_ms: self.deliver_lease_ms,
-            listen: self.listen.clone(),
-            meter_password: self.meter_password,
-            operator_code: self.operator_code,
-            clock_max_error_ms: self.clock_max_error_ms,
-            time_sync_at_ms: self.time_sync_at_ms,
             time_zone: time_zone.to_owned(),
-            worker_id: self
-                .worker_id
-                .clone()
-                .unwrap_or_else(headend::default_node_name),
-            ..headend::Config::default()
+            ..self.settings.clone()
         }
     }
 }
+
+/// Keys that were removed, and where their setting lives now. An old file
+/// (or environment) that still sets one is refused with this message, not
+/// silently ignored: its value would otherwise stop having any effect.
+const REMOVED_KEYS: [(&str, &str); 1] = [(
+    "headend.delivery_window_ms",
+    "the delivery window is set once, as payment.delivery_window_s (seconds; default 1800)",
+)];
 
 /// Built-in simulator settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -287,8 +246,9 @@ pub struct PaymentConfig {
     pub time_expire_margin_s: u64,
     /// Unpaid orders older than this with no notification are queried.
     pub reconcile_after_s: u64,
-    /// A charging order not confirmed by the meter within this becomes delayed.
-    pub delivery_window_s: u64,
+    /// A charging order not confirmed by the meter within this becomes
+    /// delayed (the one delivery-window setting; at least 60).
+    pub delivery_window_s: i64,
     /// How often the payment workers run.
     pub worker_interval_s: u64,
     /// Compare each day's trade bill with our orders (after 10:00 Beijing).
@@ -367,7 +327,8 @@ impl Default for PaymentConfig {
             description_prefix: "宿舍电费".to_owned(),
             time_expire_margin_s: 300,
             reconcile_after_s: 180,
-            delivery_window_s: 1800,
+            delivery_window_s: i64::try_from(service::DELIVERY_WINDOW_DEFAULT.as_secs())
+                .unwrap_or(i64::MAX),
             worker_interval_s: 30,
             bill_reconciliation: true,
             wechat: WechatPaySection {
@@ -400,10 +361,7 @@ impl PaymentConfig {
             self.worker_interval_s >= 1 && self.worker_interval_s <= 3600,
             "payment.worker_interval_s: must be 1..=3600"
         );
-        anyhow::ensure!(
-            self.delivery_window_s >= 60,
-            "payment.delivery_window_s: must be at least 60"
-        );
+        self.delivery_window()?;
         if let Some(l) = &self.sandbox_listen {
             l.parse::<std::net::SocketAddr>().with_context(|| {
                 format!("payment.sandbox_listen: '{l}' is not an address like 127.0.0.1:8081")
@@ -436,6 +394,12 @@ impl PaymentConfig {
 }
 
 impl PaymentConfig {
+    /// The delivery window, validated (the only check of that setting).
+    pub fn delivery_window(&self) -> anyhow::Result<service::DeliveryWindow> {
+        service::DeliveryWindow::from_secs(self.delivery_window_s)
+            .map_err(|e| anyhow::anyhow!("payment.delivery_window_s: {e}"))
+    }
+
     /// The web crate's payment settings (reads the counter token file).
     pub fn settings(&self) -> anyhow::Result<web::payments::PaymentSettings> {
         let mut s = web::payments::PaymentSettings::new(&self.wechat.appid, &self.wechat.mchid);
@@ -443,7 +407,6 @@ impl PaymentConfig {
         s.order_kwh_max = self.order_kwh_max;
         s.time_expire_margin = std::time::Duration::from_secs(self.time_expire_margin_s);
         s.reconcile_after = std::time::Duration::from_secs(self.reconcile_after_s);
-        s.delivery_window = std::time::Duration::from_secs(self.delivery_window_s);
         s.worker_interval = std::time::Duration::from_secs(self.worker_interval_s);
         s.bill_reconciliation = self.bill_reconciliation;
         if let Some(path) = &self.counter_token_file {
@@ -656,24 +619,9 @@ impl Default for DatabaseConfig {
 
 impl Default for HeadendConfig {
     fn default() -> Self {
-        let d = headend::Config::default();
         Self {
             enabled: true,
-            frequent_interval_ms: d.frequent_interval_ms,
-            hourly_interval_ms: d.hourly_interval_ms,
-            daily_read_after_ms: d.daily_read_after_ms,
-            offline_after_missed_polls: d.offline_after_missed_polls,
-            read_attempts: d.read_attempts,
-            gateway_slack_ms: d.gateway_slack_ms,
-            delivery_window_ms: d.delivery_window_ms,
-            deliver_backoff_cap_ms: d.deliver_backoff_cap_ms,
-            deliver_lease_ms: d.deliver_lease_ms,
-            listen: d.listen,
-            meter_password: d.meter_password,
-            operator_code: d.operator_code,
-            clock_max_error_ms: d.clock_max_error_ms,
-            time_sync_at_ms: d.time_sync_at_ms,
-            worker_id: None,
+            settings: headend::Config::default(),
         }
     }
 }
@@ -728,6 +676,16 @@ impl Config {
                 })
                 .split("__"),
         );
+        for (key, instead) in REMOVED_KEYS {
+            if fig.find_value(key).is_ok() {
+                anyhow::bail!(
+                    "invalid configuration: {key} is no longer a setting: {instead}; remove it \
+                     (from the file, or DORMWATT_{} from the environment)",
+                    key.to_ascii_uppercase().replace('.', "__")
+                );
+            }
+        }
+        refuse_unknown_headend_keys(&fig)?;
         let cfg: Config = fig
             .extract()
             .map_err(describe)
@@ -763,6 +721,10 @@ impl Config {
             "database.connections_max: must be at least 1"
         );
         self.payment.validate(self.production)?;
+        self.headend
+            .to_headend(&self.time_zone)
+            .validate()
+            .map_err(|e| anyhow::anyhow!("headend: {e}"))?;
         Ok(())
     }
 
@@ -774,6 +736,28 @@ impl Config {
             acquire_timeout_ms: self.database.acquire_timeout_ms,
         }
     }
+}
+
+/// `[headend]` flattens `headend::Config` beside `enabled`, and serde does
+/// not refuse unknown keys through a flatten: check them here, against the
+/// keys `headend::Config` itself has.
+fn refuse_unknown_headend_keys(fig: &Figment) -> anyhow::Result<()> {
+    let Ok(value) = fig.find_value("headend") else {
+        return Ok(());
+    };
+    let Some(given) = value.as_dict() else {
+        return Ok(());
+    };
+    let known =
+        serde_json::to_value(headend::Config::default()).context("headend::Config serializes")?;
+    for key in given.keys() {
+        let ok = key == "enabled" || known.get(key).is_some();
+        anyhow::ensure!(
+            ok,
+            "invalid configuration: headend.{key}: unknown key (see docs/CONFIGURATION.md, [headend])"
+        );
+    }
+    Ok(())
 }
 
 /// figment's errors name the key path; make every one of them visible.
@@ -885,6 +869,64 @@ mod tests {
             None,
             "derived from the listener"
         );
+    }
+
+    #[test]
+    fn one_delivery_window_refusing_zero_negative_and_the_old_key() {
+        let dir = std::env::temp_dir().join(format!("dw-cfg-dw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("w.toml");
+        assert_eq!(
+            Config::default().payment.delivery_window().unwrap().get(),
+            std::time::Duration::from_secs(1800)
+        );
+        for bad in ["0", "-5"] {
+            std::fs::write(&p, format!("[payment]\ndelivery_window_s = {bad}\n")).unwrap();
+            let e = format!("{:#}", Config::load(Some(&p)).unwrap_err());
+            assert!(e.contains("payment.delivery_window_s"), "{e}");
+            assert!(e.contains("at least 60 seconds"), "{e}");
+        }
+        std::fs::write(&p, "[payment]\ndelivery_window_s = 600\n").unwrap();
+        let c = Config::load(Some(&p)).unwrap();
+        assert_eq!(c.payment.delivery_window().unwrap().as_ms(), 600_000);
+        // The head-end's old copy of the setting is refused, naming the new key.
+        std::fs::write(&p, "[headend]\ndelivery_window_ms = 600000\n").unwrap();
+        let e = format!("{:#}", Config::load(Some(&p)).unwrap_err());
+        assert!(e.contains("headend.delivery_window_ms"), "{e}");
+        assert!(e.contains("payment.delivery_window_s"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn headend_keys_deserialize_into_the_headend_config() {
+        let dir = std::env::temp_dir().join(format!("dw-cfg-he-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("h.toml");
+        std::fs::write(
+            &p,
+            "[headend]\nenabled = false\nfrequent_interval_ms = 60000\ndeliver_concurrency = 8\nworker_id = \"node-a\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&p)).unwrap();
+        assert!(!c.headend.enabled);
+        let h = c.headend.to_headend("Asia/Shanghai");
+        assert_eq!(h.frequent_interval_ms, 60_000);
+        assert_eq!(h.deliver_concurrency, 8);
+        assert_eq!(h.worker_id, "node-a");
+        assert_eq!(h.time_zone, "Asia/Shanghai");
+        assert_eq!(h.read_attempts, headend::Config::default().read_attempts);
+        std::fs::write(&p, "[headend]\nbogus = 1\n").unwrap();
+        let e = format!("{:#}", Config::load(Some(&p)).unwrap_err());
+        assert!(e.contains("bogus"), "{e}");
+        std::fs::write(&p, "[headend]\ntime_zone = \"UTC\"\n").unwrap();
+        assert!(
+            Config::load(Some(&p)).is_err(),
+            "the time zone is one top-level setting"
+        );
+        std::fs::write(&p, "[headend]\nread_attempts = 0\n").unwrap();
+        let e = format!("{:#}", Config::load(Some(&p)).unwrap_err());
+        assert!(e.contains("read_attempts"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

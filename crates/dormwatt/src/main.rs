@@ -16,6 +16,7 @@ mod cmd_frame;
 mod cmd_simulate;
 mod config;
 mod run;
+mod workers;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

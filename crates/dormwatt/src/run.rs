@@ -303,11 +303,8 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
     let (stop_sandbox, sandbox_stopped) = tokio::sync::oneshot::channel::<()>();
     let sandbox_addr = sandbox.as_ref().and_then(sandbox_local_addr);
     let sandbox_task = sandbox.map(|s| spawn_sandbox(s, sandbox_stopped));
-    let state = web::AppState::new(db.clone(), settings, payments);
-    let (stop_workers, workers_stopped) = tokio::sync::oneshot::channel::<()>();
-    let workers = tokio::spawn(web::payments::workers::run(state.clone(), async {
-        let _ = workers_stopped.await;
-    }));
+    let service = service::Service::new(db.clone(), payments, cfg.payment.delivery_window()?);
+    let state = web::AppState::with_service(service.clone(), settings);
     let headend = if cfg.headend.enabled && !args.no_headend {
         let h = headend::Headend::start(
             db.clone(),
@@ -320,24 +317,13 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
     } else {
         None
     };
-    // Low-balance inbox messages follow the readings the head-end stores; a
-    // web-only node leaves them to the head-end node. Once per crossing
-    // (dedup key), so the period only bounds how late a message can be.
-    let low_balance = headend.is_some().then(|| {
-        let db = db.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                match store::notify::scan_low_balance(&db, store::now_ms()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(messages = n, "low-balance messages sent"),
-                    Err(e) => tracing::warn!(error = %e, "low-balance scan failed"),
-                }
-            }
-        })
-    });
-    tracing::info!(listen = %addr, demo, headend = headend.is_some(), "dormwatt is serving");
+    let runs_headend = headend.is_some();
+    // Every background worker of the process, started and stopped in one place.
+    let workers = service::supervisor::Supervisor::start(
+        crate::workers::all(&service, headend),
+        &crate::workers::roles(runs_headend),
+    );
+    tracing::info!(listen = %addr, demo, headend = runs_headend, "dormwatt is serving");
     if demo {
         println!(
             "dormwatt demo is running at {}/  (Ctrl-C to stop)",
@@ -349,27 +335,18 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
         }
     }
     web::serve(listener, state, shutdown_signal()).await?;
-    let _ = stop_workers.send(());
+    // Workers first (the head-end's last step may still talk to the
+    // simulated meters), then the sandbox and the simulator.
+    let stopped = workers.shutdown().await;
+    if !stopped.is_clean() {
+        tracing::warn!(aborted = ?stopped.aborted, "some workers were aborted at shutdown");
+    }
     let _ = stop_sandbox.send(());
     if let Some(t) = sandbox_task {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
-    }
-    if let Some(t) = low_balance {
-        // A scan is one statement; aborting it rolls it back.
-        t.abort();
-    }
-    if let Some(h) = headend {
-        h.shutdown().await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
     }
     if let Some(s) = simulator {
         s.shutdown();
-    }
-    // A tick in progress is abandoned at the next await; all its state is durable.
-    if tokio::time::timeout(std::time::Duration::from_secs(10), workers)
-        .await
-        .is_err()
-    {
-        tracing::warn!("payment workers did not stop within 10 s");
     }
     db.close().await;
     tracing::info!("stopped");

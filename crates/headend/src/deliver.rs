@@ -49,8 +49,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Attempts for each read-back (reads are safe to repeat).
 const READ_BACK_ATTEMPTS: u32 = 3;
-/// How often overdue orders are flagged, in worker polls.
-const OVERDUE_EVERY_POLLS: u32 = 30;
 
 /// Where a meter is reached.
 #[derive(Debug, Clone)]
@@ -123,21 +121,7 @@ impl Worker {
     /// Claims and runs delivery jobs until `stop`.
     pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
         let slots = Arc::new(Semaphore::new(self.cfg.deliver_concurrency));
-        let mut polls: u32 = 0;
         while !stop.is_cancelled() {
-            polls = polls.wrapping_add(1);
-            if polls % OVERDUE_EVERY_POLLS == 1 {
-                let now = self.clock.now_ms();
-                match store::orders::mark_overdue(&self.db, self.cfg.delivery_window_ms, now).await
-                {
-                    Ok(0) => {}
-                    Ok(n) => tracing::warn!(
-                        orders = n,
-                        "paid orders not delivered in time flagged delayed"
-                    ),
-                    Err(e) => tracing::error!(error = %e, "could not flag overdue orders"),
-                }
-            }
             let free = i64::try_from(slots.available_permits()).unwrap_or(0);
             if free > 0 {
                 self.claim_and_spawn(&slots, free, &stop).await;

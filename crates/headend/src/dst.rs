@@ -517,7 +517,12 @@ async fn run_seed(seed: u64, opts: &DstOptions) -> Result<SeedResult, store::Err
                 }
                 // Overdue orders are flagged; unpaid ones expire.
                 88..=90 => {
-                    store::orders::mark_overdue(&db, 30 * 60_000, now).await?;
+                    store::orders::mark_overdue(
+                        &db,
+                        domain::order::DELIVERY_WINDOW_DEFAULT_MS,
+                        now,
+                    )
+                    .await?;
                     for o in store::orders::expired_unpaid(&db, now, 50).await? {
                         let _ =
                             store::orders::close(&db, o.id, domain::order::OrderEvent::Expire, now)
@@ -730,7 +735,7 @@ async fn staff_settle(
     trace: &impl Fn(&str),
 ) -> Result<(), store::Error> {
     let now = time.now_ms();
-    store::orders::mark_overdue(db, 30 * 60_000, now).await?;
+    store::orders::mark_overdue(db, domain::order::DELIVERY_WINDOW_DEFAULT_MS, now).await?;
     for o in store::orders::in_state(db, domain::order::OrderState::Delayed, 100).await? {
         if o.purchase_seq.is_some() {
             // Holding a number means the meter's count must settle it; with

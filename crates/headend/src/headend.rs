@@ -283,9 +283,19 @@ impl Headend {
         Ok(outcome)
     }
 
-    /// Stops every task, waiting (boundedly) for them to finish their
-    /// current step.
-    pub async fn shutdown(mut self) {
+    /// How often the delivery worker looks for paid orders, and how many
+    /// deliveries run at once (the head-end's stated pace and bound).
+    pub fn delivery_pace(&self) -> (Duration, usize) {
+        (
+            Duration::from_millis(u64::try_from(self.cfg.deliver_poll_ms).unwrap_or(1_000)),
+            self.cfg.deliver_concurrency,
+        )
+    }
+
+    /// Stops every task, waiting (at most 1.5 s) for them to finish their
+    /// current step; `true` when every task ended by itself, `false` when
+    /// some had to be aborted.
+    pub async fn shutdown(mut self) -> bool {
         self.stop.cancel();
         // The writer drains and ends once every sender is gone.
         self.writer = None;
@@ -297,7 +307,9 @@ impl Headend {
         };
         if tokio::time::timeout(SHUTDOWN_TIMEOUT, all).await.is_err() {
             tracing::warn!("head-end tasks did not stop in time; aborting them");
+            return false;
         }
+        true
     }
 
     /// This process's name in job leases (`<node>#<incarnation>`).

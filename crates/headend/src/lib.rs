@@ -114,12 +114,11 @@ pub struct Config {
     /// Identical re-sends within one delivery attempt after a read-back
     /// showed the purchase not applied.
     pub deliver_resends_max: u32,
-    /// A paid order not confirmed within this window is flagged delayed
-    /// (visible to staff and refundable).
-    pub delivery_window_ms: i64,
     /// Address gateways in client mode dial (`None`: no listener).
     pub listen: Option<String>,
-    /// IANA time zone of campus days and meter clocks.
+    /// IANA time zone of campus days and meter clocks: the process's one
+    /// `time_zone` setting, never a `[headend]` key of its own.
+    #[serde(skip)]
     pub time_zone: String,
     /// Level-02 password of the meters (six hex digits, e.g. 0x123456).
     pub meter_password: u32,
@@ -159,7 +158,6 @@ impl Default for Config {
             deliver_concurrency: 64,
             deliver_backoff_cap_ms: 60_000,
             deliver_resends_max: 3,
-            delivery_window_ms: 30 * 60_000,
             listen: None,
             time_zone: domain::time::DEFAULT_TZ.to_owned(),
             meter_password: 0x12_34_56,

@@ -276,23 +276,34 @@ pub(crate) async fn time_sync_loop(
             let wire_us =
                 dlt645::wire_time_us(crate::plan::REQUEST_PREAMBLE + frame.wire_len(), baud_min);
             let wire_ms = i64::try_from(wire_us.div_ceil(1000)).unwrap_or(1000);
-            let _quiet = link.gate.write().await;
-            // A request we gave up on may still occupy a line (it can be
-            // answered up to Td after it ends): let it drain first.
-            let settle_ms = crate::plan::TD_MAX_MS + 100;
-            clock.sleep_ms(settle_ms).await;
-            let mut sent = false;
-            // Nobody acknowledges a broadcast, so it is repeated: a meter
-            // takes one correction a day and ignores the repeats.
-            for _ in 0..TIME_SYNC_REPEATS {
-                if link.send_only(&frame).await.is_err() {
-                    break;
+            // The broadcast holds every bus for seconds at low baud; a stop
+            // ends it at its next await (dropping the guard frees the buses).
+            // A broadcast cut short is harmless: meters take one correction
+            // a day, and the daily clock check corrects each one anyway.
+            let broadcast = async {
+                let _quiet = link.gate.write().await;
+                // A request we gave up on may still occupy a line (it can be
+                // answered up to Td after it ends): let it drain first.
+                let settle_ms = crate::plan::TD_MAX_MS + 100;
+                clock.sleep_ms(settle_ms).await;
+                let mut sent = false;
+                // Nobody acknowledges a broadcast, so it is repeated: a meter
+                // takes one correction a day and ignores the repeats.
+                for _ in 0..TIME_SYNC_REPEATS {
+                    if link.send_only(&frame).await.is_err() {
+                        break;
+                    }
+                    sent = true;
+                    // Hold the buses until the frame is off every line, with
+                    // room for a late arrival at the gateway.
+                    clock.sleep_ms(wire_ms + settle_ms).await;
                 }
-                sent = true;
-                // Hold the buses until the frame is off every line, with
-                // room for a late arrival at the gateway.
-                clock.sleep_ms(wire_ms + settle_ms).await;
-            }
+                sent
+            };
+            let sent = tokio::select! {
+                sent = broadcast => sent,
+                () = stop.cancelled() => return,
+            };
             if sent {
                 link.metrics.time_syncs.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(gateway = %link.name, "broadcast time sent");

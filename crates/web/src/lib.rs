@@ -1,8 +1,10 @@
-//! The only crate that knows HTTP: the axum router of dormwatt (health,
-//! student pages, JSON API, payment notifications, static assets).
+//! The HTTP edge of dormwatt: the axum router (health, student pages, JSON
+//! API, payment notifications, static assets). With `pay` and `wechat` one
+//! of the crates that know HTTP.
 //!
-//! Invariant: handlers hold no SQL (they call `store`) and never show an
-//! internal error's cause to a user; causes are logged once, here.
+//! Invariant: handlers hold no SQL (they call `service` for use cases and
+//! `store` for plain reads) and never show an internal error's cause to a
+//! user; causes are logged once, here.
 
 // Outside tests a panic is a bug we chose to keep: an `expect` with its
 // reason under a local `allow`, or a type that makes the case impossible
@@ -32,9 +34,9 @@ pub struct AppState {
 }
 
 struct Inner {
-    db: store::Db,
+    /// The use cases (and through them the database and payment side).
+    service: service::Service,
     settings: Settings,
-    payments: Option<payments::Payments>,
     /// Small in-memory caches of the student pages (per application).
     pages_cache: pages::Cache,
     /// Security headers of every answer.
@@ -77,42 +79,66 @@ impl Settings {
     }
 }
 
-/// The official account's web-authorization credentials (wechat-notes §1).
+/// The official account's web authorization (wechat-notes §1): where to
+/// send the browser, and the client that exchanges the code.
 #[derive(Clone)]
 pub struct WechatOAuth {
     /// The official account's AppID.
     pub appid: String,
-    /// The AppSecret (read from a file by the binary; never logged).
-    pub secret: String,
-    /// Base URL of the WeChat API (`https://api.weixin.qq.com`; a mock in tests).
-    pub api_base_url: String,
     /// The authorize endpoint
     /// (`https://open.weixin.qq.com/connect/oauth2/authorize`; a mock in tests).
     pub authorize_url: String,
+    /// The official-account API (code exchange).
+    pub api: Arc<dyn wechat::WechatApi>,
+}
+
+impl WechatOAuth {
+    /// Web authorization through a [`wechat::WechatClient`] for `appid`
+    /// with `secret` at `api_base_url`. Fails when the HTTP client cannot
+    /// be built (never a client without its timeouts).
+    pub fn new(
+        appid: impl Into<String>,
+        secret: impl Into<String>,
+        api_base_url: impl Into<String>,
+        authorize_url: impl Into<String>,
+    ) -> Result<Self, wechat::Error> {
+        let appid = appid.into();
+        let mut cfg = wechat::Config::new(appid.clone(), secret);
+        cfg.api_base_url = api_base_url.into();
+        Ok(Self {
+            appid,
+            authorize_url: authorize_url.into(),
+            api: Arc::new(wechat::WechatClient::new(cfg)?),
+        })
+    }
 }
 
 impl std::fmt::Debug for WechatOAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WechatOAuth")
             .field("appid", &self.appid)
-            .field("secret", &"<redacted>")
-            .field("api_base_url", &self.api_base_url)
             .field("authorize_url", &self.authorize_url)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl AppState {
-    /// Builds the state.
+    /// Builds the state over a new [`service::Service`] (with the default
+    /// delivery window; the web side never flags overdue orders itself).
     pub fn new(db: store::Db, settings: Settings, payments: Option<payments::Payments>) -> Self {
-        let form_origin = payments.as_ref().and_then(|p| p.cashier_origin.clone());
+        let service = service::Service::new(db, payments, service::DeliveryWindow::default());
+        Self::with_service(service, settings)
+    }
+
+    /// Builds the state over the process's [`service::Service`].
+    pub fn with_service(service: service::Service, settings: Settings) -> Self {
+        let form_origin = service.payments().and_then(|p| p.cashier_origin.clone());
         let security_headers =
             security::SecurityHeaders::new(&settings.public_url, form_origin.as_deref());
         Self {
             inner: Arc::new(Inner {
-                db,
+                service,
                 settings,
-                payments,
                 pages_cache: pages::Cache::default(),
                 security_headers,
             }),
@@ -121,12 +147,17 @@ impl AppState {
 
     /// The payment provider, when this node takes payments.
     pub fn payments(&self) -> Option<&payments::Payments> {
-        self.inner.payments.as_ref()
+        self.inner.service.payments()
+    }
+
+    /// The use cases.
+    pub fn service(&self) -> &service::Service {
+        &self.inner.service
     }
 
     /// The database.
     pub fn db(&self) -> &store::Db {
-        &self.inner.db
+        self.inner.service.db()
     }
 
     /// The settings.

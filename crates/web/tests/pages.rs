@@ -101,12 +101,15 @@ impl TestApp {
         )
         .await;
         let mut settings = web::Settings::new("http://dormwatt.test", "Asia/Shanghai", true);
-        settings.wechat_oauth = Some(web::WechatOAuth {
-            appid: "wxTESTAPPID".to_owned(),
-            secret: "test-secret".to_owned(),
-            api_base_url: wechat.clone(),
-            authorize_url: format!("{wechat}/connect/oauth2/authorize"),
-        });
+        settings.wechat_oauth = Some(
+            web::WechatOAuth::new(
+                "wxTESTAPPID",
+                "test-secret",
+                wechat.clone(),
+                format!("{wechat}/connect/oauth2/authorize"),
+            )
+            .expect("wechat client"),
+        );
         let state = web::AppState::new(db.clone(), settings, None);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

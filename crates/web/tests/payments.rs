@@ -398,7 +398,7 @@ async fn late_after_expiry(app: &TestApp) {
     app.sandbox
         .pay_with(&second.out_trade_no, NotifyPlan::never())
         .expect("pay");
-    let report = workers::expire_tick(&app.state, second.expires_at_ms + 1)
+    let report = workers::expire_tick(app.state.service(), second.expires_at_ms + 1)
         .await
         .expect("tick");
     assert_eq!(report.paid, 1, "{report:?}");
@@ -406,7 +406,7 @@ async fn late_after_expiry(app: &TestApp) {
 
     // (3) Not paid: closed at WeChat, then here.
     let third = app.started(2).await;
-    let report = workers::expire_tick(&app.state, third.expires_at_ms + 1)
+    let report = workers::expire_tick(app.state.service(), third.expires_at_ms + 1)
         .await
         .expect("tick");
     assert_eq!(report.closed, 1, "{report:?}");
@@ -418,7 +418,7 @@ async fn late_after_expiry(app: &TestApp) {
         "closed at WeChat first"
     );
     // A second tick changes nothing.
-    let again = workers::expire_tick(&app.state, third.expires_at_ms + 2)
+    let again = workers::expire_tick(app.state.service(), third.expires_at_ms + 2)
         .await
         .expect("tick");
     assert_eq!(again.examined, 0);
@@ -700,9 +700,12 @@ async fn counter_and_refund(app: &TestApp) {
     app.sandbox.pay(&order.out_trade_no).expect("pay");
     app.wait_state(&order, OrderState::Charging).await;
     let paid = app.reload(&order).await;
-    let marked = workers::overdue_tick(&app.state, paid.paid_at_ms.expect("paid") + 31 * 60 * 1000)
-        .await
-        .expect("overdue");
+    let marked = workers::overdue_tick(
+        app.state.service(),
+        paid.paid_at_ms.expect("paid") + 31 * 60 * 1000,
+    )
+    .await
+    .expect("overdue");
     assert_eq!(marked, 2, "both undelivered orders are overdue");
     let r = app
         .http
@@ -715,7 +718,7 @@ async fn counter_and_refund(app: &TestApp) {
         .await
         .expect("refund");
     assert_eq!(r.status().as_u16(), 202);
-    let report = workers::refund_tick(&app.state, store::now_ms())
+    let report = workers::refund_tick(app.state.service(), store::now_ms())
         .await
         .expect("tick");
     assert_eq!(report.examined, 1, "{report:?}");
@@ -723,7 +726,7 @@ async fn counter_and_refund(app: &TestApp) {
     let refunded = app.wait_state(&order, OrderState::Refunded).await;
     assert!(refunded.refunded_at_ms.is_some());
     // Polling again finds nothing left to do; the refund happened once.
-    let report = workers::refund_tick(&app.state, store::now_ms())
+    let report = workers::refund_tick(app.state.service(), store::now_ms())
         .await
         .expect("tick");
     assert_eq!(report.examined, 0);
@@ -773,22 +776,23 @@ async fn reconciliation(app: &TestApp) {
     app.sandbox
         .pay_with(&lost.out_trade_no, NotifyPlan::never())
         .expect("pay");
-    let too_early = workers::reconcile_unpaid_tick(&app.state, lost.created_at_ms + 1000)
+    let too_early = workers::reconcile_unpaid_tick(app.state.service(), lost.created_at_ms + 1000)
         .await
         .expect("tick");
     assert_eq!(
         too_early.examined, 0,
         "young orders wait for their notification"
     );
-    let report = workers::reconcile_unpaid_tick(&app.state, lost.created_at_ms + 5 * 60 * 1000)
-        .await
-        .expect("tick");
+    let report =
+        workers::reconcile_unpaid_tick(app.state.service(), lost.created_at_ms + 5 * 60 * 1000)
+            .await
+            .expect("tick");
     assert_eq!(report.paid, 1, "{report:?}");
     assert_eq!(app.reload(&lost).await.state, OrderState::Charging);
 
     // The day's bill agrees with our orders…
     let today = pay::time::beijing_date(store::now_ms() / 1000);
-    let bill = workers::reconcile_bill(&app.state, &today)
+    let bill = workers::reconcile_bill(app.state.service(), &today)
         .await
         .expect("bill");
     assert!(bill.totals_match);
@@ -800,7 +804,7 @@ async fn reconciliation(app: &TestApp) {
     app.sandbox
         .pay_with(&unseen.out_trade_no, NotifyPlan::never())
         .expect("pay");
-    let bill = workers::reconcile_bill(&app.state, &today)
+    let bill = workers::reconcile_bill(app.state.service(), &today)
         .await
         .expect("bill");
     assert_eq!(bill.differences.len(), 1, "{:?}", bill.differences);

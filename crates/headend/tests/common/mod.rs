@@ -35,6 +35,11 @@ impl Clock for VirtualClock {
 
 /// One gateway, two buses of six meters.
 pub fn small_plan() -> CampusPlan {
+    small_plan_at(2400)
+}
+
+/// [`small_plan`] with its buses at `baud`.
+pub fn small_plan_at(baud: u32) -> CampusPlan {
     let meter = |i: usize| MeterPlan {
         address: domain::MeterAddress::parse(&format!("2017990100{i:02}")).unwrap(),
         room: format!("{}", 100 + i),
@@ -42,7 +47,7 @@ pub fn small_plan() -> CampusPlan {
     };
     let bus = |port: u8, from: usize| BusPlan {
         port,
-        baud: 2400,
+        baud,
         meters: (from..from + 6).map(meter).collect(),
     };
     CampusPlan {
@@ -77,6 +82,8 @@ pub struct ProxyRules {
     pub dropped: AtomicU32,
     /// Recharge requests forwarded to the gateway so far.
     pub recharges_sent: AtomicU32,
+    /// Broadcast frames (time sync) forwarded to the gateway so far.
+    pub broadcasts_sent: AtomicU32,
 }
 
 /// A TCP proxy in front of the gateway at `upstream`; returns its port.
@@ -106,10 +113,13 @@ pub async fn proxy(upstream: std::net::SocketAddr, rules: Arc<ProxyRules>) -> u1
                         };
                         dec.push(&buf[..n]);
                         while let Some(f) = dec.next_frame() {
-                            if let Ok(f) = f
-                                && f.function() == Some(Function::Security)
-                            {
-                                r2.recharges_sent.fetch_add(1, Ordering::SeqCst);
+                            if let Ok(f) = f {
+                                if f.function() == Some(Function::Security) {
+                                    r2.recharges_sent.fetch_add(1, Ordering::SeqCst);
+                                }
+                                if f.address().is_broadcast() {
+                                    r2.broadcasts_sent.fetch_add(1, Ordering::SeqCst);
+                                }
                             }
                         }
                         if sw.write_all(&buf[..n]).await.is_err() {
@@ -186,7 +196,11 @@ pub fn config(worker: &str) -> headend::Config {
 impl World {
     /// A world on `db` with the simulator's `faults`.
     pub async fn new(db: store::Db, faults: sim::FaultConfig) -> World {
-        let plan = small_plan();
+        Self::with_plan(db, faults, small_plan()).await
+    }
+
+    /// A world of `plan` on `db` with the simulator's `faults`.
+    pub async fn with_plan(db: store::Db, faults: sim::FaultConfig, plan: CampusPlan) -> World {
         let fleet = sim::Fleet::from_plan(
             &plan,
             sim::SimConfig {

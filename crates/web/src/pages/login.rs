@@ -13,8 +13,6 @@ use axum::http::header::{self, HeaderMap};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use std::fmt::Write as _;
-use std::sync::OnceLock;
-use std::time::Duration;
 
 /// Cookie holding the OAuth `state` / the demo form's anti-CSRF token
 /// before a session exists.
@@ -23,8 +21,6 @@ const LOGIN_COOKIE: &str = "dw_login";
 const NEXT_COOKIE: &str = "dw_next";
 /// How long a login attempt may take (WeChat codes expire after 5 minutes).
 const LOGIN_COOKIE_MAX_AGE_S: i64 = 600;
-/// Timeout of the code exchange with WeChat.
-const WECHAT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most demo students listed in the demo login.
 const DEMO_STUDENTS_MAX: i64 = 20;
 
@@ -177,27 +173,6 @@ pub struct CallbackQuery {
     state: Option<String>,
 }
 
-/// The fields of WeChat's code-exchange answer that we use.
-#[derive(Debug, Deserialize)]
-struct CodeExchange {
-    #[serde(default)]
-    errcode: i64,
-    openid: Option<String>,
-    #[serde(default)]
-    is_snapshotuser: i64,
-}
-
-fn http_client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(WECHAT_TIMEOUT)
-            .connect_timeout(WECHAT_TIMEOUT)
-            .build()
-            .unwrap_or_default()
-    })
-}
-
 /// `GET /login/wechat/callback?code=…&state=…`.
 pub async fn wechat_callback(
     State(state): State<AppState>,
@@ -222,33 +197,16 @@ pub async fn wechat_callback(
         // The student declined (only possible with snsapi_userinfo) or the link was cut.
         return Ok(login_failed(&state, lang));
     };
-    let url = format!(
-        "{}/sns/oauth2/access_token?appid={}&secret={}&code={}&grant_type=authorization_code",
-        oauth.api_base_url.trim_end_matches('/'),
-        url_encode(&oauth.appid),
-        url_encode(&oauth.secret),
-        url_encode(code)
-    );
-    let answer = match http_client().get(&url).send().await {
-        Ok(r) => r.json::<CodeExchange>().await,
-        Err(e) => Err(e),
-    };
-    let ex = match answer {
+    let ex = match oauth.api.exchange_code(code).await {
         Ok(ex) => ex,
         Err(e) => {
-            // reqwest errors can carry the URL, and the URL carries the secret.
-            tracing::error!(error = %e.without_url(), "wechat code exchange failed");
+            // The client's errors never carry the URL (it carries the secret).
+            tracing::warn!(error = %e, "wechat code exchange failed");
             return Ok(login_failed(&state, lang));
         }
     };
-    let openid = match (ex.errcode, ex.openid) {
-        (0, Some(o)) if !o.is_empty() && o.len() <= 128 => o,
-        (errcode, _) => {
-            tracing::warn!(errcode, "wechat code exchange refused");
-            return Ok(login_failed(&state, lang));
-        }
-    };
-    let snapshot = ex.is_snapshotuser == 1;
+    let openid = ex.openid;
+    let snapshot = ex.is_snapshot_user;
     let student =
         store::students::upsert_by_openid(state.db(), &openid, snapshot, store::now_ms()).await?;
     tracing::info!(student.id = student.id, snapshot, "wechat login");

@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use service::counter::{SaleError, SaleOutcome};
+use service::refund::RefundError;
 use store::orders::Order;
 
-/// Longest operator name accepted on a receipt.
-const OPERATOR_CHARS_MAX: usize = 64;
 /// Longest out_trade_no we look up (ours are 23 characters; WeChat's max is 32).
 const OUT_TRADE_NO_CHARS_MAX: usize = 32;
 
@@ -125,17 +125,13 @@ struct CounterSale {
 /// Checks the operator bearer token in constant time. Refuses everything
 /// when no token is configured, so an unconfigured node sells nothing.
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let expected = state
-        .payments()
-        .and_then(|p| p.settings.counter_token.as_deref())
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "COUNTER_DISABLED",
-                "counter sales are not enabled on this server (no [payment] counter_token_file)",
-            )
-        })?;
+    let expected = state.service().counter_token().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "COUNTER_DISABLED",
+            "counter sales are not enabled on this server (no [payment] counter_token_file)",
+        )
+    })?;
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -179,8 +175,6 @@ fn kwh_text(v: &serde_json::Value) -> String {
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// Set to `true` on an answer repeated for a retried request.
 pub const IDEMPOTENT_REPLAYED_HEADER: &str = "idempotent-replayed";
-/// Key space of counter sales in `store::idempotency`.
-const COUNTER_SALE_SCOPE: &str = "counter_sale";
 
 /// The `Idempotency-Key` of a request, if it has one.
 fn idempotency_key(
@@ -196,16 +190,6 @@ fn idempotency_key(
     store::idempotency::IdempotencyKey::parse(text)
         .map(Some)
         .map_err(|e| bad(e.to_string()))
-}
-
-/// SHA-256 (hex) of the sale as understood (trimmed texts, parsed kWh), so
-/// a retry that differs only in JSON spacing or key order is the same sale.
-fn sale_fingerprint(area_id: i64, address: &str, kwh: domain::WholeKwh, operator: &str) -> String {
-    let canonical = serde_json::json!([area_id, address, kwh.get(), operator]).to_string();
-    hex::encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        canonical.as_bytes(),
-    ))
 }
 
 fn json_answer(status: StatusCode, body: String, replayed: bool) -> Response {
@@ -240,97 +224,52 @@ async fn counter_sale(
         Ok(b) => b,
         Err(e) => return bad_json(&e).into_response(),
     };
-    let operator = sale.operator.trim();
-    if operator.is_empty() || operator.chars().count() > OPERATOR_CHARS_MAX {
-        return ApiError::new(
+    let kwh = kwh_text(&sale.kwh);
+    let req = service::counter::SaleRequest {
+        area_id: sale.area_id,
+        meter_address: &sale.meter_address,
+        kwh_text: &kwh,
+        operator: &sale.operator,
+    };
+    let render = |order: &Order, address: &str, operator: &str| {
+        let receipt = Receipt {
+            order: OrderView::from(order),
+            meter_address: address.to_owned(),
+            operator: operator.to_owned(),
+            delivery: "queued".to_owned(),
+        };
+        serde_json::to_string(&receipt)
+            .map(|body| store::idempotency::StoredResponse {
+                status_code: StatusCode::CREATED.as_u16(),
+                body,
+            })
+            .map_err(|e| e.to_string())
+    };
+    match service::counter::sell(state.service(), req, key.as_ref(), render).await {
+        Ok(SaleOutcome::Sold { answer, .. }) => {
+            json_answer(StatusCode::CREATED, answer.body, false)
+        }
+        Ok(SaleOutcome::Replay(stored)) => {
+            let status = StatusCode::from_u16(stored.status_code)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            json_answer(status, stored.body, true)
+        }
+        Err(e @ SaleError::InvalidOperator) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "INVALID_OPERATOR",
-            format!("operator must be 1 to {OPERATOR_CHARS_MAX} characters"),
+            e.to_string(),
         )
-        .into_response();
+        .into_response(),
+        Err(SaleError::Order(e)) => super::order_input_response(&e),
+        Err(e @ SaleError::KeyReused) => ApiError::new(
+            StatusCode::CONFLICT,
+            "IDEMPOTENCY_KEY_REUSED",
+            e.to_string(),
+        )
+        .into_response(),
+        Err(SaleError::Render(m)) => internal(&store::Error::Corrupt(m)).into_response(),
+        Err(SaleError::Store(e)) => internal(&e).into_response(),
     }
-    let max = state.payments().map_or(500, |p| p.settings.order_kwh_max);
-    let kwh = match domain::WholeKwh::parse(&kwh_text(&sale.kwh), max) {
-        Ok(k) => k,
-        Err(e) => return super::OrderInputError::from(e).into_response(),
-    };
-    let address = sale.meter_address.trim();
-    let now_ms = store::now_ms();
-    // One transaction: claim the key, sell, store the receipt with the key,
-    // commit. A twin request waits on the key and then replays the receipt;
-    // a refused sale rolls back, key included, and changes nothing.
-    let mut tx = match state.db().begin().await {
-        Ok(tx) => tx,
-        Err(e) => return internal(&e).into_response(),
-    };
-    if let Some(key) = &key {
-        let fingerprint = sale_fingerprint(sale.area_id, address, kwh, operator);
-        match store::idempotency::claim(&mut tx, COUNTER_SALE_SCOPE, key, &fingerprint, now_ms)
-            .await
-        {
-            Ok(store::idempotency::Claim::New) => {}
-            Ok(store::idempotency::Claim::Replay(stored)) => {
-                drop(tx);
-                let status = StatusCode::from_u16(stored.status_code)
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                return json_answer(status, stored.body, true);
-            }
-            Ok(store::idempotency::Claim::Mismatch) => {
-                return ApiError::new(
-                    StatusCode::CONFLICT,
-                    "IDEMPOTENCY_KEY_REUSED",
-                    "this Idempotency-Key was already used for a different sale; \
-                     use a new key for a new sale",
-                )
-                .into_response();
-            }
-            Err(e) => return internal(&e).into_response(),
-        }
-    }
-    let order = match store::orders::create_counter_sale_in(
-        &mut tx,
-        sale.area_id,
-        address,
-        kwh,
-        operator,
-        now_ms,
-    )
-    .await
-    {
-        Ok(order) => order,
-        Err(e) => return super::OrderInputError::from(e).into_response(),
-    };
-    let receipt = Receipt {
-        order: OrderView::from(&order),
-        meter_address: address.to_owned(),
-        operator: operator.to_owned(),
-        delivery: "queued".to_owned(),
-    };
-    let body = match serde_json::to_string(&receipt) {
-        Ok(b) => b,
-        Err(e) => return internal(&store::Error::Corrupt(e.to_string())).into_response(),
-    };
-    if let Some(key) = &key {
-        let stored = store::idempotency::StoredResponse {
-            status_code: StatusCode::CREATED.as_u16(),
-            body: body.clone(),
-        };
-        if let Err(e) =
-            store::idempotency::complete(&mut tx, COUNTER_SALE_SCOPE, key, &stored).await
-        {
-            return internal(&e).into_response();
-        }
-    }
-    if let Err(e) = tx.commit().await {
-        return internal(&e).into_response();
-    }
-    tracing::info!(
-        order.id = order.id.get(),
-        amount_fen = order.amount_fen.get(),
-        idempotency_key = key.is_some(),
-        "counter sale"
-    );
-    json_answer(StatusCode::CREATED, body, false)
 }
 
 fn not_found() -> ApiError {
@@ -385,28 +324,12 @@ async fn staff_refund(
         Ok(o) => o,
         Err(e) => return e.into_response(),
     };
-    match store::orders::request_refund(state.db(), order.id, store::now_ms()).await {
-        Ok(o) => {
-            tracing::info!(order.id = o.id.get(), "refund requested by staff");
-            (StatusCode::ACCEPTED, Json(OrderView::from(&o))).into_response()
+    match service::refund::request_refund(state.service(), &order).await {
+        Ok(o) => (StatusCode::ACCEPTED, Json(OrderView::from(&o))).into_response(),
+        Err(RefundError::NotRefundable(m)) => {
+            ApiError::new(StatusCode::CONFLICT, "NOT_REFUNDABLE", m).into_response()
         }
-        Err(store::Error::IllegalTransition(_)) => ApiError::new(
-            StatusCode::CONFLICT,
-            "NOT_REFUNDABLE",
-            "only a delayed order can be refunded",
-        )
-        .into_response(),
-        Err(store::Error::Conflict(m)) => ApiError::new(
-            StatusCode::CONFLICT,
-            "NOT_REFUNDABLE",
-            if m.contains("in progress") {
-                m
-            } else {
-                "only a delayed order can be refunded".to_owned()
-            },
-        )
-        .into_response(),
-        Err(e) => internal(&e).into_response(),
+        Err(RefundError::Store(e)) => internal(&e).into_response(),
     }
 }
 
@@ -503,7 +426,7 @@ async fn student_create(
     .await
     {
         Ok(o) => (StatusCode::CREATED, Json(OrderView::from(&o))).into_response(),
-        Err(e) => e.into_response(),
+        Err(e) => super::order_input_response(&e),
     }
 }
 
@@ -522,6 +445,6 @@ async fn student_pay(
     };
     match super::start_wechat_payment(&state, &order, &student.openid).await {
         Ok(p) => Json(p).into_response(),
-        Err(e) => e.into_response(),
+        Err(e) => super::payment_error_response(&e),
     }
 }

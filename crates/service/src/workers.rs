@@ -1,8 +1,9 @@
 //! Background work of the payment side. Each worker is a `*_tick` function
 //! that takes `now_ms`, does a bounded amount of work and can be called
 //! again at any time (idempotent, restart-safe: all state is in the
-//! database or at WeChat); [`run`] calls them on an interval until shutdown.
-//! Tests call the ticks directly with a chosen `now_ms`.
+//! database or at WeChat); [`crate::supervisor`] calls them on an interval
+//! until shutdown ([`service_workers`] lists them with their intervals and
+//! batch sizes). Tests call the ticks directly with a chosen `now_ms`.
 //!
 //! - expiry: close unpaid orders at WeChat first, then locally; if WeChat
 //!   says the order was paid meanwhile, record the payment instead;
@@ -11,8 +12,8 @@
 //! - refunds: execute and poll refunds of orders in `refunding`;
 //! - overdue: mark charging orders the meter has not confirmed as delayed.
 
-use super::Payments;
-use crate::AppState;
+use crate::supervisor::{Role, WorkerSpec};
+use crate::{Payments, Service};
 use domain::order::{Channel, OrderEvent, OrderState};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -25,7 +26,7 @@ pub const TICK_ORDERS_MAX: i64 = 100;
 /// Unpaid orders of one buyer looked at per reconciliation tick.
 const UNPAID_PER_BUYER_PER_TICK: i64 = 2;
 /// Most bill rows compared in one reconciliation (a campus day is far below).
-const BILL_ROWS_MAX: usize = 200_000;
+pub const BILL_ROWS_MAX: usize = 200_000;
 /// Bill reconciliation runs after this Beijing hour (WeChat: bills are ready from 10:00).
 const BILL_READY_HOUR: i64 = 10;
 /// Wait after a failed bill fetch.
@@ -53,7 +54,7 @@ pub enum Settled {
 /// Asks WeChat for the order and, only if its signed answer says SUCCESS
 /// with our merchant ids and our amount, records the payment.
 pub async fn settle_from_query(
-    state: &AppState,
+    svc: &Service,
     payments: &Payments,
     order: &Order,
     now_ms: i64,
@@ -93,7 +94,7 @@ pub async fn settle_from_query(
         transaction_id,
         amount_fen: domain::Fen::new(amount_fen),
     };
-    match store::orders::record_payment(state.db(), &confirmation, now_ms).await {
+    match store::orders::record_payment(svc.db(), &confirmation, now_ms).await {
         Ok(PaidOutcome::Credited(o)) => {
             tracing::info!(
                 order.id = o.id.get(),
@@ -130,14 +131,14 @@ pub struct TickReport {
 /// then re-queried (a close of an unknown order may also answer 204), and
 /// closed here only when WeChat confirms it is not paid. A payment found on
 /// the way is recorded, never dropped.
-pub async fn expire_tick(state: &AppState, now_ms: i64) -> store::Result<TickReport> {
+pub async fn expire_tick(svc: &Service, now_ms: i64) -> store::Result<TickReport> {
     let mut report = TickReport::default();
-    let orders = store::orders::expired_unpaid(state.db(), now_ms, TICK_ORDERS_MAX).await?;
+    let orders = store::orders::expired_unpaid(svc.db(), now_ms, TICK_ORDERS_MAX).await?;
     for order in orders {
         report.examined += 1;
-        let Some(payments) = state.payments() else {
+        let Some(payments) = svc.payments() else {
             // No provider on this node: no payment can have been started here.
-            store::orders::close(state.db(), order.id, OrderEvent::Expire, now_ms).await?;
+            store::orders::close(svc.db(), order.id, OrderEvent::Expire, now_ms).await?;
             report.closed += 1;
             continue;
         };
@@ -152,10 +153,10 @@ pub async fn expire_tick(state: &AppState, now_ms: i64) -> store::Result<TickRep
                 continue;
             }
         }
-        match settle_from_query(state, payments, &order, now_ms).await {
+        match settle_from_query(svc, payments, &order, now_ms).await {
             Settled::Paid => report.paid += 1,
             Settled::Closed | Settled::NotFound => {
-                store::orders::close(state.db(), order.id, OrderEvent::Expire, now_ms).await?;
+                store::orders::close(svc.db(), order.id, OrderEvent::Expire, now_ms).await?;
                 report.closed += 1;
             }
             Settled::Unpaid | Settled::Mismatch | Settled::Failed => report.deferred += 1,
@@ -167,16 +168,16 @@ pub async fn expire_tick(state: &AppState, now_ms: i64) -> store::Result<TickRep
 /// Reconciliation of missing notifications: unpaid orders with a prepay id,
 /// older than `reconcile_after`, are queried at WeChat; only a signed
 /// SUCCESS answer with our amount credits them.
-pub async fn reconcile_unpaid_tick(state: &AppState, now_ms: i64) -> store::Result<TickReport> {
+pub async fn reconcile_unpaid_tick(svc: &Service, now_ms: i64) -> store::Result<TickReport> {
     let mut report = TickReport::default();
-    let Some(payments) = state.payments() else {
+    let Some(payments) = svc.payments() else {
         return Ok(report);
     };
     let after_ms = i64::try_from(payments.settings.reconcile_after.as_millis()).unwrap_or(i64::MAX);
     // Fair across buyers: a flood of one buyer's unpaid orders cannot keep
     // someone else's lost notification from being reconciled.
     let candidates = store::orders::unpaid_to_reconcile(
-        state.db(),
+        svc.db(),
         now_ms.saturating_sub(after_ms),
         UNPAID_PER_BUYER_PER_TICK,
         TICK_ORDERS_MAX,
@@ -184,7 +185,7 @@ pub async fn reconcile_unpaid_tick(state: &AppState, now_ms: i64) -> store::Resu
     .await?;
     for order in &candidates {
         report.examined += 1;
-        match settle_from_query(state, payments, order, now_ms).await {
+        match settle_from_query(svc, payments, order, now_ms).await {
             Settled::Paid => report.paid += 1,
             Settled::Failed | Settled::Mismatch => report.deferred += 1,
             // Expiry closes them at two hours.
@@ -199,10 +200,9 @@ pub async fn reconcile_unpaid_tick(state: &AppState, now_ms: i64) -> store::Resu
 /// forever, so WeChat refunds at most once), and record a final answer.
 /// A counter sale is refunded in cash by the operator who asked for it, so
 /// it is finished at once.
-pub async fn refund_tick(state: &AppState, now_ms: i64) -> store::Result<TickReport> {
+pub async fn refund_tick(svc: &Service, now_ms: i64) -> store::Result<TickReport> {
     let mut report = TickReport::default();
-    let orders =
-        store::orders::in_state(state.db(), OrderState::Refunding, TICK_ORDERS_MAX).await?;
+    let orders = store::orders::in_state(svc.db(), OrderState::Refunding, TICK_ORDERS_MAX).await?;
     for order in orders {
         report.examined += 1;
         let Some(refund_no) = order.refund_no.clone() else {
@@ -214,11 +214,11 @@ pub async fn refund_tick(state: &AppState, now_ms: i64) -> store::Result<TickRep
             continue;
         };
         if order.channel == Channel::Counter {
-            store::orders::finish_refund(state.db(), &refund_no, true, now_ms).await?;
+            store::orders::finish_refund(svc.db(), &refund_no, true, now_ms).await?;
             report.closed += 1;
             continue;
         }
-        let Some(payments) = state.payments() else {
+        let Some(payments) = svc.payments() else {
             report.deferred += 1;
             continue;
         };
@@ -263,7 +263,7 @@ pub async fn refund_tick(state: &AppState, now_ms: i64) -> store::Result<TickRep
                 continue;
             }
         };
-        store::orders::finish_refund(state.db(), &refund_no, succeeded, now_ms).await?;
+        store::orders::finish_refund(svc.db(), &refund_no, succeeded, now_ms).await?;
         report.closed += 1;
     }
     Ok(report)
@@ -271,12 +271,8 @@ pub async fn refund_tick(state: &AppState, now_ms: i64) -> store::Result<TickRep
 
 /// Overdue deliveries: charging orders paid longer than the delivery window
 /// ago become delayed (visible to the student and staff, refundable).
-pub async fn overdue_tick(state: &AppState, now_ms: i64) -> store::Result<u64> {
-    let window = state
-        .payments()
-        .map_or(Duration::from_secs(30 * 60), |p| p.settings.delivery_window);
-    let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-    store::orders::mark_overdue(state.db(), window_ms, now_ms).await
+pub async fn overdue_tick(svc: &Service, now_ms: i64) -> store::Result<u64> {
+    store::orders::mark_overdue(svc.db(), svc.delivery_window().as_ms(), now_ms).await
 }
 
 /// One difference between WeChat's trade bill and our orders.
@@ -326,10 +322,10 @@ pub enum BillReconcileError {
 /// anything: a difference is for staff (or for the query-based
 /// reconciliation, which needs WeChat's signed answer per order).
 pub async fn reconcile_bill(
-    state: &AppState,
+    svc: &Service,
     bill_date: &str,
 ) -> Result<BillReport, BillReconcileError> {
-    let payments = state.payments().ok_or(BillReconcileError::NoProvider)?;
+    let payments = svc.payments().ok_or(BillReconcileError::NoProvider)?;
     let day_start_s = pay::time::parse_bill_date(bill_date)
         .ok_or_else(|| BillReconcileError::BadDate(bill_date.to_owned()))?;
     let bill = payments
@@ -359,7 +355,7 @@ pub async fn reconcile_bill(
             );
             continue;
         }
-        let order = store::orders::by_out_trade_no(state.db(), &row.out_trade_no).await?;
+        let order = store::orders::by_out_trade_no(svc.db(), &row.out_trade_no).await?;
         let Some(order) = order else {
             diff(
                 &row.out_trade_no,
@@ -420,7 +416,7 @@ pub async fn reconcile_bill(
     }
     let from_ms = day_start_s * 1000;
     let paid = store::orders::paid_between(
-        state.db(),
+        svc.db(),
         Channel::Wechat,
         from_ms,
         from_ms + 86_400_000,
@@ -448,72 +444,147 @@ pub async fn reconcile_bill(
     Ok(report)
 }
 
-/// Runs the workers every `worker_interval` until `shutdown` resolves;
-/// the bill of each previous Beijing day is reconciled once after 10:00.
-/// Errors are logged and the next tick tries again.
-pub async fn run(state: AppState, shutdown: impl std::future::Future<Output = ()> + Send) {
-    tokio::pin!(shutdown);
-    let Some(interval) = state.payments().map(|p| p.settings.worker_interval) else {
-        return;
-    };
-    let mut ticker = tokio::time::interval(interval.max(Duration::from_secs(1)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut bill_done: Option<String> = None;
-    // After a failed fetch, wait before asking WeChat again (not every tick).
-    let mut bill_next_try = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            _ = ticker.tick() => {}
-        }
-        let now_ms = store::now_ms();
-        let run = async {
-            log_tick("expire", expire_tick(&state, now_ms).await);
-            log_tick("reconcile", reconcile_unpaid_tick(&state, now_ms).await);
-            log_tick("refund", refund_tick(&state, now_ms).await);
-            match overdue_tick(&state, now_ms).await {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(orders = n, "deliveries overdue: marked delayed"),
-                Err(e) => tracing::error!(error = %e, "overdue worker failed"),
-            }
-            let bill_enabled = state
-                .payments()
-                .is_some_and(|p| p.settings.bill_reconciliation);
-            let now_s = now_ms / 1000;
-            let beijing_hour = (now_s + pay::time::BEIJING_OFFSET_S).rem_euclid(86_400) / 3600;
-            let yesterday = pay::time::beijing_date(now_s - 86_400);
-            if bill_enabled
-                && beijing_hour >= BILL_READY_HOUR
-                && bill_done.as_deref() != Some(&yesterday)
-                && tokio::time::Instant::now() >= bill_next_try
-            {
-                match reconcile_bill(&state, &yesterday).await {
-                    Ok(r) => {
-                        tracing::info!(bill_date = %r.bill_date, rows = r.rows, differences = r.differences.len(), "trade bill reconciled");
-                        bill_done = Some(yesterday);
-                    }
-                    // WeChat has no bill for a day without trades; nothing to compare.
-                    Err(BillReconcileError::Provider(e))
-                        if e.code() == Some("NO_STATEMENT_EXIST") =>
-                    {
-                        tracing::info!(bill_date = %yesterday, "no trade bill (no trades that day)");
-                        bill_done = Some(yesterday);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "trade bill reconciliation failed; retrying in 30 min");
-                        bill_next_try = tokio::time::Instant::now() + BILL_RETRY;
-                    }
+/// How often the workers run when no payment side sets it.
+pub const WORKER_INTERVAL_DEFAULT: Duration = Duration::from_secs(30);
+
+/// The bill worker's memory between ticks (only in this process: a restart
+/// reconciles the previous day once more, which changes nothing).
+#[derive(Debug, Default)]
+struct BillState {
+    done: Option<String>,
+    next_try_ms: i64,
+}
+
+/// The order-side workers of `svc`, each with its interval and batch size,
+/// for the [`crate::supervisor::Supervisor`] (role [`Role::Orders`]).
+///
+/// | worker | interval | batch |
+/// |---|---|---|
+/// | `expire` | `payment.worker_interval_s` (30 s) | [`TICK_ORDERS_MAX`] orders |
+/// | `reconcile` | same | [`TICK_ORDERS_MAX`] orders, 2 per buyer |
+/// | `refund` | same | [`TICK_ORDERS_MAX`] orders |
+/// | `overdue` | same | one guarded `update` of every overdue order |
+/// | `bill` | same, acting once a day after 10:00 Beijing | [`BILL_ROWS_MAX`] bill rows |
+///
+/// `overdue` runs with or without a payment side (a counter sale can be
+/// overdue too); the others need one and are left out without it.
+pub fn order_workers(svc: &Service) -> Vec<WorkerSpec> {
+    let interval = svc
+        .payments()
+        .map_or(WORKER_INTERVAL_DEFAULT, |p| p.settings.worker_interval);
+    let batch = usize::try_from(TICK_ORDERS_MAX).unwrap_or(100);
+    let mut list = Vec::new();
+    let s = svc.clone();
+    list.push(WorkerSpec::tick(
+        "overdue",
+        Role::Orders,
+        interval,
+        1,
+        move |now_ms| {
+            let s = s.clone();
+            async move {
+                match overdue_tick(&s, now_ms).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(orders = n, "deliveries overdue: marked delayed"),
+                    Err(e) => tracing::error!(error = %e, "overdue worker failed"),
                 }
             }
-        };
-        // A tick is bounded (TICK_ORDERS_MAX orders, each call with its own
-        // timeout); shutdown still wins at once.
-        tokio::select! {
-            () = &mut shutdown => break,
-            () = run => {}
+        },
+    ));
+    if svc.payments().is_none() {
+        return list;
+    }
+    let s = svc.clone();
+    list.push(WorkerSpec::tick(
+        "expire",
+        Role::Orders,
+        interval,
+        batch,
+        move |now_ms| {
+            let s = s.clone();
+            async move { log_tick("expire", expire_tick(&s, now_ms).await) }
+        },
+    ));
+    let s = svc.clone();
+    list.push(WorkerSpec::tick(
+        "reconcile",
+        Role::Orders,
+        interval,
+        batch,
+        move |now_ms| {
+            let s = s.clone();
+            async move { log_tick("reconcile", reconcile_unpaid_tick(&s, now_ms).await) }
+        },
+    ));
+    let s = svc.clone();
+    list.push(WorkerSpec::tick(
+        "refund",
+        Role::Orders,
+        interval,
+        batch,
+        move |now_ms| {
+            let s = s.clone();
+            async move { log_tick("refund", refund_tick(&s, now_ms).await) }
+        },
+    ));
+    if svc
+        .payments()
+        .is_some_and(|p| p.settings.bill_reconciliation)
+    {
+        let s = svc.clone();
+        let state = std::sync::Arc::new(std::sync::Mutex::new(BillState::default()));
+        list.push(WorkerSpec::tick(
+            "bill",
+            Role::Orders,
+            interval,
+            BILL_ROWS_MAX,
+            move |now_ms| {
+                let s = s.clone();
+                let state = state.clone();
+                async move { bill_tick(&s, &state, now_ms).await }
+            },
+        ));
+    }
+    list
+}
+
+/// The bill of each previous Beijing day is reconciled once after 10:00;
+/// after a failed fetch WeChat is asked again only after [`BILL_RETRY`].
+async fn bill_tick(svc: &Service, state: &std::sync::Mutex<BillState>, now_ms: i64) {
+    let now_s = now_ms / 1000;
+    let beijing_hour = (now_s + pay::time::BEIJING_OFFSET_S).rem_euclid(86_400) / 3600;
+    let yesterday = pay::time::beijing_date(now_s - 86_400);
+    let due = {
+        let st = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        beijing_hour >= BILL_READY_HOUR
+            && st.done.as_deref() != Some(&yesterday)
+            && now_ms >= st.next_try_ms
+    };
+    if !due {
+        return;
+    }
+    let outcome = reconcile_bill(svc, &yesterday).await;
+    let mut st = state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match outcome {
+        Ok(r) => {
+            tracing::info!(bill_date = %r.bill_date, rows = r.rows, differences = r.differences.len(), "trade bill reconciled");
+            st.done = Some(yesterday);
+        }
+        // WeChat has no bill for a day without trades; nothing to compare.
+        Err(BillReconcileError::Provider(e)) if e.code() == Some("NO_STATEMENT_EXIST") => {
+            tracing::info!(bill_date = %yesterday, "no trade bill (no trades that day)");
+            st.done = Some(yesterday);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "trade bill reconciliation failed; retrying in 30 min");
+            st.next_try_ms =
+                now_ms.saturating_add(i64::try_from(BILL_RETRY.as_millis()).unwrap_or(i64::MAX));
         }
     }
-    tracing::info!("payment workers stopped");
 }
 
 fn log_tick(name: &'static str, r: store::Result<TickReport>) {

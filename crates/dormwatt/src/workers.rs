@@ -1,0 +1,67 @@
+//! Every background worker of a `serve`/`demo` process, in one list, and
+//! which of them this node runs. [`service::supervisor::Supervisor`] starts
+//! them and stops them (all at once, within its 2 s deadline) on shutdown.
+//!
+//! | worker | role | interval | batch |
+//! |---|---|---|---|
+//! | `overdue`, `expire`, `reconcile`, `refund`, `bill` | orders | `payment.worker_interval_s` | see `service::workers::order_workers` |
+//! | `low_balance` | headend | 60 s | one statement per tick (once per crossing, deduplicated) |
+//! | `headend` | headend | `headend.deliver_poll_ms` | `headend.deliver_concurrency` deliveries; plus one task per gateway and bus |
+//!
+//! A node runs the roles it is given ([`roles`]): today every node runs
+//! `orders` and a node with the head-end also `headend`. The multi-node
+//! work changes only [`roles`] (or gives it a configuration key).
+
+use service::supervisor::{Role, WorkerSpec};
+use std::time::Duration;
+
+/// How often low-balance messages are looked for. A message goes out once
+/// per crossing (dedup key), so this only bounds how late it can be.
+const LOW_BALANCE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The roles of this node.
+pub fn roles(runs_headend: bool) -> Vec<Role> {
+    let mut roles = vec![Role::Orders];
+    if runs_headend {
+        roles.push(Role::Headend);
+    }
+    roles
+}
+
+/// The process's worker list: the service's order workers, then (with a
+/// running head-end) the head-end itself and the low-balance messages that
+/// follow its readings.
+pub fn all(svc: &service::Service, headend: Option<headend::Headend>) -> Vec<WorkerSpec> {
+    let mut list = service::workers::order_workers(svc);
+    let db = svc.db().clone();
+    list.push(WorkerSpec::tick(
+        "low_balance",
+        Role::Headend,
+        LOW_BALANCE_INTERVAL,
+        1,
+        move |now_ms| {
+            let db = db.clone();
+            async move {
+                match store::notify::scan_low_balance(&db, now_ms).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(messages = n, "low-balance messages sent"),
+                    Err(e) => tracing::warn!(error = %e, "low-balance scan failed"),
+                }
+            }
+        },
+    ));
+    if let Some(h) = headend {
+        let (poll, concurrency) = h.delivery_pace();
+        list.push(WorkerSpec::task(
+            "headend",
+            Role::Headend,
+            poll,
+            concurrency,
+            move |stop| async move {
+                stop.cancelled().await;
+                h.shutdown().await;
+            },
+        ));
+    }
+    list
+}
