@@ -819,3 +819,105 @@ async fn demo_login_creates_and_picks_demo_students() {
     })
     .await;
 }
+
+/// Every page, and the form pages with their error messages, rendered in
+/// every language of the catalog: no text is missing, and an English page
+/// is not left in Chinese.
+#[tokio::test]
+async fn every_page_renders_in_every_language() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let _bob = app.student_with_meter("bob", &app.meters[0]).await;
+        let area = app.area_id.to_string();
+        let r = app
+            .post(&a, "/buy/order", &[("csrf", &a.csrf), ("area_id", &area), ("meter", &app.meters[0]), ("kwh", "10")])
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let order = app.count("select id from orders").await;
+        let binding = app
+            .count("select id from binding where student_id = (select id from student where openid = 'o-alice')")
+            .await;
+        let meter_id = app.count("select min(meter_id) from binding").await;
+        let now = store::now_ms();
+        let tz = domain::time::campus_tz("Asia/Shanghai");
+        let today = domain::time::day_number(domain::time::local_date(now, &tz));
+        for d in 1..=10 {
+            let usage = (d != 4).then_some(300 + d);
+            store::students::put_daily_usage(&app.db, meter_id, today - d, usage, now)
+                .await
+                .expect("usage");
+        }
+        let pages = [
+            "/overview?bound=1".to_owned(),
+            "/bind?first=1".to_owned(),
+            "/buy".to_owned(),
+            format!("/buy/order?area_id={area}&meter={}", app.meters[0]),
+            format!("/buy/order?area_id={area}&meter=000000000000"),
+            format!("/orders/{order}/pay"),
+            format!("/orders/{order}"),
+            "/records".to_owned(),
+            "/bill".to_owned(),
+            "/me".to_owned(),
+            "/me/profile".to_owned(),
+            "/me/messages".to_owned(),
+            "/me/meters".to_owned(),
+            format!("/me/meters/{binding}/password?done=1"),
+            "/orders/999999".to_owned(),
+        ];
+        let forms: Vec<(String, Vec<(&str, String)>)> = vec![
+            ("/bind".to_owned(), vec![("area_id", area.clone()), ("meter", app.meters[1].clone()), ("password", "123456".to_owned())]),
+            ("/bind".to_owned(), vec![("area_id", area.clone()), ("meter", "12ab".to_owned()), ("password", "123456".to_owned())]),
+            ("/buy/order".to_owned(), vec![("area_id", area.clone()), ("meter", app.meters[0].clone()), ("kwh", "other".to_owned()), ("other", "2.5".to_owned())]),
+            ("/me/profile".to_owned(), vec![("name", "小明".to_owned()), ("phone", "12ab".to_owned())]),
+            (format!("/me/meters/{binding}/password"), vec![("current", "000000".to_owned()), ("new", "1".to_owned()), ("confirm", "2".to_owned())]),
+        ];
+        for lang in web::i18n::Lang::all() {
+            let cookie = format!("{}; dw_lang={}", a.cookie, lang.code());
+            let check = |path: &str, status: StatusCode, html: &str| {
+                assert!(
+                    !html.contains(web::i18n::MISSING_MARK),
+                    "{} {path}: a text is missing: {html}",
+                    lang.code()
+                );
+                assert!(html.contains(&format!("<html lang={}>", lang.tag())), "{path}: {status}");
+                if lang.code() == "en" {
+                    // The chrome is English (Chinese place names may remain).
+                    assert!(!html.contains("返回") && !html.contains("首页"), "{path} in Chinese");
+                }
+            };
+            for path in &pages {
+                let r = app
+                    .http
+                    .get(format!("{}{path}", app.base))
+                    .header(COOKIE, &cookie)
+                    .send()
+                    .await
+                    .expect("GET");
+                let status = r.status();
+                assert!(
+                    status == StatusCode::OK || (status == StatusCode::NOT_FOUND && path.contains("999999")),
+                    "{path}: {status}"
+                );
+                check(path, status, &r.text().await.expect("body"));
+            }
+            for (path, fields) in &forms {
+                let mut form: Vec<(&str, &str)> = vec![("csrf", a.csrf.as_str())];
+                form.extend(fields.iter().map(|(k, v)| (*k, v.as_str())));
+                let r = app
+                    .http
+                    .post(format!("{}{path}", app.base))
+                    .header(COOKIE, &cookie)
+                    .form(&form)
+                    .send()
+                    .await
+                    .expect("POST");
+                let status = r.status();
+                assert_eq!(status, StatusCode::OK, "{path}");
+                let html = r.text().await.expect("body");
+                assert!(html.contains("errbox") || html.contains("field-msg"), "{path}: no message");
+                check(path, status, &html);
+            }
+        }
+    })
+    .await;
+}
