@@ -218,3 +218,4 @@ login-demo-name-placeholder = e.g. Alex
 login-demo-new = Create a demo student and log in
 login-failed = WeChat login did not complete; please try again.
 login-again = Log in again
+order-submit-amount = Buy { $kwh } kWh · ¥{ $yuan }

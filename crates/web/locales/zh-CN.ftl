@@ -208,3 +208,4 @@ login-demo-name-placeholder = 例如：张三
 login-demo-new = 创建演示学生并登录
 login-failed = 微信登录未完成，请重试。
 login-again = 重新登录
+order-submit-amount = 购电 { $kwh } kWh · ¥{ $yuan }

@@ -921,3 +921,40 @@ async fn every_page_renders_in_every_language() {
     })
     .await;
 }
+
+/// Issue 11 items 1–2: the amount ticked is the amount charged, even with
+/// something left in "other"; every preset and the button show the price.
+#[tokio::test]
+async fn the_ticked_amount_is_charged_and_priced() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let area = app.area_id.to_string();
+        let info = store::campus::meter_by_address(&app.db, app.area_id, &app.meters[0])
+            .await
+            .expect("meter")
+            .expect("exists");
+        let price = domain::UnitPrice::from_centifen_per_kwh(info.unit_price_centifen_per_kwh).expect("price");
+        let yuan = |k: u64| price.amount_for(domain::WholeKwh::new(k, 10_000).expect("kwh")).to_string();
+        let (_, html) = app
+            .get_text(&a, &format!("/buy/order?area_id={area}&meter={}", app.meters[0]))
+            .await;
+        for k in [10, 20, 50, 100, 200] {
+            assert!(html.contains(&format!("{k} kWh<small class=price>¥{}</small>", yuan(k))), "preset {k}: {html}");
+        }
+        assert!(
+            html.contains(&format!("id=order-submit>购电 20 kWh · ¥{}</button>", yuan(20))),
+            "the button says what it buys"
+        );
+        // 50 ticked, 30 left in "other": 50 it is.
+        let r = app
+            .post(
+                &a,
+                "/buy/order",
+                &[("csrf", &a.csrf), ("area_id", &area), ("meter", &app.meters[0]), ("kwh", "50"), ("other", "30")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(app.count("select kwh from orders").await, 50);
+    })
+    .await;
+}

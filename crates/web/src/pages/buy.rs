@@ -258,8 +258,23 @@ async fn order_form(
             .map(|&p| Preset {
                 kwh: p,
                 checked: chosen == p.to_string(),
+                amount: price_of(m, p).map(|f| f.to_string()).unwrap_or_default(),
             })
             .collect(),
+        submit: {
+            let amount = PRESETS_KWH
+                .iter()
+                .find(|p| chosen == p.to_string())
+                .copied()
+                .or_else(|| other.trim().parse().ok())
+                .and_then(|k| Some((k, price_of(m, k)?)));
+            match amount {
+                Some((k, fen)) => l.t2("order-submit-amount", "kwh", k, "yuan", fen.to_string()),
+                None => l.t("buy"),
+            }
+        },
+        submit_template: l.t2("order-submit-amount", "kwh", "{kwh}", "yuan", "{yuan}"),
+        price_centifen: m.unit_price_centifen_per_kwh,
         other_checked: chosen == "other",
         other: other.to_owned(),
         error,
@@ -284,12 +299,28 @@ struct OrderPage<'a> {
     other: String,
     error: Option<String>,
     max_kwh: u32,
+    /// The button: "购电 50 kWh · ¥26.50".
+    submit: String,
+    /// The same with `{kwh}` and `{yuan}` for app.js to fill as the student types.
+    submit_template: String,
+    /// For app.js: 0.0001 元 per kWh.
+    price_centifen: i64,
 }
 
 /// A preset amount.
 struct Preset {
     kwh: u32,
     checked: bool,
+    /// Its price, yuan (`26.50`).
+    amount: String,
+}
+
+/// What `kwh` whole kWh cost at this meter's price (rounded half up to the
+/// fen, as the order will be).
+fn price_of(m: &MeterInfo, kwh: u32) -> Option<domain::Fen> {
+    let price = domain::UnitPrice::from_centifen_per_kwh(m.unit_price_centifen_per_kwh)?;
+    let k = domain::WholeKwh::new(u64::from(kwh), u32::MAX).ok()?;
+    Some(price.amount_for(k))
 }
 
 /// The order form.
@@ -320,13 +351,10 @@ pub async fn create_order(
     };
     let chosen = f.kwh.as_deref().unwrap_or("other");
     let other = f.other.as_deref().unwrap_or("");
-    // A typed amount wins when the student typed one (they may not have
-    // ticked "other" first).
-    let input = if chosen == "other" || !other.trim().is_empty() {
-        other
-    } else {
-        chosen
-    };
+    // Exactly one amount is selected: the ticked tile. Typing an amount
+    // ticks "other" (app.js), and tapping a tile clears what was typed, so
+    // the highlighted amount, the button's text and the order agree.
+    let input = if chosen == "other" { other } else { chosen };
     let max = order_max_kwh(&state, &m);
     let kwh_v = match domain::WholeKwh::parse(input, max) {
         Ok(k) => k,
