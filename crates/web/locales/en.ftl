@@ -219,3 +219,10 @@ login-demo-new = Create a demo student and log in
 login-failed = WeChat login did not complete; please try again.
 login-again = Log in again
 order-submit-amount = Buy { $kwh } kWh · ¥{ $yuan }
+
+## Balance warnings
+buy-now = Buy now
+balance-low = Less than { $low } kWh left; please buy soon.
+balance-low-short = Running low; please buy soon.
+balance-overdraft = Balance used up: the meter is running on its overdraft and switches off when that is used up. Buying now repays the overdraft first.
+balance-empty = Balance used up and power is off. It comes back on after a purchase.

@@ -209,3 +209,10 @@ login-demo-new = 创建演示学生并登录
 login-failed = 微信登录未完成，请重试。
 login-again = 重新登录
 order-submit-amount = 购电 { $kwh } kWh · ¥{ $yuan }
+
+## Balance warnings
+buy-now = 立即购电
+balance-low = 剩余电量不足 { $low } kWh，请及时购电。
+balance-low-short = 剩余电量不足，请及时购电。
+balance-overdraft = 余额已用完，电表正在透支用电，透支额度用完将断电。现在购电会先抵扣已透支的电量。
+balance-empty = 余额已用完，已断电。购电后自动恢复供电。

@@ -958,3 +958,40 @@ async fn the_ticked_amount_is_charged_and_priced() {
     })
     .await;
 }
+
+/// Issue 11 item 3: a meter at 0.00 kWh, or below its low-balance mark, is
+/// shown in red with a buy button on the overview and in my meters; at 0
+/// with the relay closed the meter is in overdraft, and the page says so.
+#[tokio::test]
+async fn empty_and_low_meters_are_warned_about() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let meter_id = app.count("select meter_id from binding").await;
+        let set = async |remaining: i64, closed: bool| {
+            let sql = "update meter_state set remaining_centikwh = $1, relay_closed = $2, remaining_at_ms = $3 where meter_id = $4";
+            match &app.db {
+                Db::Sqlite(p) => sqlx::query(sql).bind(remaining).bind(closed).bind(store::now_ms()).bind(meter_id).execute(p).await.map(|_| ()),
+                Db::Postgres(p) => sqlx::query(sql).bind(remaining).bind(closed).bind(store::now_ms()).bind(meter_id).execute(p).await.map(|_| ()),
+            }
+            .expect("meter state");
+        };
+        set(0, true).await;
+        let (_, html) = app.get_text(&a, "/overview").await;
+        assert!(html.contains("id=low-balance"), "zero balance warned");
+        assert!(html.contains("透支"), "overdraft named");
+        assert!(html.contains("class=\"big err\" id=remaining"), "zero in red");
+        assert!(html.contains("href=\"/buy/order?area_id="), "a buy button");
+        let (_, meters) = app.get_text(&a, "/me/meters").await;
+        assert!(meters.contains("class=\"card low\""), "my meters highlights it");
+        set(0, false).await;
+        let (_, html) = app.get_text(&a, "/overview").await;
+        assert!(html.contains("id=low-balance") && html.contains("已断电"));
+        set(120, true).await;
+        let (_, html) = app.get_text(&a, "/overview").await;
+        assert!(html.contains("id=low-balance") && html.contains("剩余电量不足"), "low warned");
+        set(50_000, true).await;
+        let (_, html) = app.get_text(&a, "/overview").await;
+        assert!(!html.contains("id=low-balance"), "plenty: no warning");
+    })
+    .await;
+}

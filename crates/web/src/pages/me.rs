@@ -11,6 +11,7 @@ use crate::i18n::Lang;
 use askama::Template;
 use axum::extract::{Query, State};
 use serde::Deserialize;
+use super::overview::Balance;
 use store::students::BoundMeter;
 
 /// Messages shown in the inbox.
@@ -207,6 +208,7 @@ struct MeterCard<'a> {
     b: &'a BoundMeter,
     place: String,
     remaining: String,
+    balance: Balance,
     /// Others bound to it, masked: "张** · 138****8000 · date".
     others: Vec<String>,
 }
@@ -236,6 +238,7 @@ pub async fn meters_page(State(state): State<AppState>, ctx: Ctx) -> PageResult 
             b: m,
             place: super::overview::place(l, m),
             remaining: energy_or_dash(m.remaining_centikwh),
+            balance: Balance::of(m),
             others,
         });
     }

@@ -121,6 +121,7 @@ pub async fn overview(
         month_missing,
         days_left,
         relay: relay(l, &m, now),
+        balance: Balance::of(&m),
         offline: m.online == Some(false),
         chart: usage_chart(&bars),
         notices,
@@ -144,6 +145,7 @@ struct OverviewPage<'a> {
     month_missing: bool,
     days_left: Option<DaysLeft>,
     relay: Relay,
+    balance: Balance,
     offline: bool,
     chart: Chart,
     notices: Vec<NoticeView>,
@@ -160,6 +162,38 @@ struct NoticeView {
     title: String,
     body: String,
     at: String,
+}
+
+/// How much energy is left, for the warning (issue 11 item 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// Enough, or not known.
+    Fine,
+    /// Below the meter's low-balance threshold (kWh in the message).
+    Low(domain::CentiKwh),
+    /// Used up, power still on: the meter runs into its overdraft, then trips.
+    Overdraft,
+    /// Used up and switched off.
+    Empty,
+}
+
+impl Balance {
+    /// The balance of a bound meter.
+    pub fn of(m: &BoundMeter) -> Balance {
+        match m.remaining_centikwh {
+            Some(r) if r <= 0 && m.relay_closed == Some(false) => Balance::Empty,
+            Some(r) if r <= 0 => Balance::Overdraft,
+            Some(r) if r < m.low_balance_centikwh => {
+                Balance::Low(domain::CentiKwh(m.low_balance_centikwh))
+            }
+            _ => Balance::Fine,
+        }
+    }
+
+    /// Low, empty or in overdraft: shown in red with a buy button.
+    pub fn is_low(&self) -> bool {
+        *self != Balance::Fine
+    }
 }
 
 /// The relay as shown.
