@@ -226,3 +226,5 @@ balance-low = Less than { $low } kWh left; please buy soon.
 balance-low-short = Running low; please buy soon.
 balance-overdraft = Balance used up: the meter is running on its overdraft and switches off when that is used up. Buying now repays the overdraft first.
 balance-empty = Balance used up and power is off. It comes back on after a purchase.
+bind-demo-meters = Demo meters
+bind-demo-meters-note = Demo mode: these meter numbers exist on the demo campus (pick their area above); each one's verification password is 000000.

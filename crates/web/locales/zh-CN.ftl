@@ -216,3 +216,5 @@ balance-low = 剩余电量不足 { $low } kWh，请及时购电。
 balance-low-short = 剩余电量不足，请及时购电。
 balance-overdraft = 余额已用完，电表正在透支用电，透支额度用完将断电。现在购电会先抵扣已透支的电量。
 balance-empty = 余额已用完，已断电。购电后自动恢复供电。
+bind-demo-meters = 演示电表
+bind-demo-meters-note = 演示模式：以下是演示校区中真实存在的电表编号（选择对应的所属区域），验证密码均为 000000。

@@ -995,3 +995,23 @@ async fn empty_and_low_meters_are_warned_about() {
     })
     .await;
 }
+
+/// Issue 11 item 4: in the demo the bind page offers real meter numbers of
+/// the demo campus, and one of them binds.
+#[tokio::test]
+async fn the_demo_bind_page_offers_real_meters() {
+    each_db(async |app: TestApp| {
+        let (a, _) = app.wechat_login("alice", "/").await;
+        let (_, html) = app.get_text(&a, "/bind").await;
+        assert!(html.contains("id=demo-meters"), "demo meters offered");
+        let offered = html
+            .split("<span class=demo-meter>")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .expect("a demo meter")
+            .to_owned();
+        let r = app.bind(&a, &offered, "000000").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "the offered {offered} binds");
+    })
+    .await;
+}

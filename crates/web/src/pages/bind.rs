@@ -312,6 +312,53 @@ struct BindPage<'a> {
     error: Option<String>,
     areas: Vec<AreaOption>,
     meter: String,
+    /// In the demo: real meter numbers of the demo campus to try.
+    demo_meters: Vec<DemoMeter>,
+}
+
+/// A meter of the demo campus offered on the bind page (issue 11 item 4).
+struct DemoMeter {
+    address: String,
+    place: String,
+}
+
+/// Demo meters offered per area.
+const DEMO_METERS_PER_AREA: usize = 2;
+
+/// In the demo, a few meters of the reference campus that exist in this
+/// database (checked, so a changed seed never offers a dead number).
+async fn demo_meters(state: &AppState, l: Lang) -> store::Result<Vec<DemoMeter>> {
+    if !state.settings().demo_login {
+        return Ok(Vec::new());
+    }
+    let plan = domain::campus::reference_plan();
+    let mut out = Vec::new();
+    for area in store::campus::areas(state.db()).await? {
+        let Some(p) = plan.areas.iter().find(|a| a.code == area.code) else {
+            continue;
+        };
+        let candidates = p
+            .buildings
+            .iter()
+            .filter_map(|b| b.meters().next())
+            .take(DEMO_METERS_PER_AREA);
+        for c in candidates {
+            if let Some(m) =
+                store::campus::meter_by_address(state.db(), area.id, c.address.as_str()).await?
+            {
+                out.push(DemoMeter {
+                    place: format!(
+                        "{} · {} {}",
+                        area_name(l, &m.area_name_zh, &m.area_name_en),
+                        area_name(l, &m.building_name_zh, &m.building_name_en),
+                        m.room
+                    ),
+                    address: m.address,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn render_form(
@@ -338,6 +385,7 @@ async fn render_form(
             })
             .collect(),
         meter: prev.meter.clone(),
+        demo_meters: demo_meters(state, l).await?,
     })
 }
 
