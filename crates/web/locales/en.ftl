@@ -33,6 +33,10 @@ wait-hours = { $n ->
    *[other] { $n } hours
 }
 too-many-attempts = Too many attempts; try again in { $wait }.
+wait-seconds = { $n ->
+    [one] { $n } second
+   *[other] { $n } seconds
+}
 default-label = default
 kwh-value = { $kwh } kWh
 

@@ -26,7 +26,8 @@ read-at = 抄表时间 { $at }
 not-read-yet = 尚未抄到
 wait-minutes = { $n } 分钟
 wait-hours = { $n } 小时
-too-many-attempts = 尝试次数过多，请 { $wait } 后再试。
+too-many-attempts = 尝试次数过多，请 { $wait }后再试。
+wait-seconds = { $n } 秒
 default-label = 默认
 kwh-value = { $kwh } kWh
 

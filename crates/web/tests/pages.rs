@@ -1015,3 +1015,26 @@ async fn the_demo_bind_page_offers_real_meters() {
     })
     .await;
 }
+
+/// Issue 11 item 15: an unknown path answers the app's 404 page in the
+/// reader's language, not an empty body.
+#[tokio::test]
+async fn unknown_paths_get_the_apps_404_page() {
+    each_db(async |app: TestApp| {
+        let r = app.get(None, "/no/such/page").await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let body = r.text().await.expect("body");
+        assert!(body.contains("id=error-page") && body.contains("页面不存在"), "{body}");
+        let r = app
+            .http
+            .get(format!("{}/nope", app.base))
+            .header(COOKIE, "dw_lang=en")
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let body = r.text().await.expect("body");
+        assert!(body.contains("<html lang=en>") && body.contains("Page not found"), "{body}");
+    })
+    .await;
+}

@@ -250,13 +250,18 @@ pub async fn verify_password(password: String, stored: Option<Option<String>>) -
     .unwrap_or(false)
 }
 
-/// A wait in words.
+/// A wait in words, as long as it really is (issue 11 item 13): seconds
+/// under a minute, whole minutes (rounded up) under two hours, else hours.
 pub fn fmt_wait(lang: Lang, ms: i64) -> String {
+    let s = (ms + 999) / 1000;
+    if s < 60 {
+        return lang.t1("wait-seconds", "n", s.max(1));
+    }
     let min = (ms + MINUTE_MS - 1) / MINUTE_MS;
     if min >= 120 {
         lang.t1("wait-hours", "n", (min + 59) / 60)
     } else {
-        lang.t1("wait-minutes", "n", min.max(1))
+        lang.t1("wait-minutes", "n", min)
     }
 }
 
@@ -461,6 +466,17 @@ fn too_many(lang: Lang) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_are_said_as_they_are() {
+        let zh = Lang::ZH;
+        assert_eq!(too_many_attempts(zh, 31_000), "尝试次数过多，请 31 秒后再试。");
+        assert_eq!(too_many_attempts(zh, 90_000), "尝试次数过多，请 2 分钟后再试。");
+        assert_eq!(too_many_attempts(zh, 3 * HOUR_MS), "尝试次数过多，请 3 小时后再试。");
+        let en = Lang::parse("en").expect("en");
+        assert_eq!(too_many_attempts(en, 1_000), "Too many attempts; try again in 1 second.");
+        assert_eq!(too_many_attempts(en, 60_000), "Too many attempts; try again in 1 minute.");
+    }
 
     #[test]
     fn waits_grow_and_cap() {

@@ -245,7 +245,7 @@ async fn order_form(
     let tz = super::campus_tz(state);
     html(&OrderPage {
         l,
-        shell: Shell::new(l, "order-title", Some(&ctx.student), Tab::Buy, "/buy"),
+        shell: Shell::new(l, "order-title", Some(&ctx.student), Tab::Buy, "/buy").with_script(),
         place: meter_place(l, m),
         remaining: energy_or_dash(m.remaining_centikwh),
         remaining_at: m

@@ -88,6 +88,20 @@ pub fn router() -> Router<AppState> {
         .route("/assets/{name}", get(assets::serve))
         .route_layer(axum::middleware::from_fn(localise_errors))
         .route_layer(axum::middleware::from_fn(crate::session::same_origin_posts))
+        .fallback(not_found)
+}
+
+/// Any unknown path: the app's own 404 page in the reader's language
+/// (issue 11 item 15); JSON callers under `/api/` get a JSON 404.
+async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    if uri.path().starts_with("/api/") {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({"code": "NOT_FOUND", "message": "no such endpoint"})),
+        )
+            .into_response();
+    }
+    error_page(Lang::of_headers(&headers), StatusCode::NOT_FOUND, "error-not-found")
 }
 
 /// Errors of the page handlers. Internal causes are logged here, once; the
