@@ -1,4 +1,5 @@
-// Embedded migrations must be re-read when a migration file changes.
+//! Build script of `store`: the embedded migrations must be re-read when a
+//! migration file changes.
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
 }

@@ -5,6 +5,11 @@
 //! argument (`now_ms`, unix milliseconds), so a simulation can drive every
 //! decision deterministically.
 
+// Outside tests a panic is a bug we chose to keep: an `expect` with its
+// reason under a local `allow`, or a type that makes the case impossible
+// (crates/dormwatt/tests/workspace_lints.rs checks every crate says so).
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod campus;
 pub mod ids;
 pub mod ledger;

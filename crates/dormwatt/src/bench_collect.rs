@@ -183,8 +183,19 @@ fn once(
     })?;
     let clock: SharedClock = Arc::new(VirtualClock(fleet.clock().clone()));
     let endpoints = running.endpoints().to_vec();
+    let dir = std::env::temp_dir().join(format!(
+        "dormwatt-bench-collect-{}-{}",
+        std::process::id(),
+        store::now_ms()
+    ));
+    std::fs::create_dir_all(&dir)?;
     let result = he_rt.block_on(async {
-        let db = store::testing::sqlite().await?;
+        let db = store::Db::connect(
+            &format!("sqlite://{}", dir.join("collect.db").display()),
+            &store::DbOptions::default(),
+        )
+        .await?;
+        db.migrate().await?;
         store::campus::seed(
             &db,
             plan,
@@ -263,6 +274,7 @@ fn once(
         })
     });
     running.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
     result
 }
 

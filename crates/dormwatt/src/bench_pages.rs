@@ -38,11 +38,6 @@ pub struct BenchPagesArgs {
     /// Students (each with one bound meter and a session).
     #[arg(long, default_value_t = 1000)]
     students: usize,
-    /// Database to use; default a new SQLite file in a temporary directory.
-    /// An existing database that already holds the campus is reused as is
-    /// (history and students are only added where missing).
-    #[arg(long)]
-    database_url: Option<String>,
     /// Database pool size of the server.
     #[arg(long, default_value_t = 16)]
     pool: u32,
@@ -58,8 +53,11 @@ pub struct BenchPagesArgs {
     json: bool,
 }
 
-/// Runs `dormwatt bench pages`.
-pub fn run(args: BenchPagesArgs) -> anyhow::Result<()> {
+/// Runs `dormwatt bench pages` on the global `--database-url` when given
+/// (an existing database that already holds the campus is reused as is:
+/// history and students are only added where missing), else on a new
+/// SQLite file in a temporary directory.
+pub fn run(args: BenchPagesArgs, database_url: Option<&str>) -> anyhow::Result<()> {
     if args.duration_s == 0 || args.duration_s > DURATION_S_MAX {
         bail!("--duration-s must be 1..={DURATION_S_MAX}");
     }
@@ -76,8 +74,8 @@ pub fn run(args: BenchPagesArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let tmp = std::env::temp_dir().join(format!("dormwatt-bench-pages-{}", std::process::id()));
-    let url = match &args.database_url {
-        Some(u) => u.clone(),
+    let url = match database_url {
+        Some(u) => u.to_owned(),
         None => {
             std::fs::create_dir_all(&tmp)?;
             format!("sqlite://{}", tmp.join("bench.db").display())
@@ -93,7 +91,7 @@ pub fn run(args: BenchPagesArgs) -> anyhow::Result<()> {
     let result = client_rt.block_on(load(&args, addr, &tokens));
     drop(client_rt);
     drop(server_rt);
-    if args.database_url.is_none() {
+    if database_url.is_none() {
         let _ = std::fs::remove_dir_all(&tmp);
     }
     let r = result?;
@@ -119,8 +117,8 @@ pub fn run(args: BenchPagesArgs) -> anyhow::Result<()> {
         );
     } else {
         println!(
-            "dormwatt bench pages: GET /overview, {} connections, {} s",
-            args.connections, args.duration_s
+            "dormwatt bench pages: GET {}, {} connections, {} s",
+            args.path, args.connections, args.duration_s
         );
         println!(
             "  backend        {}",

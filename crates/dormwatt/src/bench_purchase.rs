@@ -84,15 +84,20 @@ struct Run {
     delivery_jobs: i64,
 }
 
-/// Runs `dormwatt bench purchase`.
-pub fn run(args: BenchPurchaseArgs) -> anyhow::Result<()> {
+/// Runs `dormwatt bench purchase`; `database_url` is the global
+/// `--database-url`, used for the PostgreSQL half when it is postgres://.
+pub fn run(args: BenchPurchaseArgs, database_url: Option<&str>) -> anyhow::Result<()> {
     if args.seconds == 0 || args.seconds > SECONDS_MAX {
         bail!("--seconds must be 1..={SECONDS_MAX}");
     }
     if args.clients == 0 || args.clients > CLIENTS_MAX {
         bail!("--clients must be 1..={CLIENTS_MAX}");
     }
-    let pg_url = args.pg_url.clone().or_else(global_database_url);
+    let pg_url = args.pg_url.clone().or_else(|| {
+        database_url
+            .filter(|u| u.starts_with("postgres"))
+            .map(str::to_owned)
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -126,23 +131,6 @@ pub fn run(args: BenchPurchaseArgs) -> anyhow::Result<()> {
         report(&args, sqlite.as_ref(), postgres.as_ref(), pgbench_tps);
         anyhow::Ok(())
     })
-}
-
-/// The global `--database-url` (parsed by `main` into options this
-/// subcommand does not receive), when it names a PostgreSQL server.
-fn global_database_url() -> Option<String> {
-    let mut args = std::env::args();
-    while let Some(a) = args.next() {
-        let v = if a == "--database-url" {
-            args.next()
-        } else {
-            a.strip_prefix("--database-url=").map(str::to_owned)
-        };
-        if let Some(v) = v.filter(|v| v.starts_with("postgres")) {
-            return Some(v);
-        }
-    }
-    None
 }
 
 fn report(
@@ -476,36 +464,13 @@ impl Conn {
     }
 }
 
-/// Runs one administrative statement with `psql` (the binary has no SQL
-/// driver of its own; `store` deliberately offers no raw SQL).
-async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .context("psql did not finish")?
-    .context("cannot run psql (install postgresql-client)")?;
-    if !out.status.success() {
-        bail!(
-            "psql failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
 /// Creates database `name` (a safe identifier we made) and returns its URL.
 async fn create_database(url: &str, name: &str) -> anyhow::Result<String> {
-    psql(url, &format!("create database {name}")).await?;
-    Ok(store::scratch::database_url(url, name))
+    Ok(store::scratch::create_postgres(url, name).await?)
 }
 
 async fn drop_database(url: &str, name: &str) {
-    if let Err(e) = psql(url, &format!("drop database if exists {name}")).await {
+    if let Err(e) = store::scratch::drop_postgres(url, name).await {
         eprintln!("warning: could not drop scratch database {name}: {e:#}");
     }
 }

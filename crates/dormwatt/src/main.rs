@@ -2,6 +2,11 @@
 //! configuration, sets up logging and hands over to a subcommand; the logic
 //! lives in the library crates.
 
+// Outside tests a panic is a bug we chose to keep: an `expect` with its
+// reason under a local `allow`, or a type that makes the case impossible
+// (crates/dormwatt/tests/workspace_lints.rs checks every crate says so).
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 mod bench_collect;
 mod bench_pages;
 #[cfg(feature = "sandbox")]
@@ -86,8 +91,8 @@ fn main() -> std::process::ExitCode {
         Command::Bench(b) => match b {
             BenchCommand::Collect(a) => bench_collect::run(a),
             #[cfg(feature = "sandbox")]
-            BenchCommand::Purchase(a) => bench_purchase::run(a),
-            BenchCommand::Pages(a) => bench_pages::run(a),
+            BenchCommand::Purchase(a) => bench_purchase::run(a, cli.global.database_url.as_deref()),
+            BenchCommand::Pages(a) => bench_pages::run(a, cli.global.database_url.as_deref()),
         }
         .map(|()| std::process::ExitCode::SUCCESS),
         cmd => run::with_config(&cli.global, |cfg| run::dispatch(cfg, cmd)),

@@ -19,6 +19,11 @@
 //! Time comes from a [`Clock`], so tests and the benchmark run the head-end
 //! on the simulator's fast virtual clock.
 
+// Outside tests a panic is a bug we chose to keep: an `expect` with its
+// reason under a local `allow`, or a type that makes the case impossible
+// (crates/dormwatt/tests/workspace_lints.rs checks every crate says so).
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod bus;
 pub mod clock;
 pub mod deliver;

@@ -219,6 +219,30 @@ impl Db {
         self.migrator().iter().map(|m| m.version).max().unwrap_or(0)
     }
 
+    /// The embedded migrations of `backend` as manifest lines
+    /// (`version description sha384-hex`), checked against the committed
+    /// `migrations/MANIFEST` by a test so that an applied migration is never
+    /// edited, renumbered or removed.
+    pub fn migration_manifest(backend: Backend) -> String {
+        let m = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let mut out = String::new();
+        for mig in m.iter() {
+            out.push_str(&format!(
+                "{} {} {}\n",
+                mig.version,
+                mig.description.replace(' ', "_"),
+                mig.checksum
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            ));
+        }
+        out
+    }
+
     fn migrator(&self) -> &'static Migrator {
         match self {
             Db::Sqlite(_) => &SQLITE_MIGRATIONS,
@@ -264,11 +288,90 @@ impl Db {
     }
 
     /// Applies the embedded migrations of this backend.
+    ///
+    /// Migrations are append-only. The one exception in the project's
+    /// history is handled here: the covering index for daily usage was
+    /// committed as 0002 and renumbered 0003 with the same text. A database
+    /// that applied it as 0002 has the row renumbered (same checksum, no
+    /// 0003 yet); any other applied migration that this binary does not
+    /// embed, or embeds with another checksum, is refused with
+    /// [`Error::ForeignMigration`] before anything runs.
     pub async fn migrate(&self) -> Result<()> {
         self.check_not_newer().await?;
+        self.renumber_legacy_migrations().await?;
+        self.check_applied_are_known().await?;
         match self {
             Db::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
             Db::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// Applied migrations as (version, description, checksum).
+    async fn applied_migrations(&self) -> Result<Vec<(i64, String, Vec<u8>)>> {
+        if self.applied_schema_version().await?.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(i64, String, Vec<u8>)> = on_db!(self, |p| {
+            sqlx::query_as(
+                "select version, description, checksum from _sqlx_migrations order by version",
+            )
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// Renumbers the covering-index migration applied as 0002 before it
+    /// became 0003 (identical text, so identical checksum). Guarded: it
+    /// changes the row only while it is still 2 with that checksum and no
+    /// 3 exists, so two processes migrating at once renumber it once.
+    async fn renumber_legacy_migrations(&self) -> Result<()> {
+        const OLD: i64 = 2;
+        const NEW: i64 = 3;
+        let Some(embedded) = self.migrator().iter().find(|m| m.version == NEW) else {
+            return Ok(());
+        };
+        let applied = self.applied_migrations().await?;
+        let legacy = applied
+            .iter()
+            .any(|(v, _, sum)| *v == OLD && sum.as_slice() == embedded.checksum.as_ref());
+        if !legacy || applied.iter().any(|(v, _, _)| *v == NEW) {
+            return Ok(());
+        }
+        let sum = embedded.checksum.to_vec();
+        let n = on_db!(self, |p| {
+            sqlx::query(
+                "update _sqlx_migrations set version = $1 where version = $2 and checksum = $3
+                 and not exists (select 1 from _sqlx_migrations where version = $1)",
+            )
+            .bind(NEW)
+            .bind(OLD)
+            .bind(sum)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        if n == 1 {
+            tracing::info!("migration 0002_daily_usage_cover renumbered 0003 (same text)");
+        }
+        Ok(())
+    }
+
+    /// Refuses a database with an applied migration this binary does not
+    /// embed or embeds with another text.
+    async fn check_applied_are_known(&self) -> Result<()> {
+        for (version, description, sum) in self.applied_migrations().await? {
+            let why = match self.migrator().iter().find(|m| m.version == version) {
+                None => "does not know",
+                Some(m) if m.checksum.as_ref() != sum.as_slice() => "knows with a different text",
+                Some(_) => continue,
+            };
+            return Err(Error::ForeignMigration {
+                version,
+                description,
+                why,
+            });
         }
         Ok(())
     }

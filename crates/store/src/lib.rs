@@ -6,6 +6,11 @@
 //! function that moves money or energy does so inside one transaction that
 //! also writes the ledger transfers and the job that follows from it.
 
+// Outside tests a panic is a bug we chose to keep: an `expect` with its
+// reason under a local `allow`, or a type that makes the case impossible
+// (crates/dormwatt/tests/workspace_lints.rs checks every crate says so).
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod campus;
 mod db;
 pub mod history;
@@ -18,6 +23,7 @@ pub mod notify;
 pub mod orders;
 pub mod scratch;
 pub mod students;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use db::{Backend, Db, DbOptions, Tx, redact_url};
@@ -42,6 +48,22 @@ pub enum Error {
         found: i64,
         /// Highest version this binary embeds.
         known: i64,
+    },
+    /// The database holds an applied migration this dormwatt does not
+    /// embed, or one whose text differs from the embedded one. Migrations
+    /// are append-only (docs/ARCHITECTURE.md): this is refused, never
+    /// guessed at.
+    #[error(
+        "the database has migration {version} ({description}) applied, which this dormwatt {why}; \
+         it was migrated by a different build: use the dormwatt release that migrated it, or restore a backup"
+    )]
+    ForeignMigration {
+        /// The applied version.
+        version: i64,
+        /// Its recorded description.
+        description: String,
+        /// "does not know" / "knows with a different text".
+        why: &'static str,
     },
     /// The database URL is not `sqlite://…` or `postgres://…`.
     #[error("unsupported database URL (expected sqlite://path or postgres://…): {0}")]

@@ -5,13 +5,19 @@
 //! cannot be used (wrong URL, server down, not PostgreSQL), every function
 //! here returns an error, so the tests fail rather than skip.
 //!
+//! The skip notice is written to the process's real stderr (past the test
+//! harness's capture), once per test binary, so it shows in `cargo test`'s
+//! output. Test databases and files are named after the test process; the
+//! first test of each process removes those of test processes that have
+//! ended (also after a crash or kill -9), so they do not pile up.
+//!
 //! When `DORMWATT_TEST_PG_LOG` names a file, each PostgreSQL test database
 //! created appends one line to it; `.ci/run` counts them to show that the
 //! PostgreSQL half really ran.
 
 use crate::{Db, DbOptions, Result};
 use sqlx::Executor;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Environment variable holding the PostgreSQL URL for tests.
 pub const PG_URL_ENV: &str = "DORMWATT_TEST_PG_URL";
@@ -20,6 +26,80 @@ pub const PG_URL_ENV: &str = "DORMWATT_TEST_PG_URL";
 pub const PG_LOG_ENV: &str = "DORMWATT_TEST_PG_LOG";
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
+static SKIP_NOTICE: std::sync::Once = std::sync::Once::new();
+static FILES_SWEPT: AtomicBool = AtomicBool::new(false);
+static DATABASES_SWEPT: AtomicBool = AtomicBool::new(false);
+
+/// Writes to the real stderr: `eprintln!` inside a test is captured and
+/// shown only when the test fails.
+fn notice(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(format!("{text}\n").as_bytes());
+}
+
+/// Whether the test process `pid` (from a name we made) has ended. Only
+/// answered where the process table can be read; elsewhere nothing is
+/// removed.
+fn ended(pid: &str) -> bool {
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    let proc = std::path::Path::new("/proc");
+    pid != std::process::id() && proc.join("self").exists() && !proc.join(pid.to_string()).exists()
+}
+
+/// The process id in `<prefix><pid>_…`.
+fn pid_of<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    name.strip_prefix(prefix)?.split('_').next()
+}
+
+/// Removes the SQLite files of ended test processes (once per process).
+fn sweep_files(dir: &std::path::Path) {
+    if !FILES_SWEPT.swap(true, Ordering::Relaxed) {
+        remove_ended(dir);
+    }
+}
+
+fn remove_ended(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if pid_of(name, "t_").is_some_and(ended) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Drops the `dw_test_*` databases of ended test processes (once per
+/// process).
+async fn sweep_databases(admin: &Db) {
+    if DATABASES_SWEPT.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let Db::Postgres(p) = admin else { return };
+    let Ok(names) = sqlx::query_scalar::<_, String>(
+        "select datname from pg_database where datname like 'dw\\_test\\_%'",
+    )
+    .fetch_all(p)
+    .await
+    else {
+        return;
+    };
+    for name in names {
+        if pid_of(&name, "dw_test_").is_some_and(ended)
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            let _ = p
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "drop database if exists {name} with (force)"
+                )))
+                .await;
+        }
+    }
+}
 
 fn unique_suffix() -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -34,6 +114,7 @@ fn unique_suffix() -> String {
 pub async fn sqlite() -> Result<Db> {
     let dir = std::env::temp_dir().join("dormwatt-tests");
     std::fs::create_dir_all(&dir).map_err(|e| crate::Error::Conflict(e.to_string()))?;
+    sweep_files(&dir);
     let path = dir.join(format!("t_{}.db", unique_suffix()));
     let db = Db::connect(
         &format!("sqlite://{}", path.display()),
@@ -48,7 +129,11 @@ pub async fn sqlite() -> Result<Db> {
 /// stderr) when no test server is configured.
 pub async fn postgres_url() -> Result<Option<String>> {
     let Ok(url) = std::env::var(PG_URL_ENV) else {
-        eprintln!("notice: {PG_URL_ENV} is not set; skipping the PostgreSQL half of this test");
+        SKIP_NOTICE.call_once(|| {
+            notice(&format!(
+                "notice: {PG_URL_ENV} is not set: the PostgreSQL half of these tests is skipped"
+            ));
+        });
         return Ok(None);
     };
     let log = std::env::var_os(PG_LOG_ENV).map(std::path::PathBuf::from);
@@ -75,6 +160,7 @@ async fn create_database(url: &str, log: Option<&std::path::Path>) -> Result<Str
         },
     )
     .await?;
+    sweep_databases(&admin).await;
     let created = match &admin {
         Db::Postgres(p) => p
             .execute(sqlx::AssertSqlSafe(format!("create database {name}")))
@@ -126,6 +212,36 @@ pub async fn all() -> Result<Vec<Db>> {
 
 #[cfg(test)]
 mod tests {
+    /// Files of ended test processes go; those of live ones stay.
+    #[test]
+    fn files_of_ended_test_processes_are_removed() {
+        if !std::path::Path::new("/proc/self").exists() {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("dormwatt-sweep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let me = std::process::id();
+        let names = [
+            format!("t_{me}_0_1.db"),
+            "t_1_0_1.db".to_owned(),
+            "t_4000000000_3_9.db".to_owned(),
+            "t_4000000000_3_9.db-wal".to_owned(),
+            "other.db".to_owned(),
+        ];
+        for n in &names {
+            std::fs::write(dir.join(n), b"x").unwrap();
+        }
+        super::remove_ended(&dir);
+        let left: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        let want: std::collections::BTreeSet<String> =
+            [names[0].clone(), names[1].clone(), names[4].clone()].into();
+        assert_eq!(left, want);
+    }
+
     /// A configured but unusable server is an error (the test fails), never
     /// a skip.
     #[tokio::test]

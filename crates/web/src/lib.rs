@@ -4,6 +4,11 @@
 //! Invariant: handlers hold no SQL (they call `store`) and never show an
 //! internal error's cause to a user; causes are logged once, here.
 
+// Outside tests a panic is a bug we chose to keep: an `expect` with its
+// reason under a local `allow`, or a type that makes the case impossible
+// (crates/dormwatt/tests/workspace_lints.rs checks every crate says so).
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -18,7 +18,6 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use sha2::{Digest, Sha256};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "dw_session";
@@ -236,7 +235,10 @@ pub fn random_token() -> String {
 
 /// The stored form of a session token.
 pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        token.as_bytes(),
+    ))
 }
 
 /// Starts a session for `student_id` and returns the `Set-Cookie` value.
