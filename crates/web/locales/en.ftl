@@ -232,3 +232,7 @@ balance-overdraft = Balance used up: the meter is running on its overdraft and s
 balance-empty = Balance used up and power is off. It comes back on after a purchase.
 bind-demo-meters = Demo meters
 bind-demo-meters-note = Demo mode: these meter numbers exist on the demo campus (pick their area above); each one's verification password is 000000.
+records-cancelled = Order cancelled.
+meters-done-default = Made your default meter.
+meters-done-unbound = Meter unbound.
+meters-done-bound = Meter bound (not as your default).

@@ -219,3 +219,7 @@ balance-overdraft = 余额已用完，电表正在透支用电，透支额度用
 balance-empty = 余额已用完，已断电。购电后自动恢复供电。
 bind-demo-meters = 演示电表
 bind-demo-meters-note = 演示模式：以下是演示校区中真实存在的电表编号（选择对应的所属区域），验证密码均为 000000。
+records-cancelled = 订单已取消。
+meters-done-default = 已设为默认电表。
+meters-done-unbound = 已解除绑定。
+meters-done-bound = 绑定成功，该电表未设为默认电表。

@@ -1038,3 +1038,41 @@ async fn unknown_paths_get_the_apps_404_page() {
     })
     .await;
 }
+
+/// Issue 11 item 12: success is green (not the warning box) and every
+/// action says what it did: cancelling, unbinding, making default, binding
+/// a meter that is not the default.
+#[tokio::test]
+async fn actions_are_confirmed_in_green() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let (_, html) = app.get_text(&a, "/overview?bound=1").await;
+        assert!(html.contains("<div class=okbox id=bound-ok>"), "bound in green");
+        let area = app.area_id.to_string();
+        let r = app
+            .post(&a, "/buy/order", &[("csrf", &a.csrf), ("area_id", &area), ("meter", &app.meters[0]), ("kwh", "10")])
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let order = app.count("select id from orders").await;
+        let r = app.post(&a, &format!("/orders/{order}/cancel"), &[("csrf", &a.csrf)]).await;
+        assert_eq!(location(&r), "/records?cancelled=1");
+        let (_, html) = app.get_text(&a, &location(&r)).await;
+        assert!(html.contains("class=okbox id=order-cancelled"), "cancel confirmed");
+        // A second meter, not as default: confirmed where it is listed.
+        let r = app
+            .post(&a, "/bind", &[("csrf", &a.csrf), ("area_id", &area), ("meter", &app.meters[1]), ("password", "000000")])
+            .await;
+        assert_eq!(location(&r), "/me/meters?done=bound");
+        let (_, html) = app.get_text(&a, &location(&r)).await;
+        assert!(html.contains("class=okbox id=meters-done") && html.contains("未设为默认"));
+        let second = app.count("select max(id) from binding").await;
+        let r = app.post(&a, &format!("/me/meters/{second}/default"), &[("csrf", &a.csrf)]).await;
+        let (_, html) = app.get_text(&a, &location(&r)).await;
+        assert!(html.contains("已设为默认电表"), "default confirmed");
+        let r = app.post(&a, &format!("/me/meters/{second}/unbind"), &[("csrf", &a.csrf)]).await;
+        assert_eq!(location(&r), "/me/meters?done=unbound");
+        let (_, html) = app.get_text(&a, &location(&r)).await;
+        assert!(html.contains("已解除绑定"), "unbind confirmed: {html}");
+    })
+    .await;
+}

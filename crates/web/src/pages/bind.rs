@@ -456,7 +456,13 @@ pub async fn submit(
         others_told = outcome.others_told,
         "meter bound"
     );
-    see("/overview?bound=1")
+    // A meter bound as the default opens on the overview; another one is
+    // confirmed in "my meters", where it is listed (issue 11 item 12).
+    if f.make_default.is_some() {
+        see("/overview?bound=1")
+    } else {
+        see("/me/meters?done=bound")
+    }
 }
 
 fn too_many(lang: Lang) -> String {

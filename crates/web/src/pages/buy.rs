@@ -510,8 +510,12 @@ pub async fn cancel(
     if o.state == OrderState::Unpaid.as_str() {
         // Closed at WeChat first, so another tab cannot still pay it; a
         // cancel racing a payment loses cleanly and the order shows as paid.
-        if let Err(e) = crate::payments::cancel_order(&state, &o).await {
-            tracing::info!(order.id = o.id, error = %e, "cancel refused");
+        match crate::payments::cancel_order(&state, &o).await {
+            Ok(c) if c.state == OrderState::Closed.as_str() => {
+                return see("/records?cancelled=1");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::info!(order.id = o.id, error = %e, "cancel refused"),
         }
     }
     see("/records")

@@ -201,6 +201,14 @@ struct MetersPage<'a> {
     l: Lang,
     shell: Shell<'a>,
     meters: Vec<MeterCard<'a>>,
+    /// What was just done, confirmed in green.
+    done: Option<String>,
+}
+
+/// Query of "my meters": `done=default|unbound|bound`.
+#[derive(Debug, Deserialize)]
+pub struct MetersQuery {
+    done: Option<String>,
 }
 
 /// One bound meter on "my meters".
@@ -214,7 +222,11 @@ struct MeterCard<'a> {
 }
 
 /// `GET /me/meters`.
-pub async fn meters_page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+pub async fn meters_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<MetersQuery>,
+) -> PageResult {
     let l = ctx.l;
     let tz = campus_tz(&state);
     let ms = store::students::bindings(state.db(), ctx.student.id).await?;
@@ -246,6 +258,12 @@ pub async fn meters_page(State(state): State<AppState>, ctx: Ctx) -> PageResult 
         l,
         shell: ctx.shell("meters-title", Tab::Me).with_script(),
         meters,
+        done: match q.done.as_deref() {
+            Some("default") => Some(l.t("meters-done-default")),
+            Some("unbound") => Some(l.t("meters-done-unbound")),
+            Some("bound") => Some(l.t("meters-done-bound")),
+            _ => None,
+        },
     })
 }
 
@@ -256,7 +274,7 @@ pub async fn meter_default(
     Posted { ctx, .. }: Posted<CsrfOnly>,
 ) -> PageResult {
     store::students::set_default(state.db(), ctx.student.id, id).await?;
-    see("/me/meters")
+    see("/me/meters?done=default")
 }
 
 /// `POST /me/meters/{id}/unbind`.
@@ -271,7 +289,7 @@ pub async fn meter_unbind(
         binding.id = id,
         "meter unbound"
     );
-    see("/me/meters")
+    see("/me/meters?done=unbound")
 }
 
 /// Query of the password page.

@@ -7,7 +7,7 @@ use super::{Ctx, PageResult, Shell, Tab, area_name, campus_tz, fmt_time, html};
 use crate::AppState;
 use crate::i18n::Lang;
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use std::collections::HashMap;
 
 /// Most orders listed.
@@ -20,6 +20,14 @@ struct RecordsPage<'a> {
     l: Lang,
     shell: Shell<'a>,
     orders: Vec<OrderRow>,
+    cancelled: bool,
+}
+
+/// Query of the records page.
+#[derive(Debug, serde::Deserialize)]
+pub struct RecordsQuery {
+    /// Set after the student cancelled an order.
+    cancelled: Option<u8>,
 }
 
 /// One order as listed.
@@ -36,7 +44,11 @@ struct OrderRow {
 }
 
 /// `GET /records`.
-pub async fn page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+pub async fn page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<RecordsQuery>,
+) -> PageResult {
     let l = ctx.l;
     let tz = campus_tz(&state);
     let now = store::now_ms();
@@ -76,5 +88,6 @@ pub async fn page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
         l,
         shell: ctx.shell("records-title", Tab::Records),
         orders: rows,
+        cancelled: q.cancelled == Some(1),
     })
 }
