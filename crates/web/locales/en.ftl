@@ -110,7 +110,6 @@ amount = Amount
 pay-title = Payment
 pay-now = Pay now
 cancel-order = Cancel order
-pay-within = Pay within { $min } minutes; the order closes after that.
 view-order = View order
 pay-opening = Opening WeChat Pay…
 pay-unavailable = Online payment is unavailable; try later or buy at the service hall.
@@ -134,7 +133,6 @@ order-state-refunded = Refunded
 
 ## Records
 records-title = Purchase records
-records-min-left = { $min } min left
 records-pay = Pay
 records-cancel = Cancel
 records-none = No purchases yet
@@ -236,3 +234,5 @@ records-cancelled = Order cancelled.
 meters-done-default = Made your default meter.
 meters-done-unbound = Meter unbound.
 meters-done-bound = Meter bound (not as your default).
+pay-deadline = Pay by { $time }; the order closes after that.
+order-unpaid-note = Not paid yet (the payment may have been cancelled). Tap “Pay” below to pay again, or pay from your purchase records.

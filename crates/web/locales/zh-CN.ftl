@@ -98,7 +98,6 @@ amount = 金额
 pay-title = 支付
 pay-now = 确认支付
 cancel-order = 取消订单
-pay-within = 请在 { $min } 分钟内支付，超时订单将自动关闭。
 view-order = 查看订单
 pay-opening = 正在打开微信支付……
 pay-unavailable = 在线支付暂不可用，请稍后再试或到后勤服务大厅购电。
@@ -122,7 +121,6 @@ order-state-refunded = 已退款
 
 ## Records
 records-title = 购电记录
-records-min-left = 剩余 { $min } 分钟
 records-pay = 支付
 records-cancel = 取消
 records-none = 暂无购电记录
@@ -223,3 +221,5 @@ records-cancelled = 订单已取消。
 meters-done-default = 已设为默认电表。
 meters-done-unbound = 已解除绑定。
 meters-done-bound = 绑定成功，该电表未设为默认电表。
+pay-deadline = 请在 { $time } 前支付，超时订单将自动关闭。
+order-unpaid-note = 尚未支付（例如支付被取消）。点击下方“去支付”即可重新支付，也可以在购电记录中支付。

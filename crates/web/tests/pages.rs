@@ -1076,3 +1076,31 @@ async fn actions_are_confirmed_in_green() {
     })
     .await;
 }
+
+/// Issue 11 item 9: an unpaid order shows one deadline as a clock time on
+/// the pay page, the order page and the records, no spinner beside 未支付,
+/// and the order page says how to pay again.
+#[tokio::test]
+async fn unpaid_orders_show_one_deadline() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let area = app.area_id.to_string();
+        let r = app
+            .post(&a, "/buy/order", &[("csrf", &a.csrf), ("area_id", &area), ("meter", &app.meters[0]), ("kwh", "10")])
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let order = app.count("select id from orders").await;
+        let expires = app.count("select expires_at_ms from orders").await;
+        let tz = domain::time::campus_tz("Asia/Shanghai");
+        let due = jiff::Timestamp::from_millisecond(expires).expect("ts").to_zoned_datetime(tz);
+        let hhmm = due.strftime("%H:%M").to_string();
+        for path in [format!("/orders/{order}/pay"), format!("/orders/{order}"), "/records".to_owned()] {
+            let (_, html) = app.get_text(&a, &path).await;
+            assert!(html.contains(&format!("{hhmm} 前支付")), "{path}: deadline {hhmm}");
+        }
+        let (_, html) = app.get_text(&a, &format!("/orders/{order}")).await;
+        assert!(html.contains("id=order-spinner class=spinner style=\"display:none\""), "no spinner while unpaid");
+        assert!(html.contains("id=unpaid-note") && html.contains("重新支付"), "how to pay again");
+    })
+    .await;
+}

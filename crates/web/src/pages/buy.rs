@@ -6,7 +6,7 @@
 use super::bind::ClientIp;
 use super::{
     Acting, CsrfOnly, Ctx, PageError, PageResult, PathId, Posted, Shell, Tab, area_name,
-    csrf_forms, energy_or_dash, fmt_price, fmt_time, html, kwh, see,
+    csrf_forms, energy_or_dash, fmt_price, fmt_time, html, kwh, pay_deadline, see,
 };
 use crate::AppState;
 use crate::i18n::Lang;
@@ -422,7 +422,7 @@ pub async fn pay_page(State(state): State<AppState>, ctx: Ctx, PathId(id): PathI
         shell: ctx.shell("pay-title", Tab::Buy),
         place: m.as_ref().map(|m| meter_place(l, m)).unwrap_or_default(),
         amount: domain::Fen(o.amount_fen),
-        left_min: (o.expires_at_ms - now) / 60_000,
+        deadline: pay_deadline(l, o.expires_at_ms, now, &super::campus_tz(&state)),
         o: &o,
     })
 }
@@ -436,7 +436,8 @@ struct PayPage<'a> {
     o: &'a Order,
     place: String,
     amount: domain::Fen,
-    left_min: i64,
+    /// "请在 07:36 前支付".
+    deadline: String,
 }
 
 /// What starting a payment led to (when the browser is not sent on).
@@ -532,6 +533,7 @@ pub async fn order_status_page(
     let o = my_order(&state, &ctx.student, id).await?;
     let m = store::campus::meter_by_id(state.db(), o.meter_id).await?;
     let st = OrderState::parse(&o.state);
+    let now = store::now_ms();
     html(&OrderStatusPage {
         l,
         shell: ctx.shell("order-detail-title", Tab::Buy).with_script(),
@@ -539,11 +541,18 @@ pub async fn order_status_page(
         amount: domain::Fen(o.amount_fen),
         paid: st.is_some_and(OrderState::is_paid),
         completed: st == Some(OrderState::Completed),
+        // Nothing is in progress for an unpaid order: no spinner.
         final_state: matches!(
             st,
-            Some(OrderState::Completed | OrderState::Closed | OrderState::Refunded)
+            Some(
+                OrderState::Unpaid
+                    | OrderState::Completed
+                    | OrderState::Closed
+                    | OrderState::Refunded
+            )
         ),
-        payable: st == Some(OrderState::Unpaid) && o.expires_at_ms > store::now_ms(),
+        payable: st == Some(OrderState::Unpaid) && o.expires_at_ms > now,
+        deadline: pay_deadline(l, o.expires_at_ms, now, &super::campus_tz(&state)),
         state_label: state_label(l, &o.state),
         remaining: energy_or_dash(m.as_ref().and_then(|m| m.remaining_centikwh)),
         o: &o,
@@ -563,6 +572,7 @@ struct OrderStatusPage<'a> {
     completed: bool,
     final_state: bool,
     payable: bool,
+    deadline: String,
     state_label: String,
     remaining: String,
 }

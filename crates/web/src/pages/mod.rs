@@ -377,6 +377,25 @@ pub fn kwh(c: i64) -> domain::CentiKwh {
     domain::CentiKwh(c)
 }
 
+/// "Pay by 07:36" for an unpaid order: one clock time, the same on every
+/// page (issue 11 item 9); the date is added when it is not today.
+pub fn pay_deadline(l: Lang, expires_at_ms: i64, now_ms: i64, tz: &jiff::tz::TimeZone) -> String {
+    let at = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| t.to_zoned_datetime(tz.clone()))
+            .ok()
+    };
+    let (Some(due), Some(now)) = (at(expires_at_ms), at(now_ms)) else {
+        return String::new();
+    };
+    let time = if due.date() == now.date() {
+        due.strftime("%H:%M").to_string()
+    } else {
+        due.strftime("%m-%d %H:%M").to_string()
+    };
+    l.t1("pay-deadline", "time", time)
+}
+
 /// Energy as `12.34`, or `—` when not known.
 pub fn energy_or_dash(c: Option<i64>) -> String {
     c.map_or_else(|| "—".to_owned(), |r| kwh(r).to_string())

@@ -3,7 +3,7 @@
 //! are up disappear (S11) even before the expiry worker closes them.
 
 use super::buy::state_label;
-use super::{Ctx, PageResult, Shell, Tab, area_name, campus_tz, fmt_time, html};
+use super::{Ctx, PageResult, Shell, Tab, area_name, campus_tz, fmt_time, html, pay_deadline};
 use crate::AppState;
 use crate::i18n::Lang;
 use askama::Template;
@@ -39,8 +39,8 @@ struct OrderRow {
     at: String,
     state: String,
     label: String,
-    /// Unpaid: minutes left to pay.
-    left_min: Option<i64>,
+    /// Unpaid: "请在 07:36 前支付".
+    deadline: Option<String>,
 }
 
 /// `GET /records`.
@@ -81,7 +81,7 @@ pub async fn page(
             at: fmt_time(o.created_at_ms, &tz),
             state: o.state.clone(),
             label: state_label(l, &o.state),
-            left_min: (o.state == "unpaid").then(|| (o.expires_at_ms - now + 59_999) / 60_000),
+            deadline: (o.state == "unpaid").then(|| pay_deadline(l, o.expires_at_ms, now, &tz)),
         });
     }
     html(&RecordsPage {
