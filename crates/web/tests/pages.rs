@@ -1104,3 +1104,40 @@ async fn unpaid_orders_show_one_deadline() {
     })
     .await;
 }
+
+/// Issue 11 item 11: full-width digits are accepted in amounts and phone
+/// numbers; empty, letters and decimals each get their own message; the
+/// name field allows what the server accepts.
+#[tokio::test]
+async fn inputs_are_normalised_and_refused_precisely() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let area = app.area_id.to_string();
+        let order = async |other: &str| {
+            app.post(
+                &a,
+                "/buy/order",
+                &[("csrf", &a.csrf), ("area_id", &area), ("meter", &app.meters[0]), ("kwh", "other"), ("other", other)],
+            )
+            .await
+        };
+        let empty = order("").await.text().await.expect("body");
+        let letters = order("abc").await.text().await.expect("body");
+        let decimal = order("2.5").await.text().await.expect("body");
+        assert!(empty.contains("请输入购电电量"), "empty");
+        assert!(letters.contains("只能填写数字") && !letters.contains("不能有小数"), "letters");
+        assert!(decimal.contains("不能有小数"), "decimal");
+        let r = order("３０").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "full-width digits");
+        assert_eq!(app.count("select kwh from orders").await, 30);
+        let body = app
+            .post(&a, "/me/profile", &[("csrf", &a.csrf), ("name", "小明"), ("phone", "１３８００１３８０００")])
+            .await
+            .text()
+            .await
+            .expect("body");
+        assert!(body.contains("id=profile-saved") && body.contains("13800138000"), "full-width phone");
+        assert!(body.contains("id=name name=name maxlength=20 "), "name limit agrees with the server");
+    })
+    .await;
+}

@@ -354,9 +354,21 @@ pub async fn create_order(
     // Exactly one amount is selected: the ticked tile. Typing an amount
     // ticks "other" (app.js), and tapping a tile clears what was typed, so
     // the highlighted amount, the button's text and the order agree.
-    let input = if chosen == "other" { other } else { chosen };
+    let input = super::normalise_digits(if chosen == "other" { other } else { chosen });
     let max = order_max_kwh(&state, &m);
-    let kwh_v = match domain::WholeKwh::parse(input, max) {
+    // Each wrong input gets its own message: empty, not a number at all, a
+    // fraction (only the last is "no decimals").
+    let wrong = if input.is_empty() {
+        Some(l.t("order-empty"))
+    } else if !input.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        Some(l.t("order-not-a-number"))
+    } else {
+        None
+    };
+    if let Some(msg) = wrong {
+        return order_form(&state, &ctx, &shown, Some(msg), "other", other).await;
+    }
+    let kwh_v = match domain::WholeKwh::parse(&input, max) {
         Ok(k) => k,
         Err(e) => {
             let msg = match e {

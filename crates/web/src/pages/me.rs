@@ -69,6 +69,8 @@ struct ProfilePage<'a> {
     name_error: Option<String>,
     phone_error: Option<String>,
     saved: bool,
+    /// The form's limit is the server's.
+    name_max: usize,
 }
 
 /// `GET /me/profile`.
@@ -101,13 +103,17 @@ fn profile_form(
         name_error,
         phone_error,
         saved,
+        name_max: NAME_CHARS_MAX,
     })
 }
 
 /// A mainland mobile number: 11 digits starting with 1 (spaces and dashes
 /// ignored); empty is allowed (the field is optional).
 fn parse_phone(s: &str) -> Option<String> {
-    let digits: String = s.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    let digits: String = super::normalise_digits(s)
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-'))
+        .collect();
     if digits.is_empty() {
         return Some(digits);
     }
@@ -457,6 +463,10 @@ mod tests {
         );
         assert_eq!(parse_phone("").as_deref(), Some(""));
         assert_eq!(parse_phone("12345"), None);
+        assert_eq!(
+            parse_phone("１３８ ００１３ ８０００").as_deref(),
+            Some("13800138000")
+        );
         assert_eq!(parse_phone("2380013800a"), None);
     }
 }

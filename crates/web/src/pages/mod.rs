@@ -396,6 +396,23 @@ pub fn pay_deadline(l: Lang, expires_at_ms: i64, now_ms: i64, tz: &jiff::tz::Tim
     l.t1("pay-deadline", "time", time)
 }
 
+/// Full-width digits and spaces (a Chinese input method's `３０`) as ASCII,
+/// trimmed (issue 11 item 11).
+pub fn normalise_digits(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '０'..='９' => char::from_u32(u32::from(c) - u32::from('０') + u32::from('0')).unwrap_or(c),
+            '　' => ' ',
+            '＋' => '+',
+            '－' => '-',
+            '．' => '.',
+            _ => c,
+        })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
 /// Energy as `12.34`, or `—` when not known.
 pub fn energy_or_dash(c: Option<i64>) -> String {
     c.map_or_else(|| "—".to_owned(), |r| kwh(r).to_string())
