@@ -933,16 +933,30 @@ async fn the_ticked_amount_is_charged_and_priced() {
             .await
             .expect("meter")
             .expect("exists");
-        let price = domain::UnitPrice::from_centifen_per_kwh(info.unit_price_centifen_per_kwh).expect("price");
-        let yuan = |k: u64| price.amount_for(domain::WholeKwh::new(k, 10_000).expect("kwh")).to_string();
+        let price = domain::UnitPrice::from_centifen_per_kwh(info.unit_price_centifen_per_kwh)
+            .expect("price");
+        let yuan = |k: u64| {
+            price
+                .amount_for(domain::WholeKwh::new(k, 10_000).expect("kwh"))
+                .to_string()
+        };
         let (_, html) = app
-            .get_text(&a, &format!("/buy/order?area_id={area}&meter={}", app.meters[0]))
+            .get_text(
+                &a,
+                &format!("/buy/order?area_id={area}&meter={}", app.meters[0]),
+            )
             .await;
         for k in [10, 20, 50, 100, 200] {
-            assert!(html.contains(&format!("{k} kWh<small class=price>¥{}</small>", yuan(k))), "preset {k}: {html}");
+            assert!(
+                html.contains(&format!("{k} kWh<small class=price>¥{}</small>", yuan(k))),
+                "preset {k}: {html}"
+            );
         }
         assert!(
-            html.contains(&format!("id=order-submit>购电 20 kWh · ¥{}</button>", yuan(20))),
+            html.contains(&format!(
+                "id=order-submit>购电 20 kWh · ¥{}</button>",
+                yuan(20)
+            )),
             "the button says what it buys"
         );
         // 50 ticked, 30 left in "other": 50 it is.
@@ -950,7 +964,13 @@ async fn the_ticked_amount_is_charged_and_priced() {
             .post(
                 &a,
                 "/buy/order",
-                &[("csrf", &a.csrf), ("area_id", &area), ("meter", &app.meters[0]), ("kwh", "50"), ("other", "30")],
+                &[
+                    ("csrf", &a.csrf),
+                    ("area_id", &area),
+                    ("meter", &app.meters[0]),
+                    ("kwh", "50"),
+                    ("other", "30"),
+                ],
             )
             .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -1011,7 +1031,11 @@ async fn the_demo_bind_page_offers_real_meters() {
             .expect("a demo meter")
             .to_owned();
         let r = app.bind(&a, &offered, "000000").await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER, "the offered {offered} binds");
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "the offered {offered} binds"
+        );
     })
     .await;
 }
@@ -1024,7 +1048,10 @@ async fn unknown_paths_get_the_apps_404_page() {
         let r = app.get(None, "/no/such/page").await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         let body = r.text().await.expect("body");
-        assert!(body.contains("id=error-page") && body.contains("页面不存在"), "{body}");
+        assert!(
+            body.contains("id=error-page") && body.contains("页面不存在"),
+            "{body}"
+        );
         let r = app
             .http
             .get(format!("{}/nope", app.base))
@@ -1034,7 +1061,10 @@ async fn unknown_paths_get_the_apps_404_page() {
             .expect("GET");
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         let body = r.text().await.expect("body");
-        assert!(body.contains("<html lang=en>") && body.contains("Page not found"), "{body}");
+        assert!(
+            body.contains("<html lang=en>") && body.contains("Page not found"),
+            "{body}"
+        );
     })
     .await;
 }
@@ -1047,29 +1077,67 @@ async fn actions_are_confirmed_in_green() {
     each_db(async |app: TestApp| {
         let a = app.student_with_meter("alice", &app.meters[0]).await;
         let (_, html) = app.get_text(&a, "/overview?bound=1").await;
-        assert!(html.contains("<div class=okbox id=bound-ok>"), "bound in green");
+        assert!(
+            html.contains("<div class=okbox id=bound-ok>"),
+            "bound in green"
+        );
         let area = app.area_id.to_string();
         let r = app
-            .post(&a, "/buy/order", &[("csrf", &a.csrf), ("area_id", &area), ("meter", &app.meters[0]), ("kwh", "10")])
+            .post(
+                &a,
+                "/buy/order",
+                &[
+                    ("csrf", &a.csrf),
+                    ("area_id", &area),
+                    ("meter", &app.meters[0]),
+                    ("kwh", "10"),
+                ],
+            )
             .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let order = app.count("select id from orders").await;
-        let r = app.post(&a, &format!("/orders/{order}/cancel"), &[("csrf", &a.csrf)]).await;
+        let r = app
+            .post(&a, &format!("/orders/{order}/cancel"), &[("csrf", &a.csrf)])
+            .await;
         assert_eq!(location(&r), "/records?cancelled=1");
         let (_, html) = app.get_text(&a, &location(&r)).await;
-        assert!(html.contains("class=okbox id=order-cancelled"), "cancel confirmed");
+        assert!(
+            html.contains("class=okbox id=order-cancelled"),
+            "cancel confirmed"
+        );
         // A second meter, not as default: confirmed where it is listed.
         let r = app
-            .post(&a, "/bind", &[("csrf", &a.csrf), ("area_id", &area), ("meter", &app.meters[1]), ("password", "000000")])
+            .post(
+                &a,
+                "/bind",
+                &[
+                    ("csrf", &a.csrf),
+                    ("area_id", &area),
+                    ("meter", &app.meters[1]),
+                    ("password", "000000"),
+                ],
+            )
             .await;
         assert_eq!(location(&r), "/me/meters?done=bound");
         let (_, html) = app.get_text(&a, &location(&r)).await;
         assert!(html.contains("class=okbox id=meters-done") && html.contains("未设为默认"));
         let second = app.count("select max(id) from binding").await;
-        let r = app.post(&a, &format!("/me/meters/{second}/default"), &[("csrf", &a.csrf)]).await;
+        let r = app
+            .post(
+                &a,
+                &format!("/me/meters/{second}/default"),
+                &[("csrf", &a.csrf)],
+            )
+            .await;
         let (_, html) = app.get_text(&a, &location(&r)).await;
         assert!(html.contains("已设为默认电表"), "default confirmed");
-        let r = app.post(&a, &format!("/me/meters/{second}/unbind"), &[("csrf", &a.csrf)]).await;
+        let r = app
+            .post(
+                &a,
+                &format!("/me/meters/{second}/unbind"),
+                &[("csrf", &a.csrf)],
+            )
+            .await;
         assert_eq!(location(&r), "/me/meters?done=unbound");
         let (_, html) = app.get_text(&a, &location(&r)).await;
         assert!(html.contains("已解除绑定"), "unbind confirmed: {html}");
@@ -1086,21 +1154,45 @@ async fn unpaid_orders_show_one_deadline() {
         let a = app.student_with_meter("alice", &app.meters[0]).await;
         let area = app.area_id.to_string();
         let r = app
-            .post(&a, "/buy/order", &[("csrf", &a.csrf), ("area_id", &area), ("meter", &app.meters[0]), ("kwh", "10")])
+            .post(
+                &a,
+                "/buy/order",
+                &[
+                    ("csrf", &a.csrf),
+                    ("area_id", &area),
+                    ("meter", &app.meters[0]),
+                    ("kwh", "10"),
+                ],
+            )
             .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let order = app.count("select id from orders").await;
         let expires = app.count("select expires_at_ms from orders").await;
         let tz = domain::time::campus_tz("Asia/Shanghai");
-        let due = jiff::Timestamp::from_millisecond(expires).expect("ts").to_zoned_datetime(tz);
+        let due = jiff::Timestamp::from_millisecond(expires)
+            .expect("ts")
+            .to_zoned_datetime(tz);
         let hhmm = due.strftime("%H:%M").to_string();
-        for path in [format!("/orders/{order}/pay"), format!("/orders/{order}"), "/records".to_owned()] {
+        for path in [
+            format!("/orders/{order}/pay"),
+            format!("/orders/{order}"),
+            "/records".to_owned(),
+        ] {
             let (_, html) = app.get_text(&a, &path).await;
-            assert!(html.contains(&format!("{hhmm} 前支付")), "{path}: deadline {hhmm}");
+            assert!(
+                html.contains(&format!("{hhmm} 前支付")),
+                "{path}: deadline {hhmm}"
+            );
         }
         let (_, html) = app.get_text(&a, &format!("/orders/{order}")).await;
-        assert!(html.contains("id=order-spinner class=spinner style=\"display:none\""), "no spinner while unpaid");
-        assert!(html.contains("id=unpaid-note") && html.contains("重新支付"), "how to pay again");
+        assert!(
+            html.contains("id=order-spinner class=spinner style=\"display:none\""),
+            "no spinner while unpaid"
+        );
+        assert!(
+            html.contains("id=unpaid-note") && html.contains("重新支付"),
+            "how to pay again"
+        );
     })
     .await;
 }
@@ -1117,7 +1209,13 @@ async fn inputs_are_normalised_and_refused_precisely() {
             app.post(
                 &a,
                 "/buy/order",
-                &[("csrf", &a.csrf), ("area_id", &area), ("meter", &app.meters[0]), ("kwh", "other"), ("other", other)],
+                &[
+                    ("csrf", &a.csrf),
+                    ("area_id", &area),
+                    ("meter", &app.meters[0]),
+                    ("kwh", "other"),
+                    ("other", other),
+                ],
             )
             .await
         };
@@ -1125,19 +1223,36 @@ async fn inputs_are_normalised_and_refused_precisely() {
         let letters = order("abc").await.text().await.expect("body");
         let decimal = order("2.5").await.text().await.expect("body");
         assert!(empty.contains("请输入购电电量"), "empty");
-        assert!(letters.contains("只能填写数字") && !letters.contains("不能有小数"), "letters");
+        assert!(
+            letters.contains("只能填写数字") && !letters.contains("不能有小数"),
+            "letters"
+        );
         assert!(decimal.contains("不能有小数"), "decimal");
         let r = order("３０").await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "full-width digits");
         assert_eq!(app.count("select kwh from orders").await, 30);
         let body = app
-            .post(&a, "/me/profile", &[("csrf", &a.csrf), ("name", "小明"), ("phone", "１３８００１３８０００")])
+            .post(
+                &a,
+                "/me/profile",
+                &[
+                    ("csrf", &a.csrf),
+                    ("name", "小明"),
+                    ("phone", "１３８００１３８０００"),
+                ],
+            )
             .await
             .text()
             .await
             .expect("body");
-        assert!(body.contains("id=profile-saved") && body.contains("13800138000"), "full-width phone");
-        assert!(body.contains("id=name name=name maxlength=20 "), "name limit agrees with the server");
+        assert!(
+            body.contains("id=profile-saved") && body.contains("13800138000"),
+            "full-width phone"
+        );
+        assert!(
+            body.contains("id=name name=name maxlength=20 "),
+            "name limit agrees with the server"
+        );
     })
     .await;
 }

@@ -52,7 +52,8 @@ pub async fn page(
     let rows = store::students::daily_usage(state.db(), m.meter_id, from, to).await?;
     let month_s = format!("{:04}-{:02}", first.year(), first.month());
 
-    let bindings = store::students::bindings(state.db(), student.id).await?;
+    let mut bindings = store::students::bindings(state.db(), student.id).await?;
+    super::sort_meters(&mut bindings);
     let total: i64 = rows.iter().filter_map(|r| r.usage_centikwh).sum();
     let mut it = rows.iter().peekable();
     let mut days = Vec::with_capacity(31);

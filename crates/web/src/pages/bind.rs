@@ -476,12 +476,27 @@ mod tests {
     #[test]
     fn waits_are_said_as_they_are() {
         let zh = Lang::ZH;
-        assert_eq!(too_many_attempts(zh, 31_000), "尝试次数过多，请 31 秒后再试。");
-        assert_eq!(too_many_attempts(zh, 90_000), "尝试次数过多，请 2 分钟后再试。");
-        assert_eq!(too_many_attempts(zh, 3 * HOUR_MS), "尝试次数过多，请 3 小时后再试。");
+        assert_eq!(
+            too_many_attempts(zh, 31_000),
+            "尝试次数过多，请 31 秒后再试。"
+        );
+        assert_eq!(
+            too_many_attempts(zh, 90_000),
+            "尝试次数过多，请 2 分钟后再试。"
+        );
+        assert_eq!(
+            too_many_attempts(zh, 3 * HOUR_MS),
+            "尝试次数过多，请 3 小时后再试。"
+        );
         let en = Lang::parse("en").expect("en");
-        assert_eq!(too_many_attempts(en, 1_000), "Too many attempts; try again in 1 second.");
-        assert_eq!(too_many_attempts(en, 60_000), "Too many attempts; try again in 1 minute.");
+        assert_eq!(
+            too_many_attempts(en, 1_000),
+            "Too many attempts; try again in 1 second."
+        );
+        assert_eq!(
+            too_many_attempts(en, 60_000),
+            "Too many attempts; try again in 1 minute."
+        );
     }
 
     #[test]

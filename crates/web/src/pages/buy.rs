@@ -61,7 +61,8 @@ async fn buy_page(
     typed: Option<(i64, &str)>,
 ) -> PageResult {
     let l = ctx.l;
-    let bound = store::students::bindings(state.db(), ctx.student.id).await?;
+    let mut bound = store::students::bindings(state.db(), ctx.student.id).await?;
+    super::sort_meters(&mut bound);
     let areas = store::campus::areas(state.db()).await?;
     html(&BuyPage {
         l,

@@ -2,6 +2,7 @@
 //! change a meter's password).
 
 use super::bind::{ClientIp, begin_attempt, too_many_attempts, verify_password};
+use super::overview::Balance;
 use super::{
     Acting, CsrfOnly, Ctx, PageError, PageResult, PathId, Posted, Shell, Tab, campus_tz,
     csrf_forms, energy_or_dash, fmt_time, html, see,
@@ -11,7 +12,6 @@ use crate::i18n::Lang;
 use askama::Template;
 use axum::extract::{Query, State};
 use serde::Deserialize;
-use super::overview::Balance;
 use store::students::BoundMeter;
 
 /// Messages shown in the inbox.
@@ -235,7 +235,8 @@ pub async fn meters_page(
 ) -> PageResult {
     let l = ctx.l;
     let tz = campus_tz(&state);
-    let ms = store::students::bindings(state.db(), ctx.student.id).await?;
+    let mut ms = store::students::bindings(state.db(), ctx.student.id).await?;
+    super::sort_meters(&mut ms);
     let mut meters = Vec::with_capacity(ms.len());
     for m in &ms {
         // Who else is bound (masked): a binder who knows the password can

@@ -101,7 +101,11 @@ async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Resp
         )
             .into_response();
     }
-    error_page(Lang::of_headers(&headers), StatusCode::NOT_FOUND, "error-not-found")
+    error_page(
+        Lang::of_headers(&headers),
+        StatusCode::NOT_FOUND,
+        "error-not-found",
+    )
 }
 
 /// Errors of the page handlers. Internal causes are logged here, once; the
@@ -401,7 +405,9 @@ pub fn pay_deadline(l: Lang, expires_at_ms: i64, now_ms: i64, tz: &jiff::tz::Tim
 pub fn normalise_digits(s: &str) -> String {
     s.chars()
         .map(|c| match c {
-            '０'..='９' => char::from_u32(u32::from(c) - u32::from('０') + u32::from('0')).unwrap_or(c),
+            '０'..='９' => {
+                char::from_u32(u32::from(c) - u32::from('０') + u32::from('0')).unwrap_or(c)
+            }
             '　' => ' ',
             '＋' => '+',
             '－' => '-',
@@ -411,6 +417,19 @@ pub fn normalise_digits(s: &str) -> String {
         .collect::<String>()
         .trim()
         .to_owned()
+}
+
+/// A student's meters as the pages list them: the default first, then by
+/// area, building and room in natural order ("4号楼" before "34号楼").
+pub fn sort_meters(ms: &mut [store::students::BoundMeter]) {
+    ms.sort_by(|a, b| {
+        b.is_default
+            .cmp(&a.is_default)
+            .then(a.area_id.cmp(&b.area_id))
+            .then_with(|| natord::compare(&a.building_name_zh, &b.building_name_zh))
+            .then_with(|| natord::compare(&a.room, &b.room))
+            .then(a.binding_id.cmp(&b.binding_id))
+    });
 }
 
 /// Energy as `12.34`, or `—` when not known.
@@ -466,6 +485,50 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.test/")), "/");
         assert_eq!(safe_next(Some("/\\evil.test")), "/");
         assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn meters_are_listed_in_natural_order() {
+        let m =
+            |id: i64, building: &str, room: &str, is_default: bool| store::students::BoundMeter {
+                binding_id: id,
+                is_default,
+                meter_id: id,
+                address: format!("{id:012}"),
+                area_id: 1,
+                area_name_zh: "中蓝".to_owned(),
+                area_name_en: String::new(),
+                time_zone: "Asia/Shanghai".to_owned(),
+                building_name_zh: building.to_owned(),
+                building_name_en: String::new(),
+                room: room.to_owned(),
+                unit_price_centifen_per_kwh: 5_500,
+                password_is_default: false,
+                low_balance_centikwh: 500,
+                remaining_centikwh: None,
+                remaining_at_ms: None,
+                online: None,
+                relay_closed: None,
+                relay_reason: None,
+                relay_restore_at_ms: None,
+                power_w: None,
+                last_seen_at_ms: None,
+            };
+        let mut ms = vec![
+            m(1, "34号楼", "101", false),
+            m(2, "4号楼", "1002", false),
+            m(3, "4号楼", "202", false),
+            m(4, "5号楼", "101", true),
+        ];
+        sort_meters(&mut ms);
+        let order: Vec<i64> = ms.iter().map(|m| m.binding_id).collect();
+        assert_eq!(order, [4, 3, 2, 1]);
+    }
+
+    #[test]
+    fn full_width_digits_are_normalised() {
+        assert_eq!(normalise_digits(" ３０　"), "30");
+        assert_eq!(normalise_digits("２.５"), "2.5");
     }
 
     #[test]
