@@ -59,11 +59,11 @@ fn used_keys() -> BTreeSet<String> {
     for p in paths {
         let src = std::fs::read_to_string(&p).expect("read");
         for opener in [
-            "t(\"",
-            "t1(\"",
-            "t2(\"",
-            "t_args(\"",
-            "shell(\"",
+            ".t(\"",
+            ".t1(\"",
+            ".t2(\"",
+            ".t_args(\"",
+            ".shell(\"",
             "refuse(\"",
             "label: \"",
         ] {
