@@ -315,6 +315,16 @@ fn days_in_month(year: u16, month: u8) -> u8 {
 }
 
 impl MeterDateTime {
+    /// The earliest time a meter can hold: 2000-01-01 00:00:00.
+    pub const EARLIEST: MeterDateTime = MeterDateTime {
+        year: 2000,
+        month: 1,
+        day: 1,
+        hour: 0,
+        minute: 0,
+        second: 0,
+    };
+
     /// A checked date and time; `year` is the full year (2000..=2099).
     pub fn new(
         year: u16,

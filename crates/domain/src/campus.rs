@@ -149,7 +149,7 @@ pub fn reference_plan() -> CampusPlan {
         "cuc",
         "中国传媒大学",
         "Communication University of China",
-        5300,
+        const { UnitPrice::fixed(5300) },
         &REFERENCE_BUILDINGS,
         &mut gateway_index,
     );
@@ -158,7 +158,7 @@ pub fn reference_plan() -> CampusPlan {
         "demo-east",
         "华东示范学院",
         "East Demo College",
-        5500,
+        const { UnitPrice::fixed(5500) },
         &[("1号楼", "Building 1", 24), ("2号楼", "Building 2", 24)],
         &mut gateway_index,
     );
@@ -172,7 +172,7 @@ fn build_area(
     code: &str,
     name_zh: &str,
     name_en: &str,
-    price_centifen: i64,
+    unit_price: UnitPrice,
     buildings: &[(&str, &str, usize)],
     gateway_index: &mut usize,
 ) -> AreaPlan {
@@ -185,8 +185,7 @@ fn build_area(
         code: code.to_owned(),
         name_zh: name_zh.to_owned(),
         name_en: name_en.to_owned(),
-        unit_price: UnitPrice::from_centifen_per_kwh(price_centifen)
-            .unwrap_or_else(|| unreachable!()),
+        unit_price,
         buildings,
     }
 }
@@ -206,9 +205,14 @@ fn build_building(
         .map(|i| {
             let floor = i / per_floor + 1;
             let room = floor * 100 + i % per_floor + 1;
-            let address = format!("2017{area_no:02}{building_no:02}{:04}", i + 1);
+            // 2017 AA BB NNNN: the plan has < 100 areas, < 100 buildings
+            // per area and < 10,000 meters per building.
+            let number = 2017_00_00_0000
+                + (area_no as u64 % 100) * 100_000_000
+                + (building_no as u64 % 100) * 10_000
+                + (i as u64 + 1) % 10_000;
             MeterPlan {
-                address: MeterAddress::parse(&address).unwrap_or_else(|_| unreachable!()),
+                address: MeterAddress::from_low_digits(number),
                 room: room.to_string(),
                 floor: u32::try_from(floor).unwrap_or(u32::MAX),
             }

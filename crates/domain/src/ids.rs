@@ -8,11 +8,24 @@ macro_rules! id_type {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
-        pub struct $name(pub i64);
+        pub struct $name(i64);
+
+        impl $name {
+            /// The id of row `id`.
+            pub const fn new(id: i64) -> Self {
+                Self(id)
+            }
+
+            /// The row id.
+            pub const fn get(self) -> i64 {
+                self.0
+            }
+        }
 
         impl fmt::Display for $name {
+            /// The row id, honouring width and fill (`{:024}`).
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}", self.0)
+                fmt::Display::fmt(&self.0, f)
             }
         }
     };
@@ -83,6 +96,18 @@ impl MeterAddress {
             return Err(AddressError::Invalid);
         }
         Ok(Self(out))
+    }
+
+    /// The address made of the last 12 decimal digits of `n` (zero-padded):
+    /// every `u64` gives one, so a computed address needs no error path.
+    pub fn from_low_digits(n: u64) -> Self {
+        let mut out = [b'0'; 12];
+        let mut rest = n;
+        for d in out.iter_mut().rev() {
+            *d = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        Self(out)
     }
 
     /// The 12 digits in nameplate order.

@@ -212,9 +212,9 @@ mod tests {
 
     #[test]
     fn delivered_order_leaves_nothing_in_flight_or_prepaid() {
-        let m = MeterId(7);
-        let mut ts = on_paid(Channel::Wechat, Fen(1060), CentiKwh(2000), m);
-        ts.extend(on_delivered(Fen(1060), CentiKwh(2000), m));
+        let m = MeterId::new(7);
+        let mut ts = on_paid(Channel::Wechat, Fen::new(1060), CentiKwh::new(2000), m);
+        ts.extend(on_delivered(Fen::new(1060), CentiKwh::new(2000), m));
         let b = balances(&ts);
         assert_eq!(b[&(account::PREPAID.to_owned(), "fen")], 0);
         assert_eq!(b[&(account::in_flight(m), "centikwh")], 0);
@@ -225,9 +225,9 @@ mod tests {
 
     #[test]
     fn refunded_order_returns_money_and_voids_energy() {
-        let m = MeterId(7);
-        let mut ts = on_paid(Channel::Counter, Fen(530), CentiKwh(1000), m);
-        ts.extend(on_refunded(Fen(530), CentiKwh(1000), m));
+        let m = MeterId::new(7);
+        let mut ts = on_paid(Channel::Counter, Fen::new(530), CentiKwh::new(1000), m);
+        ts.extend(on_refunded(Fen::new(530), CentiKwh::new(1000), m));
         let b = balances(&ts);
         assert_eq!(b[&(account::in_flight(m), "centikwh")], 0);
         assert_eq!(b[&(account::ENERGY_ISSUED.to_owned(), "centikwh")], 0);

@@ -11,9 +11,14 @@ use std::fmt;
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
 #[serde(transparent)]
-pub struct Fen(pub i64);
+pub struct Fen(i64);
 
 impl Fen {
+    /// An amount of `fen` (negative for a debit or a refund).
+    pub const fn new(fen: i64) -> Self {
+        Self(fen)
+    }
+
     /// The value in fen.
     pub fn get(self) -> i64 {
         self.0
@@ -34,9 +39,14 @@ impl fmt::Display for Fen {
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
 #[serde(transparent)]
-pub struct CentiKwh(pub i64);
+pub struct CentiKwh(i64);
 
 impl CentiKwh {
+    /// An amount of `centikwh` × 0.01 kWh (negative for a debit).
+    pub const fn new(centikwh: i64) -> Self {
+        Self(centikwh)
+    }
+
     /// The value in 0.01 kWh.
     pub fn get(self) -> i64 {
         self.0
@@ -112,6 +122,12 @@ impl WholeKwh {
         ))
     }
 
+    /// A stored amount: at least 1, any size that fits (the campus maximum
+    /// in force when the order was created was checked then).
+    pub fn from_stored(v: i64) -> Option<Self> {
+        u32::try_from(v).ok().filter(|&v| v > 0).map(Self)
+    }
+
     /// The number of kWh.
     pub fn get(self) -> u32 {
         self.0
@@ -119,7 +135,14 @@ impl WholeKwh {
 
     /// The same energy in 0.01 kWh.
     pub fn centikwh(self) -> CentiKwh {
-        CentiKwh(i64::from(self.0) * 100)
+        CentiKwh::new(i64::from(self.0) * 100)
+    }
+}
+
+impl fmt::Display for WholeKwh {
+    /// The number of kWh, e.g. `20`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
     }
 }
 
@@ -130,8 +153,18 @@ pub struct UnitPrice(i64);
 
 impl UnitPrice {
     /// A price from its value in 0.0001 元 per kWh; must be positive.
-    pub fn from_centifen_per_kwh(v: i64) -> Option<Self> {
-        (v > 0).then_some(Self(v))
+    pub const fn from_centifen_per_kwh(v: i64) -> Option<Self> {
+        if v > 0 { Some(Self(v)) } else { None }
+    }
+
+    /// A price known when the program is compiled: `const P: UnitPrice =
+    /// UnitPrice::fixed(5300);` — a non-positive value fails the build
+    /// (const evaluation), never a running program.
+    pub const fn fixed(centifen_per_kwh: i64) -> Self {
+        match Self::from_centifen_per_kwh(centifen_per_kwh) {
+            Some(p) => p,
+            None => panic!("a unit price is positive"),
+        }
     }
 
     /// The value in 0.0001 元 (0.01 fen) per kWh.
@@ -147,7 +180,7 @@ impl UnitPrice {
     pub fn amount_for(self, kwh: WholeKwh) -> Fen {
         let centifen = i128::from(self.0) * i128::from(kwh.get());
         let fen = (centifen + 50) / 100;
-        Fen(i64::try_from(fen).unwrap_or(i64::MAX))
+        Fen::new(i64::try_from(fen).unwrap_or(i64::MAX))
     }
 }
 
@@ -191,10 +224,16 @@ mod tests {
     #[test]
     fn price_rounds_half_up_to_fen() {
         let p = UnitPrice::from_centifen_per_kwh(5283).unwrap(); // 0.5283 元
-        assert_eq!(p.amount_for(WholeKwh::new(1, 500).unwrap()), Fen(53));
-        assert_eq!(p.amount_for(WholeKwh::new(20, 500).unwrap()), Fen(1057)); // 10.566
+        assert_eq!(p.amount_for(WholeKwh::new(1, 500).unwrap()), Fen::new(53));
+        assert_eq!(
+            p.amount_for(WholeKwh::new(20, 500).unwrap()),
+            Fen::new(1057)
+        ); // 10.566
         let p = UnitPrice::from_centifen_per_kwh(5300).unwrap();
-        assert_eq!(p.amount_for(WholeKwh::new(20, 500).unwrap()), Fen(1060));
+        assert_eq!(
+            p.amount_for(WholeKwh::new(20, 500).unwrap()),
+            Fen::new(1060)
+        );
         assert_eq!(p.to_string(), "0.53");
         assert_eq!(
             UnitPrice::from_centifen_per_kwh(5283).unwrap().to_string(),
@@ -205,8 +244,8 @@ mod tests {
 
     #[test]
     fn display_formats() {
-        assert_eq!(Fen(1060).to_string(), "10.60");
-        assert_eq!(Fen(-5).to_string(), "-0.05");
-        assert_eq!(CentiKwh(123_456).to_string(), "1234.56");
+        assert_eq!(Fen::new(1060).to_string(), "10.60");
+        assert_eq!(Fen::new(-5).to_string(), "-0.05");
+        assert_eq!(CentiKwh::new(123_456).to_string(), "1234.56");
     }
 }

@@ -76,6 +76,13 @@ impl OrderState {
     }
 }
 
+impl std::fmt::Display for OrderState {
+    /// The stored name (`unpaid`, `charging`, …).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How an order was paid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,6 +109,13 @@ impl Channel {
             "counter" => Some(Self::Counter),
             _ => None,
         }
+    }
+}
+
+impl std::fmt::Display for Channel {
+    /// The stored name (`wechat`, `counter`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -36,6 +36,8 @@ use crate::plan::{self, Step};
 use crate::{Config, Error};
 use dlt645::value::{OperatorCode, Recharge, RechargeReply};
 use dlt645::{Address, Di, Function, SecurityErrorFlags, request};
+use domain::order::OrderState;
+use domain::{MeterId, OrderId};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -406,9 +408,10 @@ pub async fn deliver_once<B: MeterBus>(
     };
     let now = ctx.clock.now_ms();
     let db = ctx.db;
+    let ids = (OrderId::new(order_id), MeterId::new(meter_id));
     let r = match outcome {
         Outcome::Delivered(ev, paid_at) => {
-            store::meters::complete_delivery(db, order_id, job, meter_id, ev, now)
+            store::meters::complete_delivery(db, ids.0, job, ids.1, ev, now)
                 .await
                 .map(|changed| {
                     if changed {
@@ -422,12 +425,12 @@ pub async fn deliver_once<B: MeterBus>(
                 })
         }
         Outcome::Alarm(kind, detail) => {
-            store::meters::flag_delivery(db, order_id, job, meter_id, kind, &detail, now)
+            store::meters::flag_delivery(db, ids.0, job, ids.1, kind, &detail, now)
                 .await
                 .map(|()| Recorded::Flagged(kind, detail))
         }
         Outcome::Refused { seq, count, detail } => {
-            store::meters::refuse_delivery(db, order_id, job, meter_id, seq, count, &detail, now)
+            store::meters::refuse_delivery(db, ids.0, job, ids.1, seq, count, &detail, now)
                 .await
                 .map(|()| Recorded::Refused { seq, count })
         }
@@ -464,10 +467,11 @@ async fn attempt<B: MeterBus>(
     address: Address,
 ) -> Result<Outcome, Error> {
     let route = Link { bus, address };
+    let (order_id, meter_id) = (OrderId::new(order_id), MeterId::new(meter_id));
     let Some(t) = store::meters::delivery_target(ctx.db, order_id).await? else {
         return Ok(Outcome::Alarm("seq_gap", "order vanished".to_owned()));
     };
-    if !matches!(t.state.as_str(), "charging" | "delayed") {
+    if !matches!(t.state, OrderState::Charging | OrderState::Delayed) {
         return Ok(Outcome::Done);
     }
     if t.meter_id != meter_id {
@@ -490,13 +494,13 @@ async fn attempt<B: MeterBus>(
         }
     };
     let energy =
-        u32::try_from(t.centikwh).map_err(|_| Error::BadReply("energy too large".into()))?;
+        u32::try_from(t.centikwh.get()).map_err(|_| Error::BadReply("energy too large".into()))?;
     let recharge = Recharge {
         operator: OperatorCode(ctx.cfg.operator_code),
         energy_centikwh: energy,
         purchase_count: u32::try_from(seq).map_err(|_| Error::BadReply("seq too large".into()))?,
         mac1: [0; 4],
-        customer: u64::try_from(t.room_id).unwrap_or(0) % (Recharge::CUSTOMER_MAX + 1),
+        customer: u64::try_from(t.room_id.get()).unwrap_or(0) % (Recharge::CUSTOMER_MAX + 1),
         mac2: [0; 4],
     };
     // Built once: every (re)send is this identical frame.
@@ -506,7 +510,7 @@ async fn attempt<B: MeterBus>(
     loop {
         match plan::decide(seq, count) {
             Step::Delivered => {
-                return verify(&route, seq, t.centikwh, t.paid_at_ms).await;
+                return verify(&route, seq, t.centikwh.get(), t.paid_at_ms).await;
             }
             Step::Gap => {
                 return Ok(Outcome::Alarm(
@@ -560,8 +564,8 @@ async fn attempt<B: MeterBus>(
                 }
                 if serr.contains(SecurityErrorFlags::COUNT_ERROR) {
                     tracing::warn!(
-                        order.id = order_id,
-                        meter.id = meter_id,
+                        order.id = order_id.get(),
+                        meter.id = meter_id.get(),
                         seq,
                         "meter answered count error"
                     );

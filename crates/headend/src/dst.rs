@@ -30,6 +30,7 @@ use crate::deliver::{self, Ctx, MeterBus, Recorded};
 use crate::{Config, Error};
 use dlt645::{Address, Frame};
 use domain::campus::{AreaPlan, BuildingPlan, BusPlan, CampusPlan, GatewayPlan, MeterPlan};
+use domain::{Fen, MeterId};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -319,7 +320,8 @@ async fn run_seed(seed: u64, opts: &DstOptions) -> Result<SeedResult, store::Err
     // What the head-end knew of the meters before (their counts, as a
     // first poll would have stored them).
     for m in meters.values() {
-        store::meters::set_purchase_count(&db, m.id, i64::from(m.count0), START_MS).await?;
+        store::meters::set_purchase_count(&db, MeterId::new(m.id), i64::from(m.count0), START_MS)
+            .await?;
     }
     let cfg = Config {
         deliver_lease_ms: 15_000,
@@ -422,7 +424,7 @@ async fn run_seed(seed: u64, opts: &DstOptions) -> Result<SeedResult, store::Err
                         out_trade_no: &o.out_trade_no,
                         transaction_id: &tx,
                         amount_fen: if forged {
-                            o.amount_fen + 1
+                            Fen::new(o.amount_fen.get() + 1)
                         } else {
                             o.amount_fen
                         },
@@ -734,7 +736,7 @@ async fn staff_settle(
             // Holding a number means the meter's count must settle it; with
             // the faults healed that happens without staff — unless it was
             // flagged, which (no outside purchases here) is a bug.
-            let events = store::meters::events(db, o.meter_id, 100).await?;
+            let events = store::meters::events(db, o.meter_id.get(), 100).await?;
             if events
                 .iter()
                 .any(|e| e.kind == "seq_gap" && e.detail.starts_with(&format!("order {}:", o.id)))
@@ -794,9 +796,12 @@ async fn final_check(
         let v = m.meter.view(now, env);
         let count = i64::from(v.purchase_count) - i64::from(m.count0);
         let energy = i64::from(v.purchased_total_centikwh) - i64::from(m.purchased0);
-        let mine: Vec<_> = completed.iter().filter(|o| o.meter_id == m.id).collect();
+        let mine: Vec<_> = completed
+            .iter()
+            .filter(|o| o.meter_id.get() == m.id)
+            .collect();
         let n = mine.len() as i64;
-        let e: i64 = mine.iter().map(|o| o.kwh * 100).sum();
+        let e: i64 = mine.iter().map(|o| o.centikwh().get()).sum();
         if count > n {
             res.lost += (count - n) as u64;
         }

@@ -7,6 +7,7 @@ mod common;
 
 use common::{DAY_MS, World, config, databases, eventually, lossy};
 use dlt645::{Di, request};
+use domain::order::OrderState;
 use headend::plan;
 use sim::{Appliance, ApplianceKind};
 use std::sync::atomic::Ordering;
@@ -35,7 +36,7 @@ async fn lost_recharge_reply_is_delivered_exactly_once() {
         w.rules.drop_recharge_replies.store(1, Ordering::SeqCst);
         let order = w.buy(meter_id, 20).await;
         eventually(60, "the order to complete", || async {
-            w.order_state(order).await == "completed"
+            w.order_state(order).await == OrderState::Completed
         })
         .await;
         assert_eq!(
@@ -85,7 +86,7 @@ async fn restart_in_the_middle_of_a_delivery_neither_loses_nor_repeats_it() {
         assert_eq!(energy_sum(&w.fleet, &address).0, count0 + 1, "applied");
         // Let it try to read back a little, then crash it.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        assert_eq!(w.order_state(order).await, "charging");
+        assert_eq!(w.order_state(order).await, OrderState::Charging);
         drop(he);
         w.rules.blackout.store(false, Ordering::SeqCst);
         w.rules.blackout_after_drop.store(false, Ordering::SeqCst);
@@ -93,7 +94,7 @@ async fn restart_in_the_middle_of_a_delivery_neither_loses_nor_repeats_it() {
         eventually(
             60,
             "the restarted head-end to complete the order",
-            || async { w.order_state(order).await == "completed" },
+            || async { w.order_state(order).await == OrderState::Completed },
         )
         .await;
         let (count1, sum1, _) = energy_sum(&w.fleet, &address);
@@ -153,11 +154,11 @@ async fn meter_offline_two_days_gets_its_purchase_and_its_days_back_filled() {
                     .all(|d| d.status == "missing" && d.usage_centikwh.is_none())
         })
         .await;
-        assert_ne!(w.order_state(order).await, "completed");
+        assert_ne!(w.order_state(order).await, OrderState::Completed);
         // Back online.
         w.fleet.set_offline(&address, 0).unwrap();
         eventually(60, "the purchase to arrive", || async {
-            w.order_state(order).await == "completed"
+            w.order_state(order).await == OrderState::Completed
         })
         .await;
         eventually(60, "the missing days to be back-filled", || async {
@@ -329,7 +330,7 @@ async fn gateways_that_dial_in_register_and_get_served() {
                 .unwrap()
                 .unwrap()
                 .state
-                == "completed"
+                == OrderState::Completed
         })
         .await;
         let (count1, sum1, _) = energy_sum(&fleet, &m.address);
@@ -358,9 +359,14 @@ async fn a_sequence_gap_is_flagged_for_staff_never_guessed() {
         let a = dlt645::Address::parse(&address).unwrap();
         // The platform assigns the order's number from the count it knows…
         let count0 = w.fleet.inspect(&address).unwrap().purchase_count;
-        store::meters::set_purchase_count(&w.db, meter_id, i64::from(count0), w.clock.now_ms())
-            .await
-            .unwrap();
+        store::meters::set_purchase_count(
+            &w.db,
+            domain::MeterId::new(meter_id),
+            i64::from(count0),
+            w.clock.now_ms(),
+        )
+        .await
+        .unwrap();
         let order = w.buy(meter_id, 10).await;
         let seq = store::orders::assign_purchase_seq(&w.db, order, w.clock.now_ms())
             .await
@@ -384,7 +390,7 @@ async fn a_sequence_gap_is_flagged_for_staff_never_guessed() {
         }
         let he = w.headend(config("he-1")).await;
         eventually(60, "the order to be flagged delayed", || async {
-            w.order_state(order).await == "delayed"
+            w.order_state(order).await == OrderState::Delayed
         })
         .await;
         let events = store::meters::events(&w.db, meter_id, 100).await.unwrap();
@@ -477,7 +483,7 @@ async fn a_refused_recharge_gives_its_number_back_and_the_next_purchase_lands() 
         let he = w.headend(config("he-1")).await;
         let refused = w.buy(meter_id, 20).await;
         eventually(60, "the refused order to be flagged", || async {
-            w.order_state(refused).await == "delayed"
+            w.order_state(refused).await == OrderState::Delayed
         })
         .await;
         let o = store::orders::by_id(&w.db, refused).await.unwrap().unwrap();
@@ -491,7 +497,7 @@ async fn a_refused_recharge_gives_its_number_back_and_the_next_purchase_lands() 
         // same number and lands.
         let next = w.buy(meter_id, 5).await;
         eventually(60, "the next purchase to be delivered", || async {
-            w.order_state(next).await == "completed"
+            w.order_state(next).await == OrderState::Completed
         })
         .await;
         assert_eq!(
@@ -504,7 +510,7 @@ async fn a_refused_recharge_gives_its_number_back_and_the_next_purchase_lands() 
         let r = store::orders::request_refund(&w.db, refused, w.clock.now_ms())
             .await
             .unwrap();
-        assert_eq!(r.state, "refunding");
+        assert_eq!(r.state, OrderState::Refunding);
         w.assert_ledger().await;
         he.shutdown().await;
     }
@@ -525,7 +531,7 @@ async fn a_backlog_on_one_meter_drains_without_failed_attempts() {
         eventually(60, "all eight purchases to be delivered", || async {
             let mut all = true;
             for o in &orders {
-                all &= w.order_state(*o).await == "completed";
+                all &= w.order_state(*o).await == OrderState::Completed;
             }
             all
         })
@@ -606,7 +612,8 @@ async fn orders_paid_out_of_creation_order_settle_by_the_meters_count() {
         w.rules.blackout_after_drop.store(false, Ordering::SeqCst);
         let he2 = w.headend(config("he-2")).await;
         eventually(90, "both orders to be delivered", || async {
-            w.order_state(a.id).await == "completed" && w.order_state(b).await == "completed"
+            w.order_state(a.id).await == OrderState::Completed
+                && w.order_state(b).await == OrderState::Completed
         })
         .await;
         let (count1, sum1, _) = energy_sum(&w.fleet, &address);
@@ -654,7 +661,7 @@ async fn a_restarted_node_resumes_its_inflight_delivery_without_waiting_for_the_
             he2.worker_name()
         );
         eventually(30, "the restarted node to complete the order", || async {
-            w.order_state(order).await == "completed"
+            w.order_state(order).await == OrderState::Completed
         })
         .await;
         assert_eq!(
@@ -692,7 +699,7 @@ async fn shutdown_is_quick_and_releases_the_leases() {
             0,
             "leases released on shutdown"
         );
-        assert_eq!(w.order_state(order).await, "charging");
+        assert_eq!(w.order_state(order).await, OrderState::Charging);
         w.assert_ledger().await;
     }
 }

@@ -241,7 +241,7 @@ fn civil(meter_ms: i64, utc_offset_ms: i64) -> MeterDateTime {
         dt.minute() as u8,
         dt.second() as u8,
     )
-    .unwrap_or_else(|_| MeterDateTime::new(2000, 1, 1, 0, 0, 0).unwrap_or_else(|_| unreachable!()))
+    .unwrap_or(MeterDateTime::EARLIEST)
 }
 
 /// The meter-clock instant (unix ms) of a local civil time.

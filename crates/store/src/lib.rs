@@ -21,6 +21,7 @@ pub mod meters;
 pub mod nodes;
 pub mod notify;
 pub mod orders;
+mod row;
 pub mod scratch;
 pub mod students;
 #[cfg(any(test, feature = "testing"))]
@@ -34,7 +35,7 @@ pub use db::{Backend, Db, DbOptions, Tx, redact_url};
 pub enum Error {
     /// The database could not be reached or a query failed.
     #[error("database error: {0}")]
-    Sqlx(#[from] sqlx::Error),
+    Sqlx(#[source] sqlx::Error),
     /// Applying migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -74,6 +75,10 @@ pub enum Error {
     /// The request conflicts with the current state.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// An order event its current state does not allow (the same text as a
+    /// conflict; the structure is kept for callers that decide on it).
+    #[error("conflict: {0}")]
+    IllegalTransition(#[from] domain::order::IllegalTransition),
     /// A worker's job lease ran out and another worker took the job: the
     /// change was refused (fencing), and the caller must stop that work.
     #[error("lease lost: {0}")]
@@ -81,6 +86,20 @@ pub enum Error {
     /// The stored data broke an invariant (a bug or tampering).
     #[error("corrupt data: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for Error {
+    /// A row that did not decode into its domain types is corrupt data,
+    /// not a database failure.
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Decode(source) => match source.downcast::<row::BadValue>() {
+                Ok(bad) => Error::Corrupt(bad.0),
+                Err(source) => Error::Sqlx(sqlx::Error::Decode(source)),
+            },
+            e => Error::Sqlx(e),
+        }
+    }
 }
 
 /// What is wrong with the storage under a database, as far as an error shows.

@@ -9,7 +9,10 @@
 //! would cost more time than the RS485 bus itself.
 
 use crate::jobs::{self, Job};
+use crate::row::{BadValue, decode_row, decoded};
 use crate::{Db, Result, Tx, on_db, on_tx, orders};
+use domain::order::OrderState;
+use domain::{CentiKwh, MeterId, OrderId, RoomId};
 use serde::Serialize;
 
 /// Most days [`mark_missing_through`] writes at once: the meter keeps 62
@@ -527,35 +530,71 @@ pub async fn readings(
 }
 
 /// What the delivery worker needs to know about an order's meter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeliveryTarget {
     /// Order row id.
-    pub order_id: i64,
-    /// Order state name.
-    pub state: String,
+    pub order_id: OrderId,
+    /// Order state.
+    pub state: OrderState,
     /// Meter row id.
-    pub meter_id: i64,
+    pub meter_id: MeterId,
     /// Meter address.
     pub address: String,
     /// The room, used as the recharge customer number.
-    pub room_id: i64,
-    /// Energy to deliver, 0.01 kWh.
-    pub centikwh: i64,
+    pub room_id: RoomId,
+    /// Energy to deliver.
+    pub centikwh: CentiKwh,
     /// The assigned purchase sequence number, if any yet.
     pub purchase_seq: Option<i64>,
     /// When it was paid.
     pub paid_at_ms: Option<i64>,
 }
 
+/// [`DeliveryTarget`] as stored.
+#[derive(sqlx::FromRow)]
+struct DeliveryTargetRow {
+    order_id: i64,
+    state: String,
+    meter_id: i64,
+    address: String,
+    room_id: i64,
+    centikwh: i64,
+    purchase_seq: Option<i64>,
+    paid_at_ms: Option<i64>,
+}
+
+impl TryFrom<DeliveryTargetRow> for DeliveryTarget {
+    type Error = BadValue;
+
+    fn try_from(r: DeliveryTargetRow) -> Result<Self, BadValue> {
+        Ok(Self {
+            order_id: OrderId::new(r.order_id),
+            state: decoded(
+                &format!("orders.state of order {}", r.order_id),
+                &r.state,
+                OrderState::parse(&r.state),
+            )?,
+            meter_id: MeterId::new(r.meter_id),
+            address: r.address,
+            room_id: RoomId::new(r.room_id),
+            centikwh: CentiKwh::new(r.centikwh),
+            purchase_seq: r.purchase_seq,
+            paid_at_ms: r.paid_at_ms,
+        })
+    }
+}
+
+decode_row!(DeliveryTarget, DeliveryTargetRow);
+
 /// The delivery target of an order.
-pub async fn delivery_target(db: &Db, order_id: i64) -> Result<Option<DeliveryTarget>> {
+pub async fn delivery_target(db: &Db, order_id: OrderId) -> Result<Option<DeliveryTarget>> {
     Ok(on_db!(db, |p| {
         sqlx::query_as(
         "select o.id as order_id, o.state, o.meter_id, m.address, m.room_id, o.kwh * 100 as centikwh,
                 o.purchase_seq, o.paid_at_ms
          from orders o join meter m on m.id = o.meter_id where o.id = $1"
     )
-    .bind(order_id)
+    .bind(order_id.get())
     .fetch_optional(p)
     .await?
     }))
@@ -563,12 +602,12 @@ pub async fn delivery_target(db: &Db, order_id: i64) -> Result<Option<DeliveryTa
 
 /// Stores a purchase count just read from the meter (before a sequence
 /// number is assigned from it).
-pub async fn set_purchase_count(db: &Db, meter_id: i64, count: i64, now_ms: i64) -> Result<()> {
+pub async fn set_purchase_count(db: &Db, meter_id: MeterId, count: i64, now_ms: i64) -> Result<()> {
     on_db!(db, |p| sqlx::query(
         "update meter_state set purchase_count = $2, online = true, missed_polls = 0,
                 last_seen_at_ms = $3, updated_at_ms = $3 where meter_id = $1"
     )
-    .bind(meter_id)
+    .bind(meter_id.get())
     .bind(count)
     .bind(now_ms)
     .execute(p)
@@ -593,9 +632,9 @@ pub struct DeliveryEvidence {
 /// holds its lease. Returns false when the order was already completed.
 pub async fn complete_delivery(
     db: &Db,
-    order_id: i64,
+    order_id: OrderId,
     job: &Job,
-    meter_id: i64,
+    meter_id: MeterId,
     evidence: DeliveryEvidence,
     now_ms: i64,
 ) -> Result<bool> {
@@ -604,7 +643,7 @@ pub async fn complete_delivery(
     let seq: Option<i64> = on_tx!(&mut tx, |c| sqlx::query_scalar(
         "select purchase_seq from orders where id = $1"
     )
-    .bind(order_id)
+    .bind(order_id.get())
     .fetch_optional(c)
     .await?)
     .flatten();
@@ -622,7 +661,7 @@ pub async fn complete_delivery(
                 online = true, missed_polls = 0, last_seen_at_ms = $4, updated_at_ms = $4
          where meter_id = $1"
     )
-    .bind(meter_id)
+    .bind(meter_id.get())
     .bind(evidence.purchase_count)
     .bind(evidence.remaining_centikwh)
     .bind(now_ms)
@@ -633,7 +672,7 @@ pub async fn complete_delivery(
         event_in(
             &mut tx,
             &MeterEvent {
-                meter_id,
+                meter_id: meter_id.get(),
                 at_ms: now_ms,
                 kind: "delivered".to_owned(),
                 detail: format!("order {order_id}, purchase {}", evidence.purchase_count),
@@ -655,9 +694,9 @@ pub async fn complete_delivery(
 /// [`complete_delivery`].
 pub async fn flag_delivery(
     db: &Db,
-    order_id: i64,
+    order_id: OrderId,
     job: &Job,
-    meter_id: i64,
+    meter_id: MeterId,
     kind: &str,
     detail: &str,
     now_ms: i64,
@@ -676,9 +715,9 @@ pub async fn flag_delivery(
 #[allow(clippy::too_many_arguments)]
 pub async fn refuse_delivery(
     db: &Db,
-    order_id: i64,
+    order_id: OrderId,
     job: &Job,
-    meter_id: i64,
+    meter_id: MeterId,
     seq: i64,
     count: i64,
     detail: &str,
@@ -703,7 +742,7 @@ pub async fn refuse_delivery(
     on_tx!(&mut tx, |c| sqlx::query(
         "update meter_state set purchase_count = $2, updated_at_ms = $3 where meter_id = $1"
     )
-    .bind(meter_id)
+    .bind(meter_id.get())
     .bind(count)
     .bind(now_ms)
     .execute(c)
@@ -716,9 +755,9 @@ pub async fn refuse_delivery(
 
 async fn flag_in(
     tx: &mut Tx,
-    order_id: i64,
+    order_id: OrderId,
     job: &Job,
-    meter_id: i64,
+    meter_id: MeterId,
     kind: &str,
     detail: &str,
     now_ms: i64,
@@ -727,7 +766,7 @@ async fn flag_in(
     event_in(
         tx,
         &MeterEvent {
-            meter_id,
+            meter_id: meter_id.get(),
             at_ms: now_ms,
             kind: kind.to_owned(),
             detail: format!("order {order_id}: {detail}"),
@@ -738,7 +777,7 @@ async fn flag_in(
         "update orders set state = 'delayed', delayed_at_ms = $2, updated_at_ms = $2
          where id = $1 and state = 'charging'"
     )
-    .bind(order_id)
+    .bind(order_id.get())
     .bind(now_ms)
     .execute(c)
     .await?
@@ -939,10 +978,12 @@ mod tests {
             let t = delivery_target(&db, a.id).await.unwrap().unwrap();
             assert_eq!(
                 (t.meter_id, t.centikwh, t.purchase_seq),
-                (m.id, 2_000, None)
+                (MeterId::new(m.id), CentiKwh::new(2_000), None)
             );
-            assert_eq!(t.room_id, m.room_id);
-            set_purchase_count(&db, m.id, 41, 20).await.unwrap();
+            assert_eq!(t.room_id, RoomId::new(m.room_id));
+            set_purchase_count(&db, MeterId::new(m.id), 41, 20)
+                .await
+                .unwrap();
             // B was paid after A: it waits for A.
             assert!(matches!(
                 orders::assign_purchase_seq(&db, b.id, 21).await.unwrap(),
@@ -961,27 +1002,35 @@ mod tests {
                 remaining_centikwh: Some(7_000),
             };
             assert!(
-                complete_delivery(&db, a.id, &jobs[0], m.id, ev, 40)
+                complete_delivery(&db, a.id, &jobs[0], MeterId::new(m.id), ev, 40)
                     .await
                     .unwrap()
             );
             // A second confirmation with the finished lease changes nothing.
             assert!(matches!(
-                complete_delivery(&db, a.id, &jobs[0], m.id, ev, 41).await,
+                complete_delivery(&db, a.id, &jobs[0], MeterId::new(m.id), ev, 41).await,
                 Err(crate::Error::LeaseLost(_))
             ));
             let o = orders::by_id(&db, a.id).await.unwrap().unwrap();
-            assert_eq!(o.state, "completed");
+            assert_eq!(o.state, OrderState::Completed);
             let s = state(&db, m.id).await.unwrap().unwrap();
             assert_eq!(
                 (s.purchase_count, s.remaining_centikwh),
                 (Some(42), Some(7_000))
             );
-            flag_delivery(&db, b.id, &jobs[1], m.id, "seq_gap", "count 40", 50)
-                .await
-                .unwrap();
+            flag_delivery(
+                &db,
+                b.id,
+                &jobs[1],
+                MeterId::new(m.id),
+                "seq_gap",
+                "count 40",
+                50,
+            )
+            .await
+            .unwrap();
             let o = orders::by_id(&db, b.id).await.unwrap().unwrap();
-            assert_eq!(o.state, "delayed");
+            assert_eq!(o.state, OrderState::Delayed);
             let kinds: Vec<String> = events(&db, m.id, 10)
                 .await
                 .unwrap()

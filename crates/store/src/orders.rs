@@ -2,9 +2,10 @@
 //! the delivery job in the same transaction), delivery confirmation, expiry,
 //! cancellation, delay and refunds.
 
+use crate::row::{BadValue, decode_row, decoded};
 use crate::{Db, Error, Result, Tx, jobs, ledger, on_db, on_tx};
 use domain::order::{self, Channel, OrderEvent, OrderState};
-use domain::{CentiKwh, Fen, MeterId, WholeKwh};
+use domain::{AreaId, CentiKwh, Fen, MeterId, OrderId, StudentId, UnitPrice, WholeKwh};
 use serde::Serialize;
 
 /// Queue of meter deliveries (consumed by the head-end).
@@ -15,29 +16,29 @@ pub const DELIVER_PRIORITY: i64 = 100;
 /// because a meter may be offline for days and must still get its energy.
 pub const DELIVER_ATTEMPTS_MAX: i64 = 1_000_000;
 
-/// An order row.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+/// An order row, decoded into domain types.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Order {
     /// Row id.
-    pub id: i64,
+    pub id: OrderId,
     /// Our order number, also WeChat's `out_trade_no`.
     pub out_trade_no: String,
     /// Meter row id.
-    pub meter_id: i64,
+    pub meter_id: MeterId,
     /// Buyer (null at the counter).
-    pub student_id: Option<i64>,
+    pub student_id: Option<StudentId>,
     /// Area of the meter.
-    pub area_id: i64,
+    pub area_id: AreaId,
     /// Whole kWh bought.
-    pub kwh: i64,
-    /// Price frozen at creation, 0.0001 元/kWh.
-    pub unit_price_centifen_per_kwh: i64,
-    /// Amount to pay, fen.
-    pub amount_fen: i64,
-    /// `wechat` or `counter`.
-    pub channel: String,
-    /// State name (see [`OrderState`]).
-    pub state: String,
+    pub kwh: WholeKwh,
+    /// Price frozen at creation.
+    pub unit_price_centifen_per_kwh: UnitPrice,
+    /// Amount to pay.
+    pub amount_fen: Fen,
+    /// How the order is paid.
+    pub channel: Channel,
+    /// Where the order stands.
+    pub state: OrderState,
     /// Whether the buyer had the meter bound at creation.
     pub buyer_bound: bool,
     /// Counter operator.
@@ -67,23 +68,79 @@ pub struct Order {
 }
 
 impl Order {
-    /// The parsed state.
-    pub fn state(&self) -> Result<OrderState> {
-        OrderState::parse(&self.state)
-            .ok_or_else(|| Error::Corrupt(format!("order state {}", self.state)))
-    }
-
-    /// The parsed channel.
-    pub fn channel(&self) -> Result<Channel> {
-        Channel::parse(&self.channel)
-            .ok_or_else(|| Error::Corrupt(format!("order channel {}", self.channel)))
-    }
-
     /// Energy bought in 0.01 kWh.
     pub fn centikwh(&self) -> CentiKwh {
-        CentiKwh(self.kwh * 100)
+        self.kwh.centikwh()
     }
 }
+
+/// The columns of `orders` as stored; decoded into [`Order`] once.
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: i64,
+    out_trade_no: String,
+    meter_id: i64,
+    student_id: Option<i64>,
+    area_id: i64,
+    kwh: i64,
+    unit_price_centifen_per_kwh: i64,
+    amount_fen: i64,
+    channel: String,
+    state: String,
+    buyer_bound: bool,
+    operator: Option<String>,
+    prepay_id: Option<String>,
+    transaction_id: Option<String>,
+    purchase_seq: Option<i64>,
+    created_at_ms: i64,
+    expires_at_ms: i64,
+    paid_at_ms: Option<i64>,
+    completed_at_ms: Option<i64>,
+    delayed_at_ms: Option<i64>,
+    closed_at_ms: Option<i64>,
+    refund_no: Option<String>,
+    refunded_at_ms: Option<i64>,
+}
+
+impl TryFrom<OrderRow> for Order {
+    type Error = BadValue;
+
+    fn try_from(r: OrderRow) -> Result<Self, BadValue> {
+        let id = r.id;
+        let column = |name: &str| format!("orders.{name} of order {id}");
+        Ok(Self {
+            id: OrderId::new(r.id),
+            out_trade_no: r.out_trade_no,
+            meter_id: MeterId::new(r.meter_id),
+            student_id: r.student_id.map(StudentId::new),
+            area_id: AreaId::new(r.area_id),
+            kwh: decoded(&column("kwh"), r.kwh, WholeKwh::from_stored(r.kwh))?,
+            unit_price_centifen_per_kwh: decoded(
+                &column("unit_price_centifen_per_kwh"),
+                r.unit_price_centifen_per_kwh,
+                UnitPrice::from_centifen_per_kwh(r.unit_price_centifen_per_kwh),
+            )?,
+            amount_fen: Fen::new(r.amount_fen),
+            channel: decoded(&column("channel"), &r.channel, Channel::parse(&r.channel))?,
+            state: decoded(&column("state"), &r.state, OrderState::parse(&r.state))?,
+            buyer_bound: r.buyer_bound,
+            operator: r.operator,
+            prepay_id: r.prepay_id,
+            transaction_id: r.transaction_id,
+            purchase_seq: r.purchase_seq,
+            created_at_ms: r.created_at_ms,
+            expires_at_ms: r.expires_at_ms,
+            paid_at_ms: r.paid_at_ms,
+            completed_at_ms: r.completed_at_ms,
+            delayed_at_ms: r.delayed_at_ms,
+            closed_at_ms: r.closed_at_ms,
+            refund_no: r.refund_no,
+            refunded_at_ms: r.refunded_at_ms,
+        })
+    }
+}
+
+decode_row!(Order, OrderRow);
 
 const ORDER_COLUMNS: &str = "id, out_trade_no, meter_id, student_id, area_id, kwh, unit_price_centifen_per_kwh,
     amount_fen, channel, state, buyer_bound, operator, prepay_id, transaction_id, purchase_seq, created_at_ms,
@@ -245,7 +302,7 @@ async fn create_in(tx: &mut Tx, req: &NewOrder<'_>, now_ms: i64) -> Result<Order
     if projected > hoard_limit {
         let room = (hoard_limit - remaining.unwrap_or(0).max(0) - pending).max(0) / 100;
         return Err(CreateError::HoardingLimit {
-            limit: CentiKwh(hoard_limit),
+            limit: CentiKwh::new(hoard_limit),
             room,
         });
     }
@@ -338,8 +395,8 @@ pub struct PaymentConfirmation<'a> {
     pub out_trade_no: &'a str,
     /// The provider's transaction id.
     pub transaction_id: &'a str,
-    /// Amount the provider says was paid, fen.
-    pub amount_fen: i64,
+    /// Amount the provider says was paid.
+    pub amount_fen: Fen,
 }
 
 /// What recording a payment did.
@@ -358,12 +415,12 @@ pub enum PayError {
     #[error("unknown out_trade_no")]
     UnknownOrder,
     /// The paid amount differs from the order's amount.
-    #[error("amount mismatch: order {expected} fen, paid {paid} fen")]
+    #[error("amount mismatch: order {} fen, paid {} fen", expected.get(), paid.get())]
     AmountMismatch {
         /// Our amount.
-        expected: i64,
+        expected: Fen,
         /// Their amount.
-        paid: i64,
+        paid: Fen,
     },
     /// The order is already paid under another transaction id.
     #[error("order already paid by another transaction")]
@@ -412,7 +469,7 @@ pub async fn record_payment_logged(
     .bind(provider)
     .bind(p.out_trade_no)
     .bind(p.transaction_id)
-    .bind(p.amount_fen)
+    .bind(p.amount_fen.get())
     .bind(name)
     .bind(now_ms)
     .execute(c)
@@ -441,12 +498,12 @@ async fn record_payment_in(
         });
     }
     let t = order::transition(
-        order.state()?,
+        order.state,
         OrderEvent::PaymentConfirmed,
         order.created_at_ms,
         now_ms,
     )
-    .map_err(|e| Error::Conflict(e.to_string()))?;
+    .map_err(Error::from)?;
     if !t.changed {
         // A paid order without a transaction id was paid at the counter: a
         // provider payment for it is a second payment, not a duplicate.
@@ -472,7 +529,7 @@ async fn pay_in(
          where id = $1 and state in ('unpaid', 'closed') returning {ORDER_COLUMNS}"
     );
     let paid: Option<Order> = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-        .bind(order.id)
+        .bind(order.id.get())
         .bind(transaction_id)
         .bind(now_ms)
         .fetch_optional(c)
@@ -481,12 +538,12 @@ async fn pay_in(
         Error::Conflict(format!("order {} changed concurrently", order.out_trade_no))
     })?;
     let transfers = domain::ledger::on_paid(
-        paid.channel()?,
-        Fen(paid.amount_fen),
+        paid.channel,
+        paid.amount_fen,
         paid.centikwh(),
-        MeterId(paid.meter_id),
+        paid.meter_id,
     );
-    ledger::insert(tx, paid.id, &transfers, now_ms).await?;
+    ledger::insert(tx, paid.id.get(), &transfers, now_ms).await?;
     let key = format!("deliver:{}", paid.id);
     let payload = format!(
         "{{\"order_id\":{},\"meter_id\":{}}}",
@@ -511,17 +568,16 @@ async fn pay_in(
 /// Records the meter's confirmation of an order's energy in `tx` (the
 /// head-end commits it together with its job and meter state). Returns
 /// false if the order was already completed.
-pub async fn mark_delivered(tx: &mut Tx, order_id: i64, now_ms: i64) -> Result<bool> {
+pub async fn mark_delivered(tx: &mut Tx, order_id: OrderId, now_ms: i64) -> Result<bool> {
     let order = by_id_in(tx, order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
     let t = order::transition(
-        order.state()?,
+        order.state,
         OrderEvent::DeliveryConfirmed,
         order.created_at_ms,
         now_ms,
-    )
-    .map_err(|e| Error::Conflict(e.to_string()))?;
+    )?;
     if !t.changed {
         return Ok(false);
     }
@@ -529,7 +585,7 @@ pub async fn mark_delivered(tx: &mut Tx, order_id: i64, now_ms: i64) -> Result<b
         "update orders set state = 'completed', completed_at_ms = $2, updated_at_ms = $2
          where id = $1 and state in ('charging', 'delayed')"
     )
-    .bind(order_id)
+    .bind(order_id.get())
     .bind(now_ms)
     .execute(c)
     .await?
@@ -540,21 +596,18 @@ pub async fn mark_delivered(tx: &mut Tx, order_id: i64, now_ms: i64) -> Result<b
         let now = by_id_in(tx, order_id)
             .await?
             .ok_or(Error::NotFound("order"))?;
-        if now.state == OrderState::Completed.as_str() {
+        if now.state == OrderState::Completed {
             return Ok(false);
         }
         return Err(Error::Conflict(format!(
             "order {order_id} changed concurrently (now {})",
-            now.state
+            now.state.as_str()
         )));
     }
-    let transfers = domain::ledger::on_delivered(
-        Fen(order.amount_fen),
-        order.centikwh(),
-        MeterId(order.meter_id),
-    );
-    ledger::insert(tx, order_id, &transfers, now_ms).await?;
-    crate::notify::delivered_in(tx, order_id, now_ms).await?;
+    let transfers =
+        domain::ledger::on_delivered(order.amount_fen, order.centikwh(), order.meter_id);
+    ledger::insert(tx, order_id.get(), &transfers, now_ms).await?;
+    crate::notify::delivered_in(tx, order_id.get(), now_ms).await?;
     Ok(true)
 }
 
@@ -568,8 +621,8 @@ pub enum Assignment {
     /// number yet. Not a failure: the order is woken when that one settles.
     Wait(String),
     /// The order is no longer waiting for delivery (refunding, refunded,
-    /// completed): nothing may be sent.
-    NotDeliverable(String),
+    /// completed; `None` when it vanished): nothing may be sent.
+    NotDeliverable(Option<OrderState>),
 }
 
 impl Assignment {
@@ -594,7 +647,7 @@ impl Assignment {
 ///   outcome is unsettled (the meter's count settles it, in number order);
 /// - among the meter's orders without a number, the earliest paid goes
 ///   first (purchases reach a meter in payment order).
-pub async fn assign_purchase_seq(db: &Db, order_id: i64, now_ms: i64) -> Result<Assignment> {
+pub async fn assign_purchase_seq(db: &Db, order_id: OrderId, now_ms: i64) -> Result<Assignment> {
     let mut tx = db.begin().await?;
     let meter_sql = match tx.backend() {
         crate::Backend::Sqlite => {
@@ -605,7 +658,7 @@ pub async fn assign_purchase_seq(db: &Db, order_id: i64, now_ms: i64) -> Result<
         }
     };
     let meter_id: i64 = on_tx!(&mut tx, |c| sqlx::query_scalar(meter_sql)
-        .bind(order_id)
+        .bind(order_id.get())
         .fetch_optional(c)
         .await?)
     .ok_or(Error::NotFound("order"))?;
@@ -614,8 +667,8 @@ pub async fn assign_purchase_seq(db: &Db, order_id: i64, now_ms: i64) -> Result<
     let order = by_id_in(&mut tx, order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
-    if !matches!(order.state.as_str(), "charging" | "delayed") {
-        return Ok(Assignment::NotDeliverable(order.state));
+    if !matches!(order.state, OrderState::Charging | OrderState::Delayed) {
+        return Ok(Assignment::NotDeliverable(Some(order.state)));
     }
     if let Some(seq) = order.purchase_seq {
         return Ok(Assignment::Assigned(seq));
@@ -627,7 +680,7 @@ pub async fn assign_purchase_seq(db: &Db, order_id: i64, now_ms: i64) -> Result<
          order by purchase_seq limit 1"
     )
     .bind(meter_id)
-    .bind(order_id)
+    .bind(order_id.get())
     .fetch_optional(c)
     .await?
     });
@@ -645,7 +698,7 @@ pub async fn assign_purchase_seq(db: &Db, order_id: i64, now_ms: i64) -> Result<
          order by o.paid_at_ms, o.id limit 1"
     )
     .bind(meter_id)
-    .bind(order_id)
+    .bind(order_id.get())
     .bind(paid_at)
     .fetch_optional(c)
     .await?);
@@ -675,7 +728,7 @@ pub async fn assign_purchase_seq(db: &Db, order_id: i64, now_ms: i64) -> Result<
         "update orders set purchase_seq = $2, updated_at_ms = $3
          where id = $1 and purchase_seq is null and state in ('charging', 'delayed')"
     )
-    .bind(order_id)
+    .bind(order_id.get())
     .bind(seq)
     .bind(now_ms)
     .execute(c)
@@ -685,9 +738,7 @@ pub async fn assign_purchase_seq(db: &Db, order_id: i64, now_ms: i64) -> Result<
         // A refund took the order first (its guarded update won the row):
         // roll back the meter's number too.
         drop(tx);
-        let state = by_id(db, order_id)
-            .await?
-            .map_or_else(|| "vanished".to_owned(), |o| o.state);
+        let state = by_id(db, order_id).await?.map(|o| o.state);
         return Ok(Assignment::NotDeliverable(state));
     }
     tx.commit().await?;
@@ -703,7 +754,7 @@ pub async fn assign_purchase_seq(db: &Db, order_id: i64, now_ms: i64) -> Result<
 /// holds `seq` or the meter has assigned a later number.
 pub async fn release_unapplied_seq(
     tx: &mut Tx,
-    order_id: i64,
+    order_id: OrderId,
     seq: i64,
     meter_count: i64,
     now_ms: i64,
@@ -718,7 +769,7 @@ pub async fn release_unapplied_seq(
         "update orders set purchase_seq = null, updated_at_ms = $3
          where id = $1 and purchase_seq = $2 and state in ('charging', 'delayed') returning meter_id"
     )
-    .bind(order_id)
+    .bind(order_id.get())
     .bind(seq)
     .bind(now_ms)
     .fetch_optional(c)
@@ -748,7 +799,7 @@ pub async fn release_unapplied_seq(
 /// runs again now and the head-end reads the meter's count before anything
 /// else, so this is safe whatever happened before. Returns false when the
 /// order is not delayed or its job is not dead.
-pub async fn redeliver(db: &Db, order_id: i64, now_ms: i64) -> Result<bool> {
+pub async fn redeliver(db: &Db, order_id: OrderId, now_ms: i64) -> Result<bool> {
     let mut tx = db.begin().await?;
     let n = on_tx!(&mut tx, |c| sqlx::query(
         "update job set state = 'queued', attempts = 0, run_at_ms = $2, locked_by = null,
@@ -756,7 +807,7 @@ pub async fn redeliver(db: &Db, order_id: i64, now_ms: i64) -> Result<bool> {
          where dedup_key = 'deliver:' || cast($1 as text) and state = 'dead'
            and exists (select 1 from orders where id = $1 and state = 'delayed')"
     )
-    .bind(order_id)
+    .bind(order_id.get())
     .bind(now_ms)
     .execute(c)
     .await?
@@ -769,16 +820,16 @@ pub async fn redeliver(db: &Db, order_id: i64, now_ms: i64) -> Result<bool> {
 /// meter (to wake them when one of its purchases settles).
 pub(crate) async fn sibling_delivery_keys(
     tx: &mut Tx,
-    meter_id: i64,
-    order_id: i64,
+    meter_id: MeterId,
+    order_id: OrderId,
 ) -> Result<Vec<String>> {
     let ids: Vec<i64> = on_tx!(tx, |c| {
         sqlx::query_scalar(
         "select id from orders where meter_id = $1 and id <> $2 and state in ('charging', 'delayed')
          order by paid_at_ms, id"
     )
-    .bind(meter_id)
-    .bind(order_id)
+    .bind(meter_id.get())
+    .bind(order_id.get())
     .fetch_all(c)
     .await?
     });
@@ -813,19 +864,18 @@ pub async fn expired_unpaid(db: &Db, now_ms: i64, limit: i64) -> Result<Vec<Orde
 
 /// Closes an unpaid order: `Expire` (only at or after two hours) or
 /// `Cancel` (the student's choice). Returns the order after the event.
-pub async fn close(db: &Db, order_id: i64, event: OrderEvent, now_ms: i64) -> Result<Order> {
+pub async fn close(db: &Db, order_id: OrderId, event: OrderEvent, now_ms: i64) -> Result<Order> {
     let mut tx = db.begin().await?;
     let order = by_id_in(&mut tx, order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
-    let t = order::transition(order.state()?, event, order.created_at_ms, now_ms)
-        .map_err(|e| Error::Conflict(e.to_string()))?;
+    let t = order::transition(order.state, event, order.created_at_ms, now_ms)?;
     if t.changed {
         on_tx!(&mut tx, |c| {
             sqlx::query(
             "update orders set state = 'closed', closed_at_ms = $2, updated_at_ms = $2 where id = $1 and state = 'unpaid'"
         )
-        .bind(order_id)
+        .bind(order_id.get())
         .bind(now_ms)
         .execute(c)
         .await?.rows_affected()
@@ -839,11 +889,11 @@ pub async fn close(db: &Db, order_id: i64, event: OrderEvent, now_ms: i64) -> Re
 }
 
 /// Stores the provider's prepay id on an unpaid order.
-pub async fn set_prepay_id(db: &Db, order_id: i64, prepay_id: &str, now_ms: i64) -> Result<()> {
+pub async fn set_prepay_id(db: &Db, order_id: OrderId, prepay_id: &str, now_ms: i64) -> Result<()> {
     on_db!(db, |p| sqlx::query(
         "update orders set prepay_id = $2, updated_at_ms = $3 where id = $1"
     )
-    .bind(order_id)
+    .bind(order_id.get())
     .bind(prepay_id)
     .bind(now_ms)
     .execute(p)
@@ -857,18 +907,17 @@ pub async fn set_prepay_id(db: &Db, order_id: i64, prepay_id: &str, now_ms: i64)
 /// wire, and refused once a purchase sequence number was assigned, since a
 /// frame may have reached the meter) and moves the order to refunding with
 /// a refund number.
-pub async fn request_refund(db: &Db, order_id: i64, now_ms: i64) -> Result<Order> {
+pub async fn request_refund(db: &Db, order_id: OrderId, now_ms: i64) -> Result<Order> {
     let mut tx = db.begin().await?;
     let order = by_id_in(&mut tx, order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
     order::transition(
-        order.state()?,
+        order.state,
         OrderEvent::RefundRequested,
         order.created_at_ms,
         now_ms,
-    )
-    .map_err(|e| Error::Conflict(e.to_string()))?;
+    )?;
     // Once a purchase sequence number is assigned, a frame may have reached
     // the meter with its reply lost: refunding then could pay the money back
     // while the energy sits on the meter, and would leave the meter expecting
@@ -922,7 +971,7 @@ pub async fn request_refund(db: &Db, order_id: i64, now_ms: i64) -> Result<Order
     let o: Option<Order> = on_tx!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(
         sql.clone()
     ))
-    .bind(order_id)
+    .bind(order_id.get())
     .bind(&refund_no)
     .bind(now_ms)
     .fetch_optional(c)
@@ -957,8 +1006,7 @@ pub async fn finish_refund(
     } else {
         OrderEvent::RefundFailed
     };
-    let t = order::transition(order.state()?, event, order.created_at_ms, now_ms)
-        .map_err(|e| Error::Conflict(e.to_string()))?;
+    let t = order::transition(order.state, event, order.created_at_ms, now_ms)?;
     // Every change is guarded by the state and the refund number, so two
     // answers processed at once (a notification and a query) change it once.
     if t.changed {
@@ -968,7 +1016,7 @@ pub async fn finish_refund(
                     "update orders set state = 'refunded', refunded_at_ms = $2, updated_at_ms = $2
                      where id = $1 and state = 'refunding' and refund_no = $3",
                 )
-                .bind(order.id)
+                .bind(order.id.get())
                 .bind(now_ms)
                 .bind(refund_no)
                 .execute(c)
@@ -976,12 +1024,9 @@ pub async fn finish_refund(
                 .rows_affected()
             });
             if n == 1 {
-                let transfers = domain::ledger::on_refunded(
-                    Fen(order.amount_fen),
-                    order.centikwh(),
-                    MeterId(order.meter_id),
-                );
-                ledger::insert(&mut tx, order.id, &transfers, now_ms).await?;
+                let transfers =
+                    domain::ledger::on_refunded(order.amount_fen, order.centikwh(), order.meter_id);
+                ledger::insert(&mut tx, order.id.get(), &transfers, now_ms).await?;
             }
         } else {
             let n = on_tx!(&mut tx, |c| {
@@ -989,7 +1034,7 @@ pub async fn finish_refund(
                     "update orders set state = 'delayed', refund_no = null, updated_at_ms = $2
                      where id = $1 and state = 'refunding' and refund_no = $3",
                 )
-                .bind(order.id)
+                .bind(order.id.get())
                 .bind(now_ms)
                 .bind(refund_no)
                 .execute(c)
@@ -1024,11 +1069,11 @@ pub async fn finish_refund(
 }
 
 /// An order by row id.
-pub async fn by_id(db: &Db, order_id: i64) -> Result<Option<Order>> {
+pub async fn by_id(db: &Db, order_id: OrderId) -> Result<Option<Order>> {
     Ok(on_db!(db, |p| sqlx::query_as(select_orders!(
         "where id = $1"
     ))
-    .bind(order_id)
+    .bind(order_id.get())
     .fetch_optional(p)
     .await?))
 }
@@ -1043,11 +1088,11 @@ pub async fn by_out_trade_no(db: &Db, out_trade_no: &str) -> Result<Option<Order
     .await?))
 }
 
-async fn by_id_in(tx: &mut Tx, order_id: i64) -> Result<Option<Order>> {
+async fn by_id_in(tx: &mut Tx, order_id: OrderId) -> Result<Option<Order>> {
     Ok(on_tx!(tx, |c| sqlx::query_as(select_orders!(
         "where id = $1"
     ))
-    .bind(order_id)
+    .bind(order_id.get())
     .fetch_optional(c)
     .await?))
 }

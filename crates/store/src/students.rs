@@ -1098,10 +1098,10 @@ pub async fn order(
     student_id: i64,
     order_id: i64,
 ) -> Result<Option<crate::orders::Order>> {
-    let Some(o) = crate::orders::by_id(db, order_id).await? else {
+    let Some(o) = crate::orders::by_id(db, domain::OrderId::new(order_id)).await? else {
         return Ok(None);
     };
-    Ok((o.student_id == Some(student_id)).then_some(o))
+    Ok((o.student_id == Some(domain::StudentId::new(student_id))).then_some(o))
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! where two processes really can run the same statement at once.
 
 use domain::campus::reference_plan;
-use domain::{WholeKwh, order::Channel};
+use domain::order::{Channel, OrderState};
+use domain::{MeterId, WholeKwh};
 use store::campus::GatewayAddressing;
 use store::orders::{self, NewOrder, PaymentConfirmation};
 use store::{Db, jobs, ledger, testing};
@@ -77,12 +78,12 @@ async fn a_refunded_order_never_gets_a_purchase_number() {
         let o = paid(&db, "201701010002", 5, "wx-b", NOW).await;
         orders::mark_overdue(&db, 1000, NOW + 5000).await.unwrap();
         let r = orders::request_refund(&db, o.id, NOW + 5001).await.unwrap();
-        assert_eq!(r.state, "refunding");
+        assert_eq!(r.state, OrderState::Refunding);
         // The delivery worker read the order as delayed before the refund and
         // now assigns: it must be refused.
         let a = orders::assign_purchase_seq(&db, o.id, NOW + 5002).await;
         assert!(
-            matches!(a, Ok(orders::Assignment::NotDeliverable(ref s)) if s == "refunding"),
+            matches!(a, Ok(orders::Assignment::NotDeliverable(s)) if s == Some(OrderState::Refunding)),
             "{:?}: assigned {a:?} to a refunding order",
             db.backend()
         );
@@ -111,7 +112,7 @@ async fn concurrent_refund_successes_credit_once() {
         }
         assert_eq!(
             ledger::balance(&db, "refunds", "fen").await.unwrap(),
-            o.amount_fen
+            o.amount_fen.get()
         );
         assert!(ledger::check(&db).await.unwrap().is_empty());
     }
@@ -126,7 +127,7 @@ async fn a_failed_refund_goes_back_to_delivery() {
         let back = orders::finish_refund(&db, r.refund_no.as_deref().unwrap(), false, NOW + 6000)
             .await
             .unwrap();
-        assert_eq!(back.state, "delayed");
+        assert_eq!(back.state, OrderState::Delayed);
         let claimed = jobs::claim(&db, orders::DELIVER_QUEUE, "w", NOW + 7000, 60_000, 10)
             .await
             .unwrap();
@@ -235,7 +236,7 @@ async fn a_stale_worker_cannot_complete_a_job_another_worker_owns() {
         assert!(matches!(r, Err(store::Error::LeaseLost(_))), "{r:?}");
         assert_eq!(
             orders::by_id(&db, o.id).await.unwrap().unwrap().state,
-            "charging"
+            OrderState::Charging
         );
         // The owner renews, then completes.
         jobs::heartbeat(&db, &w2[0], NOW + 25_000, 10_000)
@@ -254,11 +255,11 @@ async fn a_stale_worker_cannot_complete_a_job_another_worker_owns() {
     }
 }
 
-async fn meter_row(db: &Db, meter_id: i64) -> i64 {
+async fn meter_row(db: &Db, meter_id: MeterId) -> i64 {
     store::on_db!(db, |p| sqlx::query_scalar::<_, i64>(
         "select purchase_seq_last from meter where id = $1"
     )
-    .bind(meter_id)
+    .bind(meter_id.get())
     .fetch_one(p)
     .await)
     .unwrap()
@@ -304,7 +305,7 @@ async fn a_refused_recharge_gives_its_number_back_and_blocks_nothing() {
         );
         // The refused one is refundable (no frame of it can be applied) …
         let r = orders::request_refund(&db, a.id, NOW + 120).await.unwrap();
-        assert_eq!(r.state, "refunding");
+        assert_eq!(r.state, OrderState::Refunding);
         orders::finish_refund(&db, r.refund_no.as_deref().unwrap(), true, NOW + 130)
             .await
             .unwrap();

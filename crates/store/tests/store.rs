@@ -2,8 +2,8 @@
 //! `DORMWATT_TEST_PG_URL` is set (CI sets it).
 
 use domain::campus::{REFERENCE_BUILDINGS, REFERENCE_METERS, reference_plan};
-use domain::order::{OrderEvent, UNPAID_TTL_MS};
-use domain::{WholeKwh, order::Channel};
+use domain::order::{OrderEvent, OrderState, UNPAID_TTL_MS};
+use domain::{Fen, MeterId, StudentId, WholeKwh, order::Channel};
 use store::campus::{GatewayAddressing, SeedOutcome};
 use store::orders::{self, NewOrder, PaidOutcome, PaymentConfirmation};
 use store::{Db, jobs, ledger, testing};
@@ -285,20 +285,20 @@ async fn payment_is_credited_once_and_writes_ledger_and_job() {
         let o = orders::create(&db, &req(1, "201701010001", 20), NOW)
             .await
             .unwrap();
-        assert_eq!(o.state, "unpaid");
-        assert_eq!(o.amount_fen, 1060); // 20 kWh × 0.53 元
+        assert_eq!(o.state, OrderState::Unpaid);
+        assert_eq!(o.amount_fen, Fen::new(1060)); // 20 kWh × 0.53 元
         assert_eq!(o.expires_at_ms, NOW + UNPAID_TTL_MS);
         let conf = PaymentConfirmation {
             out_trade_no: &o.out_trade_no,
             transaction_id: "wx1",
-            amount_fen: 1060,
+            amount_fen: Fen::new(1060),
         };
         for i in 0..15 {
             let out = orders::record_payment(&db, &conf, NOW + 1000 + i)
                 .await
                 .unwrap();
             match (i, out) {
-                (0, PaidOutcome::Credited(p)) => assert_eq!(p.state, "charging"),
+                (0, PaidOutcome::Credited(p)) => assert_eq!(p.state, OrderState::Charging),
                 (0, other) => panic!("first must credit: {other:?}"),
                 (_, PaidOutcome::AlreadyRecorded(_)) => {}
                 (_, other) => panic!("duplicate credited: {other:?}"),
@@ -316,7 +316,7 @@ async fn payment_is_credited_once_and_writes_ledger_and_job() {
         let bad = PaymentConfirmation {
             out_trade_no: &o2.out_trade_no,
             transaction_id: "wx2",
-            amount_fen: 1,
+            amount_fen: Fen::new(1),
         };
         assert!(matches!(
             orders::record_payment(&db, &bad, NOW).await,
@@ -325,7 +325,7 @@ async fn payment_is_credited_once_and_writes_ledger_and_job() {
         let unknown = PaymentConfirmation {
             out_trade_no: "DWnope",
             transaction_id: "wx3",
-            amount_fen: 1,
+            amount_fen: Fen::new(1),
         };
         assert!(matches!(
             orders::record_payment(&db, &unknown, NOW).await,
@@ -333,7 +333,7 @@ async fn payment_is_credited_once_and_writes_ledger_and_job() {
         ));
         assert_eq!(
             orders::by_id(&db, o2.id).await.unwrap().unwrap().state,
-            "unpaid"
+            OrderState::Unpaid
         );
         assert_ledger_ok(&db).await;
     }
@@ -366,17 +366,17 @@ async fn expiry_at_two_hours_and_late_payment_is_credited() {
         let closed = orders::close(&db, o.id, OrderEvent::Expire, NOW + UNPAID_TTL_MS)
             .await
             .unwrap();
-        assert_eq!(closed.state, "closed");
+        assert_eq!(closed.state, OrderState::Closed);
         assert_ledger_ok(&db).await;
         let conf = PaymentConfirmation {
             out_trade_no: &o.out_trade_no,
             transaction_id: "wxlate",
-            amount_fen: 530,
+            amount_fen: Fen::new(530),
         };
         let out = orders::record_payment(&db, &conf, NOW + UNPAID_TTL_MS + 5000)
             .await
             .unwrap();
-        assert!(matches!(out, PaidOutcome::Credited(ref p) if p.state == "charging"));
+        assert!(matches!(out, PaidOutcome::Credited(ref p) if p.state == OrderState::Charging));
         assert_ledger_ok(&db).await;
     }
 }
@@ -394,7 +394,7 @@ async fn delivery_then_refund_paths_keep_the_ledger_balanced() {
         )
         .await
         .unwrap();
-        assert_eq!(a.state, "charging");
+        assert_eq!(a.state, OrderState::Charging);
         let seq = orders::assign_purchase_seq(&db, a.id, NOW).await.unwrap();
         assert_eq!(seq.seq(), Some(1));
         assert_eq!(
@@ -448,11 +448,11 @@ async fn delivery_then_refund_paths_keep_the_ledger_balanced() {
         let r = orders::request_refund(&db, b.id, NOW + 60_001)
             .await
             .unwrap();
-        assert_eq!(r.state, "refunding");
+        assert_eq!(r.state, OrderState::Refunding);
         let done = orders::finish_refund(&db, r.refund_no.as_deref().unwrap(), true, NOW + 70_000)
             .await
             .unwrap();
-        assert_eq!(done.state, "refunded");
+        assert_eq!(done.state, OrderState::Refunded);
         assert_ledger_ok(&db).await;
         assert_eq!(ledger::balance(&db, "refunds", "fen").await.unwrap(), 212);
 
@@ -483,7 +483,7 @@ async fn delivery_then_refund_paths_keep_the_ledger_balanced() {
         assert!(e.to_string().contains("purchase 2"), "{e}");
         assert_eq!(
             orders::by_id(&db, c.id).await.unwrap().unwrap().state,
-            "delayed"
+            OrderState::Delayed
         );
         assert_ledger_ok(&db).await;
         assert_eq!(
@@ -628,7 +628,7 @@ async fn delivery_and_low_balance_notify_binders_once() {
         orders::assign_purchase_seq(&db, o.id, NOW + 1)
             .await
             .unwrap();
-        store::meters::set_purchase_count(&db, 6, 1, NOW + 2)
+        store::meters::set_purchase_count(&db, MeterId::new(6), 1, NOW + 2)
             .await
             .unwrap();
         for _ in 0..2 {
@@ -771,8 +771,81 @@ async fn reconciliation_is_fair_across_buyers_and_unpaid_orders_are_capped() {
             db.backend()
         );
         assert_eq!(
-            picked.iter().filter(|o| o.student_id == Some(a.id)).count(),
+            picked
+                .iter()
+                .filter(|o| o.student_id == Some(StudentId::new(a.id)))
+                .count(),
             2
         );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_order_event_keeps_its_states_and_event() {
+    for db in seeded().await {
+        let o = orders::create(&db, &req(1, "201701010001", 5), NOW)
+            .await
+            .unwrap();
+        // Not a delayed order: the refund is refused with the transition
+        // that was refused, not a sentence.
+        let refused = orders::request_refund(&db, o.id, NOW + 1).await;
+        assert!(
+            matches!(
+                refused,
+                Err(store::Error::IllegalTransition(
+                    domain::order::IllegalTransition {
+                        from: OrderState::Unpaid,
+                        event: OrderEvent::RefundRequested,
+                    }
+                ))
+            ),
+            "{refused:?}"
+        );
+        // Expiry before the two hours are up is refused the same way.
+        let early = orders::close(&db, o.id, OrderEvent::Expire, NOW + 2).await;
+        assert!(
+            matches!(
+                early,
+                Err(store::Error::IllegalTransition(
+                    domain::order::IllegalTransition {
+                        from: OrderState::Unpaid,
+                        event: OrderEvent::Expire,
+                    }
+                ))
+            ),
+            "{early:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_stored_order_value_is_a_corrupt_error_not_a_panic() {
+    for db in seeded().await {
+        let o = orders::create(&db, &req(1, "201701010001", 5), NOW)
+            .await
+            .unwrap();
+        store::on_db!(&db, |p| sqlx::query(
+            // The schema checks the state and the amounts; the frozen
+            // price has no check, and a price of 0 is not a price.
+            "update orders set unit_price_centifen_per_kwh = 0 where id = $1"
+        )
+        .bind(o.id.get())
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+        let read = orders::by_id(&db, o.id).await;
+        match read {
+            Err(store::Error::Corrupt(why)) => {
+                assert!(why.contains("orders.unit_price_centifen_per_kwh"), "{why}");
+                assert!(why.contains("= 0"), "{why}");
+            }
+            other => panic!("expected corrupt data, got {other:?}"),
+        }
+        // The same row read through another query is refused the same way.
+        assert!(matches!(
+            orders::by_out_trade_no(&db, &o.out_trade_no).await,
+            Err(store::Error::Corrupt(_))
+        ));
     }
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use domain::order::OrderState;
 use pay::sandbox::{self, Forgery, SandboxConfig};
 use pay::{NotifyPlan, Sandbox};
 use store::Db;
@@ -142,7 +143,7 @@ impl TestApp {
     }
 
     /// Waits until the order is in `state`.
-    async fn wait_state(&self, order: &Order, state: &str) -> Order {
+    async fn wait_state(&self, order: &Order, state: OrderState) -> Order {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let o = self.reload(order).await;
@@ -271,12 +272,12 @@ async fn duplicated_15_times(app: &TestApp) {
     app.sandbox.pay(&order.out_trade_no).expect("pay");
     app.wait_acks(&order.out_trade_no, 15).await;
     let o = app.reload(&order).await;
-    assert_eq!(o.state, "charging");
+    assert_eq!(o.state, OrderState::Charging);
     assert!(o.transaction_id.is_some());
     assert_eq!(app.deliver_jobs().await, 1, "one delivery job");
     assert_eq!(
         app.prepaid_fen().await,
-        o.amount_fen,
+        o.amount_fen.get(),
         "credited exactly once"
     );
     // The probe was refused.
@@ -313,10 +314,14 @@ async fn reordered(app: &TestApp) {
     app.sandbox.pay(&a.out_trade_no).expect("pay a");
     app.sandbox.pay(&b.out_trade_no).expect("pay b");
     app.wait_acks(&b.out_trade_no, 1).await;
-    assert_eq!(app.reload(&a).await.state, "unpaid", "A not notified yet");
+    assert_eq!(
+        app.reload(&a).await.state,
+        OrderState::Unpaid,
+        "A not notified yet"
+    );
     app.wait_acks(&a.out_trade_no, 1).await;
     let a_paid = app.reload(&a).await;
-    assert_eq!(a_paid.state, "charging");
+    assert_eq!(a_paid.state, OrderState::Charging);
     // The meter confirms B (paid first), then A; a stale duplicate of A's
     // notification then arrives.
     for id in [b.id, a.id] {
@@ -346,11 +351,12 @@ async fn reordered(app: &TestApp) {
     app.wait_acks(&a.out_trade_no, 2).await;
     let a_final = app.reload(&a).await;
     assert_eq!(
-        a_final.state, "completed",
+        a_final.state,
+        OrderState::Completed,
         "a late duplicate does not reopen a completed order"
     );
     assert_eq!(a_final.paid_at_ms, a_paid.paid_at_ms);
-    assert_eq!(app.reload(&b).await.state, "completed");
+    assert_eq!(app.reload(&b).await.state, OrderState::Completed);
     assert_eq!(app.prepaid_fen().await, 0, "A and B moved on to revenue");
 }
 
@@ -373,17 +379,18 @@ async fn late_after_expiry(app: &TestApp) {
     )
     .await
     .expect("close");
-    assert_eq!(closed.state, "closed");
+    assert_eq!(closed.state, OrderState::Closed);
     app.sandbox
         .notify(&order.out_trade_no, NotifyPlan::duplicates(3))
         .expect("late notify");
     app.wait_acks(&order.out_trade_no, 3).await;
     let o = app.reload(&order).await;
     assert_eq!(
-        o.state, "charging",
+        o.state,
+        OrderState::Charging,
         "a late payment is credited, never dropped"
     );
-    assert_eq!(app.prepaid_fen().await, o.amount_fen);
+    assert_eq!(app.prepaid_fen().await, o.amount_fen.get());
 
     // (2) Paid at WeChat, never notified: the expiry worker closes at WeChat,
     // learns it was paid, and records the payment instead of closing.
@@ -395,7 +402,7 @@ async fn late_after_expiry(app: &TestApp) {
         .await
         .expect("tick");
     assert_eq!(report.paid, 1, "{report:?}");
-    assert_eq!(app.reload(&second).await.state, "charging");
+    assert_eq!(app.reload(&second).await.state, OrderState::Charging);
 
     // (3) Not paid: closed at WeChat, then here.
     let third = app.started(2).await;
@@ -403,7 +410,7 @@ async fn late_after_expiry(app: &TestApp) {
         .await
         .expect("tick");
     assert_eq!(report.closed, 1, "{report:?}");
-    assert_eq!(app.reload(&third).await.state, "closed");
+    assert_eq!(app.reload(&third).await.state, OrderState::Closed);
     let at_wechat = app.sandbox.order(&third.out_trade_no).expect("known");
     assert_eq!(
         at_wechat.trade_state,
@@ -415,7 +422,10 @@ async fn late_after_expiry(app: &TestApp) {
         .await
         .expect("tick");
     assert_eq!(again.examined, 0);
-    assert_eq!(app.prepaid_fen().await, o.amount_fen + second.amount_fen);
+    assert_eq!(
+        app.prepaid_fen().await,
+        o.amount_fen.get() + second.amount_fen.get()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -448,7 +458,7 @@ async fn forged(app: &TestApp) {
         .await
         .expect("post");
     assert_eq!(r.status().as_u16(), 400);
-    assert_eq!(app.reload(&order).await.state, "unpaid");
+    assert_eq!(app.reload(&order).await.state, OrderState::Unpaid);
 
     // Genuinely signed, but for a different amount than our order.
     let wrong = app.order(8).await;
@@ -457,7 +467,7 @@ async fn forged(app: &TestApp) {
         .create_jsapi_order(&pay::JsapiOrder {
             description: "forged amount".to_owned(),
             out_trade_no: wrong.out_trade_no.clone(),
-            amount_fen: wrong.amount_fen + 1,
+            amount_fen: wrong.amount_fen.get() + 1,
             payer_openid: OPENID.to_owned(),
             time_expire_unix_s: None,
             attach: None,
@@ -466,7 +476,7 @@ async fn forged(app: &TestApp) {
         .expect("prepay");
     app.sandbox.pay(&wrong.out_trade_no).expect("pay");
     assert_eq!(app.first_status(&wrong.out_trade_no).await, Some(400));
-    assert_eq!(app.reload(&wrong).await.state, "unpaid");
+    assert_eq!(app.reload(&wrong).await.state, OrderState::Unpaid);
 
     // Genuinely signed, for an out_trade_no we never issued.
     provider
@@ -600,7 +610,7 @@ async fn bad_input(app: &TestApp) {
         payments::create_student_order(&app.state, student.id, app.area_id, &app.meter, " 12 ")
             .await
             .expect("a good order");
-    assert_eq!(ok.kwh, 12);
+    assert_eq!(ok.kwh.get(), 12);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -632,7 +642,7 @@ async fn two_tabs(app: &TestApp) {
         second.is_err(),
         "the second tab cannot pay again: {second:?}"
     );
-    app.wait_state(&order, "charging").await;
+    app.wait_state(&order, OrderState::Charging).await;
     let cancel = payments::cancel_order(&app.state, &order).await;
     assert!(
         matches!(cancel, Err(payments::PaymentError::AlreadyPaid)),
@@ -643,14 +653,14 @@ async fn two_tabs(app: &TestApp) {
         matches!(again, Err(payments::PaymentError::AlreadyPaid)),
         "{again:?}"
     );
-    assert_eq!(app.prepaid_fen().await, order.amount_fen);
+    assert_eq!(app.prepaid_fen().await, order.amount_fen.get());
 
     // Cancelling closes at WeChat first: a tab still open cannot pay after.
     let other = app.started(2).await;
     let closed = payments::cancel_order(&app.state, &other)
         .await
         .expect("cancel");
-    assert_eq!(closed.state, "closed");
+    assert_eq!(closed.state, OrderState::Closed);
     let at_wechat = app.sandbox.order(&other.out_trade_no).expect("known");
     assert_eq!(at_wechat.trade_state, pay::TradeState::Closed);
     assert!(
@@ -688,7 +698,7 @@ async fn counter_and_refund(app: &TestApp) {
     // A WeChat order is paid, never delivered, goes delayed, and staff refund it.
     let order = app.started(11).await;
     app.sandbox.pay(&order.out_trade_no).expect("pay");
-    app.wait_state(&order, "charging").await;
+    app.wait_state(&order, OrderState::Charging).await;
     let paid = app.reload(&order).await;
     let marked = workers::overdue_tick(&app.state, paid.paid_at_ms.expect("paid") + 31 * 60 * 1000)
         .await
@@ -710,7 +720,7 @@ async fn counter_and_refund(app: &TestApp) {
         .expect("tick");
     assert_eq!(report.examined, 1, "{report:?}");
     // The sandbox finishes the refund and notifies us.
-    let refunded = app.wait_state(&order, "refunded").await;
+    let refunded = app.wait_state(&order, OrderState::Refunded).await;
     assert!(refunded.refunded_at_ms.is_some());
     // Polling again finds nothing left to do; the refund happened once.
     let report = workers::refund_tick(&app.state, store::now_ms())
@@ -774,7 +784,7 @@ async fn reconciliation(app: &TestApp) {
         .await
         .expect("tick");
     assert_eq!(report.paid, 1, "{report:?}");
-    assert_eq!(app.reload(&lost).await.state, "charging");
+    assert_eq!(app.reload(&lost).await.state, OrderState::Charging);
 
     // The day's bill agrees with our orders…
     let today = pay::time::beijing_date(store::now_ms() / 1000);
@@ -798,7 +808,7 @@ async fn reconciliation(app: &TestApp) {
     assert_eq!(bill.differences[0].out_trade_no, unseen.out_trade_no);
     assert_eq!(
         app.reload(&unseen).await.state,
-        "unpaid",
+        OrderState::Unpaid,
         "the bill alone never credits"
     );
 }
@@ -1077,14 +1087,14 @@ async fn a_payment_after_a_sandbox_restart_is_credited() {
         let before = TestApp::spawn(db.clone()).await;
         let first = before.started(3).await;
         before.sandbox.pay(&first.out_trade_no).expect("pay");
-        before.wait_state(&first, "charging").await;
+        before.wait_state(&first, OrderState::Charging).await;
         drop(before);
 
         // A new process: new sandbox, same database.
         let after = TestApp::spawn(db).await;
         let second = after.started(4).await;
         after.sandbox.pay(&second.out_trade_no).expect("pay");
-        let paid = after.wait_state(&second, "charging").await;
+        let paid = after.wait_state(&second, OrderState::Charging).await;
         assert_ne!(
             paid.transaction_id,
             after.reload(&first).await.transaction_id,
@@ -1112,7 +1122,7 @@ async fn sandbox_not_on_app(app: &TestApp) {
             .expect("POST");
         assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND, "{path}");
     }
-    assert_eq!(app.reload(&order).await.state, "unpaid");
+    assert_eq!(app.reload(&order).await.state, OrderState::Unpaid);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -252,7 +252,7 @@ impl World {
     }
 
     /// A paid counter sale of `kwh` for the meter; returns the order id.
-    pub async fn buy(&self, meter_id: i64, kwh: u32) -> i64 {
+    pub async fn buy(&self, meter_id: i64, kwh: u32) -> domain::OrderId {
         let info = store::campus::meter_by_id(&self.db, meter_id)
             .await
             .unwrap()
@@ -271,8 +271,8 @@ impl World {
         .id
     }
 
-    /// The order's state name.
-    pub async fn order_state(&self, order_id: i64) -> String {
+    /// The order's state.
+    pub async fn order_state(&self, order_id: domain::OrderId) -> domain::order::OrderState {
         store::orders::by_id(&self.db, order_id)
             .await
             .unwrap()

@@ -26,8 +26,8 @@ use store::orders::Order;
 const PRESETS_KWH: [u32; 5] = [10, 20, 50, 100, 200];
 
 /// An order state in words.
-pub fn state_label(l: Lang, s: &str) -> String {
-    l.t(match OrderState::parse(s) {
+pub fn state_label(l: Lang, s: OrderState) -> String {
+    l.t(match Some(s) {
         Some(OrderState::Unpaid) => "order-state-unpaid",
         Some(OrderState::Charging) => "order-state-charging",
         Some(OrderState::Delayed) => "order-state-delayed",
@@ -392,12 +392,12 @@ pub async fn create_order(
         Ok(order) => {
             tracing::info!(
                 student.id = student.id,
-                order.id = order.id,
+                order.id = order.id.get(),
                 meter.id = m.id,
-                kwh = order.kwh,
+                kwh = order.kwh.get(),
                 "order created"
             );
-            return see(&format!("/orders/{}/pay", order.id));
+            return see(&format!("/orders/{}/pay", order.id.get()));
         }
         Err(store::orders::CreateError::Store(e)) => return Err(e.into()),
         Err(store::orders::CreateError::NoSuchMeter) => return Err(PageError::NotFound),
@@ -426,15 +426,15 @@ pub async fn pay_page(State(state): State<AppState>, ctx: Ctx, PathId(id): PathI
     let l = ctx.l;
     let o = my_order(&state, &ctx.student, id).await?;
     let now = store::now_ms();
-    if o.state != OrderState::Unpaid.as_str() || o.expires_at_ms <= now {
-        return see(&format!("/orders/{}", o.id));
+    if o.state != OrderState::Unpaid || o.expires_at_ms <= now {
+        return see(&format!("/orders/{}", o.id.get()));
     }
-    let m = store::campus::meter_by_id(state.db(), o.meter_id).await?;
+    let m = store::campus::meter_by_id(state.db(), o.meter_id.get()).await?;
     html(&PayPage {
         l,
         shell: ctx.shell("pay-title", Tab::Buy),
         place: m.as_ref().map(|m| meter_place(l, m)).unwrap_or_default(),
-        amount: domain::Fen(o.amount_fen),
+        amount: o.amount_fen,
         deadline: pay_deadline(l, o.expires_at_ms, now, &super::campus_tz(&state)),
         o: &o,
     })
@@ -480,7 +480,7 @@ pub async fn pay(
 ) -> PageResult {
     let l = ctx.l;
     let o = my_order(&state, &ctx.student, id).await?;
-    let done = format!("/orders/{}", o.id);
+    let done = format!("/orders/{}", o.id.get());
     let outcome = match payments::start_wechat_payment(&state, &o, &ctx.student.openid).await {
         Ok(started) => {
             // Demo: the sandbox cashier takes the browser and returns it here.
@@ -495,7 +495,7 @@ pub async fn pay(
             PaymentError::NotPayable | PaymentError::AlreadyPaid => l.t("pay-not-payable"),
             PaymentError::Expired => l.t("pay-expired"),
             PaymentError::Provider(ref err) => {
-                tracing::warn!(order.id = o.id, error = %err, "payment start failed");
+                tracing::warn!(order.id = o.id.get(), error = %err, "payment start failed");
                 l.t("pay-provider-failed")
             }
             PaymentError::Store(err) => return Err(err.into()),
@@ -521,15 +521,15 @@ pub async fn cancel(
     Posted { ctx, .. }: Posted<CsrfOnly>,
 ) -> PageResult {
     let o = my_order(&state, &ctx.student, id).await?;
-    if o.state == OrderState::Unpaid.as_str() {
+    if o.state == OrderState::Unpaid {
         // Closed at WeChat first, so another tab cannot still pay it; a
         // cancel racing a payment loses cleanly and the order shows as paid.
         match crate::payments::cancel_order(&state, &o).await {
-            Ok(c) if c.state == OrderState::Closed.as_str() => {
+            Ok(c) if c.state == OrderState::Closed => {
                 return see("/records?cancelled=1");
             }
             Ok(_) => {}
-            Err(e) => tracing::info!(order.id = o.id, error = %e, "cancel refused"),
+            Err(e) => tracing::info!(order.id = o.id.get(), error = %e, "cancel refused"),
         }
     }
     see("/records")
@@ -544,14 +544,14 @@ pub async fn order_status_page(
 ) -> PageResult {
     let l = ctx.l;
     let o = my_order(&state, &ctx.student, id).await?;
-    let m = store::campus::meter_by_id(state.db(), o.meter_id).await?;
-    let st = OrderState::parse(&o.state);
+    let m = store::campus::meter_by_id(state.db(), o.meter_id.get()).await?;
+    let st = Some(o.state);
     let now = store::now_ms();
     html(&OrderStatusPage {
         l,
         shell: ctx.shell("order-detail-title", Tab::Buy).with_script(),
         place: m.as_ref().map(|m| meter_place(l, m)).unwrap_or_default(),
-        amount: domain::Fen(o.amount_fen),
+        amount: o.amount_fen,
         paid: st.is_some_and(OrderState::is_paid),
         completed: st == Some(OrderState::Completed),
         // Nothing is in progress for an unpaid order: no spinner.
@@ -566,7 +566,7 @@ pub async fn order_status_page(
         ),
         payable: st == Some(OrderState::Unpaid) && o.expires_at_ms > now,
         deadline: pay_deadline(l, o.expires_at_ms, now, &super::campus_tz(&state)),
-        state_label: state_label(l, &o.state),
+        state_label: state_label(l, o.state),
         remaining: energy_or_dash(m.as_ref().and_then(|m| m.remaining_centikwh)),
         o: &o,
     })
@@ -597,7 +597,7 @@ pub async fn order_status_json(
     PathId(id): PathId,
 ) -> PageResult {
     let o = my_order(&state, &student, id).await?;
-    let m = store::campus::meter_by_id(state.db(), o.meter_id).await?;
+    let m = store::campus::meter_by_id(state.db(), o.meter_id.get()).await?;
     let remaining = m
         .and_then(|m| m.remaining_centikwh)
         .map(|r| kwh(r).to_string());

@@ -105,7 +105,7 @@ pub fn usage_chart(bars: &[Bar]) -> Chart {
             };
             Col {
                 md: format!("{:02}-{:02}", date.month(), date.day()),
-                usage: b.usage_centikwh.map(domain::CentiKwh),
+                usage: b.usage_centikwh.map(domain::CentiKwh::new),
                 x: px(x),
                 y: px(y),
                 w: px(w),

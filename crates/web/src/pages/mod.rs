@@ -378,7 +378,7 @@ pub fn fmt_time(ms: i64, tz: &jiff::tz::TimeZone) -> String {
 
 /// Energy in 0.01 kWh as `12.34`.
 pub fn kwh(c: i64) -> domain::CentiKwh {
-    domain::CentiKwh(c)
+    domain::CentiKwh::new(c)
 }
 
 /// "Pay by 07:36" for an unpaid order: one clock time, the same on every

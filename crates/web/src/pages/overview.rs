@@ -184,7 +184,7 @@ impl Balance {
             Some(r) if r <= 0 && m.relay_closed == Some(false) => Balance::Empty,
             Some(r) if r <= 0 => Balance::Overdraft,
             Some(r) if r < m.low_balance_centikwh => {
-                Balance::Low(domain::CentiKwh(m.low_balance_centikwh))
+                Balance::Low(domain::CentiKwh::new(m.low_balance_centikwh))
             }
             _ => Balance::Fine,
         }

@@ -8,6 +8,7 @@ use crate::AppState;
 use crate::i18n::Lang;
 use askama::Template;
 use axum::extract::{Query, State};
+use domain::order::OrderState;
 use std::collections::HashMap;
 
 /// Most orders listed.
@@ -56,11 +57,11 @@ pub async fn page(
     let mut places: HashMap<i64, String> = HashMap::new();
     let mut rows = Vec::with_capacity(orders.len());
     for o in &orders {
-        if o.state == "unpaid" && o.expires_at_ms <= now {
+        if o.state == OrderState::Unpaid && o.expires_at_ms <= now {
             continue;
         }
-        if let std::collections::hash_map::Entry::Vacant(slot) = places.entry(o.meter_id) {
-            let p = store::campus::meter_by_id(state.db(), o.meter_id)
+        if let std::collections::hash_map::Entry::Vacant(slot) = places.entry(o.meter_id.get()) {
+            let p = store::campus::meter_by_id(state.db(), o.meter_id.get())
                 .await?
                 .map(|m| {
                     format!(
@@ -74,14 +75,15 @@ pub async fn page(
             slot.insert(p);
         }
         rows.push(OrderRow {
-            id: o.id,
-            kwh: o.kwh,
-            amount: domain::Fen(o.amount_fen),
-            place: places.get(&o.meter_id).cloned().unwrap_or_default(),
+            id: o.id.get(),
+            kwh: i64::from(o.kwh.get()),
+            amount: o.amount_fen,
+            place: places.get(&o.meter_id.get()).cloned().unwrap_or_default(),
             at: fmt_time(o.created_at_ms, &tz),
-            state: o.state.clone(),
-            label: state_label(l, &o.state),
-            deadline: (o.state == "unpaid").then(|| pay_deadline(l, o.expires_at_ms, now, &tz)),
+            state: o.state.as_str().to_owned(),
+            label: state_label(l, o.state),
+            deadline: (o.state == OrderState::Unpaid)
+                .then(|| pay_deadline(l, o.expires_at_ms, now, &tz)),
         });
     }
     html(&RecordsPage {

@@ -79,14 +79,14 @@ impl From<&Order> for OrderView {
     fn from(o: &Order) -> Self {
         Self {
             out_trade_no: o.out_trade_no.clone(),
-            state: o.state.clone(),
-            channel: o.channel.clone(),
-            area_id: o.area_id,
-            meter_id: o.meter_id,
-            kwh: o.kwh,
-            unit_price_centifen_per_kwh: o.unit_price_centifen_per_kwh,
-            amount_fen: o.amount_fen,
-            amount_yuan: domain::Fen(o.amount_fen).to_string(),
+            state: o.state.as_str().to_owned(),
+            channel: o.channel.as_str().to_owned(),
+            area_id: o.area_id.get(),
+            meter_id: o.meter_id.get(),
+            kwh: i64::from(o.kwh.get()),
+            unit_price_centifen_per_kwh: o.unit_price_centifen_per_kwh.centifen_per_kwh(),
+            amount_fen: o.amount_fen.get(),
+            amount_yuan: o.amount_fen.to_string(),
             created_at_ms: o.created_at_ms,
             expires_at_ms: o.expires_at_ms,
             paid_at_ms: o.paid_at_ms,
@@ -325,8 +325,8 @@ async fn counter_sale(
         return internal(&e).into_response();
     }
     tracing::info!(
-        order.id = order.id,
-        amount_fen = order.amount_fen,
+        order.id = order.id.get(),
+        amount_fen = order.amount_fen.get(),
         idempotency_key = key.is_some(),
         "counter sale"
     );
@@ -387,9 +387,15 @@ async fn staff_refund(
     };
     match store::orders::request_refund(state.db(), order.id, store::now_ms()).await {
         Ok(o) => {
-            tracing::info!(order.id = o.id, "refund requested by staff");
+            tracing::info!(order.id = o.id.get(), "refund requested by staff");
             (StatusCode::ACCEPTED, Json(OrderView::from(&o))).into_response()
         }
+        Err(store::Error::IllegalTransition(_)) => ApiError::new(
+            StatusCode::CONFLICT,
+            "NOT_REFUNDABLE",
+            "only a delayed order can be refunded",
+        )
+        .into_response(),
         Err(store::Error::Conflict(m)) => ApiError::new(
             StatusCode::CONFLICT,
             "NOT_REFUNDABLE",
@@ -439,7 +445,7 @@ async fn own_order(
     out_trade_no: &str,
 ) -> Result<Order, ApiError> {
     let order = find(state, out_trade_no).await?;
-    if order.student_id == Some(student.id) {
+    if order.student_id == Some(domain::StudentId::new(student.id)) {
         Ok(order)
     } else {
         Err(not_found())

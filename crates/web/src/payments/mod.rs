@@ -352,12 +352,12 @@ pub async fn start_wechat_payment(
     let order = store::orders::by_id(state.db(), order.id)
         .await?
         .ok_or(PaymentError::NotPayable)?;
-    match order.state()? {
+    match order.state {
         domain::order::OrderState::Unpaid => {}
         s if s.is_paid() => return Err(PaymentError::AlreadyPaid),
         _ => return Err(PaymentError::NotPayable),
     }
-    if order.channel()? != domain::order::Channel::Wechat {
+    if order.channel != domain::order::Channel::Wechat {
         return Err(PaymentError::NotPayable);
     }
     let time_expire = time_expire_unix_s(&payments.settings, &order);
@@ -367,7 +367,7 @@ pub async fn start_wechat_payment(
     let request = pay::JsapiOrder {
         description: description(&payments.settings, &order),
         out_trade_no: order.out_trade_no.clone(),
-        amount_fen: order.amount_fen,
+        amount_fen: order.amount_fen.get(),
         payer_openid: payer_openid.to_owned(),
         time_expire_unix_s: Some(time_expire),
         attach: None,
@@ -386,7 +386,7 @@ pub async fn start_wechat_payment(
     if order.prepay_id.as_deref() != Some(payment.prepay_id.as_str()) {
         store::orders::set_prepay_id(state.db(), order.id, &payment.prepay_id, now_ms).await?;
     }
-    tracing::info!(order.id = order.id, out_trade_no = %order.out_trade_no, "payment started");
+    tracing::info!(order.id = order.id.get(), out_trade_no = %order.out_trade_no, "payment started");
     Ok(StartedPayment {
         out_trade_no: order.out_trade_no.clone(),
         pay_params: payment.pay_params,
@@ -481,7 +481,7 @@ pub async fn cancel_order(state: &AppState, order: &Order) -> Result<Order, Paym
     let order = store::orders::by_id(state.db(), order.id)
         .await?
         .ok_or(PaymentError::NotPayable)?;
-    match order.state()? {
+    match order.state {
         domain::order::OrderState::Unpaid => {}
         domain::order::OrderState::Closed => return Ok(order),
         s if s.is_paid() => return Err(PaymentError::AlreadyPaid),

@@ -190,14 +190,14 @@ async fn on_payment(
     let confirmation = PaymentConfirmation {
         out_trade_no: &t.out_trade_no,
         transaction_id,
-        amount_fen,
+        amount_fen: domain::Fen::new(amount_fen),
     };
     // The audit row of an accepted notification commits with the payment.
     let recorded =
         store::orders::record_payment_logged(state.db(), &confirmation, PROVIDER, now_ms).await;
     let (status, outcome) = match recorded {
         Ok(PaidOutcome::Credited(o)) => {
-            tracing::info!(order.id = o.id, "payment credited from notification");
+            tracing::info!(order.id = o.id.get(), "payment credited from notification");
             let mut v = about(Verdict::new(StatusCode::NO_CONTENT, "credited"));
             v.logged = true;
             return v;
@@ -209,7 +209,7 @@ async fn on_payment(
         }
         Err(PayError::UnknownOrder) => (StatusCode::NOT_FOUND, "rejected:unknown_order"),
         Err(PayError::AmountMismatch { expected, paid }) => {
-            tracing::error!(out_trade_no = %t.out_trade_no, expected, paid, "notification amount differs from the order: refused, needs staff");
+            tracing::error!(out_trade_no = %t.out_trade_no, expected = expected.get(), paid = paid.get(), "notification amount differs from the order: refused, needs staff");
             (StatusCode::BAD_REQUEST, "rejected:amount_mismatch")
         }
         Err(PayError::OtherTransaction) => {
@@ -254,7 +254,7 @@ async fn on_refund(
             ));
         }
     };
-    if r.amount.refund != order.amount_fen {
+    if r.amount.refund != order.amount_fen.get() {
         return about(Verdict::new(
             StatusCode::BAD_REQUEST,
             "rejected:refund_amount",

@@ -62,7 +62,7 @@ pub async fn settle_from_query(
         Ok(t) => t,
         Err(e) if e.is_not_found() => return Settled::NotFound,
         Err(e) => {
-            tracing::warn!(order.id = order.id, error = %e, "order query failed");
+            tracing::warn!(order.id = order.id.get(), error = %e, "order query failed");
             return Settled::Failed;
         }
     };
@@ -79,7 +79,7 @@ pub async fn settle_from_query(
     let s = &payments.settings;
     if t.appid != s.appid || t.mchid != s.mchid || t.out_trade_no != order.out_trade_no {
         tracing::error!(
-            order.id = order.id,
+            order.id = order.id.get(),
             "query answer for another merchant or order"
         );
         return Settled::Mismatch;
@@ -91,23 +91,23 @@ pub async fn settle_from_query(
     let confirmation = PaymentConfirmation {
         out_trade_no: &order.out_trade_no,
         transaction_id,
-        amount_fen,
+        amount_fen: domain::Fen::new(amount_fen),
     };
     match store::orders::record_payment(state.db(), &confirmation, now_ms).await {
         Ok(PaidOutcome::Credited(o)) => {
             tracing::info!(
-                order.id = o.id,
+                order.id = o.id.get(),
                 "payment credited from a query (no notification)"
             );
             Settled::Paid
         }
         Ok(PaidOutcome::AlreadyRecorded(_)) => Settled::Paid,
         Err(store::orders::PayError::Store(e)) => {
-            tracing::error!(order.id = order.id, error = %e, "cannot record a queried payment");
+            tracing::error!(order.id = order.id.get(), error = %e, "cannot record a queried payment");
             Settled::Failed
         }
         Err(e) => {
-            tracing::error!(order.id = order.id, error = %e, "queried payment refused; needs staff");
+            tracing::error!(order.id = order.id.get(), error = %e, "queried payment refused; needs staff");
             Settled::Mismatch
         }
     }
@@ -147,7 +147,7 @@ pub async fn expire_tick(state: &AppState, now_ms: i64) -> store::Result<TickRep
             Err(e)
                 if matches!(e.code(), Some("ORDER_CLOSED" | "ORDERPAID")) || e.is_not_found() => {}
             Err(e) => {
-                tracing::warn!(order.id = order.id, error = %e, "close at WeChat failed; retrying later");
+                tracing::warn!(order.id = order.id.get(), error = %e, "close at WeChat failed; retrying later");
                 report.deferred += 1;
                 continue;
             }
@@ -207,13 +207,13 @@ pub async fn refund_tick(state: &AppState, now_ms: i64) -> store::Result<TickRep
         report.examined += 1;
         let Some(refund_no) = order.refund_no.clone() else {
             tracing::error!(
-                order.id = order.id,
+                order.id = order.id.get(),
                 "refunding order without a refund number"
             );
             report.deferred += 1;
             continue;
         };
-        if order.channel()? == Channel::Counter {
+        if order.channel == Channel::Counter {
             store::orders::finish_refund(state.db(), &refund_no, true, now_ms).await?;
             report.closed += 1;
             continue;
@@ -229,8 +229,8 @@ pub async fn refund_tick(state: &AppState, now_ms: i64) -> store::Result<TickRep
                     out_trade_no: order.out_trade_no.clone(),
                     out_refund_no: refund_no.clone(),
                     reason: Some("电费充值未能送达电表,全额退款".to_owned()),
-                    refund_fen: order.amount_fen,
-                    total_fen: order.amount_fen,
+                    refund_fen: order.amount_fen.get(),
+                    total_fen: order.amount_fen.get(),
                 };
                 payments.provider.create_refund(&request).await
             }
@@ -239,7 +239,7 @@ pub async fn refund_tick(state: &AppState, now_ms: i64) -> store::Result<TickRep
         let refund = match refund {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(order.id = order.id, error = %e, "refund call failed; retrying later");
+                tracing::warn!(order.id = order.id.get(), error = %e, "refund call failed; retrying later");
                 report.deferred += 1;
                 continue;
             }
@@ -252,7 +252,7 @@ pub async fn refund_tick(state: &AppState, now_ms: i64) -> store::Result<TickRep
             // could pay twice, so the order stays refunding.
             pay::RefundStatus::Abnormal => {
                 tracing::error!(
-                    order.id = order.id,
+                    order.id = order.id.get(),
                     "refund abnormal at WeChat; needs staff"
                 );
                 report.deferred += 1;
@@ -369,9 +369,9 @@ pub async fn reconcile_bill(
             continue;
         };
         in_bill.insert(order.out_trade_no.clone(), ());
-        let paid_here = order.state()?.is_paid();
+        let paid_here = order.state.is_paid();
         if row.trade_state == "REFUND" {
-            if !matches!(order.state()?, OrderState::Refunded | OrderState::Refunding)
+            if !matches!(order.state, OrderState::Refunded | OrderState::Refunding)
                 || row.out_refund_no.as_deref() != order.refund_no.as_deref()
             {
                 diff(
@@ -396,13 +396,14 @@ pub async fn reconcile_bill(
             );
             continue;
         }
-        if row.order_total_fen != order.amount_fen {
+        if row.order_total_fen != order.amount_fen.get() {
             diff(
                 &order.out_trade_no,
                 "amount",
                 format!(
                     "bill {} fen, order {} fen",
-                    row.order_total_fen, order.amount_fen
+                    row.order_total_fen,
+                    order.amount_fen.get()
                 ),
             );
         }
@@ -433,7 +434,7 @@ pub async fn reconcile_bill(
                 "missing_from_bill",
                 format!(
                     "paid here ({} fen) but not in WeChat's bill",
-                    order.amount_fen
+                    order.amount_fen.get()
                 ),
             );
         }

@@ -1,0 +1,39 @@
+//! Rows are decoded into domain types once, here at the store boundary: a
+//! typed row (`orders::Order`, …) is read through a private raw twin with
+//! the column types, and a stored value that is not a valid domain value
+//! becomes [`crate::Error::Corrupt`] instead of reaching a caller as a
+//! string to compare, or a panic.
+
+use std::fmt::Display;
+
+/// A stored value that is not a valid domain value (a bug or tampering).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct BadValue(pub(crate) String);
+
+/// `parsed`, or a [`BadValue`] naming the column and the stored value.
+pub(crate) fn decoded<T>(
+    column: &str,
+    stored: impl Display,
+    parsed: Option<T>,
+) -> Result<T, BadValue> {
+    parsed.ok_or_else(|| BadValue(format!("{column} = {stored}")))
+}
+
+/// Implements `sqlx::FromRow` for a typed row through its raw twin and a
+/// `TryFrom<raw, Error = BadValue>`, so every `query_as` of the typed row
+/// decodes it (on both backends).
+macro_rules! decode_row {
+    ($typed:ty, $raw:ty) => {
+        impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for $typed
+        where
+            $raw: sqlx::FromRow<'r, R>,
+        {
+            fn from_row(row: &'r R) -> std::result::Result<Self, sqlx::Error> {
+                let raw = <$raw as sqlx::FromRow<'r, R>>::from_row(row)?;
+                <$typed>::try_from(raw).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+            }
+        }
+    };
+}
+pub(crate) use decode_row;
