@@ -29,6 +29,8 @@ impl Di {
     pub const CURRENT: Di = Di(0x0202_0100);
     /// 02 03 00 00 total active power, XX.XXXX kW, sign bit.
     pub const ACTIVE_POWER: Di = Di(0x0203_0000);
+    /// 02 03 01 00 phase-A active power, XX.XXXX kW, sign bit.
+    pub const ACTIVE_POWER_A: Di = Di(0x0203_0100);
     /// 02 06 00 00 total power factor, X.XXX, sign bit.
     pub const POWER_FACTOR: Di = Di(0x0206_0000);
     /// 02 80 00 02 frequency, XX.XX Hz.
@@ -37,8 +39,12 @@ impl Di {
     pub const DATE: Di = Di(0x0400_0101);
     /// 04 00 01 02 time, hhmmss.
     pub const TIME: Di = Di(0x0400_0102);
+    /// 04 00 01 0C date, weekday and time, YYMMDDWWhhmmss.
+    pub const DATE_WEEK_TIME: Di = Di(0x0400_010C);
     /// 04 00 04 01 communication address, 6 bytes.
     pub const COMM_ADDRESS: Di = Di(0x0400_0401);
+    /// 04 00 04 02 meter number (表号), 12 digits.
+    pub const METER_NUMBER: Di = Di(0x0400_0402);
     /// 04 00 05 03 running status word 3 (relay state), see [`crate::value::StatusWord3`].
     pub const STATUS_WORD_3: Di = Di(0x0400_0503);
     /// 04 00 0F 01 alarm energy 1, XXXXXX.XX kWh.
@@ -143,11 +149,14 @@ impl Di {
             Di::VOLTAGE => "voltage",
             Di::CURRENT => "current",
             Di::ACTIVE_POWER => "active power",
+            Di::ACTIVE_POWER_A => "phase-A active power",
             Di::POWER_FACTOR => "power factor",
             Di::FREQUENCY => "frequency",
             Di::DATE => "date",
             Di::TIME => "time",
+            Di::DATE_WEEK_TIME => "date, weekday and time",
             Di::COMM_ADDRESS => "communication address",
+            Di::METER_NUMBER => "meter number",
             Di::STATUS_WORD_3 => "status word 3",
             Di::ALARM_ENERGY_1 => "alarm energy 1",
             Di::ALARM_ENERGY_2 => "alarm energy 2",

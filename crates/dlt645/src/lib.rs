@@ -32,6 +32,7 @@ mod error;
 mod frame;
 pub mod request;
 mod stream;
+pub mod v1997;
 pub mod value;
 mod wire;
 

@@ -962,8 +962,10 @@ pub enum Format {
     },
     /// An event record: YYMMDDhhmmss, then fields this codec keeps opaque.
     Event,
-    /// A 6-byte address.
+    /// A 6-byte address (also 12-digit numbers such as the meter number).
     Address,
+    /// YYMMDDWWhhmmss: date, weekday and time in one field (04 00 01 0C).
+    DateWeekTime,
 }
 
 /// A decoded DI value.
@@ -1005,8 +1007,15 @@ pub enum Value {
         /// The remaining fields, plain bytes.
         rest: Vec<u8>,
     },
-    /// An address.
+    /// An address (or another 12-digit number).
     Address(Address),
+    /// A date and time with the weekday byte the meter sent.
+    DateWeekTime {
+        /// The date and time.
+        time: MeterDateTime,
+        /// WW, 0 = Sunday.
+        weekday: u8,
+    },
 }
 
 impl Format {
@@ -1030,12 +1039,13 @@ impl Format {
             Di::REMAINING_MONEY => number(Bcd::MONEY),
             Di::VOLTAGE => number(Bcd::VOLTAGE),
             Di::CURRENT => number(Bcd::CURRENT),
-            Di::ACTIVE_POWER => number(Bcd::POWER),
+            Di::ACTIVE_POWER | Di::ACTIVE_POWER_A => number(Bcd::POWER),
             Di::POWER_FACTOR => number(Bcd::POWER_FACTOR),
             Di::FREQUENCY => number(Bcd::FREQUENCY),
             Di::DATE => Format::Date,
             Di::TIME => Format::Time,
-            Di::COMM_ADDRESS => Format::Address,
+            Di::COMM_ADDRESS | Di::METER_NUMBER => Format::Address,
+            Di::DATE_WEEK_TIME => Format::DateWeekTime,
             Di::STATUS_WORD_3 => Format::StatusWord3,
             Di::LAST_PURCHASE_TIME => Format::DateTimeMinutes,
             Di::PURCHASE_COUNT => number(Bcd::COUNT),
@@ -1104,7 +1114,39 @@ impl Format {
                 wire.copy_from_slice(bytes);
                 Value::Address(Address::from_wire(wire))
             }
+            Format::DateWeekTime => {
+                // ss mm hh WW DD MM YY on the wire.
+                expect_len(bytes, 7)?;
+                let weekday = bcd_byte(bytes[3])?;
+                let mut seconds = [0u8; 6];
+                seconds[..3].copy_from_slice(&bytes[..3]);
+                seconds[3..].copy_from_slice(&bytes[4..]);
+                Value::DateWeekTime {
+                    time: MeterDateTime::from_wire_seconds(&seconds)?,
+                    weekday,
+                }
+            }
         })
+    }
+
+    /// How many bytes a value of this format takes, or the least it takes
+    /// for the variable-length event records.
+    pub const fn byte_len(self) -> usize {
+        match self {
+            Format::Number(bcd) => bcd.bytes as usize,
+            Format::Date => 4,
+            Format::Time => 3,
+            Format::DateTimeMinutes => 5,
+            Format::DateTimeSeconds | Format::Event | Format::Address => 6,
+            Format::StatusWord3 => 2,
+            Format::EnergyBlock { count } => 4 * count as usize,
+            Format::DateWeekTime => 7,
+        }
+    }
+
+    /// Whether [`Format::byte_len`] is exact (every format but events).
+    pub const fn is_fixed_len(self) -> bool {
+        !matches!(self, Format::Event)
     }
 }
 
@@ -1140,6 +1182,11 @@ impl Value {
                 out
             }
             Value::Address(a) => a.to_wire().to_vec(),
+            Value::DateWeekTime { time, weekday } => {
+                let mut out = time.to_wire_seconds().to_vec();
+                out.insert(3, to_bcd_byte(*weekday % 100));
+                out
+            }
         })
     }
 
@@ -1183,6 +1230,7 @@ impl fmt::Display for Value {
             }
             Value::Event { time, rest } => write!(f, "{time} +{} bytes", rest.len()),
             Value::Address(a) => write!(f, "{a}"),
+            Value::DateWeekTime { time, weekday } => write!(f, "{time} weekday {weekday}"),
         }
     }
 }

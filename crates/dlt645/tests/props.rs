@@ -146,6 +146,12 @@ proptest! {
         for item in scan(&bytes) {
             match item {
                 Item::Junk(j) => again.extend(j),
+                Item::Rejected(r) => {
+                    // The offset names where its bytes are.
+                    prop_assert_eq!(r.offset, again.len());
+                    let _ = item_text(&r);
+                    again.extend(r.bytes);
+                }
                 Item::Frame(d) => {
                     let _ = d.to_json();
                     let _ = d.to_human();
@@ -218,4 +224,9 @@ proptest! {
         prop_assert_eq!(s.relay_open(), bits & 0x10 != 0);
         prop_assert_eq!(s.locked_out(), bits & 0x8000 != 0);
     }
+}
+
+fn item_text(r: &dlt645::describe::Rejected) -> (String, String) {
+    let item = Item::Rejected(r.clone());
+    (item.to_human(), item.to_json())
 }

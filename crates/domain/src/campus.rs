@@ -207,7 +207,7 @@ fn build_building(
             let room = floor * 100 + i % per_floor + 1;
             // 2017 AA BB NNNN: the plan has < 100 areas, < 100 buildings
             // per area and < 10,000 meters per building.
-            let number = 2017_00_00_0000
+            let number = 201_700_000_000
                 + (area_no as u64 % 100) * 100_000_000
                 + (building_no as u64 % 100) * 10_000
                 + (i as u64 + 1) % 10_000;

@@ -14,6 +14,7 @@ pub mod campus;
 pub mod ids;
 pub mod ledger;
 pub mod money;
+pub mod natural;
 pub mod order;
 pub mod password;
 pub mod time;

@@ -150,6 +150,16 @@ pub fn run(args: FrameArgs) -> anyhow::Result<()> {
                 );
             }
             if !items.iter().any(|i| matches!(i, Item::Frame(_))) {
+                let rejected = items
+                    .iter()
+                    .filter(|i| matches!(i, Item::Rejected(_)))
+                    .count();
+                if rejected > 0 {
+                    bail!(
+                        "no valid DL/T 645 frame in {} bytes; {rejected} candidate(s) rejected (reasons above)",
+                        bytes.len()
+                    );
+                }
                 bail!("no DL/T 645 frame found in {} bytes", bytes.len());
             }
             Ok(())

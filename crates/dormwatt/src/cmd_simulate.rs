@@ -208,6 +208,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(crate::run::colour_logs())
         .try_init();
     let cfg = config(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

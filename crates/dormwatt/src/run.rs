@@ -60,12 +60,46 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_logs());
     // A second init (tests) is harmless; ignore it.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// The start-up log's one line about payments: which provider, the
+/// merchant ids and what is switched on — never a key, token or the whole
+/// settings struct.
+fn payment_summary(payments: Option<&web::payments::Payments>) -> String {
+    let Some(p) = payments else {
+        return "payments: none (counter sales only)".to_owned();
+    };
+    let s = &p.settings;
+    let provider = match &p.cashier_origin {
+        Some(origin) => format!("sandbox (cashier {origin})"),
+        None => "WeChat Pay".to_owned(),
+    };
+    format!(
+        "payments: {provider}, appid {}, mchid {}, counter API {}, bill reconciliation {}, order max {} kWh",
+        s.appid,
+        s.mchid,
+        if s.counter_token.is_some() {
+            "on"
+        } else {
+            "off"
+        },
+        if s.bill_reconciliation { "on" } else { "off" },
+        s.order_kwh_max,
+    )
+}
+
+/// Colour codes only when a person watches: a log piped to a file, a
+/// journal or `grep` must stay plain text.
+pub fn colour_logs() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal()
 }
 
 /// Runs a database-backed subcommand.
@@ -265,7 +299,7 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
         session_ttl_ms: cfg.web.session_ttl_ms(),
         limits: cfg.web.limits(),
     };
-    tracing::info!(payments = ?payments, "payment side");
+    tracing::info!("{}", payment_summary(payments.as_ref()));
     let (stop_sandbox, sandbox_stopped) = tokio::sync::oneshot::channel::<()>();
     let sandbox_addr = sandbox.as_ref().and_then(sandbox_local_addr);
     let sandbox_task = sandbox.map(|s| spawn_sandbox(s, sandbox_stopped));
@@ -456,5 +490,42 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+#[cfg(all(test, feature = "sandbox"))]
+mod tests {
+    use std::sync::Arc;
+
+    use super::payment_summary;
+
+    #[test]
+    fn the_payment_summary_is_one_line_without_secrets_or_the_struct() {
+        let config = pay::sandbox::demo_merchant_config(
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:2/pay/wechat/notify",
+        );
+        let mut settings =
+            web::payments::PaymentSettings::new(pay::sandbox::DEMO_APPID, pay::sandbox::DEMO_MCHID);
+        settings.counter_token = Some("s3cret-counter-token".to_owned());
+        let payments = web::payments::Payments {
+            provider: Arc::new(pay::WechatPayClient::new(config).expect("client")),
+            sandbox: None,
+            cashier_origin: Some("http://127.0.0.1:1".to_owned()),
+            settings: Arc::new(settings),
+            rejected: Arc::default(),
+        };
+        let line = payment_summary(Some(&payments));
+        assert!(
+            line.starts_with(
+                "payments: sandbox (cashier http://127.0.0.1:1), appid wxsandbox0000demo, \
+                 mchid 1900000000, counter API on, "
+            ),
+            "{line}"
+        );
+        for leak in ["s3cret", "***", "PaymentSettings", "{"] {
+            assert!(!line.contains(leak), "{leak} in {line}");
+        }
+        assert_eq!(payment_summary(None), "payments: none (counter sales only)");
     }
 }

@@ -59,6 +59,17 @@ fn check_seed_and_status(dir: &PathBuf, url: &str) {
             Some(i64::try_from(n).unwrap())
         );
     }
+    // Natural order, in the JSON text and in the table: 4号楼 before 34号楼.
+    let json = String::from_utf8_lossy(&out.stdout);
+    let at = |text: &str, name: &str| text.find(&format!("中国传媒大学 / {name}")).unwrap();
+    assert!(at(&json, "4号楼") < at(&json, "34号楼"), "{json}");
+    let table = dormwatt(dir, &["--database-url", url, "status"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    let order: Vec<usize> = ["4号楼", "7号楼", "8号楼", "34号楼", "47号楼", "中蓝一期A区"]
+        .iter()
+        .map(|name| at(&table, name))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{table}");
     for key in ["areas", "buildings", "rooms", "meters", "gateways", "buses"] {
         assert!(v[key].as_i64().unwrap() > 0, "{key}");
     }
@@ -194,4 +205,24 @@ fn demo_answers_readyz() {
         ready.is_some_and(|r| r.ends_with("ready")),
         "demo never became ready"
     );
+}
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    let dir = temp_dir("ansi");
+    let out = Command::new(BIN)
+        .args(["--database-url", "sqlite://ansi.db", "migrate"])
+        .current_dir(&dir)
+        .env_remove("DORMWATT_DATABASE_URL")
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("run dormwatt");
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.trim().is_empty(), "expected debug log lines");
+    assert!(
+        !err.contains('\u{1b}'),
+        "ANSI escapes in a piped log: {err:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

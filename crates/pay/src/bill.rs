@@ -186,7 +186,7 @@ pub(crate) fn parse_scaled(text: &str, decimals: u32) -> Option<i64> {
 
 /// Formats fen as yuan with 2 decimals (bill style).
 #[cfg_attr(
-    not(feature = "sandbox"),
+    not(any(feature = "sandbox", test)),
     expect(dead_code, reason = "only the sandbox uses it")
 )]
 pub(crate) fn format_yuan(fen: i64) -> String {
@@ -196,7 +196,7 @@ pub(crate) fn format_yuan(fen: i64) -> String {
 
 /// Formats 0.00001-yuan units with 5 decimals.
 #[cfg_attr(
-    not(feature = "sandbox"),
+    not(any(feature = "sandbox", test)),
     expect(dead_code, reason = "only the sandbox uses it")
 )]
 pub(crate) fn format_yuan5(millifen: i64) -> String {

@@ -236,6 +236,22 @@ impl WechatPayClient {
         &self.config
     }
 
+    /// The path WeChat's SDKs sign: the URL's path below the gateway. For
+    /// WeChat's own host (no path) that is the whole path; for a gateway
+    /// with a prefix (`http://host/prefix`) the prefix is not signed, so
+    /// requests verify wherever the API is mounted.
+    fn gateway_relative_path<'u>(&self, url: &'u reqwest::Url) -> &'u str {
+        let gateway = reqwest::Url::parse(&self.config.api_base_url).ok();
+        let prefix = gateway
+            .as_ref()
+            .filter(|g| g.origin() == url.origin())
+            .map_or("", |g| g.path().trim_end_matches('/'));
+        match url.path().strip_prefix(prefix) {
+            Some(rest) if !prefix.is_empty() && rest.starts_with('/') => rest,
+            _ => url.path(),
+        }
+    }
+
     /// Signs and sends a request; returns status and raw body of a 2xx answer.
     /// `verify` is false only for bill downloads, which WeChat does not sign.
     async fn send(
@@ -247,9 +263,10 @@ impl WechatPayClient {
         limit_bytes: usize,
     ) -> Result<(StatusCode, Vec<u8>), PayError> {
         let parsed = reqwest::Url::parse(url).map_err(|_| PayError::BadUrl(url.to_owned()))?;
+        let path = self.gateway_relative_path(&parsed);
         let canonical = match parsed.query() {
-            Some(q) => format!("{}?{q}", parsed.path()),
-            None => parsed.path().to_owned(),
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_owned(),
         };
         let body_bytes = body.unwrap_or_default();
         let nonce = sign::new_nonce();

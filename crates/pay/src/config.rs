@@ -7,6 +7,16 @@ use crate::keys::{ApiV3Key, MerchantKey, WechatPayKeys};
 /// Production API base.
 pub const PRODUCTION_API_BASE_URL: &str = "https://api.mch.weixin.qq.com";
 
+/// [`crate::RsaPublicKey::fingerprint_sha256`] of the payment sandbox's
+/// platform key, whose private half is published in this repository.
+///
+/// It lives here, not in the sandbox module, so that every build refuses
+/// that key against the real API — a production build without the
+/// `sandbox` feature included, since anyone can copy the key from the
+/// repository into a config. A sandbox test checks it matches the key.
+pub const SANDBOX_PLATFORM_KEY_SHA256: &str =
+    "64c1dc690a842da8a06b5f62a3cda1f6a46e49412edb84048007c5934e882eff";
+
 /// Everything the client needs to talk to WeChat Pay (or the sandbox).
 ///
 /// `Debug` is derived on purpose: the key types redact themselves, so this
@@ -30,7 +40,9 @@ pub struct WechatPayConfig {
     /// Where refund notifications go; `None` uses the one set in the merchant platform.
     pub refund_notify_url: Option<String>,
     /// API base without trailing slash, e.g. [`PRODUCTION_API_BASE_URL`] or
-    /// `http://127.0.0.1:8080/sandbox/wxpay` for the sandbox.
+    /// the sandbox's own listener, e.g. `http://127.0.0.1:8081`. A path
+    /// after the host is a gateway prefix: requests are signed over the
+    /// path below it, as WeChat's SDKs do.
     pub api_base_url: String,
     /// When set (sandbox), the payment page sends students here
     /// (`{cashier_url}?prepay_id=…`, optionally `&return_url=/path`) instead
@@ -100,18 +112,55 @@ impl WechatPayConfig {
         }
         // Its private key is in the repository, so anyone could forge
         // "payment succeeded" notifications with it.
-        // (A build without the sandbox feature has no such key to trust.)
-        #[cfg(feature = "sandbox")]
         let production = self.api_base_url.contains("api.mch.weixin.qq.com")
             || self.api_base_url.contains("api2.mch.weixin.qq.com");
-        #[cfg(feature = "sandbox")]
         if production
             && self
                 .wechatpay_keys
-                .contains_key(&crate::sandbox::platform_public_key())
+                .contains_fingerprint(SANDBOX_PLATFORM_KEY_SHA256)
         {
             return Err(ConfigError::SandboxKeyInProduction);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{RsaPublicKey, WechatPayKeys};
+
+    /// Runs with and without the `sandbox` feature: the key's public half,
+    /// as anyone could paste it from the repository into a deployment.
+    #[test]
+    fn the_published_sandbox_key_is_refused_in_every_build() {
+        let private = include_str!("sandbox/sandbox_platform_key.pem");
+        let public = MerchantKey::from_pkcs8_pem(private)
+            .expect("key")
+            .public_key();
+        assert_eq!(public.fingerprint_sha256(), SANDBOX_PLATFORM_KEY_SHA256);
+        let config = WechatPayConfig {
+            appid: "wx0000000000000001".to_owned(),
+            mchid: "1900000001".to_owned(),
+            merchant_key: MerchantKey::from_pkcs8_pem(private).expect("key"),
+            merchant_serial_no: "00AA".to_owned(),
+            api_v3_key: ApiV3Key::new(&[b'k'; 32]).expect("32 bytes"),
+            wechatpay_keys: WechatPayKeys::with_public_key("PUB_KEY_ID_X", public),
+            notify_url: "https://dorm.example.edu/notify".to_owned(),
+            refund_notify_url: None,
+            api_base_url: PRODUCTION_API_BASE_URL.to_owned(),
+            cashier_url: None,
+            user_agent: WechatPayConfig::DEFAULT_USER_AGENT.to_owned(),
+            request_timeout: WechatPayConfig::DEFAULT_REQUEST_TIMEOUT,
+            connect_timeout: WechatPayConfig::DEFAULT_CONNECT_TIMEOUT,
+        };
+        assert_eq!(config.validate(), Err(ConfigError::SandboxKeyInProduction));
+        let other = RsaPublicKey::from_pem(include_str!("../testdata/go_sdk_test_public_key.pem"))
+            .expect("pub");
+        let config = WechatPayConfig {
+            wechatpay_keys: WechatPayKeys::with_public_key("PUB_KEY_ID_X", other),
+            ..config
+        };
+        assert_eq!(config.validate(), Ok(()));
     }
 }

@@ -152,6 +152,10 @@ pub(crate) struct CertificateParts<'a> {
     pub serial: &'a [u8],
     /// The whole `SubjectPublicKeyInfo` TLV.
     pub spki: &'a [u8],
+    /// `notBefore`, unix seconds.
+    pub not_before_unix_s: i64,
+    /// `notAfter`, unix seconds.
+    pub not_after_unix_s: i64,
 }
 
 /// Finds the serial number and SPKI in a DER X.509 certificate.
@@ -167,13 +171,59 @@ pub(crate) fn certificate_parts(der: &[u8]) -> Result<CertificateParts<'_>, DerE
     let (serial, rest) = expect_tlv(rest, TAG_INTEGER)?;
     let (_signature_alg, rest) = expect_tlv(rest, TAG_SEQUENCE)?;
     let (_issuer, rest) = expect_tlv(rest, TAG_SEQUENCE)?;
-    let (_validity, rest) = expect_tlv(rest, TAG_SEQUENCE)?;
+    let (validity, rest) = expect_tlv(rest, TAG_SEQUENCE)?;
+    let (not_before, after) = read_tlv(validity.value)?;
+    let (not_after, _) = read_tlv(after)?;
     let (_subject, rest) = expect_tlv(rest, TAG_SEQUENCE)?;
     let (spki, _) = expect_tlv(rest, TAG_SEQUENCE)?;
     Ok(CertificateParts {
         serial: serial.value,
         spki: spki.whole,
+        not_before_unix_s: x509_time(not_before)?,
+        not_after_unix_s: x509_time(not_after)?,
     })
+}
+
+const TAG_UTC_TIME: u8 = 0x17;
+const TAG_GENERALIZED_TIME: u8 = 0x18;
+
+/// An X.509 validity time: `UTCTime` `YYMMDDHHMMSSZ` (years 1950–2049, RFC
+/// 5280 §4.1.2.5.1) or `GeneralizedTime` `YYYYMMDDHHMMSSZ`, always UTC.
+fn x509_time(tlv: Tlv<'_>) -> Result<i64, DerError> {
+    let text = std::str::from_utf8(tlv.value).map_err(|_| DerError::Truncated)?;
+    let digits = text.strip_suffix('Z').ok_or(DerError::Truncated)?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DerError::Truncated);
+    }
+    let field = |range: std::ops::Range<usize>| -> Result<i64, DerError> {
+        digits
+            .get(range)
+            .and_then(|d| d.parse().ok())
+            .ok_or(DerError::Truncated)
+    };
+    let (year, rest) = match (tlv.tag, digits.len()) {
+        (TAG_UTC_TIME, 12) => {
+            let yy = field(0..2)?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, 2)
+        }
+        (TAG_GENERALIZED_TIME, 14) => (field(0..4)?, 4),
+        (TAG_UTC_TIME | TAG_GENERALIZED_TIME, _) => return Err(DerError::Truncated),
+        (found, _) => {
+            return Err(DerError::UnexpectedTag {
+                expected: TAG_UTC_TIME,
+                found,
+            });
+        }
+    };
+    let part = |i: usize| field(rest + 2 * i..rest + 2 * i + 2);
+    Ok(crate::time::unix_from_utc(
+        year,
+        part(0)?,
+        part(1)?,
+        part(2)?,
+        part(3)?,
+        part(4)?,
+    ))
 }
 
 /// WeChat's spelling of a certificate serial: upper-case hex with the DER

@@ -104,6 +104,16 @@ impl RsaPublicKey {
         Ok(Self { pkcs1_der })
     }
 
+    /// SHA-256 of the PKCS#1 `RSAPublicKey` DER, lower-case hex: a name for
+    /// the key that can be compared without holding the key itself.
+    pub fn fingerprint_sha256(&self) -> String {
+        ring::digest::digest(&ring::digest::SHA256, &self.pkcs1_der)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Verifies a RSASSA-PKCS1-v1_5 / SHA-256 signature over `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         signature::UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &self.pkcs1_der)
@@ -128,6 +138,10 @@ pub struct PlatformCertificate {
     pub serial_no: String,
     /// The certified public key.
     pub public_key: RsaPublicKey,
+    /// Start of validity (`notBefore`, WeChat's `effective_time`), unix seconds.
+    pub effective_unix_s: i64,
+    /// End of validity (`notAfter`, WeChat's `expire_time`), unix seconds.
+    pub expire_unix_s: i64,
 }
 
 impl PlatformCertificate {
@@ -142,6 +156,8 @@ impl PlatformCertificate {
             public_key: RsaPublicKey {
                 pkcs1_der: der::rsa_pkcs1_from_spki(parts.spki)?,
             },
+            effective_unix_s: parts.not_before_unix_s,
+            expire_unix_s: parts.not_after_unix_s,
         })
     }
 }
@@ -198,14 +214,13 @@ impl WechatPayKeys {
         self.public_key.is_none() && self.certificates.is_empty()
     }
 
-    /// Whether `key` is among the trusted keys.
-    #[cfg_attr(
-        not(feature = "sandbox"),
-        expect(dead_code, reason = "only the sandbox-key check uses it")
-    )]
-    pub(crate) fn contains_key(&self, key: &RsaPublicKey) -> bool {
-        self.public_key.as_ref().is_some_and(|(_, k)| k == key)
-            || self.certificates.values().any(|k| k == key)
+    /// Whether a trusted key has this [`RsaPublicKey::fingerprint_sha256`].
+    pub(crate) fn contains_fingerprint(&self, fingerprint: &str) -> bool {
+        self.public_key
+            .iter()
+            .map(|(_, k)| k)
+            .chain(self.certificates.values())
+            .any(|k| k.fingerprint_sha256() == fingerprint)
     }
 }
 

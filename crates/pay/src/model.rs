@@ -262,8 +262,12 @@ pub struct RefundRequestAmount {
 /// `POST /v3/refund/domestic/refunds` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundRequest {
-    /// The paid order.
+    /// The paid order (empty when it is named by `transaction_id`).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
     pub out_trade_no: String,
+    /// WeChat's id of the paid order, the alternative to `out_trade_no`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub transaction_id: Option<String>,
     /// Our refund id.
     pub out_refund_no: String,
     /// Reason shown to the payer.
@@ -281,6 +285,7 @@ impl RefundRequest {
     pub fn new(config: &WechatPayConfig, order: &RefundOrder) -> Self {
         Self {
             out_trade_no: order.out_trade_no.clone(),
+            transaction_id: None,
             out_refund_no: order.out_refund_no.clone(),
             reason: order.reason.clone(),
             notify_url: config.refund_notify_url.clone(),

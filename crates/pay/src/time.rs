@@ -35,6 +35,11 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// Unix seconds of a UTC civil date and time (fields are not range-checked).
+pub(crate) fn unix_from_utc(year: i64, month: i64, day: i64, h: i64, mi: i64, s: i64) -> i64 {
+    days_from_civil(year, month, day) * DAY_S + h * 3600 + mi * 60 + s
+}
+
 /// Formats unix seconds as `YYYY-MM-DDTHH:MM:SS+08:00`.
 pub fn format_beijing(unix_s: i64) -> String {
     let local = unix_s + BEIJING_OFFSET_S;

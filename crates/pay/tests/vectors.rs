@@ -528,3 +528,28 @@ fn sandbox_platform_key_is_refused_against_production() {
         Err(pay::ConfigError::BadUrl("notify_url"))
     );
 }
+
+#[test]
+fn the_sandbox_key_fingerprint_outside_the_sandbox_names_its_key() {
+    // config.rs refuses the sandbox key by this constant, so that builds
+    // without the sandbox module refuse it too; it must name that key.
+    assert_eq!(
+        pay::sandbox::platform_public_key().fingerprint_sha256(),
+        pay::config::SANDBOX_PLATFORM_KEY_SHA256
+    );
+    // Trusted as a platform certificate rather than a public key: refused too.
+    let mut config = pay::sandbox::demo_merchant_config(
+        pay::PRODUCTION_API_BASE_URL,
+        "https://dorm.example.edu/notify",
+    );
+    let mut keys = pay::WechatPayKeys::default();
+    keys.add_certificate(
+        pay::PlatformCertificate::from_pem(pay::sandbox::platform_certificate_pem())
+            .expect("certificate"),
+    );
+    config.wechatpay_keys = keys;
+    assert_eq!(
+        config.validate(),
+        Err(pay::ConfigError::SandboxKeyInProduction)
+    );
+}

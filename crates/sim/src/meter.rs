@@ -777,7 +777,7 @@ impl Meter {
                 Bcd::CURRENT,
                 i64::from(load.s_va) * 10_000 / voltage_dv.max(1),
             ),
-            Di::ACTIVE_POWER | Di(0x0203_0100) => num(Bcd::POWER, i64::from(load.p_w) * 10),
+            Di::ACTIVE_POWER | Di::ACTIVE_POWER_A => num(Bcd::POWER, i64::from(load.p_w) * 10),
             Di::POWER_FACTOR => num(Bcd::POWER_FACTOR, i64::from(load.pf_milli())),
             Di::FREQUENCY => num(Bcd::FREQUENCY, 5000),
             Di::DATE => civil(meter_now, env.utc_offset_ms).to_wire_date().to_vec(),
@@ -1024,6 +1024,64 @@ impl Meter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dormwatt_frame_decodes_every_di_the_meter_answers() {
+        // Each DI of the reference profile, and a few daily freezes: whatever
+        // the simulated meter answers, `dormwatt frame decode` must decode
+        // (a value, no warning, not "unknown DI").
+        let env = MeterEnv::default();
+        let address = Address::parse("201701010001").expect("address");
+        let now_ms = 1_796_000_000_000;
+        let mut meter = Meter::new(address, 7, now_ms, MeterParams::default(), 0, &env);
+        let mut dis: Vec<Di> = (0..=0xFFFF_u32)
+            .flat_map(|low| {
+                [
+                    0x0000_0000,
+                    0x0090_0000,
+                    0x0201_0000,
+                    0x0202_0000,
+                    0x0203_0000,
+                    0x0206_0000,
+                    0x0280_0000,
+                    0x0400_0000,
+                    0x0332_0000,
+                    0x04A0_0000,
+                ]
+                .map(|high| Di(high | low))
+            })
+            .collect();
+        dis.extend(
+            (1..=3)
+                .flat_map(|n| [Di::daily_freeze_time(n), Di::daily_freeze_energy(n)])
+                .flatten(),
+        );
+        let mut answered = 0;
+        for di in dis {
+            let Some(reply) = meter.handle(&request::read_request(address, di), now_ms, &env)
+            else {
+                continue;
+            };
+            if reply.control().is_abnormal() {
+                continue;
+            }
+            answered += 1;
+            let items = dlt645::describe::scan(&dlt645::encode(&reply));
+            let [dlt645::describe::Item::Frame(d)] = &items[..] else {
+                panic!("{di}: {items:?}");
+            };
+            assert!(
+                d.value.is_some()
+                    && d.warnings.is_empty()
+                    && !d.unknown_di
+                    && d.value_error.is_none(),
+                "{di}: {}",
+                d.to_human()
+            );
+            assert!(di.name().is_some(), "{di} has no name");
+        }
+        assert!(answered >= 30, "only {answered} DIs answered");
+    }
 
     #[test]
     fn a_meter_stays_small() {

@@ -4,7 +4,6 @@
 use crate::{Db, Result, Tx, on_db, on_tx};
 use domain::campus::CampusPlan;
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 /// Where the simulator's (or real) gateways listen, for a seeded plan.
 #[derive(Debug, Clone)]
@@ -198,10 +197,26 @@ pub struct Status {
     pub orders_open: i64,
     /// Students.
     pub students: i64,
-    /// `"<area> / <building>"` → meter count.
-    pub meters_per_building: BTreeMap<String, i64>,
+    /// `("<area> / <building>", meter count)` in natural order
+    /// ([`domain::natural`]: "4号楼" before "34号楼"); a JSON object in
+    /// that order.
+    #[serde(serialize_with = "ordered_map")]
+    pub meters_per_building: Vec<(String, i64)>,
     /// Highest schema version applied.
     pub schema_version: i64,
+}
+
+/// Writes `(key, value)` pairs as a JSON object, keeping their order.
+fn ordered_map<S: serde::Serializer>(
+    pairs: &[(String, i64)],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap as _;
+    let mut map = s.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
 }
 
 /// Reads the installation totals.
@@ -231,7 +246,13 @@ pub async fn status(db: &Db) -> Result<Status> {
         orders_open: count("select count(*) from orders where state in ('unpaid', 'charging', 'delayed', 'refunding')")
             .await?,
         students: count("select count(*) from student").await?,
-        meters_per_building: rows.into_iter().map(|(a, b, n)| (format!("{a} / {b}"), n)).collect(),
+        meters_per_building: {
+            let mut per: Vec<(String, i64)> =
+                rows.into_iter().map(|(a, b, n)| (format!("{a} / {b}"), n)).collect();
+            // SQL orders by string (or by seeding position); people number buildings.
+            domain::natural::sort_natural_by_key(&mut per, |(k, _)| k);
+            per
+        },
         schema_version: db.applied_schema_version().await?.unwrap_or(0),
     })
 }

@@ -1,9 +1,11 @@
 //! The sandbox's HTTP surface: the v3 endpoints our client calls, the
 //! cashier page and a small admin API.
 
+use std::io::Write as _;
+
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequest, OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,12 +14,13 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{BILL_TOKEN_TTL_S, NotifyPlan, Order, RefundRecord, Sandbox, cashier};
+use super::{BILL_TOKEN_TTL_S, BillFile, NotifyPlan, Order, RefundRecord, Sandbox, cashier};
 use crate::bill::{BILL_HEADER, SUMMARY_HEADER, format_yuan, format_yuan5, sha1_hex};
 use crate::model::{
     JsapiPrepayRequest, PrepayResponse, Refund, RefundAmount, RefundRequest, RefundStatus,
-    TradeBillResponse, TradeState,
+    TradeBillResponse, TradeState, Transaction,
 };
+use crate::notify::ALGORITHM;
 use crate::sign::{self, Authorization, MAX_CLOCK_SKEW_S, request_message};
 use crate::time::{format_beijing, format_beijing_bill, parse_bill_date, parse_rfc3339};
 
@@ -28,25 +31,33 @@ const BODY_LIMIT_BYTES: usize = 64 * 1024;
 ///
 /// - v3 API: `POST /v3/pay/transactions/jsapi`,
 ///   `GET /v3/pay/transactions/out-trade-no/{no}`, `POST …/{no}/close`,
+///   `GET /v3/pay/transactions/id/{transaction_id}`,
 ///   `POST /v3/refund/domestic/refunds`, `GET /v3/refund/domestic/refunds/{no}`,
-///   `GET /v3/bill/tradebill`, `GET /v3/billdownload/file`;
+///   `GET /v3/bill/tradebill` (plain or `tar_type=GZIP`), `GET /v3/billdownload/file`,
+///   `GET /v3/certificates`; any other path answers WeChat's signed JSON
+///   error (404 `NOT_FOUND`);
 /// - cashier: `GET /cashier?prepay_id=…&return_url=/path`,
 ///   `POST /cashier/confirm`, `POST /cashier/cancel`;
 /// - admin (tests, demo tooling): `POST /admin/pay` with JSON
 ///   `{"out_trade_no", "copies"?, "delay_ms"?, "not_before_unix_s"?, "signtest_probe"?}`,
 ///   `GET /admin/deliveries`.
 ///
-/// Mount with `Router::nest("/sandbox/wxpay", sandbox_router(sb))`; the
-/// router is generic over the outer app's state, so it nests into any
-/// `Router<AppState>`. Only
-/// mount it when the sandbox is the configured provider: the admin routes
-/// pay orders without money.
+/// Serve it at the root of a listener of its own ([`Sandbox::serve`]): the
+/// admin routes pay orders without money, so it never shares the
+/// application's listener. Nested under a prefix it still works (tests):
+/// signatures are checked over the path below the prefix, which is what
+/// an SDK whose gateway is `http://host/prefix` signs.
 pub fn sandbox_router<S>(sandbox: Sandbox) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
     Router::new()
         .route("/v3/pay/transactions/jsapi", post(prepay))
+        .route(
+            "/v3/pay/transactions/id/{transaction_id}",
+            get(query_by_transaction_id),
+        )
+        .route("/v3/certificates", get(certificates))
         .route(
             "/v3/pay/transactions/out-trade-no/{out_trade_no}",
             get(query),
@@ -67,6 +78,8 @@ where
         .route("/cashier/cancel", post(cashier::cancel))
         .route("/admin/pay", post(admin_pay))
         .route("/admin/deliveries", get(admin_deliveries))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(unknown_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .with_state(sandbox)
 }
@@ -126,12 +139,40 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-impl Sandbox {
-    /// A JSON (or empty) answer signed with the platform key, like every
-    /// WeChat API answer.
-    fn signed_response(&self, status: StatusCode, body: Vec<u8>) -> Response {
+/// How the sandbox answers one caller: signed with the platform key under
+/// the serial WeChat would use for that caller — the `PUB_KEY_ID_…` when
+/// the request named it in its own `Wechatpay-Serial` (public-key mode, what
+/// our client sends), else the platform certificate's serial (certificate
+/// mode, what SDKs without a public key send), else the `PUB_KEY_ID_…`.
+#[derive(Clone)]
+pub(super) struct Reply {
+    sb: Sandbox,
+    serial: String,
+}
+
+impl Reply {
+    fn for_request(sb: &Sandbox, headers: &HeaderMap) -> Self {
+        let public_key_id = &sb.inner.config.public_key_id;
+        let named_public_key = headers
+            .get(sign::header::SERIAL)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == public_key_id);
+        let serial = match &sb.inner.certificate {
+            Some(c) if !named_public_key => c.parsed.serial_no.clone(),
+            _ => public_key_id.clone(),
+        };
+        Self {
+            sb: sb.clone(),
+            serial,
+        }
+    }
+
+    /// A JSON (or, for 204, empty) answer signed like every WeChat API
+    /// answer. A 204 carries no body and so no `Content-Type`.
+    fn signed(&self, status: StatusCode, body: Vec<u8>) -> Response {
+        let sb = &self.sb;
         let nonce = sign::new_nonce();
-        let headers = self.sign_headers(self.now(), &nonce, &body);
+        let headers = sb.sign_headers_as(&self.serial, sb.now(), &nonce, &body);
         let mut response = (status, body).into_response();
         let h = response.headers_mut();
         for (name, value) in headers.to_pairs() {
@@ -142,7 +183,10 @@ impl Sandbox {
         if let Ok(v) = HeaderValue::from_str(&sign::new_nonce()) {
             h.insert(sign::header::REQUEST_ID, v);
         }
-        if status != StatusCode::NO_CONTENT {
+        if status == StatusCode::NO_CONTENT {
+            // `Vec<u8>` answers are typed application/octet-stream by axum.
+            h.remove(header::CONTENT_TYPE);
+        } else {
             h.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
@@ -151,8 +195,12 @@ impl Sandbox {
         response
     }
 
-    fn json_response(&self, status: StatusCode, value: &impl serde::Serialize) -> Response {
-        self.signed_response(status, serde_json::to_vec(value).unwrap_or_default())
+    fn json(&self, status: StatusCode, value: &impl serde::Serialize) -> Response {
+        self.signed(status, serde_json::to_vec(value).unwrap_or_default())
+    }
+
+    fn no_content(&self) -> Response {
+        self.signed(StatusCode::NO_CONTENT, Vec::new())
     }
 
     fn failure(&self, f: ApiFailure) -> Response {
@@ -160,12 +208,78 @@ impl Sandbox {
         if let Some(detail) = f.detail {
             body["detail"] = detail;
         }
-        self.json_response(f.status, &body)
+        self.json(f.status, &body)
+    }
+}
+
+/// A merchant API request that passed WeChat's checks
+/// ([`Sandbox::authenticate`]); the extractor every v3 handler opens with.
+/// Its rejection is WeChat's signed error answer.
+pub(super) struct Authed {
+    sb: Sandbox,
+    /// The URI below the sandbox's root: what the merchant signed.
+    uri: Uri,
+    /// The URI as the listener saw it (with any prefix), for links back.
+    original_uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    reply: Reply,
+}
+
+impl<S> FromRequest<S> for Authed
+where
+    S: Send + Sync,
+    Sandbox: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let sb = Sandbox::from_ref(state);
+        let (parts, body) = req.into_parts();
+        let reply = Reply::for_request(&sb, &parts.headers);
+        let original_uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+        let Ok(body) = axum::body::to_bytes(body, BODY_LIMIT_BYTES).await else {
+            return Err(reply.failure(ApiFailure::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+                "请求体过大或不完整",
+            )));
+        };
+        if let Err(f) = sb.authenticate(&parts.method, &parts.uri, &parts.headers, &body) {
+            return Err(reply.failure(f));
+        }
+        Ok(Self {
+            sb,
+            uri: parts.uri,
+            original_uri,
+            headers: parts.headers,
+            body,
+            reply,
+        })
+    }
+}
+
+impl Authed {
+    /// The body as JSON, or WeChat's PARAM_ERROR.
+    fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiFailure> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ApiFailure::param(format!("请求体格式错误: {e}")))
     }
 
+    /// Whether the `mchid` query parameter names our merchant.
+    fn mchid_query_ok(&self) -> bool {
+        query_param(&self.uri, "mchid").as_deref() == Some(self.sb.inner.config.mchid.as_str())
+    }
+}
+
+impl Sandbox {
     /// Checks a merchant request the way WeChat does: headers present,
     /// Authorization well-formed, our mchid and serial, fresh timestamp, and
-    /// a signature over METHOD, the URL exactly as sent, ts, nonce and body.
+    /// a signature over METHOD, the URL exactly as sent (path below the
+    /// sandbox's root, and query), ts, nonce and body.
     fn authenticate(
         &self,
         method: &Method,
@@ -287,23 +401,15 @@ fn validate_prepay(sb: &Sandbox, req: &JsapiPrepayRequest) -> Result<Option<i64>
         .transpose()
 }
 
-async fn prepay(
-    State(sb): State<Sandbox>,
-    OriginalUri(uri): OriginalUri,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(f) = sb.authenticate(&method, &uri, &headers, &body) {
-        return sb.failure(f);
-    }
-    let req: JsapiPrepayRequest = match serde_json::from_slice(&body) {
+async fn prepay(request: Authed) -> Response {
+    let (sb, reply) = (&request.sb, &request.reply);
+    let req: JsapiPrepayRequest = match request.json() {
         Ok(r) => r,
-        Err(e) => return sb.failure(ApiFailure::param(format!("请求体格式错误: {e}"))),
+        Err(f) => return reply.failure(f),
     };
-    let expire_unix_s = match validate_prepay(&sb, &req) {
+    let expire_unix_s = match validate_prepay(sb, &req) {
         Ok(e) => e,
-        Err(f) => return sb.failure(f),
+        Err(f) => return reply.failure(f),
     };
     let now = sb.now();
     let mut s = sb.state();
@@ -330,13 +436,13 @@ async fn prepay(
         let prepay_id = existing.prepay_id.clone();
         drop(s);
         return match failure {
-            Some(f) => sb.failure(f),
-            None => sb.json_response(StatusCode::OK, &PrepayResponse { prepay_id }),
+            Some(f) => reply.failure(f),
+            None => reply.json(StatusCode::OK, &PrepayResponse { prepay_id }),
         };
     }
     if s.orders.len() >= super::ORDERS_MAX {
         drop(s);
-        return sb.failure(ApiFailure::new(
+        return reply.failure(ApiFailure::new(
             StatusCode::TOO_MANY_REQUESTS,
             "FREQUENCY_LIMITED",
             "沙箱订单数已达上限",
@@ -365,50 +471,96 @@ async fn prepay(
     );
     drop(s);
     tracing::info!(out_trade_no = %otn, "sandbox: prepay created");
-    sb.json_response(StatusCode::OK, &PrepayResponse { prepay_id })
+    reply.json(StatusCode::OK, &PrepayResponse { prepay_id })
 }
 
 fn order_not_exist() -> ApiFailure {
     ApiFailure::new(StatusCode::NOT_FOUND, "ORDER_NOT_EXIST", "订单不存在")
 }
 
-async fn query(
-    State(sb): State<Sandbox>,
-    OriginalUri(uri): OriginalUri,
-    Path(out_trade_no): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(f) = sb.authenticate(&method, &uri, &headers, &body) {
-        return sb.failure(f);
+async fn query(Path(out_trade_no): Path<String>, request: Authed) -> Response {
+    answer_query(&request, request.sb.order(&out_trade_no))
+}
+
+async fn query_by_transaction_id(Path(transaction_id): Path<String>, request: Authed) -> Response {
+    let sb = &request.sb;
+    let out_trade_no = sb.state().by_transaction_id.get(&transaction_id).cloned();
+    answer_query(&request, out_trade_no.and_then(|no| sb.order(&no)))
+}
+
+/// Both order queries: `mchid` in the query string, then the order or
+/// ORDER_NOT_EXIST.
+fn answer_query(request: &Authed, transaction: Option<Transaction>) -> Response {
+    if !request.mchid_query_ok() {
+        return request
+            .reply
+            .failure(ApiFailure::param("mchid 参数缺失或不匹配"));
     }
-    if query_param(&uri, "mchid").as_deref() != Some(sb.inner.config.mchid.as_str()) {
-        return sb.failure(ApiFailure::param("mchid 参数缺失或不匹配"));
-    }
-    match sb.order(&out_trade_no) {
-        Some(t) => sb.json_response(StatusCode::OK, &t),
-        None => sb.failure(order_not_exist()),
+    match transaction {
+        Some(t) => request.reply.json(StatusCode::OK, &t),
+        None => request.reply.failure(order_not_exist()),
     }
 }
 
-async fn close(
-    State(sb): State<Sandbox>,
-    OriginalUri(uri): OriginalUri,
-    Path(out_trade_no): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(f) = sb.authenticate(&method, &uri, &headers, &body) {
-        return sb.failure(f);
-    }
-    let mchid_ok = serde_json::from_slice::<serde_json::Value>(&body)
+/// `GET /v3/certificates`: the platform certificate, encrypted with
+/// AEAD_AES_256_GCM under the merchant's APIv3 key (associated data
+/// `certificate`), as WeChat serves it to merchants in certificate mode.
+async fn certificates(request: Authed) -> Response {
+    let (sb, reply) = (&request.sb, &request.reply);
+    let Some(cert) = &sb.inner.certificate else {
+        return reply.failure(ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            "RESOURCE_NOT_EXISTS",
+            "无可用的平台证书，请使用微信支付公钥",
+        ));
+    };
+    let nonce: String = sign::new_nonce().chars().take(12).collect();
+    let aad = "certificate";
+    let Ok(ciphertext) = crate::aead::encrypt(
+        &sb.inner.config.api_v3_key,
+        &nonce,
+        aad,
+        cert.pem.as_bytes(),
+    ) else {
+        return reply.failure(ApiFailure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "SYSTEM_ERROR",
+            "系统错误",
+        ));
+    };
+    reply.json(
+        StatusCode::OK,
+        &json!({"data": [{
+            "serial_no": cert.parsed.serial_no,
+            "effective_time": format_beijing(cert.parsed.effective_unix_s),
+            "expire_time": format_beijing(cert.parsed.expire_unix_s),
+            "encrypt_certificate": {
+                "algorithm": ALGORITHM,
+                "nonce": nonce,
+                "associated_data": aad,
+                "ciphertext": ciphertext,
+            },
+        }]}),
+    )
+}
+
+/// Any path or method the API does not have: WeChat's JSON error, signed.
+async fn unknown_route(State(sb): State<Sandbox>, headers: HeaderMap) -> Response {
+    Reply::for_request(&sb, &headers).failure(ApiFailure::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "请求的资源不存在",
+    ))
+}
+
+async fn close(Path(out_trade_no): Path<String>, request: Authed) -> Response {
+    let (sb, reply) = (&request.sb, &request.reply);
+    let mchid_ok = serde_json::from_slice::<serde_json::Value>(&request.body)
         .ok()
         .and_then(|v| v.get("mchid").and_then(|m| m.as_str()).map(str::to_owned))
         .is_some_and(|m| m == sb.inner.config.mchid);
     if !mchid_ok {
-        return sb.failure(ApiFailure::param("mchid 缺失或不匹配"));
+        return reply.failure(ApiFailure::param("mchid 缺失或不匹配"));
     }
     let failure = {
         let mut s = sb.state();
@@ -435,31 +587,37 @@ async fn close(
         }
     };
     match failure {
-        Some(f) => sb.failure(f),
-        None => sb.signed_response(StatusCode::NO_CONTENT, Vec::new()),
+        Some(f) => reply.failure(f),
+        None => reply.no_content(),
     }
 }
 
-async fn create_refund(
-    State(sb): State<Sandbox>,
-    OriginalUri(uri): OriginalUri,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(f) = sb.authenticate(&method, &uri, &headers, &body) {
-        return sb.failure(f);
-    }
-    let req: RefundRequest = match serde_json::from_slice(&body) {
+async fn create_refund(request: Authed) -> Response {
+    let (sb, reply) = (&request.sb, &request.reply);
+    let mut req: RefundRequest = match request.json() {
         Ok(r) => r,
-        Err(e) => return sb.failure(ApiFailure::param(format!("请求体格式错误: {e}"))),
+        Err(f) => return reply.failure(f),
     };
     if req
         .notify_url
         .as_deref()
         .is_some_and(|u| !valid_notify_url(u))
     {
-        return sb.failure(ApiFailure::param("notify_url 须为不带参数的绝对地址"));
+        return reply.failure(ApiFailure::param("notify_url 须为不带参数的绝对地址"));
+    }
+    // The order is named by out_trade_no or by WeChat's transaction_id.
+    if req.out_trade_no.is_empty() {
+        let by_id = req
+            .transaction_id
+            .as_ref()
+            .and_then(|id| sb.state().by_transaction_id.get(id).cloned());
+        match (by_id, &req.transaction_id) {
+            (Some(no), _) => req.out_trade_no = no,
+            (None, Some(_)) => return reply.failure(order_not_exist()),
+            (None, None) => {
+                return reply.failure(ApiFailure::param("out_trade_no 与 transaction_id 须填其一"));
+            }
+        }
     }
     let now = sb.now();
     let result = {
@@ -534,30 +692,21 @@ async fn create_refund(
         }
     };
     match result {
-        Ok(refund) => sb.json_response(StatusCode::OK, &refund),
-        Err(f) => sb.failure(f),
+        Ok(refund) => reply.json(StatusCode::OK, &refund),
+        Err(f) => reply.failure(f),
     }
 }
 
-async fn query_refund(
-    State(sb): State<Sandbox>,
-    OriginalUri(uri): OriginalUri,
-    Path(out_refund_no): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(f) = sb.authenticate(&method, &uri, &headers, &body) {
-        return sb.failure(f);
-    }
+async fn query_refund(Path(out_refund_no): Path<String>, request: Authed) -> Response {
+    let (sb, reply) = (&request.sb, &request.reply);
     let refund = sb
         .state()
         .refunds
         .get(&out_refund_no)
         .map(|r| r.refund.clone());
     match refund {
-        Some(r) => sb.json_response(StatusCode::OK, &r),
-        None => sb.failure(ApiFailure::new(
+        Some(r) => reply.json(StatusCode::OK, &r),
+        None => reply.failure(ApiFailure::new(
             StatusCode::NOT_FOUND,
             "RESOURCE_NOT_EXISTS",
             "退款单不存在",
@@ -695,56 +844,74 @@ impl Sandbox {
     }
 }
 
-async fn trade_bill(
-    State(sb): State<Sandbox>,
-    OriginalUri(uri): OriginalUri,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(f) = sb.authenticate(&method, &uri, &headers, &body) {
-        return sb.failure(f);
-    }
-    let Some(day_start) = query_param(&uri, "bill_date")
+async fn trade_bill(request: Authed) -> Response {
+    let (sb, reply, uri) = (&request.sb, &request.reply, &request.uri);
+    let Some(day_start) = query_param(uri, "bill_date")
         .as_deref()
         .and_then(parse_bill_date)
     else {
-        return sb.failure(ApiFailure::param("bill_date 格式须为 yyyy-MM-DD"));
+        return reply.failure(ApiFailure::param("bill_date 格式须为 yyyy-MM-DD"));
     };
     if day_start > sb.now() {
-        return sb.failure(ApiFailure::new(
+        return reply.failure(ApiFailure::new(
             StatusCode::BAD_REQUEST,
             "NO_STATEMENT_EXIST",
             "账单日期不能晚于今天",
         ));
     }
-    let bill_type = query_param(&uri, "bill_type").unwrap_or_else(|| "ALL".to_owned());
+    let bill_type = query_param(uri, "bill_type").unwrap_or_else(|| "ALL".to_owned());
     if !matches!(bill_type.as_str(), "ALL" | "SUCCESS" | "REFUND") {
-        return sb.failure(ApiFailure::param("bill_type 取值错误"));
+        return reply.failure(ApiFailure::param("bill_type 取值错误"));
     }
-    if query_param(&uri, "tar_type").is_some() {
-        return sb.failure(ApiFailure::param("沙箱仅提供未压缩账单，请不要传 tar_type"));
-    }
+    let gzip = match query_param(uri, "tar_type").as_deref() {
+        None => false,
+        Some("GZIP") => true,
+        Some(_) => return reply.failure(ApiFailure::param("tar_type 仅支持 GZIP")),
+    };
     let bill = sb.render_bill(day_start, &bill_type);
+    // The hash is the SHA-1 of the uncompressed bill, compressed or not.
     let hash_value = sha1_hex(&bill);
+    let bytes = if gzip {
+        match gzip_bytes(&bill) {
+            Ok(b) => b,
+            Err(_) => {
+                return reply.failure(ApiFailure::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "SYSTEM_ERROR",
+                    "系统错误",
+                ));
+            }
+        }
+    } else {
+        bill
+    };
     let token = sign::new_nonce();
     let now = sb.now();
     {
         let mut s = sb.state();
         s.bills
-            .retain(|_, (created, _)| now - *created <= BILL_TOKEN_TTL_S);
-        s.bills.insert(token.clone(), (now, bill));
+            .retain(|_, b| now - b.created_unix_s <= BILL_TOKEN_TTL_S);
+        s.bills.insert(
+            token.clone(),
+            BillFile {
+                created_unix_s: now,
+                bytes,
+            },
+        );
     }
-    // The download URL must point back at wherever we are mounted.
-    let prefix = uri
+    // The download URL must point back at wherever we are reached.
+    let prefix = request
+        .original_uri
         .path()
         .strip_suffix("/v3/bill/tradebill")
         .unwrap_or_default();
-    let host = headers
+    let host = request
+        .headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
-    let scheme = headers
+    let scheme = request
+        .headers
         .get("x-forwarded-proto")
         .and_then(|h| h.to_str().ok())
         .unwrap_or("http");
@@ -753,26 +920,25 @@ async fn trade_bill(
         hash_value,
         download_url: format!("{scheme}://{host}{prefix}/v3/billdownload/file?token={token}"),
     };
-    sb.json_response(StatusCode::OK, &response)
+    reply.json(StatusCode::OK, &response)
 }
 
-async fn download_bill(
-    State(sb): State<Sandbox>,
-    OriginalUri(uri): OriginalUri,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(f) = sb.authenticate(&method, &uri, &headers, &body) {
-        return sb.failure(f);
-    }
+/// `tar_type=GZIP`: the bill as one gzip member (flate2).
+fn gzip_bytes(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes)?;
+    encoder.finish()
+}
+
+async fn download_bill(request: Authed) -> Response {
+    let (sb, reply) = (&request.sb, &request.reply);
     let now = sb.now();
-    let bill = query_param(&uri, "token").and_then(|t| {
+    let bill = query_param(&request.uri, "token").and_then(|t| {
         sb.state()
             .bills
             .get(&t)
-            .filter(|(created, _)| now - *created <= BILL_TOKEN_TTL_S)
-            .map(|(_, b)| b.clone())
+            .filter(|b| now - b.created_unix_s <= BILL_TOKEN_TTL_S)
+            .map(|b| b.bytes.clone())
     });
     match bill {
         // Bill downloads are not signed by WeChat; the SHA-1 protects them.
@@ -782,7 +948,7 @@ async fn download_bill(
             b,
         )
             .into_response(),
-        None => sb.failure(ApiFailure::new(
+        None => reply.failure(ApiFailure::new(
             StatusCode::BAD_REQUEST,
             "INVALID_REQUEST",
             "下载链接已失效",

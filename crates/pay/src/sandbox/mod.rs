@@ -5,15 +5,23 @@
 //! signatures with the merchant public key, signs every answer with its own
 //! platform key, and delivers notifications that are signed and AES-GCM
 //! encrypted exactly like WeChat's — so the demo runs the production
-//! verification path end to end. Mount [`sandbox_router`] (e.g. under
-//! `/sandbox/wxpay`) and point [`WechatPayConfig::api_base_url`] at it.
+//! verification path end to end. Serve it at the root of a listener of its
+//! own ([`Sandbox::serve`]), like WeChat's host, and point
+//! [`WechatPayConfig::api_base_url`] at it; any WeChat Pay SDK then works
+//! by changing the host only. Signatures are checked over the path below
+//! the sandbox's root, so [`sandbox_router`] nested under a prefix still
+//! verifies what an SDK signs (the path relative to its gateway).
 //!
 //! **Keys.** `ring` cannot generate RSA keys and the `rsa` crate would add
 //! build time and a private-key timing advisory (RUSTSEC-2023-0071) for a
 //! demo feature, so the sandbox ships two fixed RSA-2048 key pairs generated
 //! with `openssl genpkey` and labelled SANDBOX-ONLY in their PEM files. Their
 //! private halves are public; [`WechatPayConfig::validate`] refuses to trust
-//! the sandbox platform key when the API base is the real WeChat host.
+//! the sandbox platform key when the API base is the real WeChat host (by
+//! the fingerprint [`crate::config::SANDBOX_PLATFORM_KEY_SHA256`], which
+//! lives outside this module so builds without the sandbox refuse it too).
+//! A self-signed platform certificate of the same key serves merchants
+//! (and SDKs) in certificate mode.
 //! A deployment wanting fresh keys passes its own in [`SandboxConfig`].
 //!
 //! **Test controls.** [`NotifyPlan`] decides how the notification for a paid
@@ -39,7 +47,7 @@ pub use http::sandbox_router;
 
 use crate::client::{Clock, SystemClock};
 use crate::config::WechatPayConfig;
-use crate::keys::{ApiV3Key, MerchantKey, RsaPublicKey, WechatPayKeys};
+use crate::keys::{ApiV3Key, MerchantKey, PlatformCertificate, RsaPublicKey, WechatPayKeys};
 use crate::model::{
     JsapiPrepayRequest, Payer, Refund, RefundNotifyAmount, RefundResult, RefundStatus, TradeState,
     Transaction, TransactionAmount,
@@ -52,6 +60,9 @@ use crate::time::format_beijing;
 const PLATFORM_KEY_PEM: &str = include_str!("sandbox_platform_key.pem");
 /// Sandbox-only merchant private key for `dormwatt demo`. Public by design.
 const MERCHANT_KEY_PEM: &str = include_str!("sandbox_merchant_key.pem");
+/// Sandbox-only platform certificate (self-signed with the platform key),
+/// served by `GET /v3/certificates` for SDKs in certificate mode.
+const PLATFORM_CERT_PEM: &str = include_str!("sandbox_platform_cert.pem");
 
 /// Demo identities. Obviously fake so they are never mistaken for real ones.
 pub const DEMO_APPID: &str = "wxsandbox0000demo";
@@ -73,6 +84,15 @@ fn load_key(pem: &str) -> MerchantKey {
 /// The sandbox platform public key, so production configs can refuse it.
 pub fn platform_public_key() -> RsaPublicKey {
     load_key(PLATFORM_KEY_PEM).public_key()
+}
+
+/// The sandbox platform certificate as a bare PEM block (the file's comment
+/// lines stripped), as `GET /v3/certificates` hands it out.
+pub fn platform_certificate_pem() -> &'static str {
+    let start = PLATFORM_CERT_PEM
+        .find("-----BEGIN CERTIFICATE-----")
+        .unwrap_or(0);
+    PLATFORM_CERT_PEM[start..].trim_end()
 }
 
 /// The demo merchant private key (sandbox-only; its private half is in the repo).
@@ -110,8 +130,15 @@ pub struct SandboxConfig {
     pub api_v3_key: ApiV3Key,
     /// Signs responses and notifications.
     pub platform_key: MerchantKey,
-    /// Sent as `Wechatpay-Serial`.
+    /// Sent as `Wechatpay-Serial` in public-key mode: notifications, and
+    /// answers to requests that name it in their own `Wechatpay-Serial`.
     pub public_key_id: String,
+    /// The platform certificate (PEM) of `platform_key`, for merchants in
+    /// certificate mode: `GET /v3/certificates` serves it encrypted, and
+    /// answers to requests without a `PUB_KEY_ID_…` are signed under its
+    /// serial, as WeChat does. `None`: public-key mode only (WeChat's
+    /// answer for new merchants, 404 RESOURCE_NOT_EXISTS).
+    pub platform_certificate_pem: Option<String>,
     /// Gaps between notification retries (its length bounds the retries).
     pub retry_schedule: Vec<Duration>,
     /// How long a notify endpoint may take to answer (WeChat: 5 s).
@@ -136,6 +163,7 @@ impl SandboxConfig {
                 .unwrap_or_else(|_| unreachable!("the constant is 32 bytes")),
             platform_key: load_key(PLATFORM_KEY_PEM),
             public_key_id: DEMO_PUBLIC_KEY_ID.to_owned(),
+            platform_certificate_pem: Some(platform_certificate_pem().to_owned()),
             retry_schedule: scaled_retry_schedule(100),
             notify_timeout: Duration::from_secs(5),
             refund_delay: Duration::from_millis(50),
@@ -384,12 +412,22 @@ struct RefundRecord {
     success_unix_s: Option<i64>,
 }
 
+/// A bill file waiting behind its download token.
+#[derive(Debug)]
+struct BillFile {
+    created_unix_s: i64,
+    /// What the download answers: the CSV, or its gzip (`tar_type=GZIP`).
+    bytes: Vec<u8>,
+}
+
 #[derive(Debug, Default)]
 struct State {
     orders: HashMap<String, Order>,
     by_prepay_id: HashMap<String, String>,
+    /// transaction_id → out_trade_no, for `GET /v3/pay/transactions/id/{id}`.
+    by_transaction_id: HashMap<String, String>,
     refunds: HashMap<String, RefundRecord>,
-    bills: HashMap<String, (i64, Vec<u8>)>,
+    bills: HashMap<String, BillFile>,
     default_plan: NotifyPlan,
     plans: HashMap<String, NotifyPlan>,
     deliveries: Vec<DeliveryRecord>,
@@ -454,8 +492,15 @@ fn random_digits(n: usize) -> String {
     out
 }
 
+/// The platform certificate, parsed once.
+struct Certificate {
+    parsed: PlatformCertificate,
+    pem: String,
+}
+
 struct Inner {
     config: SandboxConfig,
+    certificate: Option<Certificate>,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
     state: Mutex<State>,
@@ -499,8 +544,21 @@ impl Sandbox {
     /// A sandbox on a given clock (a skewed clock makes stale signatures).
     ///
     /// # Panics
-    /// If the TLS-less HTTP client for notifications cannot be built.
+    /// If the TLS-less HTTP client for notifications cannot be built, or
+    /// `platform_certificate_pem` is not a certificate of `platform_key`.
     pub fn with_clock(config: SandboxConfig, clock: Arc<dyn Clock>) -> Self {
+        let certificate = config.platform_certificate_pem.as_ref().map(|pem| {
+            let parsed = PlatformCertificate::from_pem(pem)
+                .unwrap_or_else(|e| panic!("sandbox platform certificate is invalid: {e}"));
+            assert!(
+                parsed.public_key == config.platform_key.public_key(),
+                "the sandbox platform certificate does not certify platform_key"
+            );
+            Certificate {
+                parsed,
+                pem: pem.clone(),
+            }
+        });
         let http = reqwest::Client::builder()
             .timeout(config.notify_timeout)
             .connect_timeout(config.notify_timeout)
@@ -510,6 +568,7 @@ impl Sandbox {
         Self {
             inner: Arc::new(Inner {
                 config,
+                certificate,
                 clock,
                 http,
                 state: Mutex::new(State::default()),
@@ -643,8 +702,11 @@ impl Sandbox {
             }
             order.state = TradeState::Success;
             order.success_unix_s = Some(now);
-            order.transaction_id = Some(transaction_id);
-            order.transaction()
+            order.transaction_id = Some(transaction_id.clone());
+            let transaction = order.transaction();
+            s.by_transaction_id
+                .insert(transaction_id, out_trade_no.to_owned());
+            transaction
         };
         tracing::info!(out_trade_no, "sandbox: order paid");
         self.notify(out_trade_no, plan)?;
@@ -714,9 +776,15 @@ impl Sandbox {
         Ok(SignedNotification { headers, body })
     }
 
+    /// Signs in public-key mode (notifications are always sent that way).
     fn sign_headers(&self, ts: i64, nonce: &str, body: &[u8]) -> SignedHeaders {
-        let cfg = &self.inner.config;
-        SignedHeaders::sign(&cfg.platform_key, &cfg.public_key_id, ts, nonce, body)
+        self.sign_headers_as(&self.inner.config.public_key_id, ts, nonce, body)
+    }
+
+    /// Signs with the platform key, announcing `serial` (the `PUB_KEY_ID_…`
+    /// or the platform certificate's serial: the same key either way).
+    fn sign_headers_as(&self, serial: &str, ts: i64, nonce: &str, body: &[u8]) -> SignedHeaders {
+        SignedHeaders::sign(&self.inner.config.platform_key, serial, ts, nonce, body)
             .unwrap_or_else(|_| panic!("sandbox signing failed"))
     }
 
