@@ -142,8 +142,18 @@ async function main() {
     await Promise.all([page.waitForLoadState("load"), page.click("#order-submit")]);
     check(await page.locator("#kwh-error").isVisible(), "a non-integer amount gets a message beside the field");
     await snap(page, "order-not-whole");
+    // Issue 11 item 1: exactly one amount is selected and the button says it.
+    await page.check("#kwh-other");
+    await page.fill("#other", "30");
+    check(/30 kWh · ¥\d+\.\d\d/.test(await page.locator("#order-submit").textContent()), "the button prices a typed amount");
+    await page.click("input[name=kwh][value='50'] + span");
+    check((await page.inputValue("#other")) === "", "tapping a tile clears the typed amount");
+    check(/50 kWh · ¥\d+\.\d\d/.test(await page.locator("#order-submit").textContent()), "the button says the tile's amount");
+    await page.fill("#other", "7");
+    check(await page.isChecked("#kwh-other"), "typing an amount selects 其它");
     await page.fill("#other", "");
     await page.check("input[name=kwh][value='20']");
+    check(/20 kWh · ¥\d+\.\d\d/.test(await page.locator("#order-submit").textContent()), "the button says 20 kWh");
     await snap(page, "order");
     await Promise.all([page.waitForURL(/\/orders\/\d+\/pay/), page.click("#order-submit")]);
     const orderId = page.url().match(/\/orders\/(\d+)\/pay/)[1];

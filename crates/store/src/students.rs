@@ -188,7 +188,7 @@ pub async fn session_with_default(
                 a.name_zh as area_name_zh, a.name_en as area_name_en, a.time_zone,
                 b.name_zh as building_name_zh, b.name_en as building_name_en, r.number as room,
                 coalesce(m.unit_price_centifen_per_kwh, a.unit_price_centifen_per_kwh) as unit_price_centifen_per_kwh,
-                (m.password_hash is null) as password_is_default,
+                (m.password_hash is null) as password_is_default, m.low_balance_centikwh,
                 ms.remaining_centikwh, ms.remaining_at_ms, ms.online, ms.relay_closed, ms.relay_reason,
                 ms.relay_restore_at_ms, ms.power_w, ms.last_seen_at_ms
          from session s
@@ -233,6 +233,7 @@ struct SessionDefaultRow {
     room: Option<String>,
     unit_price_centifen_per_kwh: Option<i64>,
     password_is_default: Option<bool>,
+    low_balance_centikwh: Option<i64>,
     remaining_centikwh: Option<i64>,
     remaining_at_ms: Option<i64>,
     online: Option<bool>,
@@ -270,6 +271,7 @@ impl SessionDefaultRow {
                 room: self.room.unwrap_or_default(),
                 unit_price_centifen_per_kwh: self.unit_price_centifen_per_kwh.unwrap_or(0),
                 password_is_default: self.password_is_default.unwrap_or(false),
+                low_balance_centikwh: self.low_balance_centikwh.unwrap_or(0),
                 remaining_centikwh: self.remaining_centikwh,
                 remaining_at_ms: self.remaining_at_ms,
                 online: self.online,
@@ -339,6 +341,8 @@ pub struct BoundMeter {
     pub unit_price_centifen_per_kwh: i64,
     /// Whether the factory default password is still in force (S7).
     pub password_is_default: bool,
+    /// Below this much energy the meter counts as low (its own setting).
+    pub low_balance_centikwh: i64,
     /// Last remaining energy read.
     pub remaining_centikwh: Option<i64>,
     /// When it was read.
@@ -364,7 +368,7 @@ macro_rules! bound_meters {
         a.name_zh as area_name_zh, a.name_en as area_name_en, a.time_zone,
         b.name_zh as building_name_zh, b.name_en as building_name_en, r.number as room,
         coalesce(m.unit_price_centifen_per_kwh, a.unit_price_centifen_per_kwh) as unit_price_centifen_per_kwh,
-        (m.password_hash is null) as password_is_default,
+        (m.password_hash is null) as password_is_default, m.low_balance_centikwh,
         s.remaining_centikwh, s.remaining_at_ms, s.online, s.relay_closed, s.relay_reason,
         s.relay_restore_at_ms, s.power_w, s.last_seen_at_ms
     from binding bd

@@ -1,5 +1,6 @@
 // dormwatt student pages: the only script. It follows an order's state on
-// the payment-success page and calls WeixinJSBridge to pay inside WeChat.
+// the payment-success page, calls WeixinJSBridge to pay inside WeChat and
+// keeps the order form's amount, price and button in step.
 (function () {
   "use strict";
   var LABELS = {
@@ -73,6 +74,48 @@
     else { document.addEventListener("WeixinJSBridgeReady", pay, false); }
     var btn = document.getElementById("wxpay-btn");
     if (btn) { btn.addEventListener("click", function () { if (window.WeixinJSBridge) { pay(); } }); }
+  }
+
+  // The order form (issue 11 items 1–2): exactly one amount is selected.
+  // Typing an amount ticks "other"; tapping a tile clears what was typed;
+  // the button says what it will buy, priced as the order will be
+  // (0.0001 元/kWh × kWh, rounded half up to the fen).
+  var order = document.getElementById("order-form");
+  if (order) {
+    var other = document.getElementById("other");
+    var otherRadio = document.getElementById("kwh-other");
+    var submit = document.getElementById("order-submit");
+    var price = parseInt(order.getAttribute("data-price"), 10);
+    var max = parseInt(order.getAttribute("data-max"), 10);
+    var yuan = function (kwh) {
+      var fen = Math.floor((price * kwh + 50) / 100);
+      return Math.floor(fen / 100) + "." + ("0" + (fen % 100)).slice(-2);
+    };
+    var chosenKwh = function () {
+      var r = order.querySelector("input[name=kwh]:checked");
+      if (!r) { return null; }
+      var v = r.value === "other" ? other.value.trim() : r.value;
+      if (!/^[0-9]+$/.test(v)) { return null; }
+      var k = parseInt(v, 10);
+      return k >= 1 && k <= max ? k : null;
+    };
+    var label = function () {
+      var k = chosenKwh();
+      submit.textContent = k === null ? order.getAttribute("data-buy")
+        : order.getAttribute("data-submit").replace("{kwh}", String(k)).replace("{yuan}", yuan(k));
+    };
+    var radios = order.querySelectorAll("input[name=kwh]");
+    for (var j = 0; j < radios.length; j += 1) {
+      radios[j].addEventListener("change", function () {
+        if (this.value !== "other") { other.value = ""; }
+        label();
+      });
+    }
+    other.addEventListener("input", function () {
+      if (other.value.trim() !== "") { otherRadio.checked = true; }
+      label();
+    });
+    label();
   }
 
   // Forms that ask first: <form data-confirm="…"> (no inline handlers: the

@@ -822,3 +822,440 @@ async fn demo_login_creates_and_picks_demo_students() {
     })
     .await;
 }
+
+/// Every page, and the form pages with their error messages, rendered in
+/// every language of the catalog: no text is missing, and an English page
+/// is not left in Chinese.
+#[tokio::test]
+async fn every_page_renders_in_every_language() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let _bob = app.student_with_meter("bob", &app.meters[0]).await;
+        let area = app.area_id.to_string();
+        let r = app
+            .post(&a, "/buy/order", &[("csrf", &a.csrf), ("area_id", &area), ("meter", &app.meters[0]), ("kwh", "10")])
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let order = app.count("select id from orders").await;
+        let binding = app
+            .count("select id from binding where student_id = (select id from student where openid = 'o-alice')")
+            .await;
+        let meter_id = app.count("select min(meter_id) from binding").await;
+        let now = store::now_ms();
+        let tz = domain::time::campus_tz("Asia/Shanghai");
+        let today = domain::time::day_number(domain::time::local_date(now, &tz));
+        for d in 1..=10 {
+            let usage = (d != 4).then_some(300 + d);
+            store::students::put_daily_usage(&app.db, meter_id, today - d, usage, now)
+                .await
+                .expect("usage");
+        }
+        let pages = [
+            "/overview?bound=1".to_owned(),
+            "/bind?first=1".to_owned(),
+            "/buy".to_owned(),
+            format!("/buy/order?area_id={area}&meter={}", app.meters[0]),
+            format!("/buy/order?area_id={area}&meter=000000000000"),
+            format!("/orders/{order}/pay"),
+            format!("/orders/{order}"),
+            "/records".to_owned(),
+            "/bill".to_owned(),
+            "/me".to_owned(),
+            "/me/profile".to_owned(),
+            "/me/messages".to_owned(),
+            "/me/meters".to_owned(),
+            format!("/me/meters/{binding}/password?done=1"),
+            "/orders/999999".to_owned(),
+        ];
+        let forms: Vec<(String, Vec<(&str, String)>)> = vec![
+            ("/bind".to_owned(), vec![("area_id", area.clone()), ("meter", app.meters[1].clone()), ("password", "123456".to_owned())]),
+            ("/bind".to_owned(), vec![("area_id", area.clone()), ("meter", "12ab".to_owned()), ("password", "123456".to_owned())]),
+            ("/buy/order".to_owned(), vec![("area_id", area.clone()), ("meter", app.meters[0].clone()), ("kwh", "other".to_owned()), ("other", "2.5".to_owned())]),
+            ("/me/profile".to_owned(), vec![("name", "小明".to_owned()), ("phone", "12ab".to_owned())]),
+            (format!("/me/meters/{binding}/password"), vec![("current", "000000".to_owned()), ("new", "1".to_owned()), ("confirm", "2".to_owned())]),
+        ];
+        for lang in web::i18n::Lang::all() {
+            let cookie = format!("{}; dw_lang={}", a.cookie, lang.code());
+            let check = |path: &str, status: StatusCode, html: &str| {
+                assert!(
+                    !html.contains(web::i18n::MISSING_MARK),
+                    "{} {path}: a text is missing: {html}",
+                    lang.code()
+                );
+                assert!(html.contains(&format!("<html lang={}>", lang.tag())), "{path}: {status}");
+                if lang.code() == "en" {
+                    // The chrome is English (Chinese place names may remain).
+                    assert!(!html.contains("返回") && !html.contains("首页"), "{path} in Chinese");
+                }
+            };
+            for path in &pages {
+                let r = app
+                    .http
+                    .get(format!("{}{path}", app.base))
+                    .header(COOKIE, &cookie)
+                    .send()
+                    .await
+                    .expect("GET");
+                let status = r.status();
+                assert!(
+                    status == StatusCode::OK || (status == StatusCode::NOT_FOUND && path.contains("999999")),
+                    "{path}: {status}"
+                );
+                check(path, status, &r.text().await.expect("body"));
+            }
+            for (path, fields) in &forms {
+                let mut form: Vec<(&str, &str)> = vec![("csrf", a.csrf.as_str())];
+                form.extend(fields.iter().map(|(k, v)| (*k, v.as_str())));
+                let r = app
+                    .http
+                    .post(format!("{}{path}", app.base))
+                    .header(COOKIE, &cookie)
+                    .form(&form)
+                    .send()
+                    .await
+                    .expect("POST");
+                let status = r.status();
+                assert_eq!(status, StatusCode::OK, "{path}");
+                let html = r.text().await.expect("body");
+                assert!(html.contains("errbox") || html.contains("field-msg"), "{path}: no message");
+                check(path, status, &html);
+            }
+        }
+    })
+    .await;
+}
+
+/// Issue 11 items 1–2: the amount ticked is the amount charged, even with
+/// something left in "other"; every preset and the button show the price.
+#[tokio::test]
+async fn the_ticked_amount_is_charged_and_priced() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let area = app.area_id.to_string();
+        let info = store::campus::meter_by_address(&app.db, app.area_id, &app.meters[0])
+            .await
+            .expect("meter")
+            .expect("exists");
+        let price = domain::UnitPrice::from_centifen_per_kwh(info.unit_price_centifen_per_kwh)
+            .expect("price");
+        let yuan = |k: u64| {
+            price
+                .amount_for(domain::WholeKwh::new(k, 10_000).expect("kwh"))
+                .to_string()
+        };
+        let (_, html) = app
+            .get_text(
+                &a,
+                &format!("/buy/order?area_id={area}&meter={}", app.meters[0]),
+            )
+            .await;
+        for k in [10, 20, 50, 100, 200] {
+            assert!(
+                html.contains(&format!("{k} kWh<small class=price>¥{}</small>", yuan(k))),
+                "preset {k}: {html}"
+            );
+        }
+        assert!(
+            html.contains(&format!(
+                "id=order-submit>购电 20 kWh · ¥{}</button>",
+                yuan(20)
+            )),
+            "the button says what it buys"
+        );
+        // 50 ticked, 30 left in "other": 50 it is.
+        let r = app
+            .post(
+                &a,
+                "/buy/order",
+                &[
+                    ("csrf", &a.csrf),
+                    ("area_id", &area),
+                    ("meter", &app.meters[0]),
+                    ("kwh", "50"),
+                    ("other", "30"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(app.count("select kwh from orders").await, 50);
+    })
+    .await;
+}
+
+/// Issue 11 item 3: a meter at 0.00 kWh, or below its low-balance mark, is
+/// shown in red with a buy button on the overview and in my meters; at 0
+/// with the relay closed the meter is in overdraft, and the page says so.
+#[tokio::test]
+async fn empty_and_low_meters_are_warned_about() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let meter_id = app.count("select meter_id from binding").await;
+        let set = async |remaining: i64, closed: bool| {
+            let sql = "update meter_state set remaining_centikwh = $1, relay_closed = $2, remaining_at_ms = $3 where meter_id = $4";
+            match &app.db {
+                Db::Sqlite(p) => sqlx::query(sql).bind(remaining).bind(closed).bind(store::now_ms()).bind(meter_id).execute(p).await.map(|_| ()),
+                Db::Postgres(p) => sqlx::query(sql).bind(remaining).bind(closed).bind(store::now_ms()).bind(meter_id).execute(p).await.map(|_| ()),
+            }
+            .expect("meter state");
+        };
+        set(0, true).await;
+        let (_, html) = app.get_text(&a, "/overview").await;
+        assert!(html.contains("id=low-balance"), "zero balance warned");
+        assert!(html.contains("透支"), "overdraft named");
+        assert!(html.contains("class=\"big err\" id=remaining"), "zero in red");
+        assert!(html.contains("href=\"/buy/order?area_id="), "a buy button");
+        let (_, meters) = app.get_text(&a, "/me/meters").await;
+        assert!(meters.contains("class=\"card low\""), "my meters highlights it");
+        set(0, false).await;
+        let (_, html) = app.get_text(&a, "/overview").await;
+        assert!(html.contains("id=low-balance") && html.contains("已断电"));
+        set(120, true).await;
+        let (_, html) = app.get_text(&a, "/overview").await;
+        assert!(html.contains("id=low-balance") && html.contains("剩余电量不足"), "low warned");
+        set(50_000, true).await;
+        let (_, html) = app.get_text(&a, "/overview").await;
+        assert!(!html.contains("id=low-balance"), "plenty: no warning");
+    })
+    .await;
+}
+
+/// Issue 11 item 4: in the demo the bind page offers real meter numbers of
+/// the demo campus, and one of them binds.
+#[tokio::test]
+async fn the_demo_bind_page_offers_real_meters() {
+    each_db(async |app: TestApp| {
+        let (a, _) = app.wechat_login("alice", "/").await;
+        let (_, html) = app.get_text(&a, "/bind").await;
+        assert!(html.contains("id=demo-meters"), "demo meters offered");
+        let offered = html
+            .split("<span class=demo-meter>")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .expect("a demo meter")
+            .to_owned();
+        let r = app.bind(&a, &offered, "000000").await;
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "the offered {offered} binds"
+        );
+    })
+    .await;
+}
+
+/// Issue 11 item 15: an unknown path answers the app's 404 page in the
+/// reader's language, not an empty body.
+#[tokio::test]
+async fn unknown_paths_get_the_apps_404_page() {
+    each_db(async |app: TestApp| {
+        let r = app.get(None, "/no/such/page").await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let body = r.text().await.expect("body");
+        assert!(
+            body.contains("id=error-page") && body.contains("页面不存在"),
+            "{body}"
+        );
+        let r = app
+            .http
+            .get(format!("{}/nope", app.base))
+            .header(COOKIE, "dw_lang=en")
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let body = r.text().await.expect("body");
+        assert!(
+            body.contains("<html lang=en>") && body.contains("Page not found"),
+            "{body}"
+        );
+    })
+    .await;
+}
+
+/// Issue 11 item 12: success is green (not the warning box) and every
+/// action says what it did: cancelling, unbinding, making default, binding
+/// a meter that is not the default.
+#[tokio::test]
+async fn actions_are_confirmed_in_green() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let (_, html) = app.get_text(&a, "/overview?bound=1").await;
+        assert!(
+            html.contains("<div class=okbox id=bound-ok>"),
+            "bound in green"
+        );
+        let area = app.area_id.to_string();
+        let r = app
+            .post(
+                &a,
+                "/buy/order",
+                &[
+                    ("csrf", &a.csrf),
+                    ("area_id", &area),
+                    ("meter", &app.meters[0]),
+                    ("kwh", "10"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let order = app.count("select id from orders").await;
+        let r = app
+            .post(&a, &format!("/orders/{order}/cancel"), &[("csrf", &a.csrf)])
+            .await;
+        assert_eq!(location(&r), "/records?cancelled=1");
+        let (_, html) = app.get_text(&a, &location(&r)).await;
+        assert!(
+            html.contains("class=okbox id=order-cancelled"),
+            "cancel confirmed"
+        );
+        // A second meter, not as default: confirmed where it is listed.
+        let r = app
+            .post(
+                &a,
+                "/bind",
+                &[
+                    ("csrf", &a.csrf),
+                    ("area_id", &area),
+                    ("meter", &app.meters[1]),
+                    ("password", "000000"),
+                ],
+            )
+            .await;
+        assert_eq!(location(&r), "/me/meters?done=bound");
+        let (_, html) = app.get_text(&a, &location(&r)).await;
+        assert!(html.contains("class=okbox id=meters-done") && html.contains("未设为默认"));
+        let second = app.count("select max(id) from binding").await;
+        let r = app
+            .post(
+                &a,
+                &format!("/me/meters/{second}/default"),
+                &[("csrf", &a.csrf)],
+            )
+            .await;
+        let (_, html) = app.get_text(&a, &location(&r)).await;
+        assert!(html.contains("已设为默认电表"), "default confirmed");
+        let r = app
+            .post(
+                &a,
+                &format!("/me/meters/{second}/unbind"),
+                &[("csrf", &a.csrf)],
+            )
+            .await;
+        assert_eq!(location(&r), "/me/meters?done=unbound");
+        let (_, html) = app.get_text(&a, &location(&r)).await;
+        assert!(html.contains("已解除绑定"), "unbind confirmed: {html}");
+    })
+    .await;
+}
+
+/// Issue 11 item 9: an unpaid order shows one deadline as a clock time on
+/// the pay page, the order page and the records, no spinner beside 未支付,
+/// and the order page says how to pay again.
+#[tokio::test]
+async fn unpaid_orders_show_one_deadline() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let area = app.area_id.to_string();
+        let r = app
+            .post(
+                &a,
+                "/buy/order",
+                &[
+                    ("csrf", &a.csrf),
+                    ("area_id", &area),
+                    ("meter", &app.meters[0]),
+                    ("kwh", "10"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let order = app.count("select id from orders").await;
+        let expires = app.count("select expires_at_ms from orders").await;
+        let tz = domain::time::campus_tz("Asia/Shanghai");
+        let due = jiff::Timestamp::from_millisecond(expires)
+            .expect("ts")
+            .to_zoned_datetime(tz);
+        let hhmm = due.strftime("%H:%M").to_string();
+        for path in [
+            format!("/orders/{order}/pay"),
+            format!("/orders/{order}"),
+            "/records".to_owned(),
+        ] {
+            let (_, html) = app.get_text(&a, &path).await;
+            assert!(
+                html.contains(&format!("{hhmm} 前支付")),
+                "{path}: deadline {hhmm}"
+            );
+        }
+        let (_, html) = app.get_text(&a, &format!("/orders/{order}")).await;
+        assert!(
+            html.contains("id=order-spinner class=spinner style=\"display:none\""),
+            "no spinner while unpaid"
+        );
+        assert!(
+            html.contains("id=unpaid-note") && html.contains("重新支付"),
+            "how to pay again"
+        );
+    })
+    .await;
+}
+
+/// Issue 11 item 11: full-width digits are accepted in amounts and phone
+/// numbers; empty, letters and decimals each get their own message; the
+/// name field allows what the server accepts.
+#[tokio::test]
+async fn inputs_are_normalised_and_refused_precisely() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let area = app.area_id.to_string();
+        let order = async |other: &str| {
+            app.post(
+                &a,
+                "/buy/order",
+                &[
+                    ("csrf", &a.csrf),
+                    ("area_id", &area),
+                    ("meter", &app.meters[0]),
+                    ("kwh", "other"),
+                    ("other", other),
+                ],
+            )
+            .await
+        };
+        let empty = order("").await.text().await.expect("body");
+        let letters = order("abc").await.text().await.expect("body");
+        let decimal = order("2.5").await.text().await.expect("body");
+        assert!(empty.contains("请输入购电电量"), "empty");
+        assert!(
+            letters.contains("只能填写数字") && !letters.contains("不能有小数"),
+            "letters"
+        );
+        assert!(decimal.contains("不能有小数"), "decimal");
+        let r = order("３０").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "full-width digits");
+        assert_eq!(app.count("select kwh from orders").await, 30);
+        let body = app
+            .post(
+                &a,
+                "/me/profile",
+                &[
+                    ("csrf", &a.csrf),
+                    ("name", "小明"),
+                    ("phone", "１３８００１３８０００"),
+                ],
+            )
+            .await
+            .text()
+            .await
+            .expect("body");
+        assert!(
+            body.contains("id=profile-saved") && body.contains("13800138000"),
+            "full-width phone"
+        );
+        assert!(
+            body.contains("id=name name=name maxlength=20 "),
+            "name limit agrees with the server"
+        );
+    })
+    .await;
+}

@@ -25,18 +25,15 @@
 //! same password hash, so neither the text nor the timing tells them apart
 //! (ASVS 6.3.8).
 
-use super::layout::{Shell, Tab, render};
-use super::{CsrfField, Esc, PageError, PageResult, area_name};
+use super::buy::AreaOption;
+use super::{Acting, Ctx, PageResult, Posted, Shell, Tab, area_name, csrf_forms, html, see};
 use crate::AppState;
 use crate::i18n::Lang;
-use crate::session::CurrentStudent;
-use axum::Form;
+use askama::Template;
 use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use store::students::{AttemptKey, Failures};
@@ -253,21 +250,24 @@ pub async fn verify_password(password: String, stored: Option<Option<String>>) -
     .unwrap_or(false)
 }
 
-/// A wait in words.
+/// A wait in words, as long as it really is (issue 11 item 13): seconds
+/// under a minute, whole minutes (rounded up) under two hours, else hours.
 pub fn fmt_wait(lang: Lang, ms: i64) -> String {
+    let s = (ms + 999) / 1000;
+    if s < 60 {
+        return lang.t1("wait-seconds", "n", s.max(1));
+    }
     let min = (ms + MINUTE_MS - 1) / MINUTE_MS;
     if min >= 120 {
-        let h = (min + 59) / 60;
-        match lang {
-            Lang::Zh => format!("{h} 小时"),
-            Lang::En => format!("{h} hours"),
-        }
+        lang.t1("wait-hours", "n", (min + 59) / 60)
     } else {
-        match lang {
-            Lang::Zh => format!("{} 分钟", min.max(1)),
-            Lang::En => format!("{} minute(s)", min.max(1)),
-        }
+        lang.t1("wait-minutes", "n", min)
     }
+}
+
+/// "Too many attempts; try again in …".
+pub fn too_many_attempts(lang: Lang, wait_ms: i64) -> String {
+    lang.t1("too-many-attempts", "wait", fmt_wait(lang, wait_ms))
 }
 
 /// Query of the bind page.
@@ -285,21 +285,20 @@ pub struct BindForm {
     password: String,
     make_default: Option<String>,
 }
+csrf_forms!(BindForm);
 
 /// `GET /bind`.
 pub async fn page(
     State(state): State<AppState>,
-    lang: Lang,
-    student: CurrentStudent,
+    ctx: Ctx,
     Query(q): Query<BindQuery>,
 ) -> PageResult {
-    let has_any = !store::students::bindings(state.db(), student.id)
+    let has_any = !store::students::bindings(state.db(), ctx.student.id)
         .await?
         .is_empty();
     render_form(
         &state,
-        lang,
-        &student,
+        &ctx,
         q.first == Some(1) && !has_any,
         None,
         &BindForm::default(),
@@ -307,144 +306,117 @@ pub async fn page(
     .await
 }
 
+/// The bind page.
+#[derive(Template)]
+#[template(path = "bind.html")]
+struct BindPage<'a> {
+    l: Lang,
+    shell: Shell<'a>,
+    first: bool,
+    snapshot: bool,
+    error: Option<String>,
+    areas: Vec<AreaOption>,
+    meter: String,
+    /// In the demo: real meter numbers of the demo campus to try.
+    demo_meters: Vec<DemoMeter>,
+}
+
+/// A meter of the demo campus offered on the bind page (issue 11 item 4).
+struct DemoMeter {
+    address: String,
+    place: String,
+}
+
+/// Demo meters offered per area.
+const DEMO_METERS_PER_AREA: usize = 2;
+
+/// In the demo, a few meters of the reference campus that exist in this
+/// database (checked, so a changed seed never offers a dead number).
+async fn demo_meters(state: &AppState, l: Lang) -> store::Result<Vec<DemoMeter>> {
+    if !state.settings().demo_login {
+        return Ok(Vec::new());
+    }
+    let plan = domain::campus::reference_plan();
+    let mut out = Vec::new();
+    for area in store::campus::areas(state.db()).await? {
+        let Some(p) = plan.areas.iter().find(|a| a.code == area.code) else {
+            continue;
+        };
+        let candidates = p
+            .buildings
+            .iter()
+            .filter_map(|b| b.meters().next())
+            .take(DEMO_METERS_PER_AREA);
+        for c in candidates {
+            if let Some(m) =
+                store::campus::meter_by_address(state.db(), area.id, c.address.as_str()).await?
+            {
+                out.push(DemoMeter {
+                    place: format!(
+                        "{} · {} {}",
+                        area_name(l, &m.area_name_zh, &m.area_name_en),
+                        area_name(l, &m.building_name_zh, &m.building_name_en),
+                        m.room
+                    ),
+                    address: m.address,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 async fn render_form(
     state: &AppState,
-    lang: Lang,
-    student: &CurrentStudent,
+    ctx: &Ctx,
     first: bool,
-    error: Option<&str>,
+    error: Option<String>,
     prev: &BindForm,
 ) -> PageResult {
-    let l = lang;
+    let l = ctx.l;
     let areas = store::campus::areas(state.db()).await?;
-    let mut b = String::with_capacity(8192);
-    if first {
-        let _ = write!(
-            b,
-            "<div class=warnbox id=first-bind>{}</div>",
-            l.t(
-                "要正常使用，需要绑定电表。请填写下面的信息完成绑定。",
-                "To use the service, bind your room's meter first: fill in the form below."
-            )
-        );
-    }
-    if student.is_snapshot {
-        let _ = write!(
-            b,
-            "<div class=errbox>{}</div>",
-            l.t(
-                "当前为微信快照页身份，只能浏览，不能绑定电表或购电。请在微信中打开本页面。",
-                "You are viewing a WeChat snapshot page: you can look, but not bind or pay. Open this page inside WeChat."
-            )
-        );
-    }
-    if let Some(e) = error {
-        let _ = write!(b, "<div class=errbox id=bind-error>{}</div>", Esc(e));
-    }
-    let _ = write!(
-        b,
-        "<form class=card method=post action=\"/bind\">{csrf}<label for=area>{area}</label><select id=area name=area_id>",
-        csrf = CsrfField(&student.csrf_token),
-        area = l.t("所属区域", "Area (school)"),
-    );
-    for a in &areas {
-        let _ = write!(
-            b,
-            "<option value=\"{}\"{}>{}</option>",
-            a.id,
-            if a.id == prev.area_id {
-                " selected"
-            } else {
-                ""
-            },
-            Esc(area_name(l, &a.name_zh, &a.name_en))
-        );
-    }
-    let _ = write!(
-        b,
-        "</select><label for=meter>{mlabel}</label>\
-         <input type=text id=meter name=meter inputmode=numeric autocomplete=off maxlength=20 required \
-          placeholder=\"{mph}\" value=\"{mval}\">\
-         <details id=meter-help><summary>{how}</summary>{help}{svg}</details>\
-         <label for=password>{plabel}</label>\
-         <input type=password id=password name=password inputmode=numeric autocomplete=off maxlength=6 required placeholder=\"{pph}\">\
-         <p class=muted>{pnote}</p>\
-         <label class=check><input type=checkbox name=make_default value=1 checked>{mdef}</label>\
-         <button class=btn type=submit id=bind-submit>{submit}</button></form>",
-        mlabel = l.t("电表编号", "Meter number"),
-        mph = l.t("12 位数字", "12 digits"),
-        mval = Esc(&prev.meter),
-        how = l.t("如何获取？", "How do I find my meter number?"),
-        help = l.t(
-            "<p>电表编号印在电表正面的铭牌上，标有“表号”或“No.”，共 12 位数字（见下图红框）。也可以向宿管或后勤服务大厅查询。</p>",
-            "<p>The meter number is printed on the nameplate on the front of your room's meter, after “表号” or “No.”: 12 digits (the red box below). The dorm office or the service hall can also tell you.</p>"
-        ),
-        svg = NAMEPLATE_SVG,
-        plabel = l.t("验证密码", "Verification password"),
-        pph = l.t("6 位数字", "6 digits"),
-        pnote = l.t(
-            "验证密码默认为 6 个 0（000000），绑定后请及时修改。",
-            "The verification password is 000000 by default; change it after binding."
-        ),
-        mdef = l.t("设为默认电表", "Make this my default meter"),
-        submit = l.t("绑定电表", "Bind meter"),
-    );
-    let _ = write!(
-        b,
-        "<p class=muted>{}</p>",
-        l.t(
-            "同一宿舍的同学可以绑定同一块电表；有人新绑定时，已绑定的同学会收到消息。",
-            "Roommates can bind the same meter; its existing binders get a message when someone new binds it."
-        )
-    );
-    Ok(render(
-        &Shell {
-            lang,
-            title: l.t("绑定电表", "Bind a meter"),
-            student: Some(student),
-            tab: Tab::Me,
-            here: "/bind",
-        },
-        &b,
-    )
-    .into_response())
+    html(&BindPage {
+        l,
+        shell: Shell::new(l, "bind-title", Some(&ctx.student), Tab::Me, "/bind"),
+        first,
+        snapshot: ctx.student.is_snapshot,
+        error,
+        areas: areas
+            .iter()
+            .map(|a| AreaOption {
+                id: a.id,
+                name: area_name(l, &a.name_zh, &a.name_en).to_owned(),
+                selected: a.id == prev.area_id,
+            })
+            .collect(),
+        meter: prev.meter.clone(),
+        demo_meters: demo_meters(state, l).await?,
+    })
 }
 
 /// `POST /bind`.
 pub async fn submit(
     State(state): State<AppState>,
-    lang: Lang,
-    student: CurrentStudent,
     ClientIp(ip): ClientIp,
-    Form(f): Form<BindForm>,
+    Acting(Posted { ctx, form: f }): Acting<BindForm>,
 ) -> PageResult {
-    let l = lang;
-    student.check_csrf(&f.csrf)?;
-    if !student.may_act() {
-        return Err(PageError::Snapshot);
-    }
+    let l = ctx.l;
+    let student = &ctx.student;
     let Ok(address) = domain::MeterAddress::parse(&f.meter) else {
-        let msg = l.t(
-            "电表编号为 12 位数字，请检查后重新输入。",
-            "A meter number has 12 digits; please check it.",
-        );
-        return render_form(&state, lang, &student, false, Some(msg), &f).await;
+        return render_form(&state, &ctx, false, Some(l.t("bind-not-12-digits")), &f).await;
     };
     let address = address.as_str().to_owned();
     let bound = store::students::bindings(state.db(), student.id).await?;
     if bound.len() >= BINDINGS_MAX && !bound.iter().any(|b| b.address == address) {
-        return render_form(&state, lang, &student, false, Some(&too_many(lang)), &f).await;
+        return render_form(&state, &ctx, false, Some(too_many(l)), &f).await;
     }
     let now = store::now_ms();
     let binder = bound.iter().any(|b| b.address == address);
     let attempt = match begin_attempt(&state, student.id, &address, &ip, binder, now).await? {
         Ok(id) => id,
         Err(wait) => {
-            let msg = match lang {
-                Lang::Zh => format!("尝试次数过多，请 {} 后再试。", fmt_wait(lang, wait)),
-                Lang::En => format!("Too many attempts; try again in {}.", fmt_wait(lang, wait)),
-            };
-            return render_form(&state, lang, &student, false, Some(&msg), &f).await;
+            let msg = too_many_attempts(l, wait);
+            return render_form(&state, &ctx, false, Some(msg), &f).await;
         }
     };
     let secret = store::students::meter_secret(state.db(), f.area_id, &address).await?;
@@ -458,11 +430,7 @@ pub async fn submit(
     }
     let (true, Some(secret)) = (ok, secret) else {
         tracing::info!(student.id = student.id, "bind attempt failed");
-        let msg = l.t(
-            "电表编号或验证密码错误，请检查后重试。",
-            "Wrong meter number or verification password; please check and try again.",
-        );
-        return render_form(&state, lang, &student, false, Some(msg), &f).await;
+        return render_form(&state, &ctx, false, Some(l.t("bind-wrong")), &f).await;
     };
     let result = store::students::bind(
         state.db(),
@@ -479,7 +447,7 @@ pub async fn submit(
     )
     .await?;
     let store::students::BindResult::Bound(outcome) = result else {
-        return render_form(&state, lang, &student, false, Some(&too_many(lang)), &f).await;
+        return render_form(&state, &ctx, false, Some(too_many(l)), &f).await;
     };
     tracing::info!(
         student.id = student.id,
@@ -488,25 +456,48 @@ pub async fn submit(
         others_told = outcome.others_told,
         "meter bound"
     );
-    Ok(Redirect::to("/overview?bound=1").into_response())
-}
-
-fn too_many(lang: Lang) -> String {
-    match lang {
-        Lang::Zh => format!("最多可绑定 {BINDINGS_MAX} 块电表，请先在“我的电表”中解除不用的电表。"),
-        Lang::En => {
-            format!("You can bind at most {BINDINGS_MAX} meters; unbind one in “My meters” first.")
-        }
+    // A meter bound as the default opens on the overview; another one is
+    // confirmed in "my meters", where it is listed (issue 11 item 12).
+    if f.make_default.is_some() {
+        see("/overview?bound=1")
+    } else {
+        see("/me/meters?done=bound")
     }
 }
 
-/// A picture of a meter's nameplate with the number boxed in red: where to
-/// look, drawn inline so it costs no extra request.
-const NAMEPLATE_SVG: &str = r##"<svg class=chart viewBox="0 0 320 200" role=img aria-label="meter nameplate" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif"><rect x="40" y="6" width="240" height="188" rx="12" fill="#f5f5f5" stroke="#999"/><rect x="70" y="22" width="180" height="42" rx="4" fill="#1e3a2f"/><text x="160" y="52" fill="#7CFC9A" font-size="22" text-anchor="middle" font-family="monospace">0123.45 kWh</text><text x="160" y="84" font-size="11" text-anchor="middle" fill="#333">单相费控智能电能表 DDSY</text><text x="160" y="100" font-size="10" text-anchor="middle" fill="#666">220V 10(40)A 50Hz 1600imp/kWh</text><rect x="58" y="112" width="204" height="30" rx="4" fill="none" stroke="#fa5151" stroke-width="3"/><text x="160" y="132" font-size="14" text-anchor="middle" fill="#111" font-family="monospace">表号 No. 0000 1234 5678</text><text x="160" y="162" font-size="10" text-anchor="middle" fill="#666">RS485 · 恶性负载识别</text><circle cx="90" cy="178" r="5" fill="#07c160"/><circle cx="110" cy="178" r="5" fill="#fa5151"/><path d="M290 127 L268 127" stroke="#fa5151" stroke-width="3"/><path d="M268 127 l8 -5 v10z" fill="#fa5151"/></svg>"##;
+fn too_many(lang: Lang) -> String {
+    lang.t1("bind-too-many", "max", BINDINGS_MAX)
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_are_said_as_they_are() {
+        let zh = Lang::ZH;
+        assert_eq!(
+            too_many_attempts(zh, 31_000),
+            "尝试次数过多，请 31 秒后再试。"
+        );
+        assert_eq!(
+            too_many_attempts(zh, 90_000),
+            "尝试次数过多，请 2 分钟后再试。"
+        );
+        assert_eq!(
+            too_many_attempts(zh, 3 * HOUR_MS),
+            "尝试次数过多，请 3 小时后再试。"
+        );
+        let en = Lang::parse("en").expect("en");
+        assert_eq!(
+            too_many_attempts(en, 1_000),
+            "Too many attempts; try again in 1 second."
+        );
+        assert_eq!(
+            too_many_attempts(en, 60_000),
+            "Too many attempts; try again in 1 minute."
+        );
+    }
 
     #[test]
     fn waits_grow_and_cap() {

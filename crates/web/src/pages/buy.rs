@@ -4,21 +4,21 @@
 //! live until the meter confirms.
 
 use super::bind::ClientIp;
-use super::layout::{Shell, Tab, render};
 use super::{
-    CsrfField, Esc, PageError, PageResult, area_name, assets, fmt_price, fmt_time, kwh, parse_id,
+    Acting, CsrfOnly, Ctx, PageError, PageResult, PathId, Posted, Shell, Tab, area_name,
+    csrf_forms, energy_or_dash, fmt_price, fmt_time, html, kwh, pay_deadline, see,
 };
 use crate::AppState;
 use crate::i18n::Lang;
 use crate::payments::{self, PaymentError};
 use crate::session::CurrentStudent;
-use axum::extract::{Path, Query, State};
+use askama::Template;
+use axum::Json;
+use axum::extract::{Query, State};
 use axum::http::header;
-use axum::response::{IntoResponse, Redirect};
-use axum::{Form, Json};
+use axum::response::IntoResponse;
 use domain::order::OrderState;
 use serde::Deserialize;
-use std::fmt::Write as _;
 use store::campus::MeterInfo;
 use store::orders::Order;
 
@@ -26,16 +26,17 @@ use store::orders::Order;
 const PRESETS_KWH: [u32; 5] = [10, 20, 50, 100, 200];
 
 /// An order state in words.
-pub fn state_label(l: Lang, s: OrderState) -> &'static str {
-    match s {
-        OrderState::Unpaid => l.t("未支付", "Unpaid"),
-        OrderState::Charging => l.t("加电中", "Charging"),
-        OrderState::Delayed => l.t("延迟加电", "Delayed"),
-        OrderState::Completed => l.t("已完成", "Completed"),
-        OrderState::Closed => l.t("已关闭", "Closed"),
-        OrderState::Refunding => l.t("退款中", "Refunding"),
-        OrderState::Refunded => l.t("已退款", "Refunded"),
-    }
+pub fn state_label(l: Lang, s: OrderState) -> String {
+    l.t(match Some(s) {
+        Some(OrderState::Unpaid) => "order-state-unpaid",
+        Some(OrderState::Charging) => "order-state-charging",
+        Some(OrderState::Delayed) => "order-state-delayed",
+        Some(OrderState::Completed) => "order-state-completed",
+        Some(OrderState::Closed) => "order-state-closed",
+        Some(OrderState::Refunding) => "order-state-refunding",
+        Some(OrderState::Refunded) => "order-state-refunded",
+        None => "unknown",
+    })
 }
 
 fn meter_place(l: Lang, m: &MeterInfo) -> String {
@@ -47,100 +48,74 @@ fn meter_place(l: Lang, m: &MeterInfo) -> String {
     )
 }
 
-fn shell<'a>(l: Lang, title: &'a str, s: &'a CurrentStudent, here: &'a str) -> Shell<'a> {
-    Shell {
-        lang: l,
-        title,
-        student: Some(s),
-        tab: Tab::Buy,
-        here,
-    }
-}
-
 /// `GET /buy`: bound meters, or area + meter number of any meter.
-pub async fn page(
-    State(state): State<AppState>,
-    lang: Lang,
-    student: CurrentStudent,
-) -> PageResult {
-    buy_page(&state, lang, &student, None).await
+pub async fn page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    buy_page(&state, &ctx, None, None).await
 }
 
+/// The buy page; after a failed look-up it keeps the area and number typed.
 async fn buy_page(
     state: &AppState,
-    lang: Lang,
-    student: &CurrentStudent,
-    error: Option<&str>,
+    ctx: &Ctx,
+    error: Option<String>,
+    typed: Option<(i64, &str)>,
 ) -> PageResult {
-    let l = lang;
-    let bound = store::students::bindings(state.db(), student.id).await?;
+    let l = ctx.l;
+    let mut bound = store::students::bindings(state.db(), ctx.student.id).await?;
+    super::sort_meters(&mut bound);
     let areas = store::campus::areas(state.db()).await?;
-    let mut b = String::with_capacity(4096);
-    if let Some(e) = error {
-        let _ = write!(b, "<div class=errbox id=buy-error>{}</div>", Esc(e));
-    }
-    let _ = write!(
-        b,
-        "<div class=card><h2>{}</h2>",
-        l.t("已绑定电表", "My meters")
-    );
-    if bound.is_empty() {
-        let _ = write!(
-            b,
-            "<p class=muted>{} <a href=\"/bind\">{}</a></p>",
-            l.t("还没有绑定电表。", "No meter bound yet."),
-            l.t("绑定电表", "Bind a meter")
-        );
-    }
-    for m in &bound {
-        let _ = write!(
-            b,
-            "<a class=row href=\"/buy/order?area_id={}&amp;meter={}\"><span>{}{}</span><span class=muted>{} kWh ›</span></a>",
-            m.area_id,
-            Esc(&m.address),
-            Esc(&super::overview::place(l, m)),
-            if m.is_default {
-                format!(" <span class=state>{}</span>", l.t("默认", "default"))
-            } else {
-                String::new()
-            },
-            m.remaining_centikwh
-                .map_or_else(|| "—".to_owned(), |r| kwh(r).to_string()),
-        );
-    }
-    let _ = write!(
-        b,
-        "</div><form class=card method=get action=\"/buy/order\"><h2>{}</h2><p class=muted>{}</p>\
-         <label for=area>{}</label><select id=area name=area_id>",
-        l.t("手工输入", "Enter a meter"),
-        l.t(
-            "为未绑定的电表（例如同学的）购电。",
-            "Buy for a meter you have not bound (a friend's, say)."
-        ),
-        l.t("所属区域", "Area (school)"),
-    );
-    for a in &areas {
-        let _ = write!(
-            b,
-            "<option value=\"{}\">{}</option>",
-            a.id,
-            Esc(area_name(l, &a.name_zh, &a.name_en))
-        );
-    }
-    let _ = write!(
-        b,
-        "</select><label for=meter>{}</label>\
-         <input type=text id=meter name=meter inputmode=numeric maxlength=20 required placeholder=\"{}\">\
-         <button class=btn type=submit>{}</button></form>",
-        l.t("电表编号", "Meter number"),
-        l.t("12 位数字", "12 digits"),
-        l.t("下一步", "Next"),
-    );
-    Ok(render(
-        &shell(l, l.t("购电缴费", "Buy electricity"), student, "/buy"),
-        &b,
-    )
-    .into_response())
+    html(&BuyPage {
+        l,
+        shell: Shell::new(l, "buy-title", Some(&ctx.student), Tab::Buy, "/buy"),
+        error,
+        bound: bound
+            .iter()
+            .map(|m| BoundRow {
+                area_id: m.area_id,
+                address: m.address.clone(),
+                place: super::overview::place(l, m),
+                is_default: m.is_default,
+                remaining: energy_or_dash(m.remaining_centikwh),
+            })
+            .collect(),
+        areas: areas
+            .iter()
+            .map(|a| AreaOption {
+                id: a.id,
+                name: area_name(l, &a.name_zh, &a.name_en).to_owned(),
+                selected: typed.is_some_and(|(id, _)| id == a.id),
+            })
+            .collect(),
+        meter: typed.map(|(_, m)| m.to_owned()).unwrap_or_default(),
+    })
+}
+
+/// The buy page.
+#[derive(Template)]
+#[template(path = "buy.html")]
+struct BuyPage<'a> {
+    l: Lang,
+    shell: Shell<'a>,
+    error: Option<String>,
+    bound: Vec<BoundRow>,
+    areas: Vec<AreaOption>,
+    meter: String,
+}
+
+/// A bound meter on the buy page.
+struct BoundRow {
+    area_id: i64,
+    address: String,
+    place: String,
+    is_default: bool,
+    remaining: String,
+}
+
+/// An area in a picker.
+pub(super) struct AreaOption {
+    pub(super) id: i64,
+    pub(super) name: String,
+    pub(super) selected: bool,
 }
 
 /// The meter chosen for an order.
@@ -153,25 +128,17 @@ pub struct MeterQuery {
 /// `GET /buy/order?area_id=…&meter=…`: the order page.
 pub async fn order_page(
     State(state): State<AppState>,
-    lang: Lang,
-    student: CurrentStudent,
+    ctx: Ctx,
     ClientIp(ip): ClientIp,
     Query(q): Query<MeterQuery>,
 ) -> PageResult {
-    let m = match lookup(&state, &student, &ip, q.area_id, &q.meter).await? {
-        Lookup::Found(m, shown) => (m, shown),
-        Lookup::Throttled => {
-            return buy_page(&state, lang, &student, Some(throttled_msg(lang))).await;
-        }
-        Lookup::Missing => {
-            let msg = lang.t(
-                "未找到该电表，请检查所属区域和电表编号。",
-                "No such meter in this area; check the area and the meter number.",
-            );
-            return buy_page(&state, lang, &student, Some(msg)).await;
-        }
-    };
-    order_form(&state, lang, &student, &m.1, None, "20", "").await
+    let l = ctx.l;
+    let typed = None;
+    match lookup(&state, &ctx.student, &ip, q.area_id, &q.meter).await? {
+        Lookup::Found(_, shown) => order_form(&state, &ctx, &shown, None, "20", "").await,
+        Lookup::Throttled => buy_page(&state, &ctx, Some(l.t("buy-throttled")), typed).await,
+        Lookup::Missing => buy_page(&state, &ctx, Some(l.t("buy-no-such-meter")), typed).await,
+    }
 }
 
 /// Lookups of meters the student is not bound to, per student per hour
@@ -247,13 +214,6 @@ fn mask_room(room: &str) -> String {
         .unwrap_or_default()
 }
 
-fn throttled_msg(lang: Lang) -> &'static str {
-    lang.t(
-        "查询电表过于频繁，请稍后再试，或先绑定该电表。",
-        "Too many meter look-ups; try again later, or bind the meter first.",
-    )
-}
-
 /// The most kWh one order may have: the area's limit, and the campus-wide
 /// one of the payment settings when it is stricter.
 fn order_max_kwh(state: &AppState, m: &MeterInfo) -> u32 {
@@ -276,76 +236,92 @@ async fn find_meter(
 
 async fn order_form(
     state: &AppState,
-    lang: Lang,
-    student: &CurrentStudent,
+    ctx: &Ctx,
     m: &MeterInfo,
-    error: Option<&str>,
+    error: Option<String>,
     chosen: &str,
     other: &str,
 ) -> PageResult {
-    let l = lang;
+    let l = ctx.l;
     let tz = super::campus_tz(state);
-    let mut b = String::with_capacity(4096);
-    let _ = write!(
-        b,
-        "<div class=card id=order-meter><div class=row><span>{}</span><span>{}</span></div>\
-         <div class=row><span>{}</span><span>{}</span></div>\
-         <div class=row><span>{}</span><span>{} kWh <span class=muted>{}</span></span></div>\
-         <div class=row><span>{}</span><span id=unit-price>{} {}</span></div></div>",
-        l.t("房间", "Room"),
-        Esc(&meter_place(l, m)),
-        l.t("电表编号", "Meter number"),
-        Esc(&m.address),
-        l.t("剩余电量", "Remaining"),
-        m.remaining_centikwh
-            .map_or_else(|| "—".to_owned(), |r| kwh(r).to_string()),
-        m.remaining_at_ms
+    html(&OrderPage {
+        l,
+        shell: Shell::new(l, "order-title", Some(&ctx.student), Tab::Buy, "/buy").with_script(),
+        place: meter_place(l, m),
+        remaining: energy_or_dash(m.remaining_centikwh),
+        remaining_at: m
+            .remaining_at_ms
             .map(|t| fmt_time(t, &tz))
             .unwrap_or_default(),
-        l.t("电价", "Unit price"),
-        fmt_price(m.unit_price_centifen_per_kwh),
-        l.t("元/kWh", "yuan/kWh"),
-    );
-    let _ = write!(
-        b,
-        "<form class=card method=post action=\"/buy/order\" id=order-form>{}\
-         <input type=hidden name=area_id value=\"{}\"><input type=hidden name=meter value=\"{}\">\
-         <h2>{}</h2><div class=presets>",
-        CsrfField(&student.csrf_token),
-        m.area_id,
-        Esc(&m.address),
-        l.t("购电电量", "Amount"),
-    );
-    for p in PRESETS_KWH {
-        let v = p.to_string();
-        let _ = write!(
-            b,
-            "<label><input type=radio name=kwh value=\"{v}\"{}><span>{v} kWh</span></label>",
-            if chosen == v { " checked" } else { "" }
-        );
-    }
-    let _ = write!(
-        b,
-        "<label><input type=radio name=kwh value=other id=kwh-other{}><span>{}</span></label></div>\
-         <label for=other>{}</label>\
-         <input type=text id=other name=other inputmode=numeric maxlength=6 value=\"{}\" placeholder=\"{}\">",
-        if chosen == "other" { " checked" } else { "" },
-        l.t("其它", "Other"),
-        l.t("其它电量（整数 kWh）", "Other amount (whole kWh)"),
-        Esc(other),
-        l.t("只能输入整数", "whole numbers only"),
-    );
-    if let Some(e) = error {
-        let _ = write!(b, "<p class=field-msg id=kwh-error>{}</p>", Esc(e));
-    }
-    let _ = write!(
-        b,
-        "<p class=muted>{} {} kWh</p><button class=btn type=submit id=order-submit>{}</button></form>",
-        l.t("单笔最多", "At most"),
-        order_max_kwh(state, m),
-        l.t("购电", "Buy"),
-    );
-    Ok(render(&shell(l, l.t("购电订单", "Order"), student, "/buy"), &b).into_response())
+        price: fmt_price(m.unit_price_centifen_per_kwh),
+        presets: PRESETS_KWH
+            .iter()
+            .map(|&p| Preset {
+                kwh: p,
+                checked: chosen == p.to_string(),
+                amount: price_of(m, p).map(|f| f.to_string()).unwrap_or_default(),
+            })
+            .collect(),
+        submit: {
+            let amount = PRESETS_KWH
+                .iter()
+                .find(|p| chosen == p.to_string())
+                .copied()
+                .or_else(|| other.trim().parse().ok())
+                .and_then(|k| Some((k, price_of(m, k)?)));
+            match amount {
+                Some((k, fen)) => l.t2("order-submit-amount", "kwh", k, "yuan", fen.to_string()),
+                None => l.t("buy"),
+            }
+        },
+        submit_template: l.t2("order-submit-amount", "kwh", "{kwh}", "yuan", "{yuan}"),
+        price_centifen: m.unit_price_centifen_per_kwh,
+        other_checked: chosen == "other",
+        other: other.to_owned(),
+        error,
+        max_kwh: order_max_kwh(state, m),
+        m,
+    })
+}
+
+/// The order page.
+#[derive(Template)]
+#[template(path = "order.html")]
+struct OrderPage<'a> {
+    l: Lang,
+    shell: Shell<'a>,
+    m: &'a MeterInfo,
+    place: String,
+    remaining: String,
+    remaining_at: String,
+    price: String,
+    presets: Vec<Preset>,
+    other_checked: bool,
+    other: String,
+    error: Option<String>,
+    max_kwh: u32,
+    /// The button: "购电 50 kWh · ¥26.50".
+    submit: String,
+    /// The same with `{kwh}` and `{yuan}` for app.js to fill as the student types.
+    submit_template: String,
+    /// For app.js: 0.0001 元 per kWh.
+    price_centifen: i64,
+}
+
+/// A preset amount.
+struct Preset {
+    kwh: u32,
+    checked: bool,
+    /// Its price, yuan (`26.50`).
+    amount: String,
+}
+
+/// What `kwh` whole kWh cost at this meter's price (rounded half up to the
+/// fen, as the order will be).
+fn price_of(m: &MeterInfo, kwh: u32) -> Option<domain::Fen> {
+    let price = domain::UnitPrice::from_centifen_per_kwh(m.unit_price_centifen_per_kwh)?;
+    let k = domain::WholeKwh::new(u64::from(kwh), u32::MAX).ok()?;
+    Some(price.amount_for(k))
 }
 
 /// The order form.
@@ -357,56 +333,51 @@ pub struct OrderForm {
     kwh: Option<String>,
     other: Option<String>,
 }
+csrf_forms!(OrderForm);
 
 /// `POST /buy/order`: creates an unpaid order and goes to payment.
 pub async fn create_order(
     State(state): State<AppState>,
-    lang: Lang,
-    student: CurrentStudent,
     ClientIp(ip): ClientIp,
-    Form(f): Form<OrderForm>,
+    Acting(Posted { ctx, form: f }): Acting<OrderForm>,
 ) -> PageResult {
-    let l = lang;
-    student.check_csrf(&f.csrf)?;
-    if !student.may_act() {
-        return Err(PageError::Snapshot);
-    }
-    let (m, shown) = match lookup(&state, &student, &ip, f.area_id, &f.meter).await? {
+    let l = ctx.l;
+    let student = &ctx.student;
+    let (m, shown) = match lookup(&state, student, &ip, f.area_id, &f.meter).await? {
         Lookup::Found(m, shown) => (*m, *shown),
         Lookup::Throttled => {
-            return buy_page(&state, lang, &student, Some(throttled_msg(lang))).await;
+            return buy_page(&state, &ctx, Some(l.t("buy-throttled")), None).await;
         }
         Lookup::Missing => return Err(PageError::NotFound),
     };
     let chosen = f.kwh.as_deref().unwrap_or("other");
     let other = f.other.as_deref().unwrap_or("");
-    // A typed amount wins when the student typed one (they may not have
-    // ticked "other" first).
-    let input = if chosen == "other" || !other.trim().is_empty() {
-        other
-    } else {
-        chosen
-    };
+    // Exactly one amount is selected: the ticked tile. Typing an amount
+    // ticks "other" (app.js), and tapping a tile clears what was typed, so
+    // the highlighted amount, the button's text and the order agree.
+    let input = super::normalise_digits(if chosen == "other" { other } else { chosen });
     let max = order_max_kwh(&state, &m);
-    let kwh_v = match domain::WholeKwh::parse(input, max) {
+    // Each wrong input gets its own message: empty, not a number at all, a
+    // fraction (only the last is "no decimals").
+    let wrong = if input.is_empty() {
+        Some(l.t("order-empty"))
+    } else if !input.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        Some(l.t("order-not-a-number"))
+    } else {
+        None
+    };
+    if let Some(msg) = wrong {
+        return order_form(&state, &ctx, &shown, Some(msg), "other", other).await;
+    }
+    let kwh_v = match domain::WholeKwh::parse(&input, max) {
         Ok(k) => k,
         Err(e) => {
             let msg = match e {
-                domain::money::KwhError::NotWhole => l
-                    .t(
-                        "请输入整数电量（如 30），不能有小数。",
-                        "Enter a whole number of kWh (such as 30), no decimals.",
-                    )
-                    .to_owned(),
-                domain::money::KwhError::TooSmall => {
-                    l.t("至少购买 1 kWh。", "Buy at least 1 kWh.").to_owned()
-                }
-                domain::money::KwhError::TooLarge { max } => match l {
-                    Lang::Zh => format!("单笔最多购买 {max} kWh。"),
-                    Lang::En => format!("At most {max} kWh per order."),
-                },
+                domain::money::KwhError::NotWhole => l.t("order-not-whole"),
+                domain::money::KwhError::TooSmall => l.t("order-too-small"),
+                domain::money::KwhError::TooLarge { max } => l.t1("order-too-large", "max", max),
             };
-            return order_form(&state, lang, &student, &shown, Some(&msg), "other", other).await;
+            return order_form(&state, &ctx, &shown, Some(msg), "other", other).await;
         }
     };
     let req = store::orders::NewOrder {
@@ -417,305 +388,215 @@ pub async fn create_order(
         channel: domain::order::Channel::Wechat,
         operator: None,
     };
-    let order = match store::orders::create(state.db(), &req, store::now_ms()).await {
-        Ok(o) => o,
+    let refused = match store::orders::create(state.db(), &req, store::now_ms()).await {
+        Ok(order) => {
+            tracing::info!(
+                student.id = student.id,
+                order.id = order.id.get(),
+                meter.id = m.id,
+                kwh = order.kwh.get(),
+                "order created"
+            );
+            return see(&format!("/orders/{}/pay", order.id.get()));
+        }
         Err(store::orders::CreateError::Store(e)) => return Err(e.into()),
         Err(store::orders::CreateError::NoSuchMeter) => return Err(PageError::NotFound),
-        Err(store::orders::CreateError::TooLarge { max }) => {
-            let msg = match l {
-                Lang::Zh => format!("单笔最多购买 {max} kWh。"),
-                Lang::En => format!("At most {max} kWh per order."),
-            };
-            return order_form(&state, lang, &student, &shown, Some(&msg), "other", other).await;
-        }
+        Err(store::orders::CreateError::TooLarge { max }) => l.t1("order-too-large", "max", max),
         Err(store::orders::CreateError::HoardingLimit { room, .. }) => {
-            let msg = match l {
-                Lang::Zh => format!("电表内电量已接近上限，本次最多可购买 {room} kWh。"),
-                Lang::En => {
-                    format!("The meter is near its limit; you can buy at most {room} kWh now.")
-                }
-            };
-            return order_form(&state, lang, &student, &shown, Some(&msg), "other", other).await;
+            l.t1("order-hoarding", "room", room)
         }
         Err(store::orders::CreateError::TooManyUnpaid { max }) => {
-            let msg = match l {
-                Lang::Zh => format!("您已有 {max} 笔未支付的订单，请先支付或取消。"),
-                Lang::En => {
-                    format!("You already have {max} unpaid orders; pay or cancel one first.")
-                }
-            };
-            return order_form(&state, lang, &student, &m, Some(&msg), "other", other).await;
+            l.t1("order-too-many-unpaid", "max", max)
         }
         Err(store::orders::CreateError::MeterUnpaidLimit { max }) => {
-            let msg = match l {
-                Lang::Zh => format!("该电表已有 {max} 笔未支付的订单，请先支付或取消。"),
-                Lang::En => {
-                    format!("This meter already has {max} unpaid orders; pay or cancel one first.")
-                }
-            };
-            return order_form(&state, lang, &student, &m, Some(&msg), "other", other).await;
+            l.t1("order-meter-unpaid-limit", "max", max)
         }
     };
-    tracing::info!(
-        student.id = student.id,
-        order.id = order.id.get(),
-        meter.id = m.id,
-        kwh = order.kwh.get(),
-        "order created"
-    );
-    Ok(Redirect::to(&format!("/orders/{}/pay", order.id)).into_response())
+    order_form(&state, &ctx, &shown, Some(refused), "other", other).await
 }
 
-async fn my_order(state: &AppState, student: &CurrentStudent, id: &str) -> PageResult<Order> {
-    let id = parse_id(id)?;
+async fn my_order(state: &AppState, student: &CurrentStudent, id: i64) -> PageResult<Order> {
     store::students::order(state.db(), student.id, id)
         .await?
         .ok_or(PageError::NotFound)
 }
 
-fn order_summary(l: Lang, o: &Order, m: Option<&MeterInfo>) -> String {
-    let mut b = String::with_capacity(1024);
-    let _ = write!(
-        b,
-        "<div class=card id=order-summary><div class=row><span>{}</span><span>{}</span></div>\
-         <div class=row><span>{}</span><span>{}</span></div>\
-         <div class=row><span>{}</span><span>{} kWh</span></div>\
-         <div class=row><span>{}</span><span class=big>¥{}</span></div></div>",
-        l.t("订单号", "Order"),
-        Esc(&o.out_trade_no),
-        l.t("房间", "Room"),
-        Esc(&m.map(|m| meter_place(l, m)).unwrap_or_default()),
-        l.t("电量", "Energy"),
-        o.kwh,
-        l.t("金额", "Amount"),
-        o.amount_fen,
-    );
-    b
-}
-
 /// `GET /orders/{id}/pay`: the payment page ("确认支付").
-pub async fn pay_page(
-    State(state): State<AppState>,
-    lang: Lang,
-    student: CurrentStudent,
-    Path(id): Path<String>,
-) -> PageResult {
-    let l = lang;
-    let o = my_order(&state, &student, &id).await?;
-    if o.state != OrderState::Unpaid || o.expires_at_ms <= store::now_ms() {
-        return Ok(Redirect::to(&format!("/orders/{}", o.id)).into_response());
+pub async fn pay_page(State(state): State<AppState>, ctx: Ctx, PathId(id): PathId) -> PageResult {
+    let l = ctx.l;
+    let o = my_order(&state, &ctx.student, id).await?;
+    let now = store::now_ms();
+    if o.state != OrderState::Unpaid || o.expires_at_ms <= now {
+        return see(&format!("/orders/{}", o.id.get()));
     }
     let m = store::campus::meter_by_id(state.db(), o.meter_id.get()).await?;
-    let mut b = order_summary(l, &o, m.as_ref());
-    let left_min = (o.expires_at_ms - store::now_ms()) / 60_000;
-    let _ = write!(
-        b,
-        "<form method=post action=\"/orders/{id}/pay\">{csrf}<button class=btn type=submit id=pay-confirm>{pay}</button></form>\
-         <form method=post action=\"/orders/{id}/cancel\">{csrf}<button class=\"btn sec\" type=submit id=pay-cancel>{cancel}</button></form>\
-         <p class=muted>{left}</p>",
-        id = o.id,
-        csrf = CsrfField(&student.csrf_token),
-        pay = l.t("确认支付", "Pay now"),
-        cancel = l.t("取消订单", "Cancel order"),
-        left = match l {
-            Lang::Zh => format!("请在 {left_min} 分钟内支付，超时订单将自动关闭。"),
-            Lang::En => format!("Pay within {left_min} minutes; the order closes after that."),
-        },
-    );
-    let here = format!("/orders/{}/pay", o.id);
-    Ok(render(&shell(l, l.t("支付", "Payment"), &student, &here), &b).into_response())
+    html(&PayPage {
+        l,
+        shell: ctx.shell("pay-title", Tab::Buy),
+        place: m.as_ref().map(|m| meter_place(l, m)).unwrap_or_default(),
+        amount: o.amount_fen,
+        deadline: pay_deadline(l, o.expires_at_ms, now, &super::campus_tz(&state)),
+        o: &o,
+    })
 }
 
-/// CSRF-only form.
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
+/// The payment page.
+#[derive(Template)]
+#[template(path = "pay.html")]
+struct PayPage<'a> {
+    l: Lang,
+    shell: Shell<'a>,
+    o: &'a Order,
+    place: String,
+    amount: domain::Fen,
+    /// "请在 07:36 前支付".
+    deadline: String,
+}
+
+/// What starting a payment led to (when the browser is not sent on).
+#[derive(Template)]
+#[template(path = "pay_started.html")]
+struct PayStarted<'a> {
+    l: Lang,
+    shell: Shell<'a>,
+    done: String,
+    outcome: PayOutcome,
+}
+
+/// See [`PayStarted`].
+enum PayOutcome {
+    /// Payment did not start: why.
+    Failed(String),
+    /// Inside WeChat: the bridge's parameters (JSON).
+    Bridge(String),
 }
 
 /// `POST /orders/{id}/pay`: starts the WeChat payment; in the demo the
 /// sandbox cashier takes the browser, inside WeChat the bridge does.
 pub async fn pay(
     State(state): State<AppState>,
-    lang: Lang,
-    student: CurrentStudent,
-    Path(id): Path<String>,
-    Form(f): Form<CsrfForm>,
+    PathId(id): PathId,
+    Acting(Posted { ctx, .. }): Acting<CsrfOnly>,
 ) -> PageResult {
-    let l = lang;
-    student.check_csrf(&f.csrf)?;
-    if !student.may_act() {
-        return Err(PageError::Snapshot);
-    }
-    let o = my_order(&state, &student, &id).await?;
-    let done = format!("/orders/{}", o.id);
-    let started = match payments::start_wechat_payment(&state, &o, &student.openid).await {
-        Ok(p) => p,
-        Err(PaymentError::AlreadyPaid) => return Ok(Redirect::to(&done).into_response()),
-        Err(e) => {
-            let msg = match e {
-                PaymentError::Unavailable => l.t(
-                    "在线支付暂不可用，请稍后再试或到后勤服务大厅购电。",
-                    "Online payment is unavailable; try later or buy at the service hall.",
-                ),
-                PaymentError::NotPayable | PaymentError::AlreadyPaid => {
-                    l.t("该订单已不能支付。", "This order can no longer be paid.")
-                }
-                PaymentError::Expired => l.t(
-                    "订单已过期，请重新下单。",
-                    "This order has expired; please place a new one.",
-                ),
-                PaymentError::Provider(ref err) => {
-                    tracing::warn!(order.id = o.id.get(), error = %err, "payment start failed");
-                    l.t(
-                        "微信支付暂时没有响应，请重试。",
-                        "WeChat Pay did not answer; please try again.",
-                    )
-                }
-                PaymentError::Store(err) => return Err(err.into()),
-            };
-            let b = format!(
-                "<div class=errbox id=pay-error>{}</div><a class=btn href=\"{}\">{}</a>",
-                Esc(msg),
-                done,
-                l.t("查看订单", "View order")
-            );
-            return Ok(
-                render(&shell(l, l.t("支付", "Payment"), &student, &done), &b).into_response(),
-            );
+    let l = ctx.l;
+    let o = my_order(&state, &ctx.student, id).await?;
+    let done = format!("/orders/{}", o.id.get());
+    let outcome = match payments::start_wechat_payment(&state, &o, &ctx.student.openid).await {
+        Ok(started) => {
+            // Demo: the sandbox cashier takes the browser and returns it here.
+            if let Some(link) = started.cashier_link(&done) {
+                return see(&link);
+            }
+            PayOutcome::Bridge(serde_json::to_string(&started.pay_params).unwrap_or_default())
         }
+        Err(PaymentError::AlreadyPaid) => return see(&done),
+        Err(e) => PayOutcome::Failed(match e {
+            PaymentError::Unavailable => l.t("pay-unavailable"),
+            PaymentError::NotPayable | PaymentError::AlreadyPaid => l.t("pay-not-payable"),
+            PaymentError::Expired => l.t("pay-expired"),
+            PaymentError::Provider(ref err) => {
+                tracing::warn!(order.id = o.id.get(), error = %err, "payment start failed");
+                l.t("pay-provider-failed")
+            }
+            PaymentError::Store(err) => return Err(err.into()),
+        }),
     };
-    // Demo: the sandbox cashier takes the browser and returns it here.
-    if let Some(link) = started.cashier_link(&done) {
-        return Ok(Redirect::to(&link).into_response());
-    }
-    let params = serde_json::to_string(&started.pay_params).unwrap_or_default();
-    let b = format!(
-        "<div class=card><p>{}</p><div id=wxpay data-params=\"{}\" data-done=\"{}\"></div>\
-         <button class=btn type=button id=wxpay-btn>{}</button><a class=\"btn sec\" href=\"{}\">{}</a></div>\
-         <script src=\"{}\"></script>",
-        l.t("正在打开微信支付……", "Opening WeChat Pay…"),
-        Esc(&params),
+    let shell = Shell::new(l, "pay-title", Some(&ctx.student), Tab::Buy, &done);
+    let shell = match outcome {
+        PayOutcome::Bridge(_) => shell.with_script(),
+        PayOutcome::Failed(_) => shell,
+    };
+    html(&PayStarted {
+        l,
+        shell,
         done,
-        l.t("确认支付", "Pay now"),
-        done,
-        l.t("查看订单", "View order"),
-        assets::JS_PATH,
-    );
-    Ok(render(&shell(l, l.t("支付", "Payment"), &student, &done), &b).into_response())
+        outcome,
+    })
 }
 
 /// `POST /orders/{id}/cancel`: the student cancels an unpaid order.
 pub async fn cancel(
     State(state): State<AppState>,
-    student: CurrentStudent,
-    Path(id): Path<String>,
-    Form(f): Form<CsrfForm>,
+    PathId(id): PathId,
+    Posted { ctx, .. }: Posted<CsrfOnly>,
 ) -> PageResult {
-    student.check_csrf(&f.csrf)?;
-    let o = my_order(&state, &student, &id).await?;
+    let o = my_order(&state, &ctx.student, id).await?;
     if o.state == OrderState::Unpaid {
         // Closed at WeChat first, so another tab cannot still pay it; a
         // cancel racing a payment loses cleanly and the order shows as paid.
-        if let Err(e) = crate::payments::cancel_order(&state, &o).await {
-            tracing::info!(order.id = o.id.get(), error = %e, "cancel refused");
+        match crate::payments::cancel_order(&state, &o).await {
+            Ok(c) if c.state == OrderState::Closed => {
+                return see("/records?cancelled=1");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::info!(order.id = o.id.get(), error = %e, "cancel refused"),
         }
     }
-    Ok(Redirect::to("/records").into_response())
+    see("/records")
 }
 
 /// `GET /orders/{id}`: the payment-success / order status page; follows the
 /// order live (charging → completed) through `status.json`.
 pub async fn order_status_page(
     State(state): State<AppState>,
-    lang: Lang,
-    student: CurrentStudent,
-    Path(id): Path<String>,
+    ctx: Ctx,
+    PathId(id): PathId,
 ) -> PageResult {
-    let l = lang;
-    let o = my_order(&state, &student, &id).await?;
+    let l = ctx.l;
+    let o = my_order(&state, &ctx.student, id).await?;
     let m = store::campus::meter_by_id(state.db(), o.meter_id.get()).await?;
-    let paid = o.state.is_paid();
-    let mut b = String::with_capacity(4096);
-    if paid {
-        let _ = write!(
-            b,
-            "<div class=card id=pay-success><p class=big><span class=ok>✔</span> {}</p><p class=muted id=sending-note{}>{}</p></div>",
-            l.t("支付成功", "Payment received"),
-            if o.state == OrderState::Completed {
-                " style=\"display:none\""
-            } else {
-                ""
-            },
-            l.t(
-                "系统正在把电量下发到电表，完成后会通知您。",
-                "The system is sending the energy to the meter; you will be told when it arrives."
+    let st = Some(o.state);
+    let now = store::now_ms();
+    html(&OrderStatusPage {
+        l,
+        shell: ctx.shell("order-detail-title", Tab::Buy).with_script(),
+        place: m.as_ref().map(|m| meter_place(l, m)).unwrap_or_default(),
+        amount: o.amount_fen,
+        paid: st.is_some_and(OrderState::is_paid),
+        completed: st == Some(OrderState::Completed),
+        // Nothing is in progress for an unpaid order: no spinner.
+        final_state: matches!(
+            st,
+            Some(
+                OrderState::Unpaid
+                    | OrderState::Completed
+                    | OrderState::Closed
+                    | OrderState::Refunded
             )
-        );
-    }
-    b.push_str(&order_summary(l, &o, m.as_ref()));
-    let final_state = matches!(
-        o.state,
-        OrderState::Completed | OrderState::Closed | OrderState::Refunded
-    );
-    let _ = write!(
-        b,
-        "<div class=card id=order-live data-url=\"/orders/{id}/status.json\" data-lang=\"{lang}\" data-state=\"{st}\">\
-         <div class=row><span>{sl}</span><span><span id=order-spinner class=spinner{hide}></span> \
-         <span id=order-state class=\"state {st}\">{label}</span></span></div>\
-         <div class=row><span>{rl}</span><span><span id=order-remaining>{rem}</span> kWh</span></div>\
-         <p id=order-done class=ok style=\"display:{done}\">{dl}</p></div>",
-        id = o.id,
-        lang = l.code(),
-        st = Esc(o.state.as_str()),
-        sl = l.t("订单状态", "Status"),
-        hide = if final_state {
-            " style=\"display:none\""
-        } else {
-            ""
-        },
-        label = state_label(l, o.state),
-        rl = l.t("表内剩余", "Remaining in meter"),
-        rem = m
-            .as_ref()
-            .and_then(|m| m.remaining_centikwh)
-            .map_or_else(|| "—".to_owned(), |r| kwh(r).to_string()),
-        done = if o.state == OrderState::Completed {
-            "block"
-        } else {
-            "none"
-        },
-        dl = l.t(
-            "电量已成功下发至电表。",
-            "The energy has reached the meter."
         ),
-    );
-    if o.state == OrderState::Unpaid && o.expires_at_ms > store::now_ms() {
-        let _ = write!(
-            b,
-            "<a class=btn href=\"/orders/{}/pay\">{}</a>",
-            o.id,
-            l.t("去支付", "Pay")
-        );
-    }
-    let _ = write!(
-        b,
-        "<div class=grid2><a class=\"btn sec\" href=\"/records\">{}</a><a class=\"btn sec\" href=\"/\">{}</a></div>\
-         <script src=\"{}\"></script>",
-        l.t("购电记录", "Records"),
-        l.t("返回首页", "Home"),
-        assets::JS_PATH
-    );
-    let here = format!("/orders/{}", o.id);
-    Ok(render(&shell(l, l.t("订单详情", "Order"), &student, &here), &b).into_response())
+        payable: st == Some(OrderState::Unpaid) && o.expires_at_ms > now,
+        deadline: pay_deadline(l, o.expires_at_ms, now, &super::campus_tz(&state)),
+        state_label: state_label(l, o.state),
+        remaining: energy_or_dash(m.as_ref().and_then(|m| m.remaining_centikwh)),
+        o: &o,
+    })
+}
+
+/// The order status page.
+#[derive(Template)]
+#[template(path = "order_status.html")]
+struct OrderStatusPage<'a> {
+    l: Lang,
+    shell: Shell<'a>,
+    o: &'a Order,
+    place: String,
+    amount: domain::Fen,
+    paid: bool,
+    completed: bool,
+    final_state: bool,
+    payable: bool,
+    deadline: String,
+    state_label: String,
+    remaining: String,
 }
 
 /// `GET /orders/{id}/status.json`: `{"state": "...", "remaining_kwh": "12.34"}`.
 pub async fn order_status_json(
     State(state): State<AppState>,
     student: CurrentStudent,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> PageResult {
-    let o = my_order(&state, &student, &id).await?;
+    let o = my_order(&state, &student, id).await?;
     let m = store::campus::meter_by_id(state.db(), o.meter_id.get()).await?;
     let remaining = m
         .and_then(|m| m.remaining_centikwh)

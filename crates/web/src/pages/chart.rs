@@ -1,10 +1,8 @@
-//! The daily-usage bar chart (S9) as server-side SVG: no script, no chart
-//! library, a few kilobytes. Days that could not be read (S4) are drawn as a
-//! red dashed column across the whole height with a "?" — visibly "unknown",
-//! never a zero-height bar.
-
-use crate::i18n::Lang;
-use std::fmt::Write as _;
+//! The daily-usage bar chart (S9) as server-side SVG (`templates/chart.html`):
+//! no script, no chart library, a few kilobytes. Days that could not be read
+//! (S4) are drawn as a red dashed column across the whole height with a "?"
+//! — visibly "unknown", never a zero-height bar. This module only computes
+//! the geometry.
 
 const W: i64 = 320;
 const H: i64 = 160;
@@ -13,7 +11,7 @@ const RIGHT: i64 = 6;
 const TOP: i64 = 12;
 const BOTTOM: i64 = 22;
 
-/// One column of the chart.
+/// One column of the chart's input.
 #[derive(Debug, Clone, Copy)]
 pub struct Bar {
     /// Campus-local day number.
@@ -22,9 +20,56 @@ pub struct Bar {
     pub usage_centikwh: Option<i64>,
 }
 
-/// Renders the chart for `bars` (oldest first).
-pub fn usage_chart(bars: &[Bar], lang: Lang) -> String {
-    let mut s = String::with_capacity(6000);
+/// A horizontal gridline with its axis value.
+pub struct GridLine {
+    /// Its height, px.
+    pub y: i64,
+    /// Its value, whole kWh.
+    pub kwh: i64,
+}
+
+/// A drawn column.
+pub struct Col {
+    /// `MM-DD`.
+    pub md: String,
+    /// The usage, `None`: not read.
+    pub usage: Option<domain::CentiKwh>,
+    /// Geometry, px with two decimals.
+    pub x: String,
+    /// Top.
+    pub y: String,
+    /// Width.
+    pub w: String,
+    /// Height.
+    pub h: String,
+    /// Horizontal middle.
+    pub mid: String,
+    /// A date label under it.
+    pub label: bool,
+}
+
+/// The chart as the template draws it.
+pub struct Chart {
+    /// View box width.
+    pub w: i64,
+    /// View box height.
+    pub h: i64,
+    /// Plot left edge.
+    pub left: i64,
+    /// Plot right edge.
+    pub right: i64,
+    /// Baseline of the "?" of a missing day.
+    pub miss_y: i64,
+    /// Baseline of the date labels.
+    pub label_y: i64,
+    /// Gridlines at 0, ½ and full.
+    pub grid: Vec<GridLine>,
+    /// The columns, oldest first.
+    pub cols: Vec<Col>,
+}
+
+/// Lays out the chart for `bars` (oldest first).
+pub fn usage_chart(bars: &[Bar]) -> Chart {
     let n = i64::try_from(bars.len()).unwrap_or(1).max(1);
     let max = bars
         .iter()
@@ -36,81 +81,51 @@ pub fn usage_chart(bars: &[Bar], lang: Lang) -> String {
     let top = nice_ceiling(max);
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
-    let _ = write!(
-        s,
-        "<svg id=usage-chart class=chart viewBox=\"0 0 {W} {H}\" role=img aria-label=\"{label}\" \
-         xmlns=\"http://www.w3.org/2000/svg\" font-family=\"sans-serif\" font-size=\"9\">",
-        label = lang.t("最近30天日用电量", "Daily usage, last 30 days"),
-    );
-    // Axis and gridlines at 0, ½ and full.
-    for k in 0..=2_i64 {
-        let y = TOP + plot_h - plot_h * k / 2;
-        let v = top * k / 2;
-        let _ = write!(
-            s,
-            "<line x1=\"{LEFT}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" stroke=\"#eee\"/>\
-             <text x=\"{tx}\" y=\"{ty}\" text-anchor=\"end\" fill=\"#999\">{v}</text>",
-            x2 = W - RIGHT,
-            tx = LEFT - 3,
-            ty = y + 3,
-            v = domain::CentiKwh::new(v).get() / 100,
-        );
-    }
+    let grid = (0..=2_i64)
+        .map(|k| GridLine {
+            y: TOP + plot_h - plot_h * k / 2,
+            kwh: top * k / 2 / 100,
+        })
+        .collect();
     let slot = plot_w * 100 / n; // in 1/100 px, to avoid drifting
-    for (i, b) in bars.iter().enumerate() {
-        let i = i64::try_from(i).unwrap_or(0);
-        let x = LEFT * 100 + slot * i + slot / 8;
-        let w = slot * 3 / 4;
-        let date = domain::time::date_of_day_number(b.day);
-        let md = format!("{:02}-{:02}", date.month(), date.day());
-        match b.usage_centikwh {
-            Some(u) => {
-                let h = (plot_h * 100 * u / top).max(if u > 0 { 100 } else { 0 });
-                let y = (TOP + plot_h) * 100 - h;
-                let _ = write!(
-                    s,
-                    "<rect class=bar data-day=\"{md}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#07c160\" rx=\"1\">\
-                     <title>{md}: {} kWh</title></rect>",
-                    px(x),
-                    px(y),
-                    px(w),
-                    px(h),
-                    domain::CentiKwh::new(u)
-                );
+    let cols = bars
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let i = i64::try_from(i).unwrap_or(0);
+            let x = LEFT * 100 + slot * i + slot / 8;
+            let w = slot * 3 / 4;
+            let date = domain::time::date_of_day_number(b.day);
+            let (y, h) = match b.usage_centikwh {
+                Some(u) => {
+                    let h = (plot_h * 100 * u / top).max(if u > 0 { 100 } else { 0 });
+                    ((TOP + plot_h) * 100 - h, h)
+                }
+                None => (TOP * 100, plot_h * 100),
+            };
+            Col {
+                md: format!("{:02}-{:02}", date.month(), date.day()),
+                usage: b.usage_centikwh.map(domain::CentiKwh::new),
+                x: px(x),
+                y: px(y),
+                w: px(w),
+                h: px(h),
+                mid: px(x + w / 2),
+                // A date label every 5 days and on the last day.
+                label: i % 5 == 0 || i == n - 1,
             }
-            None => {
-                let _ = write!(
-                    s,
-                    "<rect class=miss data-day=\"{md}\" x=\"{}\" y=\"{TOP}\" width=\"{}\" height=\"{plot_h}\" \
-                     fill=\"#fff1f0\" stroke=\"#fa5151\" stroke-dasharray=\"2 2\"><title>{md}: {}</title></rect>\
-                     <text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#fa5151\">?</text>",
-                    px(x),
-                    px(w),
-                    lang.t("未抄到", "not read"),
-                    px(x + w / 2),
-                    TOP + plot_h - 3,
-                );
-            }
-        }
-        // A date label every 5 days and on the last day.
-        if i % 5 == 0 || i == n - 1 {
-            let _ = write!(
-                s,
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#999\">{md}</text>",
-                px(x + w / 2),
-                H - 8
-            );
-        }
+        })
+        .collect();
+    Chart {
+        w: W,
+        h: H,
+        left: LEFT,
+        right: W - RIGHT,
+        miss_y: TOP + plot_h - 3,
+        label_y: H - 8,
+        grid,
+        cols,
     }
-    s.push_str("</svg>");
-    let _ = write!(
-        s,
-        "<div class=legend><span><i style=\"background:#07c160\"></i>{}</span>\
-         <span><i style=\"background:#fff1f0;border:1px dashed #fa5151\"></i>{}</span></div>",
-        lang.t("日用电量 (kWh)", "Daily usage (kWh)"),
-        lang.t("未抄到数据（不代表未用电）", "Not read (not zero use)"),
-    );
-    s
 }
 
 /// `v` hundredths as an SVG coordinate with two decimals.
@@ -154,10 +169,12 @@ mod tests {
                 usage_centikwh: Some(0),
             },
         ];
-        let svg = usage_chart(&bars, Lang::Zh);
-        assert_eq!(svg.matches("class=bar ").count(), 2);
-        assert_eq!(svg.matches("class=miss ").count(), 1);
-        assert!(svg.contains("未抄到"));
+        let c = usage_chart(&bars);
+        assert_eq!(c.cols.iter().filter(|c| c.usage.is_some()).count(), 2);
+        // A missing day spans the whole plot height.
+        assert_eq!(c.cols[1].h, px((H - TOP - BOTTOM) * 100));
+        // Zero use is a zero-height bar, not a missing one.
+        assert_eq!(c.cols[2].h, "0.00");
     }
 
     #[test]

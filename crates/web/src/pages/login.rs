@@ -2,17 +2,16 @@
 //! `snsapi_base` (wechat-notes §1.1–1.2), the demo login, logout and the
 //! language switch.
 
-use super::layout::{Shell, Tab, render};
-use super::{CsrfField, Esc, PageError, PageResult, safe_next, url_encode};
+use super::{PageError, PageResult, Shell, Tab, html, safe_next, url_encode};
 use crate::AppState;
 use crate::i18n::{LANG_COOKIE, Lang};
 use crate::session::{self, MaybeStudent, constant_eq, cookie, set_cookie};
+use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::header::{self, HeaderMap};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use std::fmt::Write as _;
 
 /// Cookie holding the OAuth `state` / the demo form's anti-CSRF token
 /// before a session exists.
@@ -43,89 +42,68 @@ pub async fn page(
     }
     let l = lang;
     let token = session::random_token();
-    let mut b = String::with_capacity(4096);
-    let _ = write!(
-        b,
-        "<div class=card><h2>{}</h2><p>{}</p>",
-        l.t("微信登录", "WeChat login"),
-        l.t(
-            "使用微信帐号直接登录，无需注册。",
-            "Log in with your WeChat account; no registration needed."
+    let demo = if state.settings().demo_login {
+        let students = store::students::demo_students(state.db(), DEMO_STUDENTS_MAX).await?;
+        Some(
+            students
+                .into_iter()
+                .map(|s| DemoStudent {
+                    id: s.id,
+                    name: if s.name.is_empty() {
+                        "—".to_owned()
+                    } else {
+                        s.name
+                    },
+                })
+                .collect(),
         )
-    );
-    if state.settings().wechat_oauth.is_some() {
-        let _ = write!(
-            b,
-            "<a class=btn id=wechat-login href=\"/login/wechat?next={}\">{}</a>",
-            url_encode(&next),
-            l.t("确认登录", "Confirm login")
-        );
     } else {
-        let _ = write!(
-            b,
-            "<p class=muted>{}</p>",
-            l.t(
-                "本站尚未配置微信登录。",
-                "WeChat login is not configured on this site."
-            )
-        );
-    }
-    b.push_str("</div>");
-    if state.settings().demo_login {
-        let demo = store::students::demo_students(state.db(), DEMO_STUDENTS_MAX).await?;
-        let _ = write!(
-            b,
-            "<div class=card id=demo-login><h2>{}</h2><p class=muted>{}</p>",
-            l.t("演示登录", "Demo login"),
-            l.t(
-                "仅用于演示：不经过微信，选择或创建一个演示学生。",
-                "For the demo only: no WeChat; pick or create a demo student."
-            )
-        );
-        for s in &demo {
-            let _ = write!(
-                b,
-                "<form method=post action=\"/login/demo\">{csrf}\
-                 <input type=hidden name=next value=\"{next}\">\
-                 <input type=hidden name=student_id value=\"{id}\">\
-                 <button class=\"btn sec\" type=submit>{name}</button></form>",
-                csrf = CsrfField(&token),
-                next = Esc(&next),
-                id = s.id,
-                name = Esc(if s.name.is_empty() { "—" } else { &s.name }),
-            );
-        }
-        let _ = write!(
-            b,
-            "<form method=post action=\"/login/demo\">{csrf}\
-             <input type=hidden name=next value=\"{next}\">\
-             <label for=demo-name>{label}</label>\
-             <input type=text id=demo-name name=name maxlength=20 placeholder=\"{ph}\">\
-             <button class=btn type=submit id=demo-new>{new}</button></form></div>",
-            csrf = CsrfField(&token),
-            next = Esc(&next),
-            label = l.t("新演示学生的名字", "Name of a new demo student"),
-            ph = l.t("例如：张三", "e.g. Alex"),
-            new = l.t("创建演示学生并登录", "Create a demo student and log in"),
-        );
-    }
+        None
+    };
     let here = format!("/login?next={}", url_encode(&next));
-    let html = render(
-        &Shell {
-            lang,
-            title: l.t("登录", "Login"),
-            student: None,
-            tab: Tab::None,
-            here: &here,
-        },
-        &b,
-    );
-    let mut resp = html.into_response();
+    let mut resp = html(&LoginPage {
+        l,
+        shell: Shell::new(l, "login-title", None, Tab::None, &here),
+        wechat: state.settings().wechat_oauth.is_some(),
+        next_enc: url_encode(&next),
+        next,
+        token: token.clone(),
+        demo,
+    })?;
     resp.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(&state, LOGIN_COOKIE, &token, Some(LOGIN_COOKIE_MAX_AGE_S)),
     );
     Ok(resp)
+}
+
+/// The login page.
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    l: Lang,
+    shell: Shell<'a>,
+    wechat: bool,
+    next: String,
+    next_enc: String,
+    /// The demo forms' anti-CSRF token (no session yet).
+    token: String,
+    /// Demo students, when the demo login is on.
+    demo: Option<Vec<DemoStudent>>,
+}
+
+/// A demo student to log in as.
+struct DemoStudent {
+    id: i64,
+    name: String,
+}
+
+/// The page after a failed WeChat login.
+#[derive(Template)]
+#[template(path = "login_failed.html")]
+struct LoginFailedPage<'a> {
+    l: Lang,
+    shell: Shell<'a>,
 }
 
 /// `GET /login/wechat`: redirects to WeChat's authorize URL with a fresh
@@ -217,26 +195,11 @@ pub async fn wechat_callback(
 }
 
 fn login_failed(state: &AppState, lang: Lang) -> Response {
-    let l = lang;
-    let body = format!(
-        "<div class=card><p class=err>{}</p><a class=btn href=\"/login\">{}</a></div>",
-        l.t(
-            "微信登录未完成，请重试。",
-            "WeChat login did not complete; please try again."
-        ),
-        l.t("重新登录", "Log in again")
-    );
-    let mut resp = render(
-        &Shell {
-            lang,
-            title: l.t("登录", "Login"),
-            student: None,
-            tab: Tab::None,
-            here: "/login",
-        },
-        &body,
-    )
-    .into_response();
+    let page = LoginFailedPage {
+        l: lang,
+        shell: Shell::new(lang, "login-title", None, Tab::None, "/login"),
+    };
+    let mut resp = html(&page).unwrap_or_else(IntoResponse::into_response);
     resp.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(state, LOGIN_COOKIE, "", Some(0)),

@@ -1,11 +1,16 @@
 //! The student pages (S5–S15): WeChat login, binding meters, the overview
 //! with its usage chart, buying, purchase records, the bill and "my info".
 //!
-//! Server-rendered HTML built with plain Rust string writing and one escaping
-//! helper ([`Esc`]) rather than a template engine: the pages are small, the
-//! markup sits next to the data it shows, and rendering stays allocation-light
-//! for the overview benchmark. Every value that came from a user or the
-//! database goes through [`Esc`].
+//! Markup lives in askama templates (`crates/web/templates/`), checked at
+//! compile time against the structs below and escaped automatically; texts
+//! live in the Fluent catalogs (`crates/web/locales/`, see [`crate::i18n`]).
+//! No `.rs` file here writes markup (a test checks it).
+//!
+//! A handler's opening is shared, not copied: [`Ctx`] (language, student,
+//! this page's address), [`Posted`] / [`Acting`] (a form whose anti-CSRF
+//! token is checked; `Acting` also refuses WeChat snapshot identities),
+//! [`PathId`] (an id from the URL, anything else is "not found") and
+//! [`see`] (redirect).
 //!
 //! Every handler that reaches a binding, order or message by an id from the
 //! URL or a form asks `store::students` with the session's student id, so a
@@ -24,13 +29,19 @@ mod records;
 
 use crate::AppState;
 use crate::i18n::Lang;
+use crate::session::{CurrentStudent, SessionRejection};
+use askama::Template;
 use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use std::fmt::{self, Write as _};
+use serde::de::DeserializeOwned;
+use std::fmt::Write as _;
 
-pub use layout::Esc;
+pub use layout::{Shell, Tab};
 
 /// In-memory caches of the student pages, one per [`AppState`].
 #[derive(Debug, Default)]
@@ -75,11 +86,30 @@ pub fn router() -> Router<AppState> {
             get(me::password_page).post(me::password_submit),
         )
         .route("/assets/{name}", get(assets::serve))
+        .route_layer(axum::middleware::from_fn(localise_errors))
         .route_layer(axum::middleware::from_fn(crate::session::same_origin_posts))
+        .fallback(not_found)
+}
+
+/// Any unknown path: the app's own 404 page in the reader's language
+/// (issue 11 item 15); JSON callers under `/api/` get a JSON 404.
+async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    if uri.path().starts_with("/api/") {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({"code": "NOT_FOUND", "message": "no such endpoint"})),
+        )
+            .into_response();
+    }
+    error_page(
+        Lang::of_headers(&headers),
+        StatusCode::NOT_FOUND,
+        "error-not-found",
+    )
 }
 
 /// Errors of the page handlers. Internal causes are logged here, once; the
-/// student sees a plain bilingual message.
+/// student sees a plain message in their language.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
     /// Not found, or not theirs (the same answer on purpose).
@@ -94,45 +124,216 @@ pub enum PageError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] store::Error),
+    /// A template failed to render.
+    #[error("template: {0}")]
+    Render(#[from] askama::Error),
+}
+
+/// Which error page a response carries; [`localise_errors`] renders it in
+/// the reader's language (an error has no request to read it from).
+#[derive(Debug, Clone, Copy)]
+struct ErrorPage {
+    /// Catalog key of the message.
+    key: &'static str,
 }
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let (status, msg) = match &self {
-            PageError::NotFound => (StatusCode::NOT_FOUND, "页面不存在 / Page not found"),
-            PageError::Csrf(e) => return e.into_response(),
-            PageError::Snapshot => (
-                StatusCode::FORBIDDEN,
-                "请在微信中打开本页面后再操作 / Please open this page inside WeChat to do this",
-            ),
-            PageError::Store(store::Error::NotFound(_)) => {
-                (StatusCode::NOT_FOUND, "页面不存在 / Page not found")
+        let (status, key) = match &self {
+            PageError::NotFound | PageError::Store(store::Error::NotFound(_)) => {
+                (StatusCode::NOT_FOUND, "error-not-found")
             }
+            PageError::Csrf(e) => return e.into_response(),
+            PageError::Snapshot => (StatusCode::FORBIDDEN, "error-snapshot"),
             PageError::Store(e) => {
                 tracing::error!(error = %e, "page failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "系统繁忙，请稍后再试 / Something went wrong; please try again",
-                )
+                (StatusCode::INTERNAL_SERVER_ERROR, "error-internal")
+            }
+            PageError::Render(e) => {
+                tracing::error!(error = %e, "page did not render");
+                (StatusCode::INTERNAL_SERVER_ERROR, "error-internal")
             }
         };
-        let mut body = String::with_capacity(600);
-        let _ = write!(
-            body,
-            "<!doctype html><html lang=zh-CN><head><meta charset=utf-8>\
-             <meta name=viewport content=\"width=device-width,initial-scale=1\">\
-             <link rel=stylesheet href=\"{css}\"><title>{msg}</title></head><body><main>\
-             <div class=card><p class=err>{msg}</p><p><a class=btn href=\"/\">首页 / Home</a></p></div>\
-             </main></body></html>",
-            css = assets::CSS_PATH,
-            msg = Esc(msg)
-        );
-        (status, Html(body)).into_response()
+        let mut resp = status.into_response();
+        resp.extensions_mut().insert(ErrorPage { key });
+        resp
+    }
+}
+
+/// The error page.
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorTemplate {
+    l: Lang,
+    css: &'static str,
+    msg: String,
+}
+
+/// An error page of `status` with the catalog text `key`.
+fn error_page(l: Lang, status: StatusCode, key: &str) -> Response {
+    let t = ErrorTemplate {
+        l,
+        css: assets::CSS_PATH,
+        msg: l.t(key),
+    };
+    match t.render() {
+        Ok(body) => (status, Html(body)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "error page did not render");
+            status.into_response()
+        }
+    }
+}
+
+/// Renders the error page a [`PageError`] left in its response, in the
+/// language of the request.
+async fn localise_errors(req: Request, next: Next) -> Response {
+    let l = Lang::of_headers(req.headers());
+    let resp = next.run(req).await;
+    match resp.extensions().get::<ErrorPage>().copied() {
+        Some(e) => error_page(l, resp.status(), e.key),
+        None => resp,
     }
 }
 
 /// Result of a page handler.
 pub type PageResult<T = Response> = Result<T, PageError>;
+
+/// Renders a page template.
+pub fn html(t: &impl Template) -> PageResult {
+    Ok(Html(t.render()?).into_response())
+}
+
+/// Redirects (303) to a local path.
+pub fn see(path: &str) -> PageResult {
+    Ok(Redirect::to(path).into_response())
+}
+
+/// What every logged-in page handler starts from: the language, the
+/// student and where the page is (for the language switch).
+pub struct Ctx {
+    /// Page language.
+    pub l: Lang,
+    /// The logged-in student.
+    pub student: CurrentStudent,
+    /// This page's path and query.
+    pub here: String,
+}
+
+impl Ctx {
+    /// The shell of a page of `tab` titled `title_key`.
+    pub fn shell(&self, title_key: &str, tab: Tab) -> Shell<'_> {
+        Shell::new(self.l, title_key, Some(&self.student), tab, &self.here)
+    }
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let student = CurrentStudent::from_request_parts(parts, state).await?;
+        Ok(Ctx {
+            l: Lang::of_request(parts),
+            student,
+            here: here(parts),
+        })
+    }
+}
+
+/// This request's path and query.
+fn here(parts: &Parts) -> String {
+    parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned())
+}
+
+/// A form with the session's anti-CSRF token in its `csrf` field.
+pub trait CsrfForm: DeserializeOwned + Send {
+    /// The submitted token.
+    fn csrf(&self) -> &str;
+}
+
+/// Implements [`CsrfForm`] for form structs with a `csrf: String` field.
+macro_rules! csrf_forms {
+    ($($t:ty),* $(,)?) => {$(
+        impl $crate::pages::CsrfForm for $t {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        }
+    )*};
+}
+pub(crate) use csrf_forms;
+
+/// A posted form of the logged-in student whose anti-CSRF token matched.
+pub struct Posted<T> {
+    /// Language, student, address.
+    pub ctx: Ctx,
+    /// The form.
+    pub form: T,
+}
+
+impl<T: CsrfForm> FromRequest<AppState> for Posted<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let ctx = Ctx::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let req = Request::from_parts(parts, body);
+        let axum::Form(form) = axum::Form::<T>::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        ctx.student
+            .check_csrf(form.csrf())
+            .map_err(|e| PageError::from(e).into_response())?;
+        Ok(Posted { ctx, form })
+    }
+}
+
+/// A [`Posted`] form that binds or pays: WeChat snapshot identities may
+/// look but not act (wechat-notes §1.1).
+pub struct Acting<T>(pub Posted<T>);
+
+impl<T: CsrfForm> FromRequest<AppState> for Acting<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let p = Posted::<T>::from_request(req, state).await?;
+        if !p.ctx.student.may_act() {
+            return Err(PageError::Snapshot.into_response());
+        }
+        Ok(Acting(p))
+    }
+}
+
+/// A form with nothing but the anti-CSRF token.
+#[derive(Debug, serde::Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+csrf_forms!(CsrfOnly);
+
+/// A positive id from the URL's `{id}`; anything else is "not found".
+pub struct PathId(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(s) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| PageError::NotFound.into_response())?;
+        parse_id(&s)
+            .map(PathId)
+            .map_err(IntoResponse::into_response)
+    }
+}
 
 /// Percent-encodes a query-string component (RFC 3986 unreserved kept).
 pub fn url_encode(s: &str) -> String {
@@ -180,6 +381,62 @@ pub fn kwh(c: i64) -> domain::CentiKwh {
     domain::CentiKwh::new(c)
 }
 
+/// "Pay by 07:36" for an unpaid order: one clock time, the same on every
+/// page (issue 11 item 9); the date is added when it is not today.
+pub fn pay_deadline(l: Lang, expires_at_ms: i64, now_ms: i64, tz: &jiff::tz::TimeZone) -> String {
+    let at = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| t.to_zoned_datetime(tz.clone()))
+            .ok()
+    };
+    let (Some(due), Some(now)) = (at(expires_at_ms), at(now_ms)) else {
+        return String::new();
+    };
+    let time = if due.date() == now.date() {
+        due.strftime("%H:%M").to_string()
+    } else {
+        due.strftime("%m-%d %H:%M").to_string()
+    };
+    l.t1("pay-deadline", "time", time)
+}
+
+/// Full-width digits and spaces (a Chinese input method's `３０`) as ASCII,
+/// trimmed (issue 11 item 11).
+pub fn normalise_digits(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '０'..='９' => {
+                char::from_u32(u32::from(c) - u32::from('０') + u32::from('0')).unwrap_or(c)
+            }
+            '　' => ' ',
+            '＋' => '+',
+            '－' => '-',
+            '．' => '.',
+            _ => c,
+        })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// A student's meters as the pages list them: the default first, then by
+/// area, building and room in natural order ("4号楼" before "34号楼").
+pub fn sort_meters(ms: &mut [store::students::BoundMeter]) {
+    ms.sort_by(|a, b| {
+        b.is_default
+            .cmp(&a.is_default)
+            .then(a.area_id.cmp(&b.area_id))
+            .then_with(|| natord::compare(&a.building_name_zh, &b.building_name_zh))
+            .then_with(|| natord::compare(&a.room, &b.room))
+            .then(a.binding_id.cmp(&b.binding_id))
+    });
+}
+
+/// Energy as `12.34`, or `—` when not known.
+pub fn energy_or_dash(c: Option<i64>) -> String {
+    c.map_or_else(|| "—".to_owned(), |r| kwh(r).to_string())
+}
+
 /// A unit price in 0.0001 元/kWh as `0.5500`-style yuan with 4 decimals
 /// trimmed to at least 2.
 pub fn fmt_price(centifen_per_kwh: i64) -> String {
@@ -197,18 +454,9 @@ pub fn campus_tz(state: &AppState) -> jiff::tz::TimeZone {
     domain::time::campus_tz(&state.settings().time_zone)
 }
 
-/// A form's hidden CSRF field.
-pub struct CsrfField<'a>(pub &'a str);
-
-impl fmt::Display for CsrfField<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<input type=hidden name=csrf value=\"{}\">", Esc(self.0))
-    }
-}
-
 /// The area's name in the page language.
 pub fn area_name<'a>(lang: Lang, zh: &'a str, en: &'a str) -> &'a str {
-    if lang == Lang::En && !en.is_empty() {
+    if lang.code() != "zh" && !en.is_empty() {
         en
     } else {
         zh
@@ -237,6 +485,50 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.test/")), "/");
         assert_eq!(safe_next(Some("/\\evil.test")), "/");
         assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn meters_are_listed_in_natural_order() {
+        let m =
+            |id: i64, building: &str, room: &str, is_default: bool| store::students::BoundMeter {
+                binding_id: id,
+                is_default,
+                meter_id: id,
+                address: format!("{id:012}"),
+                area_id: 1,
+                area_name_zh: "中蓝".to_owned(),
+                area_name_en: String::new(),
+                time_zone: "Asia/Shanghai".to_owned(),
+                building_name_zh: building.to_owned(),
+                building_name_en: String::new(),
+                room: room.to_owned(),
+                unit_price_centifen_per_kwh: 5_500,
+                password_is_default: false,
+                low_balance_centikwh: 500,
+                remaining_centikwh: None,
+                remaining_at_ms: None,
+                online: None,
+                relay_closed: None,
+                relay_reason: None,
+                relay_restore_at_ms: None,
+                power_w: None,
+                last_seen_at_ms: None,
+            };
+        let mut ms = vec![
+            m(1, "34号楼", "101", false),
+            m(2, "4号楼", "1002", false),
+            m(3, "4号楼", "202", false),
+            m(4, "5号楼", "101", true),
+        ];
+        sort_meters(&mut ms);
+        let order: Vec<i64> = ms.iter().map(|m| m.binding_id).collect();
+        assert_eq!(order, [4, 3, 2, 1]);
+    }
+
+    #[test]
+    fn full_width_digits_are_normalised() {
+        assert_eq!(normalise_digits(" ３０　"), "30");
+        assert_eq!(normalise_digits("２.５"), "2.5");
     }
 
     #[test]

@@ -1,16 +1,14 @@
 //! The overview ("综合首页", S9) of the student's default meter.
 
-use super::chart::{Bar, usage_chart};
-use super::layout::{Shell, Tab, render};
-use super::{Esc, PageResult, area_name, fmt_time, kwh};
+use super::chart::{Bar, Chart, usage_chart};
+use super::{PageResult, Shell, Tab, area_name, energy_or_dash, fmt_time, html, kwh};
 use crate::AppState;
 use crate::i18n::Lang;
 use crate::session::StudentWithDefaultMeter;
+use askama::Template;
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use store::students::BoundMeter;
@@ -46,7 +44,7 @@ pub async fn overview(
     Query(q): Query<OverviewQuery>,
 ) -> PageResult {
     let Some(m) = m else {
-        return Ok(Redirect::to("/bind?first=1").into_response());
+        return super::see("/bind?first=1");
     };
     let tz = domain::time::campus_tz(&m.time_zone);
     let now = store::now_ms();
@@ -94,119 +92,118 @@ pub async fn overview(
     };
 
     let l = lang;
-    let mut b = String::with_capacity(16_384);
-    if q.bound == Some(1) {
-        let _ = write!(
-            b,
-            "<div class=warnbox id=bound-ok><span class=ok>✔</span> {}</div>",
-            l.t("绑定成功。", "Meter bound.")
-        );
-    }
-    if m.password_is_default {
-        let _ = write!(
-            b,
-            "<div class=warnbox id=default-password>{} <a href=\"/me/meters/{}/password\">{}</a></div>",
-            l.t(
-                "这块电表仍在使用默认验证密码 000000，任何人都可能绑定它。请及时修改。",
-                "This meter still has the default password 000000: anyone could bind it. Please change it."
-            ),
-            m.binding_id,
-            l.t("立即修改", "Change it now")
-        );
-    }
-    let _ = write!(
-        b,
-        "<div class=card id=meter-card><div class=row><span>{place}</span><span class=muted>{no} {addr}</span></div>",
-        place = Esc(&place(l, &m)),
-        no = l.t("表号", "No."),
-        addr = Esc(&m.address),
-    );
-    let _ = write!(
-        b,
-        "<div class=grid2><div><div class=muted>{rl}</div><div class=big id=remaining>{rv}<small> kWh</small></div>\
-         <div class=muted id=remaining-at>{ra}</div></div>\
-         <div><div class=muted>{ml}</div><div class=big id=month-usage>{mv}<small> kWh</small></div>{mm}</div></div>",
-        rl = l.t("表内剩余", "Remaining"),
-        rv = m
-            .remaining_centikwh
-            .map_or_else(|| "—".to_owned(), |r| kwh(r).to_string()),
-        ra = match m.remaining_at_ms {
-            Some(t) => format!("{} {}", l.t("抄表时间", "Read at"), fmt_time(t, &tz)),
-            None => l.t("尚未抄到", "Not read yet").to_owned(),
+    let days_left = match (m.remaining_centikwh, rate) {
+        (Some(r), Some(rate)) if rate > 0 => Some(DaysLeft {
+            days: r.max(0) / rate,
+            rate: kwh(rate).to_string(),
+        }),
+        _ => None,
+    };
+    let notices = notices
+        .iter()
+        .map(|n| NoticeView {
+            title: n.title.clone(),
+            body: n.body.clone(),
+            at: fmt_time(n.created_at_ms, &tz),
+        })
+        .collect();
+    let page = OverviewPage {
+        l,
+        shell: Shell::new(l, "overview-title", Some(&student), Tab::Home, "/overview"),
+        bound: q.bound == Some(1),
+        place: place(l, &m),
+        remaining: energy_or_dash(m.remaining_centikwh),
+        remaining_at: match m.remaining_at_ms {
+            Some(t) => l.t1("read-at", "at", fmt_time(t, &tz)),
+            None => l.t("not-read-yet"),
         },
-        ml = l.t("本月用电", "This month"),
-        mv = kwh(month_usage),
-        mm = if month_missing {
-            format!(
-                "<div class=\"muted missing\">{}</div>",
-                l.t("含未抄到的日子", "some days not read")
-            )
-        } else {
-            String::new()
-        },
-    );
-    // Days left at the recent rate.
-    if let (Some(r), Some(rate)) = (m.remaining_centikwh, rate)
-        && rate > 0
-    {
-        let days_left = r.max(0) / rate;
-        let _ = write!(
-            b,
-            "<p id=days-left>{} <b>{}</b> {} <span class=muted>({} {} kWh/{})</span></p>",
-            l.t("按近期用量约可用", "At the recent rate this lasts about"),
-            days_left,
-            l.t("天", "days"),
-            l.t("近 7 天日均", "7-day average"),
-            kwh(rate),
-            l.t("天", "day"),
-        );
+        month_usage: kwh(month_usage),
+        month_missing,
+        days_left,
+        relay: relay(l, &m, now),
+        balance: Balance::of(&m),
+        offline: m.online == Some(false),
+        chart: usage_chart(&bars),
+        notices,
+        m: &m,
+    };
+    html(&page)
+}
+
+/// The overview page.
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage<'a> {
+    l: Lang,
+    shell: Shell<'a>,
+    m: &'a BoundMeter,
+    bound: bool,
+    place: String,
+    remaining: String,
+    remaining_at: String,
+    month_usage: domain::CentiKwh,
+    month_missing: bool,
+    days_left: Option<DaysLeft>,
+    relay: Relay,
+    balance: Balance,
+    offline: bool,
+    chart: Chart,
+    notices: Vec<NoticeView>,
+}
+
+/// "At the recent rate this lasts about N days".
+struct DaysLeft {
+    days: i64,
+    rate: String,
+}
+
+/// A notice as shown.
+struct NoticeView {
+    title: String,
+    body: String,
+    at: String,
+}
+
+/// How much energy is left, for the warning (issue 11 item 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// Enough, or not known.
+    Fine,
+    /// Below the meter's low-balance threshold (kWh in the message).
+    Low(domain::CentiKwh),
+    /// Used up, power still on: the meter runs into its overdraft, then trips.
+    Overdraft,
+    /// Used up and switched off.
+    Empty,
+}
+
+impl Balance {
+    /// The balance of a bound meter.
+    pub fn of(m: &BoundMeter) -> Balance {
+        match m.remaining_centikwh {
+            Some(r) if r <= 0 && m.relay_closed == Some(false) => Balance::Empty,
+            Some(r) if r <= 0 => Balance::Overdraft,
+            Some(r) if r < m.low_balance_centikwh => {
+                Balance::Low(domain::CentiKwh::new(m.low_balance_centikwh))
+            }
+            _ => Balance::Fine,
+        }
     }
-    b.push_str(&relay_html(l, &m, now));
-    let _ = write!(
-        b,
-        "<div class=grid2><a class=\"btn sec\" href=\"/bill\" id=link-bill>{}</a><a class=\"btn sec\" href=\"/records\" id=link-records>{}</a></div>\
-         <a class=btn href=\"/buy/order?area_id={}&amp;meter={}\" id=link-buy>{}</a></div>",
-        l.t("用电查询", "Bill"),
-        l.t("购电记录", "Records"),
-        m.area_id,
-        Esc(&m.address),
-        l.t("购电", "Buy electricity"),
-    );
-    let _ = write!(
-        b,
-        "<div class=card><h2>{}</h2>{}</div>",
-        l.t("最近30天日用电量走势", "Daily usage, last 30 days"),
-        usage_chart(&bars, l)
-    );
-    let _ = write!(
-        b,
-        "<div class=card id=notices><h2>{}</h2>",
-        l.t("最新通知", "Latest notices")
-    );
-    if notices.is_empty() {
-        let _ = write!(b, "<p class=muted>{}</p>", l.t("暂无通知", "No notices"));
+
+    /// Low, empty or in overdraft: shown in red with a buy button.
+    pub fn is_low(&self) -> bool {
+        *self != Balance::Fine
     }
-    for n in notices.iter() {
-        let _ = write!(
-            b,
-            "<details class=row><summary>{} <span class=muted>{}</span></summary><p>{}</p></details>",
-            Esc(&n.title),
-            fmt_time(n.created_at_ms, &tz),
-            Esc(&n.body)
-        );
-    }
-    b.push_str("</div>");
-    Ok(render(
-        &Shell {
-            lang,
-            title: l.t("综合首页", "Overview"),
-            student: Some(&student),
-            tab: Tab::Home,
-            here: "/overview",
-        },
-        &b,
-    )
-    .into_response())
+}
+
+/// The relay as shown.
+enum Relay {
+    /// Power on, with the load when known.
+    On(Option<i64>),
+    /// Power off, with the reason in words.
+    Off(String),
+    /// Not known yet.
+    Unknown,
 }
 
 /// How long the notices of an area are served from memory. Notices are
@@ -254,75 +251,24 @@ pub fn place(l: Lang, m: &BoundMeter) -> String {
 }
 
 /// The relay state with the reason when power is off.
-fn relay_html(l: Lang, m: &BoundMeter, now_ms: i64) -> String {
-    let mut s = String::with_capacity(512);
-    let _ = write!(
-        s,
-        "<div class=row id=relay><span>{}</span>",
-        l.t("用电状态", "Power")
-    );
+fn relay(l: Lang, m: &BoundMeter, now_ms: i64) -> Relay {
     match m.relay_closed {
-        Some(true) => {
-            let _ = write!(s, "<span class=ok>{}", l.t("正常供电", "On"));
-            if let Some(p) = m.power_w {
-                let _ = write!(s, " · {p} W");
-            }
-            s.push_str("</span>");
-        }
-        Some(false) => {
-            let reason = match m.relay_reason.as_deref() {
-                Some("balance") => l
-                    .t(
-                        "电量用完，购电后自动恢复",
-                        "Out of energy; restores after a purchase",
-                    )
-                    .to_owned(),
-                Some("malicious_load") => {
-                    let mut r = l
-                        .t(
-                            "检测到违规大功率电器（恶性负载）",
-                            "Forbidden high-power appliance detected",
-                        )
-                        .to_owned();
-                    if let Some(at) = m.relay_restore_at_ms.filter(|at| *at > now_ms) {
-                        let min = (at - now_ms + 59_999) / 60_000;
-                        let _ = match l {
-                            Lang::Zh => write!(r, "，约 {min} 分钟后自动恢复"),
-                            Lang::En => write!(r, "; restores by itself in about {min} min"),
-                        };
-                    }
-                    r
-                }
-                Some("over_power") => l.t("超过功率限制", "Over the power limit").to_owned(),
-                Some("staff") => l
-                    .t(
-                        "管理员已断电，请联系后勤服务大厅",
-                        "Switched off by staff; contact the service hall",
-                    )
-                    .to_owned(),
-                Some("lockout") => l
-                    .t("当前时段停止供电", "Scheduled power-off hours")
-                    .to_owned(),
-                _ => l.t("原因未知", "Reason unknown").to_owned(),
-            };
-            let _ = write!(
-                s,
-                "<span class=err>{} · {}</span>",
-                l.t("已断电", "Off"),
-                Esc(&reason)
-            );
-        }
-        None => {
-            let _ = write!(s, "<span class=muted>{}</span>", l.t("未知", "Unknown"));
-        }
+        Some(true) => Relay::On(m.power_w),
+        Some(false) => Relay::Off(match m.relay_reason.as_deref() {
+            Some("balance") => l.t("relay-reason-balance"),
+            Some("malicious_load") => match m.relay_restore_at_ms.filter(|at| *at > now_ms) {
+                Some(at) => l.t1(
+                    "relay-reason-malicious-restores",
+                    "min",
+                    (at - now_ms + 59_999) / 60_000,
+                ),
+                None => l.t("relay-reason-malicious"),
+            },
+            Some("over_power") => l.t("relay-reason-over-power"),
+            Some("staff") => l.t("relay-reason-staff"),
+            Some("lockout") => l.t("relay-reason-lockout"),
+            _ => l.t("relay-reason-unknown"),
+        }),
+        None => Relay::Unknown,
     }
-    if m.online == Some(false) {
-        let _ = write!(
-            s,
-            " <span class=muted>({})</span>",
-            l.t("电表暂时离线", "meter offline")
-        );
-    }
-    s.push_str("</div>");
-    s
 }

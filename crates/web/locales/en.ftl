@@ -1,0 +1,240 @@
+# dormwatt student pages — English.
+# One file per language; every key here must be in every other file
+# (crates/web/tests/catalog.rs checks it).
+
+lang-name = English
+app-name = Dorm electricity
+demo-banner = Demo mode: simulated students, meters and payments; no real money
+home = Home
+back-home = Back to home
+tab-home = Home
+tab-buy = Buy
+tab-records = Records
+tab-me = Me
+unknown = Unknown
+not-read = not read
+remaining = Remaining
+meter-no = No.
+meter-number = Meter number
+meter-number-placeholder = 12 digits
+area-label = Area (school)
+link-bill = Bill
+link-records = Records
+buy-electricity = Buy electricity
+meter-offline = meter offline
+read-at = Read at { $at }
+not-read-yet = Not read yet
+wait-minutes = { $n ->
+    [one] { $n } minute
+   *[other] { $n } minutes
+}
+wait-hours = { $n ->
+    [one] { $n } hour
+   *[other] { $n } hours
+}
+too-many-attempts = Too many attempts; try again in { $wait }.
+wait-seconds = { $n ->
+    [one] { $n } second
+   *[other] { $n } seconds
+}
+default-label = default
+kwh-value = { $kwh } kWh
+
+## Errors
+error-not-found = Page not found
+error-snapshot = Please open this page inside WeChat to do this
+error-internal = Something went wrong; please try again
+
+## Overview
+overview-title = Overview
+overview-bound = Meter bound.
+overview-default-password = This meter still has the default password 000000: anyone could bind it. Please change it.
+overview-change-now = Change it now
+overview-this-month = This month
+overview-some-days-not-read = some days not read
+overview-days-left-pre = At the recent rate this lasts about
+overview-days-unit = { $n ->
+    [one] day
+   *[other] days
+}
+overview-rate = 7-day average { $rate } kWh/day
+overview-power = Power
+overview-chart-title = Daily usage, last 30 days
+overview-notices = Latest notices
+overview-no-notices = No notices
+relay-on = On
+relay-off = Off
+relay-reason-balance = Out of energy; restores after a purchase
+relay-reason-malicious = Forbidden high-power appliance detected
+relay-reason-malicious-restores = Forbidden high-power appliance detected; restores by itself in about { $min } min
+relay-reason-over-power = Over the power limit
+relay-reason-staff = Switched off by staff; contact the service hall
+relay-reason-lockout = Scheduled power-off hours
+relay-reason-unknown = Reason unknown
+
+## Chart
+chart-label = Daily usage, last 30 days
+chart-legend-read = Daily usage (kWh)
+chart-legend-missing = Not read (not zero use)
+
+## Buying
+buy-title = Buy electricity
+buy-my-meters = My meters
+no-meter-yet = No meter bound yet.
+bind-a-meter = Bind a meter
+buy-enter-meter = Enter a meter
+buy-enter-meter-note = Buy for a meter you have not bound (a friend's, say).
+next = Next
+buy-throttled = Too many meter look-ups; try again later, or bind the meter first.
+buy-no-such-meter = No such meter in this area; check the area and the meter number.
+order-title = Order
+room = Room
+remaining-energy = Remaining
+unit-price = Unit price
+yuan-per-kwh = yuan/kWh
+order-amount = Amount
+order-other = Other
+order-other-label = Other amount (whole kWh)
+order-other-placeholder = whole numbers only
+order-at-most = At most { $max } kWh
+buy = Buy
+order-not-whole = Enter a whole number of kWh (such as 30), no decimals.
+order-too-small = Buy at least 1 kWh.
+order-too-large = At most { $max } kWh per order.
+order-hoarding = The meter is near its limit; you can buy at most { $room } kWh now.
+order-too-many-unpaid = You already have { $max } unpaid orders; pay or cancel one first.
+order-meter-unpaid-limit = This meter already has { $max } unpaid orders; pay or cancel one first.
+order-no = Order
+energy = Energy
+amount = Amount
+pay-title = Payment
+pay-now = Pay now
+cancel-order = Cancel order
+view-order = View order
+pay-opening = Opening WeChat Pay…
+pay-unavailable = Online payment is unavailable; try later or buy at the service hall.
+pay-not-payable = This order can no longer be paid.
+pay-expired = This order has expired; please place a new one.
+pay-provider-failed = WeChat Pay did not answer; please try again.
+order-detail-title = Order
+pay-success = Payment received
+pay-sending-note = The system is sending the energy to the meter; you will be told when it arrives.
+order-status = Status
+remaining-in-meter = Remaining in meter
+order-done = The energy has reached the meter.
+pay = Pay
+order-state-unpaid = Unpaid
+order-state-charging = Charging
+order-state-delayed = Delayed
+order-state-completed = Completed
+order-state-closed = Closed
+order-state-refunding = Refunding
+order-state-refunded = Refunded
+
+## Records
+records-title = Purchase records
+records-pay = Pay
+records-cancel = Cancel
+records-none = No purchases yet
+records-legend = Unpaid: not paid yet, removed after 2 hours. Charging: paid, waiting for the system to send the energy. Completed: the energy is in the meter.
+
+## Bill
+bill-title = Bill
+bill-meter = Meter
+bill-month = Month
+bill-show = Show
+bill-heading = { $month } daily usage
+bill-date = Date
+bill-usage = Usage (kWh)
+bill-today = today, in progress
+bill-total = Total
+bill-missing-note = Red rows are days whose reading could not be collected (communication delays and the like); they do not mean no electricity was used.
+bill-reference-note = These figures are for reference only and may differ from the actual figures; the actual consumption prevails.
+
+## Binding
+bind-title = Bind a meter
+bind-first = To use the service, bind your room's meter first: fill in the form below.
+bind-snapshot = You are viewing a WeChat snapshot page: you can look, but not bind or pay. Open this page inside WeChat.
+bind-how = How do I find my meter number?
+bind-help = The meter number is printed on the nameplate on the front of your room's meter, after “表号” or “No.”: 12 digits (the red box below). The dorm office or the service hall can also tell you.
+bind-nameplate-label = meter nameplate
+bind-password = Verification password
+bind-password-placeholder = 6 digits
+bind-password-note = The verification password is 000000 by default; change it after binding.
+bind-make-default = Make this my default meter
+bind-submit = Bind meter
+bind-roommates = Roommates can bind the same meter; its existing binders get a message when someone new binds it.
+bind-not-12-digits = A meter number has 12 digits; please check it.
+bind-wrong = Wrong meter number or verification password; please check and try again.
+bind-too-many = You can bind at most { $max } meters; unbind one in “My meters” first.
+
+## My info
+me-title = My info
+me-no-name = No name yet
+logout = Log out
+wechat-user = WeChat user
+profile-title = Profile
+profile-saved = Saved.
+profile-name = Name
+profile-phone = Mobile phone
+save = Save
+profile-phone-note = Your phone number is only for the logistics office to reach you (refunds, say); it is never shown to others.
+
+profile-name-too-long = At most { $max } characters.
+profile-phone-invalid = Enter an 11-digit mobile number.
+messages-title = Messages
+messages-read-all = Mark all as read
+messages-none = No messages
+messages-read = Read
+meters-title = My meters
+meters-default = Default
+meters-default-password = Still on the default password 000000: change it.
+meters-co-binders = Also bound to this meter. If you do not know them, change the password: everyone who does not prove the new one is unbound:
+meters-make-default = Make default
+change-password = Change password
+meters-unbind-confirm = Unbind this meter?
+meters-unbind = Unbind
+meters-bind-another = Bind another meter
+password-title = Change meter password
+password-changed = Password changed.
+password-current = Current password
+password-new = New password (6 digits)
+password-again = New password again
+password-note = If roommates share the meter, tell them the new password; it cannot be 000000.
+password-differ = The two new passwords differ.
+password-not-6-digits = The new password must be 6 digits.
+password-not-default = The new password cannot be 000000.
+password-current-wrong = The current password is wrong.
+password-raced = Someone changed it just now; please try again.
+
+## Login
+login-title = Login
+login-wechat = WeChat login
+login-wechat-note = Log in with your WeChat account; no registration needed.
+login-confirm = Confirm login
+login-not-configured = WeChat login is not configured on this site.
+login-demo = Demo login
+login-demo-note = For the demo only: no WeChat; pick or create a demo student.
+login-demo-name = Name of a new demo student
+login-demo-name-placeholder = e.g. Alex
+login-demo-new = Create a demo student and log in
+login-failed = WeChat login did not complete; please try again.
+login-again = Log in again
+order-submit-amount = Buy { $kwh } kWh · ¥{ $yuan }
+
+## Balance warnings
+buy-now = Buy now
+balance-low = Less than { $low } kWh left; please buy soon.
+balance-low-short = Running low; please buy soon.
+balance-overdraft = Balance used up: the meter is running on its overdraft and switches off when that is used up. Buying now repays the overdraft first.
+balance-empty = Balance used up and power is off. It comes back on after a purchase.
+bind-demo-meters = Demo meters
+bind-demo-meters-note = Demo mode: these meter numbers exist on the demo campus (pick their area above); each one's verification password is 000000.
+records-cancelled = Order cancelled.
+meters-done-default = Made your default meter.
+meters-done-unbound = Meter unbound.
+meters-done-bound = Meter bound (not as your default).
+pay-deadline = Pay by { $time }; the order closes after that.
+order-unpaid-note = Not paid yet (the payment may have been cancelled). Tap “Pay” below to pay again, or pay from your purchase records.
+order-empty = Enter an amount (whole kWh).
+order-not-a-number = The amount must be a number, such as 30.
