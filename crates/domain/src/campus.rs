@@ -208,7 +208,7 @@ fn build_building(
             // 2017 AA BB NNNN: the plan has < 100 areas, < 100 buildings
             // per area and < 10,000 meters per building.
             let number = 201_700_000_000
-                + (area_no as u64 % 100) * 100_000_000
+                + (area_no as u64 % 100) * 1_000_000
                 + (building_no as u64 % 100) * 10_000
                 + (i as u64 + 1) % 10_000;
             MeterPlan {
@@ -260,6 +260,29 @@ fn build_building(
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    /// Addresses are 2017 + area (2 digits) + building (2) + meter (4).
+    #[test]
+    fn meter_addresses_follow_the_numbering_plan() {
+        let plan = reference_plan();
+        let addresses = |a: usize, b: usize| -> Vec<String> {
+            plan.areas[a].buildings[b]
+                .gateways
+                .iter()
+                .flat_map(|g| g.buses.iter())
+                .flat_map(|bus| bus.meters.iter())
+                .map(|m| m.address.to_string())
+                .collect()
+        };
+        assert_eq!(addresses(0, 0)[0], "201701010001");
+        assert_eq!(addresses(0, 15)[0], "201701160001");
+        assert_eq!(addresses(1, 1)[0], "201702020001");
+        let n = plan.areas[0].buildings[0].meter_count();
+        assert_eq!(
+            addresses(0, 0).last().cloned(),
+            Some(format!("20170101{n:04}"))
+        );
+    }
 
     #[test]
     fn reference_area_matches_the_source() {
