@@ -12,14 +12,12 @@ PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 workdir="$(mktemp -d)"
 trap 'rm -rf "$workdir"' EXIT
 
-venv="${INTEROP_VENV:-$workdir/venv}"
-if [[ ! -x "$venv/bin/python" ]]; then
-    "$PYTHON" -m venv "$venv"
-fi
-"$venv/bin/pip" install --quiet --disable-pip-version-check "dlt645==3.2.0"
+# shellcheck source=lib/pinned-venv.sh
+source "$ROOT/scripts/lib/pinned-venv.sh"
+pinned_venv "${INTEROP_VENV:-$workdir/venv}" dlt645 3.2.0
 
-echo "# machine: $(nproc) cores, $(uname -sr), $(rustc --version), $("$venv/bin/python" --version)"
+echo "# machine: $(nproc) cores, $(uname -sr), $(rustc --version), $("$PY" --version)"
 echo "## ours: cargo run --release -p dlt645 --example bench"
 cargo run --quiet --release -p dlt645 --example bench
 echo "## PyPI dlt645 3.2.0: python scripts/interop/bench_pypi_codec.py"
-"$venv/bin/python" scripts/interop/bench_pypi_codec.py
+"$PY" scripts/interop/bench_pypi_codec.py

@@ -43,13 +43,9 @@ fail() { echo "FAIL $*"; failed=$((failed + 1)); }
 skip() { echo "SKIP $*"; skipped=$((skipped + 1)); }
 
 # --- throwaway virtualenv with the pinned package ------------------------
-venv="${INTEROP_VENV:-$workdir/venv}"
-if [[ ! -x "$venv/bin/python" ]]; then
-    "$PYTHON" -m venv "$venv"
-fi
-"$venv/bin/pip" install --quiet --disable-pip-version-check "dlt645==3.2.0"
-PY="$venv/bin/python"
-"$PY" -c 'import dlt645, sys; assert dlt645.__version__ == "3.2.0", dlt645.__version__'
+# shellcheck source=lib/pinned-venv.sh
+source "$ROOT/scripts/lib/pinned-venv.sh"
+pinned_venv "${INTEROP_VENV:-$workdir/venv}" dlt645 3.2.0
 
 # --- our codec's TCP reader ----------------------------------------------
 cargo build --quiet -p dlt645 --example read_tcp

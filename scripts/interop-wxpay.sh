@@ -31,13 +31,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-venv="${INTEROP_VENV:-$workdir/venv}"
-if [[ ! -x "$venv/bin/python" ]]; then
-    "$PYTHON" -m venv "$venv"
-fi
-"$venv/bin/pip" install --quiet --disable-pip-version-check "wechatpayv3==2.0.4"
-PY="$venv/bin/python"
-"$PY" -c 'import wechatpayv3; assert wechatpayv3.__version__ == "2.0.4", wechatpayv3.__version__'
+# shellcheck source=lib/pinned-venv.sh
+source "$ROOT/scripts/lib/pinned-venv.sh"
+pinned_venv "${INTEROP_VENV:-$workdir/venv}" wechatpayv3 2.0.4
 
 cargo build --quiet -p pay --example sandbox_serve
 mkfifo "$workdir/stdin"
