@@ -202,11 +202,7 @@ async fn setup(
         let meter = store::campus::meter_by_address(&db, area.id, address)
             .await?
             .context("meter")?;
-        let alert = store::students::BindAlert {
-            title: "bench",
-            body: "bench",
-        };
-        store::students::bind(&db, s.id, meter.id, true, 8, &alert, now).await?;
+        store::students::bind(&db, s.id, meter.id, true, 8, now).await?;
         let token = web::session::random_token();
         store::students::create_session(
             &db,

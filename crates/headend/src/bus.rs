@@ -386,6 +386,19 @@ impl Bus {
                 }
             }
         }
+        if !silent {
+            match plan::overdraft(obs.remaining_centikwh) {
+                plan::Overdraft::Unknown => {}
+                plan::Overdraft::Zero => obs.overdraft_centikwh = Some(0),
+                plan::Overdraft::Read => {
+                    // A meter without the DI (Refused) or a lost reply
+                    // leaves the stored overdraft as it was.
+                    if let Ok(f) = self.read(address, Di::OVERDRAFT_ENERGY, attempts).await {
+                        apply(&mut obs, Di::OVERDRAFT_ENERGY, &f);
+                    }
+                }
+            }
+        }
         let mut frozen = None;
         if daily && !silent {
             match self.daily(i, today, tod).await {
@@ -673,6 +686,7 @@ fn apply(obs: &mut Observation, di: Di, f: &Frame) {
     let Some(v) = plan::number(f) else { return };
     match di {
         Di::REMAINING_ENERGY => obs.remaining_centikwh = Some(v),
+        Di::OVERDRAFT_ENERGY => obs.overdraft_centikwh = Some(v),
         // XX.XXXX kW: tenths of a watt on the wire.
         Di::ACTIVE_POWER => obs.power_w = Some(v / 10),
         Di::COMBINED_ACTIVE_ENERGY => obs.total_centikwh = Some(v),

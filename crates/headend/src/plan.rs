@@ -19,6 +19,30 @@ pub const FREQUENT: [Di; 3] = [Di::REMAINING_ENERGY, Di::STATUS_WORD_3, Di::ACTI
 /// Hourly plan: the register, the line voltage and the purchase count.
 pub const HOURLY: [Di; 3] = [Di::COMBINED_ACTIVE_ENERGY, Di::VOLTAGE, Di::PURCHASE_COUNT];
 
+/// What a polling round knows of a meter's overdraft (DI 00900101), from
+/// the remaining energy it read. The reference meter runs into overdraft
+/// only at remaining 0, and a purchase repays the overdraft before the
+/// balance grows (meter-profile.md), so a balance above 0 means none is
+/// used and only a meter at 0 is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overdraft {
+    /// Remaining was not read this round: nothing is known.
+    Unknown,
+    /// A balance is left: no overdraft used, without asking.
+    Zero,
+    /// The balance is used up: read 00900101 in the same round.
+    Read,
+}
+
+/// [`Overdraft`] for the remaining energy read this round.
+pub fn overdraft(remaining_centikwh: Option<i64>) -> Overdraft {
+    match remaining_centikwh {
+        None => Overdraft::Unknown,
+        Some(r) if r > 0 => Overdraft::Zero,
+        Some(_) => Overdraft::Read,
+    }
+}
+
 /// How long to wait for the reply to a request of `request_len` bytes
 /// (without preamble) on a bus at `baud`: the request's wire time, the Td
 /// ceiling, the longest reply's wire time and the gateway slack.
@@ -163,6 +187,13 @@ mod tests {
             relay_reason(open.with(StatusWord3::OVER_POWER_TRIP, true), None),
             Some("over_power")
         );
+    }
+
+    #[test]
+    fn overdraft_is_read_only_at_zero() {
+        assert_eq!(overdraft(None), Overdraft::Unknown);
+        assert_eq!(overdraft(Some(1)), Overdraft::Zero);
+        assert_eq!(overdraft(Some(0)), Overdraft::Read);
     }
 
     #[test]

@@ -254,6 +254,62 @@ async fn malicious_load_trip_becomes_an_event_with_its_reason() {
     }
 }
 
+/// Issue 11 item 3: a meter whose balance runs out runs into its
+/// overdraft; the head-end reads how much (DI 00900101) and stores it, and
+/// a purchase, which repays the overdraft first, leaves none stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_meter_driven_into_overdraft_has_its_overdraft_stored() {
+    for db in databases().await {
+        let w = World::new(db, lossy()).await;
+        let he = w.headend(config("he-1")).await;
+        let (meter_id, address) = w.meter(5).await;
+        // A small overdraft limit, so the meter trips on it and the
+        // overdraft stops moving (an open relay counts nothing).
+        w.fleet.set_overdraft_limit(&address, 60).unwrap();
+        w.fleet.set_remaining(&address, 10).unwrap();
+        w.fleet
+            .plug(&address, Appliance::parse("500W@0.7").unwrap(), None)
+            .unwrap();
+        w.fleet.clock().advance(2 * 3_600_000);
+        w.fleet.unplug(&address).unwrap();
+        let v = w.fleet.inspect(&address).unwrap();
+        assert!(
+            v.relay_open && v.remaining_centikwh == 0 && v.overdraft_centikwh >= 60,
+            "{v:?}"
+        );
+        let overdraft = i64::from(v.overdraft_centikwh);
+        eventually(60, "the overdraft to be stored", || async {
+            let s = store::meters::state(&w.db, meter_id)
+                .await
+                .unwrap()
+                .unwrap();
+            s.remaining_centikwh == Some(0) && s.overdraft_centikwh == Some(overdraft)
+        })
+        .await;
+        let order = w.buy(meter_id, 5).await;
+        eventually(60, "the order to complete", || async {
+            w.order_state(order).await == OrderState::Completed
+        })
+        .await;
+        assert_eq!(
+            w.fleet.inspect(&address).unwrap().overdraft_centikwh,
+            0,
+            "repaid first"
+        );
+        let s = store::meters::state(&w.db, meter_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.overdraft_centikwh, Some(0), "{s:?}");
+        assert!(
+            s.remaining_centikwh.is_some_and(|r| r <= 500 - overdraft),
+            "{s:?}"
+        );
+        w.assert_ledger().await;
+        he.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gateways_that_dial_in_register_and_get_served() {
     use std::sync::Arc;

@@ -353,6 +353,17 @@ impl Fleet {
         })
     }
 
+    /// Sets a meter's overdraft limit (04000F04: the energy it lets a room
+    /// use after the balance reaches 0, before it trips), 0.01 kWh.
+    pub fn set_overdraft_limit(&self, addr: &str, centikwh: u32) -> Result<(), ControlError> {
+        let env = self.inner.config.env;
+        self.with_meter(addr, |m, now, _| {
+            let mut p = m.view(now, &env).params;
+            p.overdraft_limit_centikwh = centikwh;
+            m.set_params(p);
+        })
+    }
+
     /// Sets a meter's remaining energy (fixture for tests and demos).
     pub fn set_remaining(&self, addr: &str, remaining_centikwh: u32) -> Result<(), ControlError> {
         self.with_meter(addr, |m, now, _| m.set_remaining(remaining_centikwh, now))

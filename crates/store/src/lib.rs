@@ -17,6 +17,7 @@ pub mod history;
 pub mod idempotency;
 pub mod jobs;
 pub mod ledger;
+pub mod message;
 pub mod meters;
 pub mod nodes;
 pub mod notify;

@@ -202,6 +202,8 @@ pub struct Observation {
     pub power_w: Option<i64>,
     /// Remaining energy, 0.01 kWh.
     pub remaining_centikwh: Option<i64>,
+    /// Overdraft energy used (DI 00900101), 0.01 kWh.
+    pub overdraft_centikwh: Option<i64>,
     /// Total energy register, 0.01 kWh.
     pub total_centikwh: Option<i64>,
     /// Voltage, 0.1 V.
@@ -282,7 +284,8 @@ async fn observe_in(tx: &mut Tx, o: &Observation, now_ms: i64) -> Result<()> {
                                   else purchase_count end,
             status_word = coalesce($13, status_word),
             clock_offset_ms = coalesce($14, clock_offset_ms),
-            updated_at_ms = $15
+            updated_at_ms = $15,
+            overdraft_centikwh = coalesce($16, overdraft_centikwh)
          where meter_id = $1"
     )
     .bind(o.meter_id)
@@ -300,6 +303,7 @@ async fn observe_in(tx: &mut Tx, o: &Observation, now_ms: i64) -> Result<()> {
     .bind(o.status_word)
     .bind(o.clock_offset_ms)
     .bind(now_ms)
+    .bind(o.overdraft_centikwh)
     .execute(c)
     .await?
     .rows_affected());
@@ -493,6 +497,8 @@ pub struct MeterState {
     pub purchase_count: Option<i64>,
     /// Status word 3.
     pub status_word: Option<i64>,
+    /// Overdraft energy used, 0.01 kWh, as last read.
+    pub overdraft_centikwh: Option<i64>,
 }
 
 /// The head-end's state of one meter.
@@ -500,7 +506,7 @@ pub async fn state(db: &Db, meter_id: i64) -> Result<Option<MeterState>> {
     Ok(on_db!(db, |p| {
         sqlx::query_as(
         "select meter_id, online, last_seen_at_ms, missed_polls, relay_closed, relay_reason, power_w,
-                remaining_centikwh, total_centikwh, purchase_count, status_word
+                remaining_centikwh, total_centikwh, purchase_count, status_word, overdraft_centikwh
          from meter_state where meter_id = $1"
     )
     .bind(meter_id)
@@ -658,6 +664,11 @@ pub async fn complete_delivery(
         "update meter_state set purchase_count = $2,
                 remaining_centikwh = coalesce($3, remaining_centikwh),
                 remaining_at_ms = case when $3 is null then remaining_at_ms else $4 end,
+                -- A purchase repays the overdraft first: a balance left means
+                -- none is owed; none left means some may be, amount unknown
+                -- until the next read.
+                overdraft_centikwh = case when $3 is null then overdraft_centikwh
+                                          when $3 > 0 then 0 else null end,
                 online = true, missed_polls = 0, last_seen_at_ms = $4, updated_at_ms = $4
          where meter_id = $1"
     )
@@ -838,6 +849,55 @@ mod tests {
             assert!(set_gateway_mode(&db, &r[0].name, "listen").await.unwrap());
             let r = registry(&db).await.unwrap();
             assert_eq!((r[0].port, r[0].mode.as_str()), (9, "listen"));
+        }
+    }
+
+    /// Issue 11 item 3: the overdraft energy read from a meter is kept, a
+    /// round that did not read it keeps it, and the student's view of the
+    /// meter carries it.
+    #[tokio::test]
+    async fn overdraft_round_trips_to_the_students_view() {
+        for db in seeded().await {
+            let m = registry(&db).await.unwrap()[0].buses[0].meters[0].id;
+            let o = Observation {
+                meter_id: m,
+                at_ms: 5_000,
+                seen: true,
+                relay_closed: Some(true),
+                remaining_centikwh: Some(0),
+                overdraft_centikwh: Some(321),
+                ..Observation::default()
+            };
+            record(&db, &[o], &[], &[], 5_000).await.unwrap();
+            let s = state(&db, m).await.unwrap().unwrap();
+            assert_eq!(
+                (s.remaining_centikwh, s.overdraft_centikwh),
+                (Some(0), Some(321))
+            );
+            let o2 = Observation {
+                meter_id: m,
+                at_ms: 6_000,
+                seen: true,
+                power_w: Some(40),
+                ..Observation::default()
+            };
+            record(&db, &[o2], &[], &[], 6_000).await.unwrap();
+            assert_eq!(
+                state(&db, m).await.unwrap().unwrap().overdraft_centikwh,
+                Some(321)
+            );
+            // The student's pages read it through their binding.
+            let student = crate::students::upsert_by_openid(&db, "o-od", false, 1)
+                .await
+                .unwrap();
+            crate::students::bind(&db, student.id, m, true, 8, 2)
+                .await
+                .unwrap();
+            let b = crate::students::default_binding(&db, student.id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(b.overdraft_centikwh, Some(321));
         }
     }
 

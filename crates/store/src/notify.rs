@@ -1,21 +1,46 @@
 //! Inbox notifications that follow from meter events (S15): "your purchase
 //! has reached the meter" and "remaining energy is low". Every message has a
-//! dedup key, so a repeated event never notifies twice (I9). WeChat
+//! dedup key, so a repeated event never notifies twice (I9). Messages are
+//! stored as [`MessageArgs`] (kind + arguments naming the meter's building,
+//! room and number) and rendered in the reader's language when read. WeChat
 //! template messages for followers are a later addition (ROADMAP); the
 //! inbox always gets the message.
 
+use crate::message::{self, MessageArgs, Place};
 use crate::{Db, Result, Tx, on_db, on_tx};
+
+/// Most low-balance messages one [`scan_low_balance`] writes; the rest
+/// follow on the next scan.
+pub const LOW_BALANCE_SCAN_MAX: i64 = 1_000;
+
+/// One recipient of a message with the meter's place, as the queries below
+/// select it.
+type PlacedRow = (i64, String, String, String, String);
+
+fn place_of(row: &PlacedRow) -> Place {
+    Place {
+        building_zh: row.1.clone(),
+        building_en: row.2.clone(),
+        room: row.3.clone(),
+        meter: row.4.clone(),
+    }
+}
 
 /// Writes "delivered" messages for an order, in the transaction that
 /// completes it: to the buyer and to every student bound to the meter.
 pub async fn delivered_in(tx: &mut Tx, order_id: i64, now_ms: i64) -> Result<u64> {
-    let n = on_tx!(tx, |c| {
-        sqlx::query(
-        "insert into message (student_id, kind, title, body, dedup_key, created_at_ms)
-         select s.student_id, 'delivered', '购电已到账 · Purchase delivered',
-                b.name_zh || r.number || ' 电表已收到 ' || cast(o.kwh as text) || ' kWh（订单 ' || o.out_trade_no
-                    || '）。 The meter of room ' || r.number || ' received ' || cast(o.kwh as text) || ' kWh.',
-                'delivered:' || cast(o.id as text) || ':' || cast(s.student_id as text), $2
+    let order: Option<(i64, String)> = on_tx!(tx, |c| sqlx::query_as(
+        "select kwh, out_trade_no from orders where id = $1"
+    )
+    .bind(order_id)
+    .fetch_optional(c)
+    .await?);
+    let Some((kwh, out_trade_no)) = order else {
+        return Ok(0);
+    };
+    let recipients: Vec<PlacedRow> = on_tx!(tx, |c| {
+        sqlx::query_as(
+        "select s.student_id, b.name_zh, b.name_en, r.number, m.address
          from orders o
          join meter m on m.id = o.meter_id
          join room r on r.id = m.room_id
@@ -24,44 +49,77 @@ pub async fn delivered_in(tx: &mut Tx, order_id: i64, now_ms: i64) -> Result<u64
                union select student_id, meter_id from orders where id = $1 and student_id is not null) s
            on s.meter_id = o.meter_id
          where o.id = $1
-         on conflict (dedup_key) do nothing"
+         order by s.student_id"
     )
     .bind(order_id)
-    .bind(now_ms)
-    .execute(c)
+    .fetch_all(c)
     .await?
-    .rows_affected()
     });
+    let mut n = 0;
+    for row in &recipients {
+        let args = MessageArgs::Delivered {
+            place: place_of(row),
+            kwh,
+            out_trade_no: out_trade_no.clone(),
+        };
+        let key = format!("delivered:{order_id}:{}", row.0);
+        if message::insert_in(tx, row.0, &args, Some(&key), now_ms).await? {
+            n += 1;
+        }
+    }
     Ok(n)
 }
 
 /// Sends a low-balance message to every student bound to a meter whose last
 /// read remaining energy is below its threshold — once per crossing: the
 /// key includes the meter's purchase count, which a recharge advances, so
-/// the next crossing (after the next purchase) notifies again.
+/// the next crossing (after the next purchase) notifies again. At most
+/// [`LOW_BALANCE_SCAN_MAX`] per call.
 pub async fn scan_low_balance(db: &Db, now_ms: i64) -> Result<u64> {
-    Ok(on_db!(db, |p| {
-        sqlx::query(
-        "insert into message (student_id, kind, title, body, dedup_key, created_at_ms)
-         select bd.student_id, 'low_balance', '电量不足提醒 · Low balance',
-                b.name_zh || r.number || ' 电表剩余 ' || cast(st.remaining_centikwh / 100 as text) || '.'
-                    || substr('0' || cast(abs(st.remaining_centikwh) % 100 as text), -2, 2)
-                    || ' kWh，请及时购电。 Room ' || r.number || ' has '
-                    || cast(st.remaining_centikwh / 100 as text) || ' kWh left; please buy more soon.',
-                'low:' || cast(m.id as text) || ':' || cast(coalesce(st.purchase_count, 0) as text) || ':'
-                    || cast(bd.student_id as text),
-                $1
-         from meter_state st
-         join meter m on m.id = st.meter_id
-         join room r on r.id = m.room_id
-         join building b on b.id = r.building_id
-         join binding bd on bd.meter_id = m.id
-         where st.remaining_centikwh is not null and st.remaining_centikwh < m.low_balance_centikwh
-         on conflict (dedup_key) do nothing"
-    )
-    .bind(now_ms)
-    .execute(p)
-    .await?
-    .rows_affected()
-    }))
+    // The key is the one messages have carried since migration 0001, so a
+    // crossing already told in the old format is not told again.
+    let due: Vec<(i64, String, String, String, String, i64, String)> = on_db!(db, |p| {
+        sqlx::query_as(
+            "select bd.student_id, b.name_zh, b.name_en, r.number, m.address, st.remaining_centikwh,
+                    'low:' || cast(m.id as text) || ':' || cast(coalesce(st.purchase_count, 0) as text)
+                        || ':' || cast(bd.student_id as text) as dedup_key
+             from meter_state st
+             join meter m on m.id = st.meter_id
+             join room r on r.id = m.room_id
+             join building b on b.id = r.building_id
+             join binding bd on bd.meter_id = m.id
+             where st.remaining_centikwh is not null and st.remaining_centikwh < m.low_balance_centikwh
+               and not exists (select 1 from message x where x.dedup_key =
+                    'low:' || cast(m.id as text) || ':' || cast(coalesce(st.purchase_count, 0) as text)
+                        || ':' || cast(bd.student_id as text))
+             order by m.id, bd.student_id
+             limit $1",
+        )
+        .bind(LOW_BALANCE_SCAN_MAX)
+        .fetch_all(p)
+        .await?
+    });
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = db.begin().await?;
+    let mut n = 0;
+    for (student_id, building_zh, building_en, room, meter, remaining_centikwh, key) in due {
+        let args = MessageArgs::LowBalance {
+            place: Place {
+                building_zh,
+                building_en,
+                room,
+                meter,
+            },
+            remaining_centikwh,
+        };
+        // A concurrent scan may have told this crossing meanwhile: the
+        // unique key decides (on conflict do nothing).
+        if message::insert_in(&mut tx, student_id, &args, Some(&key), now_ms).await? {
+            n += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(n)
 }

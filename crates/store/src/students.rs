@@ -6,6 +6,8 @@
 //! by an id from the URL is scoped by the student id in the same query, so a
 //! tampered id finds nothing rather than someone else's row (ASVS 8.2.2).
 
+use crate::message::{self, MessageArgs, MessageContent, Place};
+use crate::row::{BadValue, decode_row};
 use crate::{Db, Error, Result, Tx, on_db, on_tx};
 use serde::Serialize;
 
@@ -189,7 +191,7 @@ pub async fn session_with_default(
                 b.name_zh as building_name_zh, b.name_en as building_name_en, r.number as room,
                 coalesce(m.unit_price_centifen_per_kwh, a.unit_price_centifen_per_kwh) as unit_price_centifen_per_kwh,
                 (m.password_hash is null) as password_is_default, m.low_balance_centikwh,
-                ms.remaining_centikwh, ms.remaining_at_ms, ms.online, ms.relay_closed, ms.relay_reason,
+                ms.remaining_centikwh, ms.overdraft_centikwh, ms.remaining_at_ms, ms.online, ms.relay_closed, ms.relay_reason,
                 ms.relay_restore_at_ms, ms.power_w, ms.last_seen_at_ms
          from session s
          join student st on st.id = s.student_id
@@ -235,6 +237,7 @@ struct SessionDefaultRow {
     password_is_default: Option<bool>,
     low_balance_centikwh: Option<i64>,
     remaining_centikwh: Option<i64>,
+    overdraft_centikwh: Option<i64>,
     remaining_at_ms: Option<i64>,
     online: Option<bool>,
     relay_closed: Option<bool>,
@@ -273,6 +276,7 @@ impl SessionDefaultRow {
                 password_is_default: self.password_is_default.unwrap_or(false),
                 low_balance_centikwh: self.low_balance_centikwh.unwrap_or(0),
                 remaining_centikwh: self.remaining_centikwh,
+                overdraft_centikwh: self.overdraft_centikwh,
                 remaining_at_ms: self.remaining_at_ms,
                 online: self.online,
                 relay_closed: self.relay_closed,
@@ -345,6 +349,8 @@ pub struct BoundMeter {
     pub low_balance_centikwh: i64,
     /// Last remaining energy read.
     pub remaining_centikwh: Option<i64>,
+    /// Overdraft energy used, as last read (DI 00900101).
+    pub overdraft_centikwh: Option<i64>,
     /// When it was read.
     pub remaining_at_ms: Option<i64>,
     /// Whether the head-end currently reaches the meter.
@@ -369,7 +375,7 @@ macro_rules! bound_meters {
         b.name_zh as building_name_zh, b.name_en as building_name_en, r.number as room,
         coalesce(m.unit_price_centifen_per_kwh, a.unit_price_centifen_per_kwh) as unit_price_centifen_per_kwh,
         (m.password_hash is null) as password_is_default, m.low_balance_centikwh,
-        s.remaining_centikwh, s.remaining_at_ms, s.online, s.relay_closed, s.relay_reason,
+        s.remaining_centikwh, s.overdraft_centikwh, s.remaining_at_ms, s.online, s.relay_closed, s.relay_reason,
         s.relay_restore_at_ms, s.power_w, s.last_seen_at_ms
     from binding bd
     join meter m on m.id = bd.meter_id
@@ -488,7 +494,6 @@ pub async fn bind(
     meter_id: i64,
     make_default: bool,
     bindings_max: usize,
-    alert: &BindAlert<'_>,
     now_ms: i64,
 ) -> Result<BindResult> {
     let mut tx = db.begin().await?;
@@ -527,19 +532,10 @@ pub async fn bind(
             .bind(now_ms)
             .fetch_one(c)
             .await?);
-            let told = on_tx!(&mut tx, |c| sqlx::query(
-                "insert into message (student_id, kind, title, body, dedup_key, created_at_ms)
-                 select bd.student_id, 'binding', $3, $4, null, $5 from binding bd
-                 where bd.meter_id = $1 and bd.student_id <> $2"
-            )
-            .bind(meter_id)
-            .bind(student_id)
-            .bind(alert.title)
-            .bind(alert.body)
-            .bind(now_ms)
-            .execute(c)
-            .await?
-            .rows_affected());
+            let told = tell_other_binders(&mut tx, meter_id, student_id, now_ms, |place| {
+                MessageArgs::BinderAdded { place }
+            })
+            .await?;
             (id, false, told)
         }
     };
@@ -554,13 +550,35 @@ pub async fn bind(
     }))
 }
 
-/// The inbox message other binders of a meter receive when someone binds it.
-#[derive(Debug, Clone)]
-pub struct BindAlert<'a> {
-    /// Message title.
-    pub title: &'a str,
-    /// Message body.
-    pub body: &'a str,
+/// Sends `what` (a message about the meter's place) to every student bound
+/// to `meter_id` except `student_id`; returns how many were told.
+async fn tell_other_binders(
+    tx: &mut Tx,
+    meter_id: i64,
+    student_id: i64,
+    now_ms: i64,
+    what: impl Fn(Place) -> MessageArgs,
+) -> Result<u64> {
+    let others: Vec<i64> = on_tx!(tx, |c| {
+        sqlx::query_scalar(
+        "select student_id from binding where meter_id = $1 and student_id <> $2 order by student_id"
+    )
+    .bind(meter_id)
+    .bind(student_id)
+    .fetch_all(c)
+    .await?
+    });
+    if others.is_empty() {
+        return Ok(0);
+    }
+    let place = message::place_in(tx, meter_id).await?;
+    let mut told = 0;
+    for other in others {
+        if message::insert_in(tx, other, &what(place.clone()), None, now_ms).await? {
+            told += 1;
+        }
+    }
+    Ok(told)
 }
 
 async fn set_default_in(tx: &mut Tx, student_id: i64, binding_id: i64) -> Result<bool> {
@@ -642,7 +660,6 @@ pub async fn change_meter_password(
     meter_id: i64,
     expected: Option<&str>,
     new_hash: &str,
-    removed: &BindAlert<'_>,
     now_ms: i64,
 ) -> Result<Option<u64>> {
     let mut tx = db.begin().await?;
@@ -671,19 +688,10 @@ pub async fn change_meter_password(
         drop(tx);
         return Err(Error::NotFound("binding"));
     }
-    let told = on_tx!(&mut tx, |c| sqlx::query(
-        "insert into message (student_id, kind, title, body, dedup_key, created_at_ms)
-         select bd.student_id, 'binding', $3, $4, null, $5 from binding bd
-         where bd.meter_id = $1 and bd.student_id <> $2"
-    )
-    .bind(meter_id)
-    .bind(student_id)
-    .bind(removed.title)
-    .bind(removed.body)
-    .bind(now_ms)
-    .execute(c)
-    .await?
-    .rows_affected());
+    let told = tell_other_binders(&mut tx, meter_id, student_id, now_ms, |place| {
+        MessageArgs::UnboundByPasswordChange { place }
+    })
+    .await?;
     let gone = on_tx!(&mut tx, |c| sqlx::query(
         "delete from binding where meter_id = $1 and student_id <> $2"
     )
@@ -897,26 +905,52 @@ pub async fn record_lookup(
 // ---------------------------------------------------------------- messages and notices
 
 /// An inbox message.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Message {
     /// Row id.
     pub id: i64,
-    /// low_balance, delivered, binding, notice, …
+    /// low_balance, delivered, binder_added, … (`binding` on old rows).
     pub kind: String,
-    /// Title.
-    pub title: String,
-    /// Body.
-    pub body: String,
+    /// What it says: typed arguments, or the stored text of an old row.
+    pub content: MessageContent,
     /// Sent.
     pub created_at_ms: i64,
     /// Read, if it was.
     pub read_at_ms: Option<i64>,
 }
 
+/// [`Message`] as stored.
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    id: i64,
+    kind: String,
+    title: String,
+    body: String,
+    args: Option<String>,
+    created_at_ms: i64,
+    read_at_ms: Option<i64>,
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = BadValue;
+
+    fn try_from(r: MessageRow) -> std::result::Result<Self, BadValue> {
+        let content = MessageContent::from_columns(&r.kind, r.title, r.body, r.args.as_deref())?;
+        Ok(Message {
+            id: r.id,
+            kind: r.kind,
+            content,
+            created_at_ms: r.created_at_ms,
+            read_at_ms: r.read_at_ms,
+        })
+    }
+}
+decode_row!(Message, MessageRow);
+
 /// The student's messages, newest first.
 pub async fn messages(db: &Db, student_id: i64, limit: i64) -> Result<Vec<Message>> {
     Ok(on_db!(db, |p| sqlx::query_as(
-        "select id, kind, title, body, created_at_ms, read_at_ms from message
+        "select id, kind, title, body, args, created_at_ms, read_at_ms from message
          where student_id = $1 order by created_at_ms desc, id desc limit $2"
     )
     .bind(student_id)
@@ -952,35 +986,36 @@ pub async fn send_message(
     Ok(n > 0)
 }
 
-/// Marks one of the student's messages read; `NotFound` for another's.
-pub async fn mark_read(db: &Db, student_id: i64, message_id: i64, now_ms: i64) -> Result<()> {
-    let n = on_db!(db, |p| {
-        sqlx::query(
-        "update message set read_at_ms = coalesce(read_at_ms, $3) where student_id = $1 and id = $2"
-    )
-    .bind(student_id)
-    .bind(message_id)
-    .bind(now_ms)
-    .execute(p)
-    .await?
-    .rows_affected()
-    });
-    if n == 0 {
-        return Err(Error::NotFound("message"));
-    }
-    Ok(())
-}
+/// Most messages [`mark_shown_read`] marks in one call (the inbox shows
+/// fewer).
+pub const MARK_READ_MAX: usize = 200;
 
-/// Marks all of the student's messages read; returns how many changed.
-pub async fn mark_all_read(db: &Db, student_id: i64, now_ms: i64) -> Result<u64> {
-    Ok(on_db!(db, |p| sqlx::query(
-        "update message set read_at_ms = $2 where student_id = $1 and read_at_ms is null"
-    )
-    .bind(student_id)
-    .bind(now_ms)
-    .execute(p)
-    .await?
-    .rows_affected()))
+/// Marks the student's messages `ids` — the ones a page has just shown —
+/// read, once: only rows still unread and the student's own change
+/// (`where student_id = $1 and read_at_ms is null`), so a message that
+/// arrived after the page was built stays unread, and another student's id
+/// changes nothing. Returns how many changed. At most [`MARK_READ_MAX`] ids.
+pub async fn mark_shown_read(db: &Db, student_id: i64, ids: &[i64], now_ms: i64) -> Result<u64> {
+    let ids = &ids[..ids.len().min(MARK_READ_MAX)];
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
+    let sql = format!(
+        "update message set read_at_ms = $2
+         where student_id = $1 and read_at_ms is null and id in ({})",
+        list.join(", ")
+    );
+    Ok(on_db!(db, |p| {
+        // Only numbered placeholders are formatted in; the ids are bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(student_id)
+            .bind(now_ms);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.execute(p).await?.rows_affected()
+    }))
 }
 
 /// A notice from the logistics office.
@@ -1135,11 +1170,6 @@ mod tests {
         }
     }
 
-    const ALERT: BindAlert<'static> = BindAlert {
-        title: "t",
-        body: "b",
-    };
-
     #[tokio::test]
     async fn bindings_defaults_and_scoping() {
         for db in crate::testing::all().await.expect("dbs") {
@@ -1147,12 +1177,12 @@ mod tests {
             let a = upsert_by_openid(&db, "oA", false, 1).await.expect("a");
             let b = upsert_by_openid(&db, "oB", false, 1).await.expect("b");
             // The first meter becomes the default even without asking.
-            let x = bind(&db, a.id, m1, false, 8, &ALERT, 2)
+            let x = bind(&db, a.id, m1, false, 8, 2)
                 .await
                 .expect("bind")
                 .bound();
             assert!(!x.already_bound);
-            let y = bind(&db, a.id, m2, false, 8, &ALERT, 3)
+            let y = bind(&db, a.id, m2, false, 8, 3)
                 .await
                 .expect("bind")
                 .bound();
@@ -1163,19 +1193,26 @@ mod tests {
             assert_eq!(d.binding_id, y.binding_id);
             // Binding again is a no-op.
             assert!(
-                bind(&db, a.id, m2, false, 8, &ALERT, 4)
+                bind(&db, a.id, m2, false, 8, 4)
                     .await
                     .expect("again")
                     .bound()
                     .already_bound
             );
             // B binds A's meter: A is told, B is not.
-            let z = bind(&db, b.id, m1, true, 8, &ALERT, 5)
-                .await
-                .expect("bind")
-                .bound();
+            let z = bind(&db, b.id, m1, true, 8, 5).await.expect("bind").bound();
             assert_eq!(z.others_told, 1);
-            assert_eq!(messages(&db, a.id, 10).await.expect("m").len(), 1);
+            let told = messages(&db, a.id, 10).await.expect("m");
+            assert_eq!(told.len(), 1);
+            // The message names the meter (issue 11 item 6).
+            let MessageContent::Typed(MessageArgs::BinderAdded { place }) = &told[0].content else {
+                panic!("a typed binder message: {told:?}");
+            };
+            assert_eq!(told[0].kind, "binder_added");
+            assert!(
+                !place.meter.is_empty() && !place.room.is_empty(),
+                "{place:?}"
+            );
             assert!(messages(&db, b.id, 10).await.expect("m").is_empty());
             // B cannot reach A's bindings or messages by id.
             assert!(binding(&db, b.id, x.binding_id).await.expect("q").is_none());
@@ -1188,10 +1225,7 @@ mod tests {
                 Err(Error::NotFound(_))
             ));
             let mid = messages(&db, a.id, 10).await.expect("m")[0].id;
-            assert!(matches!(
-                mark_read(&db, b.id, mid, 6).await,
-                Err(Error::NotFound(_))
-            ));
+            assert_eq!(mark_shown_read(&db, b.id, &[mid], 6).await.expect("q"), 0);
             // Unbinding the default promotes the oldest remaining binding.
             unbind(&db, a.id, y.binding_id).await.expect("unbind");
             let d = default_binding(&db, a.id).await.expect("d").expect("some");
@@ -1211,7 +1245,14 @@ mod tests {
                 session(&db, "h", 100).await.expect("q").is_none(),
                 "expired"
             );
-            mark_all_read(&db, a.id, 7).await.expect("read");
+            assert_eq!(
+                mark_shown_read(&db, a.id, &[mid], 7).await.expect("read"),
+                1
+            );
+            assert_eq!(
+                mark_shown_read(&db, a.id, &[mid], 8).await.expect("again"),
+                0
+            );
             assert_eq!(
                 session(&db, "h", 50)
                     .await
@@ -1240,7 +1281,7 @@ mod tests {
                 .iter()
                 .map(|&m| {
                     let db = db.clone();
-                    tokio::spawn(async move { bind(&db, a.id, m, false, 8, &ALERT, 2).await })
+                    tokio::spawn(async move { bind(&db, a.id, m, false, 8, 2).await })
                 })
                 .collect();
             let mut bound = 0;

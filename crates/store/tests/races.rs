@@ -561,29 +561,9 @@ async fn two_binders_changing_the_password_at_once_one_wins() {
             .unwrap();
             students.push(s.id);
         }
-        let alert = store::students::BindAlert {
-            title: "t",
-            body: "b",
-        };
         let (a, b) = tokio::join!(
-            store::students::change_meter_password(
-                &db,
-                students[0],
-                m.id,
-                None,
-                "hash-a",
-                &alert,
-                NOW
-            ),
-            store::students::change_meter_password(
-                &db,
-                students[1],
-                m.id,
-                None,
-                "hash-b",
-                &alert,
-                NOW
-            )
+            store::students::change_meter_password(&db, students[0], m.id, None, "hash-a", NOW),
+            store::students::change_meter_password(&db, students[1], m.id, None, "hash-b", NOW)
         );
         let won = [a, b]
             .into_iter()
@@ -591,17 +571,10 @@ async fn two_binders_changing_the_password_at_once_one_wins() {
             .count();
         assert_eq!(won, 1, "{:?}: both password changes won", db.backend());
         // A change from a hash that is no longer current changes nothing.
-        let stale = store::students::change_meter_password(
-            &db,
-            students[0],
-            m.id,
-            None,
-            "hash-c",
-            &alert,
-            NOW,
-        )
-        .await
-        .unwrap();
+        let stale =
+            store::students::change_meter_password(&db, students[0], m.id, None, "hash-c", NOW)
+                .await
+                .unwrap();
         assert!(stale.is_none());
     }
 }

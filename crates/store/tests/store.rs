@@ -669,6 +669,31 @@ async fn delivery_and_low_balance_notify_binders_once() {
             0
         );
         assert_eq!(count("low_balance").await, 1);
+        // Stored as kind + arguments naming the meter (issue 11 item 6).
+        let inbox = store::students::messages(&db, student, 10).await.unwrap();
+        let typed: Vec<_> = inbox
+            .iter()
+            .map(|m| match &m.content {
+                store::message::MessageContent::Typed(a) => a.clone(),
+                other => panic!("untyped message {other:?}"),
+            })
+            .collect();
+        assert!(
+            typed.iter().all(|a| a.place().meter == "201701010006"),
+            "{typed:?}"
+        );
+        assert!(typed.iter().any(|a| matches!(
+            a,
+            store::message::MessageArgs::LowBalance {
+                remaining_centikwh: 120,
+                ..
+            }
+        )));
+        assert!(
+            typed
+                .iter()
+                .any(|a| matches!(a, store::message::MessageArgs::Delivered { kwh: 2, .. }))
+        );
         // After a recharge (purchase count advances) the next crossing notifies again.
         store::on_db!(&db, |p| sqlx::query(
             "update meter_state set purchase_count = 4 where meter_id = 6"

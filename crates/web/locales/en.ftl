@@ -183,9 +183,7 @@ profile-phone-note = Your phone number is only for the logistics office to reach
 profile-name-too-long = At most { $max } characters.
 profile-phone-invalid = Enter an 11-digit mobile number.
 messages-title = Messages
-messages-read-all = Mark all as read
 messages-none = No messages
-messages-read = Read
 meters-title = My meters
 meters-default = Default
 meters-default-password = Still on the default password 000000: change it.
@@ -238,3 +236,17 @@ pay-deadline = Pay by { $time }; the order closes after that.
 order-unpaid-note = Not paid yet (the payment may have been cancelled). Tap “Pay” below to pay again, or pay from your purchase records.
 order-empty = Enter an amount (whole kWh).
 order-not-a-number = The amount must be a number, such as 30.
+
+## Inbox messages (kind + arguments, store::message): every message names
+## the meter by $building, $room and $meter.
+messages-new = New
+messages-opened-note = Opening this page marks its messages read; those marked “New” arrived since your last visit.
+msg-delivered-title = Purchase delivered
+msg-delivered-body = The meter of { $building } room { $room } (No. { $meter }) received { $kwh } kWh (order { $order }).
+msg-low-balance-title = Low balance
+msg-low-balance-body = The meter of { $building } room { $room } (No. { $meter }) has { $remaining } kWh left; please buy more soon.
+msg-binder-added-title = Someone bound your meter
+msg-binder-added-body = Another WeChat user has just bound the meter of { $building } room { $room } (No. { $meter }). If it was not a roommate, change the meter's verification password now: everyone else bound to it who does not know the new one is then unbound.
+msg-unbound-by-password-change-title = Meter password changed
+msg-unbound-by-password-change-body = Another binder changed the verification password of the meter of { $building } room { $room } (No. { $meter }), and you were unbound. If it was a roommate, ask for the new password and bind again; otherwise bring your ID to the service hall to have the password reset.
+balance-overdraft-amount = Balance used up: { $used } kWh overdrawn; power switches off when the overdraft limit is used up. A purchase repays the overdraft first: buying { $buy } kWh leaves { $left } kWh.

@@ -170,9 +170,7 @@ save = 保存
 profile-name-too-long = 姓名最多 { $max } 个字。
 profile-phone-invalid = 请输入 11 位手机号码。
 messages-title = 消息
-messages-read-all = 全部标为已读
 messages-none = 暂无消息
-messages-read = 已读
 meters-title = 我的电表
 meters-default = 默认电表
 meters-default-password = 仍在使用默认密码 000000，请修改。
@@ -225,3 +223,17 @@ pay-deadline = 请在 { $time } 前支付，超时订单将自动关闭。
 order-unpaid-note = 尚未支付（例如支付被取消）。点击下方“去支付”即可重新支付，也可以在购电记录中支付。
 order-empty = 请输入购电电量（整数 kWh）。
 order-not-a-number = 电量只能填写数字，如 30。
+
+## Inbox messages (kind + arguments, store::message): every message names
+## the meter by $building, $room and $meter.
+messages-new = 新
+messages-opened-note = 打开本页即视为已读；标“新”的是本次新收到的消息。
+msg-delivered-title = 购电已到账
+msg-delivered-body = { $building } { $room } 的电表（表号 { $meter }）已收到 { $kwh } kWh（订单 { $order }）。
+msg-low-balance-title = 电量不足提醒
+msg-low-balance-body = { $building } { $room } 的电表（表号 { $meter }）剩余 { $remaining } kWh，请及时购电。
+msg-binder-added-title = 电表有新用户绑定
+msg-binder-added-body = 另一位微信用户刚刚绑定了 { $building } { $room } 的电表（表号 { $meter }）。如果不是您的室友，请尽快修改电表验证密码：修改后，未验证新密码的其他绑定者会被解除绑定。
+msg-unbound-by-password-change-title = 电表验证密码已被修改
+msg-unbound-by-password-change-body = 另一位绑定者修改了 { $building } { $room } 电表（表号 { $meter }）的验证密码，您已被解除绑定。如果是室友，请向其索取新密码后重新绑定；如果不认识对方，请携带证件到后勤服务大厅重置电表密码。
+balance-overdraft-amount = 余额已用完，已透支 { $used } kWh，透支额度用完将断电。购电会先抵扣透支的电量：例如购买 { $buy } kWh，到账后剩余 { $left } kWh。

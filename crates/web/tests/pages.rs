@@ -725,7 +725,6 @@ async fn a_student_cannot_read_or_change_anothers_things() {
         store::students::send_message(&app.db, a_id, "notice", "for alice", "secret body", None, store::now_ms())
             .await
             .expect("message");
-        let a_msg = app.count("select id from message where title = 'for alice'").await;
 
         // Reads: 404, never A's data.
         for path in [
@@ -755,7 +754,6 @@ async fn a_student_cannot_read_or_change_anothers_things() {
             format!("/orders/{a_order}/pay"),
             format!("/me/meters/{a_binding}/default"),
             format!("/me/meters/{a_binding}/unbind"),
-            format!("/me/messages/{a_msg}/read"),
         ] {
             let r = app.post(&b, &path, &[("csrf", &b.csrf)]).await;
             assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
@@ -766,6 +764,7 @@ async fn a_student_cannot_read_or_change_anothers_things() {
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert_eq!(app.count("select count(*) from binding").await, 2);
         assert_eq!(app.count("select count(*) from orders where state = 'unpaid'").await, 1);
+        // B opened their inbox: A's message is still unread.
         assert_eq!(app.count("select count(*) from message where read_at_ms is null").await, 1);
         assert_eq!(app.count("select count(*) from meter where password_hash is not null").await, 0);
         // A still sees all of it.
@@ -1256,6 +1255,158 @@ async fn inputs_are_normalised_and_refused_precisely() {
             body.contains("id=name name=name maxlength=20 "),
             "name limit agrees with the server"
         );
+    })
+    .await;
+}
+
+/// Issue 11 item 6: inbox messages are stored as a kind with arguments and
+/// shown in the reader's language, naming the meter's building, room and
+/// number; a message stored as finished text before that shows as stored.
+#[tokio::test]
+async fn inbox_messages_are_in_the_readers_language_and_name_the_meter() {
+    each_db(async |app: TestApp| {
+        let meter = app.meters[0].clone();
+        let a = app.student_with_meter("alice", &meter).await;
+        let _bob = app.student_with_meter("bob", &meter).await;
+        let info = store::campus::meter_by_address(&app.db, app.area_id, &meter)
+            .await
+            .expect("query")
+            .expect("meter");
+        let a_id = app
+            .count("select id from student where openid = 'o-alice'")
+            .await;
+        store::students::send_message(
+            &app.db,
+            a_id,
+            "notice",
+            "旧消息 · Old message",
+            "旧正文 / old body",
+            None,
+            1,
+        )
+        .await
+        .expect("an old-style row");
+        let (_, zh) = app.get_text(&a, "/me/messages").await;
+        assert!(zh.contains("电表有新用户绑定"), "{zh}");
+        for named in [&info.building_name_zh, &info.room, &meter] {
+            assert!(zh.contains(named.as_str()), "names {named}: {zh}");
+        }
+        assert!(
+            !zh.contains("Someone bound"),
+            "only the reader's language: {zh}"
+        );
+        assert!(
+            zh.contains("旧消息 · Old message") && zh.contains("旧正文 / old body"),
+            "old rows as stored"
+        );
+        let r = app
+            .http
+            .get(format!("{}/me/messages", app.base))
+            .header(COOKIE, format!("{}; dw_lang=en", a.cookie))
+            .send()
+            .await
+            .expect("GET");
+        let en = r.text().await.expect("body");
+        assert!(en.contains("Someone bound your meter"), "{en}");
+        for named in [&info.building_name_en, &info.room, &meter] {
+            assert!(en.contains(named.as_str()), "names {named}: {en}");
+        }
+        assert!(!en.contains("电表有新用户绑定"), "{en}");
+    })
+    .await;
+}
+
+/// Issue 11 item 14: opening the inbox marks the messages it shows read;
+/// on that visit they carry a "新" badge, on the next they don't, and no
+/// button that reads like a status ("已读") is left.
+#[tokio::test]
+async fn opening_the_inbox_marks_what_it_shows_read() {
+    each_db(async |app: TestApp| {
+        let meter = app.meters[0].clone();
+        let a = app.student_with_meter("alice", &meter).await;
+        let _bob = app.student_with_meter("bob", &meter).await;
+        let (_, me) = app.get_text(&a, "/me").await;
+        assert!(me.contains("<b class=badge id=unread>1</b>"), "one unread");
+        let (_, first) = app.get_text(&a, "/me/messages").await;
+        assert_eq!(
+            first.matches("class=\"badge new\"").count(),
+            1,
+            "the unread one is new: {first}"
+        );
+        assert!(first.contains("新"));
+        let inbox = first.split("id=messages").nth(1).expect("the inbox");
+        assert!(
+            !inbox.contains("<button") && !first.contains("/read\""),
+            "no read buttons: {inbox}"
+        );
+        assert!(
+            first.contains("打开本页即视为已读"),
+            "says what marks them read"
+        );
+        assert!(
+            !first.contains("id=unread>"),
+            "the menu no longer counts what is shown"
+        );
+        assert_eq!(
+            app.count("select count(*) from message where read_at_ms is null")
+                .await,
+            0
+        );
+        let (_, second) = app.get_text(&a, "/me/messages").await;
+        assert!(
+            !second.contains("class=\"badge new\""),
+            "seen before: not new"
+        );
+        assert!(second.contains("电表有新用户绑定"), "still listed");
+        let (_, me) = app.get_text(&a, "/me").await;
+        assert!(!me.contains("id=unread>"), "nothing unread");
+    })
+    .await;
+}
+
+/// Issue 11 item 3: at 0.00 kWh with the relay closed and the overdraft
+/// read from the meter, the overview and my meters say how much has been
+/// overdrawn and what buying does (the overdraft is repaid first), in both
+/// languages.
+#[tokio::test]
+async fn a_meter_in_overdraft_says_how_much_in_both_languages() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let meter_id = app.count("select meter_id from binding").await;
+        let now = store::now_ms();
+        let o = store::meters::Observation {
+            meter_id,
+            at_ms: now,
+            seen: true,
+            relay_closed: Some(true),
+            remaining_centikwh: Some(0),
+            overdraft_centikwh: Some(321),
+            ..Default::default()
+        };
+        store::meters::record(&app.db, &[o], &[], &[], now)
+            .await
+            .expect("state");
+        for path in ["/overview", "/me/meters"] {
+            let (_, zh) = app.get_text(&a, path).await;
+            assert!(
+                zh.contains("余额已用完，已透支 3.21 kWh，透支额度用完将断电"),
+                "{path}: {zh}"
+            );
+            assert!(
+                zh.contains("购买 10 kWh，到账后剩余 6.79 kWh"),
+                "{path}: what buying does: {zh}"
+            );
+            let r = app
+                .http
+                .get(format!("{}{path}", app.base))
+                .header(COOKIE, format!("{}; dw_lang=en", a.cookie))
+                .send()
+                .await
+                .expect("GET");
+            let en = r.text().await.expect("body");
+            assert!(en.contains("3.21 kWh overdrawn"), "{path}: {en}");
+            assert!(en.contains("buying 10 kWh leaves 6.79 kWh"), "{path}: {en}");
+        }
     })
     .await;
 }

@@ -432,7 +432,12 @@ async fn changing_the_password_unbinds_everyone_else() {
             .await
             .expect("inbox");
         assert!(
-            told.iter().any(|m| m.title.contains("密码已被修改")),
+            told.iter().any(|m| matches!(
+                m.content,
+                store::message::MessageContent::Typed(
+                    store::message::MessageArgs::UnboundByPasswordChange { .. }
+                )
+            )),
             "{told:?}"
         );
         // The intruder cannot come back with the old password.

@@ -438,11 +438,6 @@ pub async fn submit(
         secret.meter_id,
         f.make_default.is_some(),
         BINDINGS_MAX,
-        &store::students::BindAlert {
-            title: "电表有新用户绑定 / Someone bound your meter",
-            body: "另一位微信用户刚刚绑定了您的电表。如果不是您的室友，请尽快修改电表验证密码：修改后，未验证新密码的其他绑定者会被解除绑定。\
-                   / Another WeChat user has just bound your meter. If it was not a roommate, change the meter's verification password now: everyone else bound to it who does not know the new one is then unbound.",
-        },
         now,
     )
     .await?;

@@ -76,8 +76,6 @@ pub fn router() -> Router<AppState> {
             get(me::profile_page).post(me::profile_submit),
         )
         .route("/me/messages", get(me::messages_page))
-        .route("/me/messages/read", post(me::messages_read_all))
-        .route("/me/messages/{id}/read", post(me::message_read))
         .route("/me/meters", get(me::meters_page))
         .route("/me/meters/{id}/default", post(me::meter_default))
         .route("/me/meters/{id}/unbind", post(me::meter_unbind))
@@ -506,6 +504,7 @@ mod tests {
                 password_is_default: false,
                 low_balance_centikwh: 500,
                 remaining_centikwh: None,
+                overdraft_centikwh: None,
                 remaining_at_ms: None,
                 online: None,
                 relay_closed: None,

@@ -171,8 +171,9 @@ pub enum Balance {
     Fine,
     /// Below the meter's low-balance threshold (kWh in the message).
     Low(domain::CentiKwh),
-    /// Used up, power still on: the meter runs into its overdraft, then trips.
-    Overdraft,
+    /// Used up, power still on: the meter runs into its overdraft, then
+    /// trips; how much is overdrawn, when the head-end has read it.
+    Overdraft(Option<domain::CentiKwh>),
     /// Used up and switched off.
     Empty,
 }
@@ -182,7 +183,9 @@ impl Balance {
     pub fn of(m: &BoundMeter) -> Balance {
         match m.remaining_centikwh {
             Some(r) if r <= 0 && m.relay_closed == Some(false) => Balance::Empty,
-            Some(r) if r <= 0 => Balance::Overdraft,
+            Some(r) if r <= 0 => {
+                Balance::Overdraft(m.overdraft_centikwh.map(domain::CentiKwh::new))
+            }
             Some(r) if r < m.low_balance_centikwh => {
                 Balance::Low(domain::CentiKwh::new(m.low_balance_centikwh))
             }
@@ -193,6 +196,32 @@ impl Balance {
     /// Low, empty or in overdraft: shown in red with a buy button.
     pub fn is_low(&self) -> bool {
         *self != Balance::Fine
+    }
+
+    /// Whether the meter is running on its overdraft.
+    pub fn is_overdraft(&self) -> bool {
+        matches!(self, Balance::Overdraft(_))
+    }
+
+    /// The overdraft warning: with the amount when it is known, and what
+    /// buying does — a purchase repays the overdraft first, so buying N kWh
+    /// leaves N − overdraft (shown for the next ten kWh above it).
+    pub fn overdraft_text(&self, l: &Lang) -> String {
+        let l = *l;
+        let Balance::Overdraft(Some(used)) = self else {
+            return l.t("balance-overdraft");
+        };
+        let used = used.get().max(0);
+        let buy_kwh = (used / 1_000 + 1) * 10;
+        let left = domain::CentiKwh::new(buy_kwh * 100 - used);
+        l.t_args(
+            "balance-overdraft-amount",
+            &[
+                ("used", domain::CentiKwh::new(used).to_string().into()),
+                ("buy", buy_kwh.into()),
+                ("left", left.to_string().into()),
+            ],
+        )
     }
 }
 
