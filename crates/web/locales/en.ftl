@@ -150,6 +150,7 @@ bill-today = today, in progress
 bill-total = Total
 bill-missing-note = Red rows are days whose reading could not be collected (communication delays and the like); they do not mean no electricity was used.
 bill-reference-note = These figures are for reference only and may differ from the actual figures; the actual consumption prevails.
+bill-data-starts = This meter's data starts on { $date }; earlier days are not listed.
 
 ## Binding
 bind-title = Bind a meter

@@ -138,6 +138,7 @@ bill-today = 今日统计中
 bill-total = 合计
 bill-missing-note = 因通讯延迟等问题，红色字体显示的为当日未抄到用电数据，并不代表当日无用电。
 bill-reference-note = 此处显示数据仅做参考，可能与实际数据存在偏差，请以实际发生数据为准。
+bill-data-starts = 本电表的用电数据从 { $date } 开始，之前的日期不列出。
 
 ## Binding
 bind-title = 绑定电表
