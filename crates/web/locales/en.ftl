@@ -239,3 +239,7 @@ pay-deadline = Pay by { $time }; the order closes after that.
 order-unpaid-note = Not paid yet (the payment may have been cancelled). Tap “Pay” below to pay again, or pay from your purchase records.
 order-empty = Enter an amount (whole kWh).
 order-not-a-number = The amount must be a number, such as 30.
+
+## In-page confirmation dialog (forms with data-confirm)
+dialog-cancel = Cancel
+dialog-ok = OK

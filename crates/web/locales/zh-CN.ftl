@@ -226,3 +226,7 @@ pay-deadline = 请在 { $time } 前支付，超时订单将自动关闭。
 order-unpaid-note = 尚未支付（例如支付被取消）。点击下方“去支付”即可重新支付，也可以在购电记录中支付。
 order-empty = 请输入购电电量（整数 kWh）。
 order-not-a-number = 电量只能填写数字，如 30。
+
+## In-page confirmation dialog (forms with data-confirm)
+dialog-cancel = 取消
+dialog-ok = 确定
