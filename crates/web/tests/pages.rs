@@ -1347,3 +1347,27 @@ async fn the_bill_starts_with_the_meters_data_and_always_explains_red_days() {
     })
     .await;
 }
+
+/// Issue 11 item 16, the markup half (the browser journey clicks it): the
+/// tabs are inline SVG, and the unbind question is the page's own dialog
+/// over a plain form, so the form still posts without the script.
+#[tokio::test]
+async fn tabs_are_svg_and_the_unbind_question_is_in_the_page() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let (s, html) = app.get_text(&a, "/me/meters").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(html.matches("<svg class=ico").count(), 4, "{html}");
+        for glyph in ["⌂", "⚡", "☰", "☺"] {
+            assert!(!html.contains(glyph), "{glyph} in {html}");
+        }
+        assert!(html.contains("<div class=dialog id=confirm-dialog hidden>"), "{html}");
+        assert!(html.contains("id=confirm-ok>确定</button>"), "{html}");
+        assert!(
+            html.contains("/unbind\" data-confirm=\"确定解除绑定？\">"),
+            "a plain form asks first: {html}"
+        );
+        assert!(html.contains("<script src=\"/assets/app.js"), "{html}");
+    })
+    .await;
+}
