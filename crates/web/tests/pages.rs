@@ -1361,7 +1361,10 @@ async fn tabs_are_svg_and_the_unbind_question_is_in_the_page() {
         for glyph in ["⌂", "⚡", "☰", "☺"] {
             assert!(!html.contains(glyph), "{glyph} in {html}");
         }
-        assert!(html.contains("<div class=dialog id=confirm-dialog hidden>"), "{html}");
+        assert!(
+            html.contains("<div class=dialog id=confirm-dialog hidden>"),
+            "{html}"
+        );
         assert!(html.contains("id=confirm-ok>确定</button>"), "{html}");
         assert!(
             html.contains("/unbind\" data-confirm=\"确定解除绑定？\">"),
