@@ -9,6 +9,7 @@
 // Environment:
 //   E2E_BASE      server base URL (required)
 //   E2E_METER     meter number to bind (default the first reference meter)
+//   E2E_METER2    a second meter of the same building (default the second)
 //   E2E_CHROMIUM  browser binary (default /usr/bin/chromium)
 //   E2E_PARTIAL=1 stop after the payment page (when no payment side runs)
 
@@ -23,6 +24,8 @@ if (!base) {
   process.exit(2);
 }
 const meter = process.env.E2E_METER || "201701010001";
+// A second meter of the same building (the bill's picker must tell them apart).
+const meter2 = process.env.E2E_METER2 || "201701010002";
 const partial = process.env.E2E_PARTIAL === "1";
 const artifacts = join(dirname(fileURLToPath(import.meta.url)), "artifacts");
 mkdirSync(artifacts, { recursive: true });
@@ -46,6 +49,13 @@ function check(cond, what) {
     throw new Error("check failed: " + what);
   }
   console.log("  ok  " + what);
+}
+
+// A check that records a failure and lets the journey go on, so one run
+// shows every layout defect at once.
+function soft(cond, what) {
+  if (!cond) failures.push(what);
+  else console.log("  ok  " + what);
 }
 
 async function snap(page, name) {
@@ -99,6 +109,12 @@ async function main() {
     }
   });
   page.on("pageerror", (e) => failures.push("page error: " + e.message));
+  // Issue 11 item 16: questions are asked in the page, never with the
+  // browser's confirm()/alert() (WeChat titles those with the page's URL).
+  page.on("dialog", async (d) => {
+    failures.push(`a browser ${d.type()} dialog opened: ${d.message()}`);
+    await d.dismiss();
+  });
 
   try {
     console.log("1. first login (demo login in place of WeChat)");
@@ -110,6 +126,12 @@ async function main() {
     await Promise.all([page.waitForURL(/\/bind\?first=1/), page.click("#demo-new")]);
     check(await page.locator("#first-bind").isVisible(), "first visit without a meter opens the binding prompt");
     await snap(page, "bind-first");
+    // Issue 11 item 16: the checkbox is drawn by us (WeUI's round tick), not the platform's.
+    const box = await page.locator("input[name=make_default]").evaluate((el) => {
+      const cs = getComputedStyle(el);
+      return { appearance: cs.appearance, checked: el.checked, bg: cs.backgroundColor };
+    });
+    soft(box.appearance === "none" && box.checked && box.bg === "rgb(7, 193, 96)", `the checkbox is styled (${JSON.stringify(box)})`);
     await page.click("#meter-help summary");
     check(await page.locator("#meter-help svg").isVisible(), "the meter-number help shows a picture");
     await snap(page, "bind-help");
@@ -132,6 +154,22 @@ async function main() {
     check(bars + missing === 30, `the chart has 30 days (${bars} read, ${missing} missing)`);
     check(await page.locator("#default-password").isVisible(), "the student is urged to change the default password");
     check(await page.locator("#remaining").isVisible(), "remaining energy is shown");
+    // Issue 11 item 16: tab icons are inline SVG, not text glyphs (⚡ ☺ turn into colour emoji on iPhone).
+    const tabs = await page.locator("nav.tabs a").evaluateAll((as) =>
+      as.map((a) => ({ svg: a.querySelectorAll("svg").length, text: a.textContent.replace(/\d+$/, "") })),
+    );
+    soft(
+      tabs.length === 4 && tabs.every((t) => t.svg === 1 && /^[\p{L} ]+$/u.test(t.text)),
+      `every tab icon is an svg and no tab has a text glyph (${JSON.stringify(tabs)})`,
+    );
+    // Issue 11 item 5: an opened notice has its title above its body.
+    check((await page.locator("#notices details").count()) >= 1, "the overview lists a notice");
+    await page.click("#notices details summary");
+    const [title, body] = await Promise.all([
+      page.locator("#notices details summary").first().boundingBox(),
+      page.locator("#notices details > p").first().boundingBox(),
+    ]);
+    soft(body && title && body.y >= title.y + title.height - 1, `an opened notice's body is below its title (${JSON.stringify({ title, body })})`);
     await snap(page, "overview");
 
     console.log("4. buy 20 kWh");
@@ -210,6 +248,41 @@ async function main() {
     await page.goto(base + "/lang?to=en&next=/overview");
     check(/Daily usage/.test(await page.content()), "English on request");
     await snap(page, "overview-en");
+
+    console.log("8. English layout with two meters; unbinding asks in the page");
+    await page.goto(base + "/bind");
+    await page.fill("#meter", meter2);
+    await page.fill("#password", "000000");
+    await Promise.all([page.waitForURL(/\/overview\?bound=1/), page.click("#bind-submit")]);
+    // Issue 11 item 7: the bill's meter picker shows each meter differently.
+    await page.goto(base + "/bill");
+    const values = await page.locator("#meter option").evaluateAll((os) => os.map((o) => o.value));
+    check(values.length === 2, "the bill offers both meters");
+    const looks = [];
+    for (const v of values) {
+      await page.selectOption("#meter", v);
+      looks.push(await page.locator("#meter").screenshot());
+    }
+    soft(!looks[0].equals(looks[1]), "the two meters look different in the bill's picker");
+    await snap(page, "bill-en");
+    await page.goto(base + "/me/meters");
+    // Issue 11 item 7: "Change password" stays one line (a .btn line is 48 px).
+    const pw = await page.locator("[data-binding] a[href$='/password']").first().boundingBox();
+    soft(pw && pw.height < 60, `"Change password" is one line high (${pw && pw.height} px)`);
+    await snap(page, "my-meters-en");
+    // Issue 11 item 16: unbinding asks in an in-page dialog; cancel keeps, OK unbinds.
+    const cards = page.locator("[data-binding]");
+    check((await cards.count()) === 2, "two meters are bound");
+    await cards.last().locator("form[data-confirm] button").click();
+    check(await page.locator("#confirm-dialog").isVisible(), "unbinding asks in an in-page dialog");
+    await snap(page, "unbind-confirm-en");
+    await page.click("#confirm-cancel");
+    check(await page.locator("#confirm-dialog").isHidden(), "cancel closes the dialog");
+    check(/\/me\/meters$/.test(page.url()) && (await cards.count()) === 2, "cancel changes nothing");
+    await cards.last().locator("form[data-confirm] button").click();
+    await Promise.all([page.waitForURL(/done=/), page.click("#confirm-ok")]);
+    check(await page.locator("#meters-done").isVisible(), "confirming unbinds");
+    check((await cards.count()) === 1, "one meter is left");
   } finally {
     const csp = await page.evaluate(async () => (await fetch("/healthz")).headers.get("content-security-policy"));
     check(/script-src 'self'/.test(csp || ""), "pages carry a Content-Security-Policy");

@@ -246,6 +246,16 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
         let empty = store::campus::status(&db).await?.meters == 0;
         if empty {
             seed(&db, &cfg, args.history_days).await?;
+            // A campus-wide notice, so the overview's notice list is not
+            // empty in the demo (staff publish real ones).
+            store::students::add_notice(
+                &db,
+                None,
+                "宿舍安全用电提示",
+                "请勿使用电热毯、热得快等大功率电器；超过限定功率时电表会自动断电，几分钟后恢复。离开宿舍时请关闭电器电源。",
+                store::now_ms(),
+            )
+            .await?;
         }
     }
     // Demo: the reference campus's meters, simulated in this process on the

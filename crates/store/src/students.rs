@@ -1094,6 +1094,48 @@ pub async fn daily_usage(
     .await?))
 }
 
+/// Where a meter's data can start (the bill lists no day before it as
+/// missing). The registry has no installation date, so the earliest of
+/// these stands for it.
+#[derive(Debug, Clone, Copy, sqlx::FromRow, PartialEq, Eq)]
+pub struct UsageStart {
+    /// When the meter was registered (`meter.created_at_ms`).
+    pub created_at_ms: i64,
+    /// Its first stored reading of the energy register, if any.
+    pub first_reading_at_ms: Option<i64>,
+    /// Its first day with read usage, if any (imported or generated
+    /// history can predate the registration).
+    pub first_read_day: Option<i64>,
+}
+
+impl UsageStart {
+    /// The first campus-local day (days since 1970-01-01) the meter has
+    /// data for: the earliest of its registration, first reading and first
+    /// read day.
+    pub fn first_day(&self, tz: &jiff::tz::TimeZone) -> i64 {
+        let day = |ms| domain::time::day_number(domain::time::local_date(ms, tz));
+        [self.first_reading_at_ms.map(day), self.first_read_day]
+            .into_iter()
+            .flatten()
+            .fold(day(self.created_at_ms), i64::min)
+    }
+}
+
+/// The facts [`UsageStart`] is made of; `None` for an unknown meter.
+pub async fn usage_start(db: &Db, meter_id: i64) -> Result<Option<UsageStart>> {
+    Ok(on_db!(db, |p| sqlx::query_as(
+        "select m.created_at_ms,
+             (select min(r.at_ms) from reading r where r.meter_id = m.id and r.quantity = 'total')
+                 as first_reading_at_ms,
+             (select d.day from daily_usage d where d.meter_id = m.id and d.status = 'ok'
+                 order by d.day limit 1) as first_read_day
+         from meter m where m.id = $1"
+    )
+    .bind(meter_id)
+    .fetch_optional(p)
+    .await?))
+}
+
 /// Writes one day of usage (head-end collection; tests and fixtures).
 pub async fn put_daily_usage(
     db: &Db,
@@ -1406,6 +1448,59 @@ mod tests {
                     }
                 ]
             );
+        }
+    }
+
+    /// The bill's start: the earliest of registration, first reading of the
+    /// energy register and first read day; missing days do not count.
+    #[tokio::test]
+    async fn usage_starts_at_the_earliest_fact() {
+        for db in crate::testing::all().await.expect("dbs") {
+            let (m1, _) = fixture(&db).await;
+            assert_eq!(usage_start(&db, -1).await.expect("start"), None);
+            let tz = domain::time::campus_tz("UTC");
+            let day_ms = 86_400_000;
+            on_db!(&db, |p| sqlx::query(
+                "update meter set created_at_ms = $1 where id = $2"
+            )
+            .bind(20 * day_ms)
+            .bind(m1)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .expect("created"));
+            let start = usage_start(&db, m1).await.expect("start").expect("meter");
+            assert_eq!(
+                (start.first_reading_at_ms, start.first_read_day),
+                (None, None)
+            );
+            assert_eq!(start.first_day(&tz), 20);
+            put_daily_usage(&db, m1, 12, None, 1)
+                .await
+                .expect("missing day");
+            on_db!(&db, |p| sqlx::query(
+                "insert into reading (meter_id, quantity, at_ms, value) values ($1, 'total', $2, 5)"
+            )
+            .bind(m1)
+            .bind(17 * day_ms + 5)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .expect("reading"));
+            assert_eq!(
+                usage_start(&db, m1)
+                    .await
+                    .expect("start")
+                    .expect("meter")
+                    .first_day(&tz),
+                17
+            );
+            put_daily_usage(&db, m1, 15, Some(40), 1)
+                .await
+                .expect("read day");
+            let start = usage_start(&db, m1).await.expect("start").expect("meter");
+            assert_eq!(start.first_read_day, Some(15));
+            assert_eq!(start.first_day(&tz), 15);
         }
     }
 }

@@ -118,12 +118,49 @@
     label();
   }
 
-  // Forms that ask first: <form data-confirm="…"> (no inline handlers: the
-  // Content-Security-Policy allows only this file's script).
+  // Forms that ask first: <form data-confirm="…">, asked in the page's own
+  // dialog (#confirm-dialog, drawn by base.html), not with window.confirm,
+  // which WeChat titles with the page's address (issue 11 item 16). No
+  // inline handlers: the Content-Security-Policy allows only this file's
+  // script. Without the script the form is simply sent. OK sends it with
+  // form.submit(), which fires no second submit event; such forms carry no
+  // named submit button, so nothing is lost.
+  var dialog = document.getElementById("confirm-dialog");
   var asks = document.querySelectorAll("form[data-confirm]");
-  for (var i = 0; i < asks.length; i += 1) {
-    asks[i].addEventListener("submit", function (e) {
-      if (!window.confirm(this.getAttribute("data-confirm"))) { e.preventDefault(); }
+  if (dialog && asks.length) {
+    var question = document.getElementById("confirm-text");
+    var ok = document.getElementById("confirm-ok");
+    var cancel = document.getElementById("confirm-cancel");
+    var pending = null, opener = null;
+    var close = function () {
+      dialog.hidden = true;
+      pending = null;
+      if (opener && opener.focus) { opener.focus(); }
+      opener = null;
+    };
+    var ask = function (e) {
+      e.preventDefault();
+      pending = this;
+      opener = e.submitter || document.activeElement;
+      question.textContent = this.getAttribute("data-confirm");
+      ok.disabled = false;
+      dialog.hidden = false;
+      ok.focus();
+    };
+    for (var i = 0; i < asks.length; i += 1) { asks[i].addEventListener("submit", ask); }
+    cancel.addEventListener("click", close);
+    dialog.querySelector(".dialog-mask").addEventListener("click", close);
+    document.addEventListener("keydown", function (e) {
+      if (!dialog.hidden && (e.key === "Escape" || e.key === "Esc")) { close(); }
+    });
+    ok.addEventListener("click", function () {
+      var form = pending;
+      if (!form) { return; }
+      ok.disabled = true; // one tap, one request
+      pending = null;
+      opener = null;
+      dialog.hidden = true;
+      form.submit();
     });
   }
 })();

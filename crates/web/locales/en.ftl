@@ -150,6 +150,7 @@ bill-today = today, in progress
 bill-total = Total
 bill-missing-note = Red rows are days whose reading could not be collected (communication delays and the like); they do not mean no electricity was used.
 bill-reference-note = These figures are for reference only and may differ from the actual figures; the actual consumption prevails.
+bill-data-starts = This meter's data starts on { $date }; earlier days are not listed.
 
 ## Binding
 bind-title = Bind a meter
@@ -250,3 +251,6 @@ msg-binder-added-body = Another WeChat user has just bound the meter of { $build
 msg-unbound-by-password-change-title = Meter password changed
 msg-unbound-by-password-change-body = Another binder changed the verification password of the meter of { $building } room { $room } (No. { $meter }), and you were unbound. If it was a roommate, ask for the new password and bind again; otherwise bring your ID to the service hall to have the password reset.
 balance-overdraft-amount = Balance used up: { $used } kWh overdrawn; power switches off when the overdraft limit is used up. A purchase repays the overdraft first: buying { $buy } kWh leaves { $left } kWh.
+## In-page confirmation dialog (forms with data-confirm)
+dialog-cancel = Cancel
+dialog-ok = OK

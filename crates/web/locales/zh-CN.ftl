@@ -138,6 +138,7 @@ bill-today = 今日统计中
 bill-total = 合计
 bill-missing-note = 因通讯延迟等问题，红色字体显示的为当日未抄到用电数据，并不代表当日无用电。
 bill-reference-note = 此处显示数据仅做参考，可能与实际数据存在偏差，请以实际发生数据为准。
+bill-data-starts = 本电表的用电数据从 { $date } 开始，之前的日期不列出。
 
 ## Binding
 bind-title = 绑定电表
@@ -237,3 +238,6 @@ msg-binder-added-body = 另一位微信用户刚刚绑定了 { $building } { $ro
 msg-unbound-by-password-change-title = 电表验证密码已被修改
 msg-unbound-by-password-change-body = 另一位绑定者修改了 { $building } { $room } 电表（表号 { $meter }）的验证密码，您已被解除绑定。如果是室友，请向其索取新密码后重新绑定；如果不认识对方，请携带证件到后勤服务大厅重置电表密码。
 balance-overdraft-amount = 余额已用完，已透支 { $used } kWh，透支额度用完将断电。购电会先抵扣透支的电量：例如购买 { $buy } kWh，到账后剩余 { $left } kWh。
+## In-page confirmation dialog (forms with data-confirm)
+dialog-cancel = 取消
+dialog-ok = 确定

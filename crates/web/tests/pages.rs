@@ -1407,6 +1407,117 @@ async fn a_meter_in_overdraft_says_how_much_in_both_languages() {
             assert!(en.contains("3.21 kWh overdrawn"), "{path}: {en}");
             assert!(en.contains("buying 10 kWh leaves 6.79 kWh"), "{path}: {en}");
         }
+/// Issue 11 item 10: days before the meter's data starts are not "missing",
+/// and the manual's note (red = not read, not zero use; figures for
+/// reference) is on every bill, in every language.
+#[tokio::test]
+async fn the_bill_starts_with_the_meters_data_and_always_explains_red_days() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let meter_id = app.count("select meter_id from binding").await;
+        let tz = domain::time::campus_tz("Asia/Shanghai");
+        let now = store::now_ms();
+        let today = domain::time::local_date(now, &tz);
+        let back = |d: jiff::civil::Date| {
+            d.first_of_month()
+                .yesterday()
+                .expect("date")
+                .first_of_month()
+        };
+        let (back1, back2) = (back(today), back(back(today)));
+        let back3 = back(back2);
+        let ym = |d: jiff::civil::Date| format!("{:04}-{:02}", d.year(), d.month());
+        // Registered today (the seed), with read history from two months back.
+        let (from, to) = (
+            domain::time::day_number(back2),
+            domain::time::day_number(back2.last_of_month()),
+        );
+        for day in from..=to {
+            store::students::put_daily_usage(&app.db, meter_id, day, Some(100), now)
+                .await
+                .expect("usage");
+        }
+        // A month before any data: no day listed, none missing, the start said.
+        let (s, bill) = app
+            .get_text(&a, &format!("/bill?month={}", ym(back3)))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(bill.matches("<tr class=missing>").count(), 0, "{bill}");
+        assert!(
+            !bill.contains("<tr><td>"),
+            "no day before the data starts: {bill}"
+        );
+        assert!(
+            bill.contains("id=data-starts") && bill.contains(&back2.to_string()),
+            "{bill}"
+        );
+        // A fully read month still carries the manual's note, in both languages.
+        let (_, bill) = app
+            .get_text(&a, &format!("/bill?month={}", ym(back2)))
+            .await;
+        assert_eq!(bill.matches("<tr class=missing>").count(), 0);
+        assert!(!bill.contains("id=data-starts"));
+        assert!(
+            bill.contains("id=missing-note") && bill.contains("并不代表当日无用电"),
+            "{bill}"
+        );
+        assert!(
+            bill.contains("id=reference-note") && bill.contains("仅做参考"),
+            "{bill}"
+        );
+        let en = app
+            .http
+            .get(format!("{}/bill?month={}", app.base, ym(back2)))
+            .header(COOKIE, format!("{}; dw_lang=en", a.cookie))
+            .send()
+            .await
+            .expect("en")
+            .text()
+            .await
+            .expect("body");
+        assert!(
+            en.contains("id=missing-note") && en.contains("do not mean no electricity was used"),
+            "{en}"
+        );
+        assert!(
+            en.contains("id=reference-note") && en.contains("for reference only"),
+            "{en}"
+        );
+        // After the start, a day without a reading is missing as before.
+        let (_, bill) = app
+            .get_text(&a, &format!("/bill?month={}", ym(back1)))
+            .await;
+        assert_eq!(
+            bill.matches("<tr class=missing>").count(),
+            usize::try_from(back1.days_in_month()).expect("days"),
+        );
+    })
+    .await;
+}
+
+/// Issue 11 item 16, the markup half (the browser journey clicks it): the
+/// tabs are inline SVG, and the unbind question is the page's own dialog
+/// over a plain form, so the form still posts without the script.
+#[tokio::test]
+async fn tabs_are_svg_and_the_unbind_question_is_in_the_page() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let (s, html) = app.get_text(&a, "/me/meters").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(html.matches("<svg class=ico").count(), 4, "{html}");
+        for glyph in ["⌂", "⚡", "☰", "☺"] {
+            assert!(!html.contains(glyph), "{glyph} in {html}");
+        }
+        assert!(
+            html.contains("<div class=dialog id=confirm-dialog hidden>"),
+            "{html}"
+        );
+        assert!(html.contains("id=confirm-ok>确定</button>"), "{html}");
+        assert!(
+            html.contains("/unbind\" data-confirm=\"确定解除绑定？\">"),
+            "a plain form asks first: {html}"
+        );
+        assert!(html.contains("<script src=\"/assets/app.js"), "{html}");
     })
     .await;
 }

@@ -11,9 +11,9 @@ pub const CSS: &str = include_str!("../../assets/app.css");
 pub const JS: &str = include_str!("../../assets/app.js");
 /// Where pages link the stylesheet; the query changes with the release so
 /// the long cache lifetime below is safe.
-pub const CSS_PATH: &str = concat!("/assets/app.css?v=", env!("CARGO_PKG_VERSION"), "-3");
+pub const CSS_PATH: &str = concat!("/assets/app.css?v=", env!("CARGO_PKG_VERSION"), "-4");
 /// Where pages link the script.
-pub const JS_PATH: &str = concat!("/assets/app.js?v=", env!("CARGO_PKG_VERSION"), "-3");
+pub const JS_PATH: &str = concat!("/assets/app.js?v=", env!("CARGO_PKG_VERSION"), "-4");
 
 /// `GET /assets/{name}`.
 pub async fn serve(Path(name): Path<String>) -> Response {

@@ -45,11 +45,19 @@ pub async fn page(
         .filter(|d| d.year() >= 2000 && *d <= today)
         .unwrap_or_else(|| today.first_of_month());
     let last = first.last_of_month().min(today);
+    // Days before the meter's data starts were never to be read: they are
+    // left out, not listed as missing (issue 11 item 10).
+    let start_day = store::students::usage_start(state.db(), m.meter_id)
+        .await?
+        .ok_or(PageError::NotFound)?
+        .first_day(&tz);
     let (from, to) = (
-        domain::time::day_number(first),
+        domain::time::day_number(first).max(start_day),
         domain::time::day_number(last),
     );
     let rows = store::students::daily_usage(state.db(), m.meter_id, from, to).await?;
+    let starts_in_or_after = (start_day > domain::time::day_number(first))
+        .then(|| domain::time::date_of_day_number(start_day).to_string());
     let month_s = format!("{:04}-{:02}", first.year(), first.month());
 
     let mut bindings = store::students::bindings(state.db(), student.id).await?;
@@ -84,17 +92,33 @@ pub async fn page(
             .iter()
             .map(|x| super::buy::AreaOption {
                 id: x.binding_id,
-                name: super::overview::place(l, x),
+                name: picker_label(l, x),
                 selected: x.binding_id == m.binding_id,
             })
             .collect(),
         place: super::overview::place(l, &m),
         max_month: format!("{:04}-{:02}", today.year(), today.month()),
-        any_missing: days.iter().any(|d| matches!(d.usage, DayUsage::Missing)),
+        starts: starts_in_or_after,
+        min_month: {
+            let d = domain::time::date_of_day_number(start_day).min(today);
+            format!("{:04}-{:02}", d.year(), d.month())
+        },
         total: kwh(total),
         month: month_s,
         days,
     })
+}
+
+/// A meter in the bill's picker: building and room first, so that two
+/// meters of one area still differ where a narrow select cuts the text
+/// (issue 11 item 7), then the area.
+fn picker_label(l: Lang, m: &store::students::BoundMeter) -> String {
+    format!(
+        "{} {} · {}",
+        super::area_name(l, &m.building_name_zh, &m.building_name_en),
+        m.room,
+        super::area_name(l, &m.area_name_zh, &m.area_name_en),
+    )
 }
 
 /// The bill page.
@@ -107,9 +131,13 @@ struct BillPage<'a> {
     meters: Vec<super::buy::AreaOption>,
     place: String,
     month: String,
+    /// The month the meter's data starts (the picker's lower bound).
+    min_month: String,
     max_month: String,
     days: Vec<BillDay>,
-    any_missing: bool,
+    /// The date the meter's data starts, when that is after the month's
+    /// first day.
+    starts: Option<String>,
     total: domain::CentiKwh,
 }
 

@@ -24,7 +24,10 @@ pub enum Tab {
 pub struct TabLink {
     /// Where it goes.
     pub href: &'static str,
-    /// Its icon.
+    /// Its icon's name: `home`, `buy`, `records` or `me`, drawn as inline
+    /// SVG by `templates/base.html` (text glyphs such as ⚡ turn into colour
+    /// emoji on iPhone; issue 11 item 16). A name, not an enum, because the
+    /// shell's markup is compiled into every page's module.
     pub icon: &'static str,
     /// Catalog key of its label.
     pub label: &'static str,
@@ -99,10 +102,10 @@ impl<'a> Shell<'a> {
             badge,
         };
         [
-            t(Tab::Home, "/", "⌂", "tab-home", 0),
-            t(Tab::Buy, "/buy", "⚡", "tab-buy", 0),
-            t(Tab::Records, "/records", "☰", "tab-records", 0),
-            t(Tab::Me, "/me", "☺", "tab-me", unread),
+            t(Tab::Home, "/", "home", "tab-home", 0),
+            t(Tab::Buy, "/buy", "buy", "tab-buy", 0),
+            t(Tab::Records, "/records", "records", "tab-records", 0),
+            t(Tab::Me, "/me", "me", "tab-me", unread),
         ]
     }
 }
