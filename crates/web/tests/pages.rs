@@ -1273,14 +1273,20 @@ async fn buying_for_someone_else_keeps_what_was_typed() {
         let lookup = async |area: i64, meter: &str| {
             app.get_text(
                 &a,
-                &format!("/buy/order?area_id={area}&meter={}", web::pages::url_encode(meter)),
+                &format!(
+                    "/buy/order?area_id={area}&meter={}",
+                    web::pages::url_encode(meter)
+                ),
             )
             .await
         };
         for typed in ["12345678901", "12345678901a", "abc"] {
             let (s, html) = lookup(second, typed).await;
             assert_eq!(s, StatusCode::OK, "{typed}");
-            assert!(html.contains("电表编号为 12 位数字"), "{typed}: the 12-digit hint");
+            assert!(
+                html.contains("电表编号为 12 位数字"),
+                "{typed}: the 12-digit hint"
+            );
             assert!(!html.contains("未找到该电表"), "{typed}: not 'not found'");
             assert!(
                 html.contains(&format!("value=\"{second}\" selected")),

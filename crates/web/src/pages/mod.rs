@@ -400,24 +400,9 @@ pub fn pay_deadline(l: Lang, expires_at_ms: i64, now_ms: i64, tz: &jiff::tz::Tim
     l.t1("pay-deadline", "time", time)
 }
 
-/// Full-width digits and spaces (a Chinese input method's `３０`) as ASCII,
-/// trimmed (issue 11 item 11).
-pub fn normalise_digits(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '０'..='９' => {
-                char::from_u32(u32::from(c) - u32::from('０') + u32::from('0')).unwrap_or(c)
-            }
-            '　' => ' ',
-            '＋' => '+',
-            '－' => '-',
-            '．' => '.',
-            _ => c,
-        })
-        .collect::<String>()
-        .trim()
-        .to_owned()
-}
+/// Full-width digits (a Chinese input method's `３０`) as ASCII, trimmed
+/// (issue 11 item 11): the service's, so pages and use cases agree.
+pub use service::input::normalise_digits;
 
 /// A student's meters as the pages list them: the default first, then by
 /// area, building and room in natural order ("4号楼" before "34号楼").
@@ -523,12 +508,6 @@ mod tests {
         sort_meters(&mut ms);
         let order: Vec<i64> = ms.iter().map(|m| m.binding_id).collect();
         assert_eq!(order, [4, 3, 2, 1]);
-    }
-
-    #[test]
-    fn full_width_digits_are_normalised() {
-        assert_eq!(normalise_digits(" ３０　"), "30");
-        assert_eq!(normalise_digits("２.５"), "2.5");
     }
 
     #[test]
