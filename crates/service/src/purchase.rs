@@ -20,40 +20,10 @@ pub struct StartedPayment {
     pub pay_params: pay::JsapiPayParams,
     /// Sandbox (demo) only: the cashier page for this payment on the
     /// sandbox's own origin (it already carries `?prepay_id=…`); send the
-    /// browser there instead of the bridge,
-    /// or use [`StartedPayment::cashier_link`] to come back to a page after.
+    /// browser there instead of the bridge (the edge adds where to return).
     pub cashier_url: Option<String>,
     /// The prepay id (the same for every tab paying this order).
     pub prepay_id: String,
-}
-
-impl StartedPayment {
-    /// The sandbox cashier link for this payment, returning to `return_path`
-    /// (a same-site path) afterwards; `None` with the real WeChat Pay.
-    pub fn cashier_link(&self, return_path: &str) -> Option<String> {
-        self.cashier_url.as_ref().map(|url| {
-            // The provider's link may already carry `?prepay_id=`; rebuild the query.
-            let base = url.split('?').next().unwrap_or(url);
-            format!(
-                "{base}?prepay_id={}&return_url={}",
-                query_encode(&self.prepay_id),
-                query_encode(return_path)
-            )
-        })
-    }
-}
-
-/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
-fn query_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Why a payment could not be started, or another payment-side call failed.

@@ -633,7 +633,7 @@ async fn two_tabs(app: &TestApp) {
     let (a, b) = (a.expect("tab a"), b.expect("tab b"));
     assert_eq!(a.prepay_id, b.prepay_id, "one prepay, one out_trade_no");
     assert_eq!(a.out_trade_no, order.out_trade_no);
-    let link = a.cashier_link("/orders/1").expect("sandbox cashier");
+    let link = payments::cashier_link(&a, "/orders/1").expect("sandbox cashier");
     assert_eq!(link.matches("prepay_id=").count(), 1, "{link}");
     assert!(link.ends_with("&return_url=%2Forders%2F1"), "{link}");
     assert!(

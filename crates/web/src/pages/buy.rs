@@ -382,7 +382,7 @@ pub async fn pay(
     let outcome = match payments::start_wechat_payment(&state, &o, &ctx.student.openid).await {
         Ok(started) => {
             // Demo: the sandbox cashier takes the browser and returns it here.
-            if let Some(link) = started.cashier_link(&done) {
+            if let Some(link) = payments::cashier_link(&started, &done) {
                 return see(&link);
             }
             PayOutcome::Bridge(serde_json::to_string(&started.pay_params).unwrap_or_default())
