@@ -302,7 +302,8 @@ async fn never_delayed_and_late_notifications() {
     env.sandbox
         .pay_with("E2026112600000004", NotifyPlan::never())
         .expect("pay");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Nothing was scheduled, so nothing can arrive later either.
+    assert_eq!(env.sandbox.notifications_scheduled(), 0);
     assert!(env.sandbox.deliveries().is_empty());
     let t = env
         .client
@@ -323,23 +324,30 @@ async fn never_delayed_and_late_notifications() {
             NotifyPlan::delayed(Duration::from_millis(300)),
         )
         .expect("pay");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        acked(&env.sandbox.deliveries()),
-        1,
-        "delayed one not yet sent"
-    );
     env.wait("delayed notification", |d| acked(d) == 2).await;
+    let of = |otn: &str| -> Vec<DeliveryRecord> {
+        env.sandbox
+            .deliveries()
+            .into_iter()
+            .filter(|r| r.out_trade_no == otn)
+            .collect()
+    };
+    let delayed = of("E2026112600000005");
+    assert_eq!(delayed.len(), 1, "one delivery: {delayed:#?}");
+    assert!(
+        delayed[0].sent_after >= Duration::from_millis(300),
+        "nothing for the delay: {delayed:#?}"
+    );
 
     // Late: not before a given instant (here: the next second or two).
     let at = pay::Clock::now_unix_s(&pay::SystemClock) + 1;
     env.sandbox
         .notify("E2026112600000005", NotifyPlan::late_after(at))
         .expect("late notify");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(acked(&env.sandbox.deliveries()), 2, "late one not yet sent");
     env.wait("late-after notification", |d| acked(d) == 3).await;
-    assert!(pay::Clock::now_unix_s(&pay::SystemClock) >= at);
+    let late = of("E2026112600000005");
+    assert_eq!(late.len(), 2, "{late:#?}");
+    assert!(late[1].sent_at_unix_s >= at, "not before {at}: {late:#?}");
 
     assert_eq!(
         env.sandbox
@@ -621,13 +629,12 @@ async fn refund_create_query_and_notification() {
 #[tokio::test]
 async fn trade_bill_download_and_parse() {
     let env = TestEnv::spawn().await;
-    env.sandbox.set_default_notify_plan(NotifyPlan::never());
     for (otn, fen) in [("E2026112600000015", 1250), ("E2026112600000016", 3000)] {
         env.client
             .prepay_jsapi(&order(otn, fen))
             .await
             .expect("prepay");
-        env.sandbox.pay(otn).expect("pay");
+        env.sandbox.pay_with(otn, NotifyPlan::never()).expect("pay");
     }
     env.client
         .refund(&RefundOrder {
@@ -639,7 +646,12 @@ async fn trade_bill_download_and_parse() {
         })
         .await
         .expect("refund");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The refund is in the bill once it succeeded, which its notification says.
+    env.wait("refund notification", |d| {
+        d.iter()
+            .any(|r| r.event_type == "REFUND.SUCCESS" && r.acknowledged())
+    })
+    .await;
 
     let today = pay::time::beijing_date(pay::Clock::now_unix_s(&pay::SystemClock));
     let provider: Arc<dyn PaymentProvider> = Arc::new(env.client.clone());

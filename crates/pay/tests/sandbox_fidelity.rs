@@ -35,6 +35,16 @@ struct Answer {
 }
 
 impl Answer {
+    /// Asserts a 200, showing the body otherwise.
+    fn assert_ok(&self) {
+        assert_eq!(
+            self.status,
+            200,
+            "{:?}",
+            String::from_utf8_lossy(&self.body)
+        );
+    }
+
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
@@ -79,6 +89,11 @@ impl Sdk {
     fn certificate_mode(mut self) -> Self {
         self.public_key_id = None;
         self
+    }
+
+    /// A signed GET of `path` (see [`Sdk::call`]).
+    async fn get(&self, path: &str) -> Answer {
+        self.call("GET", path, None).await
     }
 
     /// `path` is relative to the gateway, query included, exactly as signed.
@@ -175,14 +190,10 @@ async fn a_prefixed_gateway_is_not_part_of_the_signed_path() {
     let sdk = Sdk::new(&format!("{base}/sandbox/wxpay"));
 
     let answer = sdk
-        .call(
-            "GET",
-            &format!(
-                "/v3/pay/transactions/out-trade-no/E2026120200000001?mchid={}",
-                sandbox::DEMO_MCHID
-            ),
-            None,
-        )
+        .get(&format!(
+            "/v3/pay/transactions/out-trade-no/E2026120200000001?mchid={}",
+            sandbox::DEMO_MCHID
+        ))
         .await;
     assert_eq!(
         (answer.status, answer.json()["code"].as_str()),
@@ -202,21 +213,12 @@ async fn orders_are_queried_by_transaction_id_too() {
     let transaction_id = paid.transaction_id.expect("transaction id");
 
     let answer = sdk
-        .call(
-            "GET",
-            &format!(
-                "/v3/pay/transactions/id/{transaction_id}?mchid={}",
-                sandbox::DEMO_MCHID
-            ),
-            None,
-        )
+        .get(&format!(
+            "/v3/pay/transactions/id/{transaction_id}?mchid={}",
+            sandbox::DEMO_MCHID
+        ))
         .await;
-    assert_eq!(
-        answer.status,
-        200,
-        "{:?}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    answer.assert_ok();
     answer.verify_signature();
     let body = answer.json();
     assert_eq!(body["out_trade_no"], "E2026120200000002");
@@ -225,23 +227,15 @@ async fn orders_are_queried_by_transaction_id_too() {
     assert_eq!(body["amount"]["total"], 1250);
 
     let unknown = sdk
-        .call(
-            "GET",
-            &format!(
-                "/v3/pay/transactions/id/4200000000202612020000000000?mchid={}",
-                sandbox::DEMO_MCHID
-            ),
-            None,
-        )
+        .get(&format!(
+            "/v3/pay/transactions/id/4200000000202612020000000000?mchid={}",
+            sandbox::DEMO_MCHID
+        ))
         .await;
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.json()["code"], "ORDER_NOT_EXIST");
     let no_mchid = sdk
-        .call(
-            "GET",
-            &format!("/v3/pay/transactions/id/{transaction_id}"),
-            None,
-        )
+        .get(&format!("/v3/pay/transactions/id/{transaction_id}"))
         .await;
     assert_eq!(no_mchid.json()["code"], "PARAM_ERROR");
 }
@@ -250,13 +244,8 @@ async fn orders_are_queried_by_transaction_id_too() {
 async fn platform_certificates_are_downloaded_encrypted_like_wechat() {
     let sandbox = quiet_sandbox();
     let sdk = Sdk::new(&serve_at_root(&sandbox).await).certificate_mode();
-    let answer = sdk.call("GET", "/v3/certificates", None).await;
-    assert_eq!(
-        answer.status,
-        200,
-        "{:?}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    let answer = sdk.get("/v3/certificates").await;
+    answer.assert_ok();
     let body = answer.json();
     let entry = &body["data"][0];
     let enc = &entry["encrypt_certificate"];
@@ -288,9 +277,7 @@ async fn platform_certificates_are_downloaded_encrypted_like_wechat() {
     assert_eq!(answer.verify_signature(), cert.serial_no);
 
     // Public-key mode: the same key, announced by its PUB_KEY_ID.
-    let public = Sdk::new(&sdk.gateway)
-        .call("GET", "/v3/certificates", None)
-        .await;
+    let public = Sdk::new(&sdk.gateway).get("/v3/certificates").await;
     assert_eq!(public.verify_signature(), sandbox::DEMO_PUBLIC_KEY_ID);
 }
 
@@ -302,23 +289,16 @@ async fn trade_bill_comes_gzip_compressed_when_asked() {
     sandbox.pay("E2026120200000003").expect("pay");
     let today = pay::time::beijing_date(now());
     let answer = sdk
-        .call(
-            "GET",
-            &format!("/v3/bill/tradebill?bill_date={today}&bill_type=ALL&tar_type=GZIP"),
-            None,
-        )
+        .get(&format!(
+            "/v3/bill/tradebill?bill_date={today}&bill_type=ALL&tar_type=GZIP"
+        ))
         .await;
-    assert_eq!(
-        answer.status,
-        200,
-        "{:?}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    answer.assert_ok();
     answer.verify_signature();
     let meta = answer.json();
     let url = meta["download_url"].as_str().expect("download_url");
     let path = url.strip_prefix(&sdk.gateway).expect("on the sandbox");
-    let file = sdk.call("GET", path, None).await;
+    let file = sdk.get(path).await;
     assert_eq!(file.status, 200);
     assert_eq!(&file.body[..2], &[0x1f, 0x8b], "a gzip member");
     let mut csv = Vec::new();
@@ -340,11 +320,9 @@ async fn trade_bill_comes_gzip_compressed_when_asked() {
         "{bill:#?}"
     );
     let bad = sdk
-        .call(
-            "GET",
-            &format!("/v3/bill/tradebill?bill_date={today}&tar_type=ZIP"),
-            None,
-        )
+        .get(&format!(
+            "/v3/bill/tradebill?bill_date={today}&tar_type=ZIP"
+        ))
         .await;
     assert_eq!(bad.json()["code"], "PARAM_ERROR");
 }
@@ -422,12 +400,7 @@ async fn refunds_name_the_order_by_transaction_id_too() {
             })),
         )
         .await;
-    assert_eq!(
-        answer.status,
-        200,
-        "{:?}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    answer.assert_ok();
     let body = answer.json();
     assert_eq!(body["out_trade_no"], "E2026120200000005");
     assert_eq!(body["transaction_id"], transaction_id.as_str());

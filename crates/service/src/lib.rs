@@ -1,7 +1,8 @@
 //! The use cases of dormwatt, written once and called from the pages, the
 //! JSON API, the (future) staff console and the simulation alike: what a
-//! purchase ([`purchase`]), a payment notification ([`notify`]), a refund
-//! ([`refund`]) and a counter sale ([`counter`]) *do*; the payment side's
+//! bind with its guessing protection ([`bind`]), a purchase ([`purchase`]),
+//! a payment notification ([`notify`]), a refund ([`refund`]) and a counter
+//! sale ([`counter`]) *do*, over what students type ([`input`]); the payment side's
 //! background work ([`workers`]); and the one [`supervisor`] that starts
 //! and stops every background worker of the process.
 //!
@@ -18,7 +19,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod bind;
 pub mod counter;
+pub mod input;
 pub mod notify;
 pub mod purchase;
 pub mod refund;

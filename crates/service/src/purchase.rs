@@ -1,10 +1,14 @@
-//! A student's purchase: create the order, start (or resume) its WeChat
-//! payment, cancel it.
+//! A student's purchase: find the meter (their own, or someone else's by
+//! its number), create the order, start (or resume) its WeChat payment,
+//! cancel it.
 
+use crate::input::{NotTwelveDigits, meter_number, normalise_digits};
 use crate::{PaymentSettings, Service, workers};
+use domain::money::KwhError;
 use domain::order::{Channel, OrderEvent, OrderState};
 use serde::Serialize;
-use store::orders::Order;
+use store::campus::MeterInfo;
+use store::orders::{CreateError, Order};
 
 /// What the payment page needs to take the student's money.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -16,40 +20,10 @@ pub struct StartedPayment {
     pub pay_params: pay::JsapiPayParams,
     /// Sandbox (demo) only: the cashier page for this payment on the
     /// sandbox's own origin (it already carries `?prepay_id=…`); send the
-    /// browser there instead of the bridge,
-    /// or use [`StartedPayment::cashier_link`] to come back to a page after.
+    /// browser there instead of the bridge (the edge adds where to return).
     pub cashier_url: Option<String>,
     /// The prepay id (the same for every tab paying this order).
     pub prepay_id: String,
-}
-
-impl StartedPayment {
-    /// The sandbox cashier link for this payment, returning to `return_path`
-    /// (a same-site path) afterwards; `None` with the real WeChat Pay.
-    pub fn cashier_link(&self, return_path: &str) -> Option<String> {
-        self.cashier_url.as_ref().map(|url| {
-            // The provider's link may already carry `?prepay_id=`; rebuild the query.
-            let base = url.split('?').next().unwrap_or(url);
-            format!(
-                "{base}?prepay_id={}&return_url={}",
-                query_encode(&self.prepay_id),
-                query_encode(return_path)
-            )
-        })
-    }
-}
-
-/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
-fn query_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Why a payment could not be started, or another payment-side call failed.
@@ -201,6 +175,247 @@ pub async fn create_student_order(
         operator: None,
     };
     Ok(store::orders::create(svc.db(), &req, store::now_ms()).await?)
+}
+
+/// Lookups of meters the student is not bound to, per student per hour
+/// (a real payer buys for a roommate or two) and per client address per
+/// hour (a campus NAT holds many students).
+pub const LOOKUPS_PER_STUDENT_HOUR: i64 = 20;
+/// See [`LOOKUPS_PER_STUDENT_HOUR`].
+pub const LOOKUPS_PER_IP_HOUR: i64 = 300;
+const LOOKUP_WINDOW_MS: i64 = 3_600_000;
+
+/// A student buying, and from where (for the lookup throttle).
+#[derive(Debug, Clone, Copy)]
+pub struct Buyer<'a> {
+    /// The student.
+    pub student_id: i64,
+    /// The client address.
+    pub ip: &'a str,
+}
+
+/// A meter found for buying.
+#[derive(Debug, Clone)]
+pub struct MeterToBuy {
+    /// The meter.
+    pub meter: MeterInfo,
+    /// What the buyer may be shown of it: everything for a binder; for
+    /// anyone else only what a payer must see (the room masked, no balance).
+    pub shown: MeterInfo,
+}
+
+/// Why no meter was found to buy for.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The number typed is not 12 digits (the bind page's hint).
+    #[error(transparent)]
+    NotTwelveDigits(#[from] NotTwelveDigits),
+    /// Too many lookups of meters the student is not bound to.
+    #[error("too many meter look-ups; try again later")]
+    Throttled,
+    /// No meter with that number in that area.
+    #[error("no such meter in this area")]
+    NoSuchMeter,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// Finds the meter a student buys for (issue 10 item 6). A binder sees
+/// everything; anyone else — buying for someone — sees only what a payer
+/// must, and such lookups are throttled per student and per address, found
+/// or not, so buying cannot be used to enumerate rooms and balances. A
+/// number that is not 12 digits is refused before anything is counted.
+pub async fn find_meter(
+    svc: &Service,
+    buyer: Buyer<'_>,
+    area_id: i64,
+    typed: &str,
+) -> Result<MeterToBuy, LookupError> {
+    let address = meter_number(typed)?;
+    let bound = store::students::bindings(svc.db(), buyer.student_id)
+        .await?
+        .iter()
+        .any(|b| b.address == address.as_str() && b.area_id == area_id);
+    if !bound {
+        let now = store::now_ms();
+        let (mine, from_ip) = store::students::record_lookup(
+            svc.db(),
+            buyer.student_id,
+            address.as_str(),
+            buyer.ip,
+            now - LOOKUP_WINDOW_MS,
+            now,
+        )
+        .await?;
+        if mine > LOOKUPS_PER_STUDENT_HOUR || from_ip > LOOKUPS_PER_IP_HOUR {
+            tracing::warn!(student.id = buyer.student_id, "meter lookups throttled");
+            return Err(LookupError::Throttled);
+        }
+    }
+    let meter = store::campus::meter_by_address(svc.db(), area_id, address.as_str())
+        .await?
+        .ok_or(LookupError::NoSuchMeter)?;
+    let shown = if bound {
+        meter.clone()
+    } else {
+        MeterInfo {
+            room: mask_room(&meter.room),
+            remaining_centikwh: None,
+            remaining_at_ms: None,
+            ..meter.clone()
+        }
+    };
+    Ok(MeterToBuy { meter, shown })
+}
+
+/// `402` → `4**`: the floor helps a payer check the building, no more.
+fn mask_room(room: &str) -> String {
+    let mut cs = room.chars();
+    cs.next()
+        .map(|c| std::iter::once(c).chain(cs.map(|_| '*')).collect())
+        .unwrap_or_default()
+}
+
+/// The most kWh one order for `meter` may have: its area's limit, and the
+/// campus-wide one of the payment settings when that is stricter.
+pub fn order_kwh_max(svc: &Service, meter: &MeterInfo) -> u32 {
+    let area = u32::try_from(meter.order_kwh_max).unwrap_or(u32::MAX);
+    area.min(svc.order_kwh_max())
+}
+
+/// Why what a student typed as an amount is not one; each has its own
+/// message (only a fraction is "no decimals").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    /// Nothing typed.
+    #[error("enter an amount")]
+    Empty,
+    /// Not a number at all (letters, signs).
+    #[error("only digits")]
+    NotANumber,
+    /// A number, but not a whole one in range.
+    #[error(transparent)]
+    Kwh(#[from] KwhError),
+}
+
+/// Parses a typed amount of whole kWh (full-width digits accepted).
+pub fn parse_amount(typed: &str, max: u32) -> Result<domain::WholeKwh, AmountError> {
+    let input = normalise_digits(typed);
+    if input.is_empty() {
+        return Err(AmountError::Empty);
+    }
+    if !input.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(AmountError::NotANumber);
+    }
+    Ok(domain::WholeKwh::parse(&input, max)?)
+}
+
+/// Why an order for a found meter was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderRefused {
+    /// The amount typed is not one.
+    #[error(transparent)]
+    Amount(#[from] AmountError),
+    /// Above the area's per-order maximum.
+    #[error("at most {max} kWh per order")]
+    TooLarge {
+        /// The maximum.
+        max: i64,
+    },
+    /// The meter would refuse the energy: this many whole kWh still fit.
+    #[error("buy at most {room} kWh")]
+    HoardingLimit {
+        /// Whole kWh that still fit.
+        room: i64,
+    },
+    /// The buyer already has this many unpaid orders.
+    #[error("you already have {max} unpaid orders")]
+    TooManyUnpaid {
+        /// The cap.
+        max: i64,
+    },
+    /// The meter already has this many unpaid orders (by anyone).
+    #[error("this meter already has {max} unpaid orders")]
+    MeterUnpaidLimit {
+        /// The cap.
+        max: i64,
+    },
+}
+
+/// Why a student's order was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum BuyError {
+    /// No meter to buy for (never [`LookupError::Store`]: that is [`BuyError::Store`]).
+    #[error(transparent)]
+    Lookup(LookupError),
+    /// The meter was found (`shown`: what the buyer may see of it) but the
+    /// order was refused.
+    #[error("{why}")]
+    Refused {
+        /// What the buyer may be shown of the meter, to offer the form again.
+        shown: Box<MeterInfo>,
+        /// Why.
+        why: OrderRefused,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+impl From<LookupError> for BuyError {
+    fn from(e: LookupError) -> Self {
+        match e {
+            LookupError::Store(s) => Self::Store(s),
+            other => Self::Lookup(other),
+        }
+    }
+}
+
+/// Creates an unpaid WeChat order of `kwh_typed` whole kWh for the meter a
+/// student typed or picked ([`find_meter`], throttled the same way), priced
+/// from the meter's tariff now. Call [`start_wechat_payment`] next.
+pub async fn order_for_student(
+    svc: &Service,
+    buyer: Buyer<'_>,
+    area_id: i64,
+    meter_typed: &str,
+    kwh_typed: &str,
+) -> Result<Order, BuyError> {
+    let MeterToBuy { meter, shown } = find_meter(svc, buyer, area_id, meter_typed).await?;
+    let refused = |why| BuyError::Refused {
+        shown: Box::new(shown.clone()),
+        why,
+    };
+    let kwh = parse_amount(kwh_typed, order_kwh_max(svc, &meter))
+        .map_err(|e| refused(OrderRefused::Amount(e)))?;
+    let req = store::orders::NewOrder {
+        area_id: meter.area_id,
+        meter_address: &meter.address,
+        student_id: Some(buyer.student_id),
+        kwh,
+        channel: Channel::Wechat,
+        operator: None,
+    };
+    let why = match store::orders::create(svc.db(), &req, store::now_ms()).await {
+        Ok(order) => {
+            tracing::info!(
+                student.id = buyer.student_id,
+                order.id = order.id.get(),
+                meter.id = meter.id,
+                kwh = order.kwh.get(),
+                "order created"
+            );
+            return Ok(order);
+        }
+        Err(CreateError::Store(e)) => return Err(e.into()),
+        Err(CreateError::NoSuchMeter) => return Err(LookupError::NoSuchMeter.into()),
+        Err(CreateError::TooLarge { max }) => OrderRefused::TooLarge { max },
+        Err(CreateError::HoardingLimit { room, .. }) => OrderRefused::HoardingLimit { room },
+        Err(CreateError::TooManyUnpaid { max }) => OrderRefused::TooManyUnpaid { max },
+        Err(CreateError::MeterUnpaidLimit { max }) => OrderRefused::MeterUnpaidLimit { max },
+    };
+    Err(refused(why))
 }
 
 /// Cancels an unpaid order at the student's request: closes it at WeChat

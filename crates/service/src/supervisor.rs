@@ -98,13 +98,8 @@ impl WorkerSpec {
         F: FnMut(i64) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        Self {
-            name,
-            role,
-            interval: interval.max(INTERVAL_MIN),
-            batch_max,
-            body: Body::Tick(Box::new(move |now_ms| Box::pin(tick(now_ms)))),
-        }
+        let body = Body::Tick(Box::new(move |now_ms| Box::pin(tick(now_ms))));
+        Self::new(name, role, interval.max(INTERVAL_MIN), batch_max, body)
     }
 
     /// A worker with its own loop (the head-end): `run` must return soon
@@ -121,12 +116,23 @@ impl WorkerSpec {
         F: FnOnce(CancellationToken) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        let body = Body::Task(Box::new(move |stop| Box::pin(run(stop))));
+        Self::new(name, role, interval, batch_max, body)
+    }
+
+    fn new(
+        name: &'static str,
+        role: Role,
+        interval: Duration,
+        batch_max: usize,
+        body: Body,
+    ) -> Self {
         Self {
             name,
             role,
             interval,
             batch_max,
-            body: Body::Task(Box::new(move |stop| Box::pin(run(stop)))),
+            body,
         }
     }
 }

@@ -1407,6 +1407,10 @@ async fn a_meter_in_overdraft_says_how_much_in_both_languages() {
             assert!(en.contains("3.21 kWh overdrawn"), "{path}: {en}");
             assert!(en.contains("buying 10 kWh leaves 6.79 kWh"), "{path}: {en}");
         }
+    })
+    .await;
+}
+
 /// Issue 11 item 10: days before the meter's data starts are not "missing",
 /// and the manual's note (red = not read, not zero use; figures for
 /// reference) is on every bill, in every language.
@@ -1518,6 +1522,78 @@ async fn tabs_are_svg_and_the_unbind_question_is_in_the_page() {
             "a plain form asks first: {html}"
         );
         assert!(html.contains("<script src=\"/assets/app.js"), "{html}");
+    })
+    .await;
+}
+
+/// Issue 11 item 8: buying for someone else keeps the chosen area and the
+/// typed number after an error, and a number that is not 12 digits gets
+/// the bind page's 12-digit hint (full-width digits are accepted), not
+/// "not found".
+#[tokio::test]
+async fn buying_for_someone_else_keeps_what_was_typed() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        let second = app.count("select max(id) from area").await;
+        assert_ne!(second, app.area_id, "two areas");
+        let lookup = async |area: i64, meter: &str| {
+            app.get_text(
+                &a,
+                &format!(
+                    "/buy/order?area_id={area}&meter={}",
+                    web::pages::url_encode(meter)
+                ),
+            )
+            .await
+        };
+        for typed in ["12345678901", "12345678901a", "abc"] {
+            let (s, html) = lookup(second, typed).await;
+            assert_eq!(s, StatusCode::OK, "{typed}");
+            assert!(
+                html.contains("电表编号为 12 位数字"),
+                "{typed}: the 12-digit hint"
+            );
+            assert!(!html.contains("未找到该电表"), "{typed}: not 'not found'");
+            assert!(
+                html.contains(&format!("value=\"{second}\" selected")),
+                "{typed}: the area stays chosen"
+            );
+            assert!(
+                html.contains(&format!("value=\"{typed}\"")),
+                "{typed}: the number stays typed"
+            );
+        }
+        // 12 digits of no meter: "not found", with area and number kept.
+        let (_, html) = lookup(second, "000000000000").await;
+        assert!(html.contains("未找到该电表"));
+        assert!(html.contains(&format!("value=\"{second}\" selected")));
+        assert!(html.contains("value=\"000000000000\""));
+        // Full-width digits are normalised as on the bind page.
+        let wide: String = app.meters[5]
+            .chars()
+            .map(|c| char::from_u32(u32::from(c) - u32::from('0') + u32::from('０')).unwrap_or(c))
+            .collect();
+        let (s, html) = lookup(app.area_id, &wide).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains("id=order-meter"), "full-width number found");
+        // Posting the order with a short number gives the hint, not a 404.
+        let r = app
+            .post(
+                &a,
+                "/buy/order",
+                &[
+                    ("csrf", &a.csrf),
+                    ("area_id", &second.to_string()),
+                    ("meter", "1234"),
+                    ("kwh", "10"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let html = r.text().await.expect("body");
+        assert!(html.contains("电表编号为 12 位数字"));
+        assert!(html.contains("value=\"1234\""));
+        assert_eq!(app.count("select count(*) from orders").await, 0);
     })
     .await;
 }

@@ -142,22 +142,28 @@ impl TestApp {
             .expect("order exists")
     }
 
-    /// Waits until the order is in `state`.
-    async fn wait_state(&self, order: &Order, state: OrderState) -> Order {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let o = self.reload(order).await;
-            if o.state == state {
-                return o;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "order {} stayed {} (wanted {state})",
-                o.out_trade_no,
-                o.state
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    /// Waits until our notify endpoint acknowledged the sandbox's `event`
+    /// notification of the order (it answers only after the commit), then
+    /// checks the order is in `state`.
+    async fn notified(&self, order: &Order, event: &str, state: OrderState) -> Order {
+        let otn = &order.out_trade_no;
+        let ok = self
+            .sandbox
+            .wait_for_deliveries(WAIT, |d| {
+                d.iter()
+                    .any(|r| &r.out_trade_no == otn && r.event_type == event && r.acknowledged())
+            })
+            .await;
+        assert!(ok, "{otn}: no acknowledged {event}");
+        let o = self.reload(order).await;
+        assert_eq!(o.state, state, "{otn} after {event}");
+        o
+    }
+
+    /// The order after its payment notification was acknowledged: charging.
+    async fn paid(&self, order: &Order) -> Order {
+        self.notified(order, "TRANSACTION.SUCCESS", OrderState::Charging)
+            .await
     }
 
     /// Waits until `n` deliveries of the order's notification were acknowledged.
@@ -627,7 +633,7 @@ async fn two_tabs(app: &TestApp) {
     let (a, b) = (a.expect("tab a"), b.expect("tab b"));
     assert_eq!(a.prepay_id, b.prepay_id, "one prepay, one out_trade_no");
     assert_eq!(a.out_trade_no, order.out_trade_no);
-    let link = a.cashier_link("/orders/1").expect("sandbox cashier");
+    let link = payments::cashier_link(&a, "/orders/1").expect("sandbox cashier");
     assert_eq!(link.matches("prepay_id=").count(), 1, "{link}");
     assert!(link.ends_with("&return_url=%2Forders%2F1"), "{link}");
     assert!(
@@ -642,7 +648,7 @@ async fn two_tabs(app: &TestApp) {
         second.is_err(),
         "the second tab cannot pay again: {second:?}"
     );
-    app.wait_state(&order, OrderState::Charging).await;
+    app.paid(&order).await;
     let cancel = payments::cancel_order(&app.state, &order).await;
     assert!(
         matches!(cancel, Err(payments::PaymentError::AlreadyPaid)),
@@ -698,7 +704,7 @@ async fn counter_and_refund(app: &TestApp) {
     // A WeChat order is paid, never delivered, goes delayed, and staff refund it.
     let order = app.started(11).await;
     app.sandbox.pay(&order.out_trade_no).expect("pay");
-    app.wait_state(&order, OrderState::Charging).await;
+    app.paid(&order).await;
     let paid = app.reload(&order).await;
     let marked = workers::overdue_tick(
         app.state.service(),
@@ -723,7 +729,9 @@ async fn counter_and_refund(app: &TestApp) {
         .expect("tick");
     assert_eq!(report.examined, 1, "{report:?}");
     // The sandbox finishes the refund and notifies us.
-    let refunded = app.wait_state(&order, OrderState::Refunded).await;
+    let refunded = app
+        .notified(&order, "REFUND.SUCCESS", OrderState::Refunded)
+        .await;
     assert!(refunded.refunded_at_ms.is_some());
     // Polling again finds nothing left to do; the refund happened once.
     let report = workers::refund_tick(app.state.service(), store::now_ms())
@@ -1091,14 +1099,14 @@ async fn a_payment_after_a_sandbox_restart_is_credited() {
         let before = TestApp::spawn(db.clone()).await;
         let first = before.started(3).await;
         before.sandbox.pay(&first.out_trade_no).expect("pay");
-        before.wait_state(&first, OrderState::Charging).await;
+        before.paid(&first).await;
         drop(before);
 
         // A new process: new sandbox, same database.
         let after = TestApp::spawn(db).await;
         let second = after.started(4).await;
         after.sandbox.pay(&second.out_trade_no).expect("pay");
-        let paid = after.wait_state(&second, OrderState::Charging).await;
+        let paid = after.paid(&second).await;
         assert_ne!(
             paid.transaction_id,
             after.reload(&first).await.transaction_id,

@@ -65,18 +65,6 @@ struct MsgAnswer {
     msgid: i64,
 }
 
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 impl WechatClient {
     /// A client for `cfg` on the system clock. Fails (instead of falling
     /// back to a client without timeouts) when the HTTP client cannot be
@@ -104,11 +92,9 @@ impl WechatClient {
         })
     }
 
-    fn url(&self, path_and_query: &str) -> String {
-        format!(
-            "{}{path_and_query}",
-            self.cfg.api_base_url.trim_end_matches('/')
-        )
+    /// The API's `path` (the query is added by reqwest, which encodes it).
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.cfg.api_base_url.trim_end_matches('/'))
     }
 
     /// Sends `req`, reads a bounded JSON answer and checks its errcode.
@@ -214,18 +200,34 @@ impl WechatClient {
             other => other,
         }
     }
+
+    /// POSTs `body` as JSON to an API `path` that takes `?access_token=`
+    /// ([`WechatClient::with_token`]).
+    async fn post_with_token<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &(impl serde::Serialize + Sync),
+    ) -> Result<T, Error> {
+        self.with_token(|token| {
+            self.http
+                .post(self.url(path))
+                .query(&[("access_token", token)])
+                .json(body)
+        })
+        .await
+    }
 }
 
 impl WechatApi for WechatClient {
     fn exchange_code<'a>(&'a self, code: &'a str) -> WxFuture<'a, OAuthIdentity> {
         Box::pin(async move {
-            let url = self.url(&format!(
-                "/sns/oauth2/access_token?appid={}&secret={}&code={}&grant_type=authorization_code",
-                encode(&self.cfg.appid),
-                encode(&self.cfg.secret),
-                encode(code)
-            ));
-            let a: CodeAnswer = self.call(self.http.get(url)).await?;
+            let request = self.http.get(self.url("/sns/oauth2/access_token")).query(&[
+                ("appid", self.cfg.appid.as_str()),
+                ("secret", self.cfg.secret.as_str()),
+                ("code", code),
+                ("grant_type", "authorization_code"),
+            ]);
+            let a: CodeAnswer = self.call(request).await?;
             let openid = a
                 .openid
                 .filter(|o| !o.is_empty() && o.len() <= 128)
@@ -251,25 +253,18 @@ impl WechatApi for WechatClient {
 
     fn user_info<'a>(&'a self, openid: &'a str) -> WxFuture<'a, UserInfo> {
         Box::pin(self.with_token(move |token| {
-            self.http.get(self.url(&format!(
-                "/cgi-bin/user/info?access_token={}&openid={}&lang=zh_CN",
-                encode(token),
-                encode(openid)
-            )))
+            self.http.get(self.url("/cgi-bin/user/info")).query(&[
+                ("access_token", token),
+                ("openid", openid),
+                ("lang", "zh_CN"),
+            ])
         }))
     }
 
     fn send_template<'a>(&'a self, message: &'a TemplateMessage) -> WxFuture<'a, i64> {
         Box::pin(async move {
             let a: MsgAnswer = self
-                .with_token(move |token| {
-                    self.http
-                        .post(self.url(&format!(
-                            "/cgi-bin/message/template/send?access_token={}",
-                            encode(token)
-                        )))
-                        .json(message)
-                })
+                .post_with_token("/cgi-bin/message/template/send", message)
                 .await?;
             Ok(a.msgid)
         })
@@ -278,14 +273,7 @@ impl WechatApi for WechatClient {
     fn send_subscribe<'a>(&'a self, message: &'a SubscribeMessage) -> WxFuture<'a, ()> {
         Box::pin(async move {
             let _: serde_json::Value = self
-                .with_token(move |token| {
-                    self.http
-                        .post(self.url(&format!(
-                            "/cgi-bin/message/subscribe/bizsend?access_token={}",
-                            encode(token)
-                        )))
-                        .json(message)
-                })
+                .post_with_token("/cgi-bin/message/subscribe/bizsend", message)
                 .await?;
             Ok(())
         })
@@ -294,16 +282,7 @@ impl WechatApi for WechatClient {
     fn create_menu<'a>(&'a self, buttons: &'a [MenuButton]) -> WxFuture<'a, ()> {
         Box::pin(async move {
             let body = serde_json::json!({ "button": buttons });
-            let _: serde_json::Value = self
-                .with_token(|token| {
-                    self.http
-                        .post(self.url(&format!(
-                            "/cgi-bin/menu/create?access_token={}",
-                            encode(token)
-                        )))
-                        .json(&body)
-                })
-                .await?;
+            let _: serde_json::Value = self.post_with_token("/cgi-bin/menu/create", &body).await?;
             Ok(())
         })
     }

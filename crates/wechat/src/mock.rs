@@ -219,6 +219,24 @@ impl MockWechat {
     }
 }
 
+/// The opening of every call that takes `?access_token=`: the token is
+/// checked before anything else, and a bad one answers WeChat's error.
+struct WithToken;
+
+impl axum::extract::FromRequestParts<MockWechat> for WithToken {
+    type Rejection = Json<Value>;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        m: &MockWechat,
+    ) -> Result<Self, Self::Rejection> {
+        let Query(q) = Query::<HashMap<String, String>>::from_request_parts(parts, m)
+            .await
+            .map_err(|_| err(41001, "access_token missing"))?;
+        m.token_ok(&q).map(|()| WithToken)
+    }
+}
+
 async fn code_exchange(
     State(m): State<MockWechat>,
     Query(q): Query<HashMap<String, String>>,
@@ -312,11 +330,9 @@ async fn classic_token(
 
 async fn user_info(
     State(m): State<MockWechat>,
+    _: WithToken,
     Query(q): Query<HashMap<String, String>>,
 ) -> Json<Value> {
-    if let Err(e) = m.token_ok(&q) {
-        return e;
-    }
     let openid = q.get("openid").cloned().unwrap_or_default();
     if openid.is_empty() || openid.len() > 128 {
         return err(40003, "invalid openid");
@@ -333,12 +349,9 @@ async fn user_info(
 
 async fn template_send(
     State(m): State<MockWechat>,
-    Query(q): Query<HashMap<String, String>>,
+    _: WithToken,
     Json(body): Json<Value>,
 ) -> Json<Value> {
-    if let Err(e) = m.token_ok(&q) {
-        return e;
-    }
     let mut w = m.world();
     let Some(to) = body["touser"].as_str() else {
         return err(47001, "data format error");
@@ -360,12 +373,9 @@ async fn template_send(
 
 async fn subscribe_send(
     State(m): State<MockWechat>,
-    Query(q): Query<HashMap<String, String>>,
+    _: WithToken,
     Json(body): Json<Value>,
 ) -> Json<Value> {
-    if let Err(e) = m.token_ok(&q) {
-        return e;
-    }
     let mut w = m.world();
     let key = (
         body["touser"].as_str().unwrap_or_default().to_owned(),
@@ -381,12 +391,9 @@ async fn subscribe_send(
 
 async fn menu_create(
     State(m): State<MockWechat>,
-    Query(q): Query<HashMap<String, String>>,
+    _: WithToken,
     Json(body): Json<Value>,
 ) -> Json<Value> {
-    if let Err(e) = m.token_ok(&q) {
-        return e;
-    }
     let Some(buttons) = body["button"].as_array() else {
         return err(40016, "invalid button size");
     };

@@ -262,6 +262,28 @@ where
     }
 }
 
+/// An [`Authed`] request and its JSON body: the opening of every v3
+/// handler that takes one. A body that does not parse is WeChat's signed
+/// PARAM_ERROR.
+pub(super) struct AuthedJson<T>(Authed, T);
+
+impl<S, T> FromRequest<S> for AuthedJson<T>
+where
+    S: Send + Sync,
+    Sandbox: FromRef<S>,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let authed = Authed::from_request(req, state).await?;
+        match authed.json() {
+            Ok(body) => Ok(Self(authed, body)),
+            Err(f) => Err(authed.reply.failure(f)),
+        }
+    }
+}
+
 impl Authed {
     /// The body as JSON, or WeChat's PARAM_ERROR.
     fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiFailure> {
@@ -401,12 +423,8 @@ fn validate_prepay(sb: &Sandbox, req: &JsapiPrepayRequest) -> Result<Option<i64>
         .transpose()
 }
 
-async fn prepay(request: Authed) -> Response {
+async fn prepay(AuthedJson(request, req): AuthedJson<JsapiPrepayRequest>) -> Response {
     let (sb, reply) = (&request.sb, &request.reply);
-    let req: JsapiPrepayRequest = match request.json() {
-        Ok(r) => r,
-        Err(f) => return reply.failure(f),
-    };
     let expire_unix_s = match validate_prepay(sb, &req) {
         Ok(e) => e,
         Err(f) => return reply.failure(f),
@@ -592,12 +610,8 @@ async fn close(Path(out_trade_no): Path<String>, request: Authed) -> Response {
     }
 }
 
-async fn create_refund(request: Authed) -> Response {
+async fn create_refund(AuthedJson(request, mut req): AuthedJson<RefundRequest>) -> Response {
     let (sb, reply) = (&request.sb, &request.reply);
-    let mut req: RefundRequest = match request.json() {
-        Ok(r) => r,
-        Err(f) => return reply.failure(f),
-    };
     if req
         .notify_url
         .as_deref()

@@ -36,6 +36,7 @@ mod cashier;
 mod http;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -290,6 +291,12 @@ pub struct DeliveryRecord {
     pub status: Option<u16>,
     /// Transport error, if any.
     pub error: Option<String>,
+    /// How long after the notification was scheduled this attempt was sent
+    /// (on the Tokio clock): never before the plan's delay.
+    pub sent_after: Duration,
+    /// The sandbox clock (unix seconds) when this attempt was sent: never
+    /// before a late plan's instant.
+    pub sent_at_unix_s: i64,
 }
 
 impl DeliveryRecord {
@@ -504,6 +511,10 @@ struct Inner {
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
     state: Mutex<State>,
+    /// How many delivery attempts were recorded, for waiting on them.
+    recorded: tokio::sync::watch::Sender<usize>,
+    /// Notification copies scheduled so far (a plan that sends none adds none).
+    scheduled: AtomicU64,
 }
 
 /// The sandbox. Cheap to clone; all clones share state.
@@ -528,6 +539,8 @@ struct Delivery {
     out_trade_no: String,
     body: Vec<u8>,
     plan: NotifyPlan,
+    /// When it was scheduled.
+    scheduled_at: tokio::time::Instant,
 }
 
 impl Sandbox {
@@ -572,6 +585,8 @@ impl Sandbox {
                 clock,
                 http,
                 state: Mutex::new(State::default()),
+                recorded: tokio::sync::watch::Sender::new(0),
+                scheduled: AtomicU64::new(0),
             }),
         }
     }
@@ -642,22 +657,32 @@ impl Sandbox {
         self.state().deliveries.clone()
     }
 
-    /// Waits (polling) until `done(deliveries)` holds or `timeout` passes.
+    /// Notification copies scheduled so far, sent or not (each copy is one
+    /// delivery with its retries; [`NotifyPlan::never`] schedules none).
+    pub fn notifications_scheduled(&self) -> u64 {
+        self.inner.scheduled.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `done(deliveries)` holds, re-checking at every recorded
+    /// delivery attempt; `false` if `timeout` passes first.
     pub async fn wait_for_deliveries(
         &self,
         timeout: Duration,
         done: impl Fn(&[DeliveryRecord]) -> bool,
     ) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if done(&self.state().deliveries) {
-                return true;
+        // Subscribed before the first check, so no attempt is missed.
+        let mut recorded = self.inner.recorded.subscribe();
+        let until_done = async {
+            while !done(&self.state().deliveries) {
+                if recorded.changed().await.is_err() {
+                    return false;
+                }
             }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+            true
+        };
+        tokio::time::timeout(timeout, until_done)
+            .await
+            .unwrap_or(false)
     }
 
     /// Pays an order as the student would at the cashier, then notifies per
@@ -735,6 +760,7 @@ impl Sandbox {
             out_trade_no: out_trade_no.to_owned(),
             body,
             plan,
+            scheduled_at: tokio::time::Instant::now(),
         });
         Ok(())
     }
@@ -845,15 +871,23 @@ impl Sandbox {
     }
 
     fn record(&self, record: DeliveryRecord) {
-        let mut s = self.state();
-        if s.deliveries.len() < DELIVERY_RECORDS_MAX {
-            s.deliveries.push(record);
-        }
+        let n = {
+            let mut s = self.state();
+            if s.deliveries.len() < DELIVERY_RECORDS_MAX {
+                s.deliveries.push(record);
+            }
+            s.deliveries.len()
+        };
+        self.inner.recorded.send_replace(n);
     }
 
     fn dispatch(&self, delivery: Delivery) {
         let delivery = Arc::new(delivery);
-        for copy in 0..delivery.plan.copies.min(NOTIFY_COPIES_MAX) {
+        let copies = delivery.plan.copies.min(NOTIFY_COPIES_MAX);
+        self.inner
+            .scheduled
+            .fetch_add(u64::from(copies), Ordering::SeqCst);
+        for copy in 0..copies {
             let sandbox = self.clone();
             let delivery = Arc::clone(&delivery);
             tokio::spawn(async move { sandbox.deliver(&delivery, copy).await });
@@ -874,15 +908,17 @@ impl Sandbox {
             let nonce = sign::new_nonce();
             let mut headers = self.sign_headers(self.now(), &nonce, &d.body);
             headers.signature = format!("{SIGNTEST_PREFIX}{}", STANDARD.encode(&nonce));
-            let (status, error) = self.post(&d.url, &headers, &d.body).await;
-            self.record(self.delivery_record(d, copy, 0, true, status, error));
+            let sent = self.sent(d);
+            let answer = self.post(&d.url, &headers, &d.body).await;
+            self.record(self.delivery_record(d, copy, 0, true, sent, answer));
         }
         let schedule = &self.inner.config.retry_schedule;
         for attempt in 0..=schedule.len() {
             let nonce = sign::new_nonce();
             let headers = self.sign_headers(self.now(), &nonce, &d.body);
-            let (status, error) = self.post(&d.url, &headers, &d.body).await;
-            let record = self.delivery_record(d, copy, attempt, false, status, error);
+            let sent = self.sent(d);
+            let answer = self.post(&d.url, &headers, &d.body).await;
+            let record = self.delivery_record(d, copy, attempt, false, sent, answer);
             let acknowledged = record.acknowledged();
             tracing::info!(
                 notification.id = %d.notification_id,
@@ -902,16 +938,23 @@ impl Sandbox {
         tracing::warn!(notification.id = %d.notification_id, copy, "sandbox: notification retries exhausted");
     }
 
+    /// When an attempt of `d` is sent: since it was scheduled, and the clock.
+    fn sent(&self, d: &Delivery) -> (Duration, i64) {
+        (d.scheduled_at.elapsed(), self.now())
+    }
+
     fn delivery_record(
         &self,
         d: &Delivery,
         copy: u32,
         attempt: usize,
         probe: bool,
-        status: Option<u16>,
-        error: Option<String>,
+        (sent_after, sent_at_unix_s): (Duration, i64),
+        (status, error): (Option<u16>, Option<String>),
     ) -> DeliveryRecord {
         DeliveryRecord {
+            sent_after,
+            sent_at_unix_s,
             notification_id: d.notification_id.clone(),
             event_type: d.event_type.clone(),
             out_trade_no: d.out_trade_no.clone(),
@@ -997,6 +1040,7 @@ impl Sandbox {
             out_trade_no: result.out_trade_no,
             body,
             plan,
+            scheduled_at: tokio::time::Instant::now(),
         });
     }
 }

@@ -17,8 +17,10 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
+use domain::money::KwhError;
 use domain::order::OrderState;
 use serde::Deserialize;
+use service::purchase::{AmountError, BuyError, Buyer, LookupError, OrderRefused};
 use store::campus::MeterInfo;
 use store::orders::Order;
 
@@ -132,106 +134,37 @@ pub async fn order_page(
     ClientIp(ip): ClientIp,
     Query(q): Query<MeterQuery>,
 ) -> PageResult {
-    let l = ctx.l;
-    let typed = None;
-    match lookup(&state, &ctx.student, &ip, q.area_id, &q.meter).await? {
-        Lookup::Found(_, shown) => order_form(&state, &ctx, &shown, None, "20", "").await,
-        Lookup::Throttled => buy_page(&state, &ctx, Some(l.t("buy-throttled")), typed).await,
-        Lookup::Missing => buy_page(&state, &ctx, Some(l.t("buy-no-such-meter")), typed).await,
+    let buyer = Buyer {
+        student_id: ctx.student.id,
+        ip: &ip,
+    };
+    match service::purchase::find_meter(state.service(), buyer, q.area_id, &q.meter).await {
+        Ok(found) => order_form(&state, &ctx, &found.shown, None, "20", "").await,
+        Err(e) => lookup_failed(&state, &ctx, e, q.area_id, &q.meter).await,
     }
 }
 
-/// Lookups of meters the student is not bound to, per student per hour
-/// (a real payer buys for a roommate or two) and per client address per
-/// hour (a campus NAT holds many students).
-pub const LOOKUPS_PER_STUDENT_HOUR: i64 = 20;
-/// See [`LOOKUPS_PER_STUDENT_HOUR`].
-pub const LOOKUPS_PER_IP_HOUR: i64 = 300;
-
-enum Lookup {
-    /// The meter, and what this student may be shown of it.
-    Found(Box<MeterInfo>, Box<MeterInfo>),
-    Missing,
-    Throttled,
-}
-
-/// Resolves a meter number for buying (issue 10 item 6). A binder sees
-/// everything; anyone else — buying for someone — sees only what a payer
-/// must (area, building, the room masked, no balance), and such lookups
-/// are throttled per student and per address, found or not, so the buy
-/// page cannot be used to enumerate rooms and balances.
-async fn lookup(
+/// The buy page again after a failed look-up, with the area and the number
+/// as the student chose and typed them (issue 11 item 8).
+async fn lookup_failed(
     state: &AppState,
-    student: &CurrentStudent,
-    ip: &str,
+    ctx: &Ctx,
+    e: LookupError,
     area_id: i64,
-    meter: &str,
-) -> store::Result<Lookup> {
-    let Ok(address) = domain::MeterAddress::parse(meter) else {
-        return Ok(Lookup::Missing);
+    typed: &str,
+) -> PageResult {
+    let key = match e {
+        LookupError::NotTwelveDigits(_) => "bind-not-12-digits",
+        LookupError::Throttled => "buy-throttled",
+        LookupError::NoSuchMeter => "buy-no-such-meter",
+        LookupError::Store(e) => return Err(e.into()),
     };
-    let bound = store::students::bindings(state.db(), student.id)
-        .await?
-        .iter()
-        .any(|b| b.address == address.as_str() && b.area_id == area_id);
-    if !bound {
-        let now = store::now_ms();
-        let (mine, from_ip) = store::students::record_lookup(
-            state.db(),
-            student.id,
-            address.as_str(),
-            ip,
-            now - 3_600_000,
-            now,
-        )
-        .await?;
-        if mine > LOOKUPS_PER_STUDENT_HOUR || from_ip > LOOKUPS_PER_IP_HOUR {
-            tracing::warn!(student.id = student.id, "meter lookups throttled");
-            return Ok(Lookup::Throttled);
-        }
-    }
-    let Some(m) = find_meter(state, area_id, address.as_str()).await? else {
-        return Ok(Lookup::Missing);
-    };
-    let shown = if bound {
-        m.clone()
-    } else {
-        MeterInfo {
-            room: mask_room(&m.room),
-            remaining_centikwh: None,
-            remaining_at_ms: None,
-            ..m.clone()
-        }
-    };
-    Ok(Lookup::Found(Box::new(m), Box::new(shown)))
+    buy_page(state, ctx, Some(ctx.l.t(key)), Some((area_id, typed))).await
 }
 
-/// `402` → `4**`: the floor helps a payer check the building, no more.
-fn mask_room(room: &str) -> String {
-    let mut cs = room.chars();
-    cs.next()
-        .map(|c| std::iter::once(c).chain(cs.map(|_| '*')).collect())
-        .unwrap_or_default()
-}
-
-/// The most kWh one order may have: the area's limit, and the campus-wide
-/// one of the payment settings when it is stricter.
+/// The most kWh one order may have (shown on the form; the service checks it).
 fn order_max_kwh(state: &AppState, m: &MeterInfo) -> u32 {
-    let area = u32::try_from(m.order_kwh_max).unwrap_or(u32::MAX);
-    state
-        .payments()
-        .map_or(area, |p| area.min(p.settings.order_kwh_max))
-}
-
-async fn find_meter(
-    state: &AppState,
-    area_id: i64,
-    meter: &str,
-) -> store::Result<Option<MeterInfo>> {
-    let Ok(address) = domain::MeterAddress::parse(meter) else {
-        return Ok(None);
-    };
-    store::campus::meter_by_address(state.db(), area_id, address.as_str()).await
+    service::purchase::order_kwh_max(state.service(), m)
 }
 
 async fn order_form(
@@ -342,77 +275,42 @@ pub async fn create_order(
     Acting(Posted { ctx, form: f }): Acting<OrderForm>,
 ) -> PageResult {
     let l = ctx.l;
-    let student = &ctx.student;
-    let (m, shown) = match lookup(&state, student, &ip, f.area_id, &f.meter).await? {
-        Lookup::Found(m, shown) => (*m, *shown),
-        Lookup::Throttled => {
-            return buy_page(&state, &ctx, Some(l.t("buy-throttled")), None).await;
-        }
-        Lookup::Missing => return Err(PageError::NotFound),
+    let buyer = Buyer {
+        student_id: ctx.student.id,
+        ip: &ip,
     };
-    let chosen = f.kwh.as_deref().unwrap_or("other");
-    let other = f.other.as_deref().unwrap_or("");
     // Exactly one amount is selected: the ticked tile. Typing an amount
     // ticks "other" (app.js), and tapping a tile clears what was typed, so
     // the highlighted amount, the button's text and the order agree.
-    let input = super::normalise_digits(if chosen == "other" { other } else { chosen });
-    let max = order_max_kwh(&state, &m);
-    // Each wrong input gets its own message: empty, not a number at all, a
-    // fraction (only the last is "no decimals").
-    let wrong = if input.is_empty() {
-        Some(l.t("order-empty"))
-    } else if !input.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        Some(l.t("order-not-a-number"))
-    } else {
-        None
+    let chosen = f.kwh.as_deref().unwrap_or("other");
+    let other = f.other.as_deref().unwrap_or("");
+    let typed = if chosen == "other" { other } else { chosen };
+    let svc = state.service();
+    let (shown, why) =
+        match service::purchase::order_for_student(svc, buyer, f.area_id, &f.meter, typed).await {
+            Ok(order) => return see(&format!("/orders/{}/pay", order.id.get())),
+            // The form came from an order page that found the meter.
+            Err(BuyError::Lookup(LookupError::NoSuchMeter)) => return Err(PageError::NotFound),
+            Err(BuyError::Lookup(e)) => {
+                return lookup_failed(&state, &ctx, e, f.area_id, &f.meter).await;
+            }
+            Err(BuyError::Store(e)) => return Err(e.into()),
+            Err(BuyError::Refused { shown, why }) => (shown, why),
+        };
+    let msg = match why {
+        OrderRefused::Amount(AmountError::Empty) => l.t("order-empty"),
+        OrderRefused::Amount(AmountError::NotANumber) => l.t("order-not-a-number"),
+        OrderRefused::Amount(AmountError::Kwh(KwhError::NotWhole)) => l.t("order-not-whole"),
+        OrderRefused::Amount(AmountError::Kwh(KwhError::TooSmall)) => l.t("order-too-small"),
+        OrderRefused::Amount(AmountError::Kwh(KwhError::TooLarge { max })) => {
+            l.t1("order-too-large", "max", max)
+        }
+        OrderRefused::TooLarge { max } => l.t1("order-too-large", "max", max),
+        OrderRefused::HoardingLimit { room } => l.t1("order-hoarding", "room", room),
+        OrderRefused::TooManyUnpaid { max } => l.t1("order-too-many-unpaid", "max", max),
+        OrderRefused::MeterUnpaidLimit { max } => l.t1("order-meter-unpaid-limit", "max", max),
     };
-    if let Some(msg) = wrong {
-        return order_form(&state, &ctx, &shown, Some(msg), "other", other).await;
-    }
-    let kwh_v = match domain::WholeKwh::parse(&input, max) {
-        Ok(k) => k,
-        Err(e) => {
-            let msg = match e {
-                domain::money::KwhError::NotWhole => l.t("order-not-whole"),
-                domain::money::KwhError::TooSmall => l.t("order-too-small"),
-                domain::money::KwhError::TooLarge { max } => l.t1("order-too-large", "max", max),
-            };
-            return order_form(&state, &ctx, &shown, Some(msg), "other", other).await;
-        }
-    };
-    let req = store::orders::NewOrder {
-        area_id: m.area_id,
-        meter_address: &m.address,
-        student_id: Some(student.id),
-        kwh: kwh_v,
-        channel: domain::order::Channel::Wechat,
-        operator: None,
-    };
-    let refused = match store::orders::create(state.db(), &req, store::now_ms()).await {
-        Ok(order) => {
-            tracing::info!(
-                student.id = student.id,
-                order.id = order.id.get(),
-                meter.id = m.id,
-                kwh = order.kwh.get(),
-                "order created"
-            );
-            return see(&format!("/orders/{}/pay", order.id.get()));
-        }
-        Err(store::orders::CreateError::Store(e)) => return Err(e.into()),
-        Err(store::orders::CreateError::NoSuchMeter) => return Err(PageError::NotFound),
-        Err(store::orders::CreateError::TooLarge { max }) => l.t1("order-too-large", "max", max),
-        Err(store::orders::CreateError::HoardingLimit { room, .. }) => {
-            l.t1("order-hoarding", "room", room)
-        }
-        Err(store::orders::CreateError::TooManyUnpaid { max }) => {
-            l.t1("order-too-many-unpaid", "max", max)
-        }
-        Err(store::orders::CreateError::MeterUnpaidLimit { max }) => {
-            l.t1("order-meter-unpaid-limit", "max", max)
-        }
-    };
-    order_form(&state, &ctx, &shown, Some(refused), "other", other).await
+    order_form(&state, &ctx, &shown, Some(msg), "other", other).await
 }
 
 async fn my_order(state: &AppState, student: &CurrentStudent, id: i64) -> PageResult<Order> {
@@ -484,7 +382,7 @@ pub async fn pay(
     let outcome = match payments::start_wechat_payment(&state, &o, &ctx.student.openid).await {
         Ok(started) => {
             // Demo: the sandbox cashier takes the browser and returns it here.
-            if let Some(link) = started.cashier_link(&done) {
+            if let Some(link) = payments::cashier_link(&started, &done) {
                 return see(&link);
             }
             PayOutcome::Bridge(serde_json::to_string(&started.pay_params).unwrap_or_default())

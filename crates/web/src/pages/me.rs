@@ -428,7 +428,7 @@ pub async fn password_submit(
     if !ok {
         return refuse("password-current-wrong");
     }
-    store::students::settle_attempt(state.db(), attempt, true).await?;
+    attempt.succeeded(state.service()).await?;
     let new_hash = domain::password::hash(&f.new, rand::random::<[u8; 16]>())
         .map_err(|e| store::Error::Conflict(e.to_string()))?;
     // Everyone else bound to the meter has not proven the new password:

@@ -39,7 +39,6 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
-use std::fmt::Write as _;
 
 pub use layout::{Shell, Tab};
 
@@ -335,15 +334,12 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
 
 /// Percent-encodes a query-string component (RFC 3986 unreserved kept).
 pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 /// A local path safe to redirect to after login: it must start with one
@@ -398,24 +394,9 @@ pub fn pay_deadline(l: Lang, expires_at_ms: i64, now_ms: i64, tz: &jiff::tz::Tim
     l.t1("pay-deadline", "time", time)
 }
 
-/// Full-width digits and spaces (a Chinese input method's `３０`) as ASCII,
-/// trimmed (issue 11 item 11).
-pub fn normalise_digits(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '０'..='９' => {
-                char::from_u32(u32::from(c) - u32::from('０') + u32::from('0')).unwrap_or(c)
-            }
-            '　' => ' ',
-            '＋' => '+',
-            '－' => '-',
-            '．' => '.',
-            _ => c,
-        })
-        .collect::<String>()
-        .trim()
-        .to_owned()
-}
+/// Full-width digits (a Chinese input method's `３０`) as ASCII, trimmed
+/// (issue 11 item 11): the service's, so pages and use cases agree.
+pub use service::input::normalise_digits;
 
 /// A student's meters as the pages list them: the default first, then by
 /// area, building and room in natural order ("4号楼" before "34号楼").
@@ -522,12 +503,6 @@ mod tests {
         sort_meters(&mut ms);
         let order: Vec<i64> = ms.iter().map(|m| m.binding_id).collect();
         assert_eq!(order, [4, 3, 2, 1]);
-    }
-
-    #[test]
-    fn full_width_digits_are_normalised() {
-        assert_eq!(normalise_digits(" ３０　"), "30");
-        assert_eq!(normalise_digits("２.５"), "2.5");
     }
 
     #[test]

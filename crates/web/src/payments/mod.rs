@@ -109,6 +109,22 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The sandbox cashier link for a started payment, returning to
+/// `return_path` (a same-site path) afterwards; `None` with the real WeChat
+/// Pay.
+pub fn cashier_link(started: &StartedPayment, return_path: &str) -> Option<String> {
+    use crate::pages::url_encode;
+    started.cashier_url.as_ref().map(|url| {
+        // The provider's link may already carry `?prepay_id=`; rebuild the query.
+        let base = url.split('?').next().unwrap_or(url);
+        format!(
+            "{base}?prepay_id={}&return_url={}",
+            url_encode(&started.prepay_id),
+            url_encode(return_path)
+        )
+    })
+}
+
 /// [`service::purchase::start_wechat_payment`] for a page or API handler.
 pub async fn start_wechat_payment(
     state: &AppState,
