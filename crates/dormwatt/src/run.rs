@@ -138,23 +138,38 @@ pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
             Command::CheckLedger(args) => {
                 let db = connect_migrated(&cfg).await?;
                 let v = store::ledger::check(&db).await?;
+                let chain = store::audit::verify(&db).await?;
+                let ok = v.is_empty() && chain.broken.is_none();
                 if args.json {
                     println!(
                         "{}",
-                        serde_json::json!({ "ok": v.is_empty(), "violations": v })
+                        serde_json::json!({ "ok": ok, "violations": v, "audit_chain": chain })
                     );
-                } else if v.is_empty() {
-                    println!("ledger invariants I1–I12 hold");
                 } else {
-                    for x in &v {
-                        println!("{}: {}", x.invariant, x.detail);
+                    if v.is_empty() {
+                        println!("ledger invariants I1–I12 hold");
+                    } else {
+                        for x in &v {
+                            println!("{}: {}", x.invariant, x.detail);
+                        }
+                    }
+                    match &chain.broken {
+                        None => println!("audit log: chain of {} rows intact", chain.rows),
+                        Some(b) => println!(
+                            "audit log: chain broken at row {}: {} ({} rows before it intact)",
+                            b.seq, b.reason, chain.rows
+                        ),
                     }
                 }
-                Ok(if v.is_empty() {
+                Ok(if ok {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::FAILURE
                 })
+            }
+            Command::Operator(c) => {
+                let db = connect_migrated(&cfg).await?;
+                crate::cmd_operator::run(&db, c).await
             }
             Command::Frame(_) | Command::Simulate(_) | Command::Dst(_) | Command::Bench(_) => {
                 unreachable!("handled in main")
