@@ -457,9 +457,8 @@ pub async fn ensure_with_password(
         }
     }
     let mut tx = db.begin().await?;
-    let n =
-        on_tx!(&mut tx, |c| {
-            sqlx::query(
+    let n = on_tx!(&mut tx, |c| {
+        sqlx::query(
         "update operator set password_phc = $2, password_changed_at_ms = $3, disabled_at_ms = null
          where name = $1"
     )
@@ -469,7 +468,7 @@ pub async fn ensure_with_password(
     .execute(c)
     .await?
     .rows_affected()
-        });
+    });
     if n != 1 {
         return Err(Error::NotFound("operator"));
     }
