@@ -371,7 +371,7 @@ async fn an_auditor_reads_and_exports_but_every_write_is_refused_and_audited() {
         let admin = app.login("admin").await;
         // The administrator creates a cashier; a weak password is refused first.
         let create = |name: &'static str, pw: &'static str| {
-            let f = vec![
+            let f = [
                 ("csrf", admin.csrf.clone()),
                 ("name", name.to_owned()),
                 ("role", "cashier".to_owned()),
