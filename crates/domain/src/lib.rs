@@ -17,6 +17,7 @@ pub mod money;
 pub mod natural;
 pub mod order;
 pub mod password;
+pub mod staff;
 pub mod time;
 
 pub use ids::*;

@@ -65,6 +65,10 @@ pub struct WebConfig {
     pub connections_max: usize,
     /// Most HTTP connections open at once from one IP address.
     pub connections_per_ip_max: usize,
+    /// A staff console session ends after this long without a request.
+    pub staff_idle_timeout_s: u64,
+    /// A staff console session ends this long after login, however busy.
+    pub staff_absolute_timeout_s: u64,
 }
 
 /// Longest session lifetime accepted: 30 days.
@@ -82,6 +86,10 @@ impl Default for WebConfig {
             header_read_timeout_ms: 5000,
             connections_max: 1024,
             connections_per_ip_max: 64,
+            staff_idle_timeout_s: u64::try_from(web::staff::IDLE_TIMEOUT_MS_DEFAULT / 1000)
+                .unwrap_or(1800),
+            staff_absolute_timeout_s: u64::try_from(web::staff::ABSOLUTE_TIMEOUT_MS_DEFAULT / 1000)
+                .unwrap_or(43_200),
         }
     }
 }
@@ -108,7 +116,26 @@ impl WebConfig {
             (1..=self.connections_max).contains(&self.connections_per_ip_max),
             "web.connections_per_ip_max: must be 1..=web.connections_max"
         );
+        anyhow::ensure!(
+            (60..=7 * 24 * 3600).contains(&self.staff_absolute_timeout_s),
+            "web.staff_absolute_timeout_s: must be 60..=604800"
+        );
+        anyhow::ensure!(
+            (60..=self.staff_absolute_timeout_s).contains(&self.staff_idle_timeout_s),
+            "web.staff_idle_timeout_s: must be 60..=web.staff_absolute_timeout_s"
+        );
         Ok(())
+    }
+
+    /// The staff console's session timeouts.
+    pub fn staff(&self) -> web::staff::StaffSettings {
+        web::staff::StaffSettings {
+            idle_timeout_ms: i64::try_from(self.staff_idle_timeout_s.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+            absolute_timeout_ms: i64::try_from(self.staff_absolute_timeout_s.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+            clock: web::staff::Clock::system(),
+        }
     }
 
     /// The page settings' WeChat login, reading the secret file.

@@ -13,6 +13,7 @@ mod bench_pages;
 mod bench_purchase;
 mod cmd_dst;
 mod cmd_frame;
+mod cmd_operator;
 mod cmd_simulate;
 mod config;
 mod run;
@@ -57,8 +58,11 @@ enum Command {
     Demo(run::ServeArgs),
     /// Describe the installation (totals, meters per building, online meters, open orders).
     Status(run::StatusArgs),
-    /// Check the ledger invariants I1–I12 on the database.
+    /// Check the ledger invariants I1–I12 and the audit log's hash chain on the database.
     CheckLedger(run::StatusArgs),
+    /// Staff operators of the console: add (password from stdin), list, disable.
+    #[command(subcommand)]
+    Operator(cmd_operator::OperatorCommand),
     /// Decode or build DL/T 645-2007 frames (for field engineers).
     Frame(cmd_frame::FrameArgs),
     /// Run the meter-fleet simulator (virtual meters behind TCP gateways).

@@ -138,23 +138,38 @@ pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
             Command::CheckLedger(args) => {
                 let db = connect_migrated(&cfg).await?;
                 let v = store::ledger::check(&db).await?;
+                let chain = store::audit::verify(&db).await?;
+                let ok = v.is_empty() && chain.broken.is_none();
                 if args.json {
                     println!(
                         "{}",
-                        serde_json::json!({ "ok": v.is_empty(), "violations": v })
+                        serde_json::json!({ "ok": ok, "violations": v, "audit_chain": chain })
                     );
-                } else if v.is_empty() {
-                    println!("ledger invariants I1–I12 hold");
                 } else {
-                    for x in &v {
-                        println!("{}: {}", x.invariant, x.detail);
+                    if v.is_empty() {
+                        println!("ledger invariants I1–I12 hold");
+                    } else {
+                        for x in &v {
+                            println!("{}: {}", x.invariant, x.detail);
+                        }
+                    }
+                    match &chain.broken {
+                        None => println!("audit log: chain of {} rows intact", chain.rows),
+                        Some(b) => println!(
+                            "audit log: chain broken at row {}: {} ({} rows before it intact)",
+                            b.seq, b.reason, chain.rows
+                        ),
                     }
                 }
-                Ok(if v.is_empty() {
+                Ok(if ok {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::FAILURE
                 })
+            }
+            Command::Operator(c) => {
+                let db = connect_migrated(&cfg).await?;
+                crate::cmd_operator::run(&db, c).await
             }
             Command::Frame(_) | Command::Simulate(_) | Command::Dst(_) | Command::Bench(_) => {
                 unreachable!("handled in main")
@@ -258,6 +273,11 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
             .await?;
         }
     }
+    let demo_admin = if demo {
+        Some(demo_administrator(&db).await?)
+    } else {
+        None
+    };
     // Demo: the reference campus's meters, simulated in this process on the
     // ports the seeded registry points at; the head-end then talks to them
     // over loopback TCP exactly as it would to real gateways. Started before
@@ -308,6 +328,7 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
         wechat_oauth: cfg.web.wechat_oauth()?,
         session_ttl_ms: cfg.web.session_ttl_ms(),
         limits: cfg.web.limits(),
+        staff: cfg.web.staff(),
     };
     tracing::info!("{}", payment_summary(payments.as_ref()));
     let (stop_sandbox, sandbox_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -343,6 +364,12 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
             // After the main URL: scripts take the first URL printed.
             println!("  payment sandbox (cashier, admin API) on its own port: http://{a}/");
         }
+        if let Some(pw) = &demo_admin {
+            println!(
+                "  DEMO staff console: {}/staff/login  name {DEMO_ADMIN}  password {pw}  (demo administrator, reset at every demo start)",
+                public_url.trim_end_matches('/')
+            );
+        }
     }
     web::serve(listener, state, shutdown_signal()).await?;
     // Workers first (the head-end's last step may still talk to the
@@ -361,6 +388,34 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
     db.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Name of the demo administrator `dormwatt demo` creates.
+const DEMO_ADMIN: &str = "demo-admin";
+
+/// Creates the demo administrator, or gives it a new password, and returns
+/// the password (printed, labelled as demo). Never called by `serve`.
+async fn demo_administrator(db: &store::Db) -> anyhow::Result<String> {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let password = loop {
+        let pw: String = (0..14)
+            .map(|_| char::from(ALPHABET[rand::random_range(0..ALPHABET.len())]))
+            .collect();
+        if domain::staff::check_new_password(&pw, DEMO_ADMIN).is_ok() {
+            break pw;
+        }
+    };
+    let phc = domain::staff::hash_password(&password, rand::random())?;
+    store::operators::ensure_with_password(
+        db,
+        DEMO_ADMIN,
+        domain::staff::Role::Administrator,
+        &phc,
+        &store::audit::Actor::command_line(),
+        store::now_ms(),
+    )
+    .await?;
+    Ok(password)
 }
 
 /// `http://<listened address>`, loopback for a wildcard address.

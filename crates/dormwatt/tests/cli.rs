@@ -226,3 +226,210 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `dormwatt` with `input` on its stdin (a pipe, as from a password manager).
+fn dormwatt_stdin(dir: &PathBuf, args: &[&str], input: &str) -> std::process::Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DORMWATT_DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run dormwatt");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().expect("wait")
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Operators from the command line, then the audit chain checked, then
+/// one audit row edited behind the triggers' back: check-ledger fails and
+/// names it.
+async fn check_operators_and_audit_chain(dir: PathBuf, url: String) {
+    let area = domain::campus::reference_plan().areas[0].code.clone();
+    let run = {
+        let (dir, url) = (dir.clone(), url.clone());
+        move |args: Vec<String>, input: String| {
+            let mut all = vec!["--database-url".to_owned(), url.clone()];
+            all.extend(args);
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
+            dormwatt_stdin(&dir, &all, &input)
+        }
+    };
+    let run = std::sync::Arc::new(run);
+    let go = |args: &[&str], input: &str| {
+        let run = run.clone();
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let input = input.to_owned();
+        async move {
+            tokio::task::spawn_blocking(move || run(args, input))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(go(&["seed"], "").await.status.success());
+    let o = go(
+        &["operator", "add", "admin", "--role", "administrator"],
+        "short\n",
+    )
+    .await;
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("too short: at least 10 characters"),
+        "{}",
+        text(&o)
+    );
+    let o = go(
+        &["operator", "add", "admin", "--role", "administrator"],
+        "1qaz2wsx3edc\n",
+    )
+    .await;
+    assert!(!o.status.success());
+    assert!(text(&o).contains("too common"), "{}", text(&o));
+    let o = go(
+        &["operator", "add", "admin", "--role", "administrator"],
+        "correct horse battery staple\n",
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("operator admin created (administrator, all areas)"),
+        "{}",
+        text(&o)
+    );
+    let o = go(
+        &[
+            "operator", "add", "wang", "--role", "cashier", "--area", &area,
+        ],
+        "another long passphrase\n",
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let o = go(&["operator", "add", "x", "--role", "root"], "").await;
+    assert!(text(&o).contains("unknown role 'root'"), "{}", text(&o));
+    let o = go(&["operator", "list", "--json"], "").await;
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let listed: Vec<(String, String, serde_json::Value)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["name"].as_str().unwrap().to_owned(),
+                o["role"].as_str().unwrap().to_owned(),
+                o["areas"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (
+                "admin".to_owned(),
+                "administrator".to_owned(),
+                serde_json::json!([])
+            ),
+            (
+                "wang".to_owned(),
+                "cashier".to_owned(),
+                serde_json::json!([area])
+            ),
+        ]
+    );
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("argon2"),
+        "no hash is listed"
+    );
+    let o = go(&["operator", "disable", "wang"], "").await;
+    assert!(o.status.success(), "{}", text(&o));
+    let o = go(&["operator", "disable", "wang"], "").await;
+    assert!(
+        !o.status.success() && text(&o).contains("already disabled"),
+        "{}",
+        text(&o)
+    );
+    let o = go(&["operator", "list"], "").await;
+    assert!(text(&o).contains("disabled"), "{}", text(&o));
+    let o = go(&["check-ledger"], "").await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("audit log: chain of 3 rows intact"),
+        "{}",
+        text(&o)
+    );
+
+    // Edit row 2 behind the triggers' back.
+    let db = if url.starts_with("sqlite:") {
+        store::Db::connect(
+            &format!("sqlite://{}/dw.db", dir.display()),
+            &Default::default(),
+        )
+        .await
+        .unwrap()
+    } else {
+        store::Db::connect(&url, &Default::default()).await.unwrap()
+    };
+    let (drop, edit) = match db.backend() {
+        store::Backend::Sqlite => (
+            "drop trigger audit_log_no_update",
+            "update audit_log set after_json = replace(after_json, 'cashier', 'administrator') where seq = 2",
+        ),
+        store::Backend::Postgres => (
+            "drop trigger audit_log_no_change on audit_log",
+            "update audit_log set after_json = replace(after_json, 'cashier', 'administrator') where seq = 2",
+        ),
+    };
+    match &db {
+        store::Db::Sqlite(p) => {
+            sqlx::query(drop).execute(p).await.unwrap();
+            assert_eq!(
+                sqlx::query(edit).execute(p).await.unwrap().rows_affected(),
+                1
+            );
+        }
+        store::Db::Postgres(p) => {
+            sqlx::query(drop).execute(p).await.unwrap();
+            assert_eq!(
+                sqlx::query(edit).execute(p).await.unwrap().rows_affected(),
+                1
+            );
+        }
+    }
+    db.close().await;
+    let o = go(&["check-ledger"], "").await;
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("audit log: chain broken at row 2: its content does not match its hash"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[tokio::test]
+async fn operators_and_the_audit_chain_on_sqlite() {
+    let dir = temp_dir("ops");
+    check_operators_and_audit_chain(dir, "sqlite://dw.db".to_owned()).await;
+}
+
+#[tokio::test]
+async fn operators_and_the_audit_chain_on_postgres() {
+    let Some(url) = store::testing::postgres_url().await.unwrap() else {
+        return;
+    };
+    check_operators_and_audit_chain(temp_dir("opspg"), url).await;
+}

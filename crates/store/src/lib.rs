@@ -11,6 +11,7 @@
 // (crates/dormwatt/tests/workspace_lints.rs checks every crate says so).
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod audit;
 pub mod campus;
 mod db;
 pub mod history;
@@ -21,6 +22,7 @@ pub mod message;
 pub mod meters;
 pub mod nodes;
 pub mod notify;
+pub mod operators;
 pub mod orders;
 mod row;
 pub mod scratch;

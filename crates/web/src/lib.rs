@@ -24,6 +24,7 @@ pub mod payments;
 mod security;
 pub mod server;
 pub mod session;
+pub mod staff;
 
 pub use server::ServeLimits;
 
@@ -59,6 +60,8 @@ pub struct Settings {
     pub session_ttl_ms: i64,
     /// Timeouts and connection caps of [`serve`].
     pub limits: ServeLimits,
+    /// The staff console's session timeouts and clock.
+    pub staff: staff::StaffSettings,
 }
 
 impl Settings {
@@ -75,6 +78,7 @@ impl Settings {
             wechat_oauth: None,
             session_ttl_ms: session::SESSION_TTL_MS_DEFAULT,
             limits: ServeLimits::default(),
+            staff: staff::StaffSettings::default(),
         }
     }
 }
@@ -185,6 +189,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(staff::router())
         .merge(pages::router())
         .merge(payments::router())
         .layer(axum::middleware::from_fn_with_state(

@@ -1,0 +1,585 @@
+//! The staff console's frame (issue 13): login at `/staff/login`, the
+//! staff session, the [`CurrentOperator`] extractor every console handler
+//! takes, the desktop layout, the landing page, the operators and the
+//! audit log pages.
+//!
+//! - The staff session is its own cookie, `dw_staff` — `Path=/staff;
+//!   HttpOnly; SameSite=Strict`, `Secure` behind https — with a random
+//!   256-bit token whose SHA-256 alone is stored (the student session's
+//!   [`crate::session::random_token`] / [`crate::session::token_hash`]).
+//!   It ends after [`StaffSettings::idle_timeout_ms`] without a request and
+//!   [`StaffSettings::absolute_timeout_ms`] after login, on the clock of
+//!   [`StaffSettings::clock`] (a test moves it; nothing sleeps).
+//! - Every POST carries the session's (or, before login, the login
+//!   cookie's) anti-CSRF token ([`StaffForm`]) and passes the origin check.
+//! - Every handler asks [`CurrentOperator::require`], which asks
+//!   `domain::staff::can` and audits a refusal (`forbidden`, answered 403).
+//! - Markup in `templates/staff/`, texts in the `## staff` section of the
+//!   catalogs; no `.rs` file here writes markup.
+
+mod audit;
+mod login;
+mod operators;
+
+use crate::AppState;
+use crate::i18n::Lang;
+use crate::session::{self, CsrfError, constant_eq, cookie};
+use askama::Template;
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header::{self, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use domain::staff::{Action, Place, Role, can};
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Name of the staff session cookie.
+pub const STAFF_COOKIE: &str = "dw_staff";
+/// Path of the staff cookies: never sent to the student pages.
+const COOKIE_PATH: &str = "/staff";
+/// Default idle timeout of a staff session: 30 minutes.
+pub const IDLE_TIMEOUT_MS_DEFAULT: i64 = 30 * 60 * 1000;
+/// Default absolute timeout of a staff session: 12 hours (one long shift).
+pub const ABSOLUTE_TIMEOUT_MS_DEFAULT: i64 = 12 * 60 * 60 * 1000;
+/// The console's stylesheet.
+const CSS: &str = include_str!("../../assets/staff.css");
+/// Where the console links its stylesheet (the query changes per release).
+const CSS_PATH: &str = concat!(
+    "/staff/assets/staff.css?v=",
+    env!("CARGO_PKG_VERSION"),
+    "-1"
+);
+
+/// The clock of the staff console: the system's, or one a test sets.
+#[derive(Debug, Clone, Default)]
+pub struct Clock(Option<Arc<AtomicI64>>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Clock(None)
+    }
+
+    /// A clock standing at `now_ms` until [`Clock::advance`] moves it.
+    pub fn manual(now_ms: i64) -> Self {
+        Clock(Some(Arc::new(AtomicI64::new(now_ms))))
+    }
+
+    /// Moves a manual clock forward (the system clock ignores it).
+    pub fn advance(&self, ms: i64) {
+        if let Some(c) = &self.0 {
+            c.fetch_add(ms, Ordering::SeqCst);
+        }
+    }
+
+    /// Now, unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.0
+            .as_ref()
+            .map_or_else(store::now_ms, |c| c.load(Ordering::SeqCst))
+    }
+}
+
+/// The staff console's settings.
+#[derive(Debug, Clone)]
+pub struct StaffSettings {
+    /// A session ends after this long without a request.
+    pub idle_timeout_ms: i64,
+    /// A session ends this long after login.
+    pub absolute_timeout_ms: i64,
+    /// The clock sessions, throttling and the audit log read.
+    pub clock: Clock,
+}
+
+impl Default for StaffSettings {
+    fn default() -> Self {
+        StaffSettings {
+            idle_timeout_ms: IDLE_TIMEOUT_MS_DEFAULT,
+            absolute_timeout_ms: ABSOLUTE_TIMEOUT_MS_DEFAULT,
+            clock: Clock::system(),
+        }
+    }
+}
+
+/// Routes of the console.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/staff", get(home))
+        .route("/staff/", get(home))
+        .route("/staff/login", get(login::page).post(login::submit))
+        .route("/staff/logout", post(login::logout))
+        .route(
+            "/staff/password",
+            get(login::password_page).post(login::password_submit),
+        )
+        .route("/staff/audit", get(audit::page))
+        .route("/staff/audit.csv", get(audit::csv))
+        .route(
+            "/staff/operators",
+            get(operators::page).post(operators::create),
+        )
+        .route("/staff/operators/{id}/disable", post(operators::disable))
+        .route("/staff/assets/staff.css", get(css))
+        .route_layer(axum::middleware::from_fn(localise_errors))
+        .route_layer(axum::middleware::from_fn(session::same_origin_posts))
+}
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+/// The client's address as the socket shows it (a reverse proxy in front
+/// shows as itself: forwarded headers are not trusted).
+fn client_ip(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+}
+
+/// This request's path and query.
+fn here(parts: &Parts) -> String {
+    parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| "/staff".to_owned(), |p| p.as_str().to_owned())
+}
+
+/// A `Set-Cookie` value for a console cookie: `Path=/staff; HttpOnly;
+/// SameSite=Strict`, `Secure` when the public URL is https; `max_age_s`
+/// `None` makes it last until the browser closes.
+fn staff_cookie(state: &AppState, name: &str, value: &str, max_age_s: Option<i64>) -> HeaderValue {
+    let secure = if state.settings().public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let max_age = max_age_s
+        .map(|s| format!("; Max-Age={s}"))
+        .unwrap_or_default();
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path={COOKIE_PATH}; HttpOnly; SameSite=Strict{max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("dw_invalid=; Max-Age=0"))
+}
+
+/// The logged-in operator of a request, with the language, address and
+/// client IP. Without a live session a request is sent to `/staff/login`.
+#[derive(Debug, Clone)]
+pub struct CurrentOperator {
+    /// The operator.
+    pub operator: store::operators::Operator,
+    /// The session's anti-CSRF token.
+    pub csrf_token: String,
+    /// The stored hash of the session token.
+    pub session_hash: String,
+    /// Page language.
+    pub l: Lang,
+    /// This request's path and query.
+    pub here: String,
+    /// The client's IP address.
+    pub ip: String,
+}
+
+/// Why [`CurrentOperator`] could not be extracted.
+#[derive(Debug)]
+pub enum StaffRejection {
+    /// No live session.
+    Login,
+    /// The session store failed.
+    Unavailable,
+}
+
+impl IntoResponse for StaffRejection {
+    fn into_response(self) -> Response {
+        match self {
+            StaffRejection::Login => Redirect::to("/staff/login").into_response(),
+            StaffRejection::Unavailable => StaffError::Unavailable.into_response(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for CurrentOperator {
+    type Rejection = StaffRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = cookie(&parts.headers, STAFF_COOKIE) else {
+            return Err(StaffRejection::Login);
+        };
+        let hash = session::token_hash(token);
+        let s = &state.settings().staff;
+        let found = store::operators::session(
+            state.db(),
+            &hash,
+            s.clock.now_ms(),
+            s.idle_timeout_ms,
+            s.absolute_timeout_ms,
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "staff session lookup failed");
+            StaffRejection::Unavailable
+        })?;
+        let Some(found) = found else {
+            return Err(StaffRejection::Login);
+        };
+        Ok(CurrentOperator {
+            operator: found.operator,
+            csrf_token: found.csrf_token,
+            session_hash: hash,
+            l: Lang::of_request(parts),
+            here: here(parts),
+            ip: client_ip(parts),
+        })
+    }
+}
+
+impl CurrentOperator {
+    /// The operator as the audit log records them.
+    pub fn actor(&self) -> store::audit::Actor {
+        store::audit::Actor {
+            operator_id: Some(self.operator.id),
+            name: self.operator.name.clone(),
+            client_ip: self.ip.clone(),
+        }
+    }
+
+    /// Whether the operator may do `action` at `place`.
+    pub fn may(&self, action: Action, place: Place) -> bool {
+        can(self.operator.role, action, &self.operator.scope, place)
+    }
+
+    /// Goes ahead when the operator may do `action` at `place`; otherwise
+    /// records `forbidden` in the audit log and answers 403.
+    pub async fn require(
+        &self,
+        state: &AppState,
+        action: Action,
+        place: Place,
+    ) -> Result<(), StaffError> {
+        if self.may(action, place) {
+            return Ok(());
+        }
+        tracing::warn!(operator = %self.operator.name, action = action.as_str(), "staff action refused");
+        let actor = self.actor();
+        store::audit::append(
+            state.db(),
+            &store::audit::Entry {
+                actor: &actor,
+                action: "forbidden",
+                subject: &self.here,
+                before: None,
+                after: Some(serde_json::json!({
+                    "action": action.as_str(),
+                    "role": self.operator.role.as_str(),
+                })),
+            },
+            state.settings().staff.clock.now_ms(),
+        )
+        .await?;
+        Err(StaffError::Forbidden)
+    }
+
+    /// The frame of a console page titled with the catalog text `title_key`.
+    pub fn frame(&self, title_key: &str, current: &'static str) -> Frame {
+        let l = self.l;
+        let nav = NAV
+            .iter()
+            .filter(|n| self.may(n.action, Place::Console))
+            .map(|n| NavLink {
+                href: n.href,
+                label: l.t(n.label),
+                on: n.href == current,
+            })
+            .collect();
+        Frame {
+            title: l.t(title_key),
+            operator: self.operator.name.clone(),
+            role: role_text(l, self.operator.role),
+            csrf: self.csrf_token.clone(),
+            nav,
+            next: crate::pages::url_encode(&self.here),
+            css: CSS_PATH,
+        }
+    }
+}
+
+/// A console navigation entry and the action that shows it.
+struct NavEntry {
+    href: &'static str,
+    label: &'static str,
+    action: Action,
+}
+
+/// The console's navigation: only pages that exist, each shown to the
+/// roles that may use it. Later issues append their pages here.
+const NAV: &[NavEntry] = &[
+    NavEntry {
+        href: "/staff",
+        label: "staff-nav-home",
+        action: Action::ViewConsole,
+    },
+    NavEntry {
+        href: "/staff/operators",
+        label: "staff-nav-operators",
+        action: Action::ViewOperators,
+    },
+    NavEntry {
+        href: "/staff/audit",
+        label: "staff-nav-audit",
+        action: Action::ViewAudit,
+    },
+    NavEntry {
+        href: "/staff/password",
+        label: "staff-nav-password",
+        action: Action::ChangeOwnPassword,
+    },
+];
+
+/// One navigation link as the frame draws it.
+pub struct NavLink {
+    /// Where it goes.
+    pub href: &'static str,
+    /// Its label.
+    pub label: String,
+    /// The current page.
+    pub on: bool,
+}
+
+/// What the console layout (`templates/staff/base.html`) needs.
+pub struct Frame {
+    /// Page title.
+    pub title: String,
+    /// The operator's name.
+    pub operator: String,
+    /// The operator's role, in the page language.
+    pub role: String,
+    /// The session's anti-CSRF token (the logout form).
+    pub csrf: String,
+    /// Navigation.
+    pub nav: Vec<NavLink>,
+    /// This page, percent-encoded (the language switch comes back here).
+    pub next: String,
+    /// The stylesheet.
+    pub css: &'static str,
+}
+
+/// A role's name in the page language.
+fn role_text(l: Lang, r: Role) -> String {
+    l.t(match r {
+        Role::Administrator => "staff-role-administrator",
+        Role::Cashier => "staff-role-cashier",
+        Role::BuildingManager => "staff-role-building-manager",
+        Role::Auditor => "staff-role-auditor",
+    })
+}
+
+/// A form of the console with its anti-CSRF token.
+pub trait StaffCsrf: DeserializeOwned + Send {
+    /// The submitted token.
+    fn csrf(&self) -> &str;
+}
+
+/// A posted console form of the logged-in operator whose anti-CSRF token
+/// matched the session's.
+pub struct StaffForm<T> {
+    /// The operator.
+    pub op: CurrentOperator,
+    /// The form.
+    pub form: T,
+}
+
+impl<T: StaffCsrf> FromRequest<AppState> for StaffForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let op = CurrentOperator::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let req = Request::from_parts(parts, body);
+        let axum::Form(form) = axum::Form::<T>::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if !constant_eq(op.csrf_token.as_bytes(), form.csrf().as_bytes()) {
+            return Err(StaffError::Csrf.into_response());
+        }
+        Ok(StaffForm { op, form })
+    }
+}
+
+/// A form with nothing but the anti-CSRF token.
+#[derive(Debug, serde::Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+impl StaffCsrf for CsrfOnly {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// Errors of the console handlers; causes are logged here, once.
+#[derive(Debug, thiserror::Error)]
+pub enum StaffError {
+    /// Not found.
+    #[error("not found")]
+    NotFound,
+    /// The operator's role or scope does not allow it (already audited).
+    #[error("forbidden")]
+    Forbidden,
+    /// The form's anti-CSRF token did not match.
+    #[error("csrf")]
+    Csrf,
+    /// The session store is unavailable.
+    #[error("unavailable")]
+    Unavailable,
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] store::Error),
+    /// A template failed to render.
+    #[error("template: {0}")]
+    Render(#[from] askama::Error),
+}
+
+impl From<CsrfError> for StaffError {
+    fn from(_: CsrfError) -> Self {
+        StaffError::Csrf
+    }
+}
+
+/// Which error page a response carries ([`localise_errors`] renders it).
+#[derive(Debug, Clone, Copy)]
+struct ErrorKey(&'static str);
+
+impl IntoResponse for StaffError {
+    fn into_response(self) -> Response {
+        let (status, key) = match &self {
+            StaffError::NotFound | StaffError::Store(store::Error::NotFound(_)) => {
+                (StatusCode::NOT_FOUND, "staff-error-not-found")
+            }
+            StaffError::Forbidden => (StatusCode::FORBIDDEN, "staff-error-forbidden"),
+            StaffError::Csrf => (StatusCode::FORBIDDEN, "staff-error-expired"),
+            StaffError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "staff-error-internal"),
+            StaffError::Store(e) => {
+                tracing::error!(error = %e, "staff page failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "staff-error-internal")
+            }
+            StaffError::Render(e) => {
+                tracing::error!(error = %e, "staff page did not render");
+                (StatusCode::INTERNAL_SERVER_ERROR, "staff-error-internal")
+            }
+        };
+        let mut resp = status.into_response();
+        resp.extensions_mut().insert(ErrorKey(key));
+        resp
+    }
+}
+
+/// The console's error page.
+#[derive(Template)]
+#[template(path = "staff/error.html")]
+struct ErrorPage {
+    l: Lang,
+    css: &'static str,
+    msg: String,
+}
+
+/// Renders the error page a [`StaffError`] left in its response, in the
+/// language of the request.
+async fn localise_errors(req: Request, next: Next) -> Response {
+    let l = Lang::of_headers(req.headers());
+    let head = req.method() == Method::HEAD;
+    let resp = next.run(req).await;
+    let Some(ErrorKey(key)) = resp.extensions().get::<ErrorKey>().copied() else {
+        return resp;
+    };
+    let status = resp.status();
+    let page = ErrorPage {
+        l,
+        css: CSS_PATH,
+        msg: l.t(key),
+    };
+    match page.render() {
+        Ok(body) if !head => (status, Html(body)).into_response(),
+        Ok(_) => status.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "staff error page did not render");
+            status.into_response()
+        }
+    }
+}
+
+/// Result of a console handler.
+pub type StaffResult<T = Response> = Result<T, StaffError>;
+
+/// Renders a console template.
+fn html(t: &impl Template) -> StaffResult {
+    Ok(Html(t.render()?).into_response())
+}
+
+/// The landing page.
+#[derive(Template)]
+#[template(path = "staff/home.html")]
+struct HomePage {
+    l: Lang,
+    frame: Frame,
+    welcome: String,
+    scope: String,
+}
+
+/// What an operator's scope reads like in the page language.
+fn scope_text(l: Lang, op: &store::operators::Operator) -> String {
+    if !op.buildings.is_empty() {
+        l.t1("staff-scope-buildings", "list", op.buildings.join("、"))
+    } else if op.all_areas {
+        l.t("staff-scope-all")
+    } else {
+        l.t1("staff-scope-areas", "list", op.areas.join("、"))
+    }
+}
+
+/// `GET /staff`: the landing page with the operator's name and the
+/// console's navigation.
+async fn home(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    op: CurrentOperator,
+) -> StaffResult {
+    op.require(&state, Action::ViewConsole, Place::Console)
+        .await?;
+    let l = op.l;
+    html(&HomePage {
+        l,
+        welcome: l.t1("staff-welcome", "name", op.operator.name.clone()),
+        scope: scope_text(l, &op.operator),
+        frame: op.frame("staff-home-title", "/staff"),
+    })
+}
+
+/// Formats unix milliseconds as campus-local `YYYY-MM-DD HH:MM:SS`.
+fn fmt_seconds(ms: i64, tz: &jiff::tz::TimeZone) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| {
+            t.to_zoned_datetime(tz.clone())
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default()
+}

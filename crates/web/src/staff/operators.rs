@@ -1,0 +1,204 @@
+//! Operators in the console: the list (administrators and auditors) and,
+//! for administrators, creating and disabling operators.
+
+use super::{CurrentOperator, StaffCsrf, StaffError, StaffForm, StaffResult, html, scope_text};
+use crate::AppState;
+use crate::i18n::Lang;
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use domain::staff::{self, Action, Place, Role};
+use serde::Deserialize;
+
+/// One operator as the list shows it.
+struct Row {
+    id: i64,
+    name: String,
+    role: String,
+    scope: String,
+    disabled: bool,
+}
+
+/// A role option of the create form.
+struct RoleOption {
+    value: &'static str,
+    label: String,
+}
+
+/// The operators page.
+#[derive(Template)]
+#[template(path = "staff/operators.html")]
+struct OperatorsPage {
+    l: Lang,
+    frame: super::Frame,
+    rows: Vec<Row>,
+    /// The create form and disable buttons (administrators only).
+    manage: bool,
+    roles: Vec<RoleOption>,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+/// Query of the operators page.
+#[derive(Debug, Deserialize)]
+pub struct NoticeQuery {
+    created: Option<String>,
+    disabled: Option<String>,
+}
+
+async fn render(
+    state: &AppState,
+    op: &CurrentOperator,
+    error: Option<String>,
+    notice: Option<String>,
+) -> StaffResult {
+    let l = op.l;
+    let rows = store::operators::list(state.db())
+        .await?
+        .into_iter()
+        .map(|o| Row {
+            id: o.id,
+            scope: scope_text(l, &o),
+            role: super::role_text(l, o.role),
+            disabled: o.disabled_at_ms.is_some(),
+            name: o.name,
+        })
+        .collect();
+    let mut r = html(&OperatorsPage {
+        l,
+        frame: op.frame("staff-operators-title", "/staff/operators"),
+        rows,
+        manage: op.may(Action::ManageOperators, Place::Console),
+        roles: Role::ALL
+            .into_iter()
+            .map(|r| RoleOption {
+                value: r.as_str(),
+                label: super::role_text(l, r),
+            })
+            .collect(),
+        notice,
+        error: error.clone(),
+    })?;
+    if error.is_some() {
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
+}
+
+/// `GET /staff/operators`.
+pub async fn page(
+    State(state): State<AppState>,
+    op: CurrentOperator,
+    Query(q): Query<NoticeQuery>,
+) -> StaffResult {
+    op.require(&state, Action::ViewOperators, Place::Console)
+        .await?;
+    let l = op.l;
+    let notice = q
+        .created
+        .map(|n| l.t1("staff-operator-created", "name", n))
+        .or_else(|| {
+            q.disabled
+                .map(|n| l.t1("staff-operator-disabled", "name", n))
+        });
+    render(&state, &op, None, notice).await
+}
+
+/// The create form.
+#[derive(Debug, Deserialize)]
+pub struct CreateForm {
+    csrf: String,
+    name: String,
+    role: String,
+    password: String,
+    /// Area codes, separated by commas or spaces (empty: every area).
+    #[serde(default)]
+    areas: String,
+    /// Building names, separated by commas.
+    #[serde(default)]
+    buildings: String,
+}
+
+impl StaffCsrf for CreateForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+fn split(s: &str, by: &[char]) -> Vec<String> {
+    s.split(by)
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `POST /staff/operators`: an administrator creates an operator.
+pub async fn create(State(state): State<AppState>, f: StaffForm<CreateForm>) -> StaffResult {
+    let StaffForm { op, form } = f;
+    op.require(&state, Action::ManageOperators, Place::Console)
+        .await?;
+    let l = op.l;
+    let name = form.name.trim().to_owned();
+    let Some(role) = Role::parse(&form.role) else {
+        return render(&state, &op, Some(l.t("staff-operator-bad-role")), None).await;
+    };
+    if let Err(e) = staff::check_new_password(&form.password, &name) {
+        return render(&state, &op, Some(l.t(super::login::weak_key(e))), None).await;
+    }
+    let phc = staff::hash_password(&form.password, rand::random())
+        .map_err(|e| StaffError::Store(store::Error::Corrupt(e.to_string())))?;
+    let new = store::operators::NewOperator {
+        name: name.clone(),
+        role,
+        password_phc: phc,
+        area_codes: split(&form.areas, &[',', ' ', '，', '、']),
+        building_names: split(&form.buildings, &[',', '，', '、']),
+    };
+    let now = state.settings().staff.clock.now_ms();
+    match store::operators::create(state.db(), &new, &op.actor(), now).await {
+        Ok(_) => Ok(Redirect::to(&format!(
+            "/staff/operators?created={}",
+            crate::pages::url_encode(&name)
+        ))
+        .into_response()),
+        // The store's reason (a taken name, an unknown area…), shown as is.
+        Err(store::Error::Conflict(why)) => {
+            render(
+                &state,
+                &op,
+                Some(l.t1("staff-operator-refused", "why", why)),
+                None,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /staff/operators/{id}/disable`.
+pub async fn disable(
+    State(state): State<AppState>,
+    crate::pages::PathId(id): crate::pages::PathId,
+    f: StaffForm<super::CsrfOnly>,
+) -> StaffResult {
+    let op = f.op;
+    op.require(&state, Action::ManageOperators, Place::Console)
+        .await?;
+    let Some(target) = store::operators::get(state.db(), id).await? else {
+        return Err(StaffError::NotFound);
+    };
+    if target.id == op.operator.id {
+        return render(&state, &op, Some(op.l.t("staff-operator-not-self")), None).await;
+    }
+    let now = state.settings().staff.clock.now_ms();
+    match store::operators::disable(state.db(), &target.name, &op.actor(), now).await {
+        Ok(_) | Err(store::Error::Conflict(_)) => Ok(Redirect::to(&format!(
+            "/staff/operators?disabled={}",
+            crate::pages::url_encode(&target.name)
+        ))
+        .into_response()),
+        Err(e) => Err(e.into()),
+    }
+}

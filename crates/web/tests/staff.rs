@@ -1,0 +1,607 @@
+//! The staff console over HTTP on 127.0.0.1:0, on SQLite and — when
+//! `DORMWATT_TEST_PG_URL` is set — PostgreSQL: login (right, wrong,
+//! throttled, disabled), idle and absolute expiry on a clock the test
+//! moves, CSRF, role refusal with its audit row, the operators and audit
+//! pages, the CSV export and the audit chain.
+
+use domain::staff::Role;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use std::time::Duration;
+use store::Db;
+use web::staff::Clock;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+const MIN: i64 = 60_000;
+const PASSWORD: &str = "correct horse battery";
+
+struct TestApp {
+    base: String,
+    http: reqwest::Client,
+    db: Db,
+    clock: Clock,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A logged-in browser.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+fn csrf_of(html: &str) -> String {
+    html.split("name=csrf value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a csrf field")
+        .to_owned()
+}
+
+fn set_cookies(r: &reqwest::Response) -> Vec<String> {
+    r.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect()
+}
+
+fn cookie_pair(set: &[String], name: &str) -> Option<String> {
+    set.iter()
+        .filter_map(|c| c.split(';').next())
+        .find(|kv| kv.starts_with(&format!("{name}=")) && !kv.ends_with('='))
+        .map(str::to_owned)
+}
+
+impl TestApp {
+    async fn spawn(db: Db) -> Self {
+        let now = store::now_ms();
+        let mut plan = domain::campus::reference_plan();
+        for a in &mut plan.areas {
+            a.buildings.truncate(1);
+        }
+        store::campus::seed(&db, &plan, &Default::default(), now)
+            .await
+            .expect("seed");
+        let clock = Clock::manual(now);
+        let mut settings = web::Settings::new("http://dormwatt.test", "Asia/Shanghai", false);
+        settings.staff.clock = clock.clone();
+        let state = web::AppState::new(db.clone(), settings, None);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(web::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("client");
+        let app = TestApp {
+            base,
+            http,
+            db,
+            clock,
+            _stop: tx,
+        };
+        for (name, role) in [
+            ("admin", Role::Administrator),
+            ("auditor", Role::Auditor),
+            ("cashier", Role::Cashier),
+        ] {
+            app.operator(name, role).await;
+        }
+        app
+    }
+
+    async fn operator(&self, name: &str, role: Role) {
+        let new = store::operators::NewOperator {
+            name: name.to_owned(),
+            role,
+            password_phc: domain::staff::hash_password(PASSWORD, rand::random()).unwrap(),
+            area_codes: Vec::new(),
+            building_names: Vec::new(),
+        };
+        store::operators::create(
+            &self.db,
+            &new,
+            &store::audit::Actor::command_line(),
+            self.clock.now_ms(),
+        )
+        .await
+        .expect("operator");
+    }
+
+    async fn get(&self, b: Option<&Browser>, path: &str) -> reqwest::Response {
+        let mut r = self.http.get(format!("{}{path}", self.base));
+        if let Some(b) = b {
+            r = r.header(COOKIE, &b.cookie);
+        }
+        r.send().await.expect("GET")
+    }
+
+    async fn text(&self, b: &Browser, path: &str) -> (StatusCode, String) {
+        let r = self.get(Some(b), path).await;
+        (r.status(), r.text().await.expect("body"))
+    }
+
+    async fn post(&self, b: &Browser, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header(COOKIE, &b.cookie)
+            .form(form)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Tries to log in; the response of the POST.
+    async fn try_login(&self, name: &str, password: &str) -> reqwest::Response {
+        let r = self.get(None, "/staff/login").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let set = set_cookies(&r);
+        let login = set
+            .iter()
+            .find(|c| c.starts_with("dw_staff_login="))
+            .expect("login cookie");
+        assert!(
+            login.contains("Path=/staff")
+                && login.contains("HttpOnly")
+                && login.contains("SameSite=Strict"),
+            "{login}"
+        );
+        let cookie = cookie_pair(&set, "dw_staff_login").unwrap();
+        let csrf = csrf_of(&r.text().await.unwrap());
+        self.http
+            .post(format!("{}/staff/login", self.base))
+            .header(COOKIE, cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("name", name),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .expect("POST login")
+    }
+
+    async fn login(&self, name: &str) -> Browser {
+        let r = self.try_login(name, PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "login {name}");
+        assert_eq!(r.headers()[LOCATION], "/staff");
+        let set = set_cookies(&r);
+        let session = set
+            .iter()
+            .find(|c| c.starts_with("dw_staff=") && !c.starts_with("dw_staff=;"))
+            .expect("session cookie");
+        assert!(
+            session.contains("Path=/staff; HttpOnly; SameSite=Strict"),
+            "{session}"
+        );
+        assert!(!session.contains("Secure"), "plain http: {session}");
+        let mut b = Browser {
+            cookie: cookie_pair(&set, "dw_staff").unwrap(),
+            csrf: String::new(),
+        };
+        let (s, html) = self.text(&b, "/staff").await;
+        assert_eq!(s, StatusCode::OK, "{html}");
+        b.csrf = csrf_of(&html);
+        b
+    }
+
+    async fn audit(&self, action: &str) -> Vec<store::audit::AuditRow> {
+        store::audit::search(
+            &self.db,
+            &store::audit::Filter {
+                action: Some(action.to_owned()),
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+    }
+}
+
+async fn each_db(f: impl AsyncFn(TestApp)) {
+    for db in store::testing::all().await.expect("test databases") {
+        f(TestApp::spawn(db).await).await;
+    }
+}
+
+fn redirects_to_login(r: &reqwest::Response) -> bool {
+    r.status() == StatusCode::SEE_OTHER && r.headers()[LOCATION] == "/staff/login"
+}
+
+#[tokio::test]
+async fn login_right_wrong_disabled_and_logout() {
+    each_db(async |app: TestApp| {
+        // Without a session every console page goes to the login page.
+        assert!(redirects_to_login(&app.get(None, "/staff").await));
+        assert!(redirects_to_login(&app.get(None, "/staff/audit").await));
+
+        let r = app.try_login("admin", "not the password").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(r.text().await.unwrap().contains("用户名或密码错误"));
+        let r = app.try_login("nobody", PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+        let b = app.login("admin").await;
+        let (_, home) = app.text(&b, "/staff").await;
+        assert!(home.contains("您好，admin"), "{home}");
+        assert!(home.contains("管理员"), "{home}");
+        // Only pages that exist, each once in the navigation.
+        for href in ["/staff/operators", "/staff/audit", "/staff/password"] {
+            assert!(home.contains(&format!("href=\"{href}\"")), "{href}: {home}");
+        }
+
+        store::operators::disable(
+            &app.db,
+            "cashier",
+            &store::audit::Actor::command_line(),
+            app.clock.now_ms(),
+        )
+        .await
+        .unwrap();
+        let r = app.try_login("cashier", PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(r.text().await.unwrap().contains("该账号已停用"));
+        // A wrong password does not learn that the account is disabled.
+        let r = app.try_login("cashier", "wrong password!").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+        let r = app.post(&b, "/staff/logout", &[("csrf", &b.csrf)]).await;
+        assert!(redirects_to_login(&r));
+        assert!(redirects_to_login(&app.get(Some(&b), "/staff").await));
+
+        let failed = app.audit("login_failed").await;
+        assert_eq!(failed.len(), 4, "{failed:?}");
+        assert!(failed.iter().all(|r| r.client_ip == "127.0.0.1"));
+        assert_eq!(app.audit("login_ok").await.len(), 1);
+        assert_eq!(app.audit("logout").await.len(), 1);
+        assert_eq!(store::audit::verify(&app.db).await.unwrap().broken, None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_name_with_the_wait_stated() {
+    each_db(async |app: TestApp| {
+        for _ in 0..5 {
+            let r = app.try_login("admin", "wrong password!").await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        }
+        app.clock.advance(MIN);
+        // Even the right password waits now.
+        let r = app.try_login("admin", PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        let html = r.text().await.unwrap();
+        assert!(html.contains("请 14 分钟后再试"), "{html}");
+        // Another name from the same address is not held up by these five.
+        app.login("auditor").await;
+        assert_eq!(app.audit("login_throttled").await.len(), 1);
+        app.clock.advance(14 * MIN);
+        app.login("admin").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sessions_end_when_idle_and_after_twelve_hours() {
+    each_db(async |app: TestApp| {
+        let b = app.login("admin").await;
+        app.clock.advance(29 * MIN);
+        assert_eq!(app.get(Some(&b), "/staff").await.status(), StatusCode::OK);
+        app.clock.advance(30 * MIN + 1);
+        assert!(
+            redirects_to_login(&app.get(Some(&b), "/staff").await),
+            "idle"
+        );
+
+        let b = app.login("admin").await;
+        let started = app.clock.now_ms();
+        while app.clock.now_ms() + 25 * MIN < started + 12 * 60 * MIN {
+            app.clock.advance(25 * MIN);
+            assert_eq!(app.get(Some(&b), "/staff").await.status(), StatusCode::OK);
+        }
+        app.clock.advance(25 * MIN);
+        assert!(
+            redirects_to_login(&app.get(Some(&b), "/staff").await),
+            "absolute"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn posts_without_the_csrf_token_are_refused() {
+    each_db(async |app: TestApp| {
+        let b = app.login("admin").await;
+        let r = app.post(&b, "/staff/logout", &[("csrf", "forged")]).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            app.get(Some(&b), "/staff").await.status(),
+            StatusCode::OK,
+            "still logged in"
+        );
+        let r = app
+            .post(
+                &b,
+                "/staff/operators",
+                &[
+                    ("csrf", ""),
+                    ("name", "x1"),
+                    ("role", "cashier"),
+                    ("password", "a long passphrase"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        // The login form's token must match its cookie.
+        let r = app
+            .http
+            .post(format!("{}/staff/login", app.base))
+            .header(COOKIE, "dw_staff_login=abc")
+            .form(&[("csrf", "abd"), ("name", "admin"), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        // A cross-site form post is refused before any handler.
+        let r = app
+            .http
+            .post(format!("{}/staff/logout", app.base))
+            .header(COOKIE, &b.cookie)
+            .header("Origin", "http://evil.test")
+            .form(&[("csrf", b.csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(store::operators::list(&app.db).await.unwrap().len(), 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_auditor_reads_and_exports_but_every_write_is_refused_and_audited() {
+    each_db(async |app: TestApp| {
+        let admin = app.login("admin").await;
+        // The administrator creates a cashier; a weak password is refused first.
+        let create = |name: &'static str, pw: &'static str| {
+            let f = [
+                ("csrf", admin.csrf.clone()),
+                ("name", name.to_owned()),
+                ("role", "cashier".to_owned()),
+                ("password", pw.to_owned()),
+            ];
+            let app = &app;
+            let admin = &admin;
+            async move {
+                let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                app.post(admin, "/staff/operators", &f).await
+            }
+        };
+        let r = create("li", "1234567890").await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().await.unwrap().contains("密码太常见"));
+        let r = create("li", "short").await;
+        assert!(r.text().await.unwrap().contains("至少 10 个字符"));
+        let r = create("li", "a long passphrase").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let r = create("li", "a long passphrase").await;
+        assert!(r.text().await.unwrap().contains("already exists"));
+
+        let auditor = app.login("auditor").await;
+        let (s, home) = app.text(&auditor, "/staff").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(home.contains("href=\"/staff/audit\""), "{home}");
+        let (s, ops) = app.text(&auditor, "/staff/operators").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(ops.contains("li"), "{ops}");
+        assert!(
+            !ops.contains("action=\"/staff/operators\""),
+            "no create form: {ops}"
+        );
+        assert!(!ops.contains("/disable"), "no disable buttons: {ops}");
+
+        let li = store::operators::list(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|o| o.name == "li")
+            .unwrap();
+        let before = app.audit("forbidden").await.len();
+        let r = app
+            .post(
+                &auditor,
+                "/staff/operators",
+                &[
+                    ("csrf", &auditor.csrf),
+                    ("name", "evil"),
+                    ("role", "administrator"),
+                    ("password", "a long passphrase"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(r.text().await.unwrap().contains("无权"));
+        let r = app
+            .post(
+                &auditor,
+                &format!("/staff/operators/{}/disable", li.id),
+                &[("csrf", &auditor.csrf)],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let refused = app.audit("forbidden").await;
+        assert_eq!(refused.len(), before + 2);
+        assert_eq!(refused[0].operator_name, "auditor");
+        assert!(refused[0].subject.ends_with("/disable"), "{:?}", refused[0]);
+        assert!(
+            refused[0]
+                .after_json
+                .as_deref()
+                .unwrap()
+                .contains("manage_operators")
+        );
+        let names: Vec<String> = store::operators::list(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|o| o.disabled_at_ms.is_none())
+            .map(|o| o.name)
+            .collect();
+        assert_eq!(
+            names,
+            ["admin", "auditor", "cashier", "li"],
+            "nothing changed"
+        );
+
+        // A cashier may not read the audit log (403, audited).
+        let cashier = app.login("cashier").await;
+        assert_eq!(
+            app.get(Some(&cashier), "/staff/audit").await.status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            app.get(Some(&cashier), "/staff/operators").await.status(),
+            StatusCode::FORBIDDEN
+        );
+
+        // The auditor searches and exports.
+        let (s, page) = app
+            .text(&auditor, "/staff/audit?operator=auditor&action=forbidden")
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(page.matches("<tr><td>").count(), 2, "{page}");
+        let (_, page) = app
+            .text(&auditor, "/staff/audit?action=operator_created")
+            .await;
+        assert!(page.contains("operator:li"), "{page}");
+        let today = jiff::Timestamp::from_millisecond(app.clock.now_ms())
+            .unwrap()
+            .to_zoned_datetime(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap())
+            .date()
+            .to_string();
+        let (_, page) = app
+            .text(
+                &auditor,
+                &format!("/staff/audit?from={today}&to={today}&action=login_ok"),
+            )
+            .await;
+        assert_eq!(page.matches("<tr><td>").count(), 3, "{page}");
+        let (_, page) = app
+            .text(&auditor, "/staff/audit?from=2001-01-01&to=2001-01-02")
+            .await;
+        assert!(page.contains("id=audit-empty"), "{page}");
+        let r = app
+            .get(Some(&auditor), "/staff/audit.csv?action=forbidden")
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+        let csv = r.text().await.unwrap();
+        let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+        assert_eq!(
+            lines[0],
+            "seq,at,operator_id,operator,action,client_ip,subject,before,after,prev_hash,hash"
+        );
+        assert_eq!(lines.len(), 1 + refused.len() + 2, "{csv}");
+        assert!(
+            lines.iter().skip(1).all(|l| l.contains(",forbidden,")),
+            "{csv}"
+        );
+        assert_eq!(app.audit("audit_exported").await.len(), 1);
+        assert_eq!(store::audit::verify(&app.db).await.unwrap().broken, None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_password_is_changed_with_the_old_one_and_other_sessions_end() {
+    each_db(async |app: TestApp| {
+        let b = app.login("cashier").await;
+        let other = app.login("cashier").await;
+        let change = |old: &'static str, new: &'static str, again: &'static str| {
+            let f = [
+                ("csrf", b.csrf.clone()),
+                ("old", old.to_owned()),
+                ("new", new.to_owned()),
+                ("again", again.to_owned()),
+            ];
+            let (app, b) = (&app, &b);
+            async move {
+                let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                app.post(b, "/staff/password", &f).await
+            }
+        };
+        let r = change(
+            "wrong old one",
+            "a new long passphrase",
+            "a new long passphrase",
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().await.unwrap().contains("当前密码不正确"));
+        let r = change(PASSWORD, "a new long passphrase", "a different one").await;
+        assert!(r.text().await.unwrap().contains("不一致"));
+        let r = change(PASSWORD, "qwertyuiop", "qwertyuiop").await;
+        assert!(r.text().await.unwrap().contains("密码太常见"));
+        let r = change(PASSWORD, "a new long passphrase", "a new long passphrase").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(app.get(Some(&b), "/staff").await.status(), StatusCode::OK);
+        assert!(redirects_to_login(&app.get(Some(&other), "/staff").await));
+        assert_eq!(
+            app.try_login("cashier", PASSWORD).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            app.try_login("cashier", "a new long passphrase")
+                .await
+                .status(),
+            StatusCode::SEE_OTHER
+        );
+        assert_eq!(app.audit("password_changed").await.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_console_page_renders_in_both_languages() {
+    each_db(async |app: TestApp| {
+        let mut b = app.login("admin").await;
+        let base_cookie = b.cookie.clone();
+        for lang in ["zh", "en"] {
+            b.cookie = format!("{base_cookie}; dw_lang={lang}");
+            for path in [
+                "/staff",
+                "/staff/operators",
+                "/staff/audit",
+                "/staff/password",
+                "/staff/nope",
+            ] {
+                let (s, html) = app.text(&b, path).await;
+                assert!(s == StatusCode::OK || path == "/staff/nope", "{path}: {s}");
+                assert!(
+                    !html.contains(web::i18n::MISSING_MARK),
+                    "{lang} {path}: {html}"
+                );
+            }
+            let (_, html) = app.text(&b, "/staff").await;
+            let want = if lang == "en" {
+                "Hello, admin"
+            } else {
+                "您好，admin"
+            };
+            assert!(html.contains(want), "{html}");
+            assert!(html.contains("/lang?to="), "the language switch: {html}");
+        }
+        let r = app.get(None, "/staff/login").await;
+        assert!(!r.text().await.unwrap().contains(web::i18n::MISSING_MARK));
+        let css = app.get(None, "/staff/assets/staff.css").await;
+        assert_eq!(css.status(), StatusCode::OK);
+    })
+    .await;
+}
