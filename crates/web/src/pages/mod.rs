@@ -426,8 +426,8 @@ pub fn sort_meters(ms: &mut [store::students::BoundMeter]) {
         b.is_default
             .cmp(&a.is_default)
             .then(a.area_id.cmp(&b.area_id))
-            .then_with(|| natord::compare(&a.building_name_zh, &b.building_name_zh))
-            .then_with(|| natord::compare(&a.room, &b.room))
+            .then_with(|| domain::natural::natural_cmp(&a.building_name_zh, &b.building_name_zh))
+            .then_with(|| domain::natural::natural_cmp(&a.room, &b.room))
             .then(a.binding_id.cmp(&b.binding_id))
     });
 }
