@@ -18,12 +18,14 @@ use axum::routing::get;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod cookies;
 pub mod i18n;
 pub mod pages;
 pub mod payments;
 mod security;
 pub mod server;
 pub mod session;
+pub mod url;
 
 pub use server::ServeLimits;
 

@@ -164,7 +164,7 @@ impl TestApp {
         let r = self
             .get(
                 None,
-                &format!("/login/wechat?next={}", web::pages::url_encode(next)),
+                &format!("/login/wechat?next={}", web::url::encode(next)),
             )
             .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);

@@ -39,7 +39,6 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
-use std::fmt::Write as _;
 
 pub use layout::{Shell, Tab};
 
@@ -335,19 +334,6 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     }
 }
 
-/// Percent-encodes a query-string component (RFC 3986 unreserved kept).
-pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
 /// A local path safe to redirect to after login: it must start with one
 /// `/` (not `//host`, not a scheme), so `next` cannot send a student away.
 pub fn safe_next(next: Option<&str>) -> &str {
@@ -533,7 +519,6 @@ mod tests {
 
     #[test]
     fn encodes_and_prices() {
-        assert_eq!(url_encode("/a b?c=1&d"), "%2Fa%20b%3Fc%3D1%26d");
         assert_eq!(fmt_price(5_500), "0.55");
         assert_eq!(fmt_price(5_512), "0.5512");
         assert_eq!(fmt_price(10_000), "1.00");
