@@ -166,7 +166,7 @@ async fn setup(
     .context("cannot open the bench database")?;
     db.migrate().await?;
     let now = store::now_ms();
-    let tz = domain::time::campus_tz(domain::time::DEFAULT_TZ);
+    let tz = domain::time::CampusTz::default().tz().clone();
     let plan = domain::campus::reference_plan();
     store::campus::seed(
         &db,
@@ -219,7 +219,8 @@ async fn setup(
         .await?;
         tokens.push(token);
     }
-    let mut settings = web::Settings::new("http://127.0.0.1", domain::time::DEFAULT_TZ, false);
+    let mut settings =
+        web::Settings::new("http://127.0.0.1", domain::time::CampusTz::default(), false);
     // Every load connection comes from 127.0.0.1: lift the per-IP cap.
     settings.limits.connections_per_ip_max = settings.limits.connections_max;
     let state = web::AppState::new(db, settings, None);

@@ -246,7 +246,7 @@ async fn measure(args: &BenchPurchaseArgs, url: &str, label: &str) -> anyhow::Re
         db.clone(),
         {
             // Every client comes from 127.0.0.1: lift the per-IP cap.
-            let mut s = web::Settings::new(base, domain::time::DEFAULT_TZ, false);
+            let mut s = web::Settings::new(base, domain::time::CampusTz::default(), false);
             s.limits.connections_per_ip_max = s.limits.connections_max;
             s
         },

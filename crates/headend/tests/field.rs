@@ -121,7 +121,7 @@ async fn meter_offline_two_days_gets_its_purchase_and_its_days_back_filled() {
         let he = w.headend(config("he-1")).await;
         let (meter_id, address) = w.meter(4).await;
         w.fleet.set_remaining(&address, 5_000).unwrap();
-        let tz = domain::time::campus_tz(domain::time::DEFAULT_TZ);
+        let tz = domain::time::CampusTz::default().tz().clone();
         let (day0, _) = plan::campus_day(w.clock.now_ms(), &tz);
         // The first daily read stores the freeze history up to yesterday.
         eventually(60, "the first daily read", || async {
@@ -418,7 +418,7 @@ async fn meter_clocks_are_synced_by_broadcast_or_corrected_one_by_one() {
     use dlt645::value::{OperatorCode, Password, WriteData};
     for db in databases().await {
         let w = World::new(db, lossy()).await;
-        let tz = domain::time::campus_tz(domain::time::DEFAULT_TZ);
+        let tz = domain::time::CampusTz::default().tz().clone();
         let (near_id, near) = w.meter(1).await;
         let (far_id, far) = w.meter(8).await;
         // Knock two meter clocks off: 3 minutes (a broadcast fixes it) and

@@ -1,8 +1,10 @@
 //! The registry: areas, buildings, rooms, gateways, buses and meters;
 //! seeding the reference campus; the installation status.
 
+use crate::row::{self, BadValue, decode_row};
 use crate::{Db, Result, Tx, on_db, on_tx};
 use domain::campus::CampusPlan;
+use domain::time::CampusTz;
 use serde::Serialize;
 
 /// Where the simulator's (or real) gateways listen, for a seeded plan.
@@ -258,7 +260,7 @@ pub async fn status(db: &Db) -> Result<Status> {
 }
 
 /// An area as shown in pickers.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Area {
     /// Row id.
     pub id: i64,
@@ -272,9 +274,39 @@ pub struct Area {
     pub unit_price_centifen_per_kwh: i64,
     /// Most kWh in one order.
     pub order_kwh_max: i64,
-    /// IANA time zone for calendar days.
-    pub time_zone: String,
+    /// The area's time zone for calendar days.
+    pub time_zone: CampusTz,
 }
+
+/// [`Area`] as stored.
+#[derive(sqlx::FromRow)]
+struct AreaRow {
+    id: i64,
+    code: String,
+    name_zh: String,
+    name_en: String,
+    unit_price_centifen_per_kwh: i64,
+    order_kwh_max: i64,
+    time_zone: String,
+}
+
+impl TryFrom<AreaRow> for Area {
+    type Error = BadValue;
+
+    fn try_from(r: AreaRow) -> std::result::Result<Self, BadValue> {
+        Ok(Self {
+            time_zone: row::campus_tz(&format!("area.time_zone of area {}", r.id), &r.time_zone)?,
+            id: r.id,
+            code: r.code,
+            name_zh: r.name_zh,
+            name_en: r.name_en,
+            unit_price_centifen_per_kwh: r.unit_price_centifen_per_kwh,
+            order_kwh_max: r.order_kwh_max,
+        })
+    }
+}
+
+decode_row!(Area, AreaRow);
 
 /// All areas in display order.
 pub async fn areas(db: &Db) -> Result<Vec<Area>> {

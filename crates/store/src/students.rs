@@ -6,7 +6,9 @@
 //! by an id from the URL is scoped by the student id in the same query, so a
 //! tampered id finds nothing rather than someone else's row (ASVS 8.2.2).
 
+use crate::row::{self, BadValue, decode_row};
 use crate::{Db, Error, Result, Tx, on_db, on_tx};
+use domain::time::CampusTz;
 use serde::Serialize;
 
 /// A student (a WeChat identity, or a demo identity).
@@ -207,7 +209,7 @@ pub async fn session_with_default(
     .fetch_optional(p)
     .await?
     });
-    Ok(row.map(SessionDefaultRow::split))
+    Ok(row.map(SessionDefaultRow::split).transpose()?)
 }
 
 #[derive(sqlx::FromRow)]
@@ -245,7 +247,7 @@ struct SessionDefaultRow {
 }
 
 impl SessionDefaultRow {
-    fn split(self) -> (SessionRow, Option<BoundMeter>) {
+    fn split(self) -> std::result::Result<(SessionRow, Option<BoundMeter>), BadValue> {
         let session = SessionRow {
             student_id: self.student_id,
             openid: self.openid,
@@ -257,33 +259,35 @@ impl SessionDefaultRow {
             unread: self.unread,
         };
         let meter = match (self.binding_id, self.meter_id, self.address, self.area_id) {
-            (Some(binding_id), Some(meter_id), Some(address), Some(area_id)) => Some(BoundMeter {
-                binding_id,
-                is_default: self.is_default.unwrap_or(false),
-                meter_id,
-                address,
-                area_id,
-                area_name_zh: self.area_name_zh.unwrap_or_default(),
-                area_name_en: self.area_name_en.unwrap_or_default(),
-                time_zone: self.time_zone.unwrap_or_default(),
-                building_name_zh: self.building_name_zh.unwrap_or_default(),
-                building_name_en: self.building_name_en.unwrap_or_default(),
-                room: self.room.unwrap_or_default(),
-                unit_price_centifen_per_kwh: self.unit_price_centifen_per_kwh.unwrap_or(0),
-                password_is_default: self.password_is_default.unwrap_or(false),
-                low_balance_centikwh: self.low_balance_centikwh.unwrap_or(0),
-                remaining_centikwh: self.remaining_centikwh,
-                remaining_at_ms: self.remaining_at_ms,
-                online: self.online,
-                relay_closed: self.relay_closed,
-                relay_reason: self.relay_reason,
-                relay_restore_at_ms: self.relay_restore_at_ms,
-                power_w: self.power_w,
-                last_seen_at_ms: self.last_seen_at_ms,
-            }),
+            (Some(binding_id), Some(meter_id), Some(address), Some(area_id)) => {
+                Some(BoundMeter::try_from(BoundMeterRow {
+                    binding_id,
+                    is_default: self.is_default.unwrap_or(false),
+                    meter_id,
+                    address,
+                    area_id,
+                    area_name_zh: self.area_name_zh.unwrap_or_default(),
+                    area_name_en: self.area_name_en.unwrap_or_default(),
+                    time_zone: self.time_zone.unwrap_or_default(),
+                    building_name_zh: self.building_name_zh.unwrap_or_default(),
+                    building_name_en: self.building_name_en.unwrap_or_default(),
+                    room: self.room.unwrap_or_default(),
+                    unit_price_centifen_per_kwh: self.unit_price_centifen_per_kwh.unwrap_or(0),
+                    password_is_default: self.password_is_default.unwrap_or(false),
+                    low_balance_centikwh: self.low_balance_centikwh.unwrap_or(0),
+                    remaining_centikwh: self.remaining_centikwh,
+                    remaining_at_ms: self.remaining_at_ms,
+                    online: self.online,
+                    relay_closed: self.relay_closed,
+                    relay_reason: self.relay_reason,
+                    relay_restore_at_ms: self.relay_restore_at_ms,
+                    power_w: self.power_w,
+                    last_seen_at_ms: self.last_seen_at_ms,
+                })?)
+            }
             _ => None,
         };
-        (session, meter)
+        Ok((session, meter))
     }
 }
 
@@ -313,7 +317,7 @@ pub async fn purge_sessions(db: &Db, now_ms: i64) -> Result<u64> {
 // ---------------------------------------------------------------- bindings
 
 /// A meter bound by a student, with its place and latest state.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct BoundMeter {
     /// Binding row id (what URLs carry).
     pub binding_id: i64,
@@ -329,8 +333,8 @@ pub struct BoundMeter {
     pub area_name_zh: String,
     /// Area name (en).
     pub area_name_en: String,
-    /// Area time zone.
-    pub time_zone: String,
+    /// The area's time zone.
+    pub time_zone: CampusTz,
     /// Building name (zh).
     pub building_name_zh: String,
     /// Building name (en).
@@ -360,6 +364,69 @@ pub struct BoundMeter {
     /// Last time the meter answered.
     pub last_seen_at_ms: Option<i64>,
 }
+
+/// [`BoundMeter`] as stored.
+#[derive(sqlx::FromRow)]
+struct BoundMeterRow {
+    binding_id: i64,
+    is_default: bool,
+    meter_id: i64,
+    address: String,
+    area_id: i64,
+    area_name_zh: String,
+    area_name_en: String,
+    time_zone: String,
+    building_name_zh: String,
+    building_name_en: String,
+    room: String,
+    unit_price_centifen_per_kwh: i64,
+    password_is_default: bool,
+    low_balance_centikwh: i64,
+    remaining_centikwh: Option<i64>,
+    remaining_at_ms: Option<i64>,
+    online: Option<bool>,
+    relay_closed: Option<bool>,
+    relay_reason: Option<String>,
+    relay_restore_at_ms: Option<i64>,
+    power_w: Option<i64>,
+    last_seen_at_ms: Option<i64>,
+}
+
+impl TryFrom<BoundMeterRow> for BoundMeter {
+    type Error = BadValue;
+
+    fn try_from(r: BoundMeterRow) -> std::result::Result<Self, BadValue> {
+        Ok(Self {
+            time_zone: row::campus_tz(
+                &format!("area.time_zone of area {}", r.area_id),
+                &r.time_zone,
+            )?,
+            binding_id: r.binding_id,
+            is_default: r.is_default,
+            meter_id: r.meter_id,
+            address: r.address,
+            area_id: r.area_id,
+            area_name_zh: r.area_name_zh,
+            area_name_en: r.area_name_en,
+            building_name_zh: r.building_name_zh,
+            building_name_en: r.building_name_en,
+            room: r.room,
+            unit_price_centifen_per_kwh: r.unit_price_centifen_per_kwh,
+            password_is_default: r.password_is_default,
+            low_balance_centikwh: r.low_balance_centikwh,
+            remaining_centikwh: r.remaining_centikwh,
+            remaining_at_ms: r.remaining_at_ms,
+            online: r.online,
+            relay_closed: r.relay_closed,
+            relay_reason: r.relay_reason,
+            relay_restore_at_ms: r.relay_restore_at_ms,
+            power_w: r.power_w,
+            last_seen_at_ms: r.last_seen_at_ms,
+        })
+    }
+}
+
+decode_row!(BoundMeter, BoundMeterRow);
 
 macro_rules! bound_meters {
     ($tail:literal) => {

@@ -59,12 +59,20 @@ mod tests {
         let db = store::testing::sqlite().await.expect("db");
         let plain = AppState::new(
             db.clone(),
-            crate::Settings::new("http://127.0.0.1:8080", "Asia/Shanghai", true),
+            crate::Settings::new(
+                "http://127.0.0.1:8080",
+                domain::time::CampusTz::default(),
+                true,
+            ),
             None,
         );
         let tls = AppState::new(
             db,
-            crate::Settings::new("https://power.example.edu.cn", "Asia/Shanghai", false),
+            crate::Settings::new(
+                "https://power.example.edu.cn",
+                domain::time::CampusTz::default(),
+                false,
+            ),
             None,
         );
         let c = set(&plain, SESSION_COOKIE, "abc", Some(60));

@@ -103,8 +103,7 @@ impl IntoResponse for SessionRejection {
             )
                 .into_response(),
             SessionRejection::Login { next, json: false } => {
-                Redirect::to(&format!("/login?next={}", crate::url::encode(&next)))
-                    .into_response()
+                Redirect::to(&format!("/login?next={}", crate::url::encode(&next))).into_response()
             }
             SessionRejection::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -100,7 +100,11 @@ impl TestApp {
             &mut stops,
         )
         .await;
-        let mut settings = web::Settings::new("http://dormwatt.test", "Asia/Shanghai", true);
+        let mut settings = web::Settings::new(
+            "http://dormwatt.test",
+            domain::time::CampusTz::default(),
+            true,
+        );
         settings.wechat_oauth = Some(
             web::WechatOAuth::new(
                 "wxTESTAPPID",
@@ -509,7 +513,7 @@ async fn overview_chart_and_bill_show_missing_days_distinctly() {
     each_db(async |app: TestApp| {
         let a = app.student_with_meter("alice", &app.meters[0]).await;
         let meter_id = app.count("select meter_id from binding").await;
-        let tz = domain::time::campus_tz("Asia/Shanghai");
+        let tz = domain::time::CampusTz::default().tz().clone();
         let now = store::now_ms();
         let today = domain::time::day_number(domain::time::local_date(now, &tz));
         for d in 1..=30 {
@@ -842,7 +846,7 @@ async fn every_page_renders_in_every_language() {
             .await;
         let meter_id = app.count("select min(meter_id) from binding").await;
         let now = store::now_ms();
-        let tz = domain::time::campus_tz("Asia/Shanghai");
+        let tz = domain::time::CampusTz::default().tz().clone();
         let today = domain::time::day_number(domain::time::local_date(now, &tz));
         for d in 1..=10 {
             let usage = (d != 4).then_some(300 + d);
@@ -1171,7 +1175,7 @@ async fn unpaid_orders_show_one_deadline() {
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let order = app.count("select id from orders").await;
         let expires = app.count("select expires_at_ms from orders").await;
-        let tz = domain::time::campus_tz("Asia/Shanghai");
+        let tz = domain::time::CampusTz::default().tz().clone();
         let due = jiff::Timestamp::from_millisecond(expires)
             .expect("ts")
             .to_zoned_datetime(tz);

@@ -83,7 +83,7 @@ impl TestApp {
         .expect("sandbox payments");
         let state = web::AppState::new(
             db.clone(),
-            web::Settings::new(base.clone(), "Asia/Shanghai", false),
+            web::Settings::new(base.clone(), domain::time::CampusTz::default(), false),
             Some(payments),
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

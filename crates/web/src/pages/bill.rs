@@ -35,7 +35,7 @@ pub async fn page(
             None => return see("/bind?first=1"),
         },
     };
-    let tz = domain::time::campus_tz(&m.time_zone);
+    let tz = m.time_zone.tz();
     let now = store::now_ms();
     let today = domain::time::local_date(now, &tz);
     let first = q

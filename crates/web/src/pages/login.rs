@@ -4,8 +4,8 @@
 
 use super::{PageError, PageResult, Shell, Tab, html, safe_next};
 use crate::AppState;
-use crate::i18n::{LANG_COOKIE, Lang};
 use crate::cookies;
+use crate::i18n::{LANG_COOKIE, Lang};
 use crate::session::{self, MaybeStudent, constant_eq};
 use crate::url;
 use askama::Template;

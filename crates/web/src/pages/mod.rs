@@ -435,9 +435,10 @@ pub fn fmt_price(centifen_per_kwh: i64) -> String {
     s
 }
 
-/// The campus time zone of the settings.
-pub fn campus_tz(state: &AppState) -> jiff::tz::TimeZone {
-    domain::time::campus_tz(&state.settings().time_zone)
+/// The campus time zone of the settings (resolved once, at configuration
+/// load; nothing is parsed here).
+pub fn campus_tz(state: &AppState) -> &jiff::tz::TimeZone {
+    state.settings().time_zone.tz()
 }
 
 /// The area's name in the page language.
@@ -484,7 +485,7 @@ mod tests {
                 area_id: 1,
                 area_name_zh: "中蓝".to_owned(),
                 area_name_en: String::new(),
-                time_zone: "Asia/Shanghai".to_owned(),
+                time_zone: domain::time::CampusTz::default(),
                 building_name_zh: building.to_owned(),
                 building_name_en: String::new(),
                 room: room.to_owned(),

@@ -46,7 +46,7 @@ pub async fn overview(
     let Some(m) = m else {
         return super::see("/bind?first=1");
     };
-    let tz = domain::time::campus_tz(&m.time_zone);
+    let tz = m.time_zone.tz();
     let now = store::now_ms();
     let today_date = domain::time::local_date(now, &tz);
     let today = domain::time::day_number(today_date);
