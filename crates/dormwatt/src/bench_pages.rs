@@ -199,14 +199,14 @@ async fn setup(
         let idx = usize::try_from(rng % addresses.len() as u64).unwrap_or(0);
         let address = &addresses[idx];
         let s = store::students::upsert_by_openid(&db, &format!("bench-{i}"), false, now).await?;
-        let meter = store::campus::meter_by_address(&db, area.id, address)
+        let meter = store::campus::meter_by_address(&db, area.id.get(), address)
             .await?
             .context("meter")?;
         let alert = store::students::BindAlert {
             title: "bench",
             body: "bench",
         };
-        store::students::bind(&db, s.id, meter.id, true, 8, &alert, now).await?;
+        store::students::bind(&db, s.id, meter.id.get(), true, 8, &alert, now).await?;
         let token = web::session::random_token();
         store::students::create_session(
             &db,

@@ -316,7 +316,7 @@ async fn gateways_that_dial_in_register_and_get_served() {
             .unwrap();
         let order = store::orders::create_counter_sale(
             &db,
-            info.area_id,
+            info.area_id.get(),
             &m.address,
             domain::WholeKwh::parse("5", 500).unwrap(),
             "test",
@@ -577,7 +577,7 @@ async fn orders_paid_out_of_creation_order_settle_by_the_meters_count() {
         let a = store::orders::create(
             &w.db,
             &store::orders::NewOrder {
-                area_id: info.area_id,
+                area_id: info.area_id.get(),
                 meter_address: &info.address,
                 student_id: None,
                 kwh: domain::WholeKwh::new(2, 500).unwrap(),

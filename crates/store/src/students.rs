@@ -6,9 +6,10 @@
 //! by an id from the URL is scoped by the student id in the same query, so a
 //! tampered id finds nothing rather than someone else's row (ASVS 8.2.2).
 
-use crate::row::{self, BadValue, decode_row};
+use crate::row::{self, BadValue, decode_row, decoded};
 use crate::{Db, Error, Result, Tx, on_db, on_tx};
 use domain::time::CampusTz;
+use domain::{AreaId, CentiKwh, MeterId, UnitPrice};
 use serde::Serialize;
 
 /// A student (a WeChat identity, or a demo identity).
@@ -324,11 +325,11 @@ pub struct BoundMeter {
     /// Whether this is the student's default meter (S8).
     pub is_default: bool,
     /// Meter row id.
-    pub meter_id: i64,
+    pub meter_id: MeterId,
     /// 12-digit nameplate number.
     pub address: String,
     /// Area row id.
-    pub area_id: i64,
+    pub area_id: AreaId,
     /// Area name (zh).
     pub area_name_zh: String,
     /// Area name (en).
@@ -341,14 +342,14 @@ pub struct BoundMeter {
     pub building_name_en: String,
     /// Room number.
     pub room: String,
-    /// Effective tariff in 0.0001 元/kWh.
-    pub unit_price_centifen_per_kwh: i64,
+    /// Effective tariff (meter override, else the area's).
+    pub unit_price_centifen_per_kwh: UnitPrice,
     /// Whether the factory default password is still in force (S7).
     pub password_is_default: bool,
     /// Below this much energy the meter counts as low (its own setting).
-    pub low_balance_centikwh: i64,
+    pub low_balance_centikwh: CentiKwh,
     /// Last remaining energy read.
-    pub remaining_centikwh: Option<i64>,
+    pub remaining_centikwh: Option<CentiKwh>,
     /// When it was read.
     pub remaining_at_ms: Option<i64>,
     /// Whether the head-end currently reaches the meter.
@@ -401,20 +402,27 @@ impl TryFrom<BoundMeterRow> for BoundMeter {
                 &format!("area.time_zone of area {}", r.area_id),
                 &r.time_zone,
             )?,
+            unit_price_centifen_per_kwh: decoded(
+                &format!(
+                    "meter.unit_price_centifen_per_kwh (or its area's) of meter {}",
+                    r.meter_id
+                ),
+                r.unit_price_centifen_per_kwh,
+                UnitPrice::from_centifen_per_kwh(r.unit_price_centifen_per_kwh),
+            )?,
             binding_id: r.binding_id,
             is_default: r.is_default,
-            meter_id: r.meter_id,
+            meter_id: MeterId::new(r.meter_id),
             address: r.address,
-            area_id: r.area_id,
+            area_id: AreaId::new(r.area_id),
             area_name_zh: r.area_name_zh,
             area_name_en: r.area_name_en,
             building_name_zh: r.building_name_zh,
             building_name_en: r.building_name_en,
             room: r.room,
-            unit_price_centifen_per_kwh: r.unit_price_centifen_per_kwh,
             password_is_default: r.password_is_default,
-            low_balance_centikwh: r.low_balance_centikwh,
-            remaining_centikwh: r.remaining_centikwh,
+            low_balance_centikwh: CentiKwh::new(r.low_balance_centikwh),
+            remaining_centikwh: r.remaining_centikwh.map(CentiKwh::new),
             remaining_at_ms: r.remaining_at_ms,
             online: r.online,
             relay_closed: r.relay_closed,

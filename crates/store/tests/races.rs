@@ -148,7 +148,8 @@ async fn unpaid_orders_count_against_the_hoarding_limit() {
             .unwrap()
             .unwrap();
         assert_eq!(
-            m.hoard_limit_centikwh, 50_000,
+            m.hoard_limit_centikwh.get(),
+            50_000,
             "the meter's own limit (500 kWh)"
         );
         orders::create(&db, &req("201701010005", 400), NOW)
@@ -554,7 +555,7 @@ async fn two_binders_changing_the_password_at_once_one_wins() {
                 "insert into binding (student_id, meter_id, is_default, created_at_ms) values ($1, $2, true, 0)"
             )
             .bind(s.id)
-            .bind(m.id)
+            .bind(m.id.get())
             .execute(p)
             .await
             .map(|_| ()))
@@ -569,7 +570,7 @@ async fn two_binders_changing_the_password_at_once_one_wins() {
             store::students::change_meter_password(
                 &db,
                 students[0],
-                m.id,
+                m.id.get(),
                 None,
                 "hash-a",
                 &alert,
@@ -578,7 +579,7 @@ async fn two_binders_changing_the_password_at_once_one_wins() {
             store::students::change_meter_password(
                 &db,
                 students[1],
-                m.id,
+                m.id.get(),
                 None,
                 "hash-b",
                 &alert,
@@ -594,7 +595,7 @@ async fn two_binders_changing_the_password_at_once_one_wins() {
         let stale = store::students::change_meter_password(
             &db,
             students[0],
-            m.id,
+            m.id.get(),
             None,
             "hash-c",
             &alert,

@@ -95,3 +95,68 @@ async fn an_unknown_area_time_zone_is_corrupt_never_a_fallback() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_meter_price_that_is_not_a_price_is_corrupt() {
+    for db in seeded().await {
+        let (student, meter) = bound_student(&db).await;
+        // The area's price has a check; a meter's own override has none.
+        store::on_db!(&db, |p| sqlx::query(
+            "update meter set unit_price_centifen_per_kwh = 0 where id = $1"
+        )
+        .bind(meter)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+        .expect("update");
+        assert_corrupt(
+            store::campus::meter_by_id(&db, meter).await,
+            "unit_price_centifen_per_kwh",
+            "= 0",
+        );
+        assert_corrupt(
+            store::students::bindings(&db, student).await,
+            "unit_price_centifen_per_kwh",
+            "= 0",
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_job_state_is_corrupt() {
+    for db in seeded().await {
+        // The schema's check keeps such a row out; get past it the way a
+        // bad migration or a hand edit would.
+        let mut tx = db.begin().await.expect("tx");
+        let sqlite = matches!(tx, store::Tx::Sqlite(_));
+        let ddl = if sqlite {
+            "pragma ignore_check_constraints = on"
+        } else {
+            "alter table job drop constraint job_state_check"
+        };
+        store::on_tx!(&mut tx, |c| sqlx::query(ddl)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+        .expect(ddl);
+        store::on_tx!(&mut tx, |c| sqlx::query(
+            "insert into job (queue, payload, state, run_at_ms, attempts_max, created_at_ms, updated_at_ms)
+             values ('deliver', '{}', 'paused', 0, 3, 0, 0)"
+        )
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .expect("insert");
+        if sqlite {
+            store::on_tx!(&mut tx, |c| sqlx::query(
+                "pragma ignore_check_constraints = off"
+            )
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+            .expect("pragma");
+        }
+        tx.commit().await.expect("commit");
+        assert_corrupt(store::jobs::depths(&db).await, "job.state", "paused");
+    }
+}

@@ -133,7 +133,7 @@ impl TestApp {
             base,
             http,
             db,
-            area_id: areas[0].id,
+            area_id: areas[0].id.get(),
             meters,
             _stops: stops,
         }
@@ -940,8 +940,7 @@ async fn the_ticked_amount_is_charged_and_priced() {
             .await
             .expect("meter")
             .expect("exists");
-        let price = domain::UnitPrice::from_centifen_per_kwh(info.unit_price_centifen_per_kwh)
-            .expect("price");
+        let price = info.unit_price_centifen_per_kwh;
         let yuan = |k: u64| {
             price
                 .amount_for(domain::WholeKwh::new(k, 10_000).expect("kwh"))

@@ -41,8 +41,8 @@ impl TestApp {
             .await
             .expect("seed");
         let areas = store::campus::areas(&db).await.expect("areas");
-        let area_id = areas[0].id;
-        let other_area_id = areas[1].id;
+        let area_id = areas[0].id.get();
+        let other_area_id = areas[1].id.get();
         let meter = plan.areas[0].buildings[0]
             .meters()
             .next()
@@ -236,7 +236,9 @@ impl TestApp {
             .await
             .expect("depths")
             .into_iter()
-            .filter(|(q, s, _)| q == store::orders::DELIVER_QUEUE && s == "queued")
+            .filter(|(q, s, _)| {
+                q == store::orders::DELIVER_QUEUE && *s == store::jobs::JobState::Queued
+            })
             .map(|(_, _, n)| n)
             .sum()
     }

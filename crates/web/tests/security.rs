@@ -59,7 +59,7 @@ impl App {
                 .build()
                 .expect("client"),
             db,
-            area_id: areas[0].id,
+            area_id: areas[0].id.get(),
             meters,
             _stop: tx,
         }

@@ -49,7 +49,7 @@ pub async fn page(
         domain::time::day_number(first),
         domain::time::day_number(last),
     );
-    let rows = store::students::daily_usage(state.db(), m.meter_id, from, to).await?;
+    let rows = store::students::daily_usage(state.db(), m.meter_id.get(), from, to).await?;
     let month_s = format!("{:04}-{:02}", first.year(), first.month());
 
     let mut bindings = store::students::bindings(state.db(), student.id).await?;

@@ -6,7 +6,7 @@
 use super::bind::ClientIp;
 use super::{
     Acting, CsrfOnly, Ctx, PageError, PageResult, PathId, Posted, Shell, Tab, area_name,
-    csrf_forms, energy_or_dash, fmt_price, fmt_time, html, kwh, pay_deadline, see,
+    csrf_forms, energy_or_dash, fmt_price, fmt_time, html, pay_deadline, see,
 };
 use crate::AppState;
 use crate::i18n::Lang;
@@ -71,7 +71,7 @@ async fn buy_page(
         bound: bound
             .iter()
             .map(|m| BoundRow {
-                area_id: m.area_id,
+                area_id: m.area_id.get(),
                 address: m.address.clone(),
                 place: super::overview::place(l, m),
                 is_default: m.is_default,
@@ -81,9 +81,9 @@ async fn buy_page(
         areas: areas
             .iter()
             .map(|a| AreaOption {
-                id: a.id,
+                id: a.id.get(),
                 name: area_name(l, &a.name_zh, &a.name_en).to_owned(),
-                selected: typed.is_some_and(|(id, _)| id == a.id),
+                selected: typed.is_some_and(|(id, _)| id == a.id.get()),
             })
             .collect(),
         meter: typed.map(|(_, m)| m.to_owned()).unwrap_or_default(),
@@ -173,7 +173,7 @@ async fn lookup(
     let bound = store::students::bindings(state.db(), student.id)
         .await?
         .iter()
-        .any(|b| b.address == address.as_str() && b.area_id == area_id);
+        .any(|b| b.address == address.as_str() && b.area_id.get() == area_id);
     if !bound {
         let now = store::now_ms();
         let (mine, from_ip) = store::students::record_lookup(
@@ -275,7 +275,7 @@ async fn order_form(
             }
         },
         submit_template: l.t2("order-submit-amount", "kwh", "{kwh}", "yuan", "{yuan}"),
-        price_centifen: m.unit_price_centifen_per_kwh,
+        price_centifen: m.unit_price_centifen_per_kwh.centifen_per_kwh(),
         other_checked: chosen == "other",
         other: other.to_owned(),
         error,
@@ -319,9 +319,8 @@ struct Preset {
 /// What `kwh` whole kWh cost at this meter's price (rounded half up to the
 /// fen, as the order will be).
 fn price_of(m: &MeterInfo, kwh: u32) -> Option<domain::Fen> {
-    let price = domain::UnitPrice::from_centifen_per_kwh(m.unit_price_centifen_per_kwh)?;
     let k = domain::WholeKwh::new(u64::from(kwh), u32::MAX).ok()?;
-    Some(price.amount_for(k))
+    Some(m.unit_price_centifen_per_kwh.amount_for(k))
 }
 
 /// The order form.
@@ -381,7 +380,7 @@ pub async fn create_order(
         }
     };
     let req = store::orders::NewOrder {
-        area_id: m.area_id,
+        area_id: m.area_id.get(),
         meter_address: &m.address,
         student_id: Some(student.id),
         kwh: kwh_v,
@@ -393,7 +392,7 @@ pub async fn create_order(
             tracing::info!(
                 student.id = student.id,
                 order.id = order.id.get(),
-                meter.id = m.id,
+                meter.id = m.id.get(),
                 kwh = order.kwh.get(),
                 "order created"
             );
@@ -598,9 +597,7 @@ pub async fn order_status_json(
 ) -> PageResult {
     let o = my_order(&state, &student, id).await?;
     let m = store::campus::meter_by_id(state.db(), o.meter_id.get()).await?;
-    let remaining = m
-        .and_then(|m| m.remaining_centikwh)
-        .map(|r| kwh(r).to_string());
+    let remaining = m.and_then(|m| m.remaining_centikwh).map(|r| r.to_string());
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
         Json(serde_json::json!({

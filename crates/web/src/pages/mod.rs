@@ -419,13 +419,14 @@ pub fn sort_meters(ms: &mut [store::students::BoundMeter]) {
 }
 
 /// Energy as `12.34`, or `—` when not known.
-pub fn energy_or_dash(c: Option<i64>) -> String {
-    c.map_or_else(|| "—".to_owned(), |r| kwh(r).to_string())
+pub fn energy_or_dash(c: Option<domain::CentiKwh>) -> String {
+    c.map_or_else(|| "—".to_owned(), |r| r.to_string())
 }
 
-/// A unit price in 0.0001 元/kWh as `0.5500`-style yuan with 4 decimals
-/// trimmed to at least 2.
-pub fn fmt_price(centifen_per_kwh: i64) -> String {
+/// A unit price as `0.5500`-style yuan with 4 decimals trimmed to at
+/// least 2.
+pub fn fmt_price(price: domain::UnitPrice) -> String {
+    let centifen_per_kwh = price.centifen_per_kwh();
     let yuan = centifen_per_kwh / 10_000;
     let frac = (centifen_per_kwh % 10_000).abs();
     let mut s = format!("{yuan}.{frac:04}");
@@ -480,18 +481,18 @@ mod tests {
             |id: i64, building: &str, room: &str, is_default: bool| store::students::BoundMeter {
                 binding_id: id,
                 is_default,
-                meter_id: id,
+                meter_id: domain::MeterId::new(id),
                 address: format!("{id:012}"),
-                area_id: 1,
+                area_id: domain::AreaId::new(1),
                 area_name_zh: "中蓝".to_owned(),
                 area_name_en: String::new(),
                 time_zone: domain::time::CampusTz::default(),
                 building_name_zh: building.to_owned(),
                 building_name_en: String::new(),
                 room: room.to_owned(),
-                unit_price_centifen_per_kwh: 5_500,
+                unit_price_centifen_per_kwh: domain::UnitPrice::fixed(5_500),
                 password_is_default: false,
-                low_balance_centikwh: 500,
+                low_balance_centikwh: domain::CentiKwh::new(500),
                 remaining_centikwh: None,
                 remaining_at_ms: None,
                 online: None,
@@ -520,8 +521,8 @@ mod tests {
 
     #[test]
     fn encodes_and_prices() {
-        assert_eq!(fmt_price(5_500), "0.55");
-        assert_eq!(fmt_price(5_512), "0.5512");
-        assert_eq!(fmt_price(10_000), "1.00");
+        assert_eq!(fmt_price(domain::UnitPrice::fixed(5_500)), "0.55");
+        assert_eq!(fmt_price(domain::UnitPrice::fixed(5_512)), "0.5512");
+        assert_eq!(fmt_price(domain::UnitPrice::fixed(10_000)), "1.00");
     }
 }

@@ -52,8 +52,8 @@ pub async fn overview(
     let today = domain::time::day_number(today_date);
     let month_start = domain::time::day_number(today_date.first_of_month());
     let from = month_start.min(today - CHART_DAYS);
-    let days = store::students::daily_usage(state.db(), m.meter_id, from, today).await?;
-    let notices = latest_notices(&state, m.area_id).await?;
+    let days = store::students::daily_usage(state.db(), m.meter_id.get(), from, today).await?;
+    let notices = latest_notices(&state, m.area_id.get()).await?;
 
     let month_usage: i64 = days
         .iter()
@@ -94,7 +94,7 @@ pub async fn overview(
     let l = lang;
     let days_left = match (m.remaining_centikwh, rate) {
         (Some(r), Some(rate)) if rate > 0 => Some(DaysLeft {
-            days: r.max(0) / rate,
+            days: r.get().max(0) / rate,
             rate: kwh(rate).to_string(),
         }),
         _ => None,
@@ -181,11 +181,9 @@ impl Balance {
     /// The balance of a bound meter.
     pub fn of(m: &BoundMeter) -> Balance {
         match m.remaining_centikwh {
-            Some(r) if r <= 0 && m.relay_closed == Some(false) => Balance::Empty,
-            Some(r) if r <= 0 => Balance::Overdraft,
-            Some(r) if r < m.low_balance_centikwh => {
-                Balance::Low(domain::CentiKwh::new(m.low_balance_centikwh))
-            }
+            Some(r) if r.get() <= 0 && m.relay_closed == Some(false) => Balance::Empty,
+            Some(r) if r.get() <= 0 => Balance::Overdraft,
+            Some(r) if r < m.low_balance_centikwh => Balance::Low(m.low_balance_centikwh),
             _ => Balance::Fine,
         }
     }
