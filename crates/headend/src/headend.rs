@@ -211,7 +211,7 @@ impl Headend {
             .ok_or(Error::UnknownMeter(meter_id))?;
         let tz = self.cfg.time_zone.tz();
         let now = self.clock.now_ms();
-        let valid_until = plan::meter_time(now + self.cfg.relay_validity_ms, &tz)
+        let valid_until = plan::meter_time(now + self.cfg.relay_validity_ms, tz)
             .ok_or_else(|| Error::Config("clock outside 2000–2099".into()))?;
         let rc = RelayControl {
             password: Password {

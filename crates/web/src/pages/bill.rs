@@ -37,7 +37,7 @@ pub async fn page(
     };
     let tz = m.time_zone.tz();
     let now = store::now_ms();
-    let today = domain::time::local_date(now, &tz);
+    let today = domain::time::local_date(now, tz);
     let first = q
         .month
         .as_deref()

@@ -251,7 +251,7 @@ async fn order_form(
         remaining: energy_or_dash(m.remaining_centikwh),
         remaining_at: m
             .remaining_at_ms
-            .map(|t| fmt_time(t, &tz))
+            .map(|t| fmt_time(t, tz))
             .unwrap_or_default(),
         price: fmt_price(m.unit_price_centifen_per_kwh),
         presets: PRESETS_KWH
@@ -434,7 +434,7 @@ pub async fn pay_page(State(state): State<AppState>, ctx: Ctx, PathId(id): PathI
         shell: ctx.shell("pay-title", Tab::Buy),
         place: m.as_ref().map(|m| meter_place(l, m)).unwrap_or_default(),
         amount: o.amount_fen,
-        deadline: pay_deadline(l, o.expires_at_ms, now, &super::campus_tz(&state)),
+        deadline: pay_deadline(l, o.expires_at_ms, now, super::campus_tz(&state)),
         o: &o,
     })
 }
@@ -564,7 +564,7 @@ pub async fn order_status_page(
             )
         ),
         payable: st == Some(OrderState::Unpaid) && o.expires_at_ms > now,
-        deadline: pay_deadline(l, o.expires_at_ms, now, &super::campus_tz(&state)),
+        deadline: pay_deadline(l, o.expires_at_ms, now, super::campus_tz(&state)),
         state_label: state_label(l, o.state),
         remaining: energy_or_dash(m.as_ref().and_then(|m| m.remaining_centikwh)),
         o: &o,

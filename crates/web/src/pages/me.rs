@@ -172,7 +172,7 @@ pub async fn messages_page(State(state): State<AppState>, ctx: Ctx) -> PageResul
             .into_iter()
             .map(|m| MessageRow {
                 id: m.id,
-                at: fmt_time(m.created_at_ms, &tz),
+                at: fmt_time(m.created_at_ms, tz),
                 unread: m.read_at_ms.is_none(),
                 title: m.title,
                 body: m.body,
@@ -249,7 +249,7 @@ pub async fn meters_page(
                     "{} · {} · {}",
                     mask_name(l, &o.name),
                     mask_phone(&o.phone),
-                    fmt_time(o.created_at_ms, &tz)
+                    fmt_time(o.created_at_ms, tz)
                 )
             })
             .collect();

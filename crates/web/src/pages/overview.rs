@@ -48,7 +48,7 @@ pub async fn overview(
     };
     let tz = m.time_zone.tz();
     let now = store::now_ms();
-    let today_date = domain::time::local_date(now, &tz);
+    let today_date = domain::time::local_date(now, tz);
     let today = domain::time::day_number(today_date);
     let month_start = domain::time::day_number(today_date.first_of_month());
     let from = month_start.min(today - CHART_DAYS);
@@ -104,7 +104,7 @@ pub async fn overview(
         .map(|n| NoticeView {
             title: n.title.clone(),
             body: n.body.clone(),
-            at: fmt_time(n.created_at_ms, &tz),
+            at: fmt_time(n.created_at_ms, tz),
         })
         .collect();
     let page = OverviewPage {
@@ -114,7 +114,7 @@ pub async fn overview(
         place: place(l, &m),
         remaining: energy_or_dash(m.remaining_centikwh),
         remaining_at: match m.remaining_at_ms {
-            Some(t) => l.t1("read-at", "at", fmt_time(t, &tz)),
+            Some(t) => l.t1("read-at", "at", fmt_time(t, tz)),
             None => l.t("not-read-yet"),
         },
         month_usage: kwh(month_usage),
