@@ -538,6 +538,19 @@ impl Described {
         self.frame.data().get(skip..)
     }
 
+    /// " DI <di> (<name>)", or "(unknown DI)" for one this codec has no
+    /// format for (either protocol's identifier).
+    fn write_di(&self, out: &mut String, di: impl std::fmt::Display, name: Option<&str>) {
+        let _ = write!(out, " DI {di}");
+        match name {
+            Some(name) => {
+                let _ = write!(out, " ({name})");
+            }
+            None if self.unknown_di => out.push_str(" (unknown DI)"),
+            None => {}
+        }
+    }
+
     /// One line for a human.
     pub fn to_human(&self) -> String {
         let f = &self.frame;
@@ -552,24 +565,10 @@ impl Described {
             out.push_str(" (more follows)");
         }
         if let Some(di) = self.di {
-            let _ = write!(out, " DI {di}");
-            match di.name() {
-                Some(name) => {
-                    let _ = write!(out, " ({name})");
-                }
-                None if self.unknown_di => out.push_str(" (unknown DI)"),
-                None => {}
-            }
+            self.write_di(&mut out, di, di.name());
         }
         if let Some(di) = self.di_1997 {
-            let _ = write!(out, " DI {di}");
-            match di.name() {
-                Some(name) => {
-                    let _ = write!(out, " ({name})");
-                }
-                None if self.unknown_di => out.push_str(" (unknown DI)"),
-                None => {}
-            }
+            self.write_di(&mut out, di, di.name());
         }
         if let Some(v) = &self.value {
             let _ = write!(out, " = {v}");

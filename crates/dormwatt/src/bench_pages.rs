@@ -166,7 +166,7 @@ async fn setup(
     .context("cannot open the bench database")?;
     db.migrate().await?;
     let now = store::now_ms();
-    let tz = domain::time::campus_tz(domain::time::DEFAULT_TZ);
+    let tz = domain::time::CampusTz::default().tz().clone();
     let plan = domain::campus::reference_plan();
     store::campus::seed(
         &db,
@@ -199,10 +199,10 @@ async fn setup(
         let idx = usize::try_from(rng % addresses.len() as u64).unwrap_or(0);
         let address = &addresses[idx];
         let s = store::students::upsert_by_openid(&db, &format!("bench-{i}"), false, now).await?;
-        let meter = store::campus::meter_by_address(&db, area.id, address)
+        let meter = store::campus::meter_by_address(&db, area.id.get(), address)
             .await?
             .context("meter")?;
-        store::students::bind(&db, s.id, meter.id, true, 8, now).await?;
+        store::students::bind(&db, s.id, meter.id.get(), true, 8, now).await?;
         let token = web::session::random_token();
         store::students::create_session(
             &db,
@@ -215,7 +215,8 @@ async fn setup(
         .await?;
         tokens.push(token);
     }
-    let mut settings = web::Settings::new("http://127.0.0.1", domain::time::DEFAULT_TZ, false);
+    let mut settings =
+        web::Settings::new("http://127.0.0.1", domain::time::CampusTz::default(), false);
     // Every load connection comes from 127.0.0.1: lift the per-IP cap.
     settings.limits.connections_per_ip_max = settings.limits.connections_max;
     let state = web::AppState::new(db, settings, None);

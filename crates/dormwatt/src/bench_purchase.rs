@@ -210,7 +210,7 @@ async fn measure(args: &BenchPurchaseArgs, url: &str, label: &str) -> anyhow::Re
     let now = store::now_ms();
     let plan = domain::campus::reference_plan();
     store::campus::seed(&db, &plan, &Default::default(), now).await?;
-    let area_id = store::campus::areas(&db).await?[0].id;
+    let area_id = store::campus::areas(&db).await?[0].id.get();
     let meters: Vec<String> = plan.areas[0]
         .buildings
         .iter()
@@ -246,7 +246,7 @@ async fn measure(args: &BenchPurchaseArgs, url: &str, label: &str) -> anyhow::Re
         db.clone(),
         {
             // Every client comes from 127.0.0.1: lift the per-IP cap.
-            let mut s = web::Settings::new(base, domain::time::DEFAULT_TZ, false);
+            let mut s = web::Settings::new(base, domain::time::CampusTz::default(), false);
             s.limits.connections_per_ip_max = s.limits.connections_max;
             s
         },

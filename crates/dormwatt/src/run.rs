@@ -220,9 +220,8 @@ async fn seed(db: &store::Db, cfg: &Config, history_days: u32) -> anyhow::Result
         }
     };
     if history_days > 0 {
-        let tz = domain::time::campus_tz(&cfg.time_zone);
         let started = std::time::Instant::now();
-        let rows = store::history::generate(db, history_days, &tz, now).await?;
+        let rows = store::history::generate(db, history_days, cfg.time_zone.tz(), now).await?;
         println!(
             "generated {rows} days of usage history in {} ms",
             started.elapsed().as_millis()

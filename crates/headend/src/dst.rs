@@ -372,7 +372,7 @@ async fn run_seed(seed: u64, opts: &DstOptions) -> Result<SeedResult, store::Err
                     let due = store::jobs::depths(&db).await?;
                     let queued: i64 = due
                         .iter()
-                        .filter(|(_, s, _)| s == "queued")
+                        .filter(|(_, s, _)| *s == store::jobs::JobState::Queued)
                         .map(|(_, _, n)| n)
                         .sum();
                     trace(&format!("drain: depths {due:?}"));

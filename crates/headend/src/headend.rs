@@ -82,7 +82,7 @@ impl Headend {
         let shared = Arc::new(BusShared {
             cfg: cfg.clone(),
             clock: clock.clone(),
-            tz: domain::time::campus_tz(&cfg.time_zone),
+            tz: cfg.time_zone.tz().clone(),
             writer: wtx.clone(),
         });
         let mut routes = HashMap::new();
@@ -124,7 +124,7 @@ impl Headend {
                 tasks.push(tokio::spawn(link::time_sync_loop(
                     link.clone(),
                     clock.clone(),
-                    domain::time::campus_tz(&cfg.time_zone),
+                    cfg.time_zone.tz().clone(),
                     cfg.time_sync_at_ms,
                     baud_min,
                     stop.clone(),
@@ -209,9 +209,9 @@ impl Headend {
             .routes
             .get(&meter_id)
             .ok_or(Error::UnknownMeter(meter_id))?;
-        let tz = domain::time::campus_tz(&self.cfg.time_zone);
+        let tz = self.cfg.time_zone.tz();
         let now = self.clock.now_ms();
-        let valid_until = plan::meter_time(now + self.cfg.relay_validity_ms, &tz)
+        let valid_until = plan::meter_time(now + self.cfg.relay_validity_ms, tz)
             .ok_or_else(|| Error::Config("clock outside 2000–2099".into()))?;
         let rc = RelayControl {
             password: Password {

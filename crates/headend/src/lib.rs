@@ -119,7 +119,7 @@ pub struct Config {
     /// IANA time zone of campus days and meter clocks: the process's one
     /// `time_zone` setting, never a `[headend]` key of its own.
     #[serde(skip)]
-    pub time_zone: String,
+    pub time_zone: domain::time::CampusTz,
     /// Level-02 password of the meters (six hex digits, e.g. 0x123456).
     pub meter_password: u32,
     /// Operator code the head-end writes into meters' records.
@@ -159,7 +159,7 @@ impl Default for Config {
             deliver_backoff_cap_ms: 60_000,
             deliver_resends_max: 3,
             listen: None,
-            time_zone: domain::time::DEFAULT_TZ.to_owned(),
+            time_zone: domain::time::CampusTz::default(),
             meter_password: 0x12_34_56,
             operator_code: 0x0000_0001,
             clock_max_error_ms: 5 * 60_000,

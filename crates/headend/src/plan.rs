@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn campus_calendar() {
-        let tz = domain::time::campus_tz(domain::time::DEFAULT_TZ);
+        let tz = domain::time::CampusTz::default().tz().clone();
         // 2026-11-25T16:00:00Z is 00:00 on the 26th in Shanghai.
         let ms = 1_795_622_400_000;
         let (day, tod) = campus_day(ms + 61_000, &tz);

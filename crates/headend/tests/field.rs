@@ -8,6 +8,7 @@ mod common;
 use common::{DAY_MS, World, config, databases, eventually, lossy};
 use dlt645::{Di, request};
 use domain::order::OrderState;
+use domain::CentiKwh;
 use headend::plan;
 use sim::{Appliance, ApplianceKind};
 use std::sync::atomic::Ordering;
@@ -121,7 +122,7 @@ async fn meter_offline_two_days_gets_its_purchase_and_its_days_back_filled() {
         let he = w.headend(config("he-1")).await;
         let (meter_id, address) = w.meter(4).await;
         w.fleet.set_remaining(&address, 5_000).unwrap();
-        let tz = domain::time::campus_tz(domain::time::DEFAULT_TZ);
+        let tz = domain::time::CampusTz::default().tz().clone();
         let (day0, _) = plan::campus_day(w.clock.now_ms(), &tz);
         // The first daily read stores the freeze history up to yesterday.
         eventually(60, "the first daily read", || async {
@@ -283,7 +284,7 @@ async fn a_meter_driven_into_overdraft_has_its_overdraft_stored() {
                 .await
                 .unwrap()
                 .unwrap();
-            s.remaining_centikwh == Some(0) && s.overdraft_centikwh == Some(overdraft)
+            s.remaining_centikwh == Some(CentiKwh::new(0)) && s.overdraft_centikwh == Some(CentiKwh::new(overdraft))
         })
         .await;
         let order = w.buy(meter_id, 5).await;
@@ -300,9 +301,9 @@ async fn a_meter_driven_into_overdraft_has_its_overdraft_stored() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(s.overdraft_centikwh, Some(0), "{s:?}");
+        assert_eq!(s.overdraft_centikwh, Some(CentiKwh::new(0)), "{s:?}");
         assert!(
-            s.remaining_centikwh.is_some_and(|r| r <= 500 - overdraft),
+            s.remaining_centikwh.is_some_and(|r| r.get() <= 500 - overdraft),
             "{s:?}"
         );
         w.assert_ledger().await;
@@ -372,7 +373,7 @@ async fn gateways_that_dial_in_register_and_get_served() {
             .unwrap();
         let order = store::orders::create_counter_sale(
             &db,
-            info.area_id,
+            info.area_id.get(),
             &m.address,
             domain::WholeKwh::parse("5", 500).unwrap(),
             "test",
@@ -474,7 +475,7 @@ async fn meter_clocks_are_synced_by_broadcast_or_corrected_one_by_one() {
     use dlt645::value::{OperatorCode, Password, WriteData};
     for db in databases().await {
         let w = World::new(db, lossy()).await;
-        let tz = domain::time::campus_tz(domain::time::DEFAULT_TZ);
+        let tz = domain::time::CampusTz::default().tz().clone();
         let (near_id, near) = w.meter(1).await;
         let (far_id, far) = w.meter(8).await;
         // Knock two meter clocks off: 3 minutes (a broadcast fixes it) and
@@ -633,7 +634,7 @@ async fn orders_paid_out_of_creation_order_settle_by_the_meters_count() {
         let a = store::orders::create(
             &w.db,
             &store::orders::NewOrder {
-                area_id: info.area_id,
+                area_id: info.area_id.get(),
                 meter_address: &info.address,
                 student_id: None,
                 kwh: domain::WholeKwh::new(2, 500).unwrap(),

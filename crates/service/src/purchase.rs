@@ -236,7 +236,7 @@ pub async fn find_meter(
     let bound = store::students::bindings(svc.db(), buyer.student_id)
         .await?
         .iter()
-        .any(|b| b.address == address.as_str() && b.area_id == area_id);
+        .any(|b| b.address == address.as_str() && b.area_id.get() == area_id);
     if !bound {
         let now = store::now_ms();
         let (mine, from_ip) = store::students::record_lookup(
@@ -390,7 +390,7 @@ pub async fn order_for_student(
     let kwh = parse_amount(kwh_typed, order_kwh_max(svc, &meter))
         .map_err(|e| refused(OrderRefused::Amount(e)))?;
     let req = store::orders::NewOrder {
-        area_id: meter.area_id,
+        area_id: meter.area_id.get(),
         meter_address: &meter.address,
         student_id: Some(buyer.student_id),
         kwh,
@@ -402,7 +402,7 @@ pub async fn order_for_student(
             tracing::info!(
                 student.id = buyer.student_id,
                 order.id = order.id.get(),
-                meter.id = meter.id,
+                meter.id = meter.id.get(),
                 kwh = order.kwh.get(),
                 "order created"
             );

@@ -1,8 +1,11 @@
 //! The registry: areas, buildings, rooms, gateways, buses and meters;
 //! seeding the reference campus; the installation status.
 
+use crate::row::{self, BadValue, decode_row, decoded};
 use crate::{Db, Result, Tx, on_db, on_tx};
 use domain::campus::CampusPlan;
+use domain::time::CampusTz;
+use domain::{AreaId, CentiKwh, MeterId, UnitPrice};
 use serde::Serialize;
 
 /// Where the simulator's (or real) gateways listen, for a seeded plan.
@@ -258,23 +261,57 @@ pub async fn status(db: &Db) -> Result<Status> {
 }
 
 /// An area as shown in pickers.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Area {
     /// Row id.
-    pub id: i64,
+    pub id: AreaId,
     /// Stable code.
     pub code: String,
     /// Chinese name.
     pub name_zh: String,
     /// English name.
     pub name_en: String,
-    /// Tariff in 0.0001 元/kWh.
-    pub unit_price_centifen_per_kwh: i64,
+    /// Tariff.
+    pub unit_price_centifen_per_kwh: UnitPrice,
     /// Most kWh in one order.
     pub order_kwh_max: i64,
-    /// IANA time zone for calendar days.
-    pub time_zone: String,
+    /// The area's time zone for calendar days.
+    pub time_zone: CampusTz,
 }
+
+/// [`Area`] as stored.
+#[derive(sqlx::FromRow)]
+struct AreaRow {
+    id: i64,
+    code: String,
+    name_zh: String,
+    name_en: String,
+    unit_price_centifen_per_kwh: i64,
+    order_kwh_max: i64,
+    time_zone: String,
+}
+
+impl TryFrom<AreaRow> for Area {
+    type Error = BadValue;
+
+    fn try_from(r: AreaRow) -> std::result::Result<Self, BadValue> {
+        Ok(Self {
+            time_zone: row::campus_tz(&format!("area.time_zone of area {}", r.id), &r.time_zone)?,
+            unit_price_centifen_per_kwh: decoded(
+                &format!("area.unit_price_centifen_per_kwh of area {}", r.id),
+                r.unit_price_centifen_per_kwh,
+                UnitPrice::from_centifen_per_kwh(r.unit_price_centifen_per_kwh),
+            )?,
+            id: AreaId::new(r.id),
+            code: r.code,
+            name_zh: r.name_zh,
+            name_en: r.name_en,
+            order_kwh_max: r.order_kwh_max,
+        })
+    }
+}
+
+decode_row!(Area, AreaRow);
 
 /// All areas in display order.
 pub async fn areas(db: &Db) -> Result<Vec<Area>> {
@@ -287,14 +324,14 @@ pub async fn areas(db: &Db) -> Result<Vec<Area>> {
 }
 
 /// A meter with where it is and what it costs.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct MeterInfo {
     /// Row id.
-    pub id: i64,
+    pub id: MeterId,
     /// 12-digit nameplate address.
     pub address: String,
     /// Area row id.
-    pub area_id: i64,
+    pub area_id: AreaId,
     /// Area name (zh).
     pub area_name_zh: String,
     /// Area name (en).
@@ -305,21 +342,74 @@ pub struct MeterInfo {
     pub building_name_en: String,
     /// Room number.
     pub room: String,
-    /// Effective tariff (meter override, else the area's) in 0.0001 元/kWh.
-    pub unit_price_centifen_per_kwh: i64,
+    /// Effective tariff (meter override, else the area's).
+    pub unit_price_centifen_per_kwh: UnitPrice,
     /// Low-balance threshold.
-    pub low_balance_centikwh: i64,
+    pub low_balance_centikwh: CentiKwh,
     /// Hoarding limit: the meter refuses a balance above this.
-    pub hoard_limit_centikwh: i64,
+    pub hoard_limit_centikwh: CentiKwh,
     /// Whether the factory default password is still in force.
     pub password_is_default: bool,
     /// Most kWh in one order in this area.
     pub order_kwh_max: i64,
     /// Last remaining energy read from the meter.
-    pub remaining_centikwh: Option<i64>,
+    pub remaining_centikwh: Option<CentiKwh>,
     /// When that was read.
     pub remaining_at_ms: Option<i64>,
 }
+
+/// [`MeterInfo`] as stored.
+#[derive(sqlx::FromRow)]
+struct MeterInfoRow {
+    id: i64,
+    address: String,
+    area_id: i64,
+    area_name_zh: String,
+    area_name_en: String,
+    building_name_zh: String,
+    building_name_en: String,
+    room: String,
+    unit_price_centifen_per_kwh: i64,
+    low_balance_centikwh: i64,
+    hoard_limit_centikwh: i64,
+    password_is_default: bool,
+    order_kwh_max: i64,
+    remaining_centikwh: Option<i64>,
+    remaining_at_ms: Option<i64>,
+}
+
+impl TryFrom<MeterInfoRow> for MeterInfo {
+    type Error = BadValue;
+
+    fn try_from(r: MeterInfoRow) -> std::result::Result<Self, BadValue> {
+        Ok(Self {
+            unit_price_centifen_per_kwh: decoded(
+                &format!(
+                    "meter.unit_price_centifen_per_kwh (or its area's) of meter {}",
+                    r.id
+                ),
+                r.unit_price_centifen_per_kwh,
+                UnitPrice::from_centifen_per_kwh(r.unit_price_centifen_per_kwh),
+            )?,
+            id: MeterId::new(r.id),
+            address: r.address,
+            area_id: AreaId::new(r.area_id),
+            area_name_zh: r.area_name_zh,
+            area_name_en: r.area_name_en,
+            building_name_zh: r.building_name_zh,
+            building_name_en: r.building_name_en,
+            room: r.room,
+            low_balance_centikwh: CentiKwh::new(r.low_balance_centikwh),
+            hoard_limit_centikwh: CentiKwh::new(r.hoard_limit_centikwh),
+            password_is_default: r.password_is_default,
+            order_kwh_max: r.order_kwh_max,
+            remaining_centikwh: r.remaining_centikwh.map(CentiKwh::new),
+            remaining_at_ms: r.remaining_at_ms,
+        })
+    }
+}
+
+decode_row!(MeterInfo, MeterInfoRow);
 
 /// The meter-info select list, followed by a literal `where` clause.
 macro_rules! meter_info {

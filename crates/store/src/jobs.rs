@@ -14,6 +14,7 @@
 //! neither complete nor fail work it no longer owns. Long work renews its
 //! lease with [`heartbeat`], so leases can be short.
 
+use crate::row::{BadValue, decode_row, decoded};
 use crate::{Db, Error, Result, Tx, on_db, on_tx};
 use serde::Serialize;
 
@@ -34,8 +35,44 @@ pub struct NewJob<'a> {
     pub attempts_max: i64,
 }
 
+/// Where a job is in its life, as the `job.state` column holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting to run, or running under a lease.
+    Queued,
+    /// Finished.
+    Done,
+    /// Dead-lettered: out of attempts or refused for good.
+    Dead,
+}
+
+impl JobState {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Done => "done",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// The state of a stored name; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Queued, Self::Done, Self::Dead]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A claimed job.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Job {
     /// Row id.
     pub id: i64,
@@ -47,8 +84,8 @@ pub struct Job {
     pub payload: String,
     /// Priority.
     pub priority: i64,
-    /// `queued`, `done` or `dead`.
-    pub state: String,
+    /// Queued, done or dead.
+    pub state: JobState,
     /// Attempts so far, including the current one once claimed.
     pub attempts: i64,
     /// Attempts allowed.
@@ -62,6 +99,50 @@ pub struct Job {
     /// The lease epoch of the current (or last) claim: the fencing token.
     pub lease_epoch: i64,
 }
+
+/// [`Job`] as stored.
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: i64,
+    queue: String,
+    dedup_key: Option<String>,
+    payload: String,
+    priority: i64,
+    state: String,
+    attempts: i64,
+    attempts_max: i64,
+    last_error: Option<String>,
+    run_at_ms: i64,
+    locked_by: Option<String>,
+    lease_epoch: i64,
+}
+
+impl TryFrom<JobRow> for Job {
+    type Error = BadValue;
+
+    fn try_from(r: JobRow) -> std::result::Result<Self, BadValue> {
+        Ok(Self {
+            state: decoded(
+                &format!("job.state of job {}", r.id),
+                &r.state,
+                JobState::parse(&r.state),
+            )?,
+            id: r.id,
+            queue: r.queue,
+            dedup_key: r.dedup_key,
+            payload: r.payload,
+            priority: r.priority,
+            attempts: r.attempts,
+            attempts_max: r.attempts_max,
+            last_error: r.last_error,
+            run_at_ms: r.run_at_ms,
+            locked_by: r.locked_by,
+            lease_epoch: r.lease_epoch,
+        })
+    }
+}
+
+decode_row!(Job, JobRow);
 
 const JOB_COLUMNS: &str =
     "id, queue, dedup_key, payload, priority, state, attempts, attempts_max, last_error, run_at_ms,
@@ -388,12 +469,22 @@ pub async fn held(db: &Db) -> Result<i64> {
 }
 
 /// Number of jobs per (queue, state), for metrics and status.
-pub async fn depths(db: &Db) -> Result<Vec<(String, String, i64)>> {
-    Ok(on_db!(db, |p| {
+pub async fn depths(db: &Db) -> Result<Vec<(String, JobState, i64)>> {
+    let rows: Vec<(String, String, i64)> = on_db!(db, |p| {
         sqlx::query_as(
         "select queue, state, count(*) from job where state <> 'done' group by queue, state order by queue, state"
     )
     .fetch_all(p)
     .await?
-    }))
+    });
+    rows.into_iter()
+        .map(|(queue, state, n)| {
+            let parsed = decoded(
+                &format!("job.state of queue {queue}"),
+                &state,
+                JobState::parse(&state),
+            )?;
+            Ok((queue, parsed, n))
+        })
+        .collect()
 }

@@ -473,10 +473,10 @@ pub async fn events(db: &Db, meter_id: i64, limit: i64) -> Result<Vec<MeterEvent
 }
 
 /// The state the head-end keeps for one meter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MeterState {
     /// Meter row id.
-    pub meter_id: i64,
+    pub meter_id: MeterId,
     /// Seen within the last few polls.
     pub online: bool,
     /// Last answer.
@@ -490,15 +490,60 @@ pub struct MeterState {
     /// Active power, W.
     pub power_w: Option<i64>,
     /// Remaining energy, 0.01 kWh.
-    pub remaining_centikwh: Option<i64>,
+    pub remaining_centikwh: Option<CentiKwh>,
     /// Total register, 0.01 kWh.
-    pub total_centikwh: Option<i64>,
+    pub total_centikwh: Option<CentiKwh>,
     /// Purchase count.
     pub purchase_count: Option<i64>,
     /// Status word 3.
     pub status_word: Option<i64>,
     /// Overdraft energy used, 0.01 kWh, as last read.
-    pub overdraft_centikwh: Option<i64>,
+    pub overdraft_centikwh: Option<CentiKwh>,
+}
+
+/// [`MeterState`] as stored.
+#[derive(sqlx::FromRow)]
+struct MeterStateRow {
+    meter_id: i64,
+    online: bool,
+    last_seen_at_ms: Option<i64>,
+    missed_polls: i64,
+    relay_closed: Option<bool>,
+    relay_reason: Option<String>,
+    power_w: Option<i64>,
+    remaining_centikwh: Option<i64>,
+    total_centikwh: Option<i64>,
+    purchase_count: Option<i64>,
+    status_word: Option<i64>,
+    overdraft_centikwh: Option<i64>,
+}
+
+impl From<MeterStateRow> for MeterState {
+    fn from(r: MeterStateRow) -> Self {
+        Self {
+            meter_id: MeterId::new(r.meter_id),
+            online: r.online,
+            last_seen_at_ms: r.last_seen_at_ms,
+            missed_polls: r.missed_polls,
+            relay_closed: r.relay_closed,
+            relay_reason: r.relay_reason,
+            power_w: r.power_w,
+            remaining_centikwh: r.remaining_centikwh.map(CentiKwh::new),
+            total_centikwh: r.total_centikwh.map(CentiKwh::new),
+            purchase_count: r.purchase_count,
+            status_word: r.status_word,
+            overdraft_centikwh: r.overdraft_centikwh.map(CentiKwh::new),
+        }
+    }
+}
+
+impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for MeterState
+where
+    MeterStateRow: sqlx::FromRow<'r, R>,
+{
+    fn from_row(row: &'r R) -> std::result::Result<Self, sqlx::Error> {
+        MeterStateRow::from_row(row).map(Self::from)
+    }
 }
 
 /// The head-end's state of one meter.
@@ -872,7 +917,7 @@ mod tests {
             let s = state(&db, m).await.unwrap().unwrap();
             assert_eq!(
                 (s.remaining_centikwh, s.overdraft_centikwh),
-                (Some(0), Some(321))
+                (Some(CentiKwh::new(0)), Some(CentiKwh::new(321)))
             );
             let o2 = Observation {
                 meter_id: m,
@@ -884,7 +929,7 @@ mod tests {
             record(&db, &[o2], &[], &[], 6_000).await.unwrap();
             assert_eq!(
                 state(&db, m).await.unwrap().unwrap().overdraft_centikwh,
-                Some(321)
+                Some(CentiKwh::new(321))
             );
             // The student's pages read it through their binding.
             let student = crate::students::upsert_by_openid(&db, "o-od", false, 1)
@@ -897,7 +942,7 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
-            assert_eq!(b.overdraft_centikwh, Some(321));
+            assert_eq!(b.overdraft_centikwh, Some(CentiKwh::new(321)));
         }
     }
 
@@ -933,7 +978,7 @@ mod tests {
             assert!(s.online);
             assert_eq!(s.relay_closed, Some(false));
             assert_eq!(s.relay_reason.as_deref(), Some("malicious_load"));
-            assert_eq!(s.remaining_centikwh, Some(1234));
+            assert_eq!(s.remaining_centikwh, Some(CentiKwh::new(1234)));
             assert_eq!(s.purchase_count, Some(7));
             // A later round that read nothing but missed keeps the values.
             let o2 = Observation {
@@ -947,7 +992,7 @@ mod tests {
             let s = state(&db, m).await.unwrap().unwrap();
             assert!(!s.online);
             assert_eq!(s.missed_polls, 3);
-            assert_eq!(s.remaining_centikwh, Some(1234));
+            assert_eq!(s.remaining_centikwh, Some(CentiKwh::new(1234)));
             assert_eq!(s.relay_reason.as_deref(), Some("malicious_load"));
             assert_eq!(events(&db, m, 10).await.unwrap(), vec![e]);
             assert_eq!(
@@ -1028,7 +1073,7 @@ mod tests {
                 let db = db.clone();
                 let address = info.address.clone();
                 async move {
-                    orders::create_counter_sale(&db, info.area_id, &address, kwh, "t", now)
+                    orders::create_counter_sale(&db, info.area_id.get(), &address, kwh, "t", now)
                         .await
                         .unwrap()
                 }
@@ -1076,7 +1121,7 @@ mod tests {
             let s = state(&db, m.id).await.unwrap().unwrap();
             assert_eq!(
                 (s.purchase_count, s.remaining_centikwh),
-                (Some(42), Some(7_000))
+                (Some(42), Some(CentiKwh::new(7_000)))
             );
             flag_delivery(
                 &db,

@@ -37,3 +37,14 @@ macro_rules! decode_row {
     };
 }
 pub(crate) use decode_row;
+
+impl From<BadValue> for crate::Error {
+    fn from(bad: BadValue) -> Self {
+        crate::Error::Corrupt(bad.0)
+    }
+}
+
+/// The time zone stored in `column`, resolved once here.
+pub(crate) fn campus_tz(column: &str, stored: &str) -> Result<domain::time::CampusTz, BadValue> {
+    decoded(column, stored, domain::time::CampusTz::parse(stored).ok())
+}

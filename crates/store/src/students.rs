@@ -7,8 +7,10 @@
 //! tampered id finds nothing rather than someone else's row (ASVS 8.2.2).
 
 use crate::message::{self, MessageArgs, MessageContent, Place};
-use crate::row::{BadValue, decode_row};
+use crate::row::{self, BadValue, decode_row, decoded};
 use crate::{Db, Error, Result, Tx, on_db, on_tx};
+use domain::time::CampusTz;
+use domain::{AreaId, CentiKwh, MeterId, UnitPrice};
 use serde::Serialize;
 
 /// A student (a WeChat identity, or a demo identity).
@@ -209,7 +211,7 @@ pub async fn session_with_default(
     .fetch_optional(p)
     .await?
     });
-    Ok(row.map(SessionDefaultRow::split))
+    Ok(row.map(SessionDefaultRow::split).transpose()?)
 }
 
 #[derive(sqlx::FromRow)]
@@ -248,7 +250,7 @@ struct SessionDefaultRow {
 }
 
 impl SessionDefaultRow {
-    fn split(self) -> (SessionRow, Option<BoundMeter>) {
+    fn split(self) -> std::result::Result<(SessionRow, Option<BoundMeter>), BadValue> {
         let session = SessionRow {
             student_id: self.student_id,
             openid: self.openid,
@@ -260,34 +262,36 @@ impl SessionDefaultRow {
             unread: self.unread,
         };
         let meter = match (self.binding_id, self.meter_id, self.address, self.area_id) {
-            (Some(binding_id), Some(meter_id), Some(address), Some(area_id)) => Some(BoundMeter {
-                binding_id,
-                is_default: self.is_default.unwrap_or(false),
-                meter_id,
-                address,
-                area_id,
-                area_name_zh: self.area_name_zh.unwrap_or_default(),
-                area_name_en: self.area_name_en.unwrap_or_default(),
-                time_zone: self.time_zone.unwrap_or_default(),
-                building_name_zh: self.building_name_zh.unwrap_or_default(),
-                building_name_en: self.building_name_en.unwrap_or_default(),
-                room: self.room.unwrap_or_default(),
-                unit_price_centifen_per_kwh: self.unit_price_centifen_per_kwh.unwrap_or(0),
-                password_is_default: self.password_is_default.unwrap_or(false),
-                low_balance_centikwh: self.low_balance_centikwh.unwrap_or(0),
-                remaining_centikwh: self.remaining_centikwh,
-                overdraft_centikwh: self.overdraft_centikwh,
-                remaining_at_ms: self.remaining_at_ms,
-                online: self.online,
-                relay_closed: self.relay_closed,
-                relay_reason: self.relay_reason,
-                relay_restore_at_ms: self.relay_restore_at_ms,
-                power_w: self.power_w,
-                last_seen_at_ms: self.last_seen_at_ms,
-            }),
+            (Some(binding_id), Some(meter_id), Some(address), Some(area_id)) => {
+                Some(BoundMeter::try_from(BoundMeterRow {
+                    binding_id,
+                    is_default: self.is_default.unwrap_or(false),
+                    meter_id,
+                    address,
+                    area_id,
+                    area_name_zh: self.area_name_zh.unwrap_or_default(),
+                    area_name_en: self.area_name_en.unwrap_or_default(),
+                    time_zone: self.time_zone.unwrap_or_default(),
+                    building_name_zh: self.building_name_zh.unwrap_or_default(),
+                    building_name_en: self.building_name_en.unwrap_or_default(),
+                    room: self.room.unwrap_or_default(),
+                    unit_price_centifen_per_kwh: self.unit_price_centifen_per_kwh.unwrap_or(0),
+                    password_is_default: self.password_is_default.unwrap_or(false),
+                    low_balance_centikwh: self.low_balance_centikwh.unwrap_or(0),
+                    remaining_centikwh: self.remaining_centikwh,
+                    overdraft_centikwh: self.overdraft_centikwh,
+                    remaining_at_ms: self.remaining_at_ms,
+                    online: self.online,
+                    relay_closed: self.relay_closed,
+                    relay_reason: self.relay_reason,
+                    relay_restore_at_ms: self.relay_restore_at_ms,
+                    power_w: self.power_w,
+                    last_seen_at_ms: self.last_seen_at_ms,
+                })?)
+            }
             _ => None,
         };
-        (session, meter)
+        Ok((session, meter))
     }
 }
 
@@ -317,40 +321,40 @@ pub async fn purge_sessions(db: &Db, now_ms: i64) -> Result<u64> {
 // ---------------------------------------------------------------- bindings
 
 /// A meter bound by a student, with its place and latest state.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct BoundMeter {
     /// Binding row id (what URLs carry).
     pub binding_id: i64,
     /// Whether this is the student's default meter (S8).
     pub is_default: bool,
     /// Meter row id.
-    pub meter_id: i64,
+    pub meter_id: MeterId,
     /// 12-digit nameplate number.
     pub address: String,
     /// Area row id.
-    pub area_id: i64,
+    pub area_id: AreaId,
     /// Area name (zh).
     pub area_name_zh: String,
     /// Area name (en).
     pub area_name_en: String,
-    /// Area time zone.
-    pub time_zone: String,
+    /// The area's time zone.
+    pub time_zone: CampusTz,
     /// Building name (zh).
     pub building_name_zh: String,
     /// Building name (en).
     pub building_name_en: String,
     /// Room number.
     pub room: String,
-    /// Effective tariff in 0.0001 元/kWh.
-    pub unit_price_centifen_per_kwh: i64,
+    /// Effective tariff (meter override, else the area's).
+    pub unit_price_centifen_per_kwh: UnitPrice,
     /// Whether the factory default password is still in force (S7).
     pub password_is_default: bool,
     /// Below this much energy the meter counts as low (its own setting).
-    pub low_balance_centikwh: i64,
+    pub low_balance_centikwh: CentiKwh,
     /// Last remaining energy read.
-    pub remaining_centikwh: Option<i64>,
+    pub remaining_centikwh: Option<CentiKwh>,
     /// Overdraft energy used, as last read (DI 00900101).
-    pub overdraft_centikwh: Option<i64>,
+    pub overdraft_centikwh: Option<CentiKwh>,
     /// When it was read.
     pub remaining_at_ms: Option<i64>,
     /// Whether the head-end currently reaches the meter.
@@ -366,6 +370,78 @@ pub struct BoundMeter {
     /// Last time the meter answered.
     pub last_seen_at_ms: Option<i64>,
 }
+
+/// [`BoundMeter`] as stored.
+#[derive(sqlx::FromRow)]
+struct BoundMeterRow {
+    binding_id: i64,
+    is_default: bool,
+    meter_id: i64,
+    address: String,
+    area_id: i64,
+    area_name_zh: String,
+    area_name_en: String,
+    time_zone: String,
+    building_name_zh: String,
+    building_name_en: String,
+    room: String,
+    unit_price_centifen_per_kwh: i64,
+    password_is_default: bool,
+    low_balance_centikwh: i64,
+    remaining_centikwh: Option<i64>,
+    overdraft_centikwh: Option<i64>,
+    remaining_at_ms: Option<i64>,
+    online: Option<bool>,
+    relay_closed: Option<bool>,
+    relay_reason: Option<String>,
+    relay_restore_at_ms: Option<i64>,
+    power_w: Option<i64>,
+    last_seen_at_ms: Option<i64>,
+}
+
+impl TryFrom<BoundMeterRow> for BoundMeter {
+    type Error = BadValue;
+
+    fn try_from(r: BoundMeterRow) -> std::result::Result<Self, BadValue> {
+        Ok(Self {
+            time_zone: row::campus_tz(
+                &format!("area.time_zone of area {}", r.area_id),
+                &r.time_zone,
+            )?,
+            unit_price_centifen_per_kwh: decoded(
+                &format!(
+                    "meter.unit_price_centifen_per_kwh (or its area's) of meter {}",
+                    r.meter_id
+                ),
+                r.unit_price_centifen_per_kwh,
+                UnitPrice::from_centifen_per_kwh(r.unit_price_centifen_per_kwh),
+            )?,
+            binding_id: r.binding_id,
+            is_default: r.is_default,
+            meter_id: MeterId::new(r.meter_id),
+            address: r.address,
+            area_id: AreaId::new(r.area_id),
+            area_name_zh: r.area_name_zh,
+            area_name_en: r.area_name_en,
+            building_name_zh: r.building_name_zh,
+            building_name_en: r.building_name_en,
+            room: r.room,
+            password_is_default: r.password_is_default,
+            low_balance_centikwh: CentiKwh::new(r.low_balance_centikwh),
+            remaining_centikwh: r.remaining_centikwh.map(CentiKwh::new),
+            overdraft_centikwh: r.overdraft_centikwh.map(CentiKwh::new),
+            remaining_at_ms: r.remaining_at_ms,
+            online: r.online,
+            relay_closed: r.relay_closed,
+            relay_reason: r.relay_reason,
+            relay_restore_at_ms: r.relay_restore_at_ms,
+            power_w: r.power_w,
+            last_seen_at_ms: r.last_seen_at_ms,
+        })
+    }
+}
+
+decode_row!(BoundMeter, BoundMeterRow);
 
 macro_rules! bound_meters {
     ($tail:literal) => {
@@ -1458,7 +1534,7 @@ mod tests {
         for db in crate::testing::all().await.expect("dbs") {
             let (m1, _) = fixture(&db).await;
             assert_eq!(usage_start(&db, -1).await.expect("start"), None);
-            let tz = domain::time::campus_tz("UTC");
+            let tz = jiff::tz::TimeZone::UTC;
             let day_ms = 86_400_000;
             on_db!(&db, |p| sqlx::query(
                 "update meter set created_at_ms = $1 where id = $2"

@@ -148,7 +148,8 @@ async fn unpaid_orders_count_against_the_hoarding_limit() {
             .unwrap()
             .unwrap();
         assert_eq!(
-            m.hoard_limit_centikwh, 50_000,
+            m.hoard_limit_centikwh.get(),
+            50_000,
             "the meter's own limit (500 kWh)"
         );
         orders::create(&db, &req("201701010005", 400), NOW)
@@ -554,7 +555,7 @@ async fn two_binders_changing_the_password_at_once_one_wins() {
                 "insert into binding (student_id, meter_id, is_default, created_at_ms) values ($1, $2, true, 0)"
             )
             .bind(s.id)
-            .bind(m.id)
+            .bind(m.id.get())
             .execute(p)
             .await
             .map(|_| ()))
@@ -562,8 +563,8 @@ async fn two_binders_changing_the_password_at_once_one_wins() {
             students.push(s.id);
         }
         let (a, b) = tokio::join!(
-            store::students::change_meter_password(&db, students[0], m.id, None, "hash-a", NOW),
-            store::students::change_meter_password(&db, students[1], m.id, None, "hash-b", NOW)
+            store::students::change_meter_password(&db, students[0], m.id.get(), None, "hash-a", NOW),
+            store::students::change_meter_password(&db, students[1], m.id.get(), None, "hash-b", NOW)
         );
         let won = [a, b]
             .into_iter()
@@ -572,7 +573,7 @@ async fn two_binders_changing_the_password_at_once_one_wins() {
         assert_eq!(won, 1, "{:?}: both password changes won", db.backend());
         // A change from a hash that is no longer current changes nothing.
         let stale =
-            store::students::change_meter_password(&db, students[0], m.id, None, "hash-c", NOW)
+            store::students::change_meter_password(&db, students[0], m.id.get(), None, "hash-c", NOW)
                 .await
                 .unwrap();
         assert!(stale.is_none());

@@ -84,7 +84,7 @@ async fn operators_are_created_scoped_listed_and_disabled() {
         let cashier = operators::create(&db, &c, &cli, NOW).await.unwrap();
         assert_eq!(
             cashier.scope.areas,
-            Some(vec![domain::AreaId::new(areas[1].id)])
+            Some(vec![areas[1].id])
         );
 
         let names: Vec<String> = operators::list(&db)

@@ -290,7 +290,7 @@ impl Lang {
 
     /// The language of request headers (cookie, then `Accept-Language`).
     pub fn of_headers(headers: &axum::http::HeaderMap) -> Lang {
-        if let Some(l) = crate::session::cookie(headers, LANG_COOKIE).and_then(Lang::parse) {
+        if let Some(l) = crate::cookies::get(headers, LANG_COOKIE).and_then(Lang::parse) {
             return l;
         }
         headers

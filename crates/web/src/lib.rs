@@ -18,6 +18,7 @@ use axum::routing::get;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod cookies;
 pub mod i18n;
 pub mod pages;
 pub mod payments;
@@ -25,6 +26,7 @@ mod security;
 pub mod server;
 pub mod session;
 pub mod staff;
+pub mod url;
 
 pub use server::ServeLimits;
 
@@ -49,8 +51,8 @@ struct Inner {
 pub struct Settings {
     /// The public base URL (for links and the payment notify URL).
     pub public_url: String,
-    /// Campus time zone name for calendar days.
-    pub time_zone: String,
+    /// Campus time zone for calendar days (parsed at configuration load).
+    pub time_zone: domain::time::CampusTz,
     /// Whether the clearly labelled demo login is offered (never in production).
     pub demo_login: bool,
     /// WeChat official-account web authorization; `None`: WeChat login is
@@ -68,12 +70,12 @@ impl Settings {
     /// Settings with the defaults for everything but what must be given.
     pub fn new(
         public_url: impl Into<String>,
-        time_zone: impl Into<String>,
+        time_zone: domain::time::CampusTz,
         demo_login: bool,
     ) -> Self {
         Self {
             public_url: public_url.into(),
-            time_zone: time_zone.into(),
+            time_zone,
             demo_login,
             wechat_oauth: None,
             session_ttl_ms: session::SESSION_TTL_MS_DEFAULT,

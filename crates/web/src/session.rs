@@ -11,7 +11,7 @@
 //! - State-changing requests carry the session's CSRF token in a form field
 //!   and pass an Origin / `Sec-Fetch-Site` check ([`same_origin_posts`]).
 
-use crate::AppState;
+use crate::{AppState, cookies};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::request::Parts;
@@ -103,8 +103,7 @@ impl IntoResponse for SessionRejection {
             )
                 .into_response(),
             SessionRejection::Login { next, json: false } => {
-                Redirect::to(&format!("/login?next={}", crate::pages::url_encode(&next)))
-                    .into_response()
+                Redirect::to(&format!("/login?next={}", crate::url::encode(&next))).into_response()
             }
             SessionRejection::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -126,7 +125,7 @@ impl FromRequestParts<AppState> for CurrentStudent {
             return Ok(s.clone());
         }
         let login = || login_rejection(parts);
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+        let Some(token) = cookies::get(&parts.headers, SESSION_COOKIE) else {
             return Err(login());
         };
         let row = store::students::session(state.db(), &token_hash(token), store::now_ms())
@@ -189,7 +188,7 @@ impl FromRequestParts<AppState> for StudentWithDefaultMeter {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+        let Some(token) = cookies::get(&parts.headers, SESSION_COOKIE) else {
             return Err(login_rejection(parts));
         };
         let row =
@@ -256,7 +255,7 @@ pub async fn start(state: &AppState, student_id: i64) -> store::Result<HeaderVal
         now.saturating_add(ttl_ms),
     )
     .await?;
-    Ok(set_cookie(
+    Ok(cookies::set(
         state,
         SESSION_COOKIE,
         &token,
@@ -267,44 +266,10 @@ pub async fn start(state: &AppState, student_id: i64) -> store::Result<HeaderVal
 /// Ends the session of this request, if any, and returns the `Set-Cookie`
 /// value that clears the cookie.
 pub async fn end(state: &AppState, headers: &HeaderMap) -> store::Result<HeaderValue> {
-    if let Some(token) = cookie(headers, SESSION_COOKIE) {
+    if let Some(token) = cookies::get(headers, SESSION_COOKIE) {
         store::students::delete_session(state.db(), &token_hash(token)).await?;
     }
-    Ok(set_cookie(state, SESSION_COOKIE, "", Some(0)))
-}
-
-/// A `Set-Cookie` value with this crate's attributes. `max_age_s` `None`
-/// makes a browser-session cookie. `value` must be cookie-safe (hex, ids).
-pub fn set_cookie(
-    state: &AppState,
-    name: &str,
-    value: &str,
-    max_age_s: Option<i64>,
-) -> HeaderValue {
-    let secure = if state.settings().public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let max_age = max_age_s
-        .map(|s| format!("; Max-Age={s}"))
-        .unwrap_or_default();
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax{max_age}{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("dw_invalid=; Max-Age=0"))
-}
-
-/// The value of cookie `name` in the request.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+    Ok(cookies::set(state, SESSION_COOKIE, "", Some(0)))
 }
 
 /// Compares two byte strings in time independent of where they differ.
@@ -352,17 +317,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cookie_is_found_among_others() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; dw_session=abc; b=2"),
-        );
-        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
-        assert_eq!(cookie(&h, "c"), None);
-    }
-
-    #[test]
     fn origin_check() {
         let mut h = HeaderMap::new();
         h.insert("host", HeaderValue::from_static("x.test:8080"));
@@ -374,29 +328,6 @@ mod tests {
         h.insert("origin", HeaderValue::from_static("http://x.test:8080"));
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(!is_same_origin(&h));
-    }
-
-    #[tokio::test]
-    async fn cookies_are_secure_behind_https_only() {
-        let db = store::testing::sqlite().await.expect("db");
-        let plain = AppState::new(
-            db.clone(),
-            crate::Settings::new("http://127.0.0.1:8080", "Asia/Shanghai", true),
-            None,
-        );
-        let tls = AppState::new(
-            db,
-            crate::Settings::new("https://power.example.edu.cn", "Asia/Shanghai", false),
-            None,
-        );
-        let c = set_cookie(&plain, SESSION_COOKIE, "abc", Some(60));
-        let c = c.to_str().expect("ascii");
-        assert_eq!(
-            c,
-            "dw_session=abc; Path=/; HttpOnly; SameSite=Lax; Max-Age=60"
-        );
-        let c = set_cookie(&tls, SESSION_COOKIE, "abc", Some(60));
-        assert!(c.to_str().expect("ascii").ends_with("; Secure"));
     }
 
     #[test]

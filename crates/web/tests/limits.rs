@@ -13,7 +13,8 @@ const NEVER: Duration = Duration::from_secs(20);
 
 async fn spawn(limits: web::ServeLimits) -> (String, tokio::sync::oneshot::Sender<()>) {
     let db = store::testing::sqlite().await.expect("sqlite");
-    let mut settings = web::Settings::new("http://127.0.0.1", "Asia/Shanghai", false);
+    let mut settings =
+        web::Settings::new("http://127.0.0.1", domain::time::CampusTz::default(), false);
     settings.limits = limits;
     let state = web::AppState::new(db, settings, None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -100,7 +100,11 @@ impl TestApp {
             &mut stops,
         )
         .await;
-        let mut settings = web::Settings::new("http://dormwatt.test", "Asia/Shanghai", true);
+        let mut settings = web::Settings::new(
+            "http://dormwatt.test",
+            domain::time::CampusTz::default(),
+            true,
+        );
         settings.wechat_oauth = Some(
             web::WechatOAuth::new(
                 "wxTESTAPPID",
@@ -129,7 +133,7 @@ impl TestApp {
             base,
             http,
             db,
-            area_id: areas[0].id,
+            area_id: areas[0].id.get(),
             meters,
             _stops: stops,
         }
@@ -164,7 +168,7 @@ impl TestApp {
         let r = self
             .get(
                 None,
-                &format!("/login/wechat?next={}", web::pages::url_encode(next)),
+                &format!("/login/wechat?next={}", web::url::encode(next)),
             )
             .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -509,7 +513,7 @@ async fn overview_chart_and_bill_show_missing_days_distinctly() {
     each_db(async |app: TestApp| {
         let a = app.student_with_meter("alice", &app.meters[0]).await;
         let meter_id = app.count("select meter_id from binding").await;
-        let tz = domain::time::campus_tz("Asia/Shanghai");
+        let tz = domain::time::CampusTz::default().tz().clone();
         let now = store::now_ms();
         let today = domain::time::day_number(domain::time::local_date(now, &tz));
         for d in 1..=30 {
@@ -841,7 +845,7 @@ async fn every_page_renders_in_every_language() {
             .await;
         let meter_id = app.count("select min(meter_id) from binding").await;
         let now = store::now_ms();
-        let tz = domain::time::campus_tz("Asia/Shanghai");
+        let tz = domain::time::CampusTz::default().tz().clone();
         let today = domain::time::day_number(domain::time::local_date(now, &tz));
         for d in 1..=10 {
             let usage = (d != 4).then_some(300 + d);
@@ -935,8 +939,7 @@ async fn the_ticked_amount_is_charged_and_priced() {
             .await
             .expect("meter")
             .expect("exists");
-        let price = domain::UnitPrice::from_centifen_per_kwh(info.unit_price_centifen_per_kwh)
-            .expect("price");
+        let price = info.unit_price_centifen_per_kwh;
         let yuan = |k: u64| {
             price
                 .amount_for(domain::WholeKwh::new(k, 10_000).expect("kwh"))
@@ -1170,7 +1173,7 @@ async fn unpaid_orders_show_one_deadline() {
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let order = app.count("select id from orders").await;
         let expires = app.count("select expires_at_ms from orders").await;
-        let tz = domain::time::campus_tz("Asia/Shanghai");
+        let tz = domain::time::CampusTz::default().tz().clone();
         let due = jiff::Timestamp::from_millisecond(expires)
             .expect("ts")
             .to_zoned_datetime(tz);
@@ -1419,7 +1422,7 @@ async fn the_bill_starts_with_the_meters_data_and_always_explains_red_days() {
     each_db(async |app: TestApp| {
         let a = app.student_with_meter("alice", &app.meters[0]).await;
         let meter_id = app.count("select meter_id from binding").await;
-        let tz = domain::time::campus_tz("Asia/Shanghai");
+        let tz = domain::time::CampusTz::default().tz().clone();
         let now = store::now_ms();
         let today = domain::time::local_date(now, &tz);
         let back = |d: jiff::civil::Date| {
@@ -1541,7 +1544,7 @@ async fn buying_for_someone_else_keeps_what_was_typed() {
                 &a,
                 &format!(
                     "/buy/order?area_id={area}&meter={}",
-                    web::pages::url_encode(meter)
+                    web::url::encode(meter)
                 ),
             )
             .await

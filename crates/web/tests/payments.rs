@@ -41,8 +41,8 @@ impl TestApp {
             .await
             .expect("seed");
         let areas = store::campus::areas(&db).await.expect("areas");
-        let area_id = areas[0].id;
-        let other_area_id = areas[1].id;
+        let area_id = areas[0].id.get();
+        let other_area_id = areas[1].id.get();
         let meter = plan.areas[0].buildings[0]
             .meters()
             .next()
@@ -83,7 +83,7 @@ impl TestApp {
         .expect("sandbox payments");
         let state = web::AppState::new(
             db.clone(),
-            web::Settings::new(base.clone(), "Asia/Shanghai", false),
+            web::Settings::new(base.clone(), domain::time::CampusTz::default(), false),
             Some(payments),
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -242,7 +242,9 @@ impl TestApp {
             .await
             .expect("depths")
             .into_iter()
-            .filter(|(q, s, _)| q == store::orders::DELIVER_QUEUE && s == "queued")
+            .filter(|(q, s, _)| {
+                q == store::orders::DELIVER_QUEUE && *s == store::jobs::JobState::Queued
+            })
             .map(|(_, _, n)| n)
             .sum()
     }

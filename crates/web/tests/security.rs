@@ -40,7 +40,7 @@ impl App {
             .collect();
         let state = web::AppState::new(
             db.clone(),
-            web::Settings::new(public_url, "Asia/Shanghai", false),
+            web::Settings::new(public_url, domain::time::CampusTz::default(), false),
             None,
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -59,7 +59,7 @@ impl App {
                 .build()
                 .expect("client"),
             db,
-            area_id: areas[0].id,
+            area_id: areas[0].id.get(),
             meters,
             _stop: tx,
         }
@@ -71,7 +71,7 @@ impl App {
         let s = store::students::upsert_by_openid(&self.db, openid, false, now)
             .await
             .expect("student");
-        let settings = web::Settings::new("http://x", "Asia/Shanghai", false);
+        let settings = web::Settings::new("http://x", domain::time::CampusTz::default(), false);
         let state = web::AppState::new(self.db.clone(), settings, None);
         let set = web::session::start(&state, s.id).await.expect("session");
         let pair = set

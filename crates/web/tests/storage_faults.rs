@@ -125,7 +125,7 @@ async fn serve(db: &Db) -> (String, tokio::sync::oneshot::Sender<()>) {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let state = web::AppState::new(
         db.clone(),
-        web::Settings::new(base.clone(), "Asia/Shanghai", false),
+        web::Settings::new(base.clone(), domain::time::CampusTz::default(), false),
         None,
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

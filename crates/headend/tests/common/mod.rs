@@ -274,7 +274,7 @@ impl World {
         let kwh = domain::WholeKwh::parse(&kwh.to_string(), 500).unwrap();
         store::orders::create_counter_sale(
             &self.db,
-            info.area_id,
+            info.area_id.get(),
             &info.address,
             kwh,
             "test",

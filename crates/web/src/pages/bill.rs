@@ -35,9 +35,9 @@ pub async fn page(
             None => return see("/bind?first=1"),
         },
     };
-    let tz = domain::time::campus_tz(&m.time_zone);
+    let tz = m.time_zone.tz();
     let now = store::now_ms();
-    let today = domain::time::local_date(now, &tz);
+    let today = domain::time::local_date(now, tz);
     let first = q
         .month
         .as_deref()
@@ -47,7 +47,7 @@ pub async fn page(
     let last = first.last_of_month().min(today);
     // Days before the meter's data starts were never to be read: they are
     // left out, not listed as missing (issue 11 item 10).
-    let start_day = store::students::usage_start(state.db(), m.meter_id)
+    let start_day = store::students::usage_start(state.db(), m.meter_id.get())
         .await?
         .ok_or(PageError::NotFound)?
         .first_day(&tz);
@@ -55,7 +55,7 @@ pub async fn page(
         domain::time::day_number(first).max(start_day),
         domain::time::day_number(last),
     );
-    let rows = store::students::daily_usage(state.db(), m.meter_id, from, to).await?;
+    let rows = store::students::daily_usage(state.db(), m.meter_id.get(), from, to).await?;
     let starts_in_or_after = (start_day > domain::time::day_number(first))
         .then(|| domain::time::date_of_day_number(start_day).to_string());
     let month_s = format!("{:04}-{:02}", first.year(), first.month());

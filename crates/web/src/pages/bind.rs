@@ -151,7 +151,8 @@ async fn demo_meters(state: &AppState, l: Lang) -> store::Result<Vec<DemoMeter>>
             .take(DEMO_METERS_PER_AREA);
         for c in candidates {
             if let Some(m) =
-                store::campus::meter_by_address(state.db(), area.id, c.address.as_str()).await?
+                store::campus::meter_by_address(state.db(), area.id.get(), c.address.as_str())
+                    .await?
             {
                 out.push(DemoMeter {
                     place: format!(
@@ -186,9 +187,9 @@ async fn render_form(
         areas: areas
             .iter()
             .map(|a| AreaOption {
-                id: a.id,
+                id: a.id.get(),
                 name: area_name(l, &a.name_zh, &a.name_en).to_owned(),
-                selected: a.id == prev.area_id,
+                selected: a.id.get() == prev.area_id,
             })
             .collect(),
         meter: prev.meter.clone(),

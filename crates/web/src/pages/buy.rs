@@ -6,7 +6,7 @@
 use super::bind::ClientIp;
 use super::{
     Acting, CsrfOnly, Ctx, PageError, PageResult, PathId, Posted, Shell, Tab, area_name,
-    csrf_forms, energy_or_dash, fmt_price, fmt_time, html, kwh, pay_deadline, see,
+    csrf_forms, energy_or_dash, fmt_price, fmt_time, html, pay_deadline, see,
 };
 use crate::AppState;
 use crate::i18n::Lang;
@@ -73,7 +73,7 @@ async fn buy_page(
         bound: bound
             .iter()
             .map(|m| BoundRow {
-                area_id: m.area_id,
+                area_id: m.area_id.get(),
                 address: m.address.clone(),
                 place: super::overview::place(l, m),
                 is_default: m.is_default,
@@ -83,9 +83,9 @@ async fn buy_page(
         areas: areas
             .iter()
             .map(|a| AreaOption {
-                id: a.id,
+                id: a.id.get(),
                 name: area_name(l, &a.name_zh, &a.name_en).to_owned(),
-                selected: typed.is_some_and(|(id, _)| id == a.id),
+                selected: typed.is_some_and(|(id, _)| id == a.id.get()),
             })
             .collect(),
         meter: typed.map(|(_, m)| m.to_owned()).unwrap_or_default(),
@@ -184,7 +184,7 @@ async fn order_form(
         remaining: energy_or_dash(m.remaining_centikwh),
         remaining_at: m
             .remaining_at_ms
-            .map(|t| fmt_time(t, &tz))
+            .map(|t| fmt_time(t, tz))
             .unwrap_or_default(),
         price: fmt_price(m.unit_price_centifen_per_kwh),
         presets: PRESETS_KWH
@@ -208,7 +208,7 @@ async fn order_form(
             }
         },
         submit_template: l.t2("order-submit-amount", "kwh", "{kwh}", "yuan", "{yuan}"),
-        price_centifen: m.unit_price_centifen_per_kwh,
+        price_centifen: m.unit_price_centifen_per_kwh.centifen_per_kwh(),
         other_checked: chosen == "other",
         other: other.to_owned(),
         error,
@@ -252,9 +252,8 @@ struct Preset {
 /// What `kwh` whole kWh cost at this meter's price (rounded half up to the
 /// fen, as the order will be).
 fn price_of(m: &MeterInfo, kwh: u32) -> Option<domain::Fen> {
-    let price = domain::UnitPrice::from_centifen_per_kwh(m.unit_price_centifen_per_kwh)?;
     let k = domain::WholeKwh::new(u64::from(kwh), u32::MAX).ok()?;
-    Some(price.amount_for(k))
+    Some(m.unit_price_centifen_per_kwh.amount_for(k))
 }
 
 /// The order form.
@@ -333,7 +332,7 @@ pub async fn pay_page(State(state): State<AppState>, ctx: Ctx, PathId(id): PathI
         shell: ctx.shell("pay-title", Tab::Buy),
         place: m.as_ref().map(|m| meter_place(l, m)).unwrap_or_default(),
         amount: o.amount_fen,
-        deadline: pay_deadline(l, o.expires_at_ms, now, &super::campus_tz(&state)),
+        deadline: pay_deadline(l, o.expires_at_ms, now, super::campus_tz(&state)),
         o: &o,
     })
 }
@@ -463,7 +462,7 @@ pub async fn order_status_page(
             )
         ),
         payable: st == Some(OrderState::Unpaid) && o.expires_at_ms > now,
-        deadline: pay_deadline(l, o.expires_at_ms, now, &super::campus_tz(&state)),
+        deadline: pay_deadline(l, o.expires_at_ms, now, super::campus_tz(&state)),
         state_label: state_label(l, o.state),
         remaining: energy_or_dash(m.as_ref().and_then(|m| m.remaining_centikwh)),
         o: &o,
@@ -496,9 +495,7 @@ pub async fn order_status_json(
 ) -> PageResult {
     let o = my_order(&state, &student, id).await?;
     let m = store::campus::meter_by_id(state.db(), o.meter_id.get()).await?;
-    let remaining = m
-        .and_then(|m| m.remaining_centikwh)
-        .map(|r| kwh(r).to_string());
+    let remaining = m.and_then(|m| m.remaining_centikwh).map(|r| r.to_string());
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
         Json(serde_json::json!({

@@ -65,7 +65,7 @@ impl<'a> Shell<'a> {
             title: l.t(title_key),
             student,
             tab,
-            next: super::url_encode(here),
+            next: crate::url::encode(here),
             scripts: Vec::new(),
         }
     }

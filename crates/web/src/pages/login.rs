@@ -2,10 +2,12 @@
 //! `snsapi_base` (wechat-notes §1.1–1.2), the demo login, logout and the
 //! language switch.
 
-use super::{PageError, PageResult, Shell, Tab, html, safe_next, url_encode};
+use super::{PageError, PageResult, Shell, Tab, html, safe_next};
 use crate::AppState;
+use crate::cookies;
 use crate::i18n::{LANG_COOKIE, Lang};
-use crate::session::{self, MaybeStudent, constant_eq, cookie, set_cookie};
+use crate::session::{self, MaybeStudent, constant_eq};
+use crate::url;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
@@ -60,19 +62,19 @@ pub async fn page(
     } else {
         None
     };
-    let here = format!("/login?next={}", url_encode(&next));
+    let here = format!("/login?next={}", url::encode(&next));
     let mut resp = html(&LoginPage {
         l,
         shell: Shell::new(l, "login-title", None, Tab::None, &here),
         wechat: state.settings().wechat_oauth.is_some(),
-        next_enc: url_encode(&next),
+        next_enc: url::encode(&next),
         next,
         token: token.clone(),
         demo,
     })?;
     resp.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(&state, LOGIN_COOKIE, &token, Some(LOGIN_COOKIE_MAX_AGE_S)),
+        cookies::set(&state, LOGIN_COOKIE, &token, Some(LOGIN_COOKIE_MAX_AGE_S)),
     );
     Ok(resp)
 }
@@ -122,22 +124,22 @@ pub async fn wechat_start(State(state): State<AppState>, Query(q): Query<NextQue
     let url = format!(
         "{}?appid={}&redirect_uri={}&response_type=code&scope=snsapi_base&state={}#wechat_redirect",
         oauth.authorize_url,
-        url_encode(&oauth.appid),
-        url_encode(&redirect_uri),
+        url::encode(&oauth.appid),
+        url::encode(&redirect_uri),
         st
     );
     let mut resp = Redirect::to(&url).into_response();
     let h = resp.headers_mut();
     h.append(
         header::SET_COOKIE,
-        set_cookie(&state, LOGIN_COOKIE, &st, Some(LOGIN_COOKIE_MAX_AGE_S)),
+        cookies::set(&state, LOGIN_COOKIE, &st, Some(LOGIN_COOKIE_MAX_AGE_S)),
     );
     h.append(
         header::SET_COOKIE,
-        set_cookie(
+        cookies::set(
             &state,
             NEXT_COOKIE,
-            &url_encode(next),
+            &url::encode(next),
             Some(LOGIN_COOKIE_MAX_AGE_S),
         ),
     );
@@ -161,7 +163,7 @@ pub async fn wechat_callback(
     let Some(oauth) = state.settings().wechat_oauth.as_ref() else {
         return Err(PageError::NotFound);
     };
-    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
+    let expected = cookies::get(&headers, LOGIN_COOKIE).unwrap_or("");
     let got = q.state.as_deref().unwrap_or("");
     if expected.is_empty() || !constant_eq(expected.as_bytes(), got.as_bytes()) {
         tracing::warn!("wechat login: state mismatch");
@@ -188,8 +190,8 @@ pub async fn wechat_callback(
     let student =
         store::students::upsert_by_openid(state.db(), &openid, snapshot, store::now_ms()).await?;
     tracing::info!(student.id = student.id, snapshot, "wechat login");
-    let next = cookie(&headers, NEXT_COOKIE)
-        .map(percent_decode)
+    let next = cookies::get(&headers, NEXT_COOKIE)
+        .and_then(url::decode)
         .unwrap_or_else(|| "/".to_owned());
     logged_in(&state, student.id, safe_next(Some(&next))).await
 }
@@ -202,7 +204,7 @@ fn login_failed(state: &AppState, lang: Lang) -> Response {
     let mut resp = html(&page).unwrap_or_else(IntoResponse::into_response);
     resp.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(state, LOGIN_COOKIE, "", Some(0)),
+        cookies::set(state, LOGIN_COOKIE, "", Some(0)),
     );
     resp
 }
@@ -220,32 +222,13 @@ async fn logged_in(state: &AppState, student_id: i64, next: &str) -> PageResult 
     h.append(header::SET_COOKIE, cookie_v);
     h.append(
         header::SET_COOKIE,
-        set_cookie(state, LOGIN_COOKIE, "", Some(0)),
+        cookies::set(state, LOGIN_COOKIE, "", Some(0)),
     );
     h.append(
         header::SET_COOKIE,
-        set_cookie(state, NEXT_COOKIE, "", Some(0)),
+        cookies::set(state, NEXT_COOKIE, "", Some(0)),
     );
     Ok(resp)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap_or_else(|_| "/".to_owned())
 }
 
 /// The demo login form.
@@ -266,7 +249,7 @@ pub async fn demo_login(
     if !state.settings().demo_login {
         return Err(PageError::NotFound);
     }
-    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
+    let expected = cookies::get(&headers, LOGIN_COOKIE).unwrap_or("");
     if expected.is_empty() || !constant_eq(expected.as_bytes(), f.csrf.as_bytes()) {
         return Err(PageError::Csrf(session::CsrfError));
     }
@@ -331,17 +314,7 @@ pub async fn switch_lang(State(state): State<AppState>, Query(q): Query<LangQuer
     let mut resp = Redirect::to(safe_next(q.next.as_deref())).into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(&state, LANG_COOKIE, lang.code(), Some(365 * 24 * 3600)),
+        cookies::set(&state, LANG_COOKIE, lang.code(), Some(365 * 24 * 3600)),
     );
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn percent_decode_round_trips() {
-        let s = "/bill?month=2026-11&x=中";
-        assert_eq!(super::percent_decode(&super::url_encode(s)), s);
-        assert_eq!(super::percent_decode("%2"), "%2");
-    }
 }

@@ -289,7 +289,7 @@ pub async fn meters_page(
                     "{} · {} · {}",
                     mask_name(l, &o.name),
                     mask_phone(&o.phone),
-                    fmt_time(o.created_at_ms, &tz)
+                    fmt_time(o.created_at_ms, tz)
                 )
             })
             .collect();

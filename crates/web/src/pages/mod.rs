@@ -332,16 +332,6 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     }
 }
 
-/// Percent-encodes a query-string component (RFC 3986 unreserved kept).
-pub fn url_encode(s: &str) -> String {
-    const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
-}
-
 /// A local path safe to redirect to after login: it must start with one
 /// `/` (not `//host`, not a scheme), so `next` cannot send a student away.
 pub fn safe_next(next: Option<&str>) -> &str {
@@ -405,20 +395,21 @@ pub fn sort_meters(ms: &mut [store::students::BoundMeter]) {
         b.is_default
             .cmp(&a.is_default)
             .then(a.area_id.cmp(&b.area_id))
-            .then_with(|| natord::compare(&a.building_name_zh, &b.building_name_zh))
-            .then_with(|| natord::compare(&a.room, &b.room))
+            .then_with(|| domain::natural::natural_cmp(&a.building_name_zh, &b.building_name_zh))
+            .then_with(|| domain::natural::natural_cmp(&a.room, &b.room))
             .then(a.binding_id.cmp(&b.binding_id))
     });
 }
 
 /// Energy as `12.34`, or `—` when not known.
-pub fn energy_or_dash(c: Option<i64>) -> String {
-    c.map_or_else(|| "—".to_owned(), |r| kwh(r).to_string())
+pub fn energy_or_dash(c: Option<domain::CentiKwh>) -> String {
+    c.map_or_else(|| "—".to_owned(), |r| r.to_string())
 }
 
-/// A unit price in 0.0001 元/kWh as `0.5500`-style yuan with 4 decimals
-/// trimmed to at least 2.
-pub fn fmt_price(centifen_per_kwh: i64) -> String {
+/// A unit price as `0.5500`-style yuan with 4 decimals trimmed to at
+/// least 2.
+pub fn fmt_price(price: domain::UnitPrice) -> String {
+    let centifen_per_kwh = price.centifen_per_kwh();
     let yuan = centifen_per_kwh / 10_000;
     let frac = (centifen_per_kwh % 10_000).abs();
     let mut s = format!("{yuan}.{frac:04}");
@@ -428,9 +419,10 @@ pub fn fmt_price(centifen_per_kwh: i64) -> String {
     s
 }
 
-/// The campus time zone of the settings.
-pub fn campus_tz(state: &AppState) -> jiff::tz::TimeZone {
-    domain::time::campus_tz(&state.settings().time_zone)
+/// The campus time zone of the settings (resolved once, at configuration
+/// load; nothing is parsed here).
+pub fn campus_tz(state: &AppState) -> &jiff::tz::TimeZone {
+    state.settings().time_zone.tz()
 }
 
 /// The area's name in the page language.
@@ -472,18 +464,18 @@ mod tests {
             |id: i64, building: &str, room: &str, is_default: bool| store::students::BoundMeter {
                 binding_id: id,
                 is_default,
-                meter_id: id,
+                meter_id: domain::MeterId::new(id),
                 address: format!("{id:012}"),
-                area_id: 1,
+                area_id: domain::AreaId::new(1),
                 area_name_zh: "中蓝".to_owned(),
                 area_name_en: String::new(),
-                time_zone: "Asia/Shanghai".to_owned(),
+                time_zone: domain::time::CampusTz::default(),
                 building_name_zh: building.to_owned(),
                 building_name_en: String::new(),
                 room: room.to_owned(),
-                unit_price_centifen_per_kwh: 5_500,
+                unit_price_centifen_per_kwh: domain::UnitPrice::fixed(5_500),
                 password_is_default: false,
-                low_balance_centikwh: 500,
+                low_balance_centikwh: domain::CentiKwh::new(500),
                 remaining_centikwh: None,
                 overdraft_centikwh: None,
                 remaining_at_ms: None,
@@ -507,9 +499,8 @@ mod tests {
 
     #[test]
     fn encodes_and_prices() {
-        assert_eq!(url_encode("/a b?c=1&d"), "%2Fa%20b%3Fc%3D1%26d");
-        assert_eq!(fmt_price(5_500), "0.55");
-        assert_eq!(fmt_price(5_512), "0.5512");
-        assert_eq!(fmt_price(10_000), "1.00");
+        assert_eq!(fmt_price(domain::UnitPrice::fixed(5_500)), "0.55");
+        assert_eq!(fmt_price(domain::UnitPrice::fixed(5_512)), "0.5512");
+        assert_eq!(fmt_price(domain::UnitPrice::fixed(10_000)), "1.00");
     }
 }

@@ -46,14 +46,14 @@ pub async fn overview(
     let Some(m) = m else {
         return super::see("/bind?first=1");
     };
-    let tz = domain::time::campus_tz(&m.time_zone);
+    let tz = m.time_zone.tz();
     let now = store::now_ms();
-    let today_date = domain::time::local_date(now, &tz);
+    let today_date = domain::time::local_date(now, tz);
     let today = domain::time::day_number(today_date);
     let month_start = domain::time::day_number(today_date.first_of_month());
     let from = month_start.min(today - CHART_DAYS);
-    let days = store::students::daily_usage(state.db(), m.meter_id, from, today).await?;
-    let notices = latest_notices(&state, m.area_id).await?;
+    let days = store::students::daily_usage(state.db(), m.meter_id.get(), from, today).await?;
+    let notices = latest_notices(&state, m.area_id.get()).await?;
 
     let month_usage: i64 = days
         .iter()
@@ -94,7 +94,7 @@ pub async fn overview(
     let l = lang;
     let days_left = match (m.remaining_centikwh, rate) {
         (Some(r), Some(rate)) if rate > 0 => Some(DaysLeft {
-            days: r.max(0) / rate,
+            days: r.get().max(0) / rate,
             rate: kwh(rate).to_string(),
         }),
         _ => None,
@@ -104,7 +104,7 @@ pub async fn overview(
         .map(|n| NoticeView {
             title: n.title.clone(),
             body: n.body.clone(),
-            at: fmt_time(n.created_at_ms, &tz),
+            at: fmt_time(n.created_at_ms, tz),
         })
         .collect();
     let page = OverviewPage {
@@ -114,7 +114,7 @@ pub async fn overview(
         place: place(l, &m),
         remaining: energy_or_dash(m.remaining_centikwh),
         remaining_at: match m.remaining_at_ms {
-            Some(t) => l.t1("read-at", "at", fmt_time(t, &tz)),
+            Some(t) => l.t1("read-at", "at", fmt_time(t, tz)),
             None => l.t("not-read-yet"),
         },
         month_usage: kwh(month_usage),
@@ -182,13 +182,9 @@ impl Balance {
     /// The balance of a bound meter.
     pub fn of(m: &BoundMeter) -> Balance {
         match m.remaining_centikwh {
-            Some(r) if r <= 0 && m.relay_closed == Some(false) => Balance::Empty,
-            Some(r) if r <= 0 => {
-                Balance::Overdraft(m.overdraft_centikwh.map(domain::CentiKwh::new))
-            }
-            Some(r) if r < m.low_balance_centikwh => {
-                Balance::Low(domain::CentiKwh::new(m.low_balance_centikwh))
-            }
+            Some(r) if r.get() <= 0 && m.relay_closed == Some(false) => Balance::Empty,
+            Some(r) if r.get() <= 0 => Balance::Overdraft(m.overdraft_centikwh),
+            Some(r) if r < m.low_balance_centikwh => Balance::Low(m.low_balance_centikwh),
             _ => Balance::Fine,
         }
     }

@@ -79,11 +79,11 @@ pub async fn page(
             kwh: i64::from(o.kwh.get()),
             amount: o.amount_fen,
             place: places.get(&o.meter_id.get()).cloned().unwrap_or_default(),
-            at: fmt_time(o.created_at_ms, &tz),
+            at: fmt_time(o.created_at_ms, tz),
             state: o.state.as_str().to_owned(),
             label: state_label(l, o.state),
             deadline: (o.state == OrderState::Unpaid)
-                .then(|| pay_deadline(l, o.expires_at_ms, now, &tz)),
+                .then(|| pay_deadline(l, o.expires_at_ms, now, tz)),
         });
     }
     html(&RecordsPage {

@@ -113,7 +113,7 @@ impl IntoResponse for ApiError {
 /// `return_path` (a same-site path) afterwards; `None` with the real WeChat
 /// Pay.
 pub fn cashier_link(started: &StartedPayment, return_path: &str) -> Option<String> {
-    use crate::pages::url_encode;
+    use crate::url::encode as url_encode;
     started.cashier_url.as_ref().map(|url| {
         // The provider's link may already carry `?prepay_id=`; rebuild the query.
         let base = url.split('?').next().unwrap_or(url);

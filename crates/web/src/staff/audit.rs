@@ -53,7 +53,7 @@ impl Search {
 
     /// The query string of this search (for the CSV link).
     fn query(&self) -> String {
-        let e = crate::pages::url_encode;
+        let e = crate::url::encode;
         format!(
             "operator={}&action={}&from={}&to={}",
             e(&self.operator),

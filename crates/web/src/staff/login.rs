@@ -13,7 +13,8 @@ use super::{
 };
 use crate::AppState;
 use crate::i18n::Lang;
-use crate::session::{self, constant_eq, cookie};
+use crate::cookies::get as cookie;
+use crate::session::{self, constant_eq};
 use askama::Template;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;

@@ -23,7 +23,8 @@ mod operators;
 
 use crate::AppState;
 use crate::i18n::Lang;
-use crate::session::{self, CsrfError, constant_eq, cookie};
+use crate::cookies::get as cookie;
+use crate::session::{self, CsrfError, constant_eq};
 use askama::Template;
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -314,7 +315,7 @@ impl CurrentOperator {
             role: role_text(l, self.operator.role),
             csrf: self.csrf_token.clone(),
             nav,
-            next: crate::pages::url_encode(&self.here),
+            next: crate::url::encode(&self.here),
             css: CSS_PATH,
         }
     }

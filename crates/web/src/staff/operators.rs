@@ -160,7 +160,7 @@ pub async fn create(State(state): State<AppState>, f: StaffForm<CreateForm>) -> 
     match store::operators::create(state.db(), &new, &op.actor(), now).await {
         Ok(_) => Ok(Redirect::to(&format!(
             "/staff/operators?created={}",
-            crate::pages::url_encode(&name)
+            crate::url::encode(&name)
         ))
         .into_response()),
         // The store's reason (a taken name, an unknown area…), shown as is.
@@ -196,7 +196,7 @@ pub async fn disable(
     match store::operators::disable(state.db(), &target.name, &op.actor(), now).await {
         Ok(_) | Err(store::Error::Conflict(_)) => Ok(Redirect::to(&format!(
             "/staff/operators?disabled={}",
-            crate::pages::url_encode(&target.name)
+            crate::url::encode(&target.name)
         ))
         .into_response()),
         Err(e) => Err(e.into()),
