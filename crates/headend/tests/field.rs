@@ -7,8 +7,8 @@ mod common;
 
 use common::{DAY_MS, World, config, databases, eventually, lossy};
 use dlt645::{Di, request};
-use domain::order::OrderState;
 use domain::CentiKwh;
+use domain::order::OrderState;
 use headend::plan;
 use sim::{Appliance, ApplianceKind};
 use std::sync::atomic::Ordering;
@@ -284,7 +284,8 @@ async fn a_meter_driven_into_overdraft_has_its_overdraft_stored() {
                 .await
                 .unwrap()
                 .unwrap();
-            s.remaining_centikwh == Some(CentiKwh::new(0)) && s.overdraft_centikwh == Some(CentiKwh::new(overdraft))
+            s.remaining_centikwh == Some(CentiKwh::new(0))
+                && s.overdraft_centikwh == Some(CentiKwh::new(overdraft))
         })
         .await;
         let order = w.buy(meter_id, 5).await;
@@ -303,7 +304,8 @@ async fn a_meter_driven_into_overdraft_has_its_overdraft_stored() {
             .unwrap();
         assert_eq!(s.overdraft_centikwh, Some(CentiKwh::new(0)), "{s:?}");
         assert!(
-            s.remaining_centikwh.is_some_and(|r| r.get() <= 500 - overdraft),
+            s.remaining_centikwh
+                .is_some_and(|r| r.get() <= 500 - overdraft),
             "{s:?}"
         );
         w.assert_ledger().await;

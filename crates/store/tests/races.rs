@@ -563,8 +563,22 @@ async fn two_binders_changing_the_password_at_once_one_wins() {
             students.push(s.id);
         }
         let (a, b) = tokio::join!(
-            store::students::change_meter_password(&db, students[0], m.id.get(), None, "hash-a", NOW),
-            store::students::change_meter_password(&db, students[1], m.id.get(), None, "hash-b", NOW)
+            store::students::change_meter_password(
+                &db,
+                students[0],
+                m.id.get(),
+                None,
+                "hash-a",
+                NOW
+            ),
+            store::students::change_meter_password(
+                &db,
+                students[1],
+                m.id.get(),
+                None,
+                "hash-b",
+                NOW
+            )
         );
         let won = [a, b]
             .into_iter()
@@ -572,10 +586,16 @@ async fn two_binders_changing_the_password_at_once_one_wins() {
             .count();
         assert_eq!(won, 1, "{:?}: both password changes won", db.backend());
         // A change from a hash that is no longer current changes nothing.
-        let stale =
-            store::students::change_meter_password(&db, students[0], m.id.get(), None, "hash-c", NOW)
-                .await
-                .unwrap();
+        let stale = store::students::change_meter_password(
+            &db,
+            students[0],
+            m.id.get(),
+            None,
+            "hash-c",
+            NOW,
+        )
+        .await
+        .unwrap();
         assert!(stale.is_none());
     }
 }

@@ -82,10 +82,7 @@ async fn operators_are_created_scoped_listed_and_disabled() {
         assert!(e.to_string().contains("only a building manager"), "{e}");
         c.building_names.clear();
         let cashier = operators::create(&db, &c, &cli, NOW).await.unwrap();
-        assert_eq!(
-            cashier.scope.areas,
-            Some(vec![areas[1].id])
-        );
+        assert_eq!(cashier.scope.areas, Some(vec![areas[1].id]));
 
         let names: Vec<String> = operators::list(&db)
             .await

@@ -63,7 +63,11 @@ impl TestApp {
             .await
             .expect("seed");
         let clock = Clock::manual(now);
-        let mut settings = web::Settings::new("http://dormwatt.test", domain::time::CampusTz::default(), false);
+        let mut settings = web::Settings::new(
+            "http://dormwatt.test",
+            domain::time::CampusTz::default(),
+            false,
+        );
         settings.staff.clock = clock.clone();
         let state = web::AppState::new(db.clone(), settings, None);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

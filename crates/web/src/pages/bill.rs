@@ -50,7 +50,7 @@ pub async fn page(
     let start_day = store::students::usage_start(state.db(), m.meter_id.get())
         .await?
         .ok_or(PageError::NotFound)?
-        .first_day(&tz);
+        .first_day(tz);
     let (from, to) = (
         domain::time::day_number(first).max(start_day),
         domain::time::day_number(last),

@@ -184,7 +184,7 @@ pub async fn messages_page(State(state): State<AppState>, mut ctx: Ctx) -> PageR
             let (title, body) = message_texts(l, &m.content);
             MessageRow {
                 id: m.id,
-                at: fmt_time(m.created_at_ms, &tz),
+                at: fmt_time(m.created_at_ms, tz),
                 new: m.read_at_ms.is_none(),
                 title,
                 body,

@@ -99,14 +99,14 @@ pub async fn page(
     op.require(&state, Action::ViewAudit, Place::Console)
         .await?;
     let tz = crate::pages::campus_tz(&state);
-    let found = store::audit::search(state.db(), &q.filter(&tz, PAGE_ROWS + 1)).await?;
+    let found = store::audit::search(state.db(), &q.filter(tz, PAGE_ROWS + 1)).await?;
     let truncated = found.len() > usize::try_from(PAGE_ROWS).unwrap_or(usize::MAX);
     let rows = found
         .into_iter()
         .take(usize::try_from(PAGE_ROWS).unwrap_or(usize::MAX))
         .map(|r| Row {
             seq: r.seq,
-            at: fmt_seconds(r.at_ms, &tz),
+            at: fmt_seconds(r.at_ms, tz),
             operator: r.operator_name,
             action: r.action,
             ip: r.client_ip,
@@ -139,7 +139,7 @@ pub async fn csv(
         .await?;
     let tz = crate::pages::campus_tz(&state);
     let rows =
-        store::audit::search(state.db(), &q.filter(&tz, store::audit::SEARCH_ROWS_MAX)).await?;
+        store::audit::search(state.db(), &q.filter(tz, store::audit::SEARCH_ROWS_MAX)).await?;
     let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
     let failed = |e: csv::Error| super::StaffError::Store(store::Error::Corrupt(e.to_string()));
     w.write_record([
@@ -159,7 +159,7 @@ pub async fn csv(
     for r in &rows {
         w.write_record([
             r.seq.to_string(),
-            fmt_seconds(r.at_ms, &tz),
+            fmt_seconds(r.at_ms, tz),
             r.operator_id.map(|i| i.to_string()).unwrap_or_default(),
             r.operator_name.clone(),
             r.action.clone(),

@@ -12,8 +12,8 @@ use super::{
     CurrentOperator, StaffCsrf, StaffError, StaffForm, StaffResult, client_ip, html, staff_cookie,
 };
 use crate::AppState;
-use crate::i18n::Lang;
 use crate::cookies::get as cookie;
+use crate::i18n::Lang;
 use crate::session::{self, constant_eq};
 use askama::Template;
 use axum::extract::{FromRequest, Request, State};

@@ -22,8 +22,8 @@ mod login;
 mod operators;
 
 use crate::AppState;
-use crate::i18n::Lang;
 use crate::cookies::get as cookie;
+use crate::i18n::Lang;
 use crate::session::{self, CsrfError, constant_eq};
 use askama::Template;
 use axum::Router;
