@@ -20,10 +20,34 @@ pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// A `Set-Cookie` value with this crate's attributes. `max_age_s` `None`
-/// makes a browser-session cookie. `value` must be cookie-safe (hex, ids,
+/// A `Set-Cookie` value with this crate's attributes for the student
+/// pages (`Path=/; SameSite=Lax`). `max_age_s` `None` makes a
+/// browser-session cookie. `value` must be cookie-safe (hex, ids,
 /// [`crate::url::encode`]d text).
 pub fn set(state: &AppState, name: &str, value: &str, max_age_s: Option<i64>) -> HeaderValue {
+    set_scoped(state, name, value, max_age_s, "/", SameSite::Lax)
+}
+
+/// The `SameSite` attribute of a cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent on top-level navigations from other sites (the student pages:
+    /// WeChat opens them from a link).
+    Lax,
+    /// Never sent from another site (the staff console).
+    Strict,
+}
+
+/// A `Set-Cookie` value limited to `path`: always `HttpOnly`, `Secure`
+/// when the public URL is https.
+pub fn set_scoped(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    max_age_s: Option<i64>,
+    path: &str,
+    same_site: SameSite,
+) -> HeaderValue {
     let secure = if state.settings().public_url.starts_with("https://") {
         "; Secure"
     } else {
@@ -32,8 +56,12 @@ pub fn set(state: &AppState, name: &str, value: &str, max_age_s: Option<i64>) ->
     let max_age = max_age_s
         .map(|s| format!("; Max-Age={s}"))
         .unwrap_or_default();
+    let same_site = match same_site {
+        SameSite::Lax => "Lax",
+        SameSite::Strict => "Strict",
+    };
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax{max_age}{secure}"
+        "{name}={value}; Path={path}; HttpOnly; SameSite={same_site}{max_age}{secure}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static("dw_invalid=; Max-Age=0"))
 }

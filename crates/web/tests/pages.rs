@@ -230,6 +230,28 @@ impl TestApp {
     }
 
     /// A logged-in student with the given meter bound (right password).
+    /// Posts the buy page's order form for `meter` in the test area:
+    /// `kwh` a preset amount, or `"other"` with the typed `other`.
+    async fn order(
+        &self,
+        b: &Browser,
+        meter: &str,
+        kwh: &str,
+        other: Option<&str>,
+    ) -> reqwest::Response {
+        let area = self.area_id.to_string();
+        let mut form = vec![
+            ("csrf", b.csrf.as_str()),
+            ("area_id", area.as_str()),
+            ("meter", meter),
+            ("kwh", kwh),
+        ];
+        if let Some(other) = other {
+            form.push(("other", other));
+        }
+        self.post(b, "/buy/order", &form).await
+    }
+
     async fn student_with_meter(&self, code: &str, meter: &str) -> Browser {
         let (b, _) = self.wechat_login(code, "/").await;
         let r = self.bind(&b, meter, "000000").await;
@@ -364,19 +386,7 @@ async fn snapshot_users_can_look_but_never_bind_or_pay() {
         assert!(html.contains("errbox"));
         let r = app.bind(&b, &app.meters[0], "000000").await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
-        let area = app.area_id.to_string();
-        let r = app
-            .post(
-                &b,
-                "/buy/order",
-                &[
-                    ("csrf", &b.csrf),
-                    ("area_id", &area),
-                    ("meter", &app.meters[0]),
-                    ("kwh", "20"),
-                ],
-            )
-            .await;
+        let r = app.order(&b, &app.meters[0], "20", None).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         assert_eq!(app.count("select count(*) from binding").await, 0);
         assert_eq!(app.count("select count(*) from orders").await, 0);
@@ -582,35 +592,12 @@ async fn ordering_whole_kwh_records_and_cancel() {
         assert_eq!(s, StatusCode::OK);
         assert!(html.contains("id=unit-price"));
         // Not whole: a message beside the field, nothing created.
-        let r = app
-            .post(
-                &a,
-                "/buy/order",
-                &[
-                    ("csrf", &a.csrf),
-                    ("area_id", &area),
-                    ("meter", &app.meters[0]),
-                    ("kwh", "other"),
-                    ("other", "2.5"),
-                ],
-            )
-            .await;
+        let r = app.order(&a, &app.meters[0], "other", Some("2.5")).await;
         assert_eq!(r.status(), StatusCode::OK);
         assert!(r.text().await.expect("body").contains("id=kwh-error"));
         assert_eq!(app.count("select count(*) from orders").await, 0);
         // 20 kWh: an unpaid order, then the payment page.
-        let r = app
-            .post(
-                &a,
-                "/buy/order",
-                &[
-                    ("csrf", &a.csrf),
-                    ("area_id", &area),
-                    ("meter", &app.meters[0]),
-                    ("kwh", "20"),
-                ],
-            )
-            .await;
+        let r = app.order(&a, &app.meters[0], "20", None).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let order_id = app.count("select id from orders").await;
         assert_eq!(location(&r), format!("/orders/{order_id}/pay"));
@@ -633,19 +620,7 @@ async fn ordering_whole_kwh_records_and_cancel() {
         let (_, rec) = app.get_text(&a, "/records").await;
         assert!(!rec.contains(&format!("data-order=\"{order_id}\"")));
         // Buying for someone else's meter by typing its number works.
-        let r = app
-            .post(
-                &a,
-                "/buy/order",
-                &[
-                    ("csrf", &a.csrf),
-                    ("area_id", &area),
-                    ("meter", &app.meters[5]),
-                    ("kwh", "other"),
-                    ("other", "7"),
-                ],
-            )
-            .await;
+        let r = app.order(&a, &app.meters[5], "other", Some("7")).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
     })
     .await;
@@ -720,10 +695,7 @@ async fn a_student_cannot_read_or_change_anothers_things() {
         let b = app.student_with_meter("bob", &app.meters[1]).await;
         let a_id = app.count("select id from student where openid = 'o-alice'").await;
         let a_binding = app.count("select id from binding where student_id = (select id from student where openid = 'o-alice')").await;
-        let area = app.area_id.to_string();
-        let r = app
-            .post(&a, "/buy/order", &[("csrf", &a.csrf), ("area_id", &area), ("meter", &app.meters[0]), ("kwh", "10")])
-            .await;
+        let r = app.order(&a, &app.meters[0], "10", None).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let a_order = app.count("select id from orders").await;
         store::students::send_message(&app.db, a_id, "notice", "for alice", "secret body", None, store::now_ms())
@@ -835,9 +807,7 @@ async fn every_page_renders_in_every_language() {
         let a = app.student_with_meter("alice", &app.meters[0]).await;
         let _bob = app.student_with_meter("bob", &app.meters[0]).await;
         let area = app.area_id.to_string();
-        let r = app
-            .post(&a, "/buy/order", &[("csrf", &a.csrf), ("area_id", &area), ("meter", &app.meters[0]), ("kwh", "10")])
-            .await;
+        let r = app.order(&a, &app.meters[0], "10", None).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let order = app.count("select id from orders").await;
         let binding = app
@@ -965,19 +935,7 @@ async fn the_ticked_amount_is_charged_and_priced() {
             "the button says what it buys"
         );
         // 50 ticked, 30 left in "other": 50 it is.
-        let r = app
-            .post(
-                &a,
-                "/buy/order",
-                &[
-                    ("csrf", &a.csrf),
-                    ("area_id", &area),
-                    ("meter", &app.meters[0]),
-                    ("kwh", "50"),
-                    ("other", "30"),
-                ],
-            )
-            .await;
+        let r = app.order(&a, &app.meters[0], "50", Some("30")).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         assert_eq!(app.count("select kwh from orders").await, 50);
     })
@@ -1087,18 +1045,7 @@ async fn actions_are_confirmed_in_green() {
             "bound in green"
         );
         let area = app.area_id.to_string();
-        let r = app
-            .post(
-                &a,
-                "/buy/order",
-                &[
-                    ("csrf", &a.csrf),
-                    ("area_id", &area),
-                    ("meter", &app.meters[0]),
-                    ("kwh", "10"),
-                ],
-            )
-            .await;
+        let r = app.order(&a, &app.meters[0], "10", None).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let order = app.count("select id from orders").await;
         let r = app
@@ -1157,19 +1104,7 @@ async fn actions_are_confirmed_in_green() {
 async fn unpaid_orders_show_one_deadline() {
     each_db(async |app: TestApp| {
         let a = app.student_with_meter("alice", &app.meters[0]).await;
-        let area = app.area_id.to_string();
-        let r = app
-            .post(
-                &a,
-                "/buy/order",
-                &[
-                    ("csrf", &a.csrf),
-                    ("area_id", &area),
-                    ("meter", &app.meters[0]),
-                    ("kwh", "10"),
-                ],
-            )
-            .await;
+        let r = app.order(&a, &app.meters[0], "10", None).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let order = app.count("select id from orders").await;
         let expires = app.count("select expires_at_ms from orders").await;
@@ -1209,21 +1144,7 @@ async fn unpaid_orders_show_one_deadline() {
 async fn inputs_are_normalised_and_refused_precisely() {
     each_db(async |app: TestApp| {
         let a = app.student_with_meter("alice", &app.meters[0]).await;
-        let area = app.area_id.to_string();
-        let order = async |other: &str| {
-            app.post(
-                &a,
-                "/buy/order",
-                &[
-                    ("csrf", &a.csrf),
-                    ("area_id", &area),
-                    ("meter", &app.meters[0]),
-                    ("kwh", "other"),
-                    ("other", other),
-                ],
-            )
-            .await
-        };
+        let order = async |other: &str| app.order(&a, &app.meters[0], "other", Some(other)).await;
         let empty = order("").await.text().await.expect("body");
         let letters = order("abc").await.text().await.expect("body");
         let decimal = order("2.5").await.text().await.expect("body");

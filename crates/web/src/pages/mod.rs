@@ -266,6 +266,26 @@ macro_rules! csrf_forms {
 }
 pub(crate) use csrf_forms;
 
+/// Splits a posted request into what `X` extracts from its head (the
+/// student's or the operator's session) and its urlencoded form `T`: the
+/// opening every CSRF-checked form extractor shares.
+pub(crate) async fn head_and_form<X, T>(req: Request, state: &AppState) -> Result<(X, T), Response>
+where
+    X: FromRequestParts<AppState>,
+    X::Rejection: IntoResponse,
+    T: DeserializeOwned + Send,
+{
+    let (mut parts, body) = req.into_parts();
+    let head = X::from_request_parts(&mut parts, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let req = Request::from_parts(parts, body);
+    let axum::Form(form) = axum::Form::<T>::from_request(req, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok((head, form))
+}
+
 /// A posted form of the logged-in student whose anti-CSRF token matched.
 pub struct Posted<T> {
     /// Language, student, address.
@@ -278,14 +298,7 @@ impl<T: CsrfForm> FromRequest<AppState> for Posted<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (mut parts, body) = req.into_parts();
-        let ctx = Ctx::from_request_parts(&mut parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let req = Request::from_parts(parts, body);
-        let axum::Form(form) = axum::Form::<T>::from_request(req, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let (ctx, form) = head_and_form::<Ctx, T>(req, state).await?;
         ctx.student
             .check_csrf(form.csrf())
             .map_err(|e| PageError::from(e).into_response())?;

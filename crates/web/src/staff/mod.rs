@@ -163,18 +163,14 @@ fn here(parts: &Parts) -> String {
 /// SameSite=Strict`, `Secure` when the public URL is https; `max_age_s`
 /// `None` makes it last until the browser closes.
 fn staff_cookie(state: &AppState, name: &str, value: &str, max_age_s: Option<i64>) -> HeaderValue {
-    let secure = if state.settings().public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let max_age = max_age_s
-        .map(|s| format!("; Max-Age={s}"))
-        .unwrap_or_default();
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path={COOKIE_PATH}; HttpOnly; SameSite=Strict{max_age}{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("dw_invalid=; Max-Age=0"))
+    crate::cookies::set_scoped(
+        state,
+        name,
+        value,
+        max_age_s,
+        COOKIE_PATH,
+        crate::cookies::SameSite::Strict,
+    )
 }
 
 /// The logged-in operator of a request, with the language, address and
@@ -410,14 +406,7 @@ impl<T: StaffCsrf> FromRequest<AppState> for StaffForm<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (mut parts, body) = req.into_parts();
-        let op = CurrentOperator::from_request_parts(&mut parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let req = Request::from_parts(parts, body);
-        let axum::Form(form) = axum::Form::<T>::from_request(req, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let (op, form) = crate::pages::head_and_form::<CurrentOperator, T>(req, state).await?;
         if !constant_eq(op.csrf_token.as_bytes(), form.csrf().as_bytes()) {
             return Err(StaffError::Csrf.into_response());
         }
