@@ -1263,11 +1263,7 @@ mod tests {
 
     /// A database with a one-building campus; returns two meter ids.
     async fn fixture(db: &Db) -> (i64, i64) {
-        let mut plan = domain::campus::reference_plan();
-        for a in &mut plan.areas {
-            a.buildings.truncate(1);
-        }
-        crate::campus::seed(db, &plan, &Default::default(), 1)
+        crate::testing::seed_one_building_per_area(db, 1)
             .await
             .expect("seed");
         let ids: Vec<i64> = on_db!(db, |p| sqlx::query_scalar(

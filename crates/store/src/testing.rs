@@ -210,6 +210,37 @@ pub async fn all() -> Result<Vec<Db>> {
     Ok(v)
 }
 
+/// Seeds the reference campus cut to one building per area (fast to seed;
+/// every area stays, so area pickers are still tested) and returns its
+/// plan.
+pub async fn seed_one_building_per_area(
+    db: &Db,
+    now_ms: i64,
+) -> Result<domain::campus::CampusPlan> {
+    let mut plan = domain::campus::reference_plan();
+    for a in &mut plan.areas {
+        a.buildings.truncate(1);
+    }
+    crate::campus::seed(db, &plan, &Default::default(), now_ms).await?;
+    Ok(plan)
+}
+
+/// Every test database ([`all`]), each seeded with the whole reference
+/// campus at `now_ms`.
+pub async fn all_seeded(now_ms: i64) -> Result<Vec<Db>> {
+    let dbs = all().await?;
+    for db in &dbs {
+        crate::campus::seed(
+            db,
+            &domain::campus::reference_plan(),
+            &crate::campus::GatewayAddressing::default(),
+            now_ms,
+        )
+        .await?;
+    }
+    Ok(dbs)
+}
+
 #[cfg(test)]
 mod tests {
     /// Files of ended test processes go; those of live ones stay.

@@ -2,23 +2,17 @@
 //! when `DORMWATT_TEST_PG_URL` is set, on PostgreSQL at READ COMMITTED,
 //! where two processes really can run the same statement at once.
 
-use domain::campus::reference_plan;
 use domain::order::{Channel, OrderState};
 use domain::{MeterId, WholeKwh};
-use store::campus::GatewayAddressing;
 use store::orders::{self, NewOrder, PaymentConfirmation};
 use store::{Db, jobs, ledger, testing};
 
 const NOW: i64 = 1_795_622_400_000;
 
 async fn seeded() -> Vec<Db> {
-    let dbs = testing::all().await.expect("test databases");
-    for db in &dbs {
-        store::campus::seed(db, &reference_plan(), &GatewayAddressing::default(), NOW)
-            .await
-            .expect("seed");
-    }
-    dbs
+    testing::all_seeded(NOW)
+        .await
+        .expect("seeded test databases")
 }
 
 fn req(address: &str, kwh: u64) -> NewOrder<'_> {

@@ -1,20 +1,14 @@
 //! Rows leave the store as domain types: a stored value that is not a
 //! domain value is `Error::Corrupt` naming the column, on both backends.
 
-use domain::campus::reference_plan;
-use store::campus::GatewayAddressing;
 use store::{Db, testing};
 
 const NOW: i64 = 1_795_622_400_000;
 
 async fn seeded() -> Vec<Db> {
-    let dbs = testing::all().await.expect("test databases");
-    for db in &dbs {
-        store::campus::seed(db, &reference_plan(), &GatewayAddressing::default(), NOW)
-            .await
-            .expect("seed");
-    }
-    dbs
+    testing::all_seeded(NOW)
+        .await
+        .expect("seeded test databases")
 }
 
 async fn exec(db: &Db, sql: &'static str) {

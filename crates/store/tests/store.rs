@@ -11,13 +11,9 @@ use store::{Db, jobs, ledger, testing};
 const NOW: i64 = 1_795_622_400_000;
 
 async fn seeded() -> Vec<Db> {
-    let dbs = testing::all().await.expect("test databases");
-    for db in &dbs {
-        store::campus::seed(db, &reference_plan(), &GatewayAddressing::default(), NOW)
-            .await
-            .expect("seed");
-    }
-    dbs
+    testing::all_seeded(NOW)
+        .await
+        .expect("seeded test databases")
 }
 
 async fn assert_ledger_ok(db: &Db) {

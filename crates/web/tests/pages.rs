@@ -81,12 +81,8 @@ async fn serve_on_port_0(
 impl TestApp {
     async fn spawn(db: Db) -> Self {
         let now = store::now_ms();
-        let mut plan = domain::campus::reference_plan();
         // One building per area keeps seeding fast; two areas keep the area picker honest.
-        for a in &mut plan.areas {
-            a.buildings.truncate(1);
-        }
-        store::campus::seed(&db, &plan, &Default::default(), now)
+        let plan = store::testing::seed_one_building_per_area(&db, now)
             .await
             .expect("seed");
         let areas = store::campus::areas(&db).await.expect("areas");

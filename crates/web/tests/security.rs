@@ -26,11 +26,7 @@ struct Browser {
 impl App {
     async fn spawn(db: Db, public_url: &str) -> Self {
         let now = store::now_ms();
-        let mut plan = domain::campus::reference_plan();
-        for a in &mut plan.areas {
-            a.buildings.truncate(1);
-        }
-        store::campus::seed(&db, &plan, &Default::default(), now)
+        let plan = store::testing::seed_one_building_per_area(&db, now)
             .await
             .expect("seed");
         let areas = store::campus::areas(&db).await.expect("areas");

@@ -55,11 +55,7 @@ fn cookie_pair(set: &[String], name: &str) -> Option<String> {
 impl TestApp {
     async fn spawn(db: Db) -> Self {
         let now = store::now_ms();
-        let mut plan = domain::campus::reference_plan();
-        for a in &mut plan.areas {
-            a.buildings.truncate(1);
-        }
-        store::campus::seed(&db, &plan, &Default::default(), now)
+        store::testing::seed_one_building_per_area(&db, now)
             .await
             .expect("seed");
         let clock = Clock::manual(now);
