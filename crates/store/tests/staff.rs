@@ -329,3 +329,42 @@ async fn concurrent_appends_keep_one_chain() {
         );
     }
 }
+
+/// Two password changes from the same old hash, and two disables of the
+/// same operator, run at the same moment: exactly one of each wins (the
+/// precondition is in the UPDATE's WHERE), the other is a conflict.
+#[tokio::test]
+async fn concurrent_password_changes_and_disables_have_one_winner() {
+    for db in seeded().await {
+        let cli = Actor::command_line();
+        let op = operators::create(&db, &new_op("racer", Role::Cashier), &cli, NOW)
+            .await
+            .unwrap();
+        let old = operators::credentials(&db, "racer")
+            .await
+            .unwrap()
+            .expect("credentials")
+            .password_phc;
+        let (a, b) = tokio::join!(
+            operators::change_password(&db, op.id, &old, "phc-a", "-", &cli, NOW),
+            operators::change_password(&db, op.id, &old, "phc-b", "-", &cli, NOW),
+        );
+        assert_eq!(
+            [a.is_ok(), b.is_ok()].iter().filter(|w| **w).count(),
+            1,
+            "{:?}: {a:?} / {b:?}",
+            db.backend()
+        );
+        let (a, b) = tokio::join!(
+            operators::disable(&db, "racer", &cli, NOW),
+            operators::disable(&db, "racer", &cli, NOW),
+        );
+        assert_eq!(
+            [a.is_ok(), b.is_ok()].iter().filter(|w| **w).count(),
+            1,
+            "{:?}: {a:?} / {b:?}",
+            db.backend()
+        );
+        assert!(audit::verify(&db).await.unwrap().broken.is_none());
+    }
+}
