@@ -11,6 +11,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod campus;
+pub mod counter;
 pub mod ids;
 pub mod ledger;
 pub mod money;

@@ -18,6 +18,7 @@ pub mod history;
 pub mod idempotency;
 pub mod jobs;
 pub mod ledger;
+pub mod lookup;
 pub mod message;
 pub mod meters;
 pub mod nodes;
@@ -26,6 +27,7 @@ pub mod operators;
 pub mod orders;
 mod row;
 pub mod scratch;
+pub mod shifts;
 pub mod students;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
