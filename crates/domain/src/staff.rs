@@ -58,7 +58,12 @@ impl Role {
             Role::Administrator => true,
             Role::Cashier => matches!(
                 action,
-                ViewConsole | ChangeOwnPassword | ViewMeters | ViewOrders | SellAtCounter
+                ViewConsole
+                    | ChangeOwnPassword
+                    | ViewMeters
+                    | ViewOrders
+                    | SellAtCounter
+                    | ViewShifts
             ),
             Role::BuildingManager => matches!(
                 action,
@@ -102,11 +107,15 @@ pub enum Action {
     PublishNotice,
     /// Reset a meter's verification password.
     ResetMeterPassword,
+    /// Read counter shifts and their cash-ups (a cashier: only their own).
+    ViewShifts,
+    /// Sign a closed shift's cash-up off.
+    SignOffShift,
 }
 
 impl Action {
     /// Every action (for the permission table's tests and docs).
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 14] = [
         Action::ViewConsole,
         Action::ChangeOwnPassword,
         Action::ViewAudit,
@@ -119,6 +128,8 @@ impl Action {
         Action::ResolveOrders,
         Action::PublishNotice,
         Action::ResetMeterPassword,
+        Action::ViewShifts,
+        Action::SignOffShift,
     ];
 
     /// Whether the action changes anything (an auditor's are all refused
@@ -131,6 +142,7 @@ impl Action {
                 | Action::ViewOperators
                 | Action::ViewMeters
                 | Action::ViewOrders
+                | Action::ViewShifts
         )
     }
 
@@ -149,6 +161,8 @@ impl Action {
             Action::ResolveOrders => "resolve_orders",
             Action::PublishNotice => "publish_notice",
             Action::ResetMeterPassword => "reset_meter_password",
+            Action::ViewShifts => "view_shifts",
+            Action::SignOffShift => "sign_off_shift",
         }
     }
 }

@@ -24,6 +24,22 @@ pub struct SaleRequest<'a> {
     pub operator: &'a str,
 }
 
+/// The console's till: the cashier's open shift the sale is attributed to
+/// and how the student paid. The console's sales always carry one; the
+/// integrations' JSON API sells without.
+#[derive(Debug, Clone, Copy)]
+pub struct Till<'a> {
+    /// The cashier's open shift (`store::shifts`).
+    pub shift_id: i64,
+    /// The cashier's operator id (the shift must be theirs).
+    pub operator_id: i64,
+    /// Cash or card.
+    pub tender: domain::counter::Tender,
+    /// The cashier as the audit log records them: the sale's `counter_sale`
+    /// row is written in the sale's transaction.
+    pub actor: &'a store::audit::Actor,
+}
+
 /// What a sale became.
 #[derive(Debug)]
 pub enum SaleOutcome {
@@ -47,6 +63,9 @@ pub enum SaleError {
     /// The kWh or the meter were refused.
     #[error(transparent)]
     Order(#[from] OrderInputError),
+    /// The shift is closed (or not the cashier's): nothing sold.
+    #[error("the shift is closed; open a new shift to sell")]
+    ShiftClosed,
     /// The key was already used for a different sale.
     #[error(
         "this Idempotency-Key was already used for a different sale; use a new key for a new sale"
@@ -62,8 +81,25 @@ pub enum SaleError {
 
 /// SHA-256 (hex) of the sale as understood (trimmed texts, parsed kWh), so
 /// a retry that differs only in spacing or key order is the same sale.
-fn sale_fingerprint(area_id: i64, address: &str, kwh: domain::WholeKwh, operator: &str) -> String {
-    let canonical = serde_json::json!([area_id, address, kwh.get(), operator]).to_string();
+fn sale_fingerprint(
+    area_id: i64,
+    address: &str,
+    kwh: domain::WholeKwh,
+    operator: &str,
+    till: Option<Till<'_>>,
+) -> String {
+    let canonical = match till {
+        None => serde_json::json!([area_id, address, kwh.get(), operator]),
+        Some(t) => serde_json::json!([
+            area_id,
+            address,
+            kwh.get(),
+            operator,
+            t.shift_id,
+            t.tender.as_str()
+        ]),
+    }
+    .to_string();
     hex::encode(ring::digest::digest(
         &ring::digest::SHA256,
         canonical.as_bytes(),
@@ -80,6 +116,19 @@ pub async fn sell(
     key: Option<&IdempotencyKey>,
     render: impl FnOnce(&Order, &str, &str) -> Result<StoredResponse, String>,
 ) -> Result<SaleOutcome, SaleError> {
+    sell_at_till(svc, req, None, key, render).await
+}
+
+/// [`sell`] at the console's till: the order is attributed to the
+/// cashier's open shift with its tender in the same transaction, and a
+/// shift closed meanwhile refuses the sale (rolled back, key included).
+pub async fn sell_at_till(
+    svc: &Service,
+    req: SaleRequest<'_>,
+    till: Option<Till<'_>>,
+    key: Option<&IdempotencyKey>,
+    render: impl FnOnce(&Order, &str, &str) -> Result<StoredResponse, String>,
+) -> Result<SaleOutcome, SaleError> {
     let operator = req.operator.trim();
     if operator.is_empty() || operator.chars().count() > OPERATOR_CHARS_MAX {
         return Err(SaleError::InvalidOperator);
@@ -90,7 +139,7 @@ pub async fn sell(
     let now_ms = store::now_ms();
     let mut tx = svc.db().begin().await?;
     if let Some(key) = key {
-        let fingerprint = sale_fingerprint(req.area_id, address, kwh, operator);
+        let fingerprint = sale_fingerprint(req.area_id, address, kwh, operator, till);
         match store::idempotency::claim(&mut tx, COUNTER_SALE_SCOPE, key, &fingerprint, now_ms)
             .await?
         {
@@ -103,6 +152,36 @@ pub async fn sell(
         store::orders::create_counter_sale_in(&mut tx, req.area_id, address, kwh, operator, now_ms)
             .await
             .map_err(OrderInputError::from)?;
+    if let Some(t) = till {
+        match store::shifts::record_sale_in(&mut tx, t.shift_id, t.operator_id, order.id, t.tender)
+            .await
+        {
+            Ok(()) => {}
+            Err(store::Error::Conflict(_)) => return Err(SaleError::ShiftClosed),
+            Err(e) => return Err(e.into()),
+        }
+        store::audit::append_tx(
+            &mut tx,
+            &store::audit::Entry {
+                actor: t.actor,
+                action: "counter_sale",
+                subject: &format!("order:{}", order.out_trade_no),
+                before: None,
+                after: Some(serde_json::json!({
+                    "order": order.out_trade_no,
+                    "meter": address,
+                    "kwh": order.kwh.get(),
+                    "amount_fen": order.amount_fen.get(),
+                    "channel": order.channel.as_str(),
+                    "tender": t.tender.as_str(),
+                    "shift": t.shift_id,
+                    "state": order.state,
+                })),
+            },
+            now_ms,
+        )
+        .await?;
+    }
     let answer = render(&order, address, operator).map_err(SaleError::Render)?;
     if let Some(key) = key {
         store::idempotency::complete(&mut tx, COUNTER_SALE_SCOPE, key, &answer).await?;

@@ -194,16 +194,15 @@ pub async fn recent_orders(
     meter_id: MeterId,
     limit: i64,
 ) -> Result<Vec<crate::orders::Order>> {
-    let ids: Vec<i64> =
-        on_db!(db, |p| {
-            sqlx::query_scalar(
+    let ids: Vec<i64> = on_db!(db, |p| {
+        sqlx::query_scalar(
         "select id from orders where meter_id = $1 order by created_at_ms desc, id desc limit $2"
     )
     .bind(meter_id.get())
     .bind(limit.clamp(1, 50))
     .fetch_all(p)
     .await?
-        });
+    });
     let mut v = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(o) = crate::orders::by_id(db, domain::OrderId::new(id)).await? {

@@ -261,6 +261,10 @@ async fn counter_sale(
         )
         .into_response(),
         Err(SaleError::Order(e)) => super::order_input_response(&e),
+        // The API sells without a till; kept for completeness of the match.
+        Err(e @ SaleError::ShiftClosed) => {
+            ApiError::new(StatusCode::CONFLICT, "SHIFT_CLOSED", e.to_string()).into_response()
+        }
         Err(e @ SaleError::KeyReused) => ApiError::new(
             StatusCode::CONFLICT,
             "IDEMPOTENCY_KEY_REUSED",

@@ -20,6 +20,10 @@
 mod audit;
 mod login;
 mod operators;
+// Issue 13 item 3: meter look-up, the counter sale and its receipt, shifts.
+mod counter;
+mod meters;
+mod shifts;
 
 use crate::AppState;
 use crate::cookies::get as cookie;
@@ -127,8 +131,40 @@ pub fn router() -> Router<AppState> {
         )
         .route("/staff/operators/{id}/disable", post(operators::disable))
         .route("/staff/assets/staff.css", get(css))
+        .route("/staff/meters", get(meters::page))
+        .route("/staff/meters/suggest", get(meters::suggest))
+        .route("/staff/meters/{id}", get(meters::meter))
+        .route("/staff/counter", get(counter::page).post(counter::sell))
+        .route("/staff/counter/receipts/{id}", get(counter::receipt))
+        .route(
+            "/staff/counter/receipts/{id}/status.json",
+            get(counter::receipt_status),
+        )
+        .route("/staff/shifts", get(shifts::page))
+        .route("/staff/shifts/open", post(shifts::open))
+        .route("/staff/shifts/{id}", get(shifts::shift))
+        .route("/staff/shifts/{id}/close", post(shifts::close))
+        .route("/staff/shifts/{id}/sign-off", post(shifts::sign_off))
+        .route("/staff/assets/staff.js", get(js))
         .route_layer(axum::middleware::from_fn(localise_errors))
         .route_layer(axum::middleware::from_fn(session::same_origin_posts))
+}
+
+/// The console's only script: the meter type-ahead and the live receipt.
+const JS: &str = include_str!("../../assets/staff.js");
+/// Where the console pages load it from (same origin: the CSP allows only
+/// `script-src 'self'`).
+const JS_PATH: &str = concat!("/staff/assets/staff.js?v=", env!("CARGO_PKG_VERSION"), "-1");
+
+async fn js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        JS,
+    )
+        .into_response()
 }
 
 async fn css() -> Response {
@@ -346,6 +382,21 @@ const NAV: &[NavEntry] = &[
         href: "/staff/password",
         label: "staff-nav-password",
         action: Action::ChangeOwnPassword,
+    },
+    NavEntry {
+        href: "/staff/meters",
+        label: "staff-nav-meters",
+        action: Action::ViewMeters,
+    },
+    NavEntry {
+        href: "/staff/counter",
+        label: "staff-nav-counter",
+        action: Action::SellAtCounter,
+    },
+    NavEntry {
+        href: "/staff/shifts",
+        label: "staff-nav-shifts",
+        action: Action::ViewShifts,
     },
 ];
 
