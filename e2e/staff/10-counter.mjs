@@ -78,8 +78,10 @@ await scenario("counter sale, receipt and cash-up", async (newPage) => {
   await page.goto(shiftUrl);
   await page.fill("#sc-counted", amount.slice(1));
   await Promise.all([page.waitForNavigation(), page.click("#shift-close button")]);
-  const total = await text("#shift-total");
-  check(total.includes("30.00") && total.includes(amount), `the cash-up shows 30 kWh and ${amount} (${total})`);
+  const cells = (await page.locator("#shift-total td").allTextContents()).map((c) => c.trim());
+  check(cells[1] === "1" && cells[2] === "30.00" && cells[3] === amount, `the cash-up shows 1 sale, 30 kWh and ${amount} (${cells.join(" | ")})`);
+  const cash = (await page.locator("#shift-totals tbody tr").first().locator("td").allTextContents()).map((c) => c.trim());
+  check(cash[0] === "现金" && cash[2] === "30.00" && cash[3] === amount, `the cash line has it (${cash.join(" | ")})`);
   check((await text("#shift-expected")) === amount, "the expected cash is the sale's amount");
   check((await text("#shift-difference")) === "¥0.00", "no difference");
   check((await page.locator("#shift-close").count()) === 0, "the closed shift has no close form");
