@@ -560,3 +560,71 @@ async fn an_auditor_cannot_sell_or_keep_a_shift() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_counter_pages_render_in_both_languages_and_list_offline_meters() {
+    each_db(async |app: TestApp| {
+        let cashier = app.login("cashier").await;
+        let shift = app.open_shift(&cashier).await;
+        let m = app.meter_id(1, "201701010005").await;
+        let key = app.sale_key(&cashier, m).await;
+        let r = app.sell(&cashier, m, "3", "card", &key).await;
+        let receipt = r.headers()[LOCATION].to_str().unwrap().to_owned();
+        let admin = app.login("admin").await;
+        let pages = [
+            "/staff/meters".to_owned(),
+            "/staff/meters?offline=1".to_owned(),
+            "/staff/meters?q=20170101".to_owned(),
+            format!("/staff/meters/{m}"),
+            "/staff/counter".to_owned(),
+            format!("/staff/counter?meter={m}"),
+            "/staff/counter?area=1&number=2017".to_owned(),
+            receipt.clone(),
+            "/staff/shifts".to_owned(),
+            format!("/staff/shifts/{shift}"),
+        ];
+        for lang in ["zh-CN", "en"] {
+            for p in &pages {
+                let r = app
+                    .http
+                    .get(format!("{}{p}", app.base))
+                    .header(COOKIE, &admin.cookie)
+                    .header("accept-language", lang)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status();
+                let html = r.text().await.unwrap();
+                assert!(
+                    status == StatusCode::OK || status == StatusCode::UNPROCESSABLE_ENTITY,
+                    "{lang} {p}: {status}"
+                );
+                assert!(!html.contains("⟦missing"), "{lang} {p}: {html}");
+            }
+        }
+        let (_, en) = {
+            let r = app
+                .http
+                .get(format!("{}{receipt}", app.base))
+                .header(COOKIE, &admin.cookie)
+                .header("accept-language", "en")
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.text().await.unwrap())
+        };
+        assert!(en.contains("Counter · Card"), "{en}");
+        // Nothing has been polled in the test: every meter is "never reached"
+        // and listed as offline.
+        let (_, offline) = app.text(&admin, "/staff/meters?offline=1").await;
+        assert!(offline.contains("201701010005"), "{offline}");
+        // The 12-digit rule and "not found" are stated.
+        let (_, bad) = app.text(&admin, "/staff/meters?area=1&number=12345").await;
+        assert!(bad.contains("电表号为 12 位数字"), "{bad}");
+        let (_, none) = app
+            .text(&admin, "/staff/meters?area=1&number=209999999999")
+            .await;
+        assert!(none.contains("没有找到"), "{none}");
+    })
+    .await;
+}
