@@ -628,3 +628,70 @@ async fn the_counter_pages_render_in_both_languages_and_list_offline_meters() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn shifts_are_read_by_their_cashier_and_by_readers_of_their_areas() {
+    each_db(async |app: TestApp| {
+        app.scoped_operator("cuc-cashier", Role::Cashier, &["cuc"], &[])
+            .await;
+        app.scoped_operator("east-auditor", Role::Auditor, &["demo-east"], &[])
+            .await;
+        let cuc = app.login("cuc-cashier").await;
+        let cuc_shift = app.open_shift(&cuc).await;
+        let cashier = app.login("cashier").await;
+        let any_shift = app.open_shift(&cashier).await;
+        // A cashier reads their own shift only.
+        let (s, _) = app
+            .text(&cashier, &format!("/staff/shifts/{cuc_shift}"))
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (_, list) = app.text(&cashier, "/staff/shifts").await;
+        assert!(
+            list.contains(&format!("href=\"/staff/shifts/{any_shift}\"")),
+            "{list}"
+        );
+        assert!(
+            !list.contains(&format!("href=\"/staff/shifts/{cuc_shift}\"")),
+            "{list}"
+        );
+        // An auditor of another area does not see the cuc cashier's shift,
+        // but sees the one of a cashier of every area.
+        let east = app.login("east-auditor").await;
+        let (s, _) = app.text(&east, &format!("/staff/shifts/{cuc_shift}")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _) = app.text(&east, &format!("/staff/shifts/{any_shift}")).await;
+        assert_eq!(s, StatusCode::OK);
+        // The auditor of every area sees both.
+        let auditor = app.login("auditor").await;
+        let (_, list) = app.text(&auditor, "/staff/shifts").await;
+        assert!(
+            list.contains(&format!("href=\"/staff/shifts/{cuc_shift}\"")),
+            "{list}"
+        );
+        assert!(
+            list.contains(&format!("href=\"/staff/shifts/{any_shift}\"")),
+            "{list}"
+        );
+        // No close form for someone else's shift, and a close is refused.
+        let (_, page) = app
+            .text(&auditor, &format!("/staff/shifts/{cuc_shift}"))
+            .await;
+        assert!(!page.contains("/close\""), "{page}");
+        let r = app
+            .post(
+                &auditor,
+                &format!("/staff/shifts/{cuc_shift}/close"),
+                &[("csrf", &auditor.csrf), ("counted", "0")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(
+            store::shifts::get(&app.db, cuc_shift)
+                .await
+                .unwrap()
+                .unwrap()
+                .is_open()
+        );
+    })
+    .await;
+}

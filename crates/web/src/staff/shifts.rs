@@ -1,8 +1,9 @@
 //! Counter shifts (issue 13 item 3): a cashier opens and closes their
 //! shift (the close enters the cash counted and shows the cash-up);
-//! administrators and auditors read every shift, and an administrator signs
-//! a closed one off. A cashier sees only their own shifts (another's is
-//! "not found"). Every change is guarded and audited in `store::shifts`.
+//! administrators and auditors read the shifts of the cashiers who may sell
+//! in their areas, and an administrator signs a closed one off. A cashier
+//! sees only their own shifts (another's, or one out of scope, is "not
+//! found"). Every change is guarded and audited in `store::shifts`.
 
 use super::counter::tender_key;
 use super::{CurrentOperator, StaffCsrf, StaffError, StaffForm, StaffResult, fmt_seconds, html};
@@ -63,6 +64,42 @@ fn sees_all(op: &CurrentOperator) -> bool {
     op.operator.role != Role::Cashier
 }
 
+/// The cashiers whose shifts `op` may read beyond their own: everyone for
+/// an operator of every area; otherwise those who may sell in one of
+/// `op`'s areas (a cashier of every area included). `None`: no limit.
+async fn visible_cashiers(state: &AppState, op: &CurrentOperator) -> StaffResult<Option<Vec<i64>>> {
+    let Some(mine) = &op.operator.scope.areas else {
+        return Ok(None);
+    };
+    Ok(Some(
+        store::operators::list(state.db())
+            .await?
+            .into_iter()
+            .filter(|o| {
+                o.id == op.operator.id
+                    || o.scope
+                        .areas
+                        .as_ref()
+                        .is_none_or(|theirs| theirs.iter().any(|a| mine.contains(a)))
+            })
+            .map(|o| o.id)
+            .collect(),
+    ))
+}
+
+/// Whether `op` may read shift `s`.
+async fn may_read(state: &AppState, op: &CurrentOperator, s: &Shift) -> StaffResult<bool> {
+    if s.operator_id == op.operator.id {
+        return Ok(true);
+    }
+    if !sees_all(op) {
+        return Ok(false);
+    }
+    Ok(visible_cashiers(state, op)
+        .await?
+        .is_none_or(|v| v.contains(&s.operator_id)))
+}
+
 /// The shifts page.
 #[derive(Template)]
 #[template(path = "staff/shifts.html")]
@@ -81,7 +118,15 @@ async fn render_list(state: &AppState, op: &CurrentOperator, error: Option<Strin
     let l = op.l;
     let tz = crate::pages::campus_tz(state);
     let who = (!sees_all(op)).then_some(op.operator.id);
-    let rows = store::shifts::list(state.db(), who, LIST_ROWS).await?;
+    let visible = visible_cashiers(state, op).await?;
+    let rows: Vec<Shift> = store::shifts::list(state.db(), who, LIST_ROWS)
+        .await?
+        .into_iter()
+        .filter(|s| {
+            s.operator_id == op.operator.id
+                || visible.as_ref().is_none_or(|v| v.contains(&s.operator_id))
+        })
+        .collect();
     let open = store::shifts::open_for(state.db(), op.operator.id).await?;
     let failed = error.is_some();
     let mut r = html(&ShiftsPage {
@@ -162,7 +207,7 @@ async fn load(state: &AppState, op: &CurrentOperator, id: i64) -> StaffResult<Sh
     let s = store::shifts::get(state.db(), id)
         .await?
         .ok_or(StaffError::NotFound)?;
-    if !sees_all(op) && s.operator_id != op.operator.id {
+    if !may_read(state, op, &s).await? {
         return Err(StaffError::NotFound);
     }
     Ok(s)
