@@ -373,3 +373,42 @@ async fn a_sale_racing_the_close_is_in_the_totals_or_refused() {
         );
     }
 }
+
+#[tokio::test]
+async fn two_sign_offs_at_once_sign_once() {
+    for db in seeded().await {
+        let (op, actor) = operator(&db, "cashier1", Role::Cashier).await;
+        let s = shifts::open(&db, op, &actor, NOW).await.unwrap();
+        shifts::close(&db, s.id, op, Fen::new(0), &actor, NOW + 1)
+            .await
+            .unwrap();
+        let mut admins = Vec::new();
+        for i in 0..6 {
+            admins.push(operator(&db, &format!("admin{i}"), Role::Administrator).await);
+        }
+        let mut tasks = Vec::new();
+        for (i, (id, a)) in admins.into_iter().enumerate() {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                shifts::sign_off(&db, s.id, id, &a, NOW + 10 + i as i64).await
+            }));
+        }
+        let mut won = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(sh) => won.push(sh),
+                Err(Error::Conflict(_)) => {}
+                Err(e) => panic!("{:?}: {e}", db.backend()),
+            }
+        }
+        assert_eq!(won.len(), 1, "{:?}", db.backend());
+        let stored = shifts::get(&db, s.id).await.unwrap().unwrap();
+        assert_eq!(stored.signed_off_by, won[0].signed_off_by);
+        let n = audit_actions(&db)
+            .await
+            .into_iter()
+            .filter(|a| a == "shift_signed_off")
+            .count();
+        assert_eq!(n, 1);
+    }
+}

@@ -695,3 +695,23 @@ async fn shifts_are_read_by_their_cashier_and_by_readers_of_their_areas() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn two_submissions_of_one_form_at_once_sell_once() {
+    each_db(async |app: TestApp| {
+        let cashier = app.login("cashier").await;
+        app.open_shift(&cashier).await;
+        let m = app.meter_id(1, "201701010006").await;
+        let key = app.sale_key(&cashier, m).await;
+        let (a, b) = tokio::join!(
+            app.sell(&cashier, m, "30", "cash", &key),
+            app.sell(&cashier, m, "30", "cash", &key)
+        );
+        assert_eq!(a.status(), StatusCode::SEE_OTHER);
+        assert_eq!(b.status(), StatusCode::SEE_OTHER);
+        assert_eq!(a.headers()[LOCATION], b.headers()[LOCATION]);
+        assert_eq!(app.orders_of(m).await.len(), 1);
+        assert_eq!(app.audit("counter_sale").await.len(), 1);
+    })
+    .await;
+}
