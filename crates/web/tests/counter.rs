@@ -330,6 +330,20 @@ async fn a_sale_with_bad_input_records_nothing() {
         assert!(r.text().await.unwrap().contains("请选择付款方式"));
         let r = app.sell(&cashier, 999_999, "30", "cash", &key).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().await.unwrap().contains("没有找到这块电表"));
+        let r = app
+            .post(
+                &cashier,
+                "/staff/counter",
+                &[
+                    ("csrf", &cashier.csrf),
+                    ("kwh", "30"),
+                    ("tender", "cash"),
+                    ("key", &key),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(r.text().await.unwrap().contains("请先查找并选择电表"));
         let r = app.sell(&cashier, m, "30", "cash", "").await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);

@@ -251,13 +251,18 @@ pub async fn sell(State(state): State<AppState>, f: StaffForm<SaleForm>) -> Staf
         error: None,
     };
     let hit = match form.meter_id.trim().parse::<i64>() {
-        Ok(id) => store::lookup::by_id(state.db(), id).await?,
-        Err(_) => None,
+        Ok(id) => store::lookup::by_id(state.db(), id)
+            .await?
+            .ok_or("staff-lookup-none"),
+        Err(_) => Err("staff-counter-pick-meter"),
     };
-    let Some(hit) = hit else {
-        shown.error = Some(l.t("staff-counter-pick-meter"));
-        shown.key = None;
-        return render(&state, &op, shown).await;
+    let hit = match hit {
+        Ok(h) => h,
+        Err(key) => {
+            shown.error = Some(l.t(key));
+            shown.key = None;
+            return render(&state, &op, shown).await;
+        }
     };
     // Outside the cashier's areas: 403 and an audit row, nothing sold.
     op.require(&state, Action::SellAtCounter, meters::place(&hit))
