@@ -14,6 +14,8 @@
 pub mod audit;
 pub mod campus;
 mod db;
+/// The exceptions queue (issue 13 item 5).
+pub mod exceptions;
 pub mod history;
 pub mod idempotency;
 pub mod jobs;
@@ -26,6 +28,8 @@ pub mod operators;
 pub mod orders;
 mod row;
 pub mod scratch;
+/// Orders for staff: search and story (issue 13 item 4).
+pub mod story;
 pub mod students;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
