@@ -398,9 +398,8 @@ pub async fn story(db: &Db, order_id: OrderId, reach: &Reach) -> Result<Option<S
             ),
         });
     }
-    let job: Option<DeliveryJob> =
-        on_db!(db, |p| {
-            sqlx::query_as(
+    let job: Option<DeliveryJob> = on_db!(db, |p| {
+        sqlx::query_as(
         "select state, attempts, run_at_ms, locked_by, locked_until_ms, last_error, created_at_ms,
                 updated_at_ms
          from job where dedup_key = $1"
@@ -408,7 +407,7 @@ pub async fn story(db: &Db, order_id: OrderId, reach: &Reach) -> Result<Option<S
     .bind(format!("deliver:{id}"))
     .fetch_optional(p)
     .await?
-        });
+    });
     if let Some(j) = &job {
         events.push(Event {
             at_ms: j.created_at_ms,

@@ -18,8 +18,10 @@
 //!   catalogs; no `.rs` file here writes markup.
 
 mod audit;
+mod exceptions;
 mod login;
 mod operators;
+mod orders;
 
 use crate::AppState;
 use crate::cookies::get as cookie;
@@ -126,6 +128,15 @@ pub fn router() -> Router<AppState> {
             get(operators::page).post(operators::create),
         )
         .route("/staff/operators/{id}/disable", post(operators::disable))
+        .route("/staff/orders", get(orders::page))
+        .route("/staff/orders/{id}", get(orders::story))
+        .route("/staff/exceptions", get(exceptions::page))
+        .route("/staff/exceptions/{id}/refund", post(exceptions::refund))
+        .route(
+            "/staff/exceptions/{id}/redeliver",
+            post(exceptions::redeliver),
+        )
+        .route("/staff/exceptions/{id}/resolve", post(exceptions::resolve))
         .route("/staff/assets/staff.css", get(css))
         .route_layer(axum::middleware::from_fn(localise_errors))
         .route_layer(axum::middleware::from_fn(session::same_origin_posts))
@@ -346,6 +357,16 @@ const NAV: &[NavEntry] = &[
         href: "/staff/password",
         label: "staff-nav-password",
         action: Action::ChangeOwnPassword,
+    },
+    NavEntry {
+        href: "/staff/orders",
+        label: "staff-nav-orders",
+        action: Action::ViewOrders,
+    },
+    NavEntry {
+        href: "/staff/exceptions",
+        label: "staff-nav-exceptions",
+        action: Action::ViewOrders,
     },
 ];
 
