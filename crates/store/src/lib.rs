@@ -22,6 +22,8 @@ pub mod jobs;
 pub mod ledger;
 pub mod message;
 pub mod meters;
+/// Move-out settlement (issue 13 item 6, docs/MOVE-OUT.md).
+pub mod moveout;
 pub mod nodes;
 pub mod notify;
 pub mod operators;

@@ -560,3 +560,82 @@ async fn search_filters_and_the_story_in_time_order() {
         assert!(s.events.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
     }
 }
+
+async fn binders(db: &Db, address: &str) -> i64 {
+    store::on_db!(db, |p| sqlx::query_scalar::<_, i64>(
+        "select count(*) from binding b join meter m on m.id = b.meter_id where m.address = $1"
+    )
+    .bind(address)
+    .fetch_one(p)
+    .await)
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_move_out_ends_the_bindings_keeps_the_energy_and_happens_once() {
+    for db in seeded().await {
+        let address = "201701010013";
+        for name in ["leaver-a", "leaver-b"] {
+            let s = store::students::create_demo(&db, name, NOW).await.unwrap();
+            store::on_db!(&db, |p| sqlx::query(
+                "insert into binding (student_id, meter_id, is_default, created_at_ms)
+                 select $1, id, true, $2 from meter where address = $3"
+            )
+            .bind(s.id)
+            .bind(NOW)
+            .bind(address)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+            .unwrap();
+        }
+        let e = store::moveout::settle(&db, address, &staff("admin"), " ", NOW)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            store::moveout::SettleError::Refused(store::moveout::Refusal::NoteMissing)
+        ));
+        assert_eq!(binders(&db, address).await, 2, "a refusal changes nothing");
+        let mut tasks = Vec::new();
+        for i in 0..4 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                store::moveout::settle(
+                    &db,
+                    address,
+                    &staff(&format!("s{i}")),
+                    "room 113 moved out",
+                    NOW + i,
+                )
+                .await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(s) => {
+                    assert_eq!(s.unbound_students, 2);
+                    ok += 1;
+                }
+                Err(store::moveout::SettleError::Refused(store::moveout::Refusal::NobodyBound)) => {
+                }
+                Err(e) => panic!("{:?}: {e:?}", db.backend()),
+            }
+        }
+        assert_eq!(ok, 1, "{:?}", db.backend());
+        assert_eq!(binders(&db, address).await, 0);
+        let rows = store::audit::search(
+            &db,
+            &store::audit::Filter {
+                action: Some("move_out_settled".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 1);
+        ledger_ok(&db).await;
+    }
+}

@@ -588,3 +588,96 @@ async fn an_auditor_sees_the_queue_without_buttons_and_its_posts_get_403() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_administrator_settles_a_move_out_and_others_may_not() {
+    each_db(async |app| {
+        let (m1, _) = first_meter(&app.db, 1).await;
+        let s = store::students::create_demo(&app.db, "leaver", app.clock.now_ms())
+            .await
+            .unwrap();
+        store::on_db!(&app.db, |p| sqlx::query(
+            "insert into binding (student_id, meter_id, is_default, created_at_ms)
+             select $1, id, true, 0 from meter where address = $2"
+        )
+        .bind(s.id)
+        .bind(&m1)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+        let auditor = app.login("auditor").await;
+        let (st, _) = app.text(&auditor, "/staff/move-out").await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+        let r = app
+            .post(
+                &auditor,
+                "/staff/move-out",
+                &[("csrf", &auditor.csrf), ("meter", &m1), ("note", "x")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let admin = app.login("admin").await;
+        let r = app
+            .post(
+                &admin,
+                "/staff/move-out",
+                &[("csrf", &admin.csrf), ("meter", "12345"), ("note", "x")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let r = app
+            .post(
+                &admin,
+                "/staff/move-out",
+                &[("csrf", &admin.csrf), ("meter", &m1), ("note", "")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            store::students::bindings(&app.db, s.id)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let r = app
+            .post(
+                &admin,
+                "/staff/move-out",
+                &[
+                    ("csrf", &admin.csrf),
+                    ("meter", &m1),
+                    ("note", "moved out 2026-12-02"),
+                ],
+            )
+            .await;
+        assert!(
+            redirects_to(&r, "/staff/move-out?meter="),
+            "{:?}",
+            r.status()
+        );
+        let loc = r.headers()[LOCATION].to_str().unwrap().to_owned();
+        let (_, html) = app.text(&admin, &loc).await;
+        assert!(
+            html.contains("id=moveout-notice") && html.contains("解除 1 个绑定"),
+            "{html}"
+        );
+        assert!(
+            store::students::bindings(&app.db, s.id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let r = app
+            .post(
+                &admin,
+                "/staff/move-out",
+                &[("csrf", &admin.csrf), ("meter", &m1), ("note", "again")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(app.audit("move_out_settled").await.len(), 1);
+    })
+    .await;
+}

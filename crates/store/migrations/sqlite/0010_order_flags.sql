@@ -34,6 +34,21 @@ create table staff_refund (
 );
 create index staff_refund_order on staff_refund (order_id);
 create index staff_refund_operator on staff_refund (operator_name, requested_at_ms);
+-- A move-out settlement (docs/MOVE-OUT.md): the energy stays in the
+-- room's meter for its next occupant; the leaving students' bindings end.
+create table move_out (
+    id integer primary key,
+    meter_id bigint not null references meter (id),
+    -- the meter's balance as last read (null: never read), and when
+    remaining_centikwh bigint,
+    remaining_at_ms bigint,
+    unbound_students bigint not null,
+    operator_id bigint references operator (id),
+    operator_name text not null,
+    note text not null,
+    at_ms bigint not null
+);
+create index move_out_meter on move_out (meter_id, at_ms);
 -- Orders already delayed when this migration runs are in the queue too.
 insert into order_flag (order_id, kind, detail, raised_at_ms)
 select o.id,

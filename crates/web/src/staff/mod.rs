@@ -20,6 +20,7 @@
 mod audit;
 mod exceptions;
 mod login;
+mod moveout;
 mod operators;
 mod orders;
 
@@ -137,6 +138,7 @@ pub fn router() -> Router<AppState> {
             post(exceptions::redeliver),
         )
         .route("/staff/exceptions/{id}/resolve", post(exceptions::resolve))
+        .route("/staff/move-out", get(moveout::page).post(moveout::settle))
         .route("/staff/assets/staff.css", get(css))
         .route_layer(axum::middleware::from_fn(localise_errors))
         .route_layer(axum::middleware::from_fn(session::same_origin_posts))
@@ -367,6 +369,11 @@ const NAV: &[NavEntry] = &[
         href: "/staff/exceptions",
         label: "staff-nav-exceptions",
         action: Action::ViewOrders,
+    },
+    NavEntry {
+        href: "/staff/move-out",
+        label: "staff-nav-moveout",
+        action: Action::ResolveOrders,
     },
 ];
 
