@@ -639,3 +639,37 @@ async fn a_move_out_ends_the_bindings_keeps_the_energy_and_happens_once() {
         ledger_ok(&db).await;
     }
 }
+
+#[tokio::test]
+async fn two_staff_delivering_one_order_again_at_once_restart_it_once() {
+    for db in seeded().await {
+        let r = refused(&db, "201701010014", "wx-u").await;
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                exceptions::redeliver(&db, r.id, &staff(&format!("s{i}")), NOW + 100 + i).await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(ActionError::Refused(Refusal::StillDelivering)) => {}
+                Err(e) => panic!("{:?}: {e:?}", db.backend()),
+            }
+        }
+        assert_eq!(ok, 1, "{:?}", db.backend());
+        let rows = store::audit::search(
+            &db,
+            &store::audit::Filter {
+                action: Some("order_redelivered".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 1);
+    }
+}
