@@ -177,7 +177,20 @@ pub fn on_delivered(amount: Fen, energy: CentiKwh, meter: MeterId) -> Vec<Transf
 }
 
 /// Transfers written in the transaction that marks an order refunded.
-pub fn on_refunded(amount: Fen, energy: CentiKwh, meter: MeterId) -> Vec<Transfer> {
+///
+/// A WeChat order's money goes to `refunds` (WeChat pays it back); a
+/// counter order's is cash paid back at the counter, so it returns to
+/// `counter_cash`, whose balance then stays the cash the counter holds.
+pub fn on_refunded(
+    channel: Channel,
+    amount: Fen,
+    energy: CentiKwh,
+    meter: MeterId,
+) -> Vec<Transfer> {
+    let paid_back_to = match channel {
+        Channel::Wechat => account::REFUNDS,
+        Channel::Counter => account::COUNTER_CASH,
+    };
     vec![
         t(
             TransferKind::EnergyVoided,
@@ -189,7 +202,7 @@ pub fn on_refunded(amount: Fen, energy: CentiKwh, meter: MeterId) -> Vec<Transfe
         t(
             TransferKind::Refund,
             account::PREPAID,
-            account::REFUNDS,
+            paid_back_to,
             amount.get(),
             Unit::Fen,
         ),
@@ -227,11 +240,27 @@ mod tests {
     fn refunded_order_returns_money_and_voids_energy() {
         let m = MeterId::new(7);
         let mut ts = on_paid(Channel::Counter, Fen::new(530), CentiKwh::new(1000), m);
-        ts.extend(on_refunded(Fen::new(530), CentiKwh::new(1000), m));
+        ts.extend(on_refunded(
+            Channel::Counter,
+            Fen::new(530),
+            CentiKwh::new(1000),
+            m,
+        ));
         let b = balances(&ts);
         assert_eq!(b[&(account::in_flight(m), "centikwh")], 0);
         assert_eq!(b[&(account::ENERGY_ISSUED.to_owned(), "centikwh")], 0);
+        // Cash paid back at the counter: the drawer's account is even again.
+        assert_eq!(b[&(account::COUNTER_CASH.to_owned(), "fen")], 0);
+        assert!(!b.contains_key(&(account::REFUNDS.to_owned(), "fen")));
+        let mut ts = on_paid(Channel::Wechat, Fen::new(530), CentiKwh::new(1000), m);
+        ts.extend(on_refunded(
+            Channel::Wechat,
+            Fen::new(530),
+            CentiKwh::new(1000),
+            m,
+        ));
+        let b = balances(&ts);
         assert_eq!(b[&(account::REFUNDS.to_owned(), "fen")], 530);
-        assert_eq!(b[&(account::COUNTER_CASH.to_owned(), "fen")], -530);
+        assert_eq!(b[&(account::WX_CLEARING.to_owned(), "fen")], -530);
     }
 }

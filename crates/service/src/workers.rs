@@ -255,6 +255,14 @@ pub async fn refund_tick(svc: &Service, now_ms: i64) -> store::Result<TickReport
                     order.id = order.id.get(),
                     "refund abnormal at WeChat; needs staff"
                 );
+                store::exceptions::raise(
+                    svc.db(),
+                    order.id,
+                    store::exceptions::REFUND_ABNORMAL,
+                    &format!("refund {refund_no} abnormal at WeChat: settle it there"),
+                    now_ms,
+                )
+                .await?;
                 report.deferred += 1;
                 continue;
             }
@@ -440,6 +448,18 @@ pub async fn reconcile_bill(
     }
     for d in &report.differences {
         tracing::warn!(bill_date, out_trade_no = %d.out_trade_no, kind = d.kind, detail = %d.detail, "bill difference");
+        // An order we know goes to the exceptions queue (raised once while
+        // open, so reconciling the day again changes nothing).
+        if let Some(o) = store::orders::by_out_trade_no(svc.db(), &d.out_trade_no).await? {
+            store::exceptions::raise(
+                svc.db(),
+                o.id,
+                store::exceptions::RECONCILIATION,
+                &format!("trade bill {bill_date}: {}: {}", d.kind, d.detail),
+                store::now_ms(),
+            )
+            .await?;
+        }
     }
     Ok(report)
 }

@@ -14,6 +14,8 @@
 pub mod audit;
 pub mod campus;
 mod db;
+/// The exceptions queue (issue 13 item 5).
+pub mod exceptions;
 pub mod history;
 pub mod idempotency;
 pub mod jobs;
@@ -21,6 +23,8 @@ pub mod ledger;
 pub mod lookup;
 pub mod message;
 pub mod meters;
+/// Move-out settlement (issue 13 item 6, docs/MOVE-OUT.md).
+pub mod moveout;
 pub mod nodes;
 pub mod notify;
 pub mod operators;
@@ -28,6 +32,8 @@ pub mod orders;
 mod row;
 pub mod scratch;
 pub mod shifts;
+/// Orders for staff: search and story (issue 13 item 4).
+pub mod story;
 pub mod students;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

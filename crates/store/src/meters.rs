@@ -838,6 +838,8 @@ async fn flag_in(
     .execute(c)
     .await?
     .rows_affected());
+    // In the staff's exceptions queue from this commit on.
+    crate::exceptions::raise_in(tx, order_id, kind, detail, now_ms).await?;
     Ok(())
 }
 

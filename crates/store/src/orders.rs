@@ -607,6 +607,9 @@ pub async fn mark_delivered(tx: &mut Tx, order_id: OrderId, now_ms: i64) -> Resu
     let transfers =
         domain::ledger::on_delivered(order.amount_fen, order.centikwh(), order.meter_id);
     ledger::insert(tx, order_id.get(), &transfers, now_ms).await?;
+    // Delivered: nobody needs to look at it any more.
+    crate::exceptions::resolve_all_in(tx, order_id, "delivered", "(head-end)", None, now_ms)
+        .await?;
     crate::notify::delivered_in(tx, order_id.get(), now_ms).await?;
     Ok(true)
 }
@@ -801,7 +804,14 @@ pub async fn release_unapplied_seq(
 /// order is not delayed or its job is not dead.
 pub async fn redeliver(db: &Db, order_id: OrderId, now_ms: i64) -> Result<bool> {
     let mut tx = db.begin().await?;
-    let n = on_tx!(&mut tx, |c| sqlx::query(
+    let ok = redeliver_in(&mut tx, order_id, now_ms).await?;
+    tx.commit().await?;
+    Ok(ok)
+}
+
+/// [`redeliver`] inside the caller's transaction.
+pub(crate) async fn redeliver_in(tx: &mut Tx, order_id: OrderId, now_ms: i64) -> Result<bool> {
+    let n = on_tx!(tx, |c| sqlx::query(
         "update job set state = 'queued', attempts = 0, run_at_ms = $2, locked_by = null,
                 locked_until_ms = null, last_error = 'staff: deliver again', updated_at_ms = $2
          where dedup_key = 'deliver:' || cast($1 as text) and state = 'dead'
@@ -812,7 +822,6 @@ pub async fn redeliver(db: &Db, order_id: OrderId, now_ms: i64) -> Result<bool> 
     .execute(c)
     .await?
     .rows_affected());
-    tx.commit().await?;
     Ok(n == 1)
 }
 
@@ -838,16 +847,36 @@ pub(crate) async fn sibling_delivery_keys(
 
 /// Marks charging orders paid before `now_ms - window_ms` as delayed
 /// (visible to the student and staff, refundable). Returns how many.
+/// Each one is flagged for staff ([`crate::exceptions`]) in the same
+/// transaction.
 pub async fn mark_overdue(db: &Db, window_ms: i64, now_ms: i64) -> Result<u64> {
-    Ok(on_db!(db, |p| sqlx::query(
+    let mut tx = db.begin().await?;
+    // The ids come from the guarded update itself, so an order completed
+    // at this moment is neither marked nor flagged.
+    let ids: Vec<i64> = on_tx!(&mut tx, |c| sqlx::query_scalar(
         "update orders set state = 'delayed', delayed_at_ms = $1, updated_at_ms = $1
-         where state = 'charging' and paid_at_ms <= $2"
+         where state = 'charging' and paid_at_ms <= $2 returning id"
     )
     .bind(now_ms)
     .bind(now_ms - window_ms)
-    .execute(p)
-    .await?
-    .rows_affected()))
+    .fetch_all(c)
+    .await?);
+    let detail = format!(
+        "not delivered within the delivery window ({} s)",
+        window_ms / 1000
+    );
+    for id in &ids {
+        crate::exceptions::raise_in(
+            &mut tx,
+            OrderId::new(*id),
+            crate::exceptions::DELAYED,
+            &detail,
+            now_ms,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(u64::try_from(ids.len()).unwrap_or(u64::MAX))
 }
 
 /// Unpaid orders whose two hours are up; the caller closes them at the
@@ -909,7 +938,22 @@ pub async fn set_prepay_id(db: &Db, order_id: OrderId, prepay_id: &str, now_ms: 
 /// a refund number.
 pub async fn request_refund(db: &Db, order_id: OrderId, now_ms: i64) -> Result<Order> {
     let mut tx = db.begin().await?;
-    let order = by_id_in(&mut tx, order_id)
+    let o = request_refund_in(&mut tx, order_id, now_ms).await?;
+    tx.commit().await?;
+    Ok(o)
+}
+
+/// [`request_refund`] inside the caller's transaction (the console writes
+/// its audit entry and the refunding operator in the same one). Not a
+/// row lock on the order: the head-end takes the job row before the
+/// order's, so this takes them in the same order (the job's guarded
+/// update below), and of two refunds at once the second matches no job.
+pub(crate) async fn request_refund_in(
+    tx: &mut Tx,
+    order_id: OrderId,
+    now_ms: i64,
+) -> Result<Order> {
+    let order = by_id_in(tx, order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
     order::transition(
@@ -935,7 +979,7 @@ pub async fn request_refund(db: &Db, order_id: OrderId, now_ms: i64) -> Result<O
     // moment either wins the row first (and this matches nothing) or finds
     // it done.
     let key = format!("deliver:{order_id}");
-    let cancelled = on_tx!(&mut tx, |c| {
+    let cancelled = on_tx!(tx, |c| {
         sqlx::query(
             "update job set state = 'done', last_error = 'cancelled: order refunded', locked_by = null,
                     locked_until_ms = null, updated_at_ms = $2
@@ -968,19 +1012,16 @@ pub async fn request_refund(db: &Db, order_id: OrderId, now_ms: i64) -> Result<O
             .strip_prefix("DW")
             .unwrap_or(&order.out_trade_no)
     );
-    let o: Option<Order> = on_tx!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(
-        sql.clone()
-    ))
-    .bind(order_id.get())
-    .bind(&refund_no)
-    .bind(now_ms)
-    .fetch_optional(c)
-    .await?);
+    let o: Option<Order> = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+        .bind(order_id.get())
+        .bind(&refund_no)
+        .bind(now_ms)
+        .fetch_optional(c)
+        .await?);
     let o = o.ok_or_else(|| Error::Conflict(format!("order {order_id} changed concurrently")))?;
     // Orders of the meter paid later no longer wait for this one.
-    let keys = sibling_delivery_keys(&mut tx, o.meter_id, o.id).await?;
-    jobs::wake(&mut tx, &keys, now_ms).await?;
-    tx.commit().await?;
+    let keys = sibling_delivery_keys(tx, o.meter_id, o.id).await?;
+    jobs::wake(tx, &keys, now_ms).await?;
     Ok(o)
 }
 
@@ -1024,8 +1065,12 @@ pub async fn finish_refund(
                 .rows_affected()
             });
             if n == 1 {
-                let transfers =
-                    domain::ledger::on_refunded(order.amount_fen, order.centikwh(), order.meter_id);
+                let transfers = domain::ledger::on_refunded(
+                    order.channel,
+                    order.amount_fen,
+                    order.centikwh(),
+                    order.meter_id,
+                );
                 ledger::insert(&mut tx, order.id.get(), &transfers, now_ms).await?;
             }
         } else {
@@ -1042,6 +1087,14 @@ pub async fn finish_refund(
                 .rows_affected()
             });
             if n == 1 {
+                crate::exceptions::raise_in(
+                    &mut tx,
+                    order.id,
+                    crate::exceptions::REFUND_FAILED,
+                    &format!("refund {refund_no} closed without paying"),
+                    now_ms,
+                )
+                .await?;
                 // The money is still held and the energy still owed: the
                 // refund request had cancelled the delivery, so it runs
                 // again (staff may still try another refund).

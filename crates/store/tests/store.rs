@@ -453,7 +453,14 @@ async fn delivery_then_refund_paths_keep_the_ledger_balanced() {
             .unwrap();
         assert_eq!(done.state, OrderState::Refunded);
         assert_ledger_ok(&db).await;
-        assert_eq!(ledger::balance(&db, "refunds", "fen").await.unwrap(), 212);
+        // A counter order's refund is cash paid back at the counter: it
+        // returns to `counter_cash` (docs/ARCHITECTURE.md, counter refunds).
+        // What is left is the delivered sale's cash.
+        assert_eq!(
+            ledger::balance(&db, "counter_cash", "fen").await.unwrap(),
+            -a.amount_fen.get()
+        );
+        assert_eq!(ledger::balance(&db, "refunds", "fen").await.unwrap(), 0);
 
         // Once a sequence number is assigned a frame may be on the meter: no refund.
         let c = orders::create_counter_sale(

@@ -18,12 +18,15 @@
 //!   catalogs; no `.rs` file here writes markup.
 
 mod audit;
+mod exceptions;
 mod login;
+mod moveout;
 mod operators;
 // Issue 13 item 3: meter look-up, the counter sale and its receipt, shifts.
 mod counter;
 mod meters;
 mod shifts;
+mod orders;
 
 use crate::AppState;
 use crate::cookies::get as cookie;
@@ -130,6 +133,16 @@ pub fn router() -> Router<AppState> {
             get(operators::page).post(operators::create),
         )
         .route("/staff/operators/{id}/disable", post(operators::disable))
+        .route("/staff/orders", get(orders::page))
+        .route("/staff/orders/{id}", get(orders::story))
+        .route("/staff/exceptions", get(exceptions::page))
+        .route("/staff/exceptions/{id}/refund", post(exceptions::refund))
+        .route(
+            "/staff/exceptions/{id}/redeliver",
+            post(exceptions::redeliver),
+        )
+        .route("/staff/exceptions/{id}/resolve", post(exceptions::resolve))
+        .route("/staff/move-out", get(moveout::page).post(moveout::settle))
         .route("/staff/assets/staff.css", get(css))
         .route("/staff/meters", get(meters::page))
         .route("/staff/meters/suggest", get(meters::suggest))
@@ -397,6 +410,21 @@ const NAV: &[NavEntry] = &[
         href: "/staff/shifts",
         label: "staff-nav-shifts",
         action: Action::ViewShifts,
+    },
+    NavEntry {
+        href: "/staff/orders",
+        label: "staff-nav-orders",
+        action: Action::ViewOrders,
+    },
+    NavEntry {
+        href: "/staff/exceptions",
+        label: "staff-nav-exceptions",
+        action: Action::ViewOrders,
+    },
+    NavEntry {
+        href: "/staff/move-out",
+        label: "staff-nav-moveout",
+        action: Action::ResolveOrders,
     },
 ];
 
