@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod message;
 pub mod meters;
 pub mod nodes;
+pub mod notices;
 pub mod notify;
 pub mod operators;
 pub mod orders;

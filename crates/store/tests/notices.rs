@@ -1,0 +1,284 @@
+//! Notices (issue 13 item 7) on SQLite and — when `DORMWATT_TEST_PG_URL` is
+//! set — PostgreSQL: targeting (campus / area / buildings), the schedule,
+//! pinned order, validation that writes nothing, edits audited with before
+//! and after, and two edits of one revision at once having one winner.
+
+use domain::staff::Role;
+use store::audit::{self, Actor};
+use store::notices::{self, Draft, Target};
+use store::operators::{self, NewOperator};
+use store::students::latest_notices;
+use store::{Db, Error, testing};
+
+const NOW: i64 = 1_795_622_400_000;
+const HOUR: i64 = 3_600_000;
+
+async fn seeded() -> Vec<Db> {
+    let dbs = testing::all().await.expect("test databases");
+    let mut plan = domain::campus::reference_plan();
+    for a in &mut plan.areas {
+        a.buildings.truncate(2);
+    }
+    for db in &dbs {
+        store::campus::seed(db, &plan, &Default::default(), NOW)
+            .await
+            .expect("seed");
+    }
+    dbs
+}
+
+/// A meter of each of: (area 1, building 1), (area 1, building 2), another
+/// area — as (meter id, building id, area id).
+async fn three_meters(db: &Db) -> [(i64, i64, i64); 3] {
+    let rows: Vec<(i64, i64, i64)> = store::on_db!(db, |p| sqlx::query_as(
+        "select min(m.id), r.building_id, min(m.area_id) from meter m
+         join room r on r.id = m.room_id group by r.building_id order by r.building_id"
+    )
+    .fetch_all(p)
+    .await)
+    .unwrap();
+    let a = rows[0];
+    let b = *rows
+        .iter()
+        .find(|r| r.2 == a.2 && r.1 != a.1)
+        .expect("two buildings in the first area");
+    let c = *rows.iter().find(|r| r.2 != a.2).expect("a second area");
+    [a, b, c]
+}
+
+async fn admin(db: &Db) -> Actor {
+    let op = operators::create(
+        db,
+        &NewOperator {
+            name: "admin".to_owned(),
+            role: Role::Administrator,
+            password_phc: domain::staff::hash_password("correct horse battery", [1; 16]).unwrap(),
+            area_codes: Vec::new(),
+            building_names: Vec::new(),
+        },
+        &Actor::command_line(),
+        NOW,
+    )
+    .await
+    .unwrap();
+    Actor {
+        operator_id: Some(op.id),
+        name: op.name,
+        client_ip: "127.0.0.1".to_owned(),
+    }
+}
+
+fn draft(title: &str, target: Target) -> Draft {
+    Draft {
+        title: title.to_owned(),
+        body: format!("{title} body"),
+        shown_from_ms: None,
+        shown_until_ms: None,
+        target,
+        pinned: false,
+        push: false,
+    }
+}
+
+async fn titles(db: &Db, meter: i64, at: i64) -> Vec<String> {
+    latest_notices(db, meter, at, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.title)
+        .collect()
+}
+
+#[tokio::test]
+async fn notices_reach_their_target_in_their_window_pinned_first() {
+    for db in seeded().await {
+        let who = admin(&db).await;
+        let [(ma, ba, area1), (mb, _, _), (mc, _, _)] = three_meters(&db).await;
+        notices::create(&db, &draft("campus", Target::Campus), &who, NOW)
+            .await
+            .unwrap();
+        notices::create(
+            &db,
+            &draft("area", Target::Area { area_id: area1 }),
+            &who,
+            NOW + 1,
+        )
+        .await
+        .unwrap();
+        let mut b = draft(
+            "building",
+            Target::Buildings {
+                building_ids: vec![ba],
+            },
+        );
+        b.pinned = true;
+        notices::create(&db, &b, &who, NOW - 10).await.unwrap();
+        let mut later = draft("later", Target::Campus);
+        later.shown_from_ms = Some(NOW + HOUR);
+        later.shown_until_ms = Some(NOW + 2 * HOUR);
+        notices::create(&db, &later, &who, NOW).await.unwrap();
+        let mut ended = draft("ended", Target::Campus);
+        ended.shown_until_ms = Some(NOW - 1);
+        notices::create(&db, &ended, &who, NOW - HOUR)
+            .await
+            .unwrap();
+
+        // Pinned first, then newest first; nothing scheduled or ended.
+        assert_eq!(titles(&db, ma, NOW).await, ["building", "area", "campus"]);
+        assert_eq!(titles(&db, mb, NOW).await, ["area", "campus"]);
+        assert_eq!(titles(&db, mc, NOW).await, ["campus"]);
+        // Inside the window of "later" (shown from is its date); after it.
+        assert_eq!(titles(&db, mc, NOW + HOUR).await, ["later", "campus"]);
+        assert_eq!(titles(&db, mc, NOW + 2 * HOUR).await, ["campus"]);
+        // The demo seed's campus-wide notice reaches everyone too.
+        store::students::add_notice(&db, Some(area1), "old area", "x", NOW + 2)
+            .await
+            .unwrap();
+        assert_eq!(titles(&db, mc, NOW + 3).await, ["campus"]);
+        assert_eq!(
+            titles(&db, mb, NOW + 3).await,
+            ["old area", "area", "campus"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_notice_writes_nothing_and_an_edit_is_audited() {
+    for db in seeded().await {
+        let who = admin(&db).await;
+        let [(ma, ba, _), (_, bb, _), _] = three_meters(&db).await;
+        let audit_rows = || async {
+            audit::search(
+                &db,
+                &audit::Filter {
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .len()
+        };
+        let before = audit_rows().await;
+        let mut bad = vec![
+            draft(" ", Target::Campus),
+            draft(&"长".repeat(notices::TITLE_CHARS_MAX + 1), Target::Campus),
+            draft(
+                "x",
+                Target::Buildings {
+                    building_ids: vec![],
+                },
+            ),
+            draft(
+                "x",
+                Target::Buildings {
+                    building_ids: vec![999_999],
+                },
+            ),
+            draft("x", Target::Area { area_id: 999_999 }),
+        ];
+        let mut empty_body = draft("x", Target::Campus);
+        empty_body.body = String::new();
+        bad.push(empty_body);
+        let mut backwards = draft("x", Target::Campus);
+        backwards.shown_from_ms = Some(NOW);
+        backwards.shown_until_ms = Some(NOW);
+        bad.push(backwards);
+        for d in &bad {
+            let e = notices::create(&db, d, &who, NOW).await.unwrap_err();
+            assert!(matches!(e, Error::Conflict(_)), "{d:?}: {e:?}");
+        }
+        assert!(notices::list(&db, 10).await.unwrap().is_empty());
+        assert_eq!(audit_rows().await, before);
+
+        let n = notices::create(
+            &db,
+            &draft(
+                "water",
+                Target::Buildings {
+                    building_ids: vec![ba],
+                },
+            ),
+            &who,
+            NOW,
+        )
+        .await
+        .unwrap();
+        let mut d = n.draft.clone();
+        d.title = "water off".to_owned();
+        d.target = Target::Buildings {
+            building_ids: vec![bb],
+        };
+        let e = notices::update(&db, n.id, n.revision, &bad[0], &who, NOW + 1)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Conflict(_)));
+        let edited = notices::update(&db, n.id, n.revision, &d, &who, NOW + 2)
+            .await
+            .unwrap();
+        assert_eq!(edited.revision, n.revision + 1);
+        assert_eq!(edited.updated_by.as_deref(), Some("admin"));
+        assert_eq!(notices::get(&db, n.id).await.unwrap(), Some(edited));
+        // Retargeted: the first building no longer sees it.
+        assert!(titles(&db, ma, NOW + 3).await.is_empty());
+        // A stale revision is refused.
+        let e = notices::update(&db, n.id, n.revision, &d, &who, NOW + 3)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Conflict(_)));
+        let rows = audit::search(
+            &db,
+            &audit::Filter {
+                action: Some("notice_updated".to_owned()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!(r.subject, format!("notice:{}", n.id));
+        assert!(r.before_json.as_deref().unwrap().contains("\"water\""));
+        assert!(r.after_json.as_deref().unwrap().contains("water off"));
+        assert!(audit::verify(&db).await.unwrap().broken.is_none());
+    }
+}
+
+#[tokio::test]
+async fn two_edits_of_one_revision_at_once_have_one_winner() {
+    for db in seeded().await {
+        let who = admin(&db).await;
+        let n = notices::create(&db, &draft("n", Target::Campus), &who, NOW)
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (db, who, mut d) = (db.clone(), who.clone(), n.draft.clone());
+            d.title = format!("edit {i}");
+            tasks.push(tokio::spawn(async move {
+                notices::update(&db, n.id, n.revision, &d, &who, NOW + 1).await
+            }));
+        }
+        let mut won = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => won += 1,
+                Err(Error::Conflict(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(won, 1, "{:?}", db.backend());
+        let rows = audit::search(
+            &db,
+            &audit::Filter {
+                action: Some("notice_updated".to_owned()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 1);
+    }
+}
