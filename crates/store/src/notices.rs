@@ -425,9 +425,8 @@ pub async fn update(
     let mut tx = db.begin().await?;
     check_target(&mut tx, &d.target).await?;
     let (target, area_id) = target_columns(&d.target);
-    let n =
-        on_tx!(&mut tx, |c| {
-            sqlx::query(
+    let n = on_tx!(&mut tx, |c| {
+        sqlx::query(
         "update notice set area_id = $3, title = $4, body = $5, target = $6, shown_from_ms = $7,
              shown_until_ms = $8, pinned = $9, push = $10, updated_by = $11, updated_at_ms = $12,
              revision = revision + 1
@@ -448,7 +447,7 @@ pub async fn update(
     .execute(c)
     .await?
     .rows_affected()
-        });
+    });
     if n != 1 {
         drop(tx);
         return Err(Error::Conflict(CHANGED_MEANWHILE.to_owned()));

@@ -605,3 +605,203 @@ async fn every_console_page_renders_in_both_languages() {
     })
     .await;
 }
+
+/// Every building of the seeded campus as (id, area id, Chinese name).
+async fn buildings(app: &TestApp) -> Vec<(i64, i64, String)> {
+    store::notices::buildings(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.id, b.area_id, b.name_zh))
+        .collect()
+}
+
+fn notice_form<'a>(csrf: &'a str, title: &'a str, target: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("csrf", csrf),
+        ("revision", "0"),
+        ("title", title),
+        ("body", "停水通知：周三 9:00–12:00"),
+        ("from", ""),
+        ("until", ""),
+        ("target", target),
+    ]
+}
+
+#[tokio::test]
+async fn a_bad_notice_is_refused_with_its_reason_and_records_nothing() {
+    each_db(async |app: TestApp| {
+        let admin = app.login("admin").await;
+        let (s, page) = app.text(&admin, "/staff/notices/new").await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        assert!(page.contains("推送标记仅作保存"), "{page}");
+        let b = buildings(&app).await;
+        let first = b[0].0.to_string();
+        let long = "长".repeat(61);
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (notice_form(&admin.csrf, " ", "campus"), "请填写标题"),
+            (
+                notice_form(&admin.csrf, &long, "campus"),
+                "标题最多 60 个字",
+            ),
+            (
+                notice_form(&admin.csrf, "t", "buildings"),
+                "请选择 1 至 200 栋楼",
+            ),
+            (notice_form(&admin.csrf, "t", "moon"), "请选择公告对象"),
+            (
+                {
+                    let mut f = notice_form(&admin.csrf, "t", "buildings");
+                    f.push(("building", "999999"));
+                    f
+                },
+                "请选择公告对象",
+            ),
+            (
+                {
+                    let mut f = notice_form(&admin.csrf, "t", "campus");
+                    f.retain(|(k, _)| *k != "from" && *k != "until");
+                    f.push(("from", "2026-12-03T10:00"));
+                    f.push(("until", "2026-12-03T09:00"));
+                    f
+                },
+                "显示结束时间必须晚于开始时间",
+            ),
+            (
+                {
+                    let mut f = notice_form(&admin.csrf, "t", "campus");
+                    f.retain(|(k, _)| *k != "from");
+                    f.push(("from", "tomorrow"));
+                    f
+                },
+                "时间格式不正确",
+            ),
+        ];
+        for (form, why) in &cases {
+            let r = app.post(&admin, "/staff/notices", form).await;
+            assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{why}");
+            let html = r.text().await.unwrap();
+            assert!(html.contains(why), "{why}: {html}");
+        }
+        assert!(store::notices::list(&app.db, 10).await.unwrap().is_empty());
+        assert!(app.audit("notice_created").await.is_empty());
+
+        let mut f = notice_form(&admin.csrf, "停水", "buildings");
+        f.push(("building", &first));
+        f.push(("pinned", "1"));
+        let r = app.post(&admin, "/staff/notices", &f).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let n = store::notices::list(&app.db, 10).await.unwrap();
+        assert_eq!(n.len(), 1);
+        assert!(n[0].draft.pinned && !n[0].draft.push);
+        assert_eq!(app.audit("notice_created").await.len(), 1);
+        let (s, list) = app.text(&admin, "/staff/notices").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(list.contains("停水") && list.contains("显示中"), "{list}");
+
+        // An edit from a stale revision is refused and changes nothing.
+        let path = format!("/staff/notices/{}", n[0].id);
+        let (s, edit) = app.text(&admin, &path).await;
+        assert_eq!(s, StatusCode::OK, "{edit}");
+        let mut f = notice_form(&admin.csrf, "停水（改期）", "campus");
+        f.retain(|(k, _)| *k != "revision");
+        f.push(("revision", "7"));
+        let r = app.post(&admin, &path, &f).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().await.unwrap().contains("刚被别人修改过"));
+        let rev = n[0].revision.to_string();
+        let mut f = notice_form(&admin.csrf, "停水（改期）", "campus");
+        f.retain(|(k, _)| *k != "revision");
+        f.push(("revision", &rev));
+        let r = app.post(&admin, &path, &f).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let edited = app.audit("notice_updated").await;
+        assert_eq!(edited.len(), 1);
+        assert!(edited[0].before_json.as_deref().unwrap().contains("停水"));
+        assert!(edited[0].after_json.as_deref().unwrap().contains("改期"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_building_manager_publishes_for_their_buildings_only() {
+    each_db(async |app: TestApp| {
+        let b = buildings(&app).await;
+        let (mine, _, ref name) = b[0];
+        let (other, _, _) = *b.iter().find(|x| x.1 != b[0].1).expect("another area");
+        store::operators::create(
+            &app.db,
+            &store::operators::NewOperator {
+                name: "lou".to_owned(),
+                role: Role::BuildingManager,
+                password_phc: domain::staff::hash_password(PASSWORD, rand::random()).unwrap(),
+                area_codes: Vec::new(),
+                building_names: vec![name.clone()],
+            },
+            &store::audit::Actor::command_line(),
+            app.clock.now_ms(),
+        )
+        .await
+        .unwrap();
+        let lou = app.login("lou").await;
+        let (s, page) = app.text(&lou, "/staff/notices/new").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            !page.contains("value=campus") && !page.contains(&format!("value=\"{other}\"")),
+            "only their buildings are offered: {page}"
+        );
+        let before = app.audit("forbidden").await.len();
+        let other_s = other.to_string();
+        let mut f = notice_form(&lou.csrf, "别的楼", "buildings");
+        f.push(("building", &other_s));
+        let r = app.post(&lou, "/staff/notices", &f).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = app
+            .post(
+                &lou,
+                "/staff/notices",
+                &notice_form(&lou.csrf, "全校", "campus"),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let refused = app.audit("forbidden").await;
+        assert_eq!(refused.len(), before + 2);
+        assert!(
+            refused[0]
+                .after_json
+                .as_deref()
+                .unwrap()
+                .contains("publish_notice")
+        );
+        assert!(store::notices::list(&app.db, 10).await.unwrap().is_empty());
+
+        let mine_s = mine.to_string();
+        let mut f = notice_form(&lou.csrf, "本楼停电检修", "buildings");
+        f.push(("building", &mine_s));
+        let r = app.post(&lou, "/staff/notices", &f).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        // A campus-wide notice of the administrator is not theirs to edit.
+        let admin = app.login("admin").await;
+        let r = app
+            .post(
+                &admin,
+                "/staff/notices",
+                &notice_form(&admin.csrf, "全校", "campus"),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let all = store::notices::list(&app.db, 10).await.unwrap();
+        let campus = all.iter().find(|n| n.draft.title == "全校").unwrap();
+        let (s, _) = app
+            .text(&lou, &format!("/staff/notices/{}", campus.id))
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, list) = app.text(&lou, "/staff/notices").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            !list.contains(&format!("href=\"/staff/notices/{}\"", campus.id)),
+            "{list}"
+        );
+    })
+    .await;
+}

@@ -19,6 +19,7 @@
 
 mod audit;
 mod login;
+mod notices;
 mod operators;
 
 use crate::AppState;
@@ -126,6 +127,12 @@ pub fn router() -> Router<AppState> {
             get(operators::page).post(operators::create),
         )
         .route("/staff/operators/{id}/disable", post(operators::disable))
+        .route("/staff/notices", get(notices::list).post(notices::create))
+        .route("/staff/notices/new", get(notices::new_page))
+        .route(
+            "/staff/notices/{id}",
+            get(notices::edit_page).post(notices::update),
+        )
         .route("/staff/assets/staff.css", get(css))
         .route_layer(axum::middleware::from_fn(localise_errors))
         .route_layer(axum::middleware::from_fn(session::same_origin_posts))
@@ -341,6 +348,11 @@ const NAV: &[NavEntry] = &[
         href: "/staff/audit",
         label: "staff-nav-audit",
         action: Action::ViewAudit,
+    },
+    NavEntry {
+        href: "/staff/notices",
+        label: "staff-nav-notices",
+        action: Action::ViewConsole,
     },
     NavEntry {
         href: "/staff/password",
