@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod ledger;
 pub mod message;
+pub mod meter_reset;
 pub mod meters;
 pub mod nodes;
 pub mod notices;

@@ -282,3 +282,116 @@ async fn two_edits_of_one_revision_at_once_have_one_winner() {
         assert_eq!(rows.len(), 1);
     }
 }
+
+// ------------------------------------------------ meter password reset (item 8)
+
+#[tokio::test]
+async fn a_staff_password_reset_unbinds_and_tells_every_binder() {
+    use store::message::{MessageArgs, MessageContent};
+    use store::meter_reset;
+    for db in seeded().await {
+        let who = admin(&db).await;
+        let [(meter, _, _), (other_meter, _, _), _] = three_meters(&db).await;
+        let a = store::students::create_demo(&db, "甲", NOW).await.unwrap();
+        let b = store::students::create_demo(&db, "乙", NOW).await.unwrap();
+        for s in [a.id, b.id] {
+            store::students::bind(&db, s, meter, true, 5, NOW)
+                .await
+                .unwrap();
+        }
+        store::students::bind(&db, a.id, other_meter, false, 5, NOW)
+            .await
+            .unwrap();
+        let t = meter_reset::target(&db, meter).await.unwrap().unwrap();
+        assert_eq!(t.binders, 2);
+        assert_eq!(t.password_hash, None);
+        let hash = domain::password::hash("424242", [3; 16]).unwrap();
+        let r = meter_reset::reset(&db, meter, None, &hash, &who, NOW + 1)
+            .await
+            .unwrap();
+        assert_eq!(r.unbound, 2);
+        // The stale expectation (factory default) no longer holds.
+        let e = meter_reset::reset(&db, meter, None, &hash, &who, NOW + 2)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Conflict(_)), "{e:?}");
+        let t = meter_reset::target(&db, meter).await.unwrap().unwrap();
+        assert_eq!(t.binders, 0);
+        assert!(domain::password::verify(
+            "424242",
+            t.password_hash.as_deref()
+        ));
+        for s in [a.id, b.id] {
+            let m = store::students::messages(&db, s, 10).await.unwrap();
+            let resets = m
+                .iter()
+                .filter(|m| {
+                    matches!(
+                        &m.content,
+                        MessageContent::Typed(MessageArgs::PasswordResetByStaff { place })
+                            if place.meter == t.address
+                    )
+                })
+                .count();
+            assert_eq!(resets, 1, "student {s}: {m:?}");
+        }
+        // Student a keeps the other meter, now as default.
+        let left = store::students::bindings(&db, a.id).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert!(left[0].is_default && left[0].meter_id.get() == other_meter);
+        let rows = audit::search(
+            &db,
+            &audit::Filter {
+                action: Some("meter_password_reset".to_owned()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 1);
+        let all = format!("{:?}", rows[0]);
+        assert!(!all.contains("424242") && !all.contains("pbkdf2"), "{all}");
+        assert!(
+            rows[0]
+                .after_json
+                .as_deref()
+                .unwrap()
+                .contains("\"unbound\":2")
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_resets_of_one_meter_at_once_have_one_winner() {
+    use store::meter_reset;
+    for db in seeded().await {
+        let who = admin(&db).await;
+        let [(meter, _, _), _, _] = three_meters(&db).await;
+        let mut tasks = Vec::new();
+        for i in 0..6u8 {
+            let (db, who) = (db.clone(), who.clone());
+            tasks.push(tokio::spawn(async move {
+                let pw = format!("5{i}1234");
+                let h = domain::password::hash(&pw, [i; 16]).unwrap();
+                meter_reset::reset(&db, meter, None, &h, &who, NOW + 1)
+                    .await
+                    .map(|_| pw)
+            }));
+        }
+        let mut won = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(pw) => won.push(pw),
+                Err(Error::Conflict(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "{:?}", db.backend());
+        let t = meter_reset::target(&db, meter).await.unwrap().unwrap();
+        assert!(domain::password::verify(
+            &won[0],
+            t.password_hash.as_deref()
+        ));
+    }
+}

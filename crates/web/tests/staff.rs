@@ -805,3 +805,57 @@ async fn a_building_manager_publishes_for_their_buildings_only() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn staff_reset_a_meters_password_shown_once_and_audited_without_it() {
+    each_db(async |app: TestApp| {
+        let meter: i64 = store::on_db!(&app.db, |p| sqlx::query_scalar::<_, i64>(
+            "select min(id) from meter"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        let path = format!("/staff/meters/{meter}/password");
+        let cashier = app.login("cashier").await;
+        let before = app.audit("forbidden").await.len();
+        let (s, _) = app.text(&cashier, &path).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        assert_eq!(app.audit("forbidden").await.len(), before + 1);
+
+        let admin = app.login("admin").await;
+        let (s, page) = app.text(&admin, &path).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        assert!(page.contains("id=reset-form"), "{page}");
+        let r = app.post(&admin, &path, &[("csrf", &admin.csrf)]).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let html = r.text().await.unwrap();
+        let pw = html
+            .split("id=reset-password>")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .expect("the new password")
+            .to_owned();
+        assert!(
+            pw.len() == 6 && pw.bytes().all(|b| b.is_ascii_digit()),
+            "{pw}"
+        );
+        let t = store::meter_reset::target(&app.db, meter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(domain::password::verify(&pw, t.password_hash.as_deref()));
+        let rows = app.audit("meter_password_reset").await;
+        assert_eq!(rows.len(), 1);
+        assert!(!format!("{:?}", rows[0]).contains(&pw));
+        let r = app
+            .post(
+                &admin,
+                "/staff/meters/99999999/password",
+                &[("csrf", &admin.csrf)],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    })
+    .await;
+}

@@ -19,6 +19,7 @@
 
 mod audit;
 mod login;
+mod meter_password;
 mod notices;
 mod operators;
 
@@ -132,6 +133,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/staff/notices/{id}",
             get(notices::edit_page).post(notices::update),
+        )
+        .route(
+            "/staff/meters/{id}/password",
+            get(meter_password::confirm).post(meter_password::reset),
         )
         .route("/staff/assets/staff.css", get(css))
         .route_layer(axum::middleware::from_fn(localise_errors))
