@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod campus;
+pub mod dashboard;
 mod db;
 pub mod history;
 pub mod idempotency;

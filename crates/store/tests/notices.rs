@@ -395,3 +395,86 @@ async fn two_resets_of_one_meter_at_once_have_one_winner() {
         ));
     }
 }
+
+// ------------------------------------------------ dashboard figures (item 9)
+
+#[tokio::test]
+async fn the_dashboard_counts_today_within_the_scope() {
+    use domain::WholeKwh;
+    use domain::order::Channel;
+    use store::dashboard::{self, Within};
+    use store::orders::{self, NewOrder, PaymentConfirmation};
+    for db in seeded().await {
+        let [(ma, ba, area1), _, (mc, _, area2)] = three_meters(&db).await;
+        let address = |id: i64| {
+            let db = db.clone();
+            async move {
+                store::campus::meter_by_id(&db, id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .address
+            }
+        };
+        let (aa, ac) = (address(ma).await, address(mc).await);
+        for (area, addr, kwh, tx) in [(area1, &aa, 5, "wx-1"), (area2, &ac, 7, "wx-2")] {
+            let o = orders::create(
+                &db,
+                &NewOrder {
+                    area_id: area,
+                    meter_address: addr,
+                    student_id: None,
+                    kwh: WholeKwh::new(kwh, 500).unwrap(),
+                    channel: Channel::Wechat,
+                    operator: None,
+                },
+                NOW,
+            )
+            .await
+            .unwrap();
+            orders::record_payment(
+                &db,
+                &PaymentConfirmation {
+                    out_trade_no: &o.out_trade_no,
+                    transaction_id: tx,
+                    amount_fen: o.amount_fen,
+                },
+                NOW + 1,
+            )
+            .await
+            .unwrap();
+        }
+        let day = (NOW - HOUR, NOW + HOUR);
+        let all = dashboard::figures(&db, &Within::default(), day.0, day.1)
+            .await
+            .unwrap();
+        assert_eq!(all.sales.len(), 1);
+        assert_eq!((all.sales[0].orders, all.sales[0].kwh), (2, 12));
+        assert_eq!(all.undelivered, 2);
+        assert_eq!(all.undelivered_oldest_paid_ms, Some(NOW + 1));
+        assert_eq!(all.exceptions, 0);
+        assert!(all.meters > 0 && all.offline == all.meters && all.read_today == 0);
+        let one = Within {
+            areas: Some(vec![area1]),
+            buildings: Some(vec![ba]),
+        };
+        let mine = dashboard::figures(&db, &one, day.0, day.1).await.unwrap();
+        assert_eq!((mine.sales[0].orders, mine.sales[0].kwh), (1, 5));
+        assert_eq!(mine.undelivered, 1);
+        assert!(mine.meters < all.meters);
+        let nothing = Within {
+            areas: None,
+            buildings: Some(vec![]),
+        };
+        let none = dashboard::figures(&db, &nothing, day.0, day.1)
+            .await
+            .unwrap();
+        assert!(none.sales.is_empty() && none.meters == 0 && none.undelivered == 0);
+        // Yesterday had no sales.
+        let y = dashboard::figures(&db, &Within::default(), day.0 - 24 * HOUR, day.0)
+            .await
+            .unwrap();
+        assert!(y.sales.is_empty());
+        assert_eq!(y.undelivered, 2, "undelivered is now, not per day");
+    }
+}

@@ -859,3 +859,31 @@ async fn staff_reset_a_meters_password_shown_once_and_audited_without_it() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_dashboard_links_each_figure_to_its_list() {
+    each_db(async |app: TestApp| {
+        let admin = app.login("admin").await;
+        let (s, home) = app.text(&admin, "/staff").await;
+        assert_eq!(s, StatusCode::OK, "{home}");
+        for href in [
+            "/staff/orders?state=charging",
+            "/staff/exceptions",
+            "/staff/meters?offline=1",
+        ] {
+            assert!(home.contains(&format!("href=\"{href}\"")), "{href}: {home}");
+        }
+        assert!(
+            home.contains("今日售电") && home.contains("今天还没有售电"),
+            "{home}"
+        );
+        let meters: i64 = store::on_db!(&app.db, |p| sqlx::query_scalar::<_, i64>(
+            "select count(*) from meter"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        assert!(home.contains(&format!("共 {meters} 块电表")), "{home}");
+    })
+    .await;
+}
