@@ -11,6 +11,7 @@
 // (crates/dormwatt/tests/workspace_lints.rs checks every crate says so).
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod api_keys;
 pub mod audit;
 pub mod campus;
 pub mod dashboard;

@@ -478,3 +478,99 @@ async fn the_dashboard_counts_today_within_the_scope() {
         assert_eq!(y.undelivered, 2, "undelivered is now, not per day");
     }
 }
+
+// ------------------------------------------------ named API keys (item 1)
+
+#[tokio::test]
+async fn api_keys_verify_until_revoked_and_revoke_once() {
+    use store::api_keys::{self, Verified};
+    for db in seeded().await {
+        let who = admin(&db).await;
+        let (key, secret) = api_keys::create(&db, "till-1", Role::Cashier, &who, NOW)
+            .await
+            .unwrap();
+        assert!(
+            secret.starts_with("dwk_") && secret.len() == 4 + 64,
+            "{secret}"
+        );
+        let stored: String = store::on_db!(&db, |p| sqlx::query_scalar::<_, String>(
+            "select secret_hash from api_key where id = $1"
+        )
+        .bind(key.id)
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        assert_ne!(stored, secret);
+        assert_eq!(stored, api_keys::secret_hash(&secret));
+        assert!(matches!(
+            api_keys::create(&db, "till-1", Role::Auditor, &who, NOW).await,
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            api_keys::create(&db, " ", Role::Auditor, &who, NOW).await,
+            Err(Error::Conflict(_))
+        ));
+        match api_keys::verify(&db, &secret, NOW + 5).await.unwrap() {
+            Verified::Live(k) => {
+                assert_eq!((k.name.as_str(), k.role), ("till-1", Role::Cashier));
+                assert_eq!(k.last_used_at_ms, Some(NOW + 5));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            api_keys::verify(&db, "dwk_wrong", NOW).await.unwrap(),
+            Verified::Unknown
+        );
+        let listed = api_keys::list(&db).await.unwrap();
+        assert_eq!(listed[0].last_used_at_ms, Some(NOW + 5));
+        assert_eq!(listed[0].created_by.as_deref(), Some("admin"));
+
+        // Two revokes at once: one revokes, the other finds it revoked.
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (db, who) = (db.clone(), who.clone());
+            tasks.push(tokio::spawn(async move {
+                api_keys::revoke(&db, key.id, &who, NOW + 10).await
+            }));
+        }
+        let mut revoked = 0;
+        for t in tasks {
+            if t.await.unwrap().unwrap() {
+                revoked += 1;
+            }
+        }
+        assert_eq!(revoked, 1, "{:?}", db.backend());
+        assert!(!api_keys::revoke(&db, key.id, &who, NOW + 11).await.unwrap());
+        assert!(matches!(
+            api_keys::revoke(&db, 999_999, &who, NOW).await,
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            api_keys::verify(&db, &secret, NOW + 12).await.unwrap(),
+            Verified::Revoked(_)
+        ));
+        let rows = audit::search(
+            &db,
+            &audit::Filter {
+                action: Some("api_key_revoked".to_owned()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 1);
+        let created = audit::search(
+            &db,
+            &audit::Filter {
+                action: Some("api_key_created".to_owned()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(created.len(), 1);
+        assert!(!format!("{created:?}").contains(&secret));
+    }
+}
