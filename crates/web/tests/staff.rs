@@ -887,3 +887,200 @@ async fn the_dashboard_links_each_figure_to_its_list() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn api_keys_are_made_in_the_console_and_a_revoked_one_is_refused() {
+    each_db(async |app: TestApp| {
+        let admin = app.login("admin").await;
+        let make = async |name: &str, role: &str| {
+            let r = app
+                .post(
+                    &admin,
+                    "/staff/apikeys",
+                    &[("csrf", &admin.csrf), ("name", name), ("role", role)],
+                )
+                .await;
+            assert_eq!(r.status(), StatusCode::OK);
+            assert_eq!(r.headers()["cache-control"], "no-store");
+            let html = r.text().await.unwrap();
+            html.split("id=apikey-secret>")
+                .nth(1)
+                .and_then(|s| s.split('<').next())
+                .expect("the secret, once")
+                .to_owned()
+        };
+        let till = make("till-1", "cashier").await;
+        let reader = make("reader", "auditor").await;
+        let r = app
+            .post(
+                &admin,
+                "/staff/apikeys",
+                &[
+                    ("csrf", &admin.csrf),
+                    ("name", "till-1"),
+                    ("role", "cashier"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let (s, list) = app.text(&admin, "/staff/apikeys").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(list.contains("till-1") && !list.contains(&till), "{list}");
+
+        let call = async |secret: &str, method: reqwest::Method, path: &str| {
+            app.http
+                .request(method, format!("{}{path}", app.base))
+                .bearer_auth(secret)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        };
+        let get = reqwest::Method::GET;
+        let post = reqwest::Method::POST;
+        assert_eq!(
+            call(&till, get.clone(), "/api/staff/orders/DWNONE").await,
+            StatusCode::NOT_FOUND,
+            "authorized, no such order"
+        );
+        let used = app.audit("api_key_used").await;
+        assert_eq!(used.len(), 1);
+        assert_eq!(used[0].operator_name, "api-key:till-1");
+        // An auditor's key reads but does not refund.
+        let before = app.audit("forbidden").await.len();
+        assert_eq!(
+            call(&reader, post.clone(), "/api/staff/orders/DWNONE/refund").await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(app.audit("forbidden").await.len(), before + 1);
+        assert_eq!(
+            call("dwk_0000", get.clone(), "/api/staff/orders/DWNONE").await,
+            StatusCode::UNAUTHORIZED
+        );
+
+        let key = store::api_keys::list(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|k| k.name == "till-1")
+            .unwrap();
+        assert!(key.last_used_at_ms.is_some());
+        let path = format!("/staff/apikeys/{}/revoke", key.id);
+        let r = app.post(&admin, &path, &[("csrf", &admin.csrf)]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let r = app.post(&admin, &path, &[("csrf", &admin.csrf)]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "twice is harmless");
+        assert_eq!(app.audit("api_key_revoked").await.len(), 1);
+        assert_eq!(
+            call(&till, get.clone(), "/api/staff/orders/DWNONE").await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&till, post, "/api/counter/sales").await,
+            StatusCode::UNAUTHORIZED
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_auditor_is_refused_every_console_write_route() {
+    each_db(async |app: TestApp| {
+        let admin = app.login("admin").await;
+        let b = buildings(&app).await;
+        let first = b[0].0.to_string();
+        let mut f = notice_form(&admin.csrf, "停水", "buildings");
+        f.push(("building", &first));
+        assert_eq!(
+            app.post(&admin, "/staff/notices", &f).await.status(),
+            StatusCode::SEE_OTHER
+        );
+        let notice = store::notices::list(&app.db, 1).await.unwrap()[0].id;
+        let r = app
+            .post(
+                &admin,
+                "/staff/apikeys",
+                &[("csrf", &admin.csrf), ("name", "till"), ("role", "cashier")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let key = store::api_keys::list(&app.db).await.unwrap()[0].id;
+        let meter: i64 = store::on_db!(&app.db, |p| sqlx::query_scalar::<_, i64>(
+            "select min(id) from meter"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        let admin_id = store::operators::list(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|o| o.name == "admin")
+            .unwrap()
+            .id;
+
+        let auditor = app.login("auditor").await;
+        // The pages an auditor opens carry no write form but logout.
+        for page in [
+            "/staff",
+            "/staff/notices",
+            "/staff/apikeys",
+            "/staff/operators",
+            "/staff/audit",
+        ] {
+            let (s, html) = app.text(&auditor, page).await;
+            assert_eq!(s, StatusCode::OK, "{page}");
+            let posts: Vec<&str> = html
+                .split("<form method=post action=\"")
+                .skip(1)
+                .filter_map(|s| s.split('"').next())
+                .filter(|a| *a != "/staff/logout")
+                .collect();
+            assert!(posts.is_empty(), "{page}: {posts:?}");
+        }
+        let before = app.audit("forbidden").await.len();
+        let routes = [
+            "/staff/operators".to_owned(),
+            format!("/staff/operators/{admin_id}/disable"),
+            "/staff/notices".to_owned(),
+            format!("/staff/notices/{notice}"),
+            format!("/staff/meters/{meter}/password"),
+            "/staff/apikeys".to_owned(),
+            format!("/staff/apikeys/{key}/revoke"),
+        ];
+        for path in &routes {
+            let mut form = notice_form(&auditor.csrf, "x", "campus");
+            form.extend([
+                ("name", "evil-key"),
+                ("role", "administrator"),
+                ("password", "a long passphrase"),
+            ]);
+            let r = app.post(&auditor, path, &form).await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+        }
+        assert_eq!(app.audit("forbidden").await.len(), before + routes.len());
+        // Nothing changed.
+        assert_eq!(
+            store::notices::list(&app.db, 10).await.unwrap()[0]
+                .draft
+                .title,
+            "停水"
+        );
+        assert!(
+            store::api_keys::list(&app.db).await.unwrap()[0]
+                .revoked_at_ms
+                .is_none()
+        );
+        assert_eq!(store::api_keys::list(&app.db).await.unwrap().len(), 1);
+        assert!(
+            store::meter_reset::target(&app.db, meter)
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash
+                .is_none()
+        );
+        assert!(app.audit("meter_password_reset").await.is_empty());
+    })
+    .await;
+}

@@ -17,6 +17,7 @@
 //! - Markup in `templates/staff/`, texts in the `## staff` section of the
 //!   catalogs; no `.rs` file here writes markup.
 
+mod apikeys;
 mod audit;
 mod login;
 mod meter_password;
@@ -138,6 +139,8 @@ pub fn router() -> Router<AppState> {
             "/staff/meters/{id}/password",
             get(meter_password::confirm).post(meter_password::reset),
         )
+        .route("/staff/apikeys", get(apikeys::page).post(apikeys::create))
+        .route("/staff/apikeys/{id}/revoke", post(apikeys::revoke))
         .route("/staff/assets/staff.css", get(css))
         .route_layer(axum::middleware::from_fn(localise_errors))
         .route_layer(axum::middleware::from_fn(session::same_origin_posts))
@@ -358,6 +361,11 @@ const NAV: &[NavEntry] = &[
         href: "/staff/notices",
         label: "staff-nav-notices",
         action: Action::ViewConsole,
+    },
+    NavEntry {
+        href: "/staff/apikeys",
+        label: "staff-nav-apikeys",
+        action: Action::ViewOperators,
     },
     NavEntry {
         href: "/staff/password",
