@@ -495,7 +495,8 @@ fn refused(
     )
 }
 
-fn saved(n: &Notice) -> StaffResult {
+fn saved(state: &AppState, n: &Notice) -> StaffResult {
+    state.pages_cache().forget_notices();
     Ok(Redirect::to(&format!(
         "/staff/notices?saved={}",
         crate::url::encode(&n.draft.title)
@@ -530,7 +531,7 @@ pub async fn create(State(state): State<AppState>, f: StaffForm<NoticeForm>) -> 
     require_target(&state, &op, &c, &draft.target).await?;
     let now = state.settings().staff.clock.now_ms();
     match notices::create(state.db(), &draft, &op.actor(), now).await {
-        Ok(n) => saved(&n),
+        Ok(n) => saved(&state, &n),
         Err(store::Error::Conflict(_)) => refused(
             &state,
             &op,
@@ -648,7 +649,7 @@ pub async fn update(
     };
     let now = state.settings().staff.clock.now_ms();
     match notices::update(state.db(), n.id, revision, &draft, &op.actor(), now).await {
-        Ok(n) => saved(&n),
+        Ok(n) => saved(&state, &n),
         Err(store::Error::Conflict(why)) if why == notices::CHANGED_MEANWHILE => {
             refused(&state, &op, &c, &form, back, "staff-notice-changed", title)
         }
