@@ -1084,3 +1084,45 @@ async fn an_auditor_is_refused_every_console_write_route() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_notices_reset_and_api_key_pages_render_in_both_languages() {
+    each_db(async |app: TestApp| {
+        let mut b = app.login("admin").await;
+        let mut f = notice_form(&b.csrf, "停水", "campus");
+        f.push(("pinned", "1"));
+        assert_eq!(
+            app.post(&b, "/staff/notices", &f).await.status(),
+            StatusCode::SEE_OTHER
+        );
+        let notice = store::notices::list(&app.db, 1).await.unwrap()[0].id;
+        let meter: i64 = store::on_db!(&app.db, |p| sqlx::query_scalar::<_, i64>(
+            "select min(id) from meter"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        let base_cookie = b.cookie.clone();
+        for lang in ["zh", "en"] {
+            b.cookie = format!("{base_cookie}; dw_lang={lang}");
+            for path in [
+                "/staff/notices".to_owned(),
+                "/staff/notices/new".to_owned(),
+                format!("/staff/notices/{notice}"),
+                format!("/staff/meters/{meter}/password"),
+                "/staff/apikeys".to_owned(),
+            ] {
+                let (s, html) = app.text(&b, &path).await;
+                assert_eq!(s, StatusCode::OK, "{path}");
+                assert!(
+                    !html.contains(web::i18n::MISSING_MARK),
+                    "{lang} {path}: {html}"
+                );
+            }
+            let (_, html) = app.text(&b, "/staff/notices").await;
+            let want = if lang == "en" { "Showing" } else { "显示中" };
+            assert!(html.contains(want), "{html}");
+        }
+    })
+    .await;
+}
