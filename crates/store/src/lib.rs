@@ -11,8 +11,10 @@
 // (crates/dormwatt/tests/workspace_lints.rs checks every crate says so).
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod api_keys;
 pub mod audit;
 pub mod campus;
+pub mod dashboard;
 mod db;
 /// The exceptions queue (issue 13 item 5).
 pub mod exceptions;
@@ -22,10 +24,12 @@ pub mod jobs;
 pub mod ledger;
 pub mod lookup;
 pub mod message;
+pub mod meter_reset;
 pub mod meters;
 /// Move-out settlement (issue 13 item 6, docs/MOVE-OUT.md).
 pub mod moveout;
 pub mod nodes;
+pub mod notices;
 pub mod notify;
 pub mod operators;
 pub mod orders;

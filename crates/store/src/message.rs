@@ -57,6 +57,11 @@ pub enum MessageArgs {
         /// The meter.
         place: Place,
     },
+    /// Staff reset the meter's password; every binder was unbound.
+    PasswordResetByStaff {
+        /// The meter.
+        place: Place,
+    },
 }
 
 impl MessageArgs {
@@ -94,7 +99,8 @@ impl MessageArgs {
             MessageArgs::Delivered { place, .. }
             | MessageArgs::LowBalance { place, .. }
             | MessageArgs::BinderAdded { place }
-            | MessageArgs::UnboundByPasswordChange { place } => place,
+            | MessageArgs::UnboundByPasswordChange { place }
+            | MessageArgs::PasswordResetByStaff { place } => place,
         }
     }
 }
@@ -203,6 +209,7 @@ mod tests {
             },
             MessageArgs::BinderAdded { place: place() },
             MessageArgs::UnboundByPasswordChange { place: place() },
+            MessageArgs::PasswordResetByStaff { place: place() },
         ] {
             let (kind, args) = m.encode();
             assert!(!args.contains("\"kind\""), "{args}");

@@ -1107,19 +1107,40 @@ pub struct Notice {
     pub created_at_ms: i64,
 }
 
-/// The latest notices for an area (area-specific and campus-wide), newest first.
-pub async fn latest_notices(db: &Db, area_id: i64, limit: i64) -> Result<Vec<Notice>> {
+/// The notices a student bound to meter `meter_id` sees at `now_ms`: those
+/// whose schedule covers now and whose target is the whole campus, the
+/// meter's area or a set of buildings holding the meter's building —
+/// pinned first, then newest first.
+pub async fn latest_notices(
+    db: &Db,
+    meter_id: i64,
+    now_ms: i64,
+    limit: i64,
+) -> Result<Vec<Notice>> {
     Ok(on_db!(db, |p| sqlx::query_as(
-        "select id, title, body, created_at_ms from notice
-         where area_id = $1 or area_id is null order by created_at_ms desc, id desc limit $2"
+        "select n.id, n.title, n.body, n.created_at_ms from notice n
+         where (n.shown_from_ms is null or n.shown_from_ms <= $2)
+           and (n.shown_until_ms is null or n.shown_until_ms > $2)
+           and (n.target = 'campus'
+                or (n.target = 'area' and n.area_id = (select area_id from meter where id = $1))
+                or (n.target = 'buildings' and exists (
+                    select 1 from notice_building nb
+                    join room r on r.building_id = nb.building_id
+                    join meter m on m.room_id = r.id
+                    where nb.notice_id = n.id and m.id = $1)))
+         order by n.pinned desc, coalesce(n.shown_from_ms, n.created_at_ms) desc, n.id desc
+         limit $3"
     )
-    .bind(area_id)
+    .bind(meter_id)
+    .bind(now_ms)
     .bind(limit)
     .fetch_all(p)
     .await?))
 }
 
-/// Publishes a notice (staff console; also the demo seed and tests).
+/// Publishes a notice for an area (`None`: the whole campus), shown from
+/// now on (the demo seed and tests; the console uses
+/// [`crate::notices::create`]).
 pub async fn add_notice(
     db: &Db,
     area_id: Option<i64>,
@@ -1127,14 +1148,16 @@ pub async fn add_notice(
     body: &str,
     now_ms: i64,
 ) -> Result<i64> {
+    let target = if area_id.is_some() { "area" } else { "campus" };
     Ok(on_db!(db, |p| {
         sqlx::query_scalar(
-        "insert into notice (area_id, title, body, created_at_ms) values ($1, $2, $3, $4) returning id"
+        "insert into notice (area_id, title, body, created_at_ms, target) values ($1, $2, $3, $4, $5) returning id"
     )
     .bind(area_id)
     .bind(title)
     .bind(body)
     .bind(now_ms)
+    .bind(target)
     .fetch_one(p)
     .await?
     }))

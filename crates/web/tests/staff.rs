@@ -605,3 +605,524 @@ async fn every_console_page_renders_in_both_languages() {
     })
     .await;
 }
+
+/// Every building of the seeded campus as (id, area id, Chinese name).
+async fn buildings(app: &TestApp) -> Vec<(i64, i64, String)> {
+    store::notices::buildings(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.id, b.area_id, b.name_zh))
+        .collect()
+}
+
+fn notice_form<'a>(csrf: &'a str, title: &'a str, target: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("csrf", csrf),
+        ("revision", "0"),
+        ("title", title),
+        ("body", "停水通知：周三 9:00–12:00"),
+        ("from", ""),
+        ("until", ""),
+        ("target", target),
+    ]
+}
+
+#[tokio::test]
+async fn a_bad_notice_is_refused_with_its_reason_and_records_nothing() {
+    each_db(async |app: TestApp| {
+        let admin = app.login("admin").await;
+        let (s, page) = app.text(&admin, "/staff/notices/new").await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        assert!(page.contains("推送标记仅作保存"), "{page}");
+        let b = buildings(&app).await;
+        let first = b[0].0.to_string();
+        let long = "长".repeat(61);
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (notice_form(&admin.csrf, " ", "campus"), "请填写标题"),
+            (
+                notice_form(&admin.csrf, &long, "campus"),
+                "标题最多 60 个字",
+            ),
+            (
+                notice_form(&admin.csrf, "t", "buildings"),
+                "请选择 1 至 200 栋楼",
+            ),
+            (notice_form(&admin.csrf, "t", "moon"), "请选择公告对象"),
+            (
+                {
+                    let mut f = notice_form(&admin.csrf, "t", "buildings");
+                    f.push(("building", "999999"));
+                    f
+                },
+                "请选择公告对象",
+            ),
+            (
+                {
+                    let mut f = notice_form(&admin.csrf, "t", "campus");
+                    f.retain(|(k, _)| *k != "from" && *k != "until");
+                    f.push(("from", "2026-12-03T10:00"));
+                    f.push(("until", "2026-12-03T09:00"));
+                    f
+                },
+                "显示结束时间必须晚于开始时间",
+            ),
+            (
+                {
+                    let mut f = notice_form(&admin.csrf, "t", "campus");
+                    f.retain(|(k, _)| *k != "from");
+                    f.push(("from", "tomorrow"));
+                    f
+                },
+                "时间格式不正确",
+            ),
+        ];
+        for (form, why) in &cases {
+            let r = app.post(&admin, "/staff/notices", form).await;
+            assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{why}");
+            let html = r.text().await.unwrap();
+            assert!(html.contains(why), "{why}: {html}");
+        }
+        assert!(store::notices::list(&app.db, 10).await.unwrap().is_empty());
+        assert!(app.audit("notice_created").await.is_empty());
+
+        let mut f = notice_form(&admin.csrf, "停水", "buildings");
+        f.push(("building", &first));
+        f.push(("pinned", "1"));
+        let r = app.post(&admin, "/staff/notices", &f).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let n = store::notices::list(&app.db, 10).await.unwrap();
+        assert_eq!(n.len(), 1);
+        assert!(n[0].draft.pinned && !n[0].draft.push);
+        assert_eq!(app.audit("notice_created").await.len(), 1);
+        let (s, list) = app.text(&admin, "/staff/notices").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(list.contains("停水") && list.contains("显示中"), "{list}");
+
+        // An edit from a stale revision is refused and changes nothing.
+        let path = format!("/staff/notices/{}", n[0].id);
+        let (s, edit) = app.text(&admin, &path).await;
+        assert_eq!(s, StatusCode::OK, "{edit}");
+        let mut f = notice_form(&admin.csrf, "停水（改期）", "campus");
+        f.retain(|(k, _)| *k != "revision");
+        f.push(("revision", "7"));
+        let r = app.post(&admin, &path, &f).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().await.unwrap().contains("刚被别人修改过"));
+        let rev = n[0].revision.to_string();
+        let mut f = notice_form(&admin.csrf, "停水（改期）", "campus");
+        f.retain(|(k, _)| *k != "revision");
+        f.push(("revision", &rev));
+        let r = app.post(&admin, &path, &f).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let edited = app.audit("notice_updated").await;
+        assert_eq!(edited.len(), 1);
+        assert!(edited[0].before_json.as_deref().unwrap().contains("停水"));
+        assert!(edited[0].after_json.as_deref().unwrap().contains("改期"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_building_manager_publishes_for_their_buildings_only() {
+    each_db(async |app: TestApp| {
+        let b = buildings(&app).await;
+        let (mine, _, ref name) = b[0];
+        let (other, _, _) = *b.iter().find(|x| x.1 != b[0].1).expect("another area");
+        store::operators::create(
+            &app.db,
+            &store::operators::NewOperator {
+                name: "lou".to_owned(),
+                role: Role::BuildingManager,
+                password_phc: domain::staff::hash_password(PASSWORD, rand::random()).unwrap(),
+                area_codes: Vec::new(),
+                building_names: vec![name.clone()],
+            },
+            &store::audit::Actor::command_line(),
+            app.clock.now_ms(),
+        )
+        .await
+        .unwrap();
+        let lou = app.login("lou").await;
+        let (s, page) = app.text(&lou, "/staff/notices/new").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            !page.contains("value=campus") && !page.contains(&format!("value=\"{other}\"")),
+            "only their buildings are offered: {page}"
+        );
+        let before = app.audit("forbidden").await.len();
+        let other_s = other.to_string();
+        let mut f = notice_form(&lou.csrf, "别的楼", "buildings");
+        f.push(("building", &other_s));
+        let r = app.post(&lou, "/staff/notices", &f).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = app
+            .post(
+                &lou,
+                "/staff/notices",
+                &notice_form(&lou.csrf, "全校", "campus"),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let refused = app.audit("forbidden").await;
+        assert_eq!(refused.len(), before + 2);
+        assert!(
+            refused[0]
+                .after_json
+                .as_deref()
+                .unwrap()
+                .contains("publish_notice")
+        );
+        assert!(store::notices::list(&app.db, 10).await.unwrap().is_empty());
+
+        let mine_s = mine.to_string();
+        let mut f = notice_form(&lou.csrf, "本楼停电检修", "buildings");
+        f.push(("building", &mine_s));
+        let r = app.post(&lou, "/staff/notices", &f).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        // A campus-wide notice of the administrator is not theirs to edit.
+        let admin = app.login("admin").await;
+        let r = app
+            .post(
+                &admin,
+                "/staff/notices",
+                &notice_form(&admin.csrf, "全校", "campus"),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let all = store::notices::list(&app.db, 10).await.unwrap();
+        let campus = all.iter().find(|n| n.draft.title == "全校").unwrap();
+        let (s, _) = app
+            .text(&lou, &format!("/staff/notices/{}", campus.id))
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, list) = app.text(&lou, "/staff/notices").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            !list.contains(&format!("href=\"/staff/notices/{}\"", campus.id)),
+            "{list}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn staff_reset_a_meters_password_shown_once_and_audited_without_it() {
+    each_db(async |app: TestApp| {
+        let meter: i64 = store::on_db!(&app.db, |p| sqlx::query_scalar::<_, i64>(
+            "select min(id) from meter"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        let path = format!("/staff/meters/{meter}/password");
+        let cashier = app.login("cashier").await;
+        let before = app.audit("forbidden").await.len();
+        let (s, _) = app.text(&cashier, &path).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        assert_eq!(app.audit("forbidden").await.len(), before + 1);
+
+        let admin = app.login("admin").await;
+        let (s, page) = app.text(&admin, &path).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        assert!(page.contains("id=reset-form"), "{page}");
+        let r = app.post(&admin, &path, &[("csrf", &admin.csrf)]).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let html = r.text().await.unwrap();
+        let pw = html
+            .split("id=reset-password>")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .expect("the new password")
+            .to_owned();
+        assert!(
+            pw.len() == 6 && pw.bytes().all(|b| b.is_ascii_digit()),
+            "{pw}"
+        );
+        let t = store::meter_reset::target(&app.db, meter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(domain::password::verify(&pw, t.password_hash.as_deref()));
+        let rows = app.audit("meter_password_reset").await;
+        assert_eq!(rows.len(), 1);
+        assert!(!format!("{:?}", rows[0]).contains(&pw));
+        let r = app
+            .post(
+                &admin,
+                "/staff/meters/99999999/password",
+                &[("csrf", &admin.csrf)],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_dashboard_links_each_figure_to_its_list() {
+    each_db(async |app: TestApp| {
+        let admin = app.login("admin").await;
+        let (s, home) = app.text(&admin, "/staff").await;
+        assert_eq!(s, StatusCode::OK, "{home}");
+        for href in [
+            "/staff/orders?state=charging",
+            "/staff/exceptions",
+            "/staff/meters?offline=1",
+        ] {
+            assert!(home.contains(&format!("href=\"{href}\"")), "{href}: {home}");
+        }
+        assert!(
+            home.contains("今日售电") && home.contains("今天还没有售电"),
+            "{home}"
+        );
+        let meters: i64 = store::on_db!(&app.db, |p| sqlx::query_scalar::<_, i64>(
+            "select count(*) from meter"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        assert!(home.contains(&format!("共 {meters} 块电表")), "{home}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn api_keys_are_made_in_the_console_and_a_revoked_one_is_refused() {
+    each_db(async |app: TestApp| {
+        let admin = app.login("admin").await;
+        let make = async |name: &str, role: &str| {
+            let r = app
+                .post(
+                    &admin,
+                    "/staff/apikeys",
+                    &[("csrf", &admin.csrf), ("name", name), ("role", role)],
+                )
+                .await;
+            assert_eq!(r.status(), StatusCode::OK);
+            assert_eq!(r.headers()["cache-control"], "no-store");
+            let html = r.text().await.unwrap();
+            html.split("id=apikey-secret>")
+                .nth(1)
+                .and_then(|s| s.split('<').next())
+                .expect("the secret, once")
+                .to_owned()
+        };
+        let till = make("till-1", "cashier").await;
+        let reader = make("reader", "auditor").await;
+        let r = app
+            .post(
+                &admin,
+                "/staff/apikeys",
+                &[
+                    ("csrf", &admin.csrf),
+                    ("name", "till-1"),
+                    ("role", "cashier"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let (s, list) = app.text(&admin, "/staff/apikeys").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(list.contains("till-1") && !list.contains(&till), "{list}");
+
+        let call = async |secret: &str, method: reqwest::Method, path: &str| {
+            app.http
+                .request(method, format!("{}{path}", app.base))
+                .bearer_auth(secret)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        };
+        let get = reqwest::Method::GET;
+        let post = reqwest::Method::POST;
+        assert_eq!(
+            call(&till, get.clone(), "/api/staff/orders/DWNONE").await,
+            StatusCode::NOT_FOUND,
+            "authorized, no such order"
+        );
+        let used = app.audit("api_key_used").await;
+        assert_eq!(used.len(), 1);
+        assert_eq!(used[0].operator_name, "api-key:till-1");
+        // An auditor's key reads but does not refund.
+        let before = app.audit("forbidden").await.len();
+        assert_eq!(
+            call(&reader, post.clone(), "/api/staff/orders/DWNONE/refund").await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(app.audit("forbidden").await.len(), before + 1);
+        assert_eq!(
+            call("dwk_0000", get.clone(), "/api/staff/orders/DWNONE").await,
+            StatusCode::UNAUTHORIZED
+        );
+
+        let key = store::api_keys::list(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|k| k.name == "till-1")
+            .unwrap();
+        assert!(key.last_used_at_ms.is_some());
+        let path = format!("/staff/apikeys/{}/revoke", key.id);
+        let r = app.post(&admin, &path, &[("csrf", &admin.csrf)]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let r = app.post(&admin, &path, &[("csrf", &admin.csrf)]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "twice is harmless");
+        assert_eq!(app.audit("api_key_revoked").await.len(), 1);
+        assert_eq!(
+            call(&till, get.clone(), "/api/staff/orders/DWNONE").await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&till, post, "/api/counter/sales").await,
+            StatusCode::UNAUTHORIZED
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_auditor_is_refused_every_console_write_route() {
+    each_db(async |app: TestApp| {
+        let admin = app.login("admin").await;
+        let b = buildings(&app).await;
+        let first = b[0].0.to_string();
+        let mut f = notice_form(&admin.csrf, "停水", "buildings");
+        f.push(("building", &first));
+        assert_eq!(
+            app.post(&admin, "/staff/notices", &f).await.status(),
+            StatusCode::SEE_OTHER
+        );
+        let notice = store::notices::list(&app.db, 1).await.unwrap()[0].id;
+        let r = app
+            .post(
+                &admin,
+                "/staff/apikeys",
+                &[("csrf", &admin.csrf), ("name", "till"), ("role", "cashier")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let key = store::api_keys::list(&app.db).await.unwrap()[0].id;
+        let meter: i64 = store::on_db!(&app.db, |p| sqlx::query_scalar::<_, i64>(
+            "select min(id) from meter"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        let admin_id = store::operators::list(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|o| o.name == "admin")
+            .unwrap()
+            .id;
+
+        let auditor = app.login("auditor").await;
+        // The pages an auditor opens carry no write form but logout.
+        for page in [
+            "/staff",
+            "/staff/notices",
+            "/staff/apikeys",
+            "/staff/operators",
+            "/staff/audit",
+        ] {
+            let (s, html) = app.text(&auditor, page).await;
+            assert_eq!(s, StatusCode::OK, "{page}");
+            let posts: Vec<&str> = html
+                .split("<form method=post action=\"")
+                .skip(1)
+                .filter_map(|s| s.split('"').next())
+                .filter(|a| *a != "/staff/logout")
+                .collect();
+            assert!(posts.is_empty(), "{page}: {posts:?}");
+        }
+        let before = app.audit("forbidden").await.len();
+        let routes = [
+            "/staff/operators".to_owned(),
+            format!("/staff/operators/{admin_id}/disable"),
+            "/staff/notices".to_owned(),
+            format!("/staff/notices/{notice}"),
+            format!("/staff/meters/{meter}/password"),
+            "/staff/apikeys".to_owned(),
+            format!("/staff/apikeys/{key}/revoke"),
+        ];
+        for path in &routes {
+            let mut form = notice_form(&auditor.csrf, "x", "campus");
+            form.extend([
+                ("name", "evil-key"),
+                ("role", "administrator"),
+                ("password", "a long passphrase"),
+            ]);
+            let r = app.post(&auditor, path, &form).await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+        }
+        assert_eq!(app.audit("forbidden").await.len(), before + routes.len());
+        // Nothing changed.
+        assert_eq!(
+            store::notices::list(&app.db, 10).await.unwrap()[0]
+                .draft
+                .title,
+            "停水"
+        );
+        assert!(
+            store::api_keys::list(&app.db).await.unwrap()[0]
+                .revoked_at_ms
+                .is_none()
+        );
+        assert_eq!(store::api_keys::list(&app.db).await.unwrap().len(), 1);
+        assert!(
+            store::meter_reset::target(&app.db, meter)
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash
+                .is_none()
+        );
+        assert!(app.audit("meter_password_reset").await.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_notices_reset_and_api_key_pages_render_in_both_languages() {
+    each_db(async |app: TestApp| {
+        let mut b = app.login("admin").await;
+        let mut f = notice_form(&b.csrf, "停水", "campus");
+        f.push(("pinned", "1"));
+        assert_eq!(
+            app.post(&b, "/staff/notices", &f).await.status(),
+            StatusCode::SEE_OTHER
+        );
+        let notice = store::notices::list(&app.db, 1).await.unwrap()[0].id;
+        let meter: i64 = store::on_db!(&app.db, |p| sqlx::query_scalar::<_, i64>(
+            "select min(id) from meter"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        let base_cookie = b.cookie.clone();
+        for lang in ["zh", "en"] {
+            b.cookie = format!("{base_cookie}; dw_lang={lang}");
+            for path in [
+                "/staff/notices".to_owned(),
+                "/staff/notices/new".to_owned(),
+                format!("/staff/notices/{notice}"),
+                format!("/staff/meters/{meter}/password"),
+                "/staff/apikeys".to_owned(),
+            ] {
+                let (s, html) = app.text(&b, &path).await;
+                assert_eq!(s, StatusCode::OK, "{path}");
+                assert!(
+                    !html.contains(web::i18n::MISSING_MARK),
+                    "{lang} {path}: {html}"
+                );
+            }
+            let (_, html) = app.text(&b, "/staff/notices").await;
+            let want = if lang == "en" { "Showing" } else { "显示中" };
+            assert!(html.contains(want), "{html}");
+        }
+    })
+    .await;
+}

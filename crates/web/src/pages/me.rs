@@ -233,6 +233,7 @@ fn message_texts(l: Lang, content: &MessageContent) -> (String, String) {
         }
         MessageArgs::BinderAdded { .. } => "binder-added",
         MessageArgs::UnboundByPasswordChange { .. } => "unbound-by-password-change",
+        MessageArgs::PasswordResetByStaff { .. } => "password-reset-by-staff",
     };
     (
         l.t_args(&format!("msg-{stem}-title"), &named),
@@ -535,6 +536,9 @@ mod message_tests {
                 place: place.clone(),
             },
             MessageArgs::UnboundByPasswordChange {
+                place: place.clone(),
+            },
+            MessageArgs::PasswordResetByStaff {
                 place: place.clone(),
             },
         ];

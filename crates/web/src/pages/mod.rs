@@ -45,8 +45,18 @@ pub use layout::{Shell, Tab};
 /// In-memory caches of the student pages, one per [`AppState`].
 #[derive(Debug, Default)]
 pub struct Cache {
-    /// Latest notices per area (see `overview::NOTICES_CACHE_MS`).
+    /// Latest notices per meter (see `overview::NOTICES_CACHE_MS`).
     notices: overview::NoticeCache,
+}
+
+impl Cache {
+    /// Forgets the cached notices, so a notice published or edited on this
+    /// node shows on its next overview (other nodes within the cache time).
+    pub(crate) fn forget_notices(&self) {
+        if let Ok(mut c) = self.notices.lock() {
+            c.clear();
+        }
+    }
 }
 
 /// Routes of the student pages.

@@ -53,7 +53,7 @@ pub async fn overview(
     let month_start = domain::time::day_number(today_date.first_of_month());
     let from = month_start.min(today - CHART_DAYS);
     let days = store::students::daily_usage(state.db(), m.meter_id.get(), from, today).await?;
-    let notices = latest_notices(&state, m.area_id.get()).await?;
+    let notices = latest_notices(&state, m.meter_id.get(), now).await?;
 
     let month_usage: i64 = days
         .iter()
@@ -231,35 +231,38 @@ enum Relay {
     Unknown,
 }
 
-/// How long the notices of an area are served from memory. Notices are
+/// How long the notices a meter's students see are served from memory. Notices are
 /// published a few times a term; every overview asking the database for
 /// them would be most of the page's cost. A new notice shows within this.
 const NOTICES_CACHE_MS: u64 = 10_000;
-/// Most areas cached (bounded; an area count beyond it just skips caching).
+/// Most meters cached (bounded; a count beyond it just skips caching).
 const NOTICES_CACHE_AREAS_MAX: usize = 1_000;
 
-/// Notices per area with the instant they were read.
+/// Notices per meter (their target and schedule decide) with the instant
+/// they were read.
 pub type NoticeCache = Mutex<HashMap<i64, (Instant, Arc<Vec<store::students::Notice>>)>>;
 
 async fn latest_notices(
     state: &AppState,
-    area_id: i64,
+    meter_id: i64,
+    now_ms: i64,
 ) -> store::Result<Arc<Vec<store::students::Notice>>> {
     let cache = &state.pages_cache().notices;
     let ttl = Duration::from_millis(NOTICES_CACHE_MS);
     if let Ok(c) = cache.lock()
-        && let Some((at, n)) = c.get(&area_id)
+        && let Some((at, n)) = c.get(&meter_id)
         && at.elapsed() < ttl
     {
         return Ok(n.clone());
     }
-    let n = Arc::new(store::students::latest_notices(state.db(), area_id, NOTICES_MAX).await?);
+    let n =
+        Arc::new(store::students::latest_notices(state.db(), meter_id, now_ms, NOTICES_MAX).await?);
     if let Ok(mut c) = cache.lock() {
         if c.len() >= NOTICES_CACHE_AREAS_MAX {
             c.retain(|_, (at, _)| at.elapsed() < ttl);
         }
         if c.len() < NOTICES_CACHE_AREAS_MAX {
-            c.insert(area_id, (Instant::now(), n.clone()));
+            c.insert(meter_id, (Instant::now(), n.clone()));
         }
     }
     Ok(n)

@@ -1,6 +1,7 @@
 //! The JSON API of orders: counter sales (S16) and staff order views and
-//! refunds, behind the operator bearer token (there is no staff console
-//! yet), and the order view the student pages poll. Documented in
+//! refunds, behind a named API key (created in the staff console at
+//! `/staff/apikeys`; the configured operator token still works), and the
+//! order view the student pages poll. Documented in
 //! docs/openapi.yaml.
 
 use super::ApiError;
@@ -122,21 +123,79 @@ struct CounterSale {
     operator: String,
 }
 
-/// Checks the operator bearer token in constant time. Refuses everything
-/// when no token is configured, so an unconfigured node sells nothing.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let expected = state.service().counter_token().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "COUNTER_DISABLED",
-            "counter sales are not enabled on this server (no [payment] counter_token_file)",
-        )
-    })?;
+/// Checks the bearer of an integration call that does `action`: a named
+/// API key (`store::api_keys`) whose role holds the action — the use is
+/// audited under the key's name — or, for deployments that have not moved
+/// to keys yet, the configured `counter_token` (compared in constant time).
+/// A revoked or unknown key is 401; a key whose role lacks the action is
+/// 403 (audited as `forbidden`). Without keys or a configured token
+/// everything is refused, so an unconfigured node sells nothing.
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    action: domain::staff::Action,
+    what: &str,
+) -> Result<(), ApiError> {
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
+    let unauthorized = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "a valid API key (or operator token) is required",
+        )
+    };
+    let now = state.settings().staff.clock.now_ms();
+    if given.starts_with(store::api_keys::SECRET_PREFIX) {
+        let key = match store::api_keys::verify(state.db(), given, now).await {
+            Ok(store::api_keys::Verified::Live(k)) => k,
+            Ok(_) => return Err(unauthorized()),
+            Err(e) => return Err(internal(&e)),
+        };
+        let allowed = domain::staff::can(
+            key.role,
+            action,
+            &domain::staff::Scope::everywhere(),
+            domain::staff::Place::Console,
+        );
+        let actor = store::audit::Actor {
+            operator_id: None,
+            name: format!("api-key:{}", key.name),
+            client_ip: "api".to_owned(),
+        };
+        let entry = store::audit::Entry {
+            actor: &actor,
+            action: if allowed { "api_key_used" } else { "forbidden" },
+            subject: what,
+            before: None,
+            after: Some(serde_json::json!({
+                "action": action.as_str(),
+                "role": key.role.as_str(),
+            })),
+        };
+        store::audit::append(state.db(), &entry, now)
+            .await
+            .map_err(|e| internal(&e))?;
+        return if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                "this API key's role does not allow that",
+            ))
+        };
+    }
+    let expected = state.service().counter_token().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "COUNTER_DISABLED",
+            "counter sales are not enabled on this server (no API key given, no [payment] counter_token_file)",
+        )
+    })?;
     // Comparing digests keeps the time independent of where the strings differ.
     let digest = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
     let (a, b) = (digest(expected), digest(given));
@@ -148,11 +207,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if diff == 0 && !given.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "a valid operator token is required",
-        ))
+        Err(unauthorized())
     }
 }
 
@@ -213,7 +268,8 @@ async fn counter_sale(
     headers: HeaderMap,
     body: Result<Json<CounterSale>, JsonRejection>,
 ) -> Response {
-    if let Err(e) = authorize(&state, &headers) {
+    let what = "POST /api/counter/sales";
+    if let Err(e) = authorize(&state, &headers, domain::staff::Action::SellAtCounter, what).await {
         return e.into_response();
     }
     let key = match idempotency_key(&headers) {
@@ -305,7 +361,11 @@ async fn staff_order(
     headers: HeaderMap,
     Path(out_trade_no): Path<String>,
 ) -> Response {
-    if let Err(e) = authorize(&state, &headers) {
+    let what = format!(
+        "GET /api/staff/orders/{}",
+        out_trade_no.chars().take(32).collect::<String>()
+    );
+    if let Err(e) = authorize(&state, &headers, domain::staff::Action::ViewOrders, &what).await {
         return e.into_response();
     }
     match find(&state, &out_trade_no).await {
@@ -321,7 +381,18 @@ async fn staff_refund(
     headers: HeaderMap,
     Path(out_trade_no): Path<String>,
 ) -> Response {
-    if let Err(e) = authorize(&state, &headers) {
+    let what = format!(
+        "POST /api/staff/orders/{}/refund",
+        out_trade_no.chars().take(32).collect::<String>()
+    );
+    if let Err(e) = authorize(
+        &state,
+        &headers,
+        domain::staff::Action::ResolveOrders,
+        &what,
+    )
+    .await
+    {
         return e.into_response();
     }
     let order = match find(&state, &out_trade_no).await {

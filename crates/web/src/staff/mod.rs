@@ -17,10 +17,13 @@
 //! - Markup in `templates/staff/`, texts in the `## staff` section of the
 //!   catalogs; no `.rs` file here writes markup.
 
+mod apikeys;
 mod audit;
 mod exceptions;
 mod login;
 mod moveout;
+mod meter_password;
+mod notices;
 mod operators;
 // Issue 13 item 3: meter look-up, the counter sale and its receipt, shifts.
 mod counter;
@@ -143,6 +146,18 @@ pub fn router() -> Router<AppState> {
         )
         .route("/staff/exceptions/{id}/resolve", post(exceptions::resolve))
         .route("/staff/move-out", get(moveout::page).post(moveout::settle))
+        .route("/staff/notices", get(notices::list).post(notices::create))
+        .route("/staff/notices/new", get(notices::new_page))
+        .route(
+            "/staff/notices/{id}",
+            get(notices::edit_page).post(notices::update),
+        )
+        .route(
+            "/staff/meters/{id}/password",
+            get(meter_password::confirm).post(meter_password::reset),
+        )
+        .route("/staff/apikeys", get(apikeys::page).post(apikeys::create))
+        .route("/staff/apikeys/{id}/revoke", post(apikeys::revoke))
         .route("/staff/assets/staff.css", get(css))
         .route("/staff/meters", get(meters::page))
         .route("/staff/meters/suggest", get(meters::suggest))
@@ -392,6 +407,16 @@ const NAV: &[NavEntry] = &[
         action: Action::ViewAudit,
     },
     NavEntry {
+        href: "/staff/notices",
+        label: "staff-nav-notices",
+        action: Action::ViewConsole,
+    },
+    NavEntry {
+        href: "/staff/apikeys",
+        label: "staff-nav-apikeys",
+        action: Action::ViewOperators,
+    },
+    NavEntry {
         href: "/staff/password",
         label: "staff-nav-password",
         action: Action::ChangeOwnPassword,
@@ -604,7 +629,7 @@ fn html(t: &impl Template) -> StaffResult {
     Ok(Html(t.render()?).into_response())
 }
 
-/// The landing page.
+/// The landing page: the operator's figures, each a link to its list.
 #[derive(Template)]
 #[template(path = "staff/home.html")]
 struct HomePage {
@@ -612,6 +637,44 @@ struct HomePage {
     frame: Frame,
     welcome: String,
     scope: String,
+    sales: Vec<SalesRow>,
+    sales_kwh: i64,
+    sales_amount: String,
+    undelivered: i64,
+    undelivered_oldest: Option<String>,
+    exceptions: i64,
+    meters: i64,
+    offline: i64,
+    read_today: i64,
+    /// Read today, in percent of the meters, one decimal.
+    read_share: String,
+}
+
+/// Today's sales of one channel as the dashboard shows them.
+struct SalesRow {
+    channel: String,
+    orders: i64,
+    kwh: i64,
+    amount: String,
+}
+
+/// A channel's name in the page language (an unknown one as stored).
+fn channel_text(l: Lang, c: &str) -> String {
+    match c {
+        "wechat" => l.t("staff-dash-channel-wechat"),
+        "counter" => l.t("staff-dash-channel-counter"),
+        other => other.to_owned(),
+    }
+}
+
+/// How long ago `ms` was, in whole minutes (hours past two hours).
+fn age_text(l: Lang, ms: i64, now_ms: i64) -> String {
+    let min = (now_ms - ms).max(0) / 60_000;
+    if min >= 120 {
+        l.t1("staff-dash-age-hours", "n", min / 60)
+    } else {
+        l.t1("staff-dash-age-minutes", "n", min)
+    }
 }
 
 /// What an operator's scope reads like in the page language.
@@ -625,8 +688,8 @@ fn scope_text(l: Lang, op: &store::operators::Operator) -> String {
     }
 }
 
-/// `GET /staff`: the landing page with the operator's name and the
-/// console's navigation.
+/// `GET /staff`: the dashboard — today's (campus-local) figures within the
+/// operator's scope (`store::dashboard`), each a link to the list behind it.
 async fn home(
     axum::extract::State(state): axum::extract::State<AppState>,
     op: CurrentOperator,
@@ -634,10 +697,44 @@ async fn home(
     op.require(&state, Action::ViewConsole, Place::Console)
         .await?;
     let l = op.l;
+    let tz = crate::pages::campus_tz(&state);
+    let now = state.settings().staff.clock.now_ms();
+    let today = domain::time::local_date(now, tz);
+    let start = domain::time::day_start_ms(today, tz);
+    let end = today
+        .tomorrow()
+        .map_or(start + 86_400_000, |d| domain::time::day_start_ms(d, tz));
+    let within = store::dashboard::Within::of(op.operator.role, &op.operator.scope);
+    let f = store::dashboard::figures(state.db(), &within, start, end).await?;
+    let read_share = if f.meters > 0 {
+        let per_mille = f.read_today * 1000 / f.meters;
+        format!("{}.{}", per_mille / 10, per_mille % 10)
+    } else {
+        "—".to_owned()
+    };
     html(&HomePage {
         l,
         welcome: l.t1("staff-welcome", "name", op.operator.name.clone()),
         scope: scope_text(l, &op.operator),
+        sales_kwh: f.sales.iter().map(|s| s.kwh).sum(),
+        sales_amount: domain::Fen::new(f.sales.iter().map(|s| s.amount_fen).sum()).to_string(),
+        sales: f
+            .sales
+            .iter()
+            .map(|s| SalesRow {
+                channel: channel_text(l, &s.channel),
+                orders: s.orders,
+                kwh: s.kwh,
+                amount: domain::Fen::new(s.amount_fen).to_string(),
+            })
+            .collect(),
+        undelivered: f.undelivered,
+        undelivered_oldest: f.undelivered_oldest_paid_ms.map(|t| age_text(l, t, now)),
+        exceptions: f.exceptions,
+        meters: f.meters,
+        offline: f.offline,
+        read_today: f.read_today,
+        read_share,
         frame: op.frame("staff-home-title", "/staff"),
     })
 }

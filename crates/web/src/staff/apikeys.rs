@@ -1,0 +1,192 @@
+//! Named API keys in the console (issue 13 item 1): administrators create
+//! them (name, role; the secret is shown once, `Cache-Control: no-store`)
+//! and revoke them; administrators and auditors see the list with when
+//! each was created and last used. The JSON API's bearer check uses them
+//! (`payments::api`).
+
+use super::{CurrentOperator, StaffCsrf, StaffResult, fmt_seconds, html};
+use crate::AppState;
+use crate::i18n::Lang;
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect};
+use domain::staff::{Action, Place, Role};
+use serde::Deserialize;
+
+/// One key as the list shows it.
+struct Row {
+    id: i64,
+    name: String,
+    role: String,
+    created: String,
+    last_used: String,
+    revoked: bool,
+}
+
+/// A role option of the create form.
+struct RoleOption {
+    value: &'static str,
+    label: String,
+}
+
+/// `GET /staff/apikeys`.
+#[derive(Template)]
+#[template(path = "staff/apikeys.html")]
+struct KeysPage {
+    l: Lang,
+    frame: super::Frame,
+    rows: Vec<Row>,
+    manage: bool,
+    roles: Vec<RoleOption>,
+    /// A key just created: (name, secret), shown this once.
+    created: Option<(String, String)>,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+async fn render(
+    state: &AppState,
+    op: &CurrentOperator,
+    created: Option<(String, String)>,
+    error: Option<String>,
+    notice: Option<String>,
+) -> StaffResult {
+    let l = op.l;
+    let tz = crate::pages::campus_tz(state);
+    let rows = store::api_keys::list(state.db())
+        .await?
+        .into_iter()
+        .map(|k| Row {
+            id: k.id,
+            role: super::role_text(l, k.role),
+            created: format!(
+                "{} · {}",
+                fmt_seconds(k.created_at_ms, tz),
+                k.created_by.unwrap_or_default()
+            ),
+            last_used: k
+                .last_used_at_ms
+                .map_or_else(|| l.t("staff-apikey-never"), |t| fmt_seconds(t, tz)),
+            revoked: k.revoked_at_ms.is_some(),
+            name: k.name,
+        })
+        .collect();
+    let failed = error.is_some();
+    let fresh = created.is_some();
+    let mut r = html(&KeysPage {
+        l,
+        frame: op.frame("staff-apikeys-title", "/staff/apikeys"),
+        rows,
+        manage: op.may(Action::ManageApiKeys, Place::Console),
+        roles: Role::ALL
+            .into_iter()
+            .map(|r| RoleOption {
+                value: r.as_str(),
+                label: super::role_text(l, r),
+            })
+            .collect(),
+        created,
+        error,
+        notice,
+    })?;
+    if failed {
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    if fresh {
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(r)
+}
+
+/// Query of the list.
+#[derive(Debug, Deserialize)]
+pub struct KeysQuery {
+    revoked: Option<String>,
+}
+
+/// `GET /staff/apikeys`: administrators and auditors.
+pub async fn page(
+    State(state): State<AppState>,
+    op: CurrentOperator,
+    Query(q): Query<KeysQuery>,
+) -> StaffResult {
+    op.require(&state, Action::ViewOperators, Place::Console)
+        .await?;
+    let notice = q
+        .revoked
+        .map(|n| op.l.t1("staff-apikey-revoked", "name", n));
+    render(&state, &op, None, None, notice).await
+}
+
+/// The create form.
+#[derive(Debug, Deserialize)]
+pub struct CreateForm {
+    csrf: String,
+    name: String,
+    role: String,
+}
+
+impl StaffCsrf for CreateForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `POST /staff/apikeys`: creates a key and shows its secret once.
+pub async fn create(State(state): State<AppState>, f: super::StaffForm<CreateForm>) -> StaffResult {
+    let super::StaffForm { op, form } = f;
+    op.require(&state, Action::ManageApiKeys, Place::Console)
+        .await?;
+    let l = op.l;
+    let Some(role) = Role::parse(&form.role) else {
+        return render(
+            &state,
+            &op,
+            None,
+            Some(l.t("staff-operator-bad-role")),
+            None,
+        )
+        .await;
+    };
+    let now = state.settings().staff.clock.now_ms();
+    match store::api_keys::create(state.db(), &form.name, role, &op.actor(), now).await {
+        Ok((key, secret)) => render(&state, &op, Some((key.name, secret)), None, None).await,
+        Err(store::Error::Conflict(why)) => {
+            render(
+                &state,
+                &op,
+                None,
+                Some(l.t1("staff-apikey-refused", "why", why)),
+                None,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /staff/apikeys/{id}/revoke`.
+pub async fn revoke(
+    State(state): State<AppState>,
+    crate::pages::PathId(id): crate::pages::PathId,
+    f: super::StaffForm<super::CsrfOnly>,
+) -> StaffResult {
+    let op = f.op;
+    op.require(&state, Action::ManageApiKeys, Place::Console)
+        .await?;
+    let now = state.settings().staff.clock.now_ms();
+    store::api_keys::revoke(state.db(), id, &op.actor(), now).await?;
+    let name = store::api_keys::list(state.db())
+        .await?
+        .into_iter()
+        .find(|k| k.id == id)
+        .map(|k| k.name)
+        .unwrap_or_default();
+    Ok(Redirect::to(&format!(
+        "/staff/apikeys?revoked={}",
+        crate::url::encode(&name)
+    ))
+    .into_response())
+}
