@@ -383,14 +383,7 @@ impl TryFrom<MeterInfoRow> for MeterInfo {
 
     fn try_from(r: MeterInfoRow) -> std::result::Result<Self, BadValue> {
         Ok(Self {
-            unit_price_centifen_per_kwh: decoded(
-                &format!(
-                    "meter.unit_price_centifen_per_kwh (or its area's) of meter {}",
-                    r.id
-                ),
-                r.unit_price_centifen_per_kwh,
-                UnitPrice::from_centifen_per_kwh(r.unit_price_centifen_per_kwh),
-            )?,
+            unit_price_centifen_per_kwh: row::meter_price(r.id, r.unit_price_centifen_per_kwh)?,
             id: MeterId::new(r.id),
             address: r.address,
             area_id: AreaId::new(r.area_id),
