@@ -252,7 +252,7 @@ pub async fn find_meter(
             return Err(LookupError::Throttled);
         }
     }
-    let meter = store::campus::meter_by_address(svc.db(), area_id, address.as_str())
+    let meter = store::campus::meter_by_address(svc.db(), domain::AreaId::new(area_id), &address)
         .await?
         .ok_or(LookupError::NoSuchMeter)?;
     let shown = if bound {
@@ -390,7 +390,7 @@ pub async fn order_for_student(
         .map_err(|e| refused(OrderRefused::Amount(e)))?;
     let req = store::orders::NewOrder {
         area_id: meter.area_id.get(),
-        meter_address: &meter.address,
+        meter_address: meter.address.as_str(),
         student_id: Some(buyer.student_id),
         kwh,
         channel: Channel::Wechat,

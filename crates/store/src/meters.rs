@@ -1070,18 +1070,25 @@ mod tests {
     async fn delivery_bookkeeping() {
         for db in seeded().await {
             let m = registry(&db).await.unwrap()[0].buses[0].meters[0].clone();
-            let info = crate::campus::meter_by_id(&db, m.id)
+            let info = crate::campus::meter_by_id(&db, MeterId::new(m.id))
                 .await
                 .unwrap()
                 .unwrap();
             let kwh = domain::WholeKwh::parse("20", 500).unwrap();
             let sell = |now| {
                 let db = db.clone();
-                let address = info.address.clone();
+                let address = info.address;
                 async move {
-                    orders::create_counter_sale(&db, info.area_id.get(), &address, kwh, "t", now)
-                        .await
-                        .unwrap()
+                    orders::create_counter_sale(
+                        &db,
+                        info.area_id.get(),
+                        address.as_str(),
+                        kwh,
+                        "t",
+                        now,
+                    )
+                    .await
+                    .unwrap()
                 }
             };
             let a = sell(10).await;

@@ -61,3 +61,12 @@ pub(crate) fn meter_price(
         domain::money::UnitPrice::from_centifen_per_kwh(centifen_per_kwh),
     )
 }
+
+/// A meter's nameplate number as stored for meter `meter_id`.
+pub(crate) fn meter_address(meter_id: i64, stored: &str) -> Result<domain::MeterAddress, BadValue> {
+    decoded(
+        &format!("meter.address of meter {meter_id}"),
+        stored,
+        domain::MeterAddress::parse(stored).ok(),
+    )
+}

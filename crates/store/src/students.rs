@@ -637,7 +637,7 @@ async fn tell_other_binders(
     if others.is_empty() {
         return Ok(0);
     }
-    let place = message::place_in(tx, meter_id).await?;
+    let place = message::place_in(tx, MeterId::new(meter_id)).await?;
     let mut told = 0;
     for other in others {
         if message::insert_in(tx, other, &what(place.clone()), None, now_ms).await? {

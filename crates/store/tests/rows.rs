@@ -104,7 +104,7 @@ async fn a_meter_price_that_is_not_a_price_is_corrupt() {
         .map(|r| r.rows_affected()))
         .expect("update");
         assert_corrupt(
-            store::campus::meter_by_id(&db, meter).await,
+            store::campus::meter_by_id(&db, domain::MeterId::new(meter)).await,
             "unit_price_centifen_per_kwh",
             "= 0",
         );

@@ -780,10 +780,7 @@ async fn the_ticked_amount_is_charged_and_priced() {
     each_db(async |app: TestApp| {
         let a = app.student_with_meter("alice", &app.meters[0]).await;
         let area = app.area_id.to_string();
-        let info = store::campus::meter_by_address(&app.db, app.area_id, &app.meters[0])
-            .await
-            .expect("meter")
-            .expect("exists");
+        let info = app.meter_info(&app.meters[0]).await;
         let price = info.unit_price_centifen_per_kwh;
         let yuan = |k: u64| {
             price
@@ -1048,10 +1045,7 @@ async fn inbox_messages_are_in_the_readers_language_and_name_the_meter() {
         let meter = app.meters[0].clone();
         let a = app.student_with_meter("alice", &meter).await;
         let _bob = app.student_with_meter("bob", &meter).await;
-        let info = store::campus::meter_by_address(&app.db, app.area_id, &meter)
-            .await
-            .expect("query")
-            .expect("meter");
+        let info = app.meter_info(&meter).await;
         let a_id = app
             .count("select id from student where openid = 'o-alice'")
             .await;

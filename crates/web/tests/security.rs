@@ -405,10 +405,7 @@ async fn changing_the_password_unbinds_everyone_else() {
 async fn meter_lookup_is_masked_and_throttled() {
     each_db("http://dormwatt.test", async |app: App| {
         let meter = &app.meters[9];
-        let info = store::campus::meter_by_address(&app.db, app.area_id, meter)
-            .await
-            .expect("q")
-            .expect("meter");
+        let info = app.meter_info(meter).await;
         let path = |m: &str| format!("/buy/order?area_id={}&meter={m}", app.area_id);
         let owner = app.student("oSecLookupOwner00000000001").await;
         assert_eq!(app.bind(&owner, meter, "000000").await, Bind::Bound);

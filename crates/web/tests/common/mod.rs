@@ -97,6 +97,15 @@ impl Server {
             .expect("POST")
     }
 
+    /// The registry's view of meter `address` in the first area.
+    pub async fn meter_info(&self, address: &str) -> store::campus::MeterInfo {
+        let address = domain::MeterAddress::parse(address).expect("a meter number");
+        store::campus::meter_by_address(&self.db, domain::AreaId::new(self.area_id), &address)
+            .await
+            .expect("query")
+            .expect("meter")
+    }
+
     /// The one number `sql` selects (a count, an id).
     pub async fn count(&self, sql: &'static str) -> i64 {
         match &self.db {
