@@ -27,23 +27,11 @@ if [ -z "${DORMWATT_BIN:-}" ]; then
 fi
 
 tmp="$(mktemp -d -t dormwatt-attack.XXXXXX)"
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+# free_port, free_block
+# shellcheck source=lib/ports.sh
+. "$root/scripts/lib/ports.sh"
 port="$(free_port)"
-sim_port="$(python3 - <<'PY'
-import random, socket
-for _ in range(200):
-    b = random.randrange(30000, 60000 - 128)
-    socks = []
-    try:
-        for p in range(b, b + 128):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-        print(b); break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()
-PY
-)"
+sim_port="$(free_block)"
 server_pid=""
 cleanup() {
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then

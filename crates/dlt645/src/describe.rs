@@ -912,39 +912,43 @@ mod tests {
         );
     }
 
+    /// `v01()` with its L byte set to `declared` and the checksum the
+    /// sender would have computed over what it sent.
+    fn v01_with_length(declared: u8) -> Vec<u8> {
+        let mut bytes = v01();
+        bytes[9] = declared;
+        fix_checksum(&mut bytes);
+        bytes
+    }
+
+    /// Scans `bytes`, whose first rejection must be a length mismatch of
+    /// `declared` against v01's four data bytes.
+    fn scan_length_mismatch(bytes: &[u8], declared: usize) -> Vec<Item> {
+        let items = scan(bytes);
+        assert_eq!(
+            rejected(&items)[0].reason,
+            Rejection::LengthMismatch {
+                declared,
+                actual: 4
+            },
+            "{items:?}"
+        );
+        items
+    }
+
     #[test]
     fn a_length_larger_or_smaller_than_the_data_is_a_mismatch() {
         // L = 5 for four data bytes; the sender's checksum covers what it sent.
-        let mut long = v01();
-        long[9] = 0x05;
-        fix_checksum(&mut long);
+        let long = v01_with_length(0x05);
         // Alone (the capture ends where L says one more byte follows) and
         // followed by another frame.
         for tail in [vec![], v01()] {
             let mut bytes = long.clone();
             bytes.extend(&tail);
-            let items = scan(&bytes);
-            assert_eq!(
-                rejected(&items)[0].reason,
-                Rejection::LengthMismatch {
-                    declared: 5,
-                    actual: 4
-                },
-                "{items:?}"
-            );
+            let items = scan_length_mismatch(&bytes, 5);
             assert_eq!(frames(&items).len(), usize::from(!tail.is_empty()));
         }
-        let mut short = v01();
-        short[9] = 0x03;
-        fix_checksum(&mut short);
-        let items = scan(&short);
-        assert_eq!(
-            rejected(&items)[0].reason,
-            Rejection::LengthMismatch {
-                declared: 3,
-                actual: 4
-            }
-        );
+        let items = scan_length_mismatch(&v01_with_length(0x03), 3);
         assert!(
             items[0]
                 .to_human()

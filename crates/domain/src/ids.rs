@@ -63,6 +63,10 @@ id_type!(
     /// A purchase order.
     OrderId
 );
+id_type!(
+    /// A durable job (`store::jobs`: deliveries and the like).
+    JobId
+);
 
 /// Why a meter address was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

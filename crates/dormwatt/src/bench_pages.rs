@@ -185,11 +185,11 @@ async fn setup(
         .into_iter()
         .next()
         .context("no area")?;
-    let addresses: Vec<String> = plan.areas[0]
+    let addresses: Vec<domain::MeterAddress> = plan.areas[0]
         .buildings
         .iter()
         .flat_map(|b| b.meters())
-        .map(|m| m.address.as_str().to_owned())
+        .map(|m| m.address)
         .collect();
     eprintln!("bench pages: creating {} students…", args.students);
     let mut tokens = Vec::with_capacity(args.students);
@@ -199,7 +199,7 @@ async fn setup(
         let idx = usize::try_from(rng % addresses.len() as u64).unwrap_or(0);
         let address = &addresses[idx];
         let s = store::students::upsert_by_openid(&db, &format!("bench-{i}"), false, now).await?;
-        let meter = store::campus::meter_by_address(&db, area.id.get(), address)
+        let meter = store::campus::meter_by_address(&db, area.id, address)
             .await?
             .context("meter")?;
         store::students::bind(&db, s.id, meter.id.get(), true, 8, now).await?;

@@ -33,20 +33,17 @@ pub fn roles(runs_headend: bool) -> Vec<Role> {
 /// follow its readings.
 pub fn all(svc: &service::Service, headend: Option<headend::Headend>) -> Vec<WorkerSpec> {
     let mut list = service::workers::order_workers(svc);
-    let db = svc.db().clone();
-    list.push(WorkerSpec::tick(
+    list.push(WorkerSpec::tick_with(
         "low_balance",
         Role::Headend,
         LOW_BALANCE_INTERVAL,
         1,
-        move |now_ms| {
-            let db = db.clone();
-            async move {
-                match store::notify::scan_low_balance(&db, now_ms).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(messages = n, "low-balance messages sent"),
-                    Err(e) => tracing::warn!(error = %e, "low-balance scan failed"),
-                }
+        svc.db().clone(),
+        |db, now_ms| async move {
+            match store::notify::scan_low_balance(&db, now_ms).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(messages = n, "low-balance messages sent"),
+                Err(e) => tracing::warn!(error = %e, "low-balance scan failed"),
             }
         },
     ));

@@ -167,7 +167,7 @@ impl Worker {
         };
         for job in jobs {
             let Some((order_id, meter_id)) = parse_payload(&job.payload) else {
-                tracing::error!(job.id = job.id, "delivery job with a bad payload");
+                tracing::error!(job.id = job.id.get(), "delivery job with a bad payload");
                 let _ = store::jobs::fail(
                     &self.db,
                     &job,
@@ -220,13 +220,13 @@ impl Worker {
             match store::jobs::heartbeat(&self.db, job, now, self.cfg.deliver_lease_ms).await {
                 Ok(()) => {}
                 Err(store::Error::LeaseLost(why)) => {
-                    tracing::warn!(job.id = job.id, %why, "delivery lease lost; stopping this attempt");
+                    tracing::warn!(job.id = job.id.get(), %why, "delivery lease lost; stopping this attempt");
                     return;
                 }
                 // A failed renewal (database briefly away) is retried; the
                 // fenced writes stay safe if the lease runs out meanwhile.
                 Err(e) => {
-                    tracing::warn!(job.id = job.id, error = %e, "could not renew a delivery lease")
+                    tracing::warn!(job.id = job.id.get(), error = %e, "could not renew a delivery lease")
                 }
             }
         }

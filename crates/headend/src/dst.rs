@@ -615,9 +615,9 @@ async fn claim_and_start(
         let db = db.clone();
         let cfg = cfg.clone();
         let clock = time.clone();
-        let address = store::campus::meter_by_id(&db, meter_id)
+        let address = store::campus::meter_by_id(&db, domain::MeterId::new(meter_id))
             .await?
-            .and_then(|m| Address::parse(&m.address).ok())
+            .and_then(|m| Address::parse(m.address.as_str()).ok())
             .ok_or(store::Error::NotFound("meter"))?;
         let handle = tokio::spawn(async move {
             let bus = SimBus(tx);

@@ -369,7 +369,7 @@ async fn gateways_that_dial_in_register_and_get_served() {
         let m = r[0].buses[1].meters[2].clone();
         fleet.set_remaining(&m.address, 5_000).unwrap();
         let (count0, sum0, _) = energy_sum(&fleet, &m.address);
-        let info = store::campus::meter_by_id(&db, m.id)
+        let info = store::campus::meter_by_id(&db, domain::MeterId::new(m.id))
             .await
             .unwrap()
             .unwrap();
@@ -628,7 +628,7 @@ async fn orders_paid_out_of_creation_order_settle_by_the_meters_count() {
         let (meter_id, address) = w.meter(11).await;
         w.fleet.set_remaining(&address, 5_000).unwrap();
         let (count0, sum0, _) = energy_sum(&w.fleet, &address);
-        let info = store::campus::meter_by_id(&w.db, meter_id)
+        let info = store::campus::meter_by_id(&w.db, domain::MeterId::new(meter_id))
             .await
             .unwrap()
             .unwrap();
@@ -637,7 +637,7 @@ async fn orders_paid_out_of_creation_order_settle_by_the_meters_count() {
             &w.db,
             &store::orders::NewOrder {
                 area_id: info.area_id.get(),
-                meter_address: &info.address,
+                meter_address: info.address.as_str(),
                 student_id: None,
                 kwh: domain::WholeKwh::new(2, 500).unwrap(),
                 channel: domain::order::Channel::Wechat,

@@ -4,6 +4,7 @@
 
 use crate::input::{NotTwelveDigits, meter_number, normalise_digits};
 use crate::{PaymentSettings, Service, workers};
+use domain::ids::OrderId;
 use domain::money::KwhError;
 use domain::order::{Channel, OrderEvent, OrderState};
 use serde::Serialize;
@@ -109,9 +110,7 @@ pub async fn start_wechat_payment(
     let payments = svc.payments().ok_or(PaymentError::Unavailable)?;
     let now_ms = store::now_ms();
     // Re-read: the caller's copy may be stale (another tab may have paid).
-    let order = store::orders::by_id(svc.db(), order.id)
-        .await?
-        .ok_or(PaymentError::NotPayable)?;
+    let order = reread(svc, order.id).await?;
     match order.state {
         OrderState::Unpaid => {}
         s if s.is_paid() => return Err(PaymentError::AlreadyPaid),
@@ -253,7 +252,7 @@ pub async fn find_meter(
             return Err(LookupError::Throttled);
         }
     }
-    let meter = store::campus::meter_by_address(svc.db(), area_id, address.as_str())
+    let meter = store::campus::meter_by_address(svc.db(), domain::AreaId::new(area_id), &address)
         .await?
         .ok_or(LookupError::NoSuchMeter)?;
     let shown = if bound {
@@ -391,7 +390,7 @@ pub async fn order_for_student(
         .map_err(|e| refused(OrderRefused::Amount(e)))?;
     let req = store::orders::NewOrder {
         area_id: meter.area_id.get(),
-        meter_address: &meter.address,
+        meter_address: meter.address.as_str(),
         student_id: Some(buyer.student_id),
         kwh,
         channel: Channel::Wechat,
@@ -418,15 +417,20 @@ pub async fn order_for_student(
     Err(refused(why))
 }
 
+/// The order as stored now; one that is gone cannot be paid.
+async fn reread(svc: &Service, id: OrderId) -> Result<Order, PaymentError> {
+    store::orders::by_id(svc.db(), id)
+        .await?
+        .ok_or(PaymentError::NotPayable)
+}
+
 /// Cancels an unpaid order at the student's request: closes it at WeChat
 /// first (so no other tab can still pay it), then here. If WeChat says it
 /// was paid meanwhile, the payment is recorded from WeChat's signed query
 /// answer and [`PaymentError::AlreadyPaid`] is returned instead.
 pub async fn cancel_order(svc: &Service, order: &Order) -> Result<Order, PaymentError> {
     let now_ms = store::now_ms();
-    let order = store::orders::by_id(svc.db(), order.id)
-        .await?
-        .ok_or(PaymentError::NotPayable)?;
+    let order = reread(svc, order.id).await?;
     match order.state {
         OrderState::Unpaid => {}
         OrderState::Closed => return Ok(order),

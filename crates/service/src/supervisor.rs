@@ -102,6 +102,27 @@ impl WorkerSpec {
         Self::new(name, role, interval.max(INTERVAL_MIN), batch_max, body)
     }
 
+    /// [`WorkerSpec::tick`] for a tick that needs a context (the service, a
+    /// pool): each call gets its own clone of `ctx`, so the future owns
+    /// what it uses.
+    pub fn tick_with<C, F, Fut>(
+        name: &'static str,
+        role: Role,
+        interval: Duration,
+        batch_max: usize,
+        ctx: C,
+        tick: F,
+    ) -> Self
+    where
+        C: Clone + Send + 'static,
+        F: Fn(C, i64) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self::tick(name, role, interval, batch_max, move |now_ms| {
+            tick(ctx.clone(), now_ms)
+        })
+    }
+
     /// A worker with its own loop (the head-end): `run` must return soon
     /// after its token is cancelled. `interval` and `batch_max` state its
     /// own pace and bound.

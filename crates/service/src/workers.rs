@@ -494,75 +494,59 @@ pub fn order_workers(svc: &Service) -> Vec<WorkerSpec> {
         .map_or(WORKER_INTERVAL_DEFAULT, |p| p.settings.worker_interval);
     let batch = usize::try_from(TICK_ORDERS_MAX).unwrap_or(100);
     let mut list = Vec::new();
-    let s = svc.clone();
-    list.push(WorkerSpec::tick(
+    list.push(WorkerSpec::tick_with(
         "overdue",
         Role::Orders,
         interval,
         1,
-        move |now_ms| {
-            let s = s.clone();
-            async move {
-                match overdue_tick(&s, now_ms).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::warn!(orders = n, "deliveries overdue: marked delayed"),
-                    Err(e) => tracing::error!(error = %e, "overdue worker failed"),
-                }
+        svc.clone(),
+        |s, now_ms| async move {
+            match overdue_tick(&s, now_ms).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(orders = n, "deliveries overdue: marked delayed"),
+                Err(e) => tracing::error!(error = %e, "overdue worker failed"),
             }
         },
     ));
     if svc.payments().is_none() {
         return list;
     }
-    let s = svc.clone();
-    list.push(WorkerSpec::tick(
+    list.push(WorkerSpec::tick_with(
         "expire",
         Role::Orders,
         interval,
         batch,
-        move |now_ms| {
-            let s = s.clone();
-            async move { log_tick("expire", expire_tick(&s, now_ms).await) }
-        },
+        svc.clone(),
+        |s, now_ms| async move { log_tick("expire", expire_tick(&s, now_ms).await) },
     ));
-    let s = svc.clone();
-    list.push(WorkerSpec::tick(
+    list.push(WorkerSpec::tick_with(
         "reconcile",
         Role::Orders,
         interval,
         batch,
-        move |now_ms| {
-            let s = s.clone();
-            async move { log_tick("reconcile", reconcile_unpaid_tick(&s, now_ms).await) }
-        },
+        svc.clone(),
+        |s, now_ms| async move { log_tick("reconcile", reconcile_unpaid_tick(&s, now_ms).await) },
     ));
-    let s = svc.clone();
-    list.push(WorkerSpec::tick(
+    list.push(WorkerSpec::tick_with(
         "refund",
         Role::Orders,
         interval,
         batch,
-        move |now_ms| {
-            let s = s.clone();
-            async move { log_tick("refund", refund_tick(&s, now_ms).await) }
-        },
+        svc.clone(),
+        |s, now_ms| async move { log_tick("refund", refund_tick(&s, now_ms).await) },
     ));
     if svc
         .payments()
         .is_some_and(|p| p.settings.bill_reconciliation)
     {
-        let s = svc.clone();
         let state = std::sync::Arc::new(std::sync::Mutex::new(BillState::default()));
-        list.push(WorkerSpec::tick(
+        list.push(WorkerSpec::tick_with(
             "bill",
             Role::Orders,
             interval,
             BILL_ROWS_MAX,
-            move |now_ms| {
-                let s = s.clone();
-                let state = state.clone();
-                async move { bill_tick(&s, &state, now_ms).await }
-            },
+            (svc.clone(), state),
+            |(s, state), now_ms| async move { bill_tick(&s, &state, now_ms).await },
         ));
     }
     list

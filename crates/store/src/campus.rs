@@ -5,7 +5,7 @@ use crate::row::{self, BadValue, decode_row, decoded};
 use crate::{Db, Result, Tx, on_db, on_tx};
 use domain::campus::CampusPlan;
 use domain::time::CampusTz;
-use domain::{AreaId, CentiKwh, MeterId, UnitPrice};
+use domain::{AreaId, CentiKwh, MeterAddress, MeterId, UnitPrice};
 use serde::Serialize;
 
 /// Where the simulator's (or real) gateways listen, for a seeded plan.
@@ -329,7 +329,7 @@ pub struct MeterInfo {
     /// Row id.
     pub id: MeterId,
     /// 12-digit nameplate address.
-    pub address: String,
+    pub address: MeterAddress,
     /// Area row id.
     pub area_id: AreaId,
     /// Area name (zh).
@@ -383,16 +383,9 @@ impl TryFrom<MeterInfoRow> for MeterInfo {
 
     fn try_from(r: MeterInfoRow) -> std::result::Result<Self, BadValue> {
         Ok(Self {
-            unit_price_centifen_per_kwh: decoded(
-                &format!(
-                    "meter.unit_price_centifen_per_kwh (or its area's) of meter {}",
-                    r.id
-                ),
-                r.unit_price_centifen_per_kwh,
-                UnitPrice::from_centifen_per_kwh(r.unit_price_centifen_per_kwh),
-            )?,
+            unit_price_centifen_per_kwh: row::meter_price(r.id, r.unit_price_centifen_per_kwh)?,
             id: MeterId::new(r.id),
-            address: r.address,
+            address: row::meter_address(r.id, &r.address)?,
             area_id: AreaId::new(r.area_id),
             area_name_zh: r.area_name_zh,
             area_name_en: r.area_name_en,
@@ -431,20 +424,24 @@ macro_rules! meter_info {
 }
 
 /// Finds a meter by area and nameplate number (S10: buying for any meter).
-pub async fn meter_by_address(db: &Db, area_id: i64, address: &str) -> Result<Option<MeterInfo>> {
+pub async fn meter_by_address(
+    db: &Db,
+    area_id: AreaId,
+    address: &MeterAddress,
+) -> Result<Option<MeterInfo>> {
     const SQL: &str = meter_info!(" where m.area_id = $1 and m.address = $2");
     Ok(on_db!(db, |p| sqlx::query_as(SQL)
-        .bind(area_id)
-        .bind(address)
+        .bind(area_id.get())
+        .bind(address.as_str())
         .fetch_optional(p)
         .await?))
 }
 
 /// Finds a meter by row id.
-pub async fn meter_by_id(db: &Db, meter_id: i64) -> Result<Option<MeterInfo>> {
+pub async fn meter_by_id(db: &Db, meter_id: MeterId) -> Result<Option<MeterInfo>> {
     const SQL: &str = meter_info!(" where m.id = $1");
     Ok(on_db!(db, |p| sqlx::query_as(SQL)
-        .bind(meter_id)
+        .bind(meter_id.get())
         .fetch_optional(p)
         .await?))
 }

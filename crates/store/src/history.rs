@@ -4,6 +4,7 @@
 //! few days that could not be read (S4: stored as missing, never as zero).
 
 use crate::{Db, Result, on_db, on_tx};
+use domain::MeterId;
 use domain::time::{date_of_day_number, day_number, local_date};
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
@@ -31,8 +32,8 @@ fn unit(x: u64) -> f64 {
 }
 
 /// Usage of one room on one day in 0.01 kWh, or `None` when the day was not read.
-pub fn daily_usage(meter_id: i64, date: Date) -> Option<i64> {
-    let seed = mix(u64::try_from(meter_id).unwrap_or(0));
+pub fn daily_usage(meter_id: MeterId, date: Date) -> Option<i64> {
+    let seed = mix(u64::try_from(meter_id.get()).unwrap_or(0));
     let day = u64::try_from(day_number(date)).unwrap_or(0);
     let h = mix(seed ^ day.wrapping_mul(0x2545_F491_4F6C_DD1D));
     // About three days in a thousand could not be collected.
@@ -87,12 +88,13 @@ pub async fn generate(db: &Db, days: u32, tz: &TimeZone, now_ms: i64) -> Result<
         let mut total =
             100_000 + i64::try_from(mix(u64::try_from(meter).unwrap_or(0)) % 500_000).unwrap_or(0);
         for day in first..today {
-            let usage = daily_usage(meter, date_of_day_number(day));
+            let usage = daily_usage(MeterId::new(meter), date_of_day_number(day));
             if let Some(u) = usage {
                 total += u;
             } else {
                 // The register still advanced; only our reading is missing.
-                total += daily_usage(meter, date_of_day_number(day - 1)).unwrap_or(300);
+                total +=
+                    daily_usage(MeterId::new(meter), date_of_day_number(day - 1)).unwrap_or(300);
             }
             rows.push((meter, day, usage, usage.map(|_| total)));
             if rows.len() == BATCH_ROWS {
@@ -159,16 +161,16 @@ mod tests {
     #[test]
     fn holidays_are_quiet_and_term_days_are_not() {
         let term: i64 = (1..=28)
-            .filter_map(|d| daily_usage(5, Date::constant(2026, 11, d)))
+            .filter_map(|d| daily_usage(MeterId::new(5), Date::constant(2026, 11, d)))
             .sum();
         let holiday: i64 = (1..=28)
-            .filter_map(|d| daily_usage(5, Date::constant(2026, 8, d)))
+            .filter_map(|d| daily_usage(MeterId::new(5), Date::constant(2026, 8, d)))
             .sum();
         assert!(term > 5 * holiday, "term {term} holiday {holiday}");
         // Deterministic.
         assert_eq!(
-            daily_usage(9, Date::constant(2026, 3, 3)),
-            daily_usage(9, Date::constant(2026, 3, 3))
+            daily_usage(MeterId::new(9), Date::constant(2026, 3, 3)),
+            daily_usage(MeterId::new(9), Date::constant(2026, 3, 3))
         );
     }
 
@@ -177,7 +179,7 @@ mod tests {
         let mut missing = 0;
         for m in 1..200 {
             for d in 1..=28 {
-                if daily_usage(m, Date::constant(2026, 3, d)).is_none() {
+                if daily_usage(MeterId::new(m), Date::constant(2026, 3, d)).is_none() {
                     missing += 1;
                 }
             }

@@ -16,6 +16,7 @@
 
 use crate::row::{BadValue, decode_row, decoded};
 use crate::{Db, Error, Result, Tx, on_db, on_tx};
+use domain::JobId;
 use serde::Serialize;
 
 /// A job to enqueue.
@@ -75,7 +76,7 @@ impl std::fmt::Display for JobState {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Job {
     /// Row id.
-    pub id: i64,
+    pub id: JobId,
     /// Queue name.
     pub queue: String,
     /// Idempotency key.
@@ -127,7 +128,7 @@ impl TryFrom<JobRow> for Job {
                 &r.state,
                 JobState::parse(&r.state),
             )?,
-            id: r.id,
+            id: JobId::new(r.id),
             queue: r.queue,
             dedup_key: r.dedup_key,
             payload: r.payload,
@@ -254,7 +255,7 @@ pub async fn complete(tx: &mut Tx, job: &Job, now_ms: i64) -> Result<()> {
          where {HELD}"
     );
     let n = on_tx!(tx, |c| sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-        .bind(job.id)
+        .bind(job.id.get())
         .bind(job.locked_by.as_deref())
         .bind(job.lease_epoch)
         .bind(now_ms)
@@ -276,7 +277,7 @@ pub async fn bury_in(tx: &mut Tx, job: &Job, error: &str, now_ms: i64) -> Result
          where {HELD}"
     );
     let n = on_tx!(tx, |c| sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-        .bind(job.id)
+        .bind(job.id.get())
         .bind(job.locked_by.as_deref())
         .bind(job.lease_epoch)
         .bind(error)
@@ -296,7 +297,7 @@ pub async fn bury_in(tx: &mut Tx, job: &Job, error: &str, now_ms: i64) -> Result
 pub async fn heartbeat(db: &Db, job: &Job, now_ms: i64, lease_ms: i64) -> Result<()> {
     let sql = format!("update job set locked_until_ms = $4, updated_at_ms = $5 where {HELD}");
     let n = on_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-        .bind(job.id)
+        .bind(job.id.get())
         .bind(job.locked_by.as_deref())
         .bind(job.lease_epoch)
         .bind(now_ms + lease_ms)
@@ -334,7 +335,7 @@ pub async fn fail(
          where {HELD}"
     );
     let n = on_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-        .bind(job.id)
+        .bind(job.id.get())
         .bind(job.locked_by.as_deref())
         .bind(job.lease_epoch)
         .bind(if dead { "dead" } else { "queued" })
@@ -377,7 +378,7 @@ async fn wait_or_release(
          where {HELD}"
     );
     let n = on_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-        .bind(job.id)
+        .bind(job.id.get())
         .bind(job.locked_by.as_deref())
         .bind(job.lease_epoch)
         .bind(run_at_ms)
@@ -446,12 +447,12 @@ pub async fn release_incarnations(db: &Db, node: &str, current: &str, now_ms: i6
 }
 
 /// Puts a dead job back in the queue (staff "retry").
-pub async fn revive(db: &Db, job_id: i64, now_ms: i64) -> Result<bool> {
+pub async fn revive(db: &Db, job_id: JobId, now_ms: i64) -> Result<bool> {
     let n = on_db!(db, |p| sqlx::query(
         "update job set state = 'queued', attempts = 0, run_at_ms = $2, updated_at_ms = $2
          where id = $1 and state = 'dead'"
     )
-    .bind(job_id)
+    .bind(job_id.get())
     .bind(now_ms)
     .execute(p)
     .await?

@@ -1,20 +1,26 @@
 //! Ledger rows and the invariant checker (reliability.md I1–I9).
 
 use crate::{Db, Result, Tx, on_db, on_tx};
+use domain::OrderId;
 use domain::ledger::Transfer;
 use serde::Serialize;
 
 /// Writes transfers for one order in the caller's transaction. The unique
 /// (order, kind) constraint makes a second write of the same event fail
 /// rather than double a movement (I2).
-pub async fn insert(tx: &mut Tx, order_id: i64, transfers: &[Transfer], now_ms: i64) -> Result<()> {
+pub async fn insert(
+    tx: &mut Tx,
+    order_id: OrderId,
+    transfers: &[Transfer],
+    now_ms: i64,
+) -> Result<()> {
     for t in transfers {
         on_tx!(tx, |c| {
             sqlx::query(
             "insert into ledger_transfer (order_id, kind, debit_account, credit_account, amount, unit, created_at_ms)
              values ($1, $2, $3, $4, $5, $6, $7)"
         )
-        .bind(order_id)
+        .bind(order_id.get())
         .bind(t.kind.as_str())
         .bind(&t.debit)
         .bind(&t.credit)

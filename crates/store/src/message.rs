@@ -12,6 +12,7 @@
 
 use crate::row::BadValue;
 use crate::{Result, Tx, on_tx};
+use domain::MeterId;
 use serde::{Deserialize, Serialize};
 
 /// The meter a message is about, as every message names it.
@@ -138,7 +139,7 @@ impl MessageContent {
 }
 
 /// The place of a meter (building, room, number).
-pub(crate) async fn place_in(tx: &mut Tx, meter_id: i64) -> Result<Place> {
+pub(crate) async fn place_in(tx: &mut Tx, meter_id: MeterId) -> Result<Place> {
     let (building_zh, building_en, room, meter): (String, String, String, String) =
         on_tx!(tx, |c| sqlx::query_as(
             "select b.name_zh, b.name_en, r.number, m.address from meter m
@@ -146,7 +147,7 @@ pub(crate) async fn place_in(tx: &mut Tx, meter_id: i64) -> Result<Place> {
              join building b on b.id = r.building_id
              where m.id = $1"
         )
-        .bind(meter_id)
+        .bind(meter_id.get())
         .fetch_one(c)
         .await?);
     Ok(Place {

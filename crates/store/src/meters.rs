@@ -879,6 +879,21 @@ mod tests {
         v
     }
 
+    /// The first meter of the seeded registry.
+    async fn first_meter(db: &Db) -> i64 {
+        registry(db).await.unwrap()[0].buses[0].meters[0].id
+    }
+
+    /// An observation of meter `m` at `at_ms` in a round that reached it.
+    fn seen(m: i64, at_ms: i64) -> Observation {
+        Observation {
+            meter_id: m,
+            at_ms,
+            seen: true,
+            ..Observation::default()
+        }
+    }
+
     #[tokio::test]
     async fn registry_lists_gateways_buses_meters() {
         for db in seeded().await {
@@ -905,15 +920,12 @@ mod tests {
     #[tokio::test]
     async fn overdraft_round_trips_to_the_students_view() {
         for db in seeded().await {
-            let m = registry(&db).await.unwrap()[0].buses[0].meters[0].id;
+            let m = first_meter(&db).await;
             let o = Observation {
-                meter_id: m,
-                at_ms: 5_000,
-                seen: true,
                 relay_closed: Some(true),
                 remaining_centikwh: Some(0),
                 overdraft_centikwh: Some(321),
-                ..Observation::default()
+                ..seen(m, 5_000)
             };
             record(&db, &[o], &[], &[], 5_000).await.unwrap();
             let s = state(&db, m).await.unwrap().unwrap();
@@ -922,11 +934,8 @@ mod tests {
                 (Some(CentiKwh::new(0)), Some(CentiKwh::new(321)))
             );
             let o2 = Observation {
-                meter_id: m,
-                at_ms: 6_000,
-                seen: true,
                 power_w: Some(40),
-                ..Observation::default()
+                ..seen(m, 6_000)
             };
             record(&db, &[o2], &[], &[], 6_000).await.unwrap();
             assert_eq!(
@@ -951,11 +960,8 @@ mod tests {
     #[tokio::test]
     async fn observations_events_and_readings() {
         for db in seeded().await {
-            let m = registry(&db).await.unwrap()[0].buses[0].meters[0].id;
+            let m = first_meter(&db).await;
             let o = Observation {
-                meter_id: m,
-                at_ms: 5_000,
-                seen: true,
                 online: Some(true),
                 relay_closed: Some(false),
                 relay_reason: Some("malicious_load".into()),
@@ -965,7 +971,7 @@ mod tests {
                 purchase_count: Some(7),
                 status_word: Some(0x1150),
                 keep_readings: true,
-                ..Observation::default()
+                ..seen(m, 5_000)
             };
             let e = MeterEvent {
                 meter_id: m,
@@ -1008,7 +1014,7 @@ mod tests {
     #[tokio::test]
     async fn daily_usage_missing_then_backfilled() {
         for db in seeded().await {
-            let m = registry(&db).await.unwrap()[0].buses[0].meters[0].id;
+            let m = first_meter(&db).await;
             // Day 100 read; 101..=103 unreadable (offline); then a freeze
             // read covering 100..=104 fills them in.
             let f = FrozenDays {
@@ -1066,18 +1072,25 @@ mod tests {
     async fn delivery_bookkeeping() {
         for db in seeded().await {
             let m = registry(&db).await.unwrap()[0].buses[0].meters[0].clone();
-            let info = crate::campus::meter_by_id(&db, m.id)
+            let info = crate::campus::meter_by_id(&db, MeterId::new(m.id))
                 .await
                 .unwrap()
                 .unwrap();
             let kwh = domain::WholeKwh::parse("20", 500).unwrap();
             let sell = |now| {
                 let db = db.clone();
-                let address = info.address.clone();
+                let address = info.address;
                 async move {
-                    orders::create_counter_sale(&db, info.area_id.get(), &address, kwh, "t", now)
-                        .await
-                        .unwrap()
+                    orders::create_counter_sale(
+                        &db,
+                        info.area_id.get(),
+                        address.as_str(),
+                        kwh,
+                        "t",
+                        now,
+                    )
+                    .await
+                    .unwrap()
                 }
             };
             let a = sell(10).await;

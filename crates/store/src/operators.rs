@@ -188,20 +188,41 @@ pub async fn create(db: &Db, new: &NewOperator, actor: &Actor, now_ms: i64) -> R
         .rows_affected());
     }
     let op = load_tx(&mut tx, id).await?;
-    audit::append_tx(
+    let after = serde_json::to_value(&op).map_err(|e| Error::Corrupt(e.to_string()))?;
+    audit_operator(
         &mut tx,
-        &Entry {
-            actor,
-            action: "operator_created",
-            subject: &format!("operator:{}", op.name),
-            before: None,
-            after: Some(serde_json::to_value(&op).map_err(|e| Error::Corrupt(e.to_string()))?),
-        },
+        actor,
+        "operator_created",
+        &op.name,
+        None,
+        Some(after),
         now_ms,
     )
     .await?;
     tx.commit().await?;
     Ok(op)
+}
+
+/// Writes `action` on operator `name` to the audit log in the caller's
+/// transaction, so the change and its audit row commit together.
+async fn audit_operator(
+    tx: &mut crate::Tx,
+    actor: &Actor,
+    action: &str,
+    name: &str,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+    now_ms: i64,
+) -> Result<()> {
+    let subject = format!("operator:{name}");
+    let entry = Entry {
+        actor,
+        action,
+        subject: &subject,
+        before,
+        after,
+    };
+    audit::append_tx(tx, &entry, now_ms).await.map(drop)
 }
 
 async fn load_tx(tx: &mut crate::Tx, id: i64) -> Result<Operator> {
@@ -310,19 +331,25 @@ pub struct Credentials {
 
 /// The credentials of operator `name`.
 pub async fn credentials(db: &Db, name: &str) -> Result<Option<Credentials>> {
-    Ok(on_db!(db, |p| sqlx::query_as(
-        "select id, name, password_phc, disabled_at_ms from operator where name = $1"
-    )
-    .bind(name)
-    .fetch_optional(p)
-    .await?))
+    credentials_of(db, Some(name), None).await
 }
 
 /// The credentials of operator `id`.
 pub async fn credentials_by_id(db: &Db, id: i64) -> Result<Option<Credentials>> {
+    credentials_of(db, None, Some(id)).await
+}
+
+/// The credentials of the operator named `name` or with row id `id` (the
+/// other is null, which matches nothing).
+async fn credentials_of(
+    db: &Db,
+    name: Option<&str>,
+    id: Option<i64>,
+) -> Result<Option<Credentials>> {
     Ok(on_db!(db, |p| sqlx::query_as(
-        "select id, name, password_phc, disabled_at_ms from operator where id = $1"
+        "select id, name, password_phc, disabled_at_ms from operator where name = $1 or id = $2"
     )
+    .bind(name)
     .bind(id)
     .fetch_optional(p)
     .await?))
@@ -361,15 +388,13 @@ pub async fn disable(db: &Db, name: &str, actor: &Actor, now_ms: i64) -> Result<
     .await?
     .rows_affected());
     let op = load_tx(&mut tx, id).await?;
-    audit::append_tx(
+    audit_operator(
         &mut tx,
-        &Entry {
-            actor,
-            action: "operator_disabled",
-            subject: &format!("operator:{name}"),
-            before: Some(serde_json::json!({ "disabled": false })),
-            after: Some(serde_json::json!({ "disabled": true })),
-        },
+        actor,
+        "operator_disabled",
+        name,
+        Some(serde_json::json!({ "disabled": false })),
+        Some(serde_json::json!({ "disabled": true })),
         now_ms,
     )
     .await?;
@@ -415,15 +440,13 @@ pub async fn change_password(
     .execute(c)
     .await?
     .rows_affected());
-    audit::append_tx(
+    audit_operator(
         &mut tx,
-        &Entry {
-            actor,
-            action: "password_changed",
-            subject: &format!("operator:{}", actor.name),
-            before: None,
-            after: None,
-        },
+        actor,
+        "password_changed",
+        &actor.name,
+        None,
+        None,
         now_ms,
     )
     .await?;
@@ -472,18 +495,7 @@ pub async fn ensure_with_password(
     if n != 1 {
         return Err(Error::NotFound("operator"));
     }
-    audit::append_tx(
-        &mut tx,
-        &Entry {
-            actor,
-            action: "password_reset",
-            subject: &format!("operator:{name}"),
-            before: None,
-            after: None,
-        },
-        now_ms,
-    )
-    .await?;
+    audit_operator(&mut tx, actor, "password_reset", name, None, None, now_ms).await?;
     tx.commit().await
 }
 
@@ -517,25 +529,44 @@ pub async fn recent_failures(
     since_ms: i64,
     limit: i64,
 ) -> Result<(Vec<i64>, Vec<i64>)> {
-    let by_name: Vec<i64> = on_db!(db, |p| sqlx::query_scalar(
-        "select at_ms from staff_login_attempt where name = $1 and not ok and at_ms > $2
-         order by at_ms desc limit $3"
-    )
-    .bind(name)
-    .bind(since_ms)
-    .bind(limit)
-    .fetch_all(p)
-    .await?);
-    let by_ip: Vec<i64> = on_db!(db, |p| sqlx::query_scalar(
-        "select at_ms from staff_login_attempt where client_ip = $1 and not ok and at_ms > $2
-         order by at_ms desc limit $3"
-    )
-    .bind(client_ip)
-    .bind(since_ms)
-    .bind(limit)
-    .fetch_all(p)
-    .await?);
+    let by_name = failures_where(db, FailuresOf::Name, name, since_ms, limit).await?;
+    let by_ip = failures_where(db, FailuresOf::Ip, client_ip, since_ms, limit).await?;
     Ok((by_name, by_ip))
+}
+
+/// Whose failed logins [`failures_where`] counts.
+enum FailuresOf {
+    /// Under a login name.
+    Name,
+    /// From a client address.
+    Ip,
+}
+
+/// Failed logins whose `of` column is `key` since `since_ms`, newest first,
+/// at most `limit` (each column has its own index).
+async fn failures_where(
+    db: &Db,
+    of: FailuresOf,
+    key: &str,
+    since_ms: i64,
+    limit: i64,
+) -> Result<Vec<i64>> {
+    let sql = match of {
+        FailuresOf::Name => {
+            "select at_ms from staff_login_attempt where name = $1 and not ok and at_ms > $2
+             order by at_ms desc limit $3"
+        }
+        FailuresOf::Ip => {
+            "select at_ms from staff_login_attempt where client_ip = $1 and not ok and at_ms > $2
+             order by at_ms desc limit $3"
+        }
+    };
+    Ok(on_db!(db, |p| sqlx::query_scalar(sql)
+        .bind(key)
+        .bind(since_ms)
+        .bind(limit)
+        .fetch_all(p)
+        .await?))
 }
 
 /// Starts a console session (the token's hash is stored, never the token).

@@ -543,7 +543,7 @@ async fn pay_in(
         paid.centikwh(),
         paid.meter_id,
     );
-    ledger::insert(tx, paid.id.get(), &transfers, now_ms).await?;
+    ledger::insert(tx, paid.id, &transfers, now_ms).await?;
     let key = format!("deliver:{}", paid.id);
     let payload = format!(
         "{{\"order_id\":{},\"meter_id\":{}}}",
@@ -606,7 +606,7 @@ pub async fn mark_delivered(tx: &mut Tx, order_id: OrderId, now_ms: i64) -> Resu
     }
     let transfers =
         domain::ledger::on_delivered(order.amount_fen, order.centikwh(), order.meter_id);
-    ledger::insert(tx, order_id.get(), &transfers, now_ms).await?;
+    ledger::insert(tx, order_id, &transfers, now_ms).await?;
     // Delivered: nobody needs to look at it any more.
     crate::exceptions::resolve_all_in(tx, order_id, "delivered", "(head-end)", None, now_ms)
         .await?;
@@ -1071,7 +1071,7 @@ pub async fn finish_refund(
                     order.centikwh(),
                     order.meter_id,
                 );
-                ledger::insert(&mut tx, order.id.get(), &transfers, now_ms).await?;
+                ledger::insert(&mut tx, order.id, &transfers, now_ms).await?;
             }
         } else {
             let n = on_tx!(&mut tx, |c| {

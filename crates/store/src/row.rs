@@ -48,3 +48,25 @@ impl From<BadValue> for crate::Error {
 pub(crate) fn campus_tz(column: &str, stored: &str) -> Result<domain::time::CampusTz, BadValue> {
     decoded(column, stored, domain::time::CampusTz::parse(stored).ok())
 }
+
+/// A meter's effective tariff (its own, else its area's) as read for meter
+/// `meter_id`; 0 or a negative price is corrupt.
+pub(crate) fn meter_price(
+    meter_id: i64,
+    centifen_per_kwh: i64,
+) -> Result<domain::money::UnitPrice, BadValue> {
+    decoded(
+        &format!("meter.unit_price_centifen_per_kwh (or its area's) of meter {meter_id}"),
+        centifen_per_kwh,
+        domain::money::UnitPrice::from_centifen_per_kwh(centifen_per_kwh),
+    )
+}
+
+/// A meter's nameplate number as stored for meter `meter_id`.
+pub(crate) fn meter_address(meter_id: i64, stored: &str) -> Result<domain::MeterAddress, BadValue> {
+    decoded(
+        &format!("meter.address of meter {meter_id}"),
+        stored,
+        domain::MeterAddress::parse(stored).ok(),
+    )
+}

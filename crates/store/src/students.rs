@@ -7,7 +7,7 @@
 //! tampered id finds nothing rather than someone else's row (ASVS 8.2.2).
 
 use crate::message::{self, MessageArgs, MessageContent, Place};
-use crate::row::{self, BadValue, decode_row, decoded};
+use crate::row::{self, BadValue, decode_row};
 use crate::{Db, Error, Result, Tx, on_db, on_tx};
 use domain::time::CampusTz;
 use domain::{AreaId, CentiKwh, MeterId, UnitPrice};
@@ -238,15 +238,8 @@ struct SessionDefaultRow {
     unit_price_centifen_per_kwh: Option<i64>,
     password_is_default: Option<bool>,
     low_balance_centikwh: Option<i64>,
-    remaining_centikwh: Option<i64>,
-    overdraft_centikwh: Option<i64>,
-    remaining_at_ms: Option<i64>,
-    online: Option<bool>,
-    relay_closed: Option<bool>,
-    relay_reason: Option<String>,
-    relay_restore_at_ms: Option<i64>,
-    power_w: Option<i64>,
-    last_seen_at_ms: Option<i64>,
+    #[sqlx(flatten)]
+    live: LiveRow,
 }
 
 impl SessionDefaultRow {
@@ -278,15 +271,7 @@ impl SessionDefaultRow {
                     unit_price_centifen_per_kwh: self.unit_price_centifen_per_kwh.unwrap_or(0),
                     password_is_default: self.password_is_default.unwrap_or(false),
                     low_balance_centikwh: self.low_balance_centikwh.unwrap_or(0),
-                    remaining_centikwh: self.remaining_centikwh,
-                    overdraft_centikwh: self.overdraft_centikwh,
-                    remaining_at_ms: self.remaining_at_ms,
-                    online: self.online,
-                    relay_closed: self.relay_closed,
-                    relay_reason: self.relay_reason,
-                    relay_restore_at_ms: self.relay_restore_at_ms,
-                    power_w: self.power_w,
-                    last_seen_at_ms: self.last_seen_at_ms,
+                    live: self.live,
                 })?)
             }
             _ => None,
@@ -388,6 +373,14 @@ struct BoundMeterRow {
     unit_price_centifen_per_kwh: i64,
     password_is_default: bool,
     low_balance_centikwh: i64,
+    #[sqlx(flatten)]
+    live: LiveRow,
+}
+
+/// A meter's latest state as the student's views read it (`meter_state`,
+/// left-joined: every column may be null).
+#[derive(sqlx::FromRow)]
+struct LiveRow {
     remaining_centikwh: Option<i64>,
     overdraft_centikwh: Option<i64>,
     remaining_at_ms: Option<i64>,
@@ -403,18 +396,15 @@ impl TryFrom<BoundMeterRow> for BoundMeter {
     type Error = BadValue;
 
     fn try_from(r: BoundMeterRow) -> std::result::Result<Self, BadValue> {
+        let live = r.live;
         Ok(Self {
             time_zone: row::campus_tz(
                 &format!("area.time_zone of area {}", r.area_id),
                 &r.time_zone,
             )?,
-            unit_price_centifen_per_kwh: decoded(
-                &format!(
-                    "meter.unit_price_centifen_per_kwh (or its area's) of meter {}",
-                    r.meter_id
-                ),
+            unit_price_centifen_per_kwh: row::meter_price(
+                r.meter_id,
                 r.unit_price_centifen_per_kwh,
-                UnitPrice::from_centifen_per_kwh(r.unit_price_centifen_per_kwh),
             )?,
             binding_id: r.binding_id,
             is_default: r.is_default,
@@ -428,15 +418,15 @@ impl TryFrom<BoundMeterRow> for BoundMeter {
             room: r.room,
             password_is_default: r.password_is_default,
             low_balance_centikwh: CentiKwh::new(r.low_balance_centikwh),
-            remaining_centikwh: r.remaining_centikwh.map(CentiKwh::new),
-            overdraft_centikwh: r.overdraft_centikwh.map(CentiKwh::new),
-            remaining_at_ms: r.remaining_at_ms,
-            online: r.online,
-            relay_closed: r.relay_closed,
-            relay_reason: r.relay_reason,
-            relay_restore_at_ms: r.relay_restore_at_ms,
-            power_w: r.power_w,
-            last_seen_at_ms: r.last_seen_at_ms,
+            remaining_centikwh: live.remaining_centikwh.map(CentiKwh::new),
+            overdraft_centikwh: live.overdraft_centikwh.map(CentiKwh::new),
+            remaining_at_ms: live.remaining_at_ms,
+            online: live.online,
+            relay_closed: live.relay_closed,
+            relay_reason: live.relay_reason,
+            relay_restore_at_ms: live.relay_restore_at_ms,
+            power_w: live.power_w,
+            last_seen_at_ms: live.last_seen_at_ms,
         })
     }
 }
@@ -647,7 +637,7 @@ async fn tell_other_binders(
     if others.is_empty() {
         return Ok(0);
     }
-    let place = message::place_in(tx, meter_id).await?;
+    let place = message::place_in(tx, MeterId::new(meter_id)).await?;
     let mut told = 0;
     for other in others {
         if message::insert_in(tx, other, &what(place.clone()), None, now_ms).await? {

@@ -137,10 +137,14 @@ async fn a_failed_refund_goes_back_to_delivery() {
 #[tokio::test]
 async fn unpaid_orders_count_against_the_hoarding_limit() {
     for db in seeded().await {
-        let m = store::campus::meter_by_address(&db, 1, "201701010005")
-            .await
-            .unwrap()
-            .unwrap();
+        let m = store::campus::meter_by_address(
+            &db,
+            domain::AreaId::new(1),
+            &domain::MeterAddress::parse("201701010005").expect("address"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         assert_eq!(
             m.hoard_limit_centikwh.get(),
             50_000,
@@ -536,10 +540,14 @@ async fn concurrent_claims_take_each_job_once_and_staff_redeliver_once() {
 #[tokio::test]
 async fn two_binders_changing_the_password_at_once_one_wins() {
     for db in seeded().await {
-        let m = store::campus::meter_by_address(&db, 1, "201701040001")
-            .await
-            .unwrap()
-            .unwrap();
+        let m = store::campus::meter_by_address(
+            &db,
+            domain::AreaId::new(1),
+            &domain::MeterAddress::parse("201701040001").expect("address"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         let mut students = Vec::new();
         for who in ["o-pw-a", "o-pw-b"] {
             let s = store::students::upsert_by_openid(&db, who, false, NOW)

@@ -104,7 +104,7 @@ async fn a_meter_price_that_is_not_a_price_is_corrupt() {
         .map(|r| r.rows_affected()))
         .expect("update");
         assert_corrupt(
-            store::campus::meter_by_id(&db, meter).await,
+            store::campus::meter_by_id(&db, domain::MeterId::new(meter)).await,
             "unit_price_centifen_per_kwh",
             "= 0",
         );
@@ -152,5 +152,34 @@ async fn an_unknown_job_state_is_corrupt() {
         }
         tx.commit().await.expect("commit");
         assert_corrupt(store::jobs::depths(&db).await, "job.state", "paused");
+    }
+}
+
+/// A meter's address leaves the store as a `MeterAddress`: one that is
+/// not 12 digits (the schema checks only the length) is corrupt, never a
+/// string for callers to compare.
+#[tokio::test]
+async fn a_meter_address_that_is_not_12_digits_is_corrupt() {
+    for db in seeded().await {
+        let (_, meter) = bound_student(&db).await;
+        let id = domain::MeterId::new(meter);
+        let read = store::campus::meter_by_id(&db, id)
+            .await
+            .expect("read")
+            .expect("meter");
+        assert_eq!(read.address.as_str().len(), 12);
+        store::on_db!(&db, |p| sqlx::query(
+            "update meter set address = '20170101000X' where id = $1"
+        )
+        .bind(meter)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+        .expect("update");
+        assert_corrupt(
+            store::campus::meter_by_id(&db, id).await,
+            "meter.address",
+            "20170101000X",
+        );
     }
 }

@@ -4,25 +4,25 @@
 //! ordering, CSRF and the authorization matrix (student A cannot read or
 //! change student B's binding, orders or messages).
 
+mod common;
+
 use axum::extract::Query;
 use axum::routing::get;
+use common::{Server, cookies_of, csrf_of, location, serve_on_port_0};
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::COOKIE;
 use std::collections::HashMap;
-use std::time::Duration;
 use store::Db;
 
-/// Upper bound on any single request in these tests.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// The application with a mock WeChat for the login.
+struct TestApp(Server);
 
-struct TestApp {
-    base: String,
-    http: reqwest::Client,
-    db: Db,
-    area_id: i64,
-    /// Meters of the first area (nameplate numbers).
-    meters: Vec<String>,
-    _stops: Vec<tokio::sync::oneshot::Sender<()>>,
+impl std::ops::Deref for TestApp {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.0
+    }
 }
 
 /// A logged-in browser: its cookies and the session's CSRF token.
@@ -55,41 +55,8 @@ async fn mock_code_exchange(Query(q): Query<HashMap<String, String>>) -> String 
     )
 }
 
-async fn serve_on_port_0(
-    router: axum::Router,
-    stops: &mut Vec<tokio::sync::oneshot::Sender<()>>,
-) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    stops.push(tx);
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
-            let _ = rx.await;
-        })
-        .await;
-    });
-    base
-}
-
 impl TestApp {
     async fn spawn(db: Db) -> Self {
-        let now = store::now_ms();
-        // One building per area keeps seeding fast; two areas keep the area picker honest.
-        let plan = store::testing::seed_one_building_per_area(&db, now)
-            .await
-            .expect("seed");
-        let areas = store::campus::areas(&db).await.expect("areas");
-        let meters = plan.areas[0].buildings[0]
-            .meters()
-            .map(|m| m.address.as_str().to_owned())
-            .collect();
         let mut stops = Vec::new();
         let wechat = serve_on_port_0(
             axum::Router::new().route("/sns/oauth2/access_token", get(mock_code_exchange)),
@@ -110,37 +77,11 @@ impl TestApp {
             )
             .expect("wechat client"),
         );
-        let state = web::AppState::new(db.clone(), settings, None);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        stops.push(tx);
-        tokio::spawn(web::serve(listener, state, async {
-            let _ = rx.await;
-        }));
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .expect("client");
-        TestApp {
-            base,
-            http,
-            db,
-            area_id: areas[0].id.get(),
-            meters,
-            _stops: stops,
-        }
+        TestApp(Server::start(db, settings, stops).await)
     }
 
     async fn get(&self, b: Option<&Browser>, path: &str) -> reqwest::Response {
-        let mut r = self.http.get(format!("{}{path}", self.base));
-        if let Some(b) = b {
-            r = r.header(COOKIE, &b.cookie);
-        }
-        r.send().await.expect("GET")
+        self.get_with(b.map(|b| b.cookie.as_str()), path).await
     }
 
     async fn get_text(&self, b: &Browser, path: &str) -> (StatusCode, String) {
@@ -150,13 +91,29 @@ impl TestApp {
     }
 
     async fn post(&self, b: &Browser, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .header(COOKIE, &b.cookie)
-            .form(form)
-            .send()
-            .await
-            .expect("POST")
+        self.post_with(&b.cookie, path, form).await
+    }
+
+    /// `GET path` in English (with the browser's cookies when given).
+    async fn get_en(&self, b: Option<&Browser>, path: &str) -> reqwest::Response {
+        let cookie = match b {
+            Some(b) => format!("{}; dw_lang=en", b.cookie),
+            None => "dw_lang=en".to_owned(),
+        };
+        self.get_with(Some(&cookie), path).await
+    }
+
+    /// Posts the profile form; the page it answers with.
+    async fn save_profile(&self, b: &Browser, name: &str, phone: &str) -> String {
+        self.post(
+            b,
+            "/me/profile",
+            &[("csrf", &b.csrf), ("name", name), ("phone", phone)],
+        )
+        .await
+        .text()
+        .await
+        .expect("body")
     }
 
     /// Logs in through the mock WeChat with `code` and returns the browser.
@@ -187,27 +144,18 @@ impl TestApp {
             .to_owned();
         let cookies = cookies_of(&r);
         let r = self
-            .http
-            .get(format!(
-                "{}/login/wechat/callback?code={code}&state={state}",
-                self.base
-            ))
-            .header(COOKIE, &cookies)
-            .send()
-            .await
-            .expect("callback");
+            .get_with(
+                Some(&cookies),
+                &format!("/login/wechat/callback?code={code}&state={state}"),
+            )
+            .await;
         let to = if r.status() == StatusCode::SEE_OTHER {
             location(&r)
         } else {
             String::new()
         };
         let session = cookies_of(&r);
-        let set: Vec<String> = r
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok().map(str::to_owned))
-            .collect();
+        let set = common::set_cookies(&r);
         if let Some(s) = set
             .iter()
             .find(|c| c.starts_with("dw_session=") && !c.starts_with("dw_session=;"))
@@ -270,47 +218,10 @@ impl TestApp {
         )
         .await
     }
-
-    async fn count(&self, sql: &'static str) -> i64 {
-        match &self.db {
-            Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.expect("count"),
-            Db::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.expect("count"),
-        }
-    }
-}
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned()
-}
-
-/// `name=value` pairs of the response's Set-Cookie headers that set a value.
-fn cookies_of(r: &reqwest::Response) -> String {
-    r.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .filter(|kv| kv.split_once('=').is_some_and(|(_, v)| !v.is_empty()))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-fn csrf_of(html: &str) -> String {
-    html.split("name=csrf value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("a csrf field")
-        .to_owned()
 }
 
 async fn each_db(f: impl AsyncFn(TestApp)) {
-    for db in store::testing::all().await.expect("test databases") {
-        f(TestApp::spawn(db).await).await;
-    }
+    common::each_db(TestApp::spawn, f).await;
 }
 
 #[tokio::test]
@@ -336,15 +247,11 @@ async fn wechat_login_first_visit_and_expired_session() {
         let r = app.get(None, "/login/wechat").await;
         let cookies = cookies_of(&r);
         let r = app
-            .http
-            .get(format!(
-                "{}/login/wechat/callback?code=mallory&state=forged",
-                app.base
-            ))
-            .header(COOKIE, &cookies)
-            .send()
-            .await
-            .expect("callback");
+            .get_with(
+                Some(&cookies),
+                "/login/wechat/callback?code=mallory&state=forged",
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::OK);
         assert!(!cookies_of(&r).contains("dw_session="));
         // An invalid code is refused.
@@ -557,13 +464,7 @@ async fn overview_chart_and_bill_show_missing_days_distinctly() {
         // Days 1,2,4,5,6,7 back: (260+270+290+300+310+320)/6 = 291 (0.01 kWh); 3000/291 = 10.
         assert!(html.contains("id=days-left") && html.contains("<b>10</b>"), "days-left estimate");
         // English on request.
-        let r = app
-            .http
-            .get(format!("{}/overview", app.base))
-            .header(COOKIE, format!("{}; dw_lang=en", a.cookie))
-            .send()
-            .await
-            .expect("en");
+        let r = app.get_en(Some(&a), "/overview").await;
         assert!(
             r.text()
                 .await
@@ -645,31 +546,9 @@ async fn csrf_and_origin_are_checked() {
             .expect("post");
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         // Validation: a bad phone is refused beside the field; a good one is saved.
-        let body = app
-            .post(
-                &a,
-                "/me/profile",
-                &[("csrf", &a.csrf), ("name", "小明"), ("phone", "12ab")],
-            )
-            .await
-            .text()
-            .await
-            .expect("body");
+        let body = app.save_profile(&a, "小明", "12ab").await;
         assert!(body.contains("id=phone-error"));
-        let body = app
-            .post(
-                &a,
-                "/me/profile",
-                &[
-                    ("csrf", &a.csrf),
-                    ("name", "小明"),
-                    ("phone", "138 0013 8000"),
-                ],
-            )
-            .await
-            .text()
-            .await
-            .expect("body");
+        let body = app.save_profile(&a, "小明", "138 0013 8000").await;
         assert!(body.contains("id=profile-saved") && body.contains("13800138000"));
         // Demo login needs its own token too.
         let r = app
@@ -901,10 +780,7 @@ async fn the_ticked_amount_is_charged_and_priced() {
     each_db(async |app: TestApp| {
         let a = app.student_with_meter("alice", &app.meters[0]).await;
         let area = app.area_id.to_string();
-        let info = store::campus::meter_by_address(&app.db, app.area_id, &app.meters[0])
-            .await
-            .expect("meter")
-            .expect("exists");
+        let info = app.meter_info(&app.meters[0]).await;
         let price = info.unit_price_centifen_per_kwh;
         let yuan = |k: u64| {
             price
@@ -1011,13 +887,7 @@ async fn unknown_paths_get_the_apps_404_page() {
             body.contains("id=error-page") && body.contains("页面不存在"),
             "{body}"
         );
-        let r = app
-            .http
-            .get(format!("{}/nope", app.base))
-            .header(COOKIE, "dw_lang=en")
-            .send()
-            .await
-            .expect("GET");
+        let r = app.get_en(None, "/nope").await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         let body = r.text().await.expect("body");
         assert!(
@@ -1153,20 +1023,7 @@ async fn inputs_are_normalised_and_refused_precisely() {
         let r = order("３０").await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "full-width digits");
         assert_eq!(app.count("select kwh from orders").await, 30);
-        let body = app
-            .post(
-                &a,
-                "/me/profile",
-                &[
-                    ("csrf", &a.csrf),
-                    ("name", "小明"),
-                    ("phone", "１３８００１３８０００"),
-                ],
-            )
-            .await
-            .text()
-            .await
-            .expect("body");
+        let body = app.save_profile(&a, "小明", "１３８００１３８０００").await;
         assert!(
             body.contains("id=profile-saved") && body.contains("13800138000"),
             "full-width phone"
@@ -1188,10 +1045,7 @@ async fn inbox_messages_are_in_the_readers_language_and_name_the_meter() {
         let meter = app.meters[0].clone();
         let a = app.student_with_meter("alice", &meter).await;
         let _bob = app.student_with_meter("bob", &meter).await;
-        let info = store::campus::meter_by_address(&app.db, app.area_id, &meter)
-            .await
-            .expect("query")
-            .expect("meter");
+        let info = app.meter_info(&meter).await;
         let a_id = app
             .count("select id from student where openid = 'o-alice'")
             .await;
@@ -1219,13 +1073,7 @@ async fn inbox_messages_are_in_the_readers_language_and_name_the_meter() {
             zh.contains("旧消息 · Old message") && zh.contains("旧正文 / old body"),
             "old rows as stored"
         );
-        let r = app
-            .http
-            .get(format!("{}/me/messages", app.base))
-            .header(COOKIE, format!("{}; dw_lang=en", a.cookie))
-            .send()
-            .await
-            .expect("GET");
+        let r = app.get_en(Some(&a), "/me/messages").await;
         let en = r.text().await.expect("body");
         assert!(en.contains("Someone bound your meter"), "{en}");
         for named in [&info.building_name_en, &info.room, &meter] {
@@ -1316,13 +1164,7 @@ async fn a_meter_in_overdraft_says_how_much_in_both_languages() {
                 zh.contains("购买 10 kWh，到账后剩余 6.79 kWh"),
                 "{path}: what buying does: {zh}"
             );
-            let r = app
-                .http
-                .get(format!("{}{path}", app.base))
-                .header(COOKIE, format!("{}; dw_lang=en", a.cookie))
-                .send()
-                .await
-                .expect("GET");
+            let r = app.get_en(Some(&a), path).await;
             let en = r.text().await.expect("body");
             assert!(en.contains("3.21 kWh overdrawn"), "{path}: {en}");
             assert!(en.contains("buying 10 kWh leaves 6.79 kWh"), "{path}: {en}");
@@ -1390,12 +1232,8 @@ async fn the_bill_starts_with_the_meters_data_and_always_explains_red_days() {
             "{bill}"
         );
         let en = app
-            .http
-            .get(format!("{}/bill?month={}", app.base, ym(back2)))
-            .header(COOKIE, format!("{}; dw_lang=en", a.cookie))
-            .send()
+            .get_en(Some(&a), &format!("/bill?month={}", ym(back2)))
             .await
-            .expect("en")
             .text()
             .await
             .expect("body");

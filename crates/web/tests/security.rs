@@ -1,20 +1,22 @@
 //! Issue 10: security hardening of the pages and the JSON API, over HTTP on
 //! 127.0.0.1:0, on SQLite and — with `DORMWATT_TEST_PG_URL` — PostgreSQL.
 
-use std::time::Duration;
+mod common;
 
+use common::Server;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, HeaderMap};
 use store::Db;
 
-struct App {
-    base: String,
-    http: reqwest::Client,
-    db: Db,
-    area_id: i64,
-    /// Meters of the first building of area 1, in order.
-    meters: Vec<String>,
-    _stop: tokio::sync::oneshot::Sender<()>,
+/// The application as a site at `public_url`.
+struct App(Server);
+
+impl std::ops::Deref for App {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.0
+    }
 }
 
 struct Browser {
@@ -25,40 +27,8 @@ struct Browser {
 
 impl App {
     async fn spawn(db: Db, public_url: &str) -> Self {
-        let now = store::now_ms();
-        let plan = store::testing::seed_one_building_per_area(&db, now)
-            .await
-            .expect("seed");
-        let areas = store::campus::areas(&db).await.expect("areas");
-        let meters = plan.areas[0].buildings[0]
-            .meters()
-            .map(|m| m.address.as_str().to_owned())
-            .collect();
-        let state = web::AppState::new(
-            db.clone(),
-            web::Settings::new(public_url, domain::time::CampusTz::default(), false),
-            None,
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(web::serve(listener, state, async {
-            let _ = rx.await;
-        }));
-        App {
-            base,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(20))
-                .build()
-                .expect("client"),
-            db,
-            area_id: areas[0].id.get(),
-            meters,
-            _stop: tx,
-        }
+        let settings = web::Settings::new(public_url, domain::time::CampusTz::default(), false);
+        App(Server::start(db, settings, Vec::new()).await)
     }
 
     /// A logged-in student (a session made the way the login makes it).
@@ -90,21 +60,11 @@ impl App {
     }
 
     async fn get(&self, b: Option<&Browser>, path: &str) -> reqwest::Response {
-        let mut r = self.http.get(format!("{}{path}", self.base));
-        if let Some(b) = b {
-            r = r.header(COOKIE, &b.cookie);
-        }
-        r.send().await.expect("GET")
+        self.get_with(b.map(|b| b.cookie.as_str()), path).await
     }
 
     async fn post_form(&self, b: &Browser, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .header(COOKIE, &b.cookie)
-            .form(form)
-            .send()
-            .await
-            .expect("POST")
+        self.post_with(&b.cookie, path, form).await
     }
 
     /// Tries to bind `meter`: what happened.
@@ -166,10 +126,7 @@ impl App {
 }
 
 async fn each_db(public_url: &str, f: impl AsyncFn(App)) {
-    for db in store::testing::all().await.expect("test databases") {
-        eprintln!("on {:?}", db.backend());
-        f(App::spawn(db, public_url).await).await;
-    }
+    common::each_db(async |db| App::spawn(db, public_url).await, f).await;
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
@@ -448,10 +405,7 @@ async fn changing_the_password_unbinds_everyone_else() {
 async fn meter_lookup_is_masked_and_throttled() {
     each_db("http://dormwatt.test", async |app: App| {
         let meter = &app.meters[9];
-        let info = store::campus::meter_by_address(&app.db, app.area_id, meter)
-            .await
-            .expect("q")
-            .expect("meter");
+        let info = app.meter_info(meter).await;
         let path = |m: &str| format!("/buy/order?area_id={}&meter={m}", app.area_id);
         let owner = app.student("oSecLookupOwner00000000001").await;
         assert_eq!(app.bind(&owner, meter, "000000").await, Bind::Bound);

@@ -267,7 +267,7 @@ impl World {
 
     /// A paid counter sale of `kwh` for the meter; returns the order id.
     pub async fn buy(&self, meter_id: i64, kwh: u32) -> domain::OrderId {
-        let info = store::campus::meter_by_id(&self.db, meter_id)
+        let info = store::campus::meter_by_id(&self.db, domain::MeterId::new(meter_id))
             .await
             .unwrap()
             .unwrap();
@@ -275,7 +275,7 @@ impl World {
         store::orders::create_counter_sale(
             &self.db,
             info.area_id.get(),
-            &info.address,
+            info.address.as_str(),
             kwh,
             "test",
             self.clock.now_ms(),

@@ -125,7 +125,7 @@ struct BindPage<'a> {
 
 /// A meter of the demo campus offered on the bind page (issue 11 item 4).
 struct DemoMeter {
-    address: String,
+    address: domain::MeterAddress,
     place: String,
 }
 
@@ -151,8 +151,7 @@ async fn demo_meters(state: &AppState, l: Lang) -> store::Result<Vec<DemoMeter>>
             .take(DEMO_METERS_PER_AREA);
         for c in candidates {
             if let Some(m) =
-                store::campus::meter_by_address(state.db(), area.id.get(), c.address.as_str())
-                    .await?
+                store::campus::meter_by_address(state.db(), area.id, &c.address).await?
             {
                 out.push(DemoMeter {
                     place: format!(

@@ -326,7 +326,7 @@ pub async fn pay_page(State(state): State<AppState>, ctx: Ctx, PathId(id): PathI
     if o.state != OrderState::Unpaid || o.expires_at_ms <= now {
         return see(&format!("/orders/{}", o.id.get()));
     }
-    let m = store::campus::meter_by_id(state.db(), o.meter_id.get()).await?;
+    let m = store::campus::meter_by_id(state.db(), o.meter_id).await?;
     html(&PayPage {
         l,
         shell: ctx.shell("pay-title", Tab::Buy),
@@ -441,7 +441,7 @@ pub async fn order_status_page(
 ) -> PageResult {
     let l = ctx.l;
     let o = my_order(&state, &ctx.student, id).await?;
-    let m = store::campus::meter_by_id(state.db(), o.meter_id.get()).await?;
+    let m = store::campus::meter_by_id(state.db(), o.meter_id).await?;
     let st = Some(o.state);
     let now = store::now_ms();
     html(&OrderStatusPage {
@@ -494,7 +494,7 @@ pub async fn order_status_json(
     PathId(id): PathId,
 ) -> PageResult {
     let o = my_order(&state, &student, id).await?;
-    let m = store::campus::meter_by_id(state.db(), o.meter_id.get()).await?;
+    let m = store::campus::meter_by_id(state.db(), o.meter_id).await?;
     let remaining = m.and_then(|m| m.remaining_centikwh).map(|r| r.to_string());
     Ok((
         [(header::CACHE_CONTROL, "no-store")],

@@ -61,7 +61,7 @@ pub async fn page(
             continue;
         }
         if let std::collections::hash_map::Entry::Vacant(slot) = places.entry(o.meter_id.get()) {
-            let p = store::campus::meter_by_id(state.db(), o.meter_id.get())
+            let p = store::campus::meter_by_id(state.db(), o.meter_id)
                 .await?
                 .map(|m| {
                     format!(

@@ -51,6 +51,19 @@ impl Search {
         }
     }
 
+    /// What the page and the export both open with: the operator may read
+    /// the audit log (a refusal is audited), then at most `limit` rows.
+    async fn run(
+        &self,
+        state: &AppState,
+        op: &CurrentOperator,
+        limit: i64,
+    ) -> StaffResult<Vec<store::audit::AuditRow>> {
+        op.require(state, Action::ViewAudit, Place::Console).await?;
+        let tz = crate::pages::campus_tz(state);
+        Ok(store::audit::search(state.db(), &self.filter(tz, limit)).await?)
+    }
+
     /// The query string of this search (for the CSV link).
     fn query(&self) -> String {
         let e = crate::url::encode;
@@ -96,10 +109,8 @@ pub async fn page(
     op: CurrentOperator,
     Query(q): Query<Search>,
 ) -> StaffResult {
-    op.require(&state, Action::ViewAudit, Place::Console)
-        .await?;
+    let found = q.run(&state, &op, PAGE_ROWS + 1).await?;
     let tz = crate::pages::campus_tz(&state);
-    let found = store::audit::search(state.db(), &q.filter(tz, PAGE_ROWS + 1)).await?;
     let truncated = found.len() > usize::try_from(PAGE_ROWS).unwrap_or(usize::MAX);
     let rows = found
         .into_iter()
@@ -135,11 +146,8 @@ pub async fn csv(
     op: CurrentOperator,
     Query(q): Query<Search>,
 ) -> StaffResult {
-    op.require(&state, Action::ViewAudit, Place::Console)
-        .await?;
+    let rows = q.run(&state, &op, store::audit::SEARCH_ROWS_MAX).await?;
     let tz = crate::pages::campus_tz(&state);
-    let rows =
-        store::audit::search(state.db(), &q.filter(tz, store::audit::SEARCH_ROWS_MAX)).await?;
     let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
     let failed = |e: csv::Error| super::StaffError::Store(store::Error::Corrupt(e.to_string()));
     w.write_record([
