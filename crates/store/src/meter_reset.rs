@@ -100,7 +100,7 @@ pub async fn reset(
     .bind(meter_id)
     .fetch_all(c)
     .await?);
-    let place = message::place_in(&mut tx, meter_id).await?;
+    let place = message::place_in(&mut tx, domain::MeterId::new(meter_id)).await?;
     for s in &binders {
         message::insert_in(
             &mut tx,

@@ -409,7 +409,7 @@ async fn the_dashboard_counts_today_within_the_scope() {
         let address = |id: i64| {
             let db = db.clone();
             async move {
-                store::campus::meter_by_id(&db, id)
+                store::campus::meter_by_id(&db, domain::MeterId::new(id))
                     .await
                     .unwrap()
                     .unwrap()
@@ -422,7 +422,7 @@ async fn the_dashboard_counts_today_within_the_scope() {
                 &db,
                 &NewOrder {
                     area_id: area,
-                    meter_address: addr,
+                    meter_address: addr.as_str(),
                     student_id: None,
                     kwh: WholeKwh::new(kwh, 500).unwrap(),
                     channel: Channel::Wechat,

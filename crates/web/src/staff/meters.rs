@@ -392,7 +392,7 @@ pub struct MeterPanel {
 /// The panel of meter `h`.
 pub async fn panel(state: &AppState, l: Lang, h: &MeterHit) -> StaffResult<MeterPanel> {
     let tz = crate::pages::campus_tz(state);
-    let info = store::campus::meter_by_id(state.db(), h.meter_id.get())
+    let info = store::campus::meter_by_id(state.db(), h.meter_id)
         .await?
         .ok_or(StaffError::NotFound)?;
     let st = store::meters::state(state.db(), h.meter_id.get()).await?;

@@ -21,15 +21,15 @@ mod apikeys;
 mod audit;
 mod exceptions;
 mod login;
-mod moveout;
 mod meter_password;
+mod moveout;
 mod notices;
 mod operators;
 // Issue 13 item 3: meter look-up, the counter sale and its receipt, shifts.
 mod counter;
 mod meters;
-mod shifts;
 mod orders;
+mod shifts;
 
 use crate::AppState;
 use crate::cookies::get as cookie;
