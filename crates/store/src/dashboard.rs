@@ -4,11 +4,12 @@
 //! many meters were read today.
 //!
 //! - "Today" is the caller's campus-local day, `[day_start_ms, day_end_ms)`.
-//! - Sales are orders paid today (refunded ones included: they were sold).
-//! - Exceptions are orders in state `delayed` (delayed beyond the window,
-//!   refused by the meter, a purchase-count gap: every flag the core raises
-//!   today parks the order there); the exceptions queue may add kinds of
-//!   its own later.
+//! - Sales are orders paid today (refunded ones included: they were sold),
+//!   by channel; a counter sale made in a shift is split by its tender
+//!   (`counter:cash`, `counter:card`, from `shift_sale`), one made through
+//!   the API without a shift stays `counter`.
+//! - Exceptions are the orders the exceptions queue lists: those with an
+//!   unresolved `order_flag` (`store::exceptions`).
 //! - Read success is the share of meters whose last answer is from today.
 
 use crate::{Db, Result, on_db};
@@ -60,7 +61,7 @@ impl Within {
 /// Sales of one channel today.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ChannelSales {
-    /// `wechat`, `counter`, …
+    /// `wechat`, `counter:cash`, `counter:card`, `counter` (no shift).
     pub channel: String,
     /// Orders.
     pub orders: i64,
@@ -79,7 +80,7 @@ pub struct Figures {
     pub undelivered: i64,
     /// When the oldest of them was paid.
     pub undelivered_oldest_paid_ms: Option<i64>,
-    /// Orders that need a person (`delayed`).
+    /// Orders that need a person (an unresolved flag).
     pub exceptions: i64,
     /// Meters in scope.
     pub meters: i64,
@@ -96,10 +97,13 @@ pub async fn figures(db: &Db, w: &Within, day_start_ms: i64, day_end_ms: i64) ->
         "from orders o join meter m on m.id = o.meter_id join room r on r.id = m.room_id where true{scope}"
     );
     let sales_sql = format!(
-        "select o.channel, count(*) as orders, cast(coalesce(sum(o.kwh), 0) as bigint) as kwh,
+        "select coalesce(o.channel || ':' || ss.tender, o.channel) as channel, count(*) as orders,
+                cast(coalesce(sum(o.kwh), 0) as bigint) as kwh,
                 cast(coalesce(sum(o.amount_fen), 0) as bigint) as amount_fen
-         {from_orders} and o.paid_at_ms >= $1 and o.paid_at_ms < $2
-         group by o.channel order by o.channel"
+         from orders o join meter m on m.id = o.meter_id join room r on r.id = m.room_id
+         left join shift_sale ss on ss.order_id = o.id
+         where o.paid_at_ms >= $1 and o.paid_at_ms < $2{scope}
+         group by 1 order by 1"
     );
     let sales: Vec<ChannelSales> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(
         sales_sql.clone()
@@ -115,7 +119,10 @@ pub async fn figures(db: &Db, w: &Within, day_start_ms: i64, day_end_ms: i64) ->
     )
     .fetch_one(p)
     .await?);
-    let exceptions_sql = format!("select count(*) {from_orders} and o.state = 'delayed'");
+    let exceptions_sql = format!(
+        "select count(*) {from_orders} and exists (select 1 from order_flag f
+         where f.order_id = o.id and f.resolved_at_ms is null)"
+    );
     let exceptions: i64 = on_db!(db, |p| sqlx::query_scalar(sqlx::AssertSqlSafe(
         exceptions_sql.clone()
     ))

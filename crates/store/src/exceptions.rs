@@ -394,11 +394,26 @@ pub async fn refund(
         .refund_no
         .clone()
         .ok_or_else(|| Error::Corrupt(format!("order {order_id} refunding without a number")))?;
+    // Cash paid back at the counter leaves the refunding operator's till:
+    // their open shift, locked by this guarded no-op update so a close of
+    // that shift (`shifts::close`, same lock) counts the refund or comes
+    // strictly before it.
+    let till: Option<i64> = match (after.channel, actor.operator_id) {
+        (Channel::Counter, Some(op)) => on_tx!(&mut tx, |c| sqlx::query_scalar(
+            "update shift set sales_count = sales_count
+             where operator_id = $1 and closed_at_ms is null returning id"
+        )
+        .bind(op)
+        .fetch_optional(c)
+        .await
+        .map_err(Error::from)?),
+        _ => None,
+    };
     on_tx!(&mut tx, |c| {
         sqlx::query(
         "insert into staff_refund (refund_no, order_id, channel, amount_fen, operator_id, operator_name,
-                                   client_ip, requested_at_ms)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)"
+                                   client_ip, requested_at_ms, shift_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     )
     .bind(&refund_no)
     .bind(order_id.get())
@@ -408,6 +423,7 @@ pub async fn refund(
     .bind(&actor.name)
     .bind(&actor.client_ip)
     .bind(now_ms)
+    .bind(till)
     .execute(c)
     .await
     .map_err(Error::from)?
@@ -427,7 +443,7 @@ pub async fn refund(
             before: Some(serde_json::json!({ "order": snapshot(&before), "flags": kinds(&flags) })),
             after: Some(serde_json::json!({
                 "order": snapshot(&after),
-                "refund": { "refund_no": refund_no, "amount_fen": after.amount_fen.get(), "paid_back": how },
+                "refund": { "refund_no": refund_no, "amount_fen": after.amount_fen.get(), "paid_back": how, "shift": till },
             })),
         },
         now_ms,

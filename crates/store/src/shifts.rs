@@ -41,7 +41,7 @@ pub struct Shift {
     pub closed_at_ms: Option<i64>,
     /// Cash the cashier counted at the close.
     pub counted_cash_fen: Option<Fen>,
-    /// Cash the shift's cash sales add up to, fixed at the close.
+    /// Cash the till should hold (cash sales less cash refunds), fixed at the close.
     pub expected_cash_fen: Option<Fen>,
     /// The administrator who signed it off.
     pub signed_off_by: Option<String>,
@@ -250,11 +250,16 @@ pub struct TenderTotal {
     pub amount: Fen,
 }
 
-/// A shift's totals by tender, cash first (every tender listed, zero or not).
+/// A shift's totals by tender, cash first (every tender listed, zero or not),
+/// and the cash paid back from its till.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Totals {
     /// One line per tender, in [`Tender::ALL`] order.
     pub by_tender: Vec<TenderTotal>,
+    /// Counter refunds paid out of the shift's till (`staff_refund.shift_id`).
+    pub refunds: i64,
+    /// Their amount.
+    pub cash_refunded: Fen,
 }
 
 impl Totals {
@@ -270,6 +275,11 @@ impl Totals {
                 energy: CentiKwh::new(0),
                 amount: Fen::new(0),
             })
+    }
+
+    /// The cash the till should hold: cash sales less cash paid back.
+    pub fn expected_cash(&self) -> Fen {
+        Fen::new(self.of(Tender::Cash).amount.get() - self.cash_refunded.get())
     }
 
     /// Every tender together.
@@ -292,7 +302,10 @@ const TOTALS_SQL: &str = "select ss.tender, count(*), cast(coalesce(sum(o.kwh), 
     from shift_sale ss join orders o on o.id = ss.order_id
     where ss.shift_id = $1 group by ss.tender";
 
-fn totals_of(rows: Vec<TotalRow>) -> Result<Totals> {
+const REFUNDS_SQL: &str = "select count(*), cast(coalesce(sum(amount_fen), 0) as bigint)
+    from staff_refund where shift_id = $1 and channel = 'counter'";
+
+fn totals_of(rows: Vec<TotalRow>, (refunds, refunded): (i64, i64)) -> Result<Totals> {
     let mut by_tender: Vec<TenderTotal> = Tender::ALL
         .into_iter()
         .map(|tender| TenderTotal {
@@ -314,7 +327,11 @@ fn totals_of(rows: Vec<TotalRow>) -> Result<Totals> {
             };
         }
     }
-    Ok(Totals { by_tender })
+    Ok(Totals {
+        by_tender,
+        refunds,
+        cash_refunded: Fen::new(refunded),
+    })
 }
 
 /// Shift `shift_id`'s totals by tender.
@@ -323,7 +340,11 @@ pub async fn totals(db: &Db, shift_id: i64) -> Result<Totals> {
         .bind(shift_id)
         .fetch_all(p)
         .await?);
-    totals_of(rows)
+    let refunds: (i64, i64) = on_db!(db, |p| sqlx::query_as(REFUNDS_SQL)
+        .bind(shift_id)
+        .fetch_one(p)
+        .await?);
+    totals_of(rows, refunds)
 }
 
 /// One sale of a shift.
@@ -376,7 +397,7 @@ pub async fn of_order(db: &Db, order_id: OrderId) -> Result<Option<(i64, Tender)
 }
 
 /// Closes open shift `shift_id` of `operator_id` with `counted` cash, fixes
-/// its expected cash (the sum of its cash sales) and writes `shift_closed`
+/// its expected cash (its cash sales less the counter refunds paid from it) and writes `shift_closed`
 /// with the totals. Already closed (or not that cashier's): `Conflict`,
 /// nothing changed.
 pub async fn close(
@@ -413,8 +434,12 @@ pub async fn close(
         .bind(shift_id)
         .fetch_all(c)
         .await?);
-    let totals = totals_of(rows)?;
-    let expected = totals.of(Tender::Cash).amount;
+    let refunds: (i64, i64) = on_tx!(&mut tx, |c| sqlx::query_as(REFUNDS_SQL)
+        .bind(shift_id)
+        .fetch_one(c)
+        .await?);
+    let totals = totals_of(rows, refunds)?;
+    let expected = totals.expected_cash();
     on_tx!(&mut tx, |c| sqlx::query(
         "update shift set expected_cash_fen = $2 where id = $1"
     )
@@ -427,6 +452,7 @@ pub async fn close(
     let mut after_json = after.audit_json();
     after_json["totals"] =
         serde_json::to_value(&totals.by_tender).map_err(|e| Error::Corrupt(e.to_string()))?;
+    after_json["cash_refunded_fen"] = serde_json::json!(totals.cash_refunded.get());
     after_json["difference_fen"] = serde_json::json!(after.difference_fen().map(Fen::get));
     audit::append_tx(
         &mut tx,

@@ -64,7 +64,7 @@ const CSS: &str = include_str!("../../assets/staff.css");
 const CSS_PATH: &str = concat!(
     "/staff/assets/staff.css?v=",
     env!("CARGO_PKG_VERSION"),
-    "-1"
+    "-2"
 );
 
 /// The clock of the staff console: the system's, or one a test sets.
@@ -663,6 +663,8 @@ fn channel_text(l: Lang, c: &str) -> String {
     match c {
         "wechat" => l.t("staff-dash-channel-wechat"),
         "counter" => l.t("staff-dash-channel-counter"),
+        "counter:cash" => l.t("staff-dash-channel-counter-cash"),
+        "counter:card" => l.t("staff-dash-channel-counter-card"),
         other => other.to_owned(),
     }
 }

@@ -193,6 +193,9 @@ struct ShiftPage {
     s: ShiftView,
     totals: Vec<TotalLine>,
     total: TotalLine,
+    /// Counter refunds paid out of this till (count, amount).
+    refunds: i64,
+    refunded: String,
     sales: Vec<SaleView>,
     /// The close form (the cashier's own open shift).
     can_close: bool,
@@ -260,6 +263,8 @@ async fn render_shift(
             kwh: e.to_string(),
             amount: a.to_string(),
         },
+        refunds: t.refunds,
+        refunded: t.cash_refunded.to_string(),
         sales,
         can_close: s.is_open()
             && s.operator_id == op.operator.id
