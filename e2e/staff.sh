@@ -10,6 +10,7 @@
 #
 # Each script gets E2E_BASE, E2E_ADMIN, E2E_ADMIN_PASSWORD, E2E_BIN,
 # E2E_DB_URL, E2E_DB_KIND and E2E_LOG (the server's log) in its environment.
+# E2E_ONLY=NAME runs only the scripts whose file name contains NAME.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -51,6 +52,8 @@ for kind in "${kinds[@]}"; do
   export E2E_ADMIN E2E_ADMIN_PASSWORD E2E_DB_KIND="$kind"
   for script in staff/*.mjs; do
     [ "$(basename "$script")" = lib.mjs ] && continue
+    # E2E_ONLY=40-auditor runs only the scripts whose name contains it.
+    case "$(basename "$script")" in *"${E2E_ONLY:-}"*) ;; *) continue ;; esac
     echo "  -- $script ($kind)"
     if ! E2E_SHOT_PREFIX="$kind-$(basename "$script" .mjs)" timeout 300 node "$script"; then
       echo "  FAILED: $script on $kind"
