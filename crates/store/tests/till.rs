@@ -133,3 +133,72 @@ async fn a_refund_racing_the_close_of_its_shift_is_counted_once_or_not_at_all() 
         }
     }
 }
+
+/// The dashboard splits counter sales by tender and counts as exceptions
+/// the orders with an unresolved flag (what the exceptions queue lists),
+/// not every order in state `delayed`.
+#[tokio::test]
+async fn the_dashboard_splits_counter_tenders_and_counts_unresolved_flags() {
+    use store::dashboard::{self, Within};
+    for db in testing::all_seeded(NOW).await.expect("seeded") {
+        let admin = administrator(&db, "dash-admin").await;
+        let shift = shifts::open(&db, admin.operator_id.unwrap(), &admin, NOW)
+            .await
+            .unwrap();
+        let cash = cash_sale(&db, shift.id, &admin, "201701010026", 4).await;
+        let card = {
+            let mut tx = db.begin().await.unwrap();
+            let o = orders::create_counter_sale_in(
+                &mut tx,
+                1,
+                "201701010027",
+                WholeKwh::new(3, 500).unwrap(),
+                &admin.name,
+                NOW + 10,
+            )
+            .await
+            .unwrap();
+            shifts::record_sale_in(
+                &mut tx,
+                shift.id,
+                admin.operator_id.unwrap(),
+                o.id,
+                Tender::Card,
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            o
+        };
+        orders::mark_overdue(&db, 1, NOW + 10_000).await.unwrap();
+        let day = (NOW - 3_600_000, NOW + 3_600_000);
+        let before = dashboard::figures(&db, &Within::default(), day.0, day.1)
+            .await
+            .unwrap();
+        let channels: Vec<(&str, i64, i64)> = before
+            .sales
+            .iter()
+            .map(|s| (s.channel.as_str(), s.orders, s.kwh))
+            .collect();
+        assert_eq!(
+            channels,
+            [("counter:card", 1, 3), ("counter:cash", 1, 4)],
+            "{:?}",
+            db.backend()
+        );
+        assert_eq!(before.exceptions, 2);
+        exceptions::resolve(&db, card.id, &admin, "paid back by hand", NOW + 10_001)
+            .await
+            .unwrap();
+        let after = dashboard::figures(&db, &Within::default(), day.0, day.1)
+            .await
+            .unwrap();
+        assert_eq!(
+            after.exceptions,
+            1,
+            "{:?}: only {} is left",
+            db.backend(),
+            cash.out_trade_no
+        );
+    }
+}
