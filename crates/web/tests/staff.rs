@@ -4,212 +4,14 @@
 //! moves, CSRF, role refusal with its audit row, the operators and audit
 //! pages, the CSV export and the audit chain.
 
+mod common;
+
+use common::staff::{PASSWORD, StaffApp, each_db};
 use domain::staff::Role;
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use std::time::Duration;
-use store::Db;
-use web::staff::Clock;
+use reqwest::header::{COOKIE, LOCATION};
 
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 const MIN: i64 = 60_000;
-const PASSWORD: &str = "correct horse battery";
-
-struct TestApp {
-    base: String,
-    http: reqwest::Client,
-    db: Db,
-    clock: Clock,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-/// A logged-in browser.
-struct Browser {
-    cookie: String,
-    csrf: String,
-}
-
-fn csrf_of(html: &str) -> String {
-    html.split("name=csrf value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("a csrf field")
-        .to_owned()
-}
-
-fn set_cookies(r: &reqwest::Response) -> Vec<String> {
-    r.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_owned))
-        .collect()
-}
-
-fn cookie_pair(set: &[String], name: &str) -> Option<String> {
-    set.iter()
-        .filter_map(|c| c.split(';').next())
-        .find(|kv| kv.starts_with(&format!("{name}=")) && !kv.ends_with('='))
-        .map(str::to_owned)
-}
-
-impl TestApp {
-    async fn spawn(db: Db) -> Self {
-        let now = store::now_ms();
-        store::testing::seed_one_building_per_area(&db, now)
-            .await
-            .expect("seed");
-        let clock = Clock::manual(now);
-        let mut settings = web::Settings::new(
-            "http://dormwatt.test",
-            domain::time::CampusTz::default(),
-            false,
-        );
-        settings.staff.clock = clock.clone();
-        let state = web::AppState::new(db.clone(), settings, None);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(web::serve(listener, state, async {
-            let _ = rx.await;
-        }));
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .expect("client");
-        let app = TestApp {
-            base,
-            http,
-            db,
-            clock,
-            _stop: tx,
-        };
-        for (name, role) in [
-            ("admin", Role::Administrator),
-            ("auditor", Role::Auditor),
-            ("cashier", Role::Cashier),
-        ] {
-            app.operator(name, role).await;
-        }
-        app
-    }
-
-    async fn operator(&self, name: &str, role: Role) {
-        let new = store::operators::NewOperator {
-            name: name.to_owned(),
-            role,
-            password_phc: domain::staff::hash_password(PASSWORD, rand::random()).unwrap(),
-            area_codes: Vec::new(),
-            building_names: Vec::new(),
-        };
-        store::operators::create(
-            &self.db,
-            &new,
-            &store::audit::Actor::command_line(),
-            self.clock.now_ms(),
-        )
-        .await
-        .expect("operator");
-    }
-
-    async fn get(&self, b: Option<&Browser>, path: &str) -> reqwest::Response {
-        let mut r = self.http.get(format!("{}{path}", self.base));
-        if let Some(b) = b {
-            r = r.header(COOKIE, &b.cookie);
-        }
-        r.send().await.expect("GET")
-    }
-
-    async fn text(&self, b: &Browser, path: &str) -> (StatusCode, String) {
-        let r = self.get(Some(b), path).await;
-        (r.status(), r.text().await.expect("body"))
-    }
-
-    async fn post(&self, b: &Browser, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .header(COOKIE, &b.cookie)
-            .form(form)
-            .send()
-            .await
-            .expect("POST")
-    }
-
-    /// Tries to log in; the response of the POST.
-    async fn try_login(&self, name: &str, password: &str) -> reqwest::Response {
-        let r = self.get(None, "/staff/login").await;
-        assert_eq!(r.status(), StatusCode::OK);
-        let set = set_cookies(&r);
-        let login = set
-            .iter()
-            .find(|c| c.starts_with("dw_staff_login="))
-            .expect("login cookie");
-        assert!(
-            login.contains("Path=/staff")
-                && login.contains("HttpOnly")
-                && login.contains("SameSite=Strict"),
-            "{login}"
-        );
-        let cookie = cookie_pair(&set, "dw_staff_login").unwrap();
-        let csrf = csrf_of(&r.text().await.unwrap());
-        self.http
-            .post(format!("{}/staff/login", self.base))
-            .header(COOKIE, cookie)
-            .form(&[
-                ("csrf", csrf.as_str()),
-                ("name", name),
-                ("password", password),
-            ])
-            .send()
-            .await
-            .expect("POST login")
-    }
-
-    async fn login(&self, name: &str) -> Browser {
-        let r = self.try_login(name, PASSWORD).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER, "login {name}");
-        assert_eq!(r.headers()[LOCATION], "/staff");
-        let set = set_cookies(&r);
-        let session = set
-            .iter()
-            .find(|c| c.starts_with("dw_staff=") && !c.starts_with("dw_staff=;"))
-            .expect("session cookie");
-        assert!(
-            session.contains("Path=/staff; HttpOnly; SameSite=Strict"),
-            "{session}"
-        );
-        assert!(!session.contains("Secure"), "plain http: {session}");
-        let mut b = Browser {
-            cookie: cookie_pair(&set, "dw_staff").unwrap(),
-            csrf: String::new(),
-        };
-        let (s, html) = self.text(&b, "/staff").await;
-        assert_eq!(s, StatusCode::OK, "{html}");
-        b.csrf = csrf_of(&html);
-        b
-    }
-
-    async fn audit(&self, action: &str) -> Vec<store::audit::AuditRow> {
-        store::audit::search(
-            &self.db,
-            &store::audit::Filter {
-                action: Some(action.to_owned()),
-                limit: 1000,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-    }
-}
-
-async fn each_db(f: impl AsyncFn(TestApp)) {
-    for db in store::testing::all().await.expect("test databases") {
-        f(TestApp::spawn(db).await).await;
-    }
-}
 
 fn redirects_to_login(r: &reqwest::Response) -> bool {
     r.status() == StatusCode::SEE_OTHER && r.headers()[LOCATION] == "/staff/login"
@@ -217,7 +19,7 @@ fn redirects_to_login(r: &reqwest::Response) -> bool {
 
 #[tokio::test]
 async fn login_right_wrong_disabled_and_logout() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         // Without a session every console page goes to the login page.
         assert!(redirects_to_login(&app.get(None, "/staff").await));
         assert!(redirects_to_login(&app.get(None, "/staff/audit").await));
@@ -268,7 +70,7 @@ async fn login_right_wrong_disabled_and_logout() {
 
 #[tokio::test]
 async fn failed_logins_are_throttled_per_name_with_the_wait_stated() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         for _ in 0..5 {
             let r = app.try_login("admin", "wrong password!").await;
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
@@ -290,7 +92,7 @@ async fn failed_logins_are_throttled_per_name_with_the_wait_stated() {
 
 #[tokio::test]
 async fn sessions_end_when_idle_and_after_twelve_hours() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let b = app.login("admin").await;
         app.clock.advance(29 * MIN);
         assert_eq!(app.get(Some(&b), "/staff").await.status(), StatusCode::OK);
@@ -317,7 +119,7 @@ async fn sessions_end_when_idle_and_after_twelve_hours() {
 
 #[tokio::test]
 async fn posts_without_the_csrf_token_are_refused() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let b = app.login("admin").await;
         let r = app.post(&b, "/staff/logout", &[("csrf", "forged")]).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
@@ -367,22 +169,12 @@ async fn posts_without_the_csrf_token_are_refused() {
 
 #[tokio::test]
 async fn an_auditor_reads_and_exports_but_every_write_is_refused_and_audited() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let admin = app.login("admin").await;
         // The administrator creates a cashier; a weak password is refused first.
-        let create = |name: &'static str, pw: &'static str| {
-            let f = [
-                ("csrf", admin.csrf.clone()),
-                ("name", name.to_owned()),
-                ("role", "cashier".to_owned()),
-                ("password", pw.to_owned()),
-            ];
-            let app = &app;
-            let admin = &admin;
-            async move {
-                let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                app.post(admin, "/staff/operators", &f).await
-            }
+        let create = async |name: &str, pw: &str| {
+            let f = [("name", name), ("role", "cashier"), ("password", pw)];
+            app.submit(&admin, "/staff/operators", &f).await
         };
         let r = create("li", "1234567890").await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -521,21 +313,12 @@ async fn an_auditor_reads_and_exports_but_every_write_is_refused_and_audited() {
 
 #[tokio::test]
 async fn the_password_is_changed_with_the_old_one_and_other_sessions_end() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let b = app.login("cashier").await;
         let other = app.login("cashier").await;
-        let change = |old: &'static str, new: &'static str, again: &'static str| {
-            let f = [
-                ("csrf", b.csrf.clone()),
-                ("old", old.to_owned()),
-                ("new", new.to_owned()),
-                ("again", again.to_owned()),
-            ];
-            let (app, b) = (&app, &b);
-            async move {
-                let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                app.post(b, "/staff/password", &f).await
-            }
+        let change = async |old: &str, new: &str, again: &str| {
+            let f = [("old", old), ("new", new), ("again", again)];
+            app.submit(&b, "/staff/password", &f).await
         };
         let r = change(
             "wrong old one",
@@ -570,7 +353,7 @@ async fn the_password_is_changed_with_the_old_one_and_other_sessions_end() {
 
 #[tokio::test]
 async fn every_console_page_renders_in_both_languages() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let mut b = app.login("admin").await;
         let base_cookie = b.cookie.clone();
         for lang in ["zh", "en"] {
@@ -607,7 +390,7 @@ async fn every_console_page_renders_in_both_languages() {
 }
 
 /// Every building of the seeded campus as (id, area id, Chinese name).
-async fn buildings(app: &TestApp) -> Vec<(i64, i64, String)> {
+async fn buildings(app: &StaffApp) -> Vec<(i64, i64, String)> {
     store::notices::buildings(&app.db)
         .await
         .unwrap()
@@ -630,7 +413,7 @@ fn notice_form<'a>(csrf: &'a str, title: &'a str, target: &'a str) -> Vec<(&'a s
 
 #[tokio::test]
 async fn a_bad_notice_is_refused_with_its_reason_and_records_nothing() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let admin = app.login("admin").await;
         let (s, page) = app.text(&admin, "/staff/notices/new").await;
         assert_eq!(s, StatusCode::OK, "{page}");
@@ -725,24 +508,12 @@ async fn a_bad_notice_is_refused_with_its_reason_and_records_nothing() {
 
 #[tokio::test]
 async fn a_building_manager_publishes_for_their_buildings_only() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let b = buildings(&app).await;
         let (mine, _, ref name) = b[0];
         let (other, _, _) = *b.iter().find(|x| x.1 != b[0].1).expect("another area");
-        store::operators::create(
-            &app.db,
-            &store::operators::NewOperator {
-                name: "lou".to_owned(),
-                role: Role::BuildingManager,
-                password_phc: domain::staff::hash_password(PASSWORD, rand::random()).unwrap(),
-                area_codes: Vec::new(),
-                building_names: vec![name.clone()],
-            },
-            &store::audit::Actor::command_line(),
-            app.clock.now_ms(),
-        )
-        .await
-        .unwrap();
+        app.scoped_operator("lou", Role::BuildingManager, &[], &[name])
+            .await;
         let lou = app.login("lou").await;
         let (s, page) = app.text(&lou, "/staff/notices/new").await;
         assert_eq!(s, StatusCode::OK);
@@ -808,7 +579,7 @@ async fn a_building_manager_publishes_for_their_buildings_only() {
 
 #[tokio::test]
 async fn staff_reset_a_meters_password_shown_once_and_audited_without_it() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let meter: i64 = store::on_db!(&app.db, |p| sqlx::query_scalar::<_, i64>(
             "select min(id) from meter"
         )
@@ -862,7 +633,7 @@ async fn staff_reset_a_meters_password_shown_once_and_audited_without_it() {
 
 #[tokio::test]
 async fn the_dashboard_links_each_figure_to_its_list() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let admin = app.login("admin").await;
         let (s, home) = app.text(&admin, "/staff").await;
         assert_eq!(s, StatusCode::OK, "{home}");
@@ -890,7 +661,7 @@ async fn the_dashboard_links_each_figure_to_its_list() {
 
 #[tokio::test]
 async fn api_keys_are_made_in_the_console_and_a_revoked_one_is_refused() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let admin = app.login("admin").await;
         let make = async |name: &str, role: &str| {
             let r = app
@@ -985,7 +756,7 @@ async fn api_keys_are_made_in_the_console_and_a_revoked_one_is_refused() {
 
 #[tokio::test]
 async fn an_auditor_is_refused_every_console_write_route() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let admin = app.login("admin").await;
         let b = buildings(&app).await;
         let first = b[0].0.to_string();
@@ -1087,7 +858,7 @@ async fn an_auditor_is_refused_every_console_write_route() {
 
 #[tokio::test]
 async fn the_notices_reset_and_api_key_pages_render_in_both_languages() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let mut b = app.login("admin").await;
         let mut f = notice_form(&b.csrf, "停水", "campus");
         f.push(("pinned", "1"));
