@@ -6,10 +6,11 @@
 
 mod common;
 
-use common::staff::{PASSWORD, StaffApp, each_db};
+use common::staff::{PASSWORD, StaffApp, bound_student, each_db, first_meter, refused};
 use domain::staff::Role;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION};
+use std::collections::BTreeSet;
 
 const MIN: i64 = 60_000;
 
@@ -389,6 +390,11 @@ async fn every_console_page_renders_in_both_languages() {
     .await;
 }
 
+/// The lowest meter row id.
+async fn first_meter_id(app: &StaffApp) -> i64 {
+    app.count("select min(id) from meter").await
+}
+
 /// Every building of the seeded campus as (id, area id, Chinese name).
 async fn buildings(app: &StaffApp) -> Vec<(i64, i64, String)> {
     store::notices::buildings(&app.db)
@@ -580,12 +586,7 @@ async fn a_building_manager_publishes_for_their_buildings_only() {
 #[tokio::test]
 async fn staff_reset_a_meters_password_shown_once_and_audited_without_it() {
     each_db(async |app: StaffApp| {
-        let meter: i64 = store::on_db!(&app.db, |p| sqlx::query_scalar::<_, i64>(
-            "select min(id) from meter"
-        )
-        .fetch_one(p)
-        .await)
-        .unwrap();
+        let meter = first_meter_id(&app).await;
         let path = format!("/staff/meters/{meter}/password");
         let cashier = app.login("cashier").await;
         let before = app.audit("forbidden").await.len();
@@ -754,9 +755,56 @@ async fn api_keys_are_made_in_the_console_and_a_revoked_one_is_refused() {
     .await;
 }
 
+/// The console router's POST routes (their path patterns), read from
+/// `router()` in `src/staff/mod.rs`.
+fn console_post_routes() -> BTreeSet<&'static str> {
+    let src = include_str!("../src/staff/mod.rs");
+    let router = src
+        .split("pub fn router()")
+        .nth(1)
+        .and_then(|s| s.split("\n}\n").next())
+        .expect("router()");
+    let routes: BTreeSet<&str> = router
+        .split(".route(")
+        .skip(1)
+        .filter(|r| r.contains("post("))
+        .map(|r| r.split('"').nth(1).expect("a path"))
+        .collect();
+    assert_eq!(
+        routes.len(),
+        router.matches("post(").count(),
+        "one POST a path"
+    );
+    routes
+}
+
+/// The rows of the tables a console write adds to, by table.
+async fn row_counts(app: &StaffApp) -> Vec<(&'static str, i64)> {
+    let mut counts = Vec::new();
+    for (table, sql) in [
+        ("operator", "select count(*) from operator"),
+        ("orders", "select count(*) from orders"),
+        ("ledger_transfer", "select count(*) from ledger_transfer"),
+        ("job", "select count(*) from job"),
+        ("order_flag", "select count(*) from order_flag"),
+        ("staff_refund", "select count(*) from staff_refund"),
+        ("move_out", "select count(*) from move_out"),
+        ("binding", "select count(*) from binding"),
+        ("notice", "select count(*) from notice"),
+        ("notice_building", "select count(*) from notice_building"),
+        ("api_key", "select count(*) from api_key"),
+        ("shift", "select count(*) from shift"),
+        ("shift_sale", "select count(*) from shift_sale"),
+    ] {
+        counts.push((table, app.count(sql).await));
+    }
+    counts
+}
+
 #[tokio::test]
 async fn an_auditor_is_refused_every_console_write_route() {
     each_db(async |app: StaffApp| {
+        let now = app.clock.now_ms();
         let admin = app.login("admin").await;
         let b = buildings(&app).await;
         let first = b[0].0.to_string();
@@ -766,29 +814,28 @@ async fn an_auditor_is_refused_every_console_write_route() {
             app.post(&admin, "/staff/notices", &f).await.status(),
             StatusCode::SEE_OTHER
         );
-        let notice = store::notices::list(&app.db, 1).await.unwrap()[0].id;
+        let notice = store::notices::list(&app.db, 1).await.unwrap()[0].clone();
         let r = app
-            .post(
+            .submit(
                 &admin,
                 "/staff/apikeys",
-                &[("csrf", &admin.csrf), ("name", "till"), ("role", "cashier")],
+                &[("name", "till"), ("role", "cashier")],
             )
             .await;
         assert_eq!(r.status(), StatusCode::OK);
         let key = store::api_keys::list(&app.db).await.unwrap()[0].id;
-        let meter: i64 = store::on_db!(&app.db, |p| sqlx::query_scalar::<_, i64>(
-            "select min(id) from meter"
-        )
-        .fetch_one(p)
-        .await)
-        .unwrap();
-        let admin_id = store::operators::list(&app.db)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|o| o.name == "admin")
-            .unwrap()
-            .id;
+        let meter = first_meter_id(&app).await;
+        let admin_id = app.operator_id("admin").await;
+        // A flagged order in the queue and a student to move out.
+        let (m1, _) = first_meter(&app.db, 1).await;
+        let order = refused(&app.db, 1, &m1, "wx-audited", now).await;
+        let student = bound_student(&app.db, "stays", &m1, now).await;
+        // The cashier's closed shift (to sign off) and open one (to close).
+        let cashier = app.login("cashier").await;
+        let closed = app.open_shift(&cashier).await;
+        let r = app.close_shift(&cashier, closed, "0").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let open = app.open_shift(&cashier).await;
 
         let auditor = app.login("auditor").await;
         // The pages an auditor opens carry no write form but logout.
@@ -809,33 +856,140 @@ async fn an_auditor_is_refused_every_console_write_route() {
                 .collect();
             assert!(posts.is_empty(), "{page}: {posts:?}");
         }
-        let before = app.audit("forbidden").await.len();
-        let routes = [
-            "/staff/operators".to_owned(),
-            format!("/staff/operators/{admin_id}/disable"),
-            "/staff/notices".to_owned(),
-            format!("/staff/notices/{notice}"),
-            format!("/staff/meters/{meter}/password"),
-            "/staff/apikeys".to_owned(),
-            format!("/staff/apikeys/{key}/revoke"),
+
+        let csrf = auditor.csrf.as_str();
+        let meter_id = app.meter_id(1, &m1).await.to_string();
+        let revision = notice.revision.to_string();
+        let mut notice_edit = notice_form(csrf, "改掉", "campus");
+        notice_edit.retain(|(k, _)| *k != "revision");
+        notice_edit.push(("revision", &revision));
+        // Every POST route with a plausible form: (pattern, path, form).
+        let routes: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+            (
+                "/staff/operators",
+                "/staff/operators".to_owned(),
+                vec![
+                    ("csrf", csrf),
+                    ("name", "evil"),
+                    ("role", "administrator"),
+                    ("password", "a long passphrase"),
+                ],
+            ),
+            (
+                "/staff/operators/{id}/disable",
+                format!("/staff/operators/{admin_id}/disable"),
+                vec![("csrf", csrf)],
+            ),
+            (
+                "/staff/exceptions/{id}/refund",
+                format!("/staff/exceptions/{}/refund", order.id),
+                vec![("csrf", csrf)],
+            ),
+            (
+                "/staff/exceptions/{id}/redeliver",
+                format!("/staff/exceptions/{}/redeliver", order.id),
+                vec![("csrf", csrf)],
+            ),
+            (
+                "/staff/exceptions/{id}/resolve",
+                format!("/staff/exceptions/{}/resolve", order.id),
+                vec![("csrf", csrf), ("note", "looked at it")],
+            ),
+            (
+                "/staff/move-out",
+                "/staff/move-out".to_owned(),
+                vec![("csrf", csrf), ("meter", &m1), ("note", "moved out")],
+            ),
+            (
+                "/staff/notices",
+                "/staff/notices".to_owned(),
+                notice_form(csrf, "全校", "campus"),
+            ),
+            (
+                "/staff/notices/{id}",
+                format!("/staff/notices/{}", notice.id),
+                notice_edit,
+            ),
+            (
+                "/staff/meters/{id}/password",
+                format!("/staff/meters/{meter}/password"),
+                vec![("csrf", csrf)],
+            ),
+            (
+                "/staff/apikeys",
+                "/staff/apikeys".to_owned(),
+                vec![
+                    ("csrf", csrf),
+                    ("name", "evil-key"),
+                    ("role", "administrator"),
+                ],
+            ),
+            (
+                "/staff/apikeys/{id}/revoke",
+                format!("/staff/apikeys/{key}/revoke"),
+                vec![("csrf", csrf)],
+            ),
+            (
+                "/staff/counter",
+                "/staff/counter".to_owned(),
+                vec![
+                    ("csrf", csrf),
+                    ("meter_id", &meter_id),
+                    ("kwh", "30"),
+                    ("tender", "cash"),
+                    ("key", "k-auditor-1"),
+                ],
+            ),
+            (
+                "/staff/shifts/open",
+                "/staff/shifts/open".to_owned(),
+                vec![("csrf", csrf)],
+            ),
+            (
+                "/staff/shifts/{id}/close",
+                format!("/staff/shifts/{open}/close"),
+                vec![("csrf", csrf), ("counted", "0")],
+            ),
+            (
+                "/staff/shifts/{id}/sign-off",
+                format!("/staff/shifts/{closed}/sign-off"),
+                vec![("csrf", csrf)],
+            ),
         ];
-        for path in &routes {
-            let mut form = notice_form(&auditor.csrf, "x", "campus");
-            form.extend([
-                ("name", "evil-key"),
-                ("role", "administrator"),
-                ("password", "a long passphrase"),
-            ]);
-            let r = app.post(&auditor, path, &form).await;
+        // A POST route added to the router is added here too (or is one
+        // the auditor may use for itself).
+        let mut covered: BTreeSet<&str> = routes.iter().map(|(pattern, _, _)| *pattern).collect();
+        assert_eq!(covered.len(), routes.len(), "each route once");
+        covered.extend(["/staff/login", "/staff/logout", "/staff/password"]);
+        assert_eq!(covered, console_post_routes());
+
+        let tables = row_counts(&app).await;
+        let audit_rows = app.count("select count(*) from audit_log").await;
+        let before = app.audit("forbidden").await.len();
+        for (_, path, form) in &routes {
+            let r = app.post(&auditor, path, form).await;
             assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
         }
-        assert_eq!(app.audit("forbidden").await.len(), before + routes.len());
-        // Nothing changed.
+        // The audit log gets one refusal a route, and nothing else.
+        let refused_rows = app.audit("forbidden").await;
+        assert_eq!(refused_rows.len(), before + routes.len());
         assert_eq!(
-            store::notices::list(&app.db, 10).await.unwrap()[0]
-                .draft
-                .title,
-            "停水"
+            app.count("select count(*) from audit_log").await,
+            audit_rows + routes.len() as i64
+        );
+        let subjects: BTreeSet<&str> = refused_rows[..routes.len()]
+            .iter()
+            .inspect(|r| assert_eq!(r.operator_name, "auditor", "{r:?}"))
+            .map(|r| r.subject.as_str())
+            .collect();
+        let paths: BTreeSet<&str> = routes.iter().map(|(_, path, _)| path.as_str()).collect();
+        assert_eq!(subjects, paths);
+        // Nothing changed.
+        assert_eq!(row_counts(&app).await, tables);
+        let n = &store::notices::list(&app.db, 10).await.unwrap()[0];
+        assert_eq!(
+            (n.draft.title.as_str(), n.revision),
+            ("停水", notice.revision)
         );
         assert!(
             store::api_keys::list(&app.db).await.unwrap()[0]
@@ -852,6 +1006,37 @@ async fn an_auditor_is_refused_every_console_write_route() {
                 .is_none()
         );
         assert!(app.audit("meter_password_reset").await.is_empty());
+        assert!(
+            store::operators::list(&app.db)
+                .await
+                .unwrap()
+                .iter()
+                .all(|o| o.disabled_at_ms.is_none())
+        );
+        assert_eq!(
+            store::orders::by_id(&app.db, order.id)
+                .await
+                .unwrap()
+                .unwrap(),
+            order
+        );
+        assert!(app.audit("order_flags_resolved").await.is_empty());
+        assert_eq!(
+            store::students::bindings(&app.db, student.id)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            store::shifts::get(&app.db, open)
+                .await
+                .unwrap()
+                .unwrap()
+                .is_open()
+        );
+        let signed = store::shifts::get(&app.db, closed).await.unwrap().unwrap();
+        assert_eq!(signed.signed_off_by, None);
     })
     .await;
 }
@@ -867,12 +1052,7 @@ async fn the_notices_reset_and_api_key_pages_render_in_both_languages() {
             StatusCode::SEE_OTHER
         );
         let notice = store::notices::list(&app.db, 1).await.unwrap()[0].id;
-        let meter: i64 = store::on_db!(&app.db, |p| sqlx::query_scalar::<_, i64>(
-            "select min(id) from meter"
-        )
-        .fetch_one(p)
-        .await)
-        .unwrap();
+        let meter = first_meter_id(&app).await;
         let base_cookie = b.cookie.clone();
         for lang in ["zh", "en"] {
             b.cookie = format!("{base_cookie}; dw_lang={lang}");
