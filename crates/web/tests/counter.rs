@@ -9,6 +9,16 @@ use domain::staff::Role;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION};
 
+/// The cashier logged in with an open shift, meter `address` of area 1
+/// and its sale form's key: (browser, shift, meter, key).
+async fn at_the_counter(app: &StaffApp, address: &str) -> (Browser, i64, i64, String) {
+    let cashier = app.login("cashier").await;
+    let shift = app.open_shift(&cashier).await;
+    let m = app.meter_id(1, address).await;
+    let key = app.sale_key(&cashier, m).await;
+    (cashier, shift, m, key)
+}
+
 /// `GET path` as `b` in language `lang` (`Accept-Language`): status and body.
 async fn text_in(app: &StaffApp, b: &Browser, path: &str, lang: &str) -> (StatusCode, String) {
     let r = app
@@ -86,10 +96,7 @@ async fn a_sale_with_bad_input_records_nothing() {
 #[tokio::test]
 async fn a_double_submission_sells_once_and_shows_the_same_receipt() {
     each_db(async |app: StaffApp| {
-        let cashier = app.login("cashier").await;
-        let shift = app.open_shift(&cashier).await;
-        let m = app.meter_id(1, "201701010002").await;
-        let key = app.sale_key(&cashier, m).await;
+        let (cashier, shift, m, key) = at_the_counter(&app, "201701010002").await;
         let first = app.sell(&cashier, m, "30", "cash", &key).await;
         assert_eq!(first.status(), StatusCode::SEE_OTHER);
         let second = app.sell(&cashier, m, "30", "cash", &key).await;
@@ -98,7 +105,7 @@ async fn a_double_submission_sells_once_and_shows_the_same_receipt() {
         let orders = app.orders_of(m).await;
         assert_eq!(orders.len(), 1, "sold once");
         assert_eq!(app.audit("counter_sale").await.len(), 1);
-        let s = store::shifts::get(&app.db, shift).await.unwrap().unwrap();
+        let s = app.shift(shift).await;
         assert_eq!(s.sales_count, 1);
         // The same key for another sale is refused, nothing sold.
         let r = app.sell(&cashier, m, "31", "cash", &key).await;
@@ -117,10 +124,7 @@ async fn a_double_submission_sells_once_and_shows_the_same_receipt() {
 #[tokio::test]
 async fn the_receipt_and_the_cash_up() {
     each_db(async |app: StaffApp| {
-        let cashier = app.login("cashier").await;
-        let shift = app.open_shift(&cashier).await;
-        let m = app.meter_id(1, "201701010003").await;
-        let key = app.sale_key(&cashier, m).await;
+        let (cashier, shift, m, key) = at_the_counter(&app, "201701010003").await;
         let r = app.sell(&cashier, m, "30", "cash", &key).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let receipt = r.headers()[LOCATION].to_str().unwrap().to_owned();
@@ -161,7 +165,7 @@ async fn the_receipt_and_the_cash_up() {
         // Closing again changes nothing.
         let r = app.close_shift(&cashier, shift, "99").await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let stored = store::shifts::get(&app.db, shift).await.unwrap().unwrap();
+        let stored = app.shift(shift).await;
         assert_eq!(stored.counted_cash_fen, Some(domain::Fen::new(1500)));
         // Selling into the closed shift: no open shift, nothing sold.
         let key = app.sale_key(&cashier, m).await;
@@ -258,10 +262,7 @@ async fn an_auditor_cannot_sell_or_keep_a_shift() {
 #[tokio::test]
 async fn the_counter_pages_render_in_both_languages_and_list_offline_meters() {
     each_db(async |app: StaffApp| {
-        let cashier = app.login("cashier").await;
-        let shift = app.open_shift(&cashier).await;
-        let m = app.meter_id(1, "201701010005").await;
-        let key = app.sale_key(&cashier, m).await;
+        let (cashier, shift, m, key) = at_the_counter(&app, "201701010005").await;
         let r = app.sell(&cashier, m, "3", "card", &key).await;
         let receipt = r.headers()[LOCATION].to_str().unwrap().to_owned();
         let admin = app.login("admin").await;
@@ -354,13 +355,7 @@ async fn shifts_are_read_by_their_cashier_and_by_readers_of_their_areas() {
         assert!(!page.contains("/close\""), "{page}");
         let r = app.close_shift(&auditor, cuc_shift, "0").await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
-        assert!(
-            store::shifts::get(&app.db, cuc_shift)
-                .await
-                .unwrap()
-                .unwrap()
-                .is_open()
-        );
+        assert!(app.shift(cuc_shift).await.is_open());
     })
     .await;
 }
@@ -368,10 +363,7 @@ async fn shifts_are_read_by_their_cashier_and_by_readers_of_their_areas() {
 #[tokio::test]
 async fn two_submissions_of_one_form_at_once_sell_once() {
     each_db(async |app: StaffApp| {
-        let cashier = app.login("cashier").await;
-        app.open_shift(&cashier).await;
-        let m = app.meter_id(1, "201701010006").await;
-        let key = app.sale_key(&cashier, m).await;
+        let (cashier, _, m, key) = at_the_counter(&app, "201701010006").await;
         let (a, b) = tokio::join!(
             app.sell(&cashier, m, "30", "cash", &key),
             app.sell(&cashier, m, "30", "cash", &key)

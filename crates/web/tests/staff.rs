@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::staff::{PASSWORD, StaffApp, bound_student, each_db, first_meter, refused};
+use common::staff::{PASSWORD, StaffApp, bound_student, each_db};
 use domain::staff::Role;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION};
@@ -390,6 +390,18 @@ async fn every_console_page_renders_in_both_languages() {
     .await;
 }
 
+/// A secret shown once: `r` is a 200 not to be stored; the text of element `id`.
+async fn shown_once(r: reqwest::Response, id: &str) -> String {
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let html = r.text().await.unwrap();
+    html.split(&format!("id={id}>"))
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap_or_else(|| panic!("#{id} in {html}"))
+        .to_owned()
+}
+
 /// The lowest meter row id.
 async fn first_meter_id(app: &StaffApp) -> i64 {
     app.count("select min(id) from meter").await
@@ -599,15 +611,7 @@ async fn staff_reset_a_meters_password_shown_once_and_audited_without_it() {
         assert_eq!(s, StatusCode::OK, "{page}");
         assert!(page.contains("id=reset-form"), "{page}");
         let r = app.post(&admin, &path, &[("csrf", &admin.csrf)]).await;
-        assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(r.headers()["cache-control"], "no-store");
-        let html = r.text().await.unwrap();
-        let pw = html
-            .split("id=reset-password>")
-            .nth(1)
-            .and_then(|s| s.split('<').next())
-            .expect("the new password")
-            .to_owned();
+        let pw = shown_once(r, "reset-password").await;
         assert!(
             pw.len() == 6 && pw.bytes().all(|b| b.is_ascii_digit()),
             "{pw}"
@@ -672,14 +676,7 @@ async fn api_keys_are_made_in_the_console_and_a_revoked_one_is_refused() {
                     &[("csrf", &admin.csrf), ("name", name), ("role", role)],
                 )
                 .await;
-            assert_eq!(r.status(), StatusCode::OK);
-            assert_eq!(r.headers()["cache-control"], "no-store");
-            let html = r.text().await.unwrap();
-            html.split("id=apikey-secret>")
-                .nth(1)
-                .and_then(|s| s.split('<').next())
-                .expect("the secret, once")
-                .to_owned()
+            shown_once(r, "apikey-secret").await
         };
         let till = make("till-1", "cashier").await;
         let reader = make("reader", "auditor").await;
@@ -755,6 +752,9 @@ async fn api_keys_are_made_in_the_console_and_a_revoked_one_is_refused() {
     .await;
 }
 
+/// A form's fields, in order.
+type Form<'a> = Vec<(&'a str, &'a str)>;
+
 /// The console router's POST routes (their path patterns), read from
 /// `router()` in `src/staff/mod.rs`.
 fn console_post_routes() -> BTreeSet<&'static str> {
@@ -827,8 +827,7 @@ async fn an_auditor_is_refused_every_console_write_route() {
         let meter = first_meter_id(&app).await;
         let admin_id = app.operator_id("admin").await;
         // A flagged order in the queue and a student to move out.
-        let (m1, _) = first_meter(&app.db, 1).await;
-        let order = refused(&app.db, 1, &m1, "wx-audited", now).await;
+        let (m1, order) = app.refused_order(1, "wx-audited").await;
         let student = bound_student(&app.db, "stays", &m1, now).await;
         // The cashier's closed shift (to sign off) and open one (to close).
         let cashier = app.login("cashier").await;
@@ -864,7 +863,7 @@ async fn an_auditor_is_refused_every_console_write_route() {
         notice_edit.retain(|(k, _)| *k != "revision");
         notice_edit.push(("revision", &revision));
         // Every POST route with a plausible form: (pattern, path, form).
-        let routes: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+        let routes: Vec<(&str, String, Form<'_>)> = vec![
             (
                 "/staff/operators",
                 "/staff/operators".to_owned(),
@@ -1028,14 +1027,8 @@ async fn an_auditor_is_refused_every_console_write_route() {
                 .len(),
             1
         );
-        assert!(
-            store::shifts::get(&app.db, open)
-                .await
-                .unwrap()
-                .unwrap()
-                .is_open()
-        );
-        let signed = store::shifts::get(&app.db, closed).await.unwrap().unwrap();
+        assert!(app.shift(open).await.is_open());
+        let signed = app.shift(closed).await;
         assert_eq!(signed.signed_off_by, None);
     })
     .await;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::staff::{bound_student, each_db, first_meter, paid, redirects_to, refused};
+use common::staff::{bound_student, each_db, first_meter, paid, redirects_to};
 use domain::staff::Role;
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
@@ -75,9 +75,7 @@ async fn search_filters_work_and_a_building_manager_sees_only_their_buildings() 
 #[tokio::test]
 async fn the_story_shows_the_ledger_rows_in_time_order() {
     each_db(async |app| {
-        let now = app.clock.now_ms();
-        let (m1, _) = first_meter(&app.db, 1).await;
-        let o = refused(&app.db, 1, &m1, "wx-story", now).await;
+        let (_, o) = app.refused_order(1, "wx-story").await;
         let admin = app.login("admin").await;
         let (s, html) = app.text(&admin, &format!("/staff/orders/{}", o.id)).await;
         assert_eq!(s, StatusCode::OK, "{html}");
@@ -183,11 +181,8 @@ async fn refunding_a_completed_order_is_refused_with_its_reason_and_changes_noth
 #[tokio::test]
 async fn a_refused_order_is_refunded_from_the_queue_and_resolved_orders_leave_it() {
     each_db(async |app| {
-        let now = app.clock.now_ms();
-        let (m1, _) = first_meter(&app.db, 1).await;
-        let (m2, _) = first_meter(&app.db, 2).await;
-        let o = refused(&app.db, 1, &m1, "wx-r", now).await;
-        let p = refused(&app.db, 2, &m2, "wx-p", now).await;
+        let (_, o) = app.refused_order(1, "wx-r").await;
+        let (_, p) = app.refused_order(2, "wx-p").await;
         let admin = app.login("admin").await;
         let (_, html) = app.text(&admin, "/staff/exceptions").await;
         assert!(
@@ -234,9 +229,7 @@ async fn a_refused_order_is_refunded_from_the_queue_and_resolved_orders_leave_it
 #[tokio::test]
 async fn an_auditor_sees_the_queue_without_buttons_and_its_posts_get_403() {
     each_db(async |app| {
-        let now = app.clock.now_ms();
-        let (m1, _) = first_meter(&app.db, 1).await;
-        let o = refused(&app.db, 1, &m1, "wx-a", now).await;
+        let (_, o) = app.refused_order(1, "wx-a").await;
         let auditor = app.login("auditor").await;
         let (s, html) = app.text(&auditor, "/staff/exceptions").await;
         assert_eq!(s, StatusCode::OK);

@@ -262,6 +262,14 @@ impl StaffApp {
             .unwrap()
     }
 
+    /// Shift `id` as stored.
+    pub async fn shift(&self, id: i64) -> store::shifts::Shift {
+        store::shifts::get(&self.db, id)
+            .await
+            .unwrap()
+            .expect("shift")
+    }
+
     /// Closes shift `id` as `b` with `counted` cash.
     pub async fn close_shift(&self, b: &Browser, id: i64, counted: &str) -> reqwest::Response {
         let path = format!("/staff/shifts/{id}/close");
@@ -294,6 +302,14 @@ impl StaffApp {
     }
 
     // ---- The exceptions queue and move-out ----
+
+    /// A refused order (see [`refused`]) on the first meter of `area`, at
+    /// the clock's now; and that meter's number.
+    pub async fn refused_order(&self, area: i64, tx_id: &str) -> (String, store::orders::Order) {
+        let (address, _) = first_meter(&self.db, area).await;
+        let o = refused(&self.db, area, &address, tx_id, self.clock.now_ms()).await;
+        (address, o)
+    }
 
     /// Presses `action` (refund, redeliver, resolve) on order `id` in the
     /// exceptions queue as `b`, with `fields` (a note).
