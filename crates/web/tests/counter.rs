@@ -19,6 +19,26 @@ async fn at_the_counter(app: &StaffApp, address: &str) -> (Browser, i64, i64, St
     (cashier, shift, m, key)
 }
 
+/// Sells as [`StaffApp::sell`] and expects the redirect to the receipt:
+/// its path.
+async fn sold(app: &StaffApp, b: &Browser, m: i64, kwh: &str, tender: &str, key: &str) -> String {
+    let r = app.sell(b, m, kwh, tender, key).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    r.headers()[LOCATION].to_str().unwrap().to_owned()
+}
+
+/// Expects `r` to be the form again (422) saying `msg`.
+async fn refused_with(r: reqwest::Response, msg: &str) {
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    assert!(html.contains(msg), "{msg}: {html}");
+}
+
+/// Whether `html` links shift `id`'s page.
+fn links_shift(html: &str, id: i64) -> bool {
+    html.contains(&format!("href=\"/staff/shifts/{id}\""))
+}
+
 /// `GET path` as `b` in language `lang` (`Accept-Language`): status and body.
 async fn text_in(app: &StaffApp, b: &Browser, path: &str, lang: &str) -> (StatusCode, String) {
     let r = app
@@ -42,8 +62,7 @@ async fn a_sale_with_bad_input_records_nothing() {
         let key = app.sale_key(&cashier, m).await;
         // No open shift yet.
         let r = app.sell(&cashier, m, "30", "cash", &key).await;
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.text().await.unwrap().contains("您还没有开班"));
+        refused_with(r, "您还没有开班").await;
         app.open_shift(&cashier).await;
         for (kwh, msg) in [
             ("2.5", "请输入整数 kWh"),
@@ -59,11 +78,9 @@ async fn a_sale_with_bad_input_records_nothing() {
             assert!(html.contains(msg), "{kwh}: {html}");
         }
         let r = app.sell(&cashier, m, "30", "bitcoin", &key).await;
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.text().await.unwrap().contains("请选择付款方式"));
+        refused_with(r, "请选择付款方式").await;
         let r = app.sell(&cashier, 999_999, "30", "cash", &key).await;
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.text().await.unwrap().contains("没有找到这块电表"));
+        refused_with(r, "没有找到这块电表").await;
         let r = app
             .submit(
                 &cashier,
@@ -71,11 +88,9 @@ async fn a_sale_with_bad_input_records_nothing() {
                 &[("kwh", "30"), ("tender", "cash"), ("key", &key)],
             )
             .await;
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.text().await.unwrap().contains("请先查找并选择电表"));
+        refused_with(r, "请先查找并选择电表").await;
         let r = app.sell(&cashier, m, "30", "cash", "").await;
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.text().await.unwrap().contains("表单已失效"));
+        refused_with(r, "表单已失效").await;
         assert!(app.orders_of(m).await.is_empty(), "nothing sold");
         // A meter outside the cashier's areas: 403, audited, nothing sold.
         let other = app.meter_id(2, "201702010001").await;
@@ -86,8 +101,7 @@ async fn a_sale_with_bad_input_records_nothing() {
         assert!(app.orders_of(other).await.is_empty());
         assert!(app.audit("counter_sale").await.is_empty());
         // The same form with a good amount sells, once.
-        let r = app.sell(&cashier, m, "30", "cash", &key).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        sold(&app, &cashier, m, "30", "cash", &key).await;
         assert_eq!(app.orders_of(m).await.len(), 1);
     })
     .await;
@@ -97,11 +111,9 @@ async fn a_sale_with_bad_input_records_nothing() {
 async fn a_double_submission_sells_once_and_shows_the_same_receipt() {
     each_db(async |app: StaffApp| {
         let (cashier, shift, m, key) = at_the_counter(&app, "201701010002").await;
-        let first = app.sell(&cashier, m, "30", "cash", &key).await;
-        assert_eq!(first.status(), StatusCode::SEE_OTHER);
-        let second = app.sell(&cashier, m, "30", "cash", &key).await;
-        assert_eq!(second.status(), StatusCode::SEE_OTHER);
-        assert_eq!(first.headers()[LOCATION], second.headers()[LOCATION]);
+        let first = sold(&app, &cashier, m, "30", "cash", &key).await;
+        let second = sold(&app, &cashier, m, "30", "cash", &key).await;
+        assert_eq!(first, second);
         let orders = app.orders_of(m).await;
         assert_eq!(orders.len(), 1, "sold once");
         assert_eq!(app.audit("counter_sale").await.len(), 1);
@@ -114,8 +126,7 @@ async fn a_double_submission_sells_once_and_shows_the_same_receipt() {
         // A fresh form sells again.
         let key2 = app.sale_key(&cashier, m).await;
         assert_ne!(key, key2);
-        let r = app.sell(&cashier, m, "5", "card", &key2).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        sold(&app, &cashier, m, "5", "card", &key2).await;
         assert_eq!(app.orders_of(m).await.len(), 2);
     })
     .await;
@@ -125,9 +136,7 @@ async fn a_double_submission_sells_once_and_shows_the_same_receipt() {
 async fn the_receipt_and_the_cash_up() {
     each_db(async |app: StaffApp| {
         let (cashier, shift, m, key) = at_the_counter(&app, "201701010003").await;
-        let r = app.sell(&cashier, m, "30", "cash", &key).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        let receipt = r.headers()[LOCATION].to_str().unwrap().to_owned();
+        let receipt = sold(&app, &cashier, m, "30", "cash", &key).await;
         let o = app.orders_of(m).await.remove(0);
         let (s, html) = app.text(&cashier, &receipt).await;
         assert_eq!(s, StatusCode::OK, "{html}");
@@ -149,8 +158,7 @@ async fn the_receipt_and_the_cash_up() {
         assert!(json.contains("\"state\":\"charging\""), "{json}");
         // The cash-up: 30 kWh and ¥15.90 in cash; 15.00 counted is 0.90 short.
         let r = app.close_shift(&cashier, shift, "15元").await;
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.text().await.unwrap().contains("请输入清点的现金金额"));
+        refused_with(r, "请输入清点的现金金额").await;
         let r = app.close_shift(&cashier, shift, "15.00").await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let (_, page) = app.text(&cashier, &format!("/staff/shifts/{shift}")).await;
@@ -263,8 +271,7 @@ async fn an_auditor_cannot_sell_or_keep_a_shift() {
 async fn the_counter_pages_render_in_both_languages_and_list_offline_meters() {
     each_db(async |app: StaffApp| {
         let (cashier, shift, m, key) = at_the_counter(&app, "201701010005").await;
-        let r = app.sell(&cashier, m, "3", "card", &key).await;
-        let receipt = r.headers()[LOCATION].to_str().unwrap().to_owned();
+        let receipt = sold(&app, &cashier, m, "3", "card", &key).await;
         let admin = app.login("admin").await;
         let pages = [
             "/staff/meters".to_owned(),
@@ -322,14 +329,8 @@ async fn shifts_are_read_by_their_cashier_and_by_readers_of_their_areas() {
             .await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         let (_, list) = app.text(&cashier, "/staff/shifts").await;
-        assert!(
-            list.contains(&format!("href=\"/staff/shifts/{any_shift}\"")),
-            "{list}"
-        );
-        assert!(
-            !list.contains(&format!("href=\"/staff/shifts/{cuc_shift}\"")),
-            "{list}"
-        );
+        assert!(links_shift(&list, any_shift), "{list}");
+        assert!(!links_shift(&list, cuc_shift), "{list}");
         // An auditor of another area does not see the cuc cashier's shift,
         // but sees the one of a cashier of every area.
         let east = app.login("east-auditor").await;
@@ -340,14 +341,8 @@ async fn shifts_are_read_by_their_cashier_and_by_readers_of_their_areas() {
         // The auditor of every area sees both.
         let auditor = app.login("auditor").await;
         let (_, list) = app.text(&auditor, "/staff/shifts").await;
-        assert!(
-            list.contains(&format!("href=\"/staff/shifts/{cuc_shift}\"")),
-            "{list}"
-        );
-        assert!(
-            list.contains(&format!("href=\"/staff/shifts/{any_shift}\"")),
-            "{list}"
-        );
+        assert!(links_shift(&list, cuc_shift), "{list}");
+        assert!(links_shift(&list, any_shift), "{list}");
         // No close form for someone else's shift, and a close is refused.
         let (_, page) = app
             .text(&auditor, &format!("/staff/shifts/{cuc_shift}"))
