@@ -303,12 +303,13 @@ impl StaffApp {
 
     // ---- The exceptions queue and move-out ----
 
-    /// A refused order (see [`refused`]) on the first meter of `area`, at
-    /// the clock's now; and that meter's number.
+    /// A paid order refused by its meter ([`refuse`]) on the first meter
+    /// of `area`, at the clock's now; and that meter's number.
     pub async fn refused_order(&self, area: i64, tx_id: &str) -> (String, store::orders::Order) {
+        let now = self.clock.now_ms();
         let (address, _) = first_meter(&self.db, area).await;
-        let o = refused(&self.db, area, &address, tx_id, self.clock.now_ms()).await;
-        (address, o)
+        let o = paid(&self.db, area, &address, tx_id, now).await;
+        (address, refuse(&self.db, o, now).await)
     }
 
     /// Presses `action` (refund, redeliver, resolve) on order `id` in the
@@ -376,16 +377,9 @@ pub async fn first_meter(db: &Db, area: i64) -> (String, String) {
     .unwrap()
 }
 
-/// A paid order the meter refused (count below its number): flagged,
-/// number given back.
-pub async fn refused(
-    db: &Db,
-    area: i64,
-    address: &str,
-    tx_id: &str,
-    now: i64,
-) -> store::orders::Order {
-    let o = paid(db, area, address, tx_id, now).await;
+/// Paid order `o` refused by its meter (count below its number): flagged,
+/// number given back; as stored then.
+pub async fn refuse(db: &Db, o: store::orders::Order, now: i64) -> store::orders::Order {
     let job = store::jobs::claim(db, store::orders::DELIVER_QUEUE, "w#1", now + 10, 30_000, 1)
         .await
         .unwrap();
