@@ -417,7 +417,8 @@ async fn buildings(app: &StaffApp) -> Vec<(i64, i64, String)> {
         .collect()
 }
 
-fn notice_form<'a>(csrf: &'a str, title: &'a str, target: &'a str) -> Vec<(&'a str, &'a str)> {
+/// The notice form with no schedule and revision 0.
+fn notice_form<'a>(csrf: &'a str, title: &'a str, target: &'a str) -> Form<'a> {
     vec![
         ("csrf", csrf),
         ("revision", "0"),
@@ -427,6 +428,15 @@ fn notice_form<'a>(csrf: &'a str, title: &'a str, target: &'a str) -> Vec<(&'a s
         ("until", ""),
         ("target", target),
     ]
+}
+
+/// `f` with field `key` set to `value` (in its place, or added).
+fn with<'a>(mut f: Form<'a>, key: &'a str, value: &'a str) -> Form<'a> {
+    match f.iter_mut().find(|(k, _)| *k == key) {
+        Some(field) => field.1 = value,
+        None => f.push((key, value)),
+    }
+    f
 }
 
 #[tokio::test]
@@ -459,22 +469,19 @@ async fn a_bad_notice_is_refused_with_its_reason_and_records_nothing() {
                 "请选择公告对象",
             ),
             (
-                {
-                    let mut f = notice_form(&admin.csrf, "t", "campus");
-                    f.retain(|(k, _)| *k != "from" && *k != "until");
-                    f.push(("from", "2026-12-03T10:00"));
-                    f.push(("until", "2026-12-03T09:00"));
-                    f
-                },
+                with(
+                    with(
+                        notice_form(&admin.csrf, "t", "campus"),
+                        "from",
+                        "2026-12-03T10:00",
+                    ),
+                    "until",
+                    "2026-12-03T09:00",
+                ),
                 "显示结束时间必须晚于开始时间",
             ),
             (
-                {
-                    let mut f = notice_form(&admin.csrf, "t", "campus");
-                    f.retain(|(k, _)| *k != "from");
-                    f.push(("from", "tomorrow"));
-                    f
-                },
+                with(notice_form(&admin.csrf, "t", "campus"), "from", "tomorrow"),
                 "时间格式不正确",
             ),
         ];
@@ -504,17 +511,13 @@ async fn a_bad_notice_is_refused_with_its_reason_and_records_nothing() {
         let path = format!("/staff/notices/{}", n[0].id);
         let (s, edit) = app.text(&admin, &path).await;
         assert_eq!(s, StatusCode::OK, "{edit}");
-        let mut f = notice_form(&admin.csrf, "停水（改期）", "campus");
-        f.retain(|(k, _)| *k != "revision");
-        f.push(("revision", "7"));
-        let r = app.post(&admin, &path, &f).await;
+        let changed = notice_form(&admin.csrf, "停水（改期）", "campus");
+        let r = app.post(&admin, &path, &with(changed, "revision", "7")).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(r.text().await.unwrap().contains("刚被别人修改过"));
         let rev = n[0].revision.to_string();
-        let mut f = notice_form(&admin.csrf, "停水（改期）", "campus");
-        f.retain(|(k, _)| *k != "revision");
-        f.push(("revision", &rev));
-        let r = app.post(&admin, &path, &f).await;
+        let changed = notice_form(&admin.csrf, "停水（改期）", "campus");
+        let r = app.post(&admin, &path, &with(changed, "revision", &rev)).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let edited = app.audit("notice_updated").await;
         assert_eq!(edited.len(), 1);
@@ -859,9 +862,7 @@ async fn an_auditor_is_refused_every_console_write_route() {
         let csrf = auditor.csrf.as_str();
         let meter_id = app.meter_id(1, &m1).await.to_string();
         let revision = notice.revision.to_string();
-        let mut notice_edit = notice_form(csrf, "改掉", "campus");
-        notice_edit.retain(|(k, _)| *k != "revision");
-        notice_edit.push(("revision", &revision));
+        let notice_edit = with(notice_form(csrf, "改掉", "campus"), "revision", &revision);
         // Every POST route with a plausible form: (pattern, path, form).
         let routes: Vec<(&str, String, Form<'_>)> = vec![
             (
