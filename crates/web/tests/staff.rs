@@ -512,12 +512,16 @@ async fn a_bad_notice_is_refused_with_its_reason_and_records_nothing() {
         let (s, edit) = app.text(&admin, &path).await;
         assert_eq!(s, StatusCode::OK, "{edit}");
         let changed = notice_form(&admin.csrf, "停水（改期）", "campus");
-        let r = app.post(&admin, &path, &with(changed, "revision", "7")).await;
+        let r = app
+            .post(&admin, &path, &with(changed, "revision", "7"))
+            .await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(r.text().await.unwrap().contains("刚被别人修改过"));
         let rev = n[0].revision.to_string();
         let changed = notice_form(&admin.csrf, "停水（改期）", "campus");
-        let r = app.post(&admin, &path, &with(changed, "revision", &rev)).await;
+        let r = app
+            .post(&admin, &path, &with(changed, "revision", &rev))
+            .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let edited = app.audit("notice_updated").await;
         assert_eq!(edited.len(), 1);
