@@ -1,307 +1,60 @@
 //! The staff console's meter look-up, counter sale, receipt and shifts
 //! (issue 13 item 3) over HTTP on 127.0.0.1:0, on SQLite and — when
-//! `DORMWATT_TEST_PG_URL` is set — PostgreSQL. The harness is a copy of
-//! `tests/staff.rs`'s (a test file cannot import another).
+//! `DORMWATT_TEST_PG_URL` is set — PostgreSQL.
 
+mod common;
+
+use common::staff::{Browser, StaffApp, each_db};
 use domain::staff::Role;
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use std::time::Duration;
-use store::Db;
-use web::staff::Clock;
+use reqwest::header::{COOKIE, LOCATION};
 
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
-const PASSWORD: &str = "correct horse battery";
-
-struct TestApp {
-    base: String,
-    http: reqwest::Client,
-    db: Db,
-    clock: Clock,
-    _stop: tokio::sync::oneshot::Sender<()>,
+/// The cashier logged in with an open shift, meter `address` of area 1
+/// and its sale form's key: (browser, shift, meter, key).
+async fn at_the_counter(app: &StaffApp, address: &str) -> (Browser, i64, i64, String) {
+    let cashier = app.login("cashier").await;
+    let shift = app.open_shift(&cashier).await;
+    let m = app.meter_id(1, address).await;
+    let key = app.sale_key(&cashier, m).await;
+    (cashier, shift, m, key)
 }
 
-/// A logged-in browser.
-struct Browser {
-    cookie: String,
-    csrf: String,
+/// Sells as [`StaffApp::sell`] and expects the redirect to the receipt:
+/// its path.
+async fn sold(app: &StaffApp, b: &Browser, m: i64, kwh: &str, tender: &str, key: &str) -> String {
+    let r = app.sell(b, m, kwh, tender, key).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    r.headers()[LOCATION].to_str().unwrap().to_owned()
 }
 
-fn csrf_of(html: &str) -> String {
-    html.split("name=csrf value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("a csrf field")
-        .to_owned()
+/// Expects `r` to be the form again (422) saying `msg`.
+async fn refused_with(r: reqwest::Response, msg: &str) {
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    assert!(html.contains(msg), "{msg}: {html}");
 }
 
-fn set_cookies(r: &reqwest::Response) -> Vec<String> {
-    r.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_owned))
-        .collect()
+/// Whether `html` links shift `id`'s page.
+fn links_shift(html: &str, id: i64) -> bool {
+    html.contains(&format!("href=\"/staff/shifts/{id}\""))
 }
 
-fn cookie_pair(set: &[String], name: &str) -> Option<String> {
-    set.iter()
-        .filter_map(|c| c.split(';').next())
-        .find(|kv| kv.starts_with(&format!("{name}=")) && !kv.ends_with('='))
-        .map(str::to_owned)
-}
-
-impl TestApp {
-    async fn spawn(db: Db) -> Self {
-        let now = store::now_ms();
-        store::testing::seed_one_building_per_area(&db, now)
-            .await
-            .expect("seed");
-        let clock = Clock::manual(now);
-        let mut settings = web::Settings::new(
-            "http://dormwatt.test",
-            domain::time::CampusTz::default(),
-            false,
-        );
-        settings.staff.clock = clock.clone();
-        let state = web::AppState::new(db.clone(), settings, None);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(web::serve(listener, state, async {
-            let _ = rx.await;
-        }));
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .expect("client");
-        let app = TestApp {
-            base,
-            http,
-            db,
-            clock,
-            _stop: tx,
-        };
-        for (name, role) in [
-            ("admin", Role::Administrator),
-            ("auditor", Role::Auditor),
-            ("cashier", Role::Cashier),
-        ] {
-            app.operator(name, role).await;
-        }
-        app
-    }
-
-    async fn operator(&self, name: &str, role: Role) {
-        let new = store::operators::NewOperator {
-            name: name.to_owned(),
-            role,
-            password_phc: domain::staff::hash_password(PASSWORD, rand::random()).unwrap(),
-            area_codes: Vec::new(),
-            building_names: Vec::new(),
-        };
-        store::operators::create(
-            &self.db,
-            &new,
-            &store::audit::Actor::command_line(),
-            self.clock.now_ms(),
-        )
+/// `GET path` as `b` in language `lang` (`Accept-Language`): status and body.
+async fn text_in(app: &StaffApp, b: &Browser, path: &str, lang: &str) -> (StatusCode, String) {
+    let r = app
+        .http
+        .get(format!("{}{path}", app.base))
+        .header(COOKIE, &b.cookie)
+        .header("accept-language", lang)
+        .send()
         .await
-        .expect("operator");
-    }
-
-    async fn get(&self, b: Option<&Browser>, path: &str) -> reqwest::Response {
-        let mut r = self.http.get(format!("{}{path}", self.base));
-        if let Some(b) = b {
-            r = r.header(COOKIE, &b.cookie);
-        }
-        r.send().await.expect("GET")
-    }
-
-    async fn text(&self, b: &Browser, path: &str) -> (StatusCode, String) {
-        let r = self.get(Some(b), path).await;
-        (r.status(), r.text().await.expect("body"))
-    }
-
-    async fn post(&self, b: &Browser, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .header(COOKIE, &b.cookie)
-            .form(form)
-            .send()
-            .await
-            .expect("POST")
-    }
-
-    /// Tries to log in; the response of the POST.
-    async fn try_login(&self, name: &str, password: &str) -> reqwest::Response {
-        let r = self.get(None, "/staff/login").await;
-        assert_eq!(r.status(), StatusCode::OK);
-        let set = set_cookies(&r);
-        let login = set
-            .iter()
-            .find(|c| c.starts_with("dw_staff_login="))
-            .expect("login cookie");
-        assert!(
-            login.contains("Path=/staff")
-                && login.contains("HttpOnly")
-                && login.contains("SameSite=Strict"),
-            "{login}"
-        );
-        let cookie = cookie_pair(&set, "dw_staff_login").unwrap();
-        let csrf = csrf_of(&r.text().await.unwrap());
-        self.http
-            .post(format!("{}/staff/login", self.base))
-            .header(COOKIE, cookie)
-            .form(&[
-                ("csrf", csrf.as_str()),
-                ("name", name),
-                ("password", password),
-            ])
-            .send()
-            .await
-            .expect("POST login")
-    }
-
-    async fn login(&self, name: &str) -> Browser {
-        let r = self.try_login(name, PASSWORD).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER, "login {name}");
-        assert_eq!(r.headers()[LOCATION], "/staff");
-        let set = set_cookies(&r);
-        let session = set
-            .iter()
-            .find(|c| c.starts_with("dw_staff=") && !c.starts_with("dw_staff=;"))
-            .expect("session cookie");
-        assert!(
-            session.contains("Path=/staff; HttpOnly; SameSite=Strict"),
-            "{session}"
-        );
-        assert!(!session.contains("Secure"), "plain http: {session}");
-        let mut b = Browser {
-            cookie: cookie_pair(&set, "dw_staff").unwrap(),
-            csrf: String::new(),
-        };
-        let (s, html) = self.text(&b, "/staff").await;
-        assert_eq!(s, StatusCode::OK, "{html}");
-        b.csrf = csrf_of(&html);
-        b
-    }
-
-    async fn audit(&self, action: &str) -> Vec<store::audit::AuditRow> {
-        store::audit::search(
-            &self.db,
-            &store::audit::Filter {
-                action: Some(action.to_owned()),
-                limit: 1000,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-    }
-}
-
-async fn each_db(f: impl AsyncFn(TestApp)) {
-    for db in store::testing::all().await.expect("test databases") {
-        f(TestApp::spawn(db).await).await;
-    }
-}
-
-// ---- Issue 13 item 3: meter look-up, counter sale, receipt, shifts ----
-
-fn field_of(html: &str, name: &str) -> String {
-    html.split(&format!("name={name} value=\""))
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("a {name} field in {html}"))
-        .to_owned()
-}
-
-impl TestApp {
-    async fn scoped_operator(&self, name: &str, role: Role, areas: &[&str], buildings: &[&str]) {
-        let new = store::operators::NewOperator {
-            name: name.to_owned(),
-            role,
-            password_phc: domain::staff::hash_password(PASSWORD, rand::random()).unwrap(),
-            area_codes: areas.iter().map(|s| (*s).to_owned()).collect(),
-            building_names: buildings.iter().map(|s| (*s).to_owned()).collect(),
-        };
-        store::operators::create(
-            &self.db,
-            &new,
-            &store::audit::Actor::command_line(),
-            self.clock.now_ms(),
-        )
-        .await
-        .expect("operator");
-    }
-
-    async fn meter_id(&self, area_id: i64, address: &str) -> i64 {
-        store::lookup::by_address(&self.db, area_id, address)
-            .await
-            .unwrap()
-            .expect("meter")
-            .meter_id
-            .get()
-    }
-
-    async fn orders_of(&self, meter_id: i64) -> Vec<store::orders::Order> {
-        store::lookup::recent_orders(&self.db, domain::MeterId::new(meter_id), 50)
-            .await
-            .unwrap()
-    }
-
-    /// The counter page for `meter_id`: its one-time key.
-    async fn sale_key(&self, b: &Browser, meter_id: i64) -> String {
-        let (s, html) = self
-            .text(b, &format!("/staff/counter?meter={meter_id}"))
-            .await;
-        assert_eq!(s, StatusCode::OK, "{html}");
-        field_of(&html, "key")
-    }
-
-    async fn open_shift(&self, b: &Browser) -> i64 {
-        let r = self
-            .post(b, "/staff/shifts/open", &[("csrf", &b.csrf)])
-            .await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        r.headers()[LOCATION]
-            .to_str()
-            .unwrap()
-            .trim_start_matches("/staff/shifts/")
-            .parse()
-            .unwrap()
-    }
-
-    async fn sell(
-        &self,
-        b: &Browser,
-        meter_id: i64,
-        kwh: &str,
-        tender: &str,
-        key: &str,
-    ) -> reqwest::Response {
-        let id = meter_id.to_string();
-        self.post(
-            b,
-            "/staff/counter",
-            &[
-                ("csrf", &b.csrf),
-                ("meter_id", &id),
-                ("kwh", kwh),
-                ("tender", tender),
-                ("key", key),
-            ],
-        )
-        .await
-    }
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
 }
 
 #[tokio::test]
 async fn a_sale_with_bad_input_records_nothing() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         app.scoped_operator("cuc-cashier", Role::Cashier, &["cuc"], &[])
             .await;
         let cashier = app.login("cuc-cashier").await;
@@ -309,8 +62,7 @@ async fn a_sale_with_bad_input_records_nothing() {
         let key = app.sale_key(&cashier, m).await;
         // No open shift yet.
         let r = app.sell(&cashier, m, "30", "cash", &key).await;
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.text().await.unwrap().contains("您还没有开班"));
+        refused_with(r, "您还没有开班").await;
         app.open_shift(&cashier).await;
         for (kwh, msg) in [
             ("2.5", "请输入整数 kWh"),
@@ -326,28 +78,19 @@ async fn a_sale_with_bad_input_records_nothing() {
             assert!(html.contains(msg), "{kwh}: {html}");
         }
         let r = app.sell(&cashier, m, "30", "bitcoin", &key).await;
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.text().await.unwrap().contains("请选择付款方式"));
+        refused_with(r, "请选择付款方式").await;
         let r = app.sell(&cashier, 999_999, "30", "cash", &key).await;
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.text().await.unwrap().contains("没有找到这块电表"));
+        refused_with(r, "没有找到这块电表").await;
         let r = app
-            .post(
+            .submit(
                 &cashier,
                 "/staff/counter",
-                &[
-                    ("csrf", &cashier.csrf),
-                    ("kwh", "30"),
-                    ("tender", "cash"),
-                    ("key", &key),
-                ],
+                &[("kwh", "30"), ("tender", "cash"), ("key", &key)],
             )
             .await;
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.text().await.unwrap().contains("请先查找并选择电表"));
+        refused_with(r, "请先查找并选择电表").await;
         let r = app.sell(&cashier, m, "30", "cash", "").await;
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.text().await.unwrap().contains("表单已失效"));
+        refused_with(r, "表单已失效").await;
         assert!(app.orders_of(m).await.is_empty(), "nothing sold");
         // A meter outside the cashier's areas: 403, audited, nothing sold.
         let other = app.meter_id(2, "201702010001").await;
@@ -358,8 +101,7 @@ async fn a_sale_with_bad_input_records_nothing() {
         assert!(app.orders_of(other).await.is_empty());
         assert!(app.audit("counter_sale").await.is_empty());
         // The same form with a good amount sells, once.
-        let r = app.sell(&cashier, m, "30", "cash", &key).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        sold(&app, &cashier, m, "30", "cash", &key).await;
         assert_eq!(app.orders_of(m).await.len(), 1);
     })
     .await;
@@ -367,20 +109,15 @@ async fn a_sale_with_bad_input_records_nothing() {
 
 #[tokio::test]
 async fn a_double_submission_sells_once_and_shows_the_same_receipt() {
-    each_db(async |app: TestApp| {
-        let cashier = app.login("cashier").await;
-        let shift = app.open_shift(&cashier).await;
-        let m = app.meter_id(1, "201701010002").await;
-        let key = app.sale_key(&cashier, m).await;
-        let first = app.sell(&cashier, m, "30", "cash", &key).await;
-        assert_eq!(first.status(), StatusCode::SEE_OTHER);
-        let second = app.sell(&cashier, m, "30", "cash", &key).await;
-        assert_eq!(second.status(), StatusCode::SEE_OTHER);
-        assert_eq!(first.headers()[LOCATION], second.headers()[LOCATION]);
+    each_db(async |app: StaffApp| {
+        let (cashier, shift, m, key) = at_the_counter(&app, "201701010002").await;
+        let first = sold(&app, &cashier, m, "30", "cash", &key).await;
+        let second = sold(&app, &cashier, m, "30", "cash", &key).await;
+        assert_eq!(first, second);
         let orders = app.orders_of(m).await;
         assert_eq!(orders.len(), 1, "sold once");
         assert_eq!(app.audit("counter_sale").await.len(), 1);
-        let s = store::shifts::get(&app.db, shift).await.unwrap().unwrap();
+        let s = app.shift(shift).await;
         assert_eq!(s.sales_count, 1);
         // The same key for another sale is refused, nothing sold.
         let r = app.sell(&cashier, m, "31", "cash", &key).await;
@@ -389,8 +126,7 @@ async fn a_double_submission_sells_once_and_shows_the_same_receipt() {
         // A fresh form sells again.
         let key2 = app.sale_key(&cashier, m).await;
         assert_ne!(key, key2);
-        let r = app.sell(&cashier, m, "5", "card", &key2).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        sold(&app, &cashier, m, "5", "card", &key2).await;
         assert_eq!(app.orders_of(m).await.len(), 2);
     })
     .await;
@@ -398,14 +134,9 @@ async fn a_double_submission_sells_once_and_shows_the_same_receipt() {
 
 #[tokio::test]
 async fn the_receipt_and_the_cash_up() {
-    each_db(async |app: TestApp| {
-        let cashier = app.login("cashier").await;
-        let shift = app.open_shift(&cashier).await;
-        let m = app.meter_id(1, "201701010003").await;
-        let key = app.sale_key(&cashier, m).await;
-        let r = app.sell(&cashier, m, "30", "cash", &key).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        let receipt = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    each_db(async |app: StaffApp| {
+        let (cashier, shift, m, key) = at_the_counter(&app, "201701010003").await;
+        let receipt = sold(&app, &cashier, m, "30", "cash", &key).await;
         let o = app.orders_of(m).await.remove(0);
         let (s, html) = app.text(&cashier, &receipt).await;
         assert_eq!(s, StatusCode::OK, "{html}");
@@ -426,22 +157,9 @@ async fn the_receipt_and_the_cash_up() {
         assert_eq!(s, StatusCode::OK);
         assert!(json.contains("\"state\":\"charging\""), "{json}");
         // The cash-up: 30 kWh and ¥15.90 in cash; 15.00 counted is 0.90 short.
-        let r = app
-            .post(
-                &cashier,
-                &format!("/staff/shifts/{shift}/close"),
-                &[("csrf", &cashier.csrf), ("counted", "15元")],
-            )
-            .await;
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.text().await.unwrap().contains("请输入清点的现金金额"));
-        let r = app
-            .post(
-                &cashier,
-                &format!("/staff/shifts/{shift}/close"),
-                &[("csrf", &cashier.csrf), ("counted", "15.00")],
-            )
-            .await;
+        let r = app.close_shift(&cashier, shift, "15元").await;
+        refused_with(r, "请输入清点的现金金额").await;
+        let r = app.close_shift(&cashier, shift, "15.00").await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let (_, page) = app.text(&cashier, &format!("/staff/shifts/{shift}")).await;
         assert!(page.contains("id=shift-expected>¥15.90<"), "{page}");
@@ -453,15 +171,9 @@ async fn the_receipt_and_the_cash_up() {
             "read-only: {page}"
         );
         // Closing again changes nothing.
-        let r = app
-            .post(
-                &cashier,
-                &format!("/staff/shifts/{shift}/close"),
-                &[("csrf", &cashier.csrf), ("counted", "99")],
-            )
-            .await;
+        let r = app.close_shift(&cashier, shift, "99").await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let stored = store::shifts::get(&app.db, shift).await.unwrap().unwrap();
+        let stored = app.shift(shift).await;
         assert_eq!(stored.counted_cash_fen, Some(domain::Fen::new(1500)));
         // Selling into the closed shift: no open shift, nothing sold.
         let key = app.sale_key(&cashier, m).await;
@@ -472,31 +184,13 @@ async fn the_receipt_and_the_cash_up() {
         let admin = app.login("admin").await;
         let (_, page) = app.text(&admin, &format!("/staff/shifts/{shift}")).await;
         assert!(page.contains("id=shift-sign-off"), "{page}");
-        let r = app
-            .post(
-                &admin,
-                &format!("/staff/shifts/{shift}/sign-off"),
-                &[("csrf", &admin.csrf)],
-            )
-            .await;
+        let r = app.sign_off(&admin, shift).await;
         assert_eq!(r.status(), StatusCode::OK);
-        let r = app
-            .post(
-                &admin,
-                &format!("/staff/shifts/{shift}/sign-off"),
-                &[("csrf", &admin.csrf)],
-            )
-            .await;
+        let r = app.sign_off(&admin, shift).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(app.audit("shift_signed_off").await.len(), 1);
         // A cashier cannot sign off.
-        let r = app
-            .post(
-                &cashier,
-                &format!("/staff/shifts/{shift}/sign-off"),
-                &[("csrf", &cashier.csrf)],
-            )
-            .await;
+        let r = app.sign_off(&cashier, shift).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
     })
     .await;
@@ -504,7 +198,7 @@ async fn the_receipt_and_the_cash_up() {
 
 #[tokio::test]
 async fn a_building_manager_is_refused_another_buildings_meter_with_an_audit_row() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let plan = domain::campus::reference_plan();
         let building = plan.areas[0].buildings[0].name_zh.clone();
         app.scoped_operator("bm", Role::BuildingManager, &["cuc"], &[&building])
@@ -541,7 +235,7 @@ async fn a_building_manager_is_refused_another_buildings_meter_with_an_audit_row
 
 #[tokio::test]
 async fn an_auditor_cannot_sell_or_keep_a_shift() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let auditor = app.login("auditor").await;
         let m = app.meter_id(1, "201701010004").await;
         let (s, _) = app
@@ -550,9 +244,7 @@ async fn an_auditor_cannot_sell_or_keep_a_shift() {
         assert_eq!(s, StatusCode::FORBIDDEN);
         let r = app.sell(&auditor, m, "30", "cash", "k-auditor-1").await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
-        let r = app
-            .post(&auditor, "/staff/shifts/open", &[("csrf", &auditor.csrf)])
-            .await;
+        let r = app.submit(&auditor, "/staff/shifts/open", &[]).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         assert!(app.orders_of(m).await.is_empty());
         assert!(
@@ -577,13 +269,9 @@ async fn an_auditor_cannot_sell_or_keep_a_shift() {
 
 #[tokio::test]
 async fn the_counter_pages_render_in_both_languages_and_list_offline_meters() {
-    each_db(async |app: TestApp| {
-        let cashier = app.login("cashier").await;
-        let shift = app.open_shift(&cashier).await;
-        let m = app.meter_id(1, "201701010005").await;
-        let key = app.sale_key(&cashier, m).await;
-        let r = app.sell(&cashier, m, "3", "card", &key).await;
-        let receipt = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    each_db(async |app: StaffApp| {
+        let (cashier, shift, m, key) = at_the_counter(&app, "201701010005").await;
+        let receipt = sold(&app, &cashier, m, "3", "card", &key).await;
         let admin = app.login("admin").await;
         let pages = [
             "/staff/meters".to_owned(),
@@ -599,16 +287,7 @@ async fn the_counter_pages_render_in_both_languages_and_list_offline_meters() {
         ];
         for lang in ["zh-CN", "en"] {
             for p in &pages {
-                let r = app
-                    .http
-                    .get(format!("{}{p}", app.base))
-                    .header(COOKIE, &admin.cookie)
-                    .header("accept-language", lang)
-                    .send()
-                    .await
-                    .unwrap();
-                let status = r.status();
-                let html = r.text().await.unwrap();
+                let (status, html) = text_in(&app, &admin, p, lang).await;
                 assert!(
                     status == StatusCode::OK || status == StatusCode::UNPROCESSABLE_ENTITY,
                     "{lang} {p}: {status}"
@@ -616,17 +295,7 @@ async fn the_counter_pages_render_in_both_languages_and_list_offline_meters() {
                 assert!(!html.contains("⟦missing"), "{lang} {p}: {html}");
             }
         }
-        let (_, en) = {
-            let r = app
-                .http
-                .get(format!("{}{receipt}", app.base))
-                .header(COOKIE, &admin.cookie)
-                .header("accept-language", "en")
-                .send()
-                .await
-                .unwrap();
-            (r.status(), r.text().await.unwrap())
-        };
+        let (_, en) = text_in(&app, &admin, &receipt, "en").await;
         assert!(en.contains("Counter · Card"), "{en}");
         // Nothing has been polled in the test: every meter is "never reached"
         // and listed as offline.
@@ -645,7 +314,7 @@ async fn the_counter_pages_render_in_both_languages_and_list_offline_meters() {
 
 #[tokio::test]
 async fn shifts_are_read_by_their_cashier_and_by_readers_of_their_areas() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         app.scoped_operator("cuc-cashier", Role::Cashier, &["cuc"], &[])
             .await;
         app.scoped_operator("east-auditor", Role::Auditor, &["demo-east"], &[])
@@ -660,14 +329,8 @@ async fn shifts_are_read_by_their_cashier_and_by_readers_of_their_areas() {
             .await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         let (_, list) = app.text(&cashier, "/staff/shifts").await;
-        assert!(
-            list.contains(&format!("href=\"/staff/shifts/{any_shift}\"")),
-            "{list}"
-        );
-        assert!(
-            !list.contains(&format!("href=\"/staff/shifts/{cuc_shift}\"")),
-            "{list}"
-        );
+        assert!(links_shift(&list, any_shift), "{list}");
+        assert!(!links_shift(&list, cuc_shift), "{list}");
         // An auditor of another area does not see the cuc cashier's shift,
         // but sees the one of a cashier of every area.
         let east = app.login("east-auditor").await;
@@ -678,45 +341,24 @@ async fn shifts_are_read_by_their_cashier_and_by_readers_of_their_areas() {
         // The auditor of every area sees both.
         let auditor = app.login("auditor").await;
         let (_, list) = app.text(&auditor, "/staff/shifts").await;
-        assert!(
-            list.contains(&format!("href=\"/staff/shifts/{cuc_shift}\"")),
-            "{list}"
-        );
-        assert!(
-            list.contains(&format!("href=\"/staff/shifts/{any_shift}\"")),
-            "{list}"
-        );
+        assert!(links_shift(&list, cuc_shift), "{list}");
+        assert!(links_shift(&list, any_shift), "{list}");
         // No close form for someone else's shift, and a close is refused.
         let (_, page) = app
             .text(&auditor, &format!("/staff/shifts/{cuc_shift}"))
             .await;
         assert!(!page.contains("/close\""), "{page}");
-        let r = app
-            .post(
-                &auditor,
-                &format!("/staff/shifts/{cuc_shift}/close"),
-                &[("csrf", &auditor.csrf), ("counted", "0")],
-            )
-            .await;
+        let r = app.close_shift(&auditor, cuc_shift, "0").await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
-        assert!(
-            store::shifts::get(&app.db, cuc_shift)
-                .await
-                .unwrap()
-                .unwrap()
-                .is_open()
-        );
+        assert!(app.shift(cuc_shift).await.is_open());
     })
     .await;
 }
 
 #[tokio::test]
 async fn two_submissions_of_one_form_at_once_sell_once() {
-    each_db(async |app: TestApp| {
-        let cashier = app.login("cashier").await;
-        app.open_shift(&cashier).await;
-        let m = app.meter_id(1, "201701010006").await;
-        let key = app.sale_key(&cashier, m).await;
+    each_db(async |app: StaffApp| {
+        let (cashier, _, m, key) = at_the_counter(&app, "201701010006").await;
         let (a, b) = tokio::join!(
             app.sell(&cashier, m, "30", "cash", &key),
             app.sell(&cashier, m, "30", "cash", &key)

@@ -4,212 +4,15 @@
 //! moves, CSRF, role refusal with its audit row, the operators and audit
 //! pages, the CSV export and the audit chain.
 
+mod common;
+
+use common::staff::{PASSWORD, StaffApp, bound_student, each_db};
 use domain::staff::Role;
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use std::time::Duration;
-use store::Db;
-use web::staff::Clock;
+use reqwest::header::{COOKIE, LOCATION};
+use std::collections::BTreeSet;
 
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 const MIN: i64 = 60_000;
-const PASSWORD: &str = "correct horse battery";
-
-struct TestApp {
-    base: String,
-    http: reqwest::Client,
-    db: Db,
-    clock: Clock,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-/// A logged-in browser.
-struct Browser {
-    cookie: String,
-    csrf: String,
-}
-
-fn csrf_of(html: &str) -> String {
-    html.split("name=csrf value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("a csrf field")
-        .to_owned()
-}
-
-fn set_cookies(r: &reqwest::Response) -> Vec<String> {
-    r.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_owned))
-        .collect()
-}
-
-fn cookie_pair(set: &[String], name: &str) -> Option<String> {
-    set.iter()
-        .filter_map(|c| c.split(';').next())
-        .find(|kv| kv.starts_with(&format!("{name}=")) && !kv.ends_with('='))
-        .map(str::to_owned)
-}
-
-impl TestApp {
-    async fn spawn(db: Db) -> Self {
-        let now = store::now_ms();
-        store::testing::seed_one_building_per_area(&db, now)
-            .await
-            .expect("seed");
-        let clock = Clock::manual(now);
-        let mut settings = web::Settings::new(
-            "http://dormwatt.test",
-            domain::time::CampusTz::default(),
-            false,
-        );
-        settings.staff.clock = clock.clone();
-        let state = web::AppState::new(db.clone(), settings, None);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(web::serve(listener, state, async {
-            let _ = rx.await;
-        }));
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .expect("client");
-        let app = TestApp {
-            base,
-            http,
-            db,
-            clock,
-            _stop: tx,
-        };
-        for (name, role) in [
-            ("admin", Role::Administrator),
-            ("auditor", Role::Auditor),
-            ("cashier", Role::Cashier),
-        ] {
-            app.operator(name, role).await;
-        }
-        app
-    }
-
-    async fn operator(&self, name: &str, role: Role) {
-        let new = store::operators::NewOperator {
-            name: name.to_owned(),
-            role,
-            password_phc: domain::staff::hash_password(PASSWORD, rand::random()).unwrap(),
-            area_codes: Vec::new(),
-            building_names: Vec::new(),
-        };
-        store::operators::create(
-            &self.db,
-            &new,
-            &store::audit::Actor::command_line(),
-            self.clock.now_ms(),
-        )
-        .await
-        .expect("operator");
-    }
-
-    async fn get(&self, b: Option<&Browser>, path: &str) -> reqwest::Response {
-        let mut r = self.http.get(format!("{}{path}", self.base));
-        if let Some(b) = b {
-            r = r.header(COOKIE, &b.cookie);
-        }
-        r.send().await.expect("GET")
-    }
-
-    async fn text(&self, b: &Browser, path: &str) -> (StatusCode, String) {
-        let r = self.get(Some(b), path).await;
-        (r.status(), r.text().await.expect("body"))
-    }
-
-    async fn post(&self, b: &Browser, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .header(COOKIE, &b.cookie)
-            .form(form)
-            .send()
-            .await
-            .expect("POST")
-    }
-
-    /// Tries to log in; the response of the POST.
-    async fn try_login(&self, name: &str, password: &str) -> reqwest::Response {
-        let r = self.get(None, "/staff/login").await;
-        assert_eq!(r.status(), StatusCode::OK);
-        let set = set_cookies(&r);
-        let login = set
-            .iter()
-            .find(|c| c.starts_with("dw_staff_login="))
-            .expect("login cookie");
-        assert!(
-            login.contains("Path=/staff")
-                && login.contains("HttpOnly")
-                && login.contains("SameSite=Strict"),
-            "{login}"
-        );
-        let cookie = cookie_pair(&set, "dw_staff_login").unwrap();
-        let csrf = csrf_of(&r.text().await.unwrap());
-        self.http
-            .post(format!("{}/staff/login", self.base))
-            .header(COOKIE, cookie)
-            .form(&[
-                ("csrf", csrf.as_str()),
-                ("name", name),
-                ("password", password),
-            ])
-            .send()
-            .await
-            .expect("POST login")
-    }
-
-    async fn login(&self, name: &str) -> Browser {
-        let r = self.try_login(name, PASSWORD).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER, "login {name}");
-        assert_eq!(r.headers()[LOCATION], "/staff");
-        let set = set_cookies(&r);
-        let session = set
-            .iter()
-            .find(|c| c.starts_with("dw_staff=") && !c.starts_with("dw_staff=;"))
-            .expect("session cookie");
-        assert!(
-            session.contains("Path=/staff; HttpOnly; SameSite=Strict"),
-            "{session}"
-        );
-        assert!(!session.contains("Secure"), "plain http: {session}");
-        let mut b = Browser {
-            cookie: cookie_pair(&set, "dw_staff").unwrap(),
-            csrf: String::new(),
-        };
-        let (s, html) = self.text(&b, "/staff").await;
-        assert_eq!(s, StatusCode::OK, "{html}");
-        b.csrf = csrf_of(&html);
-        b
-    }
-
-    async fn audit(&self, action: &str) -> Vec<store::audit::AuditRow> {
-        store::audit::search(
-            &self.db,
-            &store::audit::Filter {
-                action: Some(action.to_owned()),
-                limit: 1000,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-    }
-}
-
-async fn each_db(f: impl AsyncFn(TestApp)) {
-    for db in store::testing::all().await.expect("test databases") {
-        f(TestApp::spawn(db).await).await;
-    }
-}
 
 fn redirects_to_login(r: &reqwest::Response) -> bool {
     r.status() == StatusCode::SEE_OTHER && r.headers()[LOCATION] == "/staff/login"
@@ -217,7 +20,7 @@ fn redirects_to_login(r: &reqwest::Response) -> bool {
 
 #[tokio::test]
 async fn login_right_wrong_disabled_and_logout() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         // Without a session every console page goes to the login page.
         assert!(redirects_to_login(&app.get(None, "/staff").await));
         assert!(redirects_to_login(&app.get(None, "/staff/audit").await));
@@ -268,7 +71,7 @@ async fn login_right_wrong_disabled_and_logout() {
 
 #[tokio::test]
 async fn failed_logins_are_throttled_per_name_with_the_wait_stated() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         for _ in 0..5 {
             let r = app.try_login("admin", "wrong password!").await;
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
@@ -290,7 +93,7 @@ async fn failed_logins_are_throttled_per_name_with_the_wait_stated() {
 
 #[tokio::test]
 async fn sessions_end_when_idle_and_after_twelve_hours() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let b = app.login("admin").await;
         app.clock.advance(29 * MIN);
         assert_eq!(app.get(Some(&b), "/staff").await.status(), StatusCode::OK);
@@ -317,7 +120,7 @@ async fn sessions_end_when_idle_and_after_twelve_hours() {
 
 #[tokio::test]
 async fn posts_without_the_csrf_token_are_refused() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let b = app.login("admin").await;
         let r = app.post(&b, "/staff/logout", &[("csrf", "forged")]).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
@@ -367,22 +170,12 @@ async fn posts_without_the_csrf_token_are_refused() {
 
 #[tokio::test]
 async fn an_auditor_reads_and_exports_but_every_write_is_refused_and_audited() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let admin = app.login("admin").await;
         // The administrator creates a cashier; a weak password is refused first.
-        let create = |name: &'static str, pw: &'static str| {
-            let f = [
-                ("csrf", admin.csrf.clone()),
-                ("name", name.to_owned()),
-                ("role", "cashier".to_owned()),
-                ("password", pw.to_owned()),
-            ];
-            let app = &app;
-            let admin = &admin;
-            async move {
-                let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                app.post(admin, "/staff/operators", &f).await
-            }
+        let create = async |name: &str, pw: &str| {
+            let f = [("name", name), ("role", "cashier"), ("password", pw)];
+            app.submit(&admin, "/staff/operators", &f).await
         };
         let r = create("li", "1234567890").await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -521,21 +314,12 @@ async fn an_auditor_reads_and_exports_but_every_write_is_refused_and_audited() {
 
 #[tokio::test]
 async fn the_password_is_changed_with_the_old_one_and_other_sessions_end() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let b = app.login("cashier").await;
         let other = app.login("cashier").await;
-        let change = |old: &'static str, new: &'static str, again: &'static str| {
-            let f = [
-                ("csrf", b.csrf.clone()),
-                ("old", old.to_owned()),
-                ("new", new.to_owned()),
-                ("again", again.to_owned()),
-            ];
-            let (app, b) = (&app, &b);
-            async move {
-                let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                app.post(b, "/staff/password", &f).await
-            }
+        let change = async |old: &str, new: &str, again: &str| {
+            let f = [("old", old), ("new", new), ("again", again)];
+            app.submit(&b, "/staff/password", &f).await
         };
         let r = change(
             "wrong old one",
@@ -570,7 +354,7 @@ async fn the_password_is_changed_with_the_old_one_and_other_sessions_end() {
 
 #[tokio::test]
 async fn every_console_page_renders_in_both_languages() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let mut b = app.login("admin").await;
         let base_cookie = b.cookie.clone();
         for lang in ["zh", "en"] {
@@ -606,8 +390,25 @@ async fn every_console_page_renders_in_both_languages() {
     .await;
 }
 
+/// A secret shown once: `r` is a 200 not to be stored; the text of element `id`.
+async fn shown_once(r: reqwest::Response, id: &str) -> String {
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let html = r.text().await.unwrap();
+    html.split(&format!("id={id}>"))
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap_or_else(|| panic!("#{id} in {html}"))
+        .to_owned()
+}
+
+/// The lowest meter row id.
+async fn first_meter_id(app: &StaffApp) -> i64 {
+    app.count("select min(id) from meter").await
+}
+
 /// Every building of the seeded campus as (id, area id, Chinese name).
-async fn buildings(app: &TestApp) -> Vec<(i64, i64, String)> {
+async fn buildings(app: &StaffApp) -> Vec<(i64, i64, String)> {
     store::notices::buildings(&app.db)
         .await
         .unwrap()
@@ -616,7 +417,8 @@ async fn buildings(app: &TestApp) -> Vec<(i64, i64, String)> {
         .collect()
 }
 
-fn notice_form<'a>(csrf: &'a str, title: &'a str, target: &'a str) -> Vec<(&'a str, &'a str)> {
+/// The notice form with no schedule and revision 0.
+fn notice_form<'a>(csrf: &'a str, title: &'a str, target: &'a str) -> Form<'a> {
     vec![
         ("csrf", csrf),
         ("revision", "0"),
@@ -628,9 +430,18 @@ fn notice_form<'a>(csrf: &'a str, title: &'a str, target: &'a str) -> Vec<(&'a s
     ]
 }
 
+/// `f` with field `key` set to `value` (in its place, or added).
+fn with<'a>(mut f: Form<'a>, key: &'a str, value: &'a str) -> Form<'a> {
+    match f.iter_mut().find(|(k, _)| *k == key) {
+        Some(field) => field.1 = value,
+        None => f.push((key, value)),
+    }
+    f
+}
+
 #[tokio::test]
 async fn a_bad_notice_is_refused_with_its_reason_and_records_nothing() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let admin = app.login("admin").await;
         let (s, page) = app.text(&admin, "/staff/notices/new").await;
         assert_eq!(s, StatusCode::OK, "{page}");
@@ -658,22 +469,19 @@ async fn a_bad_notice_is_refused_with_its_reason_and_records_nothing() {
                 "请选择公告对象",
             ),
             (
-                {
-                    let mut f = notice_form(&admin.csrf, "t", "campus");
-                    f.retain(|(k, _)| *k != "from" && *k != "until");
-                    f.push(("from", "2026-12-03T10:00"));
-                    f.push(("until", "2026-12-03T09:00"));
-                    f
-                },
+                with(
+                    with(
+                        notice_form(&admin.csrf, "t", "campus"),
+                        "from",
+                        "2026-12-03T10:00",
+                    ),
+                    "until",
+                    "2026-12-03T09:00",
+                ),
                 "显示结束时间必须晚于开始时间",
             ),
             (
-                {
-                    let mut f = notice_form(&admin.csrf, "t", "campus");
-                    f.retain(|(k, _)| *k != "from");
-                    f.push(("from", "tomorrow"));
-                    f
-                },
+                with(notice_form(&admin.csrf, "t", "campus"), "from", "tomorrow"),
                 "时间格式不正确",
             ),
         ];
@@ -703,17 +511,17 @@ async fn a_bad_notice_is_refused_with_its_reason_and_records_nothing() {
         let path = format!("/staff/notices/{}", n[0].id);
         let (s, edit) = app.text(&admin, &path).await;
         assert_eq!(s, StatusCode::OK, "{edit}");
-        let mut f = notice_form(&admin.csrf, "停水（改期）", "campus");
-        f.retain(|(k, _)| *k != "revision");
-        f.push(("revision", "7"));
-        let r = app.post(&admin, &path, &f).await;
+        let changed = notice_form(&admin.csrf, "停水（改期）", "campus");
+        let r = app
+            .post(&admin, &path, &with(changed, "revision", "7"))
+            .await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(r.text().await.unwrap().contains("刚被别人修改过"));
         let rev = n[0].revision.to_string();
-        let mut f = notice_form(&admin.csrf, "停水（改期）", "campus");
-        f.retain(|(k, _)| *k != "revision");
-        f.push(("revision", &rev));
-        let r = app.post(&admin, &path, &f).await;
+        let changed = notice_form(&admin.csrf, "停水（改期）", "campus");
+        let r = app
+            .post(&admin, &path, &with(changed, "revision", &rev))
+            .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let edited = app.audit("notice_updated").await;
         assert_eq!(edited.len(), 1);
@@ -725,24 +533,12 @@ async fn a_bad_notice_is_refused_with_its_reason_and_records_nothing() {
 
 #[tokio::test]
 async fn a_building_manager_publishes_for_their_buildings_only() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let b = buildings(&app).await;
         let (mine, _, ref name) = b[0];
         let (other, _, _) = *b.iter().find(|x| x.1 != b[0].1).expect("another area");
-        store::operators::create(
-            &app.db,
-            &store::operators::NewOperator {
-                name: "lou".to_owned(),
-                role: Role::BuildingManager,
-                password_phc: domain::staff::hash_password(PASSWORD, rand::random()).unwrap(),
-                area_codes: Vec::new(),
-                building_names: vec![name.clone()],
-            },
-            &store::audit::Actor::command_line(),
-            app.clock.now_ms(),
-        )
-        .await
-        .unwrap();
+        app.scoped_operator("lou", Role::BuildingManager, &[], &[name])
+            .await;
         let lou = app.login("lou").await;
         let (s, page) = app.text(&lou, "/staff/notices/new").await;
         assert_eq!(s, StatusCode::OK);
@@ -808,13 +604,8 @@ async fn a_building_manager_publishes_for_their_buildings_only() {
 
 #[tokio::test]
 async fn staff_reset_a_meters_password_shown_once_and_audited_without_it() {
-    each_db(async |app: TestApp| {
-        let meter: i64 = store::on_db!(&app.db, |p| sqlx::query_scalar::<_, i64>(
-            "select min(id) from meter"
-        )
-        .fetch_one(p)
-        .await)
-        .unwrap();
+    each_db(async |app: StaffApp| {
+        let meter = first_meter_id(&app).await;
         let path = format!("/staff/meters/{meter}/password");
         let cashier = app.login("cashier").await;
         let before = app.audit("forbidden").await.len();
@@ -827,15 +618,7 @@ async fn staff_reset_a_meters_password_shown_once_and_audited_without_it() {
         assert_eq!(s, StatusCode::OK, "{page}");
         assert!(page.contains("id=reset-form"), "{page}");
         let r = app.post(&admin, &path, &[("csrf", &admin.csrf)]).await;
-        assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(r.headers()["cache-control"], "no-store");
-        let html = r.text().await.unwrap();
-        let pw = html
-            .split("id=reset-password>")
-            .nth(1)
-            .and_then(|s| s.split('<').next())
-            .expect("the new password")
-            .to_owned();
+        let pw = shown_once(r, "reset-password").await;
         assert!(
             pw.len() == 6 && pw.bytes().all(|b| b.is_ascii_digit()),
             "{pw}"
@@ -862,7 +645,7 @@ async fn staff_reset_a_meters_password_shown_once_and_audited_without_it() {
 
 #[tokio::test]
 async fn the_dashboard_links_each_figure_to_its_list() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let admin = app.login("admin").await;
         let (s, home) = app.text(&admin, "/staff").await;
         assert_eq!(s, StatusCode::OK, "{home}");
@@ -890,7 +673,7 @@ async fn the_dashboard_links_each_figure_to_its_list() {
 
 #[tokio::test]
 async fn api_keys_are_made_in_the_console_and_a_revoked_one_is_refused() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let admin = app.login("admin").await;
         let make = async |name: &str, role: &str| {
             let r = app
@@ -900,14 +683,7 @@ async fn api_keys_are_made_in_the_console_and_a_revoked_one_is_refused() {
                     &[("csrf", &admin.csrf), ("name", name), ("role", role)],
                 )
                 .await;
-            assert_eq!(r.status(), StatusCode::OK);
-            assert_eq!(r.headers()["cache-control"], "no-store");
-            let html = r.text().await.unwrap();
-            html.split("id=apikey-secret>")
-                .nth(1)
-                .and_then(|s| s.split('<').next())
-                .expect("the secret, once")
-                .to_owned()
+            shown_once(r, "apikey-secret").await
         };
         let till = make("till-1", "cashier").await;
         let reader = make("reader", "auditor").await;
@@ -983,9 +759,59 @@ async fn api_keys_are_made_in_the_console_and_a_revoked_one_is_refused() {
     .await;
 }
 
+/// A form's fields, in order.
+type Form<'a> = Vec<(&'a str, &'a str)>;
+
+/// The console router's POST routes (their path patterns), read from
+/// `router()` in `src/staff/mod.rs`.
+fn console_post_routes() -> BTreeSet<&'static str> {
+    let src = include_str!("../src/staff/mod.rs");
+    let router = src
+        .split("pub fn router()")
+        .nth(1)
+        .and_then(|s| s.split("\n}\n").next())
+        .expect("router()");
+    let routes: BTreeSet<&str> = router
+        .split(".route(")
+        .skip(1)
+        .filter(|r| r.contains("post("))
+        .map(|r| r.split('"').nth(1).expect("a path"))
+        .collect();
+    assert_eq!(
+        routes.len(),
+        router.matches("post(").count(),
+        "one POST a path"
+    );
+    routes
+}
+
+/// The rows of the tables a console write adds to, by table.
+async fn row_counts(app: &StaffApp) -> Vec<(&'static str, i64)> {
+    let mut counts = Vec::new();
+    for (table, sql) in [
+        ("operator", "select count(*) from operator"),
+        ("orders", "select count(*) from orders"),
+        ("ledger_transfer", "select count(*) from ledger_transfer"),
+        ("job", "select count(*) from job"),
+        ("order_flag", "select count(*) from order_flag"),
+        ("staff_refund", "select count(*) from staff_refund"),
+        ("move_out", "select count(*) from move_out"),
+        ("binding", "select count(*) from binding"),
+        ("notice", "select count(*) from notice"),
+        ("notice_building", "select count(*) from notice_building"),
+        ("api_key", "select count(*) from api_key"),
+        ("shift", "select count(*) from shift"),
+        ("shift_sale", "select count(*) from shift_sale"),
+    ] {
+        counts.push((table, app.count(sql).await));
+    }
+    counts
+}
+
 #[tokio::test]
 async fn an_auditor_is_refused_every_console_write_route() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
+        let now = app.clock.now_ms();
         let admin = app.login("admin").await;
         let b = buildings(&app).await;
         let first = b[0].0.to_string();
@@ -995,29 +821,27 @@ async fn an_auditor_is_refused_every_console_write_route() {
             app.post(&admin, "/staff/notices", &f).await.status(),
             StatusCode::SEE_OTHER
         );
-        let notice = store::notices::list(&app.db, 1).await.unwrap()[0].id;
+        let notice = store::notices::list(&app.db, 1).await.unwrap()[0].clone();
         let r = app
-            .post(
+            .submit(
                 &admin,
                 "/staff/apikeys",
-                &[("csrf", &admin.csrf), ("name", "till"), ("role", "cashier")],
+                &[("name", "till"), ("role", "cashier")],
             )
             .await;
         assert_eq!(r.status(), StatusCode::OK);
         let key = store::api_keys::list(&app.db).await.unwrap()[0].id;
-        let meter: i64 = store::on_db!(&app.db, |p| sqlx::query_scalar::<_, i64>(
-            "select min(id) from meter"
-        )
-        .fetch_one(p)
-        .await)
-        .unwrap();
-        let admin_id = store::operators::list(&app.db)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|o| o.name == "admin")
-            .unwrap()
-            .id;
+        let meter = first_meter_id(&app).await;
+        let admin_id = app.operator_id("admin").await;
+        // A flagged order in the queue and a student to move out.
+        let (m1, order) = app.refused_order(1, "wx-audited").await;
+        let student = bound_student(&app.db, "stays", &m1, now).await;
+        // The cashier's closed shift (to sign off) and open one (to close).
+        let cashier = app.login("cashier").await;
+        let closed = app.open_shift(&cashier).await;
+        let r = app.close_shift(&cashier, closed, "0").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let open = app.open_shift(&cashier).await;
 
         let auditor = app.login("auditor").await;
         // The pages an auditor opens carry no write form but logout.
@@ -1038,33 +862,138 @@ async fn an_auditor_is_refused_every_console_write_route() {
                 .collect();
             assert!(posts.is_empty(), "{page}: {posts:?}");
         }
-        let before = app.audit("forbidden").await.len();
-        let routes = [
-            "/staff/operators".to_owned(),
-            format!("/staff/operators/{admin_id}/disable"),
-            "/staff/notices".to_owned(),
-            format!("/staff/notices/{notice}"),
-            format!("/staff/meters/{meter}/password"),
-            "/staff/apikeys".to_owned(),
-            format!("/staff/apikeys/{key}/revoke"),
+
+        let csrf = auditor.csrf.as_str();
+        let meter_id = app.meter_id(1, &m1).await.to_string();
+        let revision = notice.revision.to_string();
+        let notice_edit = with(notice_form(csrf, "改掉", "campus"), "revision", &revision);
+        // Every POST route with a plausible form: (pattern, path, form).
+        let routes: Vec<(&str, String, Form<'_>)> = vec![
+            (
+                "/staff/operators",
+                "/staff/operators".to_owned(),
+                vec![
+                    ("csrf", csrf),
+                    ("name", "evil"),
+                    ("role", "administrator"),
+                    ("password", "a long passphrase"),
+                ],
+            ),
+            (
+                "/staff/operators/{id}/disable",
+                format!("/staff/operators/{admin_id}/disable"),
+                vec![("csrf", csrf)],
+            ),
+            (
+                "/staff/exceptions/{id}/refund",
+                format!("/staff/exceptions/{}/refund", order.id),
+                vec![("csrf", csrf)],
+            ),
+            (
+                "/staff/exceptions/{id}/redeliver",
+                format!("/staff/exceptions/{}/redeliver", order.id),
+                vec![("csrf", csrf)],
+            ),
+            (
+                "/staff/exceptions/{id}/resolve",
+                format!("/staff/exceptions/{}/resolve", order.id),
+                vec![("csrf", csrf), ("note", "looked at it")],
+            ),
+            (
+                "/staff/move-out",
+                "/staff/move-out".to_owned(),
+                vec![("csrf", csrf), ("meter", &m1), ("note", "moved out")],
+            ),
+            (
+                "/staff/notices",
+                "/staff/notices".to_owned(),
+                notice_form(csrf, "全校", "campus"),
+            ),
+            (
+                "/staff/notices/{id}",
+                format!("/staff/notices/{}", notice.id),
+                notice_edit,
+            ),
+            (
+                "/staff/meters/{id}/password",
+                format!("/staff/meters/{meter}/password"),
+                vec![("csrf", csrf)],
+            ),
+            (
+                "/staff/apikeys",
+                "/staff/apikeys".to_owned(),
+                vec![
+                    ("csrf", csrf),
+                    ("name", "evil-key"),
+                    ("role", "administrator"),
+                ],
+            ),
+            (
+                "/staff/apikeys/{id}/revoke",
+                format!("/staff/apikeys/{key}/revoke"),
+                vec![("csrf", csrf)],
+            ),
+            (
+                "/staff/counter",
+                "/staff/counter".to_owned(),
+                vec![
+                    ("csrf", csrf),
+                    ("meter_id", &meter_id),
+                    ("kwh", "30"),
+                    ("tender", "cash"),
+                    ("key", "k-auditor-1"),
+                ],
+            ),
+            (
+                "/staff/shifts/open",
+                "/staff/shifts/open".to_owned(),
+                vec![("csrf", csrf)],
+            ),
+            (
+                "/staff/shifts/{id}/close",
+                format!("/staff/shifts/{open}/close"),
+                vec![("csrf", csrf), ("counted", "0")],
+            ),
+            (
+                "/staff/shifts/{id}/sign-off",
+                format!("/staff/shifts/{closed}/sign-off"),
+                vec![("csrf", csrf)],
+            ),
         ];
-        for path in &routes {
-            let mut form = notice_form(&auditor.csrf, "x", "campus");
-            form.extend([
-                ("name", "evil-key"),
-                ("role", "administrator"),
-                ("password", "a long passphrase"),
-            ]);
-            let r = app.post(&auditor, path, &form).await;
+        // A POST route added to the router is added here too (or is one
+        // the auditor may use for itself).
+        let mut covered: BTreeSet<&str> = routes.iter().map(|(pattern, _, _)| *pattern).collect();
+        assert_eq!(covered.len(), routes.len(), "each route once");
+        covered.extend(["/staff/login", "/staff/logout", "/staff/password"]);
+        assert_eq!(covered, console_post_routes());
+
+        let tables = row_counts(&app).await;
+        let audit_rows = app.count("select count(*) from audit_log").await;
+        let before = app.audit("forbidden").await.len();
+        for (_, path, form) in &routes {
+            let r = app.post(&auditor, path, form).await;
             assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
         }
-        assert_eq!(app.audit("forbidden").await.len(), before + routes.len());
-        // Nothing changed.
+        // The audit log gets one refusal a route, and nothing else.
+        let refused_rows = app.audit("forbidden").await;
+        assert_eq!(refused_rows.len(), before + routes.len());
         assert_eq!(
-            store::notices::list(&app.db, 10).await.unwrap()[0]
-                .draft
-                .title,
-            "停水"
+            app.count("select count(*) from audit_log").await,
+            audit_rows + routes.len() as i64
+        );
+        let subjects: BTreeSet<&str> = refused_rows[..routes.len()]
+            .iter()
+            .inspect(|r| assert_eq!(r.operator_name, "auditor", "{r:?}"))
+            .map(|r| r.subject.as_str())
+            .collect();
+        let paths: BTreeSet<&str> = routes.iter().map(|(_, path, _)| path.as_str()).collect();
+        assert_eq!(subjects, paths);
+        // Nothing changed.
+        assert_eq!(row_counts(&app).await, tables);
+        let n = &store::notices::list(&app.db, 10).await.unwrap()[0];
+        assert_eq!(
+            (n.draft.title.as_str(), n.revision),
+            ("停水", notice.revision)
         );
         assert!(
             store::api_keys::list(&app.db).await.unwrap()[0]
@@ -1081,13 +1010,38 @@ async fn an_auditor_is_refused_every_console_write_route() {
                 .is_none()
         );
         assert!(app.audit("meter_password_reset").await.is_empty());
+        assert!(
+            store::operators::list(&app.db)
+                .await
+                .unwrap()
+                .iter()
+                .all(|o| o.disabled_at_ms.is_none())
+        );
+        assert_eq!(
+            store::orders::by_id(&app.db, order.id)
+                .await
+                .unwrap()
+                .unwrap(),
+            order
+        );
+        assert!(app.audit("order_flags_resolved").await.is_empty());
+        assert_eq!(
+            store::students::bindings(&app.db, student.id)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(app.shift(open).await.is_open());
+        let signed = app.shift(closed).await;
+        assert_eq!(signed.signed_off_by, None);
     })
     .await;
 }
 
 #[tokio::test]
 async fn the_notices_reset_and_api_key_pages_render_in_both_languages() {
-    each_db(async |app: TestApp| {
+    each_db(async |app: StaffApp| {
         let mut b = app.login("admin").await;
         let mut f = notice_form(&b.csrf, "停水", "campus");
         f.push(("pinned", "1"));
@@ -1096,12 +1050,7 @@ async fn the_notices_reset_and_api_key_pages_render_in_both_languages() {
             StatusCode::SEE_OTHER
         );
         let notice = store::notices::list(&app.db, 1).await.unwrap()[0].id;
-        let meter: i64 = store::on_db!(&app.db, |p| sqlx::query_scalar::<_, i64>(
-            "select min(id) from meter"
-        )
-        .fetch_one(p)
-        .await)
-        .unwrap();
+        let meter = first_meter_id(&app).await;
         let base_cookie = b.cookie.clone();
         for lang in ["zh", "en"] {
             b.cookie = format!("{base_cookie}; dw_lang={lang}");

@@ -3,288 +3,13 @@
 //! search filters and the building manager's reach, the story's ledger
 //! rows, a refused refund that changes nothing, a refund of a refused
 //! order from the queue, and the auditor's read-only view.
-//! (The harness is `tests/staff.rs`'s, copied: test files share no code.)
 
+mod common;
+
+use common::staff::{bound_student, each_db, first_meter, paid, redirects_to};
 use domain::staff::Role;
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use std::time::Duration;
-use store::Db;
-use web::staff::Clock;
-
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
-const PASSWORD: &str = "correct horse battery";
-
-struct TestApp {
-    base: String,
-    http: reqwest::Client,
-    db: Db,
-    clock: Clock,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-/// A logged-in browser.
-struct Browser {
-    cookie: String,
-    csrf: String,
-}
-
-fn csrf_of(html: &str) -> String {
-    html.split("name=csrf value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("a csrf field")
-        .to_owned()
-}
-
-fn set_cookies(r: &reqwest::Response) -> Vec<String> {
-    r.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_owned))
-        .collect()
-}
-
-fn cookie_pair(set: &[String], name: &str) -> Option<String> {
-    set.iter()
-        .filter_map(|c| c.split(';').next())
-        .find(|kv| kv.starts_with(&format!("{name}=")) && !kv.ends_with('='))
-        .map(str::to_owned)
-}
-
-impl TestApp {
-    async fn spawn(db: Db) -> Self {
-        let now = store::now_ms();
-        store::testing::seed_one_building_per_area(&db, now)
-            .await
-            .expect("seed");
-        let clock = Clock::manual(now);
-        let mut settings = web::Settings::new(
-            "http://dormwatt.test",
-            domain::time::CampusTz::default(),
-            false,
-        );
-        settings.staff.clock = clock.clone();
-        let state = web::AppState::new(db.clone(), settings, None);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(web::serve(listener, state, async {
-            let _ = rx.await;
-        }));
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .expect("client");
-        let app = TestApp {
-            base,
-            http,
-            db,
-            clock,
-            _stop: tx,
-        };
-        for (name, role) in [
-            ("admin", Role::Administrator),
-            ("auditor", Role::Auditor),
-            ("cashier", Role::Cashier),
-        ] {
-            app.operator(name, role).await;
-        }
-        app
-    }
-
-    async fn operator(&self, name: &str, role: Role) {
-        self.operator_in(name, role, Vec::new()).await;
-    }
-
-    async fn operator_in(&self, name: &str, role: Role, building_names: Vec<String>) {
-        let new = store::operators::NewOperator {
-            name: name.to_owned(),
-            role,
-            password_phc: domain::staff::hash_password(PASSWORD, rand::random()).unwrap(),
-            area_codes: Vec::new(),
-            building_names,
-        };
-        store::operators::create(
-            &self.db,
-            &new,
-            &store::audit::Actor::command_line(),
-            self.clock.now_ms(),
-        )
-        .await
-        .expect("operator");
-    }
-
-    async fn get(&self, b: Option<&Browser>, path: &str) -> reqwest::Response {
-        let mut r = self.http.get(format!("{}{path}", self.base));
-        if let Some(b) = b {
-            r = r.header(COOKIE, &b.cookie);
-        }
-        r.send().await.expect("GET")
-    }
-
-    async fn text(&self, b: &Browser, path: &str) -> (StatusCode, String) {
-        let r = self.get(Some(b), path).await;
-        (r.status(), r.text().await.expect("body"))
-    }
-
-    async fn post(&self, b: &Browser, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .header(COOKIE, &b.cookie)
-            .form(form)
-            .send()
-            .await
-            .expect("POST")
-    }
-
-    /// Tries to log in; the response of the POST.
-    async fn try_login(&self, name: &str, password: &str) -> reqwest::Response {
-        let r = self.get(None, "/staff/login").await;
-        assert_eq!(r.status(), StatusCode::OK);
-        let set = set_cookies(&r);
-        let login = set
-            .iter()
-            .find(|c| c.starts_with("dw_staff_login="))
-            .expect("login cookie");
-        assert!(
-            login.contains("Path=/staff")
-                && login.contains("HttpOnly")
-                && login.contains("SameSite=Strict"),
-            "{login}"
-        );
-        let cookie = cookie_pair(&set, "dw_staff_login").unwrap();
-        let csrf = csrf_of(&r.text().await.unwrap());
-        self.http
-            .post(format!("{}/staff/login", self.base))
-            .header(COOKIE, cookie)
-            .form(&[
-                ("csrf", csrf.as_str()),
-                ("name", name),
-                ("password", password),
-            ])
-            .send()
-            .await
-            .expect("POST login")
-    }
-
-    async fn login(&self, name: &str) -> Browser {
-        let r = self.try_login(name, PASSWORD).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER, "login {name}");
-        assert_eq!(r.headers()[LOCATION], "/staff");
-        let set = set_cookies(&r);
-        let session = set
-            .iter()
-            .find(|c| c.starts_with("dw_staff=") && !c.starts_with("dw_staff=;"))
-            .expect("session cookie");
-        assert!(
-            session.contains("Path=/staff; HttpOnly; SameSite=Strict"),
-            "{session}"
-        );
-        assert!(!session.contains("Secure"), "plain http: {session}");
-        let mut b = Browser {
-            cookie: cookie_pair(&set, "dw_staff").unwrap(),
-            csrf: String::new(),
-        };
-        let (s, html) = self.text(&b, "/staff").await;
-        assert_eq!(s, StatusCode::OK, "{html}");
-        b.csrf = csrf_of(&html);
-        b
-    }
-
-    async fn audit(&self, action: &str) -> Vec<store::audit::AuditRow> {
-        store::audit::search(
-            &self.db,
-            &store::audit::Filter {
-                action: Some(action.to_owned()),
-                limit: 1000,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-    }
-}
-
-async fn each_db(f: impl AsyncFn(TestApp)) {
-    for db in store::testing::all().await.expect("test databases") {
-        f(TestApp::spawn(db).await).await;
-    }
-}
-
-fn redirects_to(r: &reqwest::Response, prefix: &str) -> bool {
-    r.status() == StatusCode::SEE_OTHER
-        && r.headers()[LOCATION]
-            .to_str()
-            .is_ok_and(|l| l.starts_with(prefix))
-}
-
-/// A paid WeChat order for meter `address` of area `area`.
-async fn paid(db: &Db, area: i64, address: &str, tx_id: &str, now: i64) -> store::orders::Order {
-    let req = store::orders::NewOrder {
-        area_id: area,
-        meter_address: address,
-        student_id: None,
-        kwh: domain::WholeKwh::new(5, 500).unwrap(),
-        channel: domain::order::Channel::Wechat,
-        operator: None,
-    };
-    let o = store::orders::create(db, &req, now).await.unwrap();
-    let conf = store::orders::PaymentConfirmation {
-        out_trade_no: &o.out_trade_no,
-        transaction_id: tx_id,
-        amount_fen: o.amount_fen,
-    };
-    match store::orders::record_payment(db, &conf, now + 1)
-        .await
-        .unwrap()
-    {
-        store::orders::PaidOutcome::Credited(p) => p,
-        other => panic!("{other:?}"),
-    }
-}
-
-/// The first meter and building of area `area`.
-async fn first_meter(db: &Db, area: i64) -> (String, String) {
-    store::on_db!(db, |p| sqlx::query_as::<_, (String, String)>(
-        "select m.address, b.name_zh from meter m join room r on r.id = m.room_id
-         join building b on b.id = r.building_id where m.area_id = $1 order by m.id limit 1"
-    )
-    .bind(area)
-    .fetch_one(p)
-    .await)
-    .unwrap()
-}
-
-/// A paid order the meter refused (count below its number): flagged,
-/// number given back.
-async fn refused(db: &Db, area: i64, address: &str, tx_id: &str, now: i64) -> store::orders::Order {
-    let o = paid(db, area, address, tx_id, now).await;
-    let job = store::jobs::claim(db, store::orders::DELIVER_QUEUE, "w#1", now + 10, 30_000, 1)
-        .await
-        .unwrap();
-    let seq = store::orders::assign_purchase_seq(db, o.id, now + 11)
-        .await
-        .unwrap()
-        .seq()
-        .unwrap();
-    store::meters::refuse_delivery(
-        db,
-        o.id,
-        &job[0],
-        o.meter_id,
-        seq,
-        seq - 1,
-        "hoarding limit 500.00 kWh",
-        now + 12,
-    )
-    .await
-    .unwrap();
-    store::orders::by_id(db, o.id).await.unwrap().unwrap()
-}
+use reqwest::header::LOCATION;
 
 #[tokio::test]
 async fn search_filters_work_and_a_building_manager_sees_only_their_buildings() {
@@ -294,7 +19,7 @@ async fn search_filters_work_and_a_building_manager_sees_only_their_buildings() 
         let (m2, _) = first_meter(&app.db, 2).await;
         let a = paid(&app.db, 1, &m1, "wx-here", now).await;
         let b = paid(&app.db, 2, &m2, "wx-there", now + 5).await;
-        app.operator_in("manager", Role::BuildingManager, vec![building1])
+        app.scoped_operator("manager", Role::BuildingManager, &[], &[&building1])
             .await;
         let admin = app.login("admin").await;
         let (s, html) = app.text(&admin, "/staff/orders").await;
@@ -350,9 +75,7 @@ async fn search_filters_work_and_a_building_manager_sees_only_their_buildings() 
 #[tokio::test]
 async fn the_story_shows_the_ledger_rows_in_time_order() {
     each_db(async |app| {
-        let now = app.clock.now_ms();
-        let (m1, _) = first_meter(&app.db, 1).await;
-        let o = refused(&app.db, 1, &m1, "wx-story", now).await;
+        let (_, o) = app.refused_order(1, "wx-story").await;
         let admin = app.login("admin").await;
         let (s, html) = app.text(&admin, &format!("/staff/orders/{}", o.id)).await;
         assert_eq!(s, StatusCode::OK, "{html}");
@@ -389,13 +112,7 @@ async fn refunding_a_completed_order_is_refused_with_its_reason_and_changes_noth
         tx.commit().await.unwrap();
         let before = store::orders::by_id(&app.db, o.id).await.unwrap().unwrap();
         let admin = app.login("admin").await;
-        let r = app
-            .post(
-                &admin,
-                &format!("/staff/exceptions/{}/refund", o.id),
-                &[("csrf", &admin.csrf)],
-            )
-            .await;
+        let r = app.on_exception(&admin, o.id, "refund", &[]).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let html = r.text().await.unwrap();
         assert!(
@@ -447,13 +164,7 @@ async fn refunding_a_completed_order_is_refused_with_its_reason_and_changes_noth
             "{html}"
         );
         assert!(!html.contains(&format!("/staff/exceptions/{}/refund", g.id)));
-        let r = app
-            .post(
-                &admin,
-                &format!("/staff/exceptions/{}/refund", g.id),
-                &[("csrf", &admin.csrf)],
-            )
-            .await;
+        let r = app.on_exception(&admin, g.id, "refund", &[]).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(
             store::orders::by_id(&app.db, g.id)
@@ -470,24 +181,15 @@ async fn refunding_a_completed_order_is_refused_with_its_reason_and_changes_noth
 #[tokio::test]
 async fn a_refused_order_is_refunded_from_the_queue_and_resolved_orders_leave_it() {
     each_db(async |app| {
-        let now = app.clock.now_ms();
-        let (m1, _) = first_meter(&app.db, 1).await;
-        let (m2, _) = first_meter(&app.db, 2).await;
-        let o = refused(&app.db, 1, &m1, "wx-r", now).await;
-        let p = refused(&app.db, 2, &m2, "wx-p", now).await;
+        let (_, o) = app.refused_order(1, "wx-r").await;
+        let (_, p) = app.refused_order(2, "wx-p").await;
         let admin = app.login("admin").await;
         let (_, html) = app.text(&admin, "/staff/exceptions").await;
         assert!(
             html.contains(&o.out_trade_no) && html.contains("电表拒绝充值"),
             "{html}"
         );
-        let r = app
-            .post(
-                &admin,
-                &format!("/staff/exceptions/{}/refund", o.id),
-                &[("csrf", &admin.csrf)],
-            )
-            .await;
+        let r = app.on_exception(&admin, o.id, "refund", &[]).await;
         assert!(
             redirects_to(&r, "/staff/exceptions?done=refund"),
             "{:?}",
@@ -500,29 +202,20 @@ async fn a_refused_order_is_refunded_from_the_queue_and_resolved_orders_leave_it
         assert_eq!(rows[0].operator_name, "admin");
         assert_eq!(rows[0].subject, format!("order:{}", o.out_trade_no));
         // A second press: refused with the state, one refund.
-        let r = app
-            .post(
-                &admin,
-                &format!("/staff/exceptions/{}/refund", o.id),
-                &[("csrf", &admin.csrf)],
-            )
-            .await;
+        let r = app.on_exception(&admin, o.id, "refund", &[]).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(app.audit("order_refund_requested").await.len(), 1);
         // Resolve with a note: empty refused, then done once.
         let r = app
-            .post(
-                &admin,
-                &format!("/staff/exceptions/{}/resolve", p.id),
-                &[("csrf", &admin.csrf), ("note", " ")],
-            )
+            .on_exception(&admin, p.id, "resolve", &[("note", " ")])
             .await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let r = app
-            .post(
+            .on_exception(
                 &admin,
-                &format!("/staff/exceptions/{}/resolve", p.id),
-                &[("csrf", &admin.csrf), ("note", "student will buy less")],
+                p.id,
+                "resolve",
+                &[("note", "student will buy less")],
             )
             .await;
         assert!(redirects_to(&r, "/staff/exceptions?done=resolve"));
@@ -536,9 +229,7 @@ async fn a_refused_order_is_refunded_from_the_queue_and_resolved_orders_leave_it
 #[tokio::test]
 async fn an_auditor_sees_the_queue_without_buttons_and_its_posts_get_403() {
     each_db(async |app| {
-        let now = app.clock.now_ms();
-        let (m1, _) = first_meter(&app.db, 1).await;
-        let o = refused(&app.db, 1, &m1, "wx-a", now).await;
+        let (_, o) = app.refused_order(1, "wx-a").await;
         let auditor = app.login("auditor").await;
         let (s, html) = app.text(&auditor, "/staff/exceptions").await;
         assert_eq!(s, StatusCode::OK);
@@ -551,11 +242,7 @@ async fn an_auditor_sees_the_queue_without_buttons_and_its_posts_get_403() {
         );
         for action in ["refund", "redeliver", "resolve"] {
             let r = app
-                .post(
-                    &auditor,
-                    &format!("/staff/exceptions/{}/{action}", o.id),
-                    &[("csrf", &auditor.csrf), ("note", "x")],
-                )
+                .on_exception(&auditor, o.id, action, &[("note", "x")])
                 .await;
             assert_eq!(r.status(), StatusCode::FORBIDDEN, "{action}");
         }
@@ -577,13 +264,7 @@ async fn an_auditor_sees_the_queue_without_buttons_and_its_posts_get_403() {
         );
         // A cashier may not resolve orders either.
         let cashier = app.login("cashier").await;
-        let r = app
-            .post(
-                &cashier,
-                &format!("/staff/exceptions/{}/refund", o.id),
-                &[("csrf", &cashier.csrf)],
-            )
-            .await;
+        let r = app.on_exception(&cashier, o.id, "refund", &[]).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
     })
     .await;
@@ -593,46 +274,16 @@ async fn an_auditor_sees_the_queue_without_buttons_and_its_posts_get_403() {
 async fn an_administrator_settles_a_move_out_and_others_may_not() {
     each_db(async |app| {
         let (m1, _) = first_meter(&app.db, 1).await;
-        let s = store::students::create_demo(&app.db, "leaver", app.clock.now_ms())
-            .await
-            .unwrap();
-        store::on_db!(&app.db, |p| sqlx::query(
-            "insert into binding (student_id, meter_id, is_default, created_at_ms)
-             select $1, id, true, 0 from meter where address = $2"
-        )
-        .bind(s.id)
-        .bind(&m1)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))
-        .unwrap();
+        let s = bound_student(&app.db, "leaver", &m1, app.clock.now_ms()).await;
         let auditor = app.login("auditor").await;
         let (st, _) = app.text(&auditor, "/staff/move-out").await;
         assert_eq!(st, StatusCode::FORBIDDEN);
-        let r = app
-            .post(
-                &auditor,
-                "/staff/move-out",
-                &[("csrf", &auditor.csrf), ("meter", &m1), ("note", "x")],
-            )
-            .await;
+        let r = app.move_out(&auditor, &m1, "x").await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         let admin = app.login("admin").await;
-        let r = app
-            .post(
-                &admin,
-                "/staff/move-out",
-                &[("csrf", &admin.csrf), ("meter", "12345"), ("note", "x")],
-            )
-            .await;
+        let r = app.move_out(&admin, "12345", "x").await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let r = app
-            .post(
-                &admin,
-                "/staff/move-out",
-                &[("csrf", &admin.csrf), ("meter", &m1), ("note", "")],
-            )
-            .await;
+        let r = app.move_out(&admin, &m1, "").await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(
             store::students::bindings(&app.db, s.id)
@@ -641,17 +292,7 @@ async fn an_administrator_settles_a_move_out_and_others_may_not() {
                 .len(),
             1
         );
-        let r = app
-            .post(
-                &admin,
-                "/staff/move-out",
-                &[
-                    ("csrf", &admin.csrf),
-                    ("meter", &m1),
-                    ("note", "moved out 2026-12-02"),
-                ],
-            )
-            .await;
+        let r = app.move_out(&admin, &m1, "moved out 2026-12-02").await;
         assert!(
             redirects_to(&r, "/staff/move-out?meter="),
             "{:?}",
@@ -669,13 +310,7 @@ async fn an_administrator_settles_a_move_out_and_others_may_not() {
                 .unwrap()
                 .is_empty()
         );
-        let r = app
-            .post(
-                &admin,
-                "/staff/move-out",
-                &[("csrf", &admin.csrf), ("meter", &m1), ("note", "again")],
-            )
-            .await;
+        let r = app.move_out(&admin, &m1, "again").await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(app.audit("move_out_settled").await.len(), 1);
     })

@@ -3,12 +3,15 @@
 //! `DORMWATT_TEST_PG_URL` is set), its HTTP client, and the helpers every
 //! page test reads answers with. A test file declares `mod common;` and
 //! wraps [`Server`] in its own app type (which adds what only its tests
-//! need: a mock WeChat, a manual clock, operators…).
+//! need: a mock WeChat, a manual clock, operators…); the staff console's
+//! tests share [`staff::StaffApp`].
 
 #![allow(
     dead_code,
     reason = "each test binary compiles this module and uses only part of it"
 )]
+
+pub mod staff;
 
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use std::time::Duration;
@@ -39,12 +42,18 @@ impl Server {
     /// Seeds `db` and serves the application with `settings`; `stops` are
     /// the stop handles of mock servers the settings point at, held as long
     /// as the server.
-    pub async fn start(
+    pub async fn start(db: Db, settings: web::Settings, stops: Vec<oneshot::Sender<()>>) -> Self {
+        Self::start_at(db, settings, stops, store::now_ms()).await
+    }
+
+    /// [`Server::start`] with the seed dated `now_ms` (a manual clock's start).
+    pub async fn start_at(
         db: Db,
         settings: web::Settings,
         mut stops: Vec<oneshot::Sender<()>>,
+        now_ms: i64,
     ) -> Self {
-        let plan = store::testing::seed_one_building_per_area(&db, store::now_ms())
+        let plan = store::testing::seed_one_building_per_area(&db, now_ms)
             .await
             .expect("seed");
         let areas = store::campus::areas(&db).await.expect("areas");
