@@ -21,8 +21,25 @@ use store::orders::Order;
 /// Longest out_trade_no we look up (ours are 23 characters; WeChat's max is 32).
 const OUT_TRADE_NO_CHARS_MAX: usize = 32;
 
+/// docs/openapi.yaml, compiled in so that what is served is what this
+/// build answers (a test checks both directions).
+const OPENAPI_YAML: &str = include_str!("../../../../docs/openapi.yaml");
+
+/// `GET /api/openapi.yaml`: the API's description, for integrators' tools.
+async fn openapi() -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/yaml; charset=utf-8",
+        )],
+        OPENAPI_YAML,
+    )
+        .into_response()
+}
+
 pub(super) fn router() -> Router<AppState> {
     Router::new()
+        .route("/api/openapi.yaml", get(openapi))
         .route("/api/counter/sales", post(counter_sale))
         .route("/api/staff/orders/{out_trade_no}", get(staff_order))
         .route(
