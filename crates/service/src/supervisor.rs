@@ -248,18 +248,24 @@ async fn run_ticks(
     mut tick: Box<dyn FnMut(i64) -> WorkerFuture + Send>,
     stop: CancellationToken,
 ) {
+    use tracing::Instrument as _;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Every log line of a tick carries the worker's name and the tick's
+    // number: the background actions' correlation id.
+    let mut run: u64 = 0;
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             _ = ticker.tick() => {}
         }
+        run += 1;
+        let span = tracing::info_span!("worker", worker = name, run);
         // A tick is bounded (batch_max items, each call with its own
         // timeout); a stop still wins at once.
         tokio::select! {
             () = stop.cancelled() => break,
-            () = tick(store::now_ms()) => {}
+            () = tick(store::now_ms()).instrument(span) => {}
         }
     }
     tracing::debug!(worker = name, "worker stopped");

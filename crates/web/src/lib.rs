@@ -22,6 +22,7 @@ pub mod cookies;
 pub mod i18n;
 pub mod pages;
 pub mod payments;
+pub mod request_log;
 mod security;
 pub mod server;
 pub mod session;
@@ -204,7 +205,13 @@ pub fn app(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(request_log::span)
+                .on_response(request_log::on_response)
+                .on_failure(request_log::on_failure),
+        )
+        .layer(axum::middleware::from_fn(request_log::correlate))
 }
 
 /// Liveness: the process answers.
