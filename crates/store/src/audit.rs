@@ -214,6 +214,31 @@ pub async fn append_tx(tx: &mut Tx, entry: &Entry<'_>, now_ms: i64) -> Result<Au
     Ok(row)
 }
 
+/// Appends `entry` in `tx` and commits: the change and its audit row
+/// commit together or not at all.
+pub(crate) async fn append_and_commit(mut tx: Tx, entry: &Entry<'_>, now_ms: i64) -> Result<()> {
+    append_tx(&mut tx, entry, now_ms).await?;
+    tx.commit().await
+}
+
+/// A staff note as an action records it: trimmed, `missing` when empty,
+/// `too_long` when over `max` characters.
+pub(crate) fn checked_note<E>(
+    note: &str,
+    max: usize,
+    missing: E,
+    too_long: E,
+) -> std::result::Result<&str, E> {
+    let note = note.trim();
+    if note.is_empty() {
+        return Err(missing);
+    }
+    if note.chars().count() > max {
+        return Err(too_long);
+    }
+    Ok(note)
+}
+
 /// What to look for in the log. Empty fields match everything.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {

@@ -345,6 +345,27 @@ fn kinds(flags: &[Flag]) -> Vec<&str> {
     flags.iter().map(|f| f.kind.as_str()).collect()
 }
 
+/// Writes `action`'s audit row about `order` (before and after as given)
+/// and commits `tx`.
+async fn commit_audited(
+    tx: Tx,
+    actor: &audit::Actor,
+    action: &str,
+    order: &Order,
+    before: serde_json::Value,
+    after: serde_json::Value,
+    now_ms: i64,
+) -> Result<()> {
+    let entry = audit::Entry {
+        actor,
+        action,
+        subject: &crate::story::audit_subject(order),
+        before: Some(before),
+        after: Some(after),
+    };
+    audit::append_and_commit(tx, &entry, now_ms).await
+}
+
 async fn order_in(tx: &mut Tx, order_id: OrderId) -> Result<Option<Order>> {
     let sql = "select id, out_trade_no, meter_id, student_id, area_id, kwh, unit_price_centifen_per_kwh,
                 amount_fen, channel, state, buyer_bound, operator, prepay_id, transaction_id, purchase_seq,
@@ -434,22 +455,19 @@ pub async fn refund(
         Channel::Wechat => "wechat",
         Channel::Counter => "cash_at_counter",
     };
-    audit::append_tx(
-        &mut tx,
-        &audit::Entry {
-            actor,
-            action: "order_refund_requested",
-            subject: &crate::story::audit_subject(&after),
-            before: Some(serde_json::json!({ "order": snapshot(&before), "flags": kinds(&flags) })),
-            after: Some(serde_json::json!({
-                "order": snapshot(&after),
-                "refund": { "refund_no": refund_no, "amount_fen": after.amount_fen.get(), "paid_back": how, "shift": till },
-            })),
-        },
+    commit_audited(
+        tx,
+        actor,
+        "order_refund_requested",
+        &after,
+        serde_json::json!({ "order": snapshot(&before), "flags": kinds(&flags) }),
+        serde_json::json!({
+            "order": snapshot(&after),
+            "refund": { "refund_no": refund_no, "amount_fen": after.amount_fen.get(), "paid_back": how, "shift": till },
+        }),
         now_ms,
     )
     .await?;
-    tx.commit().await?;
     Ok(after)
 }
 
@@ -476,19 +494,16 @@ pub async fn redeliver(
         return Err(Refusal::StillDelivering.into());
     }
     resolve_all_in(&mut tx, order_id, "redelivered", &actor.name, None, now_ms).await?;
-    audit::append_tx(
-        &mut tx,
-        &audit::Entry {
-            actor,
-            action: "order_redelivered",
-            subject: &crate::story::audit_subject(&before),
-            before: Some(serde_json::json!({ "order": snapshot(&before), "flags": kinds(&flags), "job": "dead" })),
-            after: Some(serde_json::json!({ "order": snapshot(&before), "flags": [], "job": "queued" })),
-        },
+    commit_audited(
+        tx,
+        actor,
+        "order_redelivered",
+        &before,
+        serde_json::json!({ "order": snapshot(&before), "flags": kinds(&flags), "job": "dead" }),
+        serde_json::json!({ "order": snapshot(&before), "flags": [], "job": "queued" }),
         now_ms,
     )
     .await?;
-    tx.commit().await?;
     Ok(before)
 }
 
@@ -503,13 +518,12 @@ pub async fn resolve(
     note: &str,
     now_ms: i64,
 ) -> Result<u64, ActionError> {
-    let note = note.trim();
-    if note.is_empty() {
-        return Err(Refusal::NoteMissing.into());
-    }
-    if note.chars().count() > NOTE_CHARS_MAX {
-        return Err(Refusal::NoteTooLong.into());
-    }
+    let note = audit::checked_note(
+        note,
+        NOTE_CHARS_MAX,
+        Refusal::NoteMissing,
+        Refusal::NoteTooLong,
+    )?;
     let mut tx = db.begin().await?;
     let order = order_in(&mut tx, order_id)
         .await?
@@ -519,21 +533,16 @@ pub async fn resolve(
     if n == 0 {
         return Err(Refusal::AlreadyResolved.into());
     }
-    audit::append_tx(
-        &mut tx,
-        &audit::Entry {
-            actor,
-            action: "order_flags_resolved",
-            subject: &crate::story::audit_subject(&order),
-            before: Some(serde_json::json!({ "order": snapshot(&order), "flags": kinds(&flags) })),
-            after: Some(
-                serde_json::json!({ "order": snapshot(&order), "flags": [], "note": note }),
-            ),
-        },
+    commit_audited(
+        tx,
+        actor,
+        "order_flags_resolved",
+        &order,
+        serde_json::json!({ "order": snapshot(&order), "flags": kinds(&flags) }),
+        serde_json::json!({ "order": snapshot(&order), "flags": [], "note": note }),
         now_ms,
     )
     .await?;
-    tx.commit().await?;
     Ok(n)
 }
 

@@ -714,6 +714,28 @@ pub async fn unbind(db: &Db, student_id: i64, binding_id: i64) -> Result<()> {
     Ok(())
 }
 
+/// Sets meter `meter_id`'s password hash to `new_hash` only if it still is
+/// `expected` (`None`: the factory default); whether it did (row count
+/// checked, so of two changes at once one wins).
+pub(crate) async fn set_meter_password_in(
+    tx: &mut Tx,
+    meter_id: i64,
+    expected: Option<&str>,
+    new_hash: &str,
+) -> Result<bool> {
+    let n = on_tx!(tx, |c| sqlx::query(
+        "update meter set password_hash = $2
+         where id = $1 and ((password_hash is null and $3 is null) or password_hash = $3)"
+    )
+    .bind(meter_id)
+    .bind(new_hash)
+    .bind(expected)
+    .execute(c)
+    .await?
+    .rows_affected());
+    Ok(n == 1)
+}
+
 /// Changes a meter's password as one of its binders, who proved the current
 /// one: only if the hash still is `expected` (two concurrent changes cannot
 /// both win), and in the same transaction every *other* binder — none of
@@ -729,17 +751,7 @@ pub async fn change_meter_password(
     now_ms: i64,
 ) -> Result<Option<u64>> {
     let mut tx = db.begin().await?;
-    let n = on_tx!(&mut tx, |c| sqlx::query(
-        "update meter set password_hash = $2
-         where id = $1 and ((password_hash is null and $3 is null) or password_hash = $3)"
-    )
-    .bind(meter_id)
-    .bind(new_hash)
-    .bind(expected)
-    .execute(c)
-    .await?
-    .rows_affected());
-    if n != 1 {
+    if !set_meter_password_in(&mut tx, meter_id, expected, new_hash).await? {
         drop(tx);
         return Ok(None);
     }
