@@ -5,29 +5,15 @@
 //! refunding (or resolving) one order at once change it once, a counter
 //! refund is cash out of `counter_cash`, and the ledger checks after each.
 
-use domain::order::{Channel, OrderState};
+mod common;
+
+use common::{NOW, audit_actions, audit_rows, ledger_ok, paid, seeded, staff, winners};
+use domain::order::OrderState;
 use domain::{OrderId, WholeKwh};
-use store::audit::Actor;
 use store::exceptions::{self, ActionError, Refusal};
-use store::orders::{self, NewOrder, PaymentConfirmation};
+use store::orders;
 use store::story::{OrderSearch, Reach};
-use store::{Db, jobs, ledger, testing};
-
-const NOW: i64 = 1_795_622_400_000;
-
-async fn seeded() -> Vec<Db> {
-    testing::all_seeded(NOW)
-        .await
-        .expect("seeded test databases")
-}
-
-fn staff(name: &str) -> Actor {
-    Actor {
-        operator_id: None,
-        name: name.to_owned(),
-        client_ip: "127.0.0.1".to_owned(),
-    }
-}
+use store::{Db, jobs, ledger};
 
 /// Everything, as an administrator of every area sees it.
 const ALL: Reach = Reach {
@@ -35,27 +21,6 @@ const ALL: Reach = Reach {
     all_areas: true,
     buildings_only: false,
 };
-
-async fn paid(db: &Db, address: &str, kwh: u64, tx_id: &str, at: i64) -> orders::Order {
-    let req = NewOrder {
-        area_id: 1,
-        meter_address: address,
-        student_id: None,
-        kwh: WholeKwh::new(kwh, 500).unwrap(),
-        channel: Channel::Wechat,
-        operator: None,
-    };
-    let o = orders::create(db, &req, at).await.unwrap();
-    let conf = PaymentConfirmation {
-        out_trade_no: &o.out_trade_no,
-        transaction_id: tx_id,
-        amount_fen: o.amount_fen,
-    };
-    match orders::record_payment(db, &conf, at + 1).await.unwrap() {
-        orders::PaidOutcome::Credited(p) => p,
-        other => panic!("{other:?}"),
-    }
-}
 
 /// A paid order the meter refused (count 0 < seq 1): number given back.
 async fn refused(db: &Db, address: &str, tx_id: &str) -> orders::Order {
@@ -81,11 +46,6 @@ async fn refused(db: &Db, address: &str, tx_id: &str) -> orders::Order {
     .await
     .unwrap();
     orders::by_id(db, a.id).await.unwrap().unwrap()
-}
-
-async fn ledger_ok(db: &Db) {
-    let problems = ledger::check(db).await.unwrap();
-    assert!(problems.is_empty(), "{:?}: {problems:?}", db.backend());
 }
 
 fn kinds(q: &[exceptions::Exception], id: OrderId) -> Vec<String> {
@@ -210,16 +170,7 @@ async fn a_refund_is_refused_while_the_energy_may_be_on_the_meter_and_changes_no
         .await
         .unwrap();
         let before = orders::by_id(&db, g.id).await.unwrap().unwrap();
-        let audit_before = store::audit::search(
-            &db,
-            &store::audit::Filter {
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .len();
+        let audit_before = audit_actions(&db).await.len();
         let e = exceptions::refund(&db, g.id, &staff("admin"), NOW + 20)
             .await
             .unwrap_err();
@@ -229,16 +180,7 @@ async fn a_refund_is_refused_while_the_energy_may_be_on_the_meter_and_changes_no
         );
         assert!(e.to_string().contains("may already be on the meter"), "{e}");
         assert_eq!(orders::by_id(&db, g.id).await.unwrap().unwrap(), before);
-        let audit_after = store::audit::search(
-            &db,
-            &store::audit::Filter {
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .len();
+        let audit_after = audit_actions(&db).await.len();
         assert_eq!(audit_before, audit_after, "nothing recorded");
         // A completed order: refused with its state.
         let c = paid(&db, "201701010006", 5, "wx-c", NOW).await;
@@ -269,37 +211,25 @@ async fn a_refund_is_refused_while_the_energy_may_be_on_the_meter_and_changes_no
 async fn two_staff_refunding_one_order_at_once_refund_it_once() {
     for db in seeded().await {
         let r = refused(&db, "201701010007", "wx-r").await;
-        let mut tasks = Vec::new();
-        for i in 0..8 {
-            let db = db.clone();
-            tasks.push(tokio::spawn(async move {
-                exceptions::refund(&db, r.id, &staff(&format!("s{i}")), NOW + 100 + i).await
-            }));
-        }
-        let mut ok = 0;
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(o) => {
-                    assert_eq!(o.state, OrderState::Refunding);
-                    ok += 1;
-                }
-                Err(ActionError::Refused(
-                    Refusal::NotDelayed("refunding") | Refusal::InProgress,
-                )) => {}
-                Err(e) => panic!("{:?}: {e:?}", db.backend()),
-            }
-        }
-        assert_eq!(ok, 1, "{:?}", db.backend());
-        let rows = store::audit::search(
+        let won = winners(
             &db,
-            &store::audit::Filter {
-                action: Some("order_refund_requested".into()),
-                limit: 100,
-                ..Default::default()
+            8,
+            |db, i| async move {
+                exceptions::refund(&db, r.id, &staff(&format!("s{i}")), NOW + 100 + i).await
+            },
+            |e| {
+                matches!(
+                    e,
+                    ActionError::Refused(Refusal::NotDelayed("refunding") | Refusal::InProgress)
+                )
             },
         )
-        .await
-        .unwrap();
+        .await;
+        for o in &won {
+            assert_eq!(o.state, OrderState::Refunding);
+        }
+        assert_eq!(won.len(), 1, "{:?}", db.backend());
+        let rows = audit_rows(&db, "order_refund_requested").await;
         assert_eq!(rows.len(), 1);
         assert!(
             rows[0]
@@ -343,32 +273,20 @@ async fn resolving_twice_at_once_resolves_once() {
             .await
             .unwrap_err();
         assert!(matches!(e, ActionError::Refused(Refusal::NoteTooLong)));
-        let mut tasks = Vec::new();
-        for i in 0..6 {
-            let db = db.clone();
-            tasks.push(tokio::spawn(async move {
-                exceptions::resolve(
-                    &db,
-                    r.id,
-                    &staff(&format!("s{i}")),
-                    "called the student",
-                    NOW + 50 + i,
-                )
-                .await
-            }));
+        let won = winners(
+            &db,
+            6,
+            |db, i| async move {
+                let who = staff(&format!("s{i}"));
+                exceptions::resolve(&db, r.id, &who, "called the student", NOW + 50 + i).await
+            },
+            |e| matches!(e, ActionError::Refused(Refusal::AlreadyResolved)),
+        )
+        .await;
+        for n in &won {
+            assert_eq!(*n, 1);
         }
-        let mut ok = 0;
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(n) => {
-                    assert_eq!(n, 1);
-                    ok += 1;
-                }
-                Err(ActionError::Refused(Refusal::AlreadyResolved)) => {}
-                Err(e) => panic!("{:?}: {e:?}", db.backend()),
-            }
-        }
-        assert_eq!(ok, 1, "{:?}", db.backend());
+        assert_eq!(won.len(), 1, "{:?}", db.backend());
         let flags = exceptions::flags_of(&db, r.id).await.unwrap();
         assert_eq!(flags.len(), 1);
         assert_eq!(flags[0].resolution.as_deref(), Some("noted"));
@@ -597,44 +515,27 @@ async fn a_move_out_ends_the_bindings_keeps_the_energy_and_happens_once() {
             store::moveout::SettleError::Refused(store::moveout::Refusal::NoteMissing)
         ));
         assert_eq!(binders(&db, address).await, 2, "a refusal changes nothing");
-        let mut tasks = Vec::new();
-        for i in 0..4 {
-            let db = db.clone();
-            tasks.push(tokio::spawn(async move {
-                store::moveout::settle(
-                    &db,
-                    address,
-                    &staff(&format!("s{i}")),
-                    "room 113 moved out",
-                    NOW + i,
-                )
-                .await
-            }));
-        }
-        let mut ok = 0;
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(s) => {
-                    assert_eq!(s.unbound_students, 2);
-                    ok += 1;
-                }
-                Err(store::moveout::SettleError::Refused(store::moveout::Refusal::NobodyBound)) => {
-                }
-                Err(e) => panic!("{:?}: {e:?}", db.backend()),
-            }
-        }
-        assert_eq!(ok, 1, "{:?}", db.backend());
-        assert_eq!(binders(&db, address).await, 0);
-        let rows = store::audit::search(
+        let won = winners(
             &db,
-            &store::audit::Filter {
-                action: Some("move_out_settled".into()),
-                limit: 10,
-                ..Default::default()
+            4,
+            |db, i| async move {
+                let who = staff(&format!("s{i}"));
+                store::moveout::settle(&db, address, &who, "room 113 moved out", NOW + i).await
+            },
+            |e| {
+                matches!(
+                    e,
+                    store::moveout::SettleError::Refused(store::moveout::Refusal::NobodyBound)
+                )
             },
         )
-        .await
-        .unwrap();
+        .await;
+        for s in &won {
+            assert_eq!(s.unbound_students, 2);
+        }
+        assert_eq!(won.len(), 1, "{:?}", db.backend());
+        assert_eq!(binders(&db, address).await, 0);
+        let rows = audit_rows(&db, "move_out_settled").await;
         assert_eq!(rows.len(), 1);
         ledger_ok(&db).await;
     }
@@ -644,32 +545,17 @@ async fn a_move_out_ends_the_bindings_keeps_the_energy_and_happens_once() {
 async fn two_staff_delivering_one_order_again_at_once_restart_it_once() {
     for db in seeded().await {
         let r = refused(&db, "201701010014", "wx-u").await;
-        let mut tasks = Vec::new();
-        for i in 0..6 {
-            let db = db.clone();
-            tasks.push(tokio::spawn(async move {
-                exceptions::redeliver(&db, r.id, &staff(&format!("s{i}")), NOW + 100 + i).await
-            }));
-        }
-        let mut ok = 0;
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(_) => ok += 1,
-                Err(ActionError::Refused(Refusal::StillDelivering)) => {}
-                Err(e) => panic!("{:?}: {e:?}", db.backend()),
-            }
-        }
-        assert_eq!(ok, 1, "{:?}", db.backend());
-        let rows = store::audit::search(
+        let won = winners(
             &db,
-            &store::audit::Filter {
-                action: Some("order_redelivered".into()),
-                limit: 10,
-                ..Default::default()
+            6,
+            |db, i| async move {
+                exceptions::redeliver(&db, r.id, &staff(&format!("s{i}")), NOW + 100 + i).await
             },
+            |e| matches!(e, ActionError::Refused(Refusal::StillDelivering)),
         )
-        .await
-        .unwrap();
+        .await;
+        assert_eq!(won.len(), 1, "{:?}", db.backend());
+        let rows = audit_rows(&db, "order_redelivered").await;
         assert_eq!(rows.len(), 1);
     }
 }
