@@ -111,14 +111,7 @@ pub async fn reset(
     .await?
     .rows_affected());
     // A student whose default it was gets their oldest meter as default.
-    on_tx!(&mut tx, |c| sqlx::query(
-        "update binding set is_default = true
-         where id in (select min(b.id) from binding b group by b.student_id
-                      having sum(case when b.is_default then 1 else 0 end) = 0)"
-    )
-    .execute(c)
-    .await?
-    .rows_affected());
+    crate::students::restore_defaults_in(&mut tx).await?;
     audit::append_and_commit(
         tx,
         &Entry {

@@ -647,6 +647,19 @@ async fn tell_other_binders(
     Ok(told)
 }
 
+/// Makes the oldest binding the default of every student left without
+/// one (after bindings were removed).
+pub(crate) async fn restore_defaults_in(tx: &mut Tx) -> Result<u64> {
+    Ok(on_tx!(tx, |c| sqlx::query(
+        "update binding set is_default = true
+         where id in (select min(b.id) from binding b group by b.student_id
+                      having sum(case when b.is_default then 1 else 0 end) = 0)"
+    )
+    .execute(c)
+    .await?
+    .rows_affected()))
+}
+
 async fn set_default_in(tx: &mut Tx, student_id: i64, binding_id: i64) -> Result<bool> {
     let n = on_tx!(tx, |c| sqlx::query(
         "update binding set is_default = (id = $2) where student_id = $1"
@@ -780,14 +793,7 @@ pub async fn change_meter_password(
     .rows_affected());
     debug_assert_eq!(told, gone);
     // A removed binder whose default it was gets their oldest meter as default.
-    on_tx!(&mut tx, |c| sqlx::query(
-        "update binding set is_default = true
-         where id in (select min(b.id) from binding b group by b.student_id
-                      having sum(case when b.is_default then 1 else 0 end) = 0)"
-    )
-    .execute(c)
-    .await?
-    .rows_affected());
+    restore_defaults_in(&mut tx).await?;
     tx.commit().await?;
     Ok(Some(gone))
 }

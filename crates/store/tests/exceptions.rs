@@ -25,27 +25,54 @@ const ALL: Reach = Reach {
 /// A paid order the meter refused (count 0 < seq 1): number given back.
 async fn refused(db: &Db, address: &str, tx_id: &str) -> orders::Order {
     let a = paid(db, address, 5, tx_id, NOW).await;
-    let job = jobs::claim(db, orders::DELIVER_QUEUE, "w#1", NOW + 10, 30_000, 1)
+    meter_refuses(db, &a, "w#1", [NOW + 10, NOW + 20, NOW + 30]).await;
+    orders::by_id(db, a.id).await.unwrap().unwrap()
+}
+
+/// `worker` claims the next delivery job, numbers order `o` and the meter
+/// refuses it (count = seq − 1), at the three instants of `at`.
+async fn meter_refuses(db: &Db, o: &orders::Order, worker: &str, at: [i64; 3]) {
+    let job = jobs::claim(db, orders::DELIVER_QUEUE, worker, at[0], 30_000, 1)
         .await
         .unwrap();
-    let seq = orders::assign_purchase_seq(db, a.id, NOW + 20)
+    let seq = orders::assign_purchase_seq(db, o.id, at[1])
         .await
         .unwrap()
         .seq()
         .unwrap();
     store::meters::refuse_delivery(
         db,
-        a.id,
+        o.id,
         &job[0],
-        a.meter_id,
+        o.meter_id,
         seq,
         seq - 1,
         "hoarding limit",
-        NOW + 30,
+        at[2],
     )
     .await
     .unwrap();
-    orders::by_id(db, a.id).await.unwrap().unwrap()
+}
+
+/// Claims the next delivery job at `at`, numbers order `o` (at + 1) and
+/// flags a purchase-count gap (at + 2); the job claimed.
+async fn seq_gap(db: &Db, o: &orders::Order, at: i64) -> jobs::Job {
+    let job = jobs::claim(db, orders::DELIVER_QUEUE, "w#1", at, 30_000, 1)
+        .await
+        .unwrap();
+    orders::assign_purchase_seq(db, o.id, at + 1).await.unwrap();
+    store::meters::flag_delivery(
+        db,
+        o.id,
+        &job[0],
+        o.meter_id,
+        "seq_gap",
+        "count 3, seq 1",
+        at + 2,
+    )
+    .await
+    .unwrap();
+    job.into_iter().next().unwrap()
 }
 
 fn kinds(q: &[exceptions::Exception], id: OrderId) -> Vec<String> {
@@ -62,27 +89,11 @@ async fn the_queue_shows_each_kind_with_its_reason() {
         let r = refused(&db, "201701010001", "wx-1").await;
         // A purchase-count gap (number kept).
         let g = paid(&db, "201701010002", 5, "wx-2", NOW).await;
-        let job = jobs::claim(&db, orders::DELIVER_QUEUE, "w#1", NOW + 40, 30_000, 1)
-            .await
-            .unwrap();
+        let job = seq_gap(&db, &g, NOW + 40).await;
         assert_eq!(
-            job[0].dedup_key.as_deref(),
+            job.dedup_key.as_deref(),
             Some(&*format!("deliver:{}", g.id))
         );
-        orders::assign_purchase_seq(&db, g.id, NOW + 41)
-            .await
-            .unwrap();
-        store::meters::flag_delivery(
-            &db,
-            g.id,
-            &job[0],
-            g.meter_id,
-            "seq_gap",
-            "count 3, seq 1",
-            NOW + 42,
-        )
-        .await
-        .unwrap();
         // Overdue (never delivered within the window).
         let d = paid(&db, "201701010003", 5, "wx-3", NOW + 50).await;
         assert_eq!(
@@ -152,23 +163,7 @@ async fn the_queue_shows_each_kind_with_its_reason() {
 async fn a_refund_is_refused_while_the_energy_may_be_on_the_meter_and_changes_nothing() {
     for db in seeded().await {
         let g = paid(&db, "201701010002", 5, "wx-g", NOW).await;
-        let job = jobs::claim(&db, orders::DELIVER_QUEUE, "w#1", NOW + 10, 30_000, 1)
-            .await
-            .unwrap();
-        orders::assign_purchase_seq(&db, g.id, NOW + 11)
-            .await
-            .unwrap();
-        store::meters::flag_delivery(
-            &db,
-            g.id,
-            &job[0],
-            g.meter_id,
-            "seq_gap",
-            "count 3, seq 1",
-            NOW + 12,
-        )
-        .await
-        .unwrap();
+        seq_gap(&db, &g, NOW + 10).await;
         let before = orders::by_id(&db, g.id).await.unwrap().unwrap();
         let audit_before = audit_actions(&db).await.len();
         let e = exceptions::refund(&db, g.id, &staff("admin"), NOW + 20)
@@ -315,26 +310,7 @@ async fn redelivery_reopens_the_job_and_a_second_refusal_flags_again() {
             "{e:?}"
         );
         assert_eq!(exceptions::exceptions_count(&db, &ALL).await.unwrap(), 0);
-        let job = jobs::claim(&db, orders::DELIVER_QUEUE, "w#2", NOW + 200, 30_000, 1)
-            .await
-            .unwrap();
-        let seq = orders::assign_purchase_seq(&db, r.id, NOW + 201)
-            .await
-            .unwrap()
-            .seq()
-            .unwrap();
-        store::meters::refuse_delivery(
-            &db,
-            r.id,
-            &job[0],
-            r.meter_id,
-            seq,
-            seq - 1,
-            "hoarding limit",
-            NOW + 202,
-        )
-        .await
-        .unwrap();
+        meter_refuses(&db, &r, "w#2", [NOW + 200, NOW + 201, NOW + 202]).await;
         let flags = exceptions::flags_of(&db, r.id).await.unwrap();
         let open: Vec<_> = flags
             .iter()
@@ -402,46 +378,47 @@ async fn search_filters_and_the_story_in_time_order() {
             }
         };
         let ids = |h: Vec<store::story::Hit>| h.into_iter().map(|h| h.order.id).collect::<Vec<_>>();
-        assert_eq!(
-            ids(by(OrderSearch {
-                out_trade_no: Some(a.out_trade_no.clone()),
-                ..Default::default()
-            })
-            .await),
-            vec![a.id]
-        );
-        assert_eq!(
-            ids(by(OrderSearch {
-                transaction_id: Some("wx-other".into()),
-                ..Default::default()
-            })
-            .await),
-            vec![b.id]
-        );
-        assert_eq!(
-            ids(by(OrderSearch {
-                meter: Some("201701010011".into()),
-                ..Default::default()
-            })
-            .await),
-            vec![a.id]
-        );
-        assert_eq!(
-            ids(by(OrderSearch {
-                from_ms: Some(NOW + 1),
-                ..Default::default()
-            })
-            .await),
-            vec![b.id]
-        );
-        assert_eq!(
-            ids(by(OrderSearch {
-                until_ms: Some(NOW + 1),
-                ..Default::default()
-            })
-            .await),
-            vec![a.id]
-        );
+        let one = [
+            (
+                OrderSearch {
+                    out_trade_no: Some(a.out_trade_no.clone()),
+                    ..Default::default()
+                },
+                a.id,
+            ),
+            (
+                OrderSearch {
+                    transaction_id: Some("wx-other".into()),
+                    ..Default::default()
+                },
+                b.id,
+            ),
+            (
+                OrderSearch {
+                    meter: Some("201701010011".into()),
+                    ..Default::default()
+                },
+                a.id,
+            ),
+            (
+                OrderSearch {
+                    from_ms: Some(NOW + 1),
+                    ..Default::default()
+                },
+                b.id,
+            ),
+            (
+                OrderSearch {
+                    until_ms: Some(NOW + 1),
+                    ..Default::default()
+                },
+                a.id,
+            ),
+        ];
+        for (q, want) in one {
+            let what = format!("{q:?}");
+            assert_eq!(ids(by(q).await), vec![want], "{what}");
+        }
         assert!(
             by(OrderSearch {
                 state: Some(OrderState::Completed),

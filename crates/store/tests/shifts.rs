@@ -36,6 +36,11 @@ async fn sell(
     Ok(o)
 }
 
+/// Shift `id` as stored.
+async fn stored(db: &Db, id: i64) -> shifts::Shift {
+    shifts::get(db, id).await.unwrap().expect("shift")
+}
+
 async fn order_count(db: &Db) -> usize {
     let mut n = 0;
     for id in 1..200 {
@@ -145,7 +150,7 @@ async fn a_closed_shift_is_read_only() {
         // Closing twice changes nothing.
         let twice = shifts::close(&db, s.id, op, Fen::new(1), &actor, NOW + 6).await;
         assert!(matches!(twice, Err(Error::Conflict(_))), "{twice:?}");
-        assert_eq!(shifts::get(&db, s.id).await.unwrap().unwrap(), closed);
+        assert_eq!(stored(&db, s.id).await, closed);
         // Selling into it is refused, and the order rolls back with it.
         let late = sell(&db, s.id, op, "201701010002", 3, Tender::Cash).await;
         assert!(matches!(late, Err(Error::Conflict(_))), "{late:?}");
@@ -154,7 +159,7 @@ async fn a_closed_shift_is_read_only() {
             before_orders,
             "no order left behind"
         );
-        assert_eq!(shifts::get(&db, s.id).await.unwrap().unwrap(), closed);
+        assert_eq!(stored(&db, s.id).await, closed);
         // Another cashier cannot close or sell into someone's shift.
         let (op2, actor2) = operator(&db, "cashier2", Role::Cashier).await;
         let s2 = shifts::open(&db, op2, &actor2, NOW + 7).await.unwrap();
@@ -165,12 +170,8 @@ async fn a_closed_shift_is_read_only() {
                 .await
                 .is_err()
         );
-        assert!(shifts::get(&db, s2.id).await.unwrap().unwrap().is_open());
-        let closes = audit_actions(&db)
-            .await
-            .into_iter()
-            .filter(|a| a == "shift_closed")
-            .count();
+        assert!(stored(&db, s2.id).await.is_open());
+        let closes = audit_rows(&db, "shift_closed").await.len();
         assert_eq!(closes, 1);
     }
 }
@@ -183,14 +184,7 @@ async fn sign_off_once_and_only_when_closed() {
         let s = shifts::open(&db, op, &actor, NOW).await.unwrap();
         let early = shifts::sign_off(&db, s.id, admin, &admin_actor, NOW + 1).await;
         assert!(matches!(early, Err(Error::Conflict(_))), "{early:?}");
-        assert_eq!(
-            shifts::get(&db, s.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .signed_off_at_ms,
-            None
-        );
+        assert_eq!(stored(&db, s.id).await.signed_off_at_ms, None);
         shifts::close(&db, s.id, op, Fen::new(0), &actor, NOW + 2)
             .await
             .unwrap();
@@ -201,19 +195,8 @@ async fn sign_off_once_and_only_when_closed() {
         assert_eq!(ok.signed_off_at_ms, Some(NOW + 3));
         let twice = shifts::sign_off(&db, s.id, admin, &admin_actor, NOW + 4).await;
         assert!(matches!(twice, Err(Error::Conflict(_))), "{twice:?}");
-        assert_eq!(
-            shifts::get(&db, s.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .signed_off_at_ms,
-            Some(NOW + 3)
-        );
-        let n = audit_actions(&db)
-            .await
-            .into_iter()
-            .filter(|a| a == "shift_signed_off")
-            .count();
+        assert_eq!(stored(&db, s.id).await.signed_off_at_ms, Some(NOW + 3));
+        let n = audit_rows(&db, "shift_signed_off").await.len();
         assert_eq!(n, 1);
     }
 }
@@ -258,13 +241,9 @@ async fn two_closes_at_once_close_once() {
         )
         .await;
         assert_eq!(won.len(), 1, "{:?}", db.backend());
-        let stored = shifts::get(&db, s.id).await.unwrap().unwrap();
-        assert_eq!(stored, won[0].0, "the winner's close is the one stored");
-        let closes = audit_actions(&db)
-            .await
-            .into_iter()
-            .filter(|a| a == "shift_closed")
-            .count();
+        let row = stored(&db, s.id).await;
+        assert_eq!(row, won[0].0, "the winner's close is the one stored");
+        let closes = audit_rows(&db, "shift_closed").await.len();
         assert_eq!(closes, 1);
     }
 }
@@ -335,13 +314,9 @@ async fn two_sign_offs_at_once_sign_once() {
         )
         .await;
         assert_eq!(won.len(), 1, "{:?}", db.backend());
-        let stored = shifts::get(&db, s.id).await.unwrap().unwrap();
-        assert_eq!(stored.signed_off_by, won[0].signed_off_by);
-        let n = audit_actions(&db)
-            .await
-            .into_iter()
-            .filter(|a| a == "shift_signed_off")
-            .count();
+        let row = stored(&db, s.id).await;
+        assert_eq!(row.signed_off_by, won[0].signed_off_by);
+        let n = audit_rows(&db, "shift_signed_off").await.len();
         assert_eq!(n, 1);
     }
 }
