@@ -37,7 +37,7 @@ pub const RECONCILIATION: &str = "reconciliation";
 /// Most orders the queue shows.
 pub const QUEUE_ROWS_MAX: i64 = 500;
 /// Longest note of a resolution, in characters.
-pub const NOTE_CHARS_MAX: usize = 500;
+pub const NOTE_CHARS_MAX: usize = audit::NOTE_CHARS_MAX;
 
 /// One reason an order was flagged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -366,6 +366,17 @@ async fn commit_audited(
     audit::append_and_commit(tx, &entry, now_ms).await
 }
 
+/// Begins a staff action on order `order_id`: the transaction, the order
+/// ([`Refusal::NotFound`] if none) and its open flags.
+async fn begin_on(db: &Db, order_id: OrderId) -> Result<(Tx, Order, Vec<Flag>), ActionError> {
+    let mut tx = db.begin().await?;
+    let order = order_in(&mut tx, order_id)
+        .await?
+        .ok_or(Refusal::NotFound)?;
+    let flags = open_flags_in(&mut tx, order_id).await?;
+    Ok((tx, order, flags))
+}
+
 async fn order_in(tx: &mut Tx, order_id: OrderId) -> Result<Option<Order>> {
     let sql = "select id, out_trade_no, meter_id, student_id, area_id, kwh, unit_price_centifen_per_kwh,
                 amount_fen, channel, state, buyer_bound, operator, prepay_id, transaction_id, purchase_seq,
@@ -392,12 +403,8 @@ pub async fn refund(
     actor: &audit::Actor,
     now_ms: i64,
 ) -> Result<Order, ActionError> {
-    let mut tx = db.begin().await?;
-    let before = order_in(&mut tx, order_id)
-        .await?
-        .ok_or(Refusal::NotFound)?;
+    let (mut tx, before, flags) = begin_on(db, order_id).await?;
     refund_precondition(&before)?;
-    let flags = open_flags_in(&mut tx, order_id).await?;
     let after = match orders::request_refund_in(&mut tx, order_id, now_ms).await {
         Ok(o) => o,
         Err(Error::Conflict(_) | Error::IllegalTransition(_)) => {
@@ -482,14 +489,10 @@ pub async fn redeliver(
     actor: &audit::Actor,
     now_ms: i64,
 ) -> Result<Order, ActionError> {
-    let mut tx = db.begin().await?;
-    let before = order_in(&mut tx, order_id)
-        .await?
-        .ok_or(Refusal::NotFound)?;
+    let (mut tx, before, flags) = begin_on(db, order_id).await?;
     if before.state != OrderState::Delayed {
         return Err(Refusal::NotDelayed(before.state.as_str()).into());
     }
-    let flags = open_flags_in(&mut tx, order_id).await?;
     if !orders::redeliver_in(&mut tx, order_id, now_ms).await? {
         return Err(Refusal::StillDelivering.into());
     }
@@ -518,17 +521,8 @@ pub async fn resolve(
     note: &str,
     now_ms: i64,
 ) -> Result<u64, ActionError> {
-    let note = audit::checked_note(
-        note,
-        NOTE_CHARS_MAX,
-        Refusal::NoteMissing,
-        Refusal::NoteTooLong,
-    )?;
-    let mut tx = db.begin().await?;
-    let order = order_in(&mut tx, order_id)
-        .await?
-        .ok_or(Refusal::NotFound)?;
-    let flags = open_flags_in(&mut tx, order_id).await?;
+    let note = audit::checked_note(note, Refusal::NoteMissing, Refusal::NoteTooLong)?;
+    let (mut tx, order, flags) = begin_on(db, order_id).await?;
     let n = resolve_all_in(&mut tx, order_id, "noted", &actor.name, Some(note), now_ms).await?;
     if n == 0 {
         return Err(Refusal::AlreadyResolved.into());

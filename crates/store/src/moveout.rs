@@ -10,7 +10,7 @@ use crate::{Db, Error, Result, audit, on_tx};
 use serde::Serialize;
 
 /// Longest note, in characters.
-pub const NOTE_CHARS_MAX: usize = 500;
+pub const NOTE_CHARS_MAX: usize = audit::NOTE_CHARS_MAX;
 
 /// What a settlement recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,12 +79,7 @@ pub async fn settle(
     note: &str,
     now_ms: i64,
 ) -> Result<Settlement, SettleError> {
-    let note = audit::checked_note(
-        note,
-        NOTE_CHARS_MAX,
-        Refusal::NoteMissing,
-        Refusal::NoteTooLong,
-    )?;
+    let note = audit::checked_note(note, Refusal::NoteMissing, Refusal::NoteTooLong)?;
     let mut tx = db.begin().await?;
     let meter: Option<(i64, Option<i64>, Option<i64>)> = on_tx!(&mut tx, |c| sqlx::query_as(
         "select m.id, s.remaining_centikwh, s.remaining_at_ms
