@@ -7,9 +7,11 @@
 
 mod common;
 
-use common::{NOW, audit_actions, audit_rows, ledger_ok, paid, seeded, staff, winners};
+use common::{
+    NOW, audit_actions, audit_rows, counter_sale, ledger_ok, paid, seeded, staff, winners,
+};
+use domain::OrderId;
 use domain::order::OrderState;
-use domain::{OrderId, WholeKwh};
 use store::exceptions::{self, ActionError, Refusal};
 use store::orders;
 use store::story::{OrderSearch, Reach};
@@ -324,16 +326,7 @@ async fn redelivery_reopens_the_job_and_a_second_refusal_flags_again() {
 #[tokio::test]
 async fn a_counter_refund_is_cash_out_of_the_counter_and_the_ledger_checks() {
     for db in seeded().await {
-        let o = orders::create_counter_sale(
-            &db,
-            1,
-            "201701010010",
-            WholeKwh::new(3, 500).unwrap(),
-            "cashier",
-            NOW,
-        )
-        .await
-        .unwrap();
+        let o = counter_sale(&db, "201701010010", 3, "cashier").await;
         assert_eq!(
             ledger::balance(&db, "counter_cash", "fen").await.unwrap(),
             -o.amount_fen.get()

@@ -100,14 +100,7 @@ async fn a_failed_refund_goes_back_to_delivery() {
 #[tokio::test]
 async fn unpaid_orders_count_against_the_hoarding_limit() {
     for db in seeded().await {
-        let m = store::campus::meter_by_address(
-            &db,
-            domain::AreaId::new(1),
-            &domain::MeterAddress::parse("201701010005").expect("address"),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let m = meter(&db, "201701010005").await;
         assert_eq!(
             m.hoard_limit_centikwh.get(),
             50_000,
@@ -215,6 +208,15 @@ async fn a_stale_worker_cannot_complete_a_job_another_worker_owns() {
         );
         assert!(ledger::check(&db).await.unwrap().is_empty());
     }
+}
+
+/// Meter `address` of area 1.
+async fn meter(db: &Db, address: &str) -> store::campus::MeterInfo {
+    let address = domain::MeterAddress::parse(address).expect("address");
+    store::campus::meter_by_address(db, domain::AreaId::new(1), &address)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 async fn meter_row(db: &Db, meter_id: MeterId) -> i64 {
@@ -493,14 +495,7 @@ async fn concurrent_claims_take_each_job_once_and_staff_redeliver_once() {
 #[tokio::test]
 async fn two_binders_changing_the_password_at_once_one_wins() {
     for db in seeded().await {
-        let m = store::campus::meter_by_address(
-            &db,
-            domain::AreaId::new(1),
-            &domain::MeterAddress::parse("201701040001").expect("address"),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let m = meter(&db, "201701040001").await;
         let mut students = Vec::new();
         for who in ["o-pw-a", "o-pw-b"] {
             let s = store::students::upsert_by_openid(&db, who, false, NOW)

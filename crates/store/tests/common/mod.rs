@@ -104,6 +104,21 @@ pub async fn paid(db: &Db, address: &str, kwh: u64, tx_id: &str, at: i64) -> ord
     }
 }
 
+/// A counter sale of `kwh` to meter `address` (area 1) by `operator` at
+/// [`NOW`].
+pub async fn counter_sale(db: &Db, address: &str, kwh: u64, operator: &str) -> orders::Order {
+    orders::create_counter_sale(
+        db,
+        1,
+        address,
+        WholeKwh::new(kwh, 500).unwrap(),
+        operator,
+        NOW,
+    )
+    .await
+    .unwrap()
+}
+
 /// Asserts that the ledger checks.
 pub async fn ledger_ok(db: &Db) {
     let problems = ledger::check(db).await.unwrap();
