@@ -27,6 +27,8 @@ const APPEND_LOCK_KEY: i64 = 0x6477_6175_6469_7400;
 const VERIFY_BATCH_ROWS: i64 = 1_000;
 /// Most rows one [`search`] returns.
 pub const SEARCH_ROWS_MAX: i64 = 10_000;
+/// Longest staff note an action records, in characters.
+pub const NOTE_CHARS_MAX: usize = 500;
 
 /// Who acts, and from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +214,26 @@ pub async fn append_tx(tx: &mut Tx, entry: &Entry<'_>, now_ms: i64) -> Result<Au
     .await?
     .rows_affected());
     Ok(row)
+}
+
+/// Appends `entry` in `tx` and commits: the change and its audit row
+/// commit together or not at all.
+pub(crate) async fn append_and_commit(mut tx: Tx, entry: &Entry<'_>, now_ms: i64) -> Result<()> {
+    append_tx(&mut tx, entry, now_ms).await?;
+    tx.commit().await
+}
+
+/// A staff note as an action records it (a resolution, a move-out):
+/// trimmed, `missing` when empty, `too_long` over [`NOTE_CHARS_MAX`].
+pub(crate) fn checked_note<E>(note: &str, missing: E, too_long: E) -> std::result::Result<&str, E> {
+    let note = note.trim();
+    if note.is_empty() {
+        return Err(missing);
+    }
+    if note.chars().count() > NOTE_CHARS_MAX {
+        return Err(too_long);
+    }
+    Ok(note)
 }
 
 /// What to look for in the log. Empty fields match everything.

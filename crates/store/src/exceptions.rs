@@ -37,7 +37,7 @@ pub const RECONCILIATION: &str = "reconciliation";
 /// Most orders the queue shows.
 pub const QUEUE_ROWS_MAX: i64 = 500;
 /// Longest note of a resolution, in characters.
-pub const NOTE_CHARS_MAX: usize = 500;
+pub const NOTE_CHARS_MAX: usize = audit::NOTE_CHARS_MAX;
 
 /// One reason an order was flagged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -345,6 +345,38 @@ fn kinds(flags: &[Flag]) -> Vec<&str> {
     flags.iter().map(|f| f.kind.as_str()).collect()
 }
 
+/// Writes `action`'s audit row about `order` (before and after as given)
+/// and commits `tx`.
+async fn commit_audited(
+    tx: Tx,
+    actor: &audit::Actor,
+    action: &str,
+    order: &Order,
+    before: serde_json::Value,
+    after: serde_json::Value,
+    now_ms: i64,
+) -> Result<()> {
+    let entry = audit::Entry {
+        actor,
+        action,
+        subject: &crate::story::audit_subject(order),
+        before: Some(before),
+        after: Some(after),
+    };
+    audit::append_and_commit(tx, &entry, now_ms).await
+}
+
+/// Begins a staff action on order `order_id`: the transaction, the order
+/// ([`Refusal::NotFound`] if none) and its open flags.
+async fn begin_on(db: &Db, order_id: OrderId) -> Result<(Tx, Order, Vec<Flag>), ActionError> {
+    let mut tx = db.begin().await?;
+    let order = order_in(&mut tx, order_id)
+        .await?
+        .ok_or(Refusal::NotFound)?;
+    let flags = open_flags_in(&mut tx, order_id).await?;
+    Ok((tx, order, flags))
+}
+
 async fn order_in(tx: &mut Tx, order_id: OrderId) -> Result<Option<Order>> {
     let sql = "select id, out_trade_no, meter_id, student_id, area_id, kwh, unit_price_centifen_per_kwh,
                 amount_fen, channel, state, buyer_bound, operator, prepay_id, transaction_id, purchase_seq,
@@ -371,12 +403,8 @@ pub async fn refund(
     actor: &audit::Actor,
     now_ms: i64,
 ) -> Result<Order, ActionError> {
-    let mut tx = db.begin().await?;
-    let before = order_in(&mut tx, order_id)
-        .await?
-        .ok_or(Refusal::NotFound)?;
+    let (mut tx, before, flags) = begin_on(db, order_id).await?;
     refund_precondition(&before)?;
-    let flags = open_flags_in(&mut tx, order_id).await?;
     let after = match orders::request_refund_in(&mut tx, order_id, now_ms).await {
         Ok(o) => o,
         Err(Error::Conflict(_) | Error::IllegalTransition(_)) => {
@@ -434,22 +462,19 @@ pub async fn refund(
         Channel::Wechat => "wechat",
         Channel::Counter => "cash_at_counter",
     };
-    audit::append_tx(
-        &mut tx,
-        &audit::Entry {
-            actor,
-            action: "order_refund_requested",
-            subject: &crate::story::audit_subject(&after),
-            before: Some(serde_json::json!({ "order": snapshot(&before), "flags": kinds(&flags) })),
-            after: Some(serde_json::json!({
-                "order": snapshot(&after),
-                "refund": { "refund_no": refund_no, "amount_fen": after.amount_fen.get(), "paid_back": how, "shift": till },
-            })),
-        },
+    commit_audited(
+        tx,
+        actor,
+        "order_refund_requested",
+        &after,
+        serde_json::json!({ "order": snapshot(&before), "flags": kinds(&flags) }),
+        serde_json::json!({
+            "order": snapshot(&after),
+            "refund": { "refund_no": refund_no, "amount_fen": after.amount_fen.get(), "paid_back": how, "shift": till },
+        }),
         now_ms,
     )
     .await?;
-    tx.commit().await?;
     Ok(after)
 }
 
@@ -464,31 +489,24 @@ pub async fn redeliver(
     actor: &audit::Actor,
     now_ms: i64,
 ) -> Result<Order, ActionError> {
-    let mut tx = db.begin().await?;
-    let before = order_in(&mut tx, order_id)
-        .await?
-        .ok_or(Refusal::NotFound)?;
+    let (mut tx, before, flags) = begin_on(db, order_id).await?;
     if before.state != OrderState::Delayed {
         return Err(Refusal::NotDelayed(before.state.as_str()).into());
     }
-    let flags = open_flags_in(&mut tx, order_id).await?;
     if !orders::redeliver_in(&mut tx, order_id, now_ms).await? {
         return Err(Refusal::StillDelivering.into());
     }
     resolve_all_in(&mut tx, order_id, "redelivered", &actor.name, None, now_ms).await?;
-    audit::append_tx(
-        &mut tx,
-        &audit::Entry {
-            actor,
-            action: "order_redelivered",
-            subject: &crate::story::audit_subject(&before),
-            before: Some(serde_json::json!({ "order": snapshot(&before), "flags": kinds(&flags), "job": "dead" })),
-            after: Some(serde_json::json!({ "order": snapshot(&before), "flags": [], "job": "queued" })),
-        },
+    commit_audited(
+        tx,
+        actor,
+        "order_redelivered",
+        &before,
+        serde_json::json!({ "order": snapshot(&before), "flags": kinds(&flags), "job": "dead" }),
+        serde_json::json!({ "order": snapshot(&before), "flags": [], "job": "queued" }),
         now_ms,
     )
     .await?;
-    tx.commit().await?;
     Ok(before)
 }
 
@@ -503,37 +521,22 @@ pub async fn resolve(
     note: &str,
     now_ms: i64,
 ) -> Result<u64, ActionError> {
-    let note = note.trim();
-    if note.is_empty() {
-        return Err(Refusal::NoteMissing.into());
-    }
-    if note.chars().count() > NOTE_CHARS_MAX {
-        return Err(Refusal::NoteTooLong.into());
-    }
-    let mut tx = db.begin().await?;
-    let order = order_in(&mut tx, order_id)
-        .await?
-        .ok_or(Refusal::NotFound)?;
-    let flags = open_flags_in(&mut tx, order_id).await?;
+    let note = audit::checked_note(note, Refusal::NoteMissing, Refusal::NoteTooLong)?;
+    let (mut tx, order, flags) = begin_on(db, order_id).await?;
     let n = resolve_all_in(&mut tx, order_id, "noted", &actor.name, Some(note), now_ms).await?;
     if n == 0 {
         return Err(Refusal::AlreadyResolved.into());
     }
-    audit::append_tx(
-        &mut tx,
-        &audit::Entry {
-            actor,
-            action: "order_flags_resolved",
-            subject: &crate::story::audit_subject(&order),
-            before: Some(serde_json::json!({ "order": snapshot(&order), "flags": kinds(&flags) })),
-            after: Some(
-                serde_json::json!({ "order": snapshot(&order), "flags": [], "note": note }),
-            ),
-        },
+    commit_audited(
+        tx,
+        actor,
+        "order_flags_resolved",
+        &order,
+        serde_json::json!({ "order": snapshot(&order), "flags": kinds(&flags) }),
+        serde_json::json!({ "order": snapshot(&order), "flags": [], "note": note }),
         now_ms,
     )
     .await?;
-    tx.commit().await?;
     Ok(n)
 }
 

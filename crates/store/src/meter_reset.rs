@@ -80,17 +80,7 @@ pub async fn reset(
     now_ms: i64,
 ) -> Result<Reset> {
     let mut tx = db.begin().await?;
-    let n = on_tx!(&mut tx, |c| sqlx::query(
-        "update meter set password_hash = $2
-         where id = $1 and ((password_hash is null and $3 is null) or password_hash = $3)"
-    )
-    .bind(meter_id)
-    .bind(new_hash)
-    .bind(expected)
-    .execute(c)
-    .await?
-    .rows_affected());
-    if n != 1 {
+    if !crate::students::set_meter_password_in(&mut tx, meter_id, expected, new_hash).await? {
         drop(tx);
         return Err(Error::Conflict(CHANGED_MEANWHILE.to_owned()));
     }
@@ -121,16 +111,9 @@ pub async fn reset(
     .await?
     .rows_affected());
     // A student whose default it was gets their oldest meter as default.
-    on_tx!(&mut tx, |c| sqlx::query(
-        "update binding set is_default = true
-         where id in (select min(b.id) from binding b group by b.student_id
-                      having sum(case when b.is_default then 1 else 0 end) = 0)"
-    )
-    .execute(c)
-    .await?
-    .rows_affected());
-    audit::append_tx(
-        &mut tx,
+    crate::students::restore_defaults_in(&mut tx).await?;
+    audit::append_and_commit(
+        tx,
         &Entry {
             actor,
             action: "meter_password_reset",
@@ -144,6 +127,5 @@ pub async fn reset(
         now_ms,
     )
     .await?;
-    tx.commit().await?;
     Ok(Reset { unbound })
 }

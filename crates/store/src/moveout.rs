@@ -10,7 +10,7 @@ use crate::{Db, Error, Result, audit, on_tx};
 use serde::Serialize;
 
 /// Longest note, in characters.
-pub const NOTE_CHARS_MAX: usize = 500;
+pub const NOTE_CHARS_MAX: usize = audit::NOTE_CHARS_MAX;
 
 /// What a settlement recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,13 +79,7 @@ pub async fn settle(
     note: &str,
     now_ms: i64,
 ) -> Result<Settlement, SettleError> {
-    let note = note.trim();
-    if note.is_empty() {
-        return Err(Refusal::NoteMissing.into());
-    }
-    if note.chars().count() > NOTE_CHARS_MAX {
-        return Err(Refusal::NoteTooLong.into());
-    }
+    let note = audit::checked_note(note, Refusal::NoteMissing, Refusal::NoteTooLong)?;
     let mut tx = db.begin().await?;
     let meter: Option<(i64, Option<i64>, Option<i64>)> = on_tx!(&mut tx, |c| sqlx::query_as(
         "select m.id, s.remaining_centikwh, s.remaining_at_ms
@@ -139,8 +133,8 @@ pub async fn settle(
     .await
     .map_err(Error::from)?
     .rows_affected());
-    audit::append_tx(
-        &mut tx,
+    audit::append_and_commit(
+        tx,
         &audit::Entry {
             actor,
             action: "move_out_settled",
@@ -159,7 +153,6 @@ pub async fn settle(
         now_ms,
     )
     .await?;
-    tx.commit().await?;
     Ok(Settlement {
         meter_id,
         address: address.to_owned(),

@@ -223,22 +223,24 @@ async fn decode(db: &Db, r: NoticeRow) -> Result<Notice> {
 
 /// One notice.
 pub async fn get(db: &Db, id: i64) -> Result<Option<Notice>> {
-    let sql = format!("{SELECT} where n.id = $1");
-    let row: Option<NoticeRow> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-        .bind(id)
-        .fetch_optional(p)
-        .await?);
-    match row {
-        Some(r) => Ok(Some(decode(db, r).await?)),
-        None => Ok(None),
-    }
+    Ok(select(db, "where n.id = $1", id).await?.pop())
 }
 
 /// The newest `limit` notices, pinned first.
 pub async fn list(db: &Db, limit: i64) -> Result<Vec<Notice>> {
-    let sql = format!("{SELECT} order by n.pinned desc, n.created_at_ms desc, n.id desc limit $1");
+    select(
+        db,
+        "order by n.pinned desc, n.created_at_ms desc, n.id desc limit $1",
+        limit,
+    )
+    .await
+}
+
+/// The notices of [`SELECT`] followed by `tail`, whose one parameter is `arg`.
+async fn select(db: &Db, tail: &str, arg: i64) -> Result<Vec<Notice>> {
+    let sql = format!("{SELECT} {tail}");
     let rows: Vec<NoticeRow> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-        .bind(limit)
+        .bind(arg)
         .fetch_all(p)
         .await?);
     let mut out = Vec::with_capacity(rows.len());
@@ -350,6 +352,26 @@ fn bad(e: DraftError) -> Error {
     Error::Conflict(e.to_string())
 }
 
+/// Writes `action`'s audit row (the notice before, if any, and after) and
+/// commits `tx`.
+async fn commit_audited(
+    tx: Tx,
+    actor: &Actor,
+    action: &str,
+    before: Option<&Notice>,
+    after: &Notice,
+    now_ms: i64,
+) -> Result<()> {
+    let entry = Entry {
+        actor,
+        action,
+        subject: &format!("notice:{}", after.id),
+        before: before.and_then(|b| serde_json::to_value(b).ok()),
+        after: serde_json::to_value(after).ok(),
+    };
+    audit::append_and_commit(tx, &entry, now_ms).await
+}
+
 /// Publishes a notice by `actor` (an operator) and audits it
 /// (`notice_created`). A draft that fails [`Draft::check`] or names an
 /// unknown area or building is refused (`Conflict`) and nothing is written.
@@ -386,19 +408,7 @@ pub async fn create(db: &Db, draft: &Draft, actor: &Actor, now_ms: i64) -> Resul
         updated_at_ms: None,
         updated_by: None,
     };
-    audit::append_tx(
-        &mut tx,
-        &Entry {
-            actor,
-            action: "notice_created",
-            subject: &format!("notice:{id}"),
-            before: None,
-            after: serde_json::to_value(&after).ok(),
-        },
-        now_ms,
-    )
-    .await?;
-    tx.commit().await?;
+    commit_audited(tx, actor, "notice_created", None, &after, now_ms).await?;
     Ok(after)
 }
 
@@ -462,19 +472,7 @@ pub async fn update(
         updated_at_ms: Some(now_ms),
         updated_by: Some(actor.name.clone()),
     };
-    audit::append_tx(
-        &mut tx,
-        &Entry {
-            actor,
-            action: "notice_updated",
-            subject: &format!("notice:{id}"),
-            before: serde_json::to_value(&before).ok(),
-            after: serde_json::to_value(&after).ok(),
-        },
-        now_ms,
-    )
-    .await?;
-    tx.commit().await?;
+    commit_audited(tx, actor, "notice_updated", Some(&before), &after, now_ms).await?;
     Ok(after)
 }
 

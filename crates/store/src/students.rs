@@ -647,6 +647,19 @@ async fn tell_other_binders(
     Ok(told)
 }
 
+/// Makes the oldest binding the default of every student left without
+/// one (after bindings were removed).
+pub(crate) async fn restore_defaults_in(tx: &mut Tx) -> Result<u64> {
+    Ok(on_tx!(tx, |c| sqlx::query(
+        "update binding set is_default = true
+         where id in (select min(b.id) from binding b group by b.student_id
+                      having sum(case when b.is_default then 1 else 0 end) = 0)"
+    )
+    .execute(c)
+    .await?
+    .rows_affected()))
+}
+
 async fn set_default_in(tx: &mut Tx, student_id: i64, binding_id: i64) -> Result<bool> {
     let n = on_tx!(tx, |c| sqlx::query(
         "update binding set is_default = (id = $2) where student_id = $1"
@@ -714,6 +727,28 @@ pub async fn unbind(db: &Db, student_id: i64, binding_id: i64) -> Result<()> {
     Ok(())
 }
 
+/// Sets meter `meter_id`'s password hash to `new_hash` only if it still is
+/// `expected` (`None`: the factory default); whether it did (row count
+/// checked, so of two changes at once one wins).
+pub(crate) async fn set_meter_password_in(
+    tx: &mut Tx,
+    meter_id: i64,
+    expected: Option<&str>,
+    new_hash: &str,
+) -> Result<bool> {
+    let n = on_tx!(tx, |c| sqlx::query(
+        "update meter set password_hash = $2
+         where id = $1 and ((password_hash is null and $3 is null) or password_hash = $3)"
+    )
+    .bind(meter_id)
+    .bind(new_hash)
+    .bind(expected)
+    .execute(c)
+    .await?
+    .rows_affected());
+    Ok(n == 1)
+}
+
 /// Changes a meter's password as one of its binders, who proved the current
 /// one: only if the hash still is `expected` (two concurrent changes cannot
 /// both win), and in the same transaction every *other* binder — none of
@@ -729,17 +764,7 @@ pub async fn change_meter_password(
     now_ms: i64,
 ) -> Result<Option<u64>> {
     let mut tx = db.begin().await?;
-    let n = on_tx!(&mut tx, |c| sqlx::query(
-        "update meter set password_hash = $2
-         where id = $1 and ((password_hash is null and $3 is null) or password_hash = $3)"
-    )
-    .bind(meter_id)
-    .bind(new_hash)
-    .bind(expected)
-    .execute(c)
-    .await?
-    .rows_affected());
-    if n != 1 {
+    if !set_meter_password_in(&mut tx, meter_id, expected, new_hash).await? {
         drop(tx);
         return Ok(None);
     }
@@ -768,14 +793,7 @@ pub async fn change_meter_password(
     .rows_affected());
     debug_assert_eq!(told, gone);
     // A removed binder whose default it was gets their oldest meter as default.
-    on_tx!(&mut tx, |c| sqlx::query(
-        "update binding set is_default = true
-         where id in (select min(b.id) from binding b group by b.student_id
-                      having sum(case when b.is_default then 1 else 0 end) = 0)"
-    )
-    .execute(c)
-    .await?
-    .rows_affected());
+    restore_defaults_in(&mut tx).await?;
     tx.commit().await?;
     Ok(Some(gone))
 }

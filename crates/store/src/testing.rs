@@ -210,29 +210,45 @@ pub async fn all() -> Result<Vec<Db>> {
     Ok(v)
 }
 
-/// Seeds the reference campus cut to one building per area (fast to seed;
-/// every area stays, so area pickers are still tested) and returns its
-/// plan.
+/// The reference campus cut to its first `buildings` buildings per area
+/// (fast to seed; every area stays, so area pickers are still tested).
+pub fn reference_plan_cut(buildings: usize) -> domain::campus::CampusPlan {
+    let mut plan = domain::campus::reference_plan();
+    for a in &mut plan.areas {
+        a.buildings.truncate(buildings);
+    }
+    plan
+}
+
+/// Seeds the reference campus cut to one building per area
+/// ([`reference_plan_cut`]) and returns its plan.
 pub async fn seed_one_building_per_area(
     db: &Db,
     now_ms: i64,
 ) -> Result<domain::campus::CampusPlan> {
-    let mut plan = domain::campus::reference_plan();
-    for a in &mut plan.areas {
-        a.buildings.truncate(1);
-    }
+    let plan = reference_plan_cut(1);
     crate::campus::seed(db, &plan, &Default::default(), now_ms).await?;
     Ok(plan)
+}
+
+/// Every test database ([`all`]), each seeded at `now_ms` with the
+/// reference campus cut to `buildings` buildings per area.
+pub async fn all_seeded_cut(buildings: usize, now_ms: i64) -> Result<Vec<Db>> {
+    all_seeded_with(&reference_plan_cut(buildings), now_ms).await
 }
 
 /// Every test database ([`all`]), each seeded with the whole reference
 /// campus at `now_ms`.
 pub async fn all_seeded(now_ms: i64) -> Result<Vec<Db>> {
+    all_seeded_with(&domain::campus::reference_plan(), now_ms).await
+}
+
+async fn all_seeded_with(plan: &domain::campus::CampusPlan, now_ms: i64) -> Result<Vec<Db>> {
     let dbs = all().await?;
     for db in &dbs {
         crate::campus::seed(
             db,
-            &domain::campus::reference_plan(),
+            plan,
             &crate::campus::GatewayAddressing::default(),
             now_ms,
         )

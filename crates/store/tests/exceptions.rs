@@ -5,29 +5,17 @@
 //! refunding (or resolving) one order at once change it once, a counter
 //! refund is cash out of `counter_cash`, and the ledger checks after each.
 
-use domain::order::{Channel, OrderState};
-use domain::{OrderId, WholeKwh};
-use store::audit::Actor;
+mod common;
+
+use common::{
+    NOW, audit_actions, audit_rows, counter_sale, ledger_ok, paid, seeded, staff, winners,
+};
+use domain::OrderId;
+use domain::order::OrderState;
 use store::exceptions::{self, ActionError, Refusal};
-use store::orders::{self, NewOrder, PaymentConfirmation};
+use store::orders;
 use store::story::{OrderSearch, Reach};
-use store::{Db, jobs, ledger, testing};
-
-const NOW: i64 = 1_795_622_400_000;
-
-async fn seeded() -> Vec<Db> {
-    testing::all_seeded(NOW)
-        .await
-        .expect("seeded test databases")
-}
-
-fn staff(name: &str) -> Actor {
-    Actor {
-        operator_id: None,
-        name: name.to_owned(),
-        client_ip: "127.0.0.1".to_owned(),
-    }
-}
+use store::{Db, jobs, ledger};
 
 /// Everything, as an administrator of every area sees it.
 const ALL: Reach = Reach {
@@ -36,56 +24,57 @@ const ALL: Reach = Reach {
     buildings_only: false,
 };
 
-async fn paid(db: &Db, address: &str, kwh: u64, tx_id: &str, at: i64) -> orders::Order {
-    let req = NewOrder {
-        area_id: 1,
-        meter_address: address,
-        student_id: None,
-        kwh: WholeKwh::new(kwh, 500).unwrap(),
-        channel: Channel::Wechat,
-        operator: None,
-    };
-    let o = orders::create(db, &req, at).await.unwrap();
-    let conf = PaymentConfirmation {
-        out_trade_no: &o.out_trade_no,
-        transaction_id: tx_id,
-        amount_fen: o.amount_fen,
-    };
-    match orders::record_payment(db, &conf, at + 1).await.unwrap() {
-        orders::PaidOutcome::Credited(p) => p,
-        other => panic!("{other:?}"),
-    }
-}
-
 /// A paid order the meter refused (count 0 < seq 1): number given back.
 async fn refused(db: &Db, address: &str, tx_id: &str) -> orders::Order {
     let a = paid(db, address, 5, tx_id, NOW).await;
-    let job = jobs::claim(db, orders::DELIVER_QUEUE, "w#1", NOW + 10, 30_000, 1)
+    meter_refuses(db, &a, "w#1", [NOW + 10, NOW + 20, NOW + 30]).await;
+    orders::by_id(db, a.id).await.unwrap().unwrap()
+}
+
+/// `worker` claims the next delivery job, numbers order `o` and the meter
+/// refuses it (count = seq − 1), at the three instants of `at`.
+async fn meter_refuses(db: &Db, o: &orders::Order, worker: &str, at: [i64; 3]) {
+    let job = jobs::claim(db, orders::DELIVER_QUEUE, worker, at[0], 30_000, 1)
         .await
         .unwrap();
-    let seq = orders::assign_purchase_seq(db, a.id, NOW + 20)
+    let seq = orders::assign_purchase_seq(db, o.id, at[1])
         .await
         .unwrap()
         .seq()
         .unwrap();
     store::meters::refuse_delivery(
         db,
-        a.id,
+        o.id,
         &job[0],
-        a.meter_id,
+        o.meter_id,
         seq,
         seq - 1,
         "hoarding limit",
-        NOW + 30,
+        at[2],
     )
     .await
     .unwrap();
-    orders::by_id(db, a.id).await.unwrap().unwrap()
 }
 
-async fn ledger_ok(db: &Db) {
-    let problems = ledger::check(db).await.unwrap();
-    assert!(problems.is_empty(), "{:?}: {problems:?}", db.backend());
+/// Claims the next delivery job at `at`, numbers order `o` (at + 1) and
+/// flags a purchase-count gap (at + 2); the job claimed.
+async fn seq_gap(db: &Db, o: &orders::Order, at: i64) -> jobs::Job {
+    let job = jobs::claim(db, orders::DELIVER_QUEUE, "w#1", at, 30_000, 1)
+        .await
+        .unwrap();
+    orders::assign_purchase_seq(db, o.id, at + 1).await.unwrap();
+    store::meters::flag_delivery(
+        db,
+        o.id,
+        &job[0],
+        o.meter_id,
+        "seq_gap",
+        "count 3, seq 1",
+        at + 2,
+    )
+    .await
+    .unwrap();
+    job.into_iter().next().unwrap()
 }
 
 fn kinds(q: &[exceptions::Exception], id: OrderId) -> Vec<String> {
@@ -102,27 +91,11 @@ async fn the_queue_shows_each_kind_with_its_reason() {
         let r = refused(&db, "201701010001", "wx-1").await;
         // A purchase-count gap (number kept).
         let g = paid(&db, "201701010002", 5, "wx-2", NOW).await;
-        let job = jobs::claim(&db, orders::DELIVER_QUEUE, "w#1", NOW + 40, 30_000, 1)
-            .await
-            .unwrap();
+        let job = seq_gap(&db, &g, NOW + 40).await;
         assert_eq!(
-            job[0].dedup_key.as_deref(),
+            job.dedup_key.as_deref(),
             Some(&*format!("deliver:{}", g.id))
         );
-        orders::assign_purchase_seq(&db, g.id, NOW + 41)
-            .await
-            .unwrap();
-        store::meters::flag_delivery(
-            &db,
-            g.id,
-            &job[0],
-            g.meter_id,
-            "seq_gap",
-            "count 3, seq 1",
-            NOW + 42,
-        )
-        .await
-        .unwrap();
         // Overdue (never delivered within the window).
         let d = paid(&db, "201701010003", 5, "wx-3", NOW + 50).await;
         assert_eq!(
@@ -192,34 +165,9 @@ async fn the_queue_shows_each_kind_with_its_reason() {
 async fn a_refund_is_refused_while_the_energy_may_be_on_the_meter_and_changes_nothing() {
     for db in seeded().await {
         let g = paid(&db, "201701010002", 5, "wx-g", NOW).await;
-        let job = jobs::claim(&db, orders::DELIVER_QUEUE, "w#1", NOW + 10, 30_000, 1)
-            .await
-            .unwrap();
-        orders::assign_purchase_seq(&db, g.id, NOW + 11)
-            .await
-            .unwrap();
-        store::meters::flag_delivery(
-            &db,
-            g.id,
-            &job[0],
-            g.meter_id,
-            "seq_gap",
-            "count 3, seq 1",
-            NOW + 12,
-        )
-        .await
-        .unwrap();
+        seq_gap(&db, &g, NOW + 10).await;
         let before = orders::by_id(&db, g.id).await.unwrap().unwrap();
-        let audit_before = store::audit::search(
-            &db,
-            &store::audit::Filter {
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .len();
+        let audit_before = audit_actions(&db).await.len();
         let e = exceptions::refund(&db, g.id, &staff("admin"), NOW + 20)
             .await
             .unwrap_err();
@@ -229,16 +177,7 @@ async fn a_refund_is_refused_while_the_energy_may_be_on_the_meter_and_changes_no
         );
         assert!(e.to_string().contains("may already be on the meter"), "{e}");
         assert_eq!(orders::by_id(&db, g.id).await.unwrap().unwrap(), before);
-        let audit_after = store::audit::search(
-            &db,
-            &store::audit::Filter {
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .len();
+        let audit_after = audit_actions(&db).await.len();
         assert_eq!(audit_before, audit_after, "nothing recorded");
         // A completed order: refused with its state.
         let c = paid(&db, "201701010006", 5, "wx-c", NOW).await;
@@ -269,37 +208,25 @@ async fn a_refund_is_refused_while_the_energy_may_be_on_the_meter_and_changes_no
 async fn two_staff_refunding_one_order_at_once_refund_it_once() {
     for db in seeded().await {
         let r = refused(&db, "201701010007", "wx-r").await;
-        let mut tasks = Vec::new();
-        for i in 0..8 {
-            let db = db.clone();
-            tasks.push(tokio::spawn(async move {
-                exceptions::refund(&db, r.id, &staff(&format!("s{i}")), NOW + 100 + i).await
-            }));
-        }
-        let mut ok = 0;
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(o) => {
-                    assert_eq!(o.state, OrderState::Refunding);
-                    ok += 1;
-                }
-                Err(ActionError::Refused(
-                    Refusal::NotDelayed("refunding") | Refusal::InProgress,
-                )) => {}
-                Err(e) => panic!("{:?}: {e:?}", db.backend()),
-            }
-        }
-        assert_eq!(ok, 1, "{:?}", db.backend());
-        let rows = store::audit::search(
+        let won = winners(
             &db,
-            &store::audit::Filter {
-                action: Some("order_refund_requested".into()),
-                limit: 100,
-                ..Default::default()
+            8,
+            |db, i| async move {
+                exceptions::refund(&db, r.id, &staff(&format!("s{i}")), NOW + 100 + i).await
+            },
+            |e| {
+                matches!(
+                    e,
+                    ActionError::Refused(Refusal::NotDelayed("refunding") | Refusal::InProgress)
+                )
             },
         )
-        .await
-        .unwrap();
+        .await;
+        for o in &won {
+            assert_eq!(o.state, OrderState::Refunding);
+        }
+        assert_eq!(won.len(), 1, "{:?}", db.backend());
+        let rows = audit_rows(&db, "order_refund_requested").await;
         assert_eq!(rows.len(), 1);
         assert!(
             rows[0]
@@ -343,32 +270,20 @@ async fn resolving_twice_at_once_resolves_once() {
             .await
             .unwrap_err();
         assert!(matches!(e, ActionError::Refused(Refusal::NoteTooLong)));
-        let mut tasks = Vec::new();
-        for i in 0..6 {
-            let db = db.clone();
-            tasks.push(tokio::spawn(async move {
-                exceptions::resolve(
-                    &db,
-                    r.id,
-                    &staff(&format!("s{i}")),
-                    "called the student",
-                    NOW + 50 + i,
-                )
-                .await
-            }));
+        let won = winners(
+            &db,
+            6,
+            |db, i| async move {
+                let who = staff(&format!("s{i}"));
+                exceptions::resolve(&db, r.id, &who, "called the student", NOW + 50 + i).await
+            },
+            |e| matches!(e, ActionError::Refused(Refusal::AlreadyResolved)),
+        )
+        .await;
+        for n in &won {
+            assert_eq!(*n, 1);
         }
-        let mut ok = 0;
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(n) => {
-                    assert_eq!(n, 1);
-                    ok += 1;
-                }
-                Err(ActionError::Refused(Refusal::AlreadyResolved)) => {}
-                Err(e) => panic!("{:?}: {e:?}", db.backend()),
-            }
-        }
-        assert_eq!(ok, 1, "{:?}", db.backend());
+        assert_eq!(won.len(), 1, "{:?}", db.backend());
         let flags = exceptions::flags_of(&db, r.id).await.unwrap();
         assert_eq!(flags.len(), 1);
         assert_eq!(flags[0].resolution.as_deref(), Some("noted"));
@@ -397,26 +312,7 @@ async fn redelivery_reopens_the_job_and_a_second_refusal_flags_again() {
             "{e:?}"
         );
         assert_eq!(exceptions::exceptions_count(&db, &ALL).await.unwrap(), 0);
-        let job = jobs::claim(&db, orders::DELIVER_QUEUE, "w#2", NOW + 200, 30_000, 1)
-            .await
-            .unwrap();
-        let seq = orders::assign_purchase_seq(&db, r.id, NOW + 201)
-            .await
-            .unwrap()
-            .seq()
-            .unwrap();
-        store::meters::refuse_delivery(
-            &db,
-            r.id,
-            &job[0],
-            r.meter_id,
-            seq,
-            seq - 1,
-            "hoarding limit",
-            NOW + 202,
-        )
-        .await
-        .unwrap();
+        meter_refuses(&db, &r, "w#2", [NOW + 200, NOW + 201, NOW + 202]).await;
         let flags = exceptions::flags_of(&db, r.id).await.unwrap();
         let open: Vec<_> = flags
             .iter()
@@ -430,16 +326,7 @@ async fn redelivery_reopens_the_job_and_a_second_refusal_flags_again() {
 #[tokio::test]
 async fn a_counter_refund_is_cash_out_of_the_counter_and_the_ledger_checks() {
     for db in seeded().await {
-        let o = orders::create_counter_sale(
-            &db,
-            1,
-            "201701010010",
-            WholeKwh::new(3, 500).unwrap(),
-            "cashier",
-            NOW,
-        )
-        .await
-        .unwrap();
+        let o = counter_sale(&db, "201701010010", 3, "cashier").await;
         assert_eq!(
             ledger::balance(&db, "counter_cash", "fen").await.unwrap(),
             -o.amount_fen.get()
@@ -484,46 +371,47 @@ async fn search_filters_and_the_story_in_time_order() {
             }
         };
         let ids = |h: Vec<store::story::Hit>| h.into_iter().map(|h| h.order.id).collect::<Vec<_>>();
-        assert_eq!(
-            ids(by(OrderSearch {
-                out_trade_no: Some(a.out_trade_no.clone()),
-                ..Default::default()
-            })
-            .await),
-            vec![a.id]
-        );
-        assert_eq!(
-            ids(by(OrderSearch {
-                transaction_id: Some("wx-other".into()),
-                ..Default::default()
-            })
-            .await),
-            vec![b.id]
-        );
-        assert_eq!(
-            ids(by(OrderSearch {
-                meter: Some("201701010011".into()),
-                ..Default::default()
-            })
-            .await),
-            vec![a.id]
-        );
-        assert_eq!(
-            ids(by(OrderSearch {
-                from_ms: Some(NOW + 1),
-                ..Default::default()
-            })
-            .await),
-            vec![b.id]
-        );
-        assert_eq!(
-            ids(by(OrderSearch {
-                until_ms: Some(NOW + 1),
-                ..Default::default()
-            })
-            .await),
-            vec![a.id]
-        );
+        let one = [
+            (
+                OrderSearch {
+                    out_trade_no: Some(a.out_trade_no.clone()),
+                    ..Default::default()
+                },
+                a.id,
+            ),
+            (
+                OrderSearch {
+                    transaction_id: Some("wx-other".into()),
+                    ..Default::default()
+                },
+                b.id,
+            ),
+            (
+                OrderSearch {
+                    meter: Some("201701010011".into()),
+                    ..Default::default()
+                },
+                a.id,
+            ),
+            (
+                OrderSearch {
+                    from_ms: Some(NOW + 1),
+                    ..Default::default()
+                },
+                b.id,
+            ),
+            (
+                OrderSearch {
+                    until_ms: Some(NOW + 1),
+                    ..Default::default()
+                },
+                a.id,
+            ),
+        ];
+        for (q, want) in one {
+            let what = format!("{q:?}");
+            assert_eq!(ids(by(q).await), vec![want], "{what}");
+        }
         assert!(
             by(OrderSearch {
                 state: Some(OrderState::Completed),
@@ -597,44 +485,27 @@ async fn a_move_out_ends_the_bindings_keeps_the_energy_and_happens_once() {
             store::moveout::SettleError::Refused(store::moveout::Refusal::NoteMissing)
         ));
         assert_eq!(binders(&db, address).await, 2, "a refusal changes nothing");
-        let mut tasks = Vec::new();
-        for i in 0..4 {
-            let db = db.clone();
-            tasks.push(tokio::spawn(async move {
-                store::moveout::settle(
-                    &db,
-                    address,
-                    &staff(&format!("s{i}")),
-                    "room 113 moved out",
-                    NOW + i,
-                )
-                .await
-            }));
-        }
-        let mut ok = 0;
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(s) => {
-                    assert_eq!(s.unbound_students, 2);
-                    ok += 1;
-                }
-                Err(store::moveout::SettleError::Refused(store::moveout::Refusal::NobodyBound)) => {
-                }
-                Err(e) => panic!("{:?}: {e:?}", db.backend()),
-            }
-        }
-        assert_eq!(ok, 1, "{:?}", db.backend());
-        assert_eq!(binders(&db, address).await, 0);
-        let rows = store::audit::search(
+        let won = winners(
             &db,
-            &store::audit::Filter {
-                action: Some("move_out_settled".into()),
-                limit: 10,
-                ..Default::default()
+            4,
+            |db, i| async move {
+                let who = staff(&format!("s{i}"));
+                store::moveout::settle(&db, address, &who, "room 113 moved out", NOW + i).await
+            },
+            |e| {
+                matches!(
+                    e,
+                    store::moveout::SettleError::Refused(store::moveout::Refusal::NobodyBound)
+                )
             },
         )
-        .await
-        .unwrap();
+        .await;
+        for s in &won {
+            assert_eq!(s.unbound_students, 2);
+        }
+        assert_eq!(won.len(), 1, "{:?}", db.backend());
+        assert_eq!(binders(&db, address).await, 0);
+        let rows = audit_rows(&db, "move_out_settled").await;
         assert_eq!(rows.len(), 1);
         ledger_ok(&db).await;
     }
@@ -644,32 +515,17 @@ async fn a_move_out_ends_the_bindings_keeps_the_energy_and_happens_once() {
 async fn two_staff_delivering_one_order_again_at_once_restart_it_once() {
     for db in seeded().await {
         let r = refused(&db, "201701010014", "wx-u").await;
-        let mut tasks = Vec::new();
-        for i in 0..6 {
-            let db = db.clone();
-            tasks.push(tokio::spawn(async move {
-                exceptions::redeliver(&db, r.id, &staff(&format!("s{i}")), NOW + 100 + i).await
-            }));
-        }
-        let mut ok = 0;
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(_) => ok += 1,
-                Err(ActionError::Refused(Refusal::StillDelivering)) => {}
-                Err(e) => panic!("{:?}: {e:?}", db.backend()),
-            }
-        }
-        assert_eq!(ok, 1, "{:?}", db.backend());
-        let rows = store::audit::search(
+        let won = winners(
             &db,
-            &store::audit::Filter {
-                action: Some("order_redelivered".into()),
-                limit: 10,
-                ..Default::default()
+            6,
+            |db, i| async move {
+                exceptions::redeliver(&db, r.id, &staff(&format!("s{i}")), NOW + 100 + i).await
             },
+            |e| matches!(e, ActionError::Refused(Refusal::StillDelivering)),
         )
-        .await
-        .unwrap();
+        .await;
+        assert_eq!(won.len(), 1, "{:?}", db.backend());
+        let rows = audit_rows(&db, "order_redelivered").await;
         assert_eq!(rows.len(), 1);
     }
 }

@@ -4,6 +4,9 @@
 //! still migrates, and any other foreign or edited migration is refused
 //! before anything runs. Both backends.
 
+mod common;
+
+use common::exec;
 use store::{Backend, Db, Error, testing};
 
 const MANIFEST: &str = include_str!("../migrations/MANIFEST");
@@ -44,10 +47,6 @@ fn embedded_migrations_match_the_committed_manifest() {
              don't — add a new migration instead.\nEmbedded now:\n{embedded}"
         );
     }
-}
-
-async fn exec(db: &Db, sql: &'static str) {
-    store::on_db!(db, |p| sqlx::query(sql).execute(p).await.map(|_| ())).unwrap();
 }
 
 async fn versions(db: &Db) -> Vec<i64> {

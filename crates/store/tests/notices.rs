@@ -3,29 +3,16 @@
 //! pinned order, validation that writes nothing, edits audited with before
 //! and after, and two edits of one revision at once having one winner.
 
+mod common;
+
+use common::{NOW, at_once, audit_actions, audit_rows, seeded_two_buildings as seeded, winners};
 use domain::staff::Role;
 use store::audit::{self, Actor};
 use store::notices::{self, Draft, Target};
-use store::operators::{self, NewOperator};
 use store::students::latest_notices;
-use store::{Db, Error, testing};
+use store::{Db, Error};
 
-const NOW: i64 = 1_795_622_400_000;
 const HOUR: i64 = 3_600_000;
-
-async fn seeded() -> Vec<Db> {
-    let dbs = testing::all().await.expect("test databases");
-    let mut plan = domain::campus::reference_plan();
-    for a in &mut plan.areas {
-        a.buildings.truncate(2);
-    }
-    for db in &dbs {
-        store::campus::seed(db, &plan, &Default::default(), NOW)
-            .await
-            .expect("seed");
-    }
-    dbs
-}
 
 /// A meter of each of: (area 1, building 1), (area 1, building 2), another
 /// area — as (meter id, building id, area id).
@@ -47,25 +34,7 @@ async fn three_meters(db: &Db) -> [(i64, i64, i64); 3] {
 }
 
 async fn admin(db: &Db) -> Actor {
-    let op = operators::create(
-        db,
-        &NewOperator {
-            name: "admin".to_owned(),
-            role: Role::Administrator,
-            password_phc: domain::staff::hash_password("correct horse battery", [1; 16]).unwrap(),
-            area_codes: Vec::new(),
-            building_names: Vec::new(),
-        },
-        &Actor::command_line(),
-        NOW,
-    )
-    .await
-    .unwrap();
-    Actor {
-        operator_id: Some(op.id),
-        name: op.name,
-        client_ip: "127.0.0.1".to_owned(),
-    }
+    common::operator(db, "admin", Role::Administrator).await.1
 }
 
 fn draft(title: &str, target: Target) -> Draft {
@@ -147,19 +116,7 @@ async fn a_bad_notice_writes_nothing_and_an_edit_is_audited() {
     for db in seeded().await {
         let who = admin(&db).await;
         let [(ma, ba, _), (_, bb, _), _] = three_meters(&db).await;
-        let audit_rows = || async {
-            audit::search(
-                &db,
-                &audit::Filter {
-                    limit: 100,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-            .len()
-        };
-        let before = audit_rows().await;
+        let before = audit_actions(&db).await.len();
         let mut bad = vec![
             draft(" ", Target::Campus),
             draft(&"长".repeat(notices::TITLE_CHARS_MAX + 1), Target::Campus),
@@ -189,7 +146,7 @@ async fn a_bad_notice_writes_nothing_and_an_edit_is_audited() {
             assert!(matches!(e, Error::Conflict(_)), "{d:?}: {e:?}");
         }
         assert!(notices::list(&db, 10).await.unwrap().is_empty());
-        assert_eq!(audit_rows().await, before);
+        assert_eq!(audit_actions(&db).await.len(), before);
 
         let n = notices::create(
             &db,
@@ -226,16 +183,7 @@ async fn a_bad_notice_writes_nothing_and_an_edit_is_audited() {
             .await
             .unwrap_err();
         assert!(matches!(e, Error::Conflict(_)));
-        let rows = audit::search(
-            &db,
-            &audit::Filter {
-                action: Some("notice_updated".to_owned()),
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let rows = audit_rows(&db, "notice_updated").await;
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
         assert_eq!(r.subject, format!("notice:{}", n.id));
@@ -252,33 +200,19 @@ async fn two_edits_of_one_revision_at_once_have_one_winner() {
         let n = notices::create(&db, &draft("n", Target::Campus), &who, NOW)
             .await
             .unwrap();
-        let mut tasks = Vec::new();
-        for i in 0..8 {
-            let (db, who, mut d) = (db.clone(), who.clone(), n.draft.clone());
-            d.title = format!("edit {i}");
-            tasks.push(tokio::spawn(async move {
-                notices::update(&db, n.id, n.revision, &d, &who, NOW + 1).await
-            }));
-        }
-        let mut won = 0;
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(_) => won += 1,
-                Err(Error::Conflict(_)) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
-        assert_eq!(won, 1, "{:?}", db.backend());
-        let rows = audit::search(
+        let won = winners(
             &db,
-            &audit::Filter {
-                action: Some("notice_updated".to_owned()),
-                limit: 10,
-                ..Default::default()
+            8,
+            |db, i| {
+                let (who, mut d) = (who.clone(), n.draft.clone());
+                d.title = format!("edit {i}");
+                async move { notices::update(&db, n.id, n.revision, &d, &who, NOW + 1).await }
             },
+            |e| matches!(e, Error::Conflict(_)),
         )
-        .await
-        .unwrap();
+        .await;
+        assert_eq!(won.len(), 1, "{:?}", db.backend());
+        let rows = audit_rows(&db, "notice_updated").await;
         assert_eq!(rows.len(), 1);
     }
 }
@@ -339,16 +273,7 @@ async fn a_staff_password_reset_unbinds_and_tells_every_binder() {
         let left = store::students::bindings(&db, a.id).await.unwrap();
         assert_eq!(left.len(), 1);
         assert!(left[0].is_default && left[0].meter_id.get() == other_meter);
-        let rows = audit::search(
-            &db,
-            &audit::Filter {
-                action: Some("meter_password_reset".to_owned()),
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let rows = audit_rows(&db, "meter_password_reset").await;
         assert_eq!(rows.len(), 1);
         let all = format!("{:?}", rows[0]);
         assert!(!all.contains("424242") && !all.contains("pbkdf2"), "{all}");
@@ -368,25 +293,23 @@ async fn two_resets_of_one_meter_at_once_have_one_winner() {
     for db in seeded().await {
         let who = admin(&db).await;
         let [(meter, _, _), _, _] = three_meters(&db).await;
-        let mut tasks = Vec::new();
-        for i in 0..6u8 {
-            let (db, who) = (db.clone(), who.clone());
-            tasks.push(tokio::spawn(async move {
-                let pw = format!("5{i}1234");
-                let h = domain::password::hash(&pw, [i; 16]).unwrap();
-                meter_reset::reset(&db, meter, None, &h, &who, NOW + 1)
-                    .await
-                    .map(|_| pw)
-            }));
-        }
-        let mut won = Vec::new();
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(pw) => won.push(pw),
-                Err(Error::Conflict(_)) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
+        let won = winners(
+            &db,
+            6,
+            |db, i| {
+                let who = who.clone();
+                let i = u8::try_from(i).unwrap();
+                async move {
+                    let pw = format!("5{i}1234");
+                    let h = domain::password::hash(&pw, [i; 16]).unwrap();
+                    meter_reset::reset(&db, meter, None, &h, &who, NOW + 1)
+                        .await
+                        .map(|_| pw)
+                }
+            },
+            |e| matches!(e, Error::Conflict(_)),
+        )
+        .await;
         assert_eq!(won.len(), 1, "{:?}", db.backend());
         let t = meter_reset::target(&db, meter).await.unwrap().unwrap();
         assert!(domain::password::verify(
@@ -526,19 +449,14 @@ async fn api_keys_verify_until_revoked_and_revoke_once() {
         assert_eq!(listed[0].created_by.as_deref(), Some("admin"));
 
         // Two revokes at once: one revokes, the other finds it revoked.
-        let mut tasks = Vec::new();
-        for _ in 0..4 {
-            let (db, who) = (db.clone(), who.clone());
-            tasks.push(tokio::spawn(async move {
-                api_keys::revoke(&db, key.id, &who, NOW + 10).await
-            }));
-        }
-        let mut revoked = 0;
-        for t in tasks {
-            if t.await.unwrap().unwrap() {
-                revoked += 1;
-            }
-        }
+        let revoked = at_once(&db, 4, |db, _| {
+            let who = who.clone();
+            async move { api_keys::revoke(&db, key.id, &who, NOW + 10).await }
+        })
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
         assert_eq!(revoked, 1, "{:?}", db.backend());
         assert!(!api_keys::revoke(&db, key.id, &who, NOW + 11).await.unwrap());
         assert!(matches!(
@@ -549,27 +467,9 @@ async fn api_keys_verify_until_revoked_and_revoke_once() {
             api_keys::verify(&db, &secret, NOW + 12).await.unwrap(),
             Verified::Revoked(_)
         ));
-        let rows = audit::search(
-            &db,
-            &audit::Filter {
-                action: Some("api_key_revoked".to_owned()),
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let rows = audit_rows(&db, "api_key_revoked").await;
         assert_eq!(rows.len(), 1);
-        let created = audit::search(
-            &db,
-            &audit::Filter {
-                action: Some("api_key_created".to_owned()),
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let created = audit_rows(&db, "api_key_created").await;
         assert_eq!(created.len(), 1);
         assert!(!format!("{created:?}").contains(&secret));
     }

@@ -2,58 +2,25 @@
 //! when `DORMWATT_TEST_PG_URL` is set, on PostgreSQL at READ COMMITTED,
 //! where two processes really can run the same statement at once.
 
-use domain::order::{Channel, OrderState};
-use domain::{MeterId, WholeKwh};
-use store::orders::{self, NewOrder, PaymentConfirmation};
-use store::{Db, jobs, ledger, testing};
+mod common;
 
-const NOW: i64 = 1_795_622_400_000;
-
-async fn seeded() -> Vec<Db> {
-    testing::all_seeded(NOW)
-        .await
-        .expect("seeded test databases")
-}
-
-fn req(address: &str, kwh: u64) -> NewOrder<'_> {
-    NewOrder {
-        area_id: 1,
-        meter_address: address,
-        student_id: None,
-        kwh: WholeKwh::new(kwh, 500).unwrap(),
-        channel: Channel::Wechat,
-        operator: None,
-    }
-}
-
-async fn paid(db: &Db, address: &str, kwh: u64, tx_id: &str, at: i64) -> orders::Order {
-    let o = orders::create(db, &req(address, kwh), at).await.unwrap();
-    let conf = PaymentConfirmation {
-        out_trade_no: &o.out_trade_no,
-        transaction_id: tx_id,
-        amount_fen: o.amount_fen,
-    };
-    match orders::record_payment(db, &conf, at + 1).await.unwrap() {
-        orders::PaidOutcome::Credited(p) => p,
-        other => panic!("{other:?}"),
-    }
-}
+use common::{NOW, at_once, paid, req, seeded};
+use domain::MeterId;
+use domain::order::OrderState;
+use store::orders::{self, PaymentConfirmation};
+use store::{Db, jobs, ledger};
 
 #[tokio::test]
 async fn two_workers_assigning_one_order_get_one_number() {
     for db in seeded().await {
         let o = paid(&db, "201701010001", 5, "wx-a", NOW).await;
-        let mut tasks = Vec::new();
-        for i in 0..12 {
-            let db = db.clone();
-            tasks.push(tokio::spawn(async move {
-                orders::assign_purchase_seq(&db, o.id, NOW + 10 + i).await
-            }));
-        }
-        let mut seqs = Vec::new();
-        for t in tasks {
-            seqs.push(t.await.unwrap().unwrap().seq());
-        }
+        let seqs: Vec<_> = at_once(&db, 12, |db, i| async move {
+            orders::assign_purchase_seq(&db, o.id, NOW + 10 + i).await
+        })
+        .await
+        .into_iter()
+        .map(|a| a.unwrap().seq())
+        .collect();
         assert!(
             seqs.iter().all(|s| *s == Some(1)),
             "{:?}: {seqs:?}",
@@ -92,16 +59,12 @@ async fn concurrent_refund_successes_credit_once() {
         orders::mark_overdue(&db, 1000, NOW + 5000).await.unwrap();
         let r = orders::request_refund(&db, o.id, NOW + 5001).await.unwrap();
         let no = r.refund_no.unwrap();
-        let mut tasks = Vec::new();
-        for i in 0..8 {
-            let db = db.clone();
+        let done = at_once(&db, 8, |db, i| {
             let no = no.clone();
-            tasks.push(tokio::spawn(async move {
-                orders::finish_refund(&db, &no, true, NOW + 6000 + i).await
-            }));
-        }
-        for t in tasks {
-            let o = t.await.unwrap();
+            async move { orders::finish_refund(&db, &no, true, NOW + 6000 + i).await }
+        })
+        .await;
+        for o in done {
             assert!(o.is_ok(), "{:?}: {o:?}", db.backend());
         }
         assert_eq!(
@@ -137,14 +100,7 @@ async fn a_failed_refund_goes_back_to_delivery() {
 #[tokio::test]
 async fn unpaid_orders_count_against_the_hoarding_limit() {
     for db in seeded().await {
-        let m = store::campus::meter_by_address(
-            &db,
-            domain::AreaId::new(1),
-            &domain::MeterAddress::parse("201701010005").expect("address"),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let m = meter(&db, "201701010005").await;
         assert_eq!(
             m.hoard_limit_centikwh.get(),
             50_000,
@@ -252,6 +208,15 @@ async fn a_stale_worker_cannot_complete_a_job_another_worker_owns() {
         );
         assert!(ledger::check(&db).await.unwrap().is_empty());
     }
+}
+
+/// Meter `address` of area 1.
+async fn meter(db: &Db, address: &str) -> store::campus::MeterInfo {
+    let address = domain::MeterAddress::parse(address).expect("address");
+    store::campus::meter_by_address(db, domain::AreaId::new(1), &address)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 async fn meter_row(db: &Db, meter_id: MeterId) -> i64 {
@@ -481,25 +446,15 @@ async fn concurrent_claims_take_each_job_once_and_staff_redeliver_once() {
             )
             .await;
         }
-        let mut tasks = Vec::new();
-        for w in 0..4 {
-            let db = db.clone();
-            tasks.push(tokio::spawn(async move {
-                jobs::claim(
-                    &db,
-                    orders::DELIVER_QUEUE,
-                    &format!("w{w}#1"),
-                    NOW + 10,
-                    30_000,
-                    2,
-                )
+        let claims = at_once(&db, 4, |db, w| async move {
+            let worker = format!("w{w}#1");
+            jobs::claim(&db, orders::DELIVER_QUEUE, &worker, NOW + 10, 30_000, 2)
                 .await
                 .unwrap()
-            }));
-        }
+        })
+        .await;
         let mut ids = Vec::new();
-        for t in tasks {
-            let got = t.await.unwrap();
+        for got in claims {
             assert!(
                 got.len() <= 2,
                 "{:?}: claimed {} with limit 2",
@@ -540,14 +495,7 @@ async fn concurrent_claims_take_each_job_once_and_staff_redeliver_once() {
 #[tokio::test]
 async fn two_binders_changing_the_password_at_once_one_wins() {
     for db in seeded().await {
-        let m = store::campus::meter_by_address(
-            &db,
-            domain::AreaId::new(1),
-            &domain::MeterAddress::parse("201701040001").expect("address"),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let m = meter(&db, "201701040001").await;
         let mut students = Vec::new();
         for who in ["o-pw-a", "o-pw-b"] {
             let s = store::students::upsert_by_openid(&db, who, false, NOW)

@@ -1,23 +1,10 @@
 //! Rows leave the store as domain types: a stored value that is not a
 //! domain value is `Error::Corrupt` naming the column, on both backends.
 
-use store::{Db, testing};
+mod common;
 
-const NOW: i64 = 1_795_622_400_000;
-
-async fn seeded() -> Vec<Db> {
-    testing::all_seeded(NOW)
-        .await
-        .expect("seeded test databases")
-}
-
-async fn exec(db: &Db, sql: &'static str) {
-    store::on_db!(db, |p| sqlx::query(sql)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))
-    .expect(sql);
-}
+use common::{NOW, exec, seeded};
+use store::Db;
 
 /// A student with one (default) binding to the first meter of area 1, and
 /// a live session whose token hash is `"h"`.
@@ -45,6 +32,17 @@ async fn bound_student(db: &Db) -> (i64, i64) {
         .await
         .expect("session");
     (s.id, meter)
+}
+
+/// Runs `update meter <set> where id = meter` behind the store's back.
+async fn update_meter(db: &Db, set: &str, meter: i64) {
+    let sql = format!("update meter {set} where id = $1");
+    store::on_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+        .bind(meter)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+    .expect("update");
 }
 
 #[track_caller]
@@ -95,14 +93,7 @@ async fn a_meter_price_that_is_not_a_price_is_corrupt() {
     for db in seeded().await {
         let (student, meter) = bound_student(&db).await;
         // The area's price has a check; a meter's own override has none.
-        store::on_db!(&db, |p| sqlx::query(
-            "update meter set unit_price_centifen_per_kwh = 0 where id = $1"
-        )
-        .bind(meter)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))
-        .expect("update");
+        update_meter(&db, "set unit_price_centifen_per_kwh = 0", meter).await;
         assert_corrupt(
             store::campus::meter_by_id(&db, domain::MeterId::new(meter)).await,
             "unit_price_centifen_per_kwh",
@@ -168,14 +159,7 @@ async fn a_meter_address_that_is_not_12_digits_is_corrupt() {
             .expect("read")
             .expect("meter");
         assert_eq!(read.address.as_str().len(), 12);
-        store::on_db!(&db, |p| sqlx::query(
-            "update meter set address = '20170101000X' where id = $1"
-        )
-        .bind(meter)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))
-        .expect("update");
+        update_meter(&db, "set address = '20170101000X'", meter).await;
         assert_corrupt(
             store::campus::meter_by_id(&db, id).await,
             "meter.address",

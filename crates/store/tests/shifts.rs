@@ -1,44 +1,14 @@
 //! Counter shifts (issue 13 item 3) on SQLite and, when
 //! `DORMWATT_TEST_PG_URL` is set, on PostgreSQL at READ COMMITTED.
 
+mod common;
+
+use common::{NOW, audit_actions, audit_rows, operator, seeded, winners};
 use domain::WholeKwh;
 use domain::counter::Tender;
 use domain::staff::Role;
 use domain::{CentiKwh, Fen};
-use store::audit::{self, Actor};
-use store::operators::{self, NewOperator};
-use store::{Db, Error, orders, shifts, testing};
-
-const NOW: i64 = 1_795_622_400_000;
-
-async fn seeded() -> Vec<Db> {
-    testing::all_seeded(NOW)
-        .await
-        .expect("seeded test databases")
-}
-
-async fn operator(db: &Db, name: &str, role: Role) -> (i64, Actor) {
-    let op = operators::create(
-        db,
-        &NewOperator {
-            name: name.to_owned(),
-            role,
-            password_phc: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".to_owned(),
-            area_codes: Vec::new(),
-            building_names: Vec::new(),
-        },
-        &Actor::command_line(),
-        NOW,
-    )
-    .await
-    .expect("operator");
-    let actor = Actor {
-        operator_id: Some(op.id),
-        name: op.name.clone(),
-        client_ip: "127.0.0.1".to_owned(),
-    };
-    (op.id, actor)
-}
+use store::{Db, Error, orders, shifts};
 
 /// Sells `kwh` to `address` into `shift` the way the console does: the
 /// order and its shift link in one transaction.
@@ -66,6 +36,11 @@ async fn sell(
     Ok(o)
 }
 
+/// Shift `id` as stored.
+async fn stored(db: &Db, id: i64) -> shifts::Shift {
+    shifts::get(db, id).await.unwrap().expect("shift")
+}
+
 async fn order_count(db: &Db) -> usize {
     let mut n = 0;
     for id in 1..200 {
@@ -78,21 +53,6 @@ async fn order_count(db: &Db) -> usize {
         }
     }
     n
-}
-
-async fn audit_actions(db: &Db) -> Vec<String> {
-    audit::search(
-        db,
-        &audit::Filter {
-            limit: 1000,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|r| r.action)
-    .collect()
 }
 
 #[tokio::test]
@@ -160,18 +120,11 @@ async fn totals_by_tender_and_the_cash_difference() {
         assert_eq!(closed.difference_fen(), Some(Fen::new(-150)));
         assert_eq!(closed.sales_count, 3);
         assert_eq!(shifts::sales(&db, s.id).await.unwrap().len(), 3);
-        let last = audit::search(
-            &db,
-            &audit::Filter {
-                limit: 1000,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|r| r.action == "shift_closed")
-        .expect("shift_closed audited");
+        let last = audit_rows(&db, "shift_closed")
+            .await
+            .into_iter()
+            .next()
+            .expect("shift_closed audited");
         let after = last.after_json.unwrap_or_default();
         assert!(after.contains("\"difference_fen\":-150"), "{after}");
         assert!(
@@ -197,7 +150,7 @@ async fn a_closed_shift_is_read_only() {
         // Closing twice changes nothing.
         let twice = shifts::close(&db, s.id, op, Fen::new(1), &actor, NOW + 6).await;
         assert!(matches!(twice, Err(Error::Conflict(_))), "{twice:?}");
-        assert_eq!(shifts::get(&db, s.id).await.unwrap().unwrap(), closed);
+        assert_eq!(stored(&db, s.id).await, closed);
         // Selling into it is refused, and the order rolls back with it.
         let late = sell(&db, s.id, op, "201701010002", 3, Tender::Cash).await;
         assert!(matches!(late, Err(Error::Conflict(_))), "{late:?}");
@@ -206,7 +159,7 @@ async fn a_closed_shift_is_read_only() {
             before_orders,
             "no order left behind"
         );
-        assert_eq!(shifts::get(&db, s.id).await.unwrap().unwrap(), closed);
+        assert_eq!(stored(&db, s.id).await, closed);
         // Another cashier cannot close or sell into someone's shift.
         let (op2, actor2) = operator(&db, "cashier2", Role::Cashier).await;
         let s2 = shifts::open(&db, op2, &actor2, NOW + 7).await.unwrap();
@@ -217,12 +170,8 @@ async fn a_closed_shift_is_read_only() {
                 .await
                 .is_err()
         );
-        assert!(shifts::get(&db, s2.id).await.unwrap().unwrap().is_open());
-        let closes = audit_actions(&db)
-            .await
-            .into_iter()
-            .filter(|a| a == "shift_closed")
-            .count();
+        assert!(stored(&db, s2.id).await.is_open());
+        let closes = audit_rows(&db, "shift_closed").await.len();
         assert_eq!(closes, 1);
     }
 }
@@ -235,14 +184,7 @@ async fn sign_off_once_and_only_when_closed() {
         let s = shifts::open(&db, op, &actor, NOW).await.unwrap();
         let early = shifts::sign_off(&db, s.id, admin, &admin_actor, NOW + 1).await;
         assert!(matches!(early, Err(Error::Conflict(_))), "{early:?}");
-        assert_eq!(
-            shifts::get(&db, s.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .signed_off_at_ms,
-            None
-        );
+        assert_eq!(stored(&db, s.id).await.signed_off_at_ms, None);
         shifts::close(&db, s.id, op, Fen::new(0), &actor, NOW + 2)
             .await
             .unwrap();
@@ -253,19 +195,8 @@ async fn sign_off_once_and_only_when_closed() {
         assert_eq!(ok.signed_off_at_ms, Some(NOW + 3));
         let twice = shifts::sign_off(&db, s.id, admin, &admin_actor, NOW + 4).await;
         assert!(matches!(twice, Err(Error::Conflict(_))), "{twice:?}");
-        assert_eq!(
-            shifts::get(&db, s.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .signed_off_at_ms,
-            Some(NOW + 3)
-        );
-        let n = audit_actions(&db)
-            .await
-            .into_iter()
-            .filter(|a| a == "shift_signed_off")
-            .count();
+        assert_eq!(stored(&db, s.id).await.signed_off_at_ms, Some(NOW + 3));
+        let n = audit_rows(&db, "shift_signed_off").await.len();
         assert_eq!(n, 1);
     }
 }
@@ -274,23 +205,17 @@ async fn sign_off_once_and_only_when_closed() {
 async fn two_opens_at_once_open_one_shift() {
     for db in seeded().await {
         let (op, actor) = operator(&db, "cashier1", Role::Cashier).await;
-        let mut tasks = Vec::new();
-        for i in 0..8 {
-            let db = db.clone();
-            let actor = actor.clone();
-            tasks.push(tokio::spawn(async move {
-                shifts::open(&db, op, &actor, NOW + i).await
-            }));
-        }
-        let mut won = 0;
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(_) => won += 1,
-                Err(Error::Conflict(_)) => {}
-                Err(e) => panic!("{:?}: {e}", db.backend()),
-            }
-        }
-        assert_eq!(won, 1, "{:?}", db.backend());
+        let won = winners(
+            &db,
+            8,
+            |db, i| {
+                let actor = actor.clone();
+                async move { shifts::open(&db, op, &actor, NOW + i).await }
+            },
+            |e| matches!(e, Error::Conflict(_)),
+        )
+        .await;
+        assert_eq!(won.len(), 1, "{:?}", db.backend());
         assert_eq!(shifts::list(&db, Some(op), 50).await.unwrap().len(), 1);
     }
 }
@@ -303,30 +228,22 @@ async fn two_closes_at_once_close_once() {
         sell(&db, s.id, op, "201701010001", 4, Tender::Cash)
             .await
             .unwrap();
-        let mut tasks = Vec::new();
-        for i in 0..8 {
-            let db = db.clone();
-            let actor = actor.clone();
-            tasks.push(tokio::spawn(async move {
-                shifts::close(&db, s.id, op, Fen::new(100 + i), &actor, NOW + 10 + i).await
-            }));
-        }
-        let mut won = Vec::new();
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok((sh, _)) => won.push(sh),
-                Err(Error::Conflict(_)) => {}
-                Err(e) => panic!("{:?}: {e}", db.backend()),
-            }
-        }
+        let won = winners(
+            &db,
+            8,
+            |db, i| {
+                let actor = actor.clone();
+                async move {
+                    shifts::close(&db, s.id, op, Fen::new(100 + i), &actor, NOW + 10 + i).await
+                }
+            },
+            |e| matches!(e, Error::Conflict(_)),
+        )
+        .await;
         assert_eq!(won.len(), 1, "{:?}", db.backend());
-        let stored = shifts::get(&db, s.id).await.unwrap().unwrap();
-        assert_eq!(stored, won[0], "the winner's close is the one stored");
-        let closes = audit_actions(&db)
-            .await
-            .into_iter()
-            .filter(|a| a == "shift_closed")
-            .count();
+        let row = stored(&db, s.id).await;
+        assert_eq!(row, won[0].0, "the winner's close is the one stored");
+        let closes = audit_rows(&db, "shift_closed").await.len();
         assert_eq!(closes, 1);
     }
 }
@@ -386,29 +303,20 @@ async fn two_sign_offs_at_once_sign_once() {
         for i in 0..6 {
             admins.push(operator(&db, &format!("admin{i}"), Role::Administrator).await);
         }
-        let mut tasks = Vec::new();
-        for (i, (id, a)) in admins.into_iter().enumerate() {
-            let db = db.clone();
-            tasks.push(tokio::spawn(async move {
-                shifts::sign_off(&db, s.id, id, &a, NOW + 10 + i as i64).await
-            }));
-        }
-        let mut won = Vec::new();
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(sh) => won.push(sh),
-                Err(Error::Conflict(_)) => {}
-                Err(e) => panic!("{:?}: {e}", db.backend()),
-            }
-        }
+        let won = winners(
+            &db,
+            6,
+            |db, i| {
+                let (id, a) = admins[usize::try_from(i).unwrap()].clone();
+                async move { shifts::sign_off(&db, s.id, id, &a, NOW + 10 + i).await }
+            },
+            |e| matches!(e, Error::Conflict(_)),
+        )
+        .await;
         assert_eq!(won.len(), 1, "{:?}", db.backend());
-        let stored = shifts::get(&db, s.id).await.unwrap().unwrap();
-        assert_eq!(stored.signed_off_by, won[0].signed_off_by);
-        let n = audit_actions(&db)
-            .await
-            .into_iter()
-            .filter(|a| a == "shift_signed_off")
-            .count();
+        let row = stored(&db, s.id).await;
+        assert_eq!(row.signed_off_by, won[0].signed_off_by);
+        let n = audit_rows(&db, "shift_signed_off").await.len();
         assert_eq!(n, 1);
     }
 }

@@ -4,37 +4,15 @@
 //! chain (append-only in the database, tampering detected, one chain under
 //! concurrent appends).
 
+mod common;
+
+use common::{NOW, at_once, audit_actions, created_op, new_op, seeded_two_buildings as seeded};
 use domain::staff::Role;
 use store::audit::{self, Actor, Entry};
-use store::operators::{self, NewOperator};
-use store::{Db, Error, testing};
+use store::operators;
+use store::{Db, Error};
 
-const NOW: i64 = 1_795_622_400_000;
 const MIN: i64 = 60_000;
-
-async fn seeded() -> Vec<Db> {
-    let dbs = testing::all().await.expect("test databases");
-    let mut plan = domain::campus::reference_plan();
-    for a in &mut plan.areas {
-        a.buildings.truncate(2);
-    }
-    for db in &dbs {
-        store::campus::seed(db, &plan, &Default::default(), NOW)
-            .await
-            .expect("seed");
-    }
-    dbs
-}
-
-fn new_op(name: &str, role: Role) -> NewOperator {
-    NewOperator {
-        name: name.to_owned(),
-        role,
-        password_phc: domain::staff::hash_password("correct horse battery", [1; 16]).unwrap(),
-        area_codes: Vec::new(),
-        building_names: Vec::new(),
-    }
-}
 
 async fn exec(db: &Db, sql: &'static str) -> Result<u64, sqlx::Error> {
     match db {
@@ -47,9 +25,7 @@ async fn exec(db: &Db, sql: &'static str) -> Result<u64, sqlx::Error> {
 async fn operators_are_created_scoped_listed_and_disabled() {
     for db in seeded().await {
         let cli = Actor::command_line();
-        let admin = operators::create(&db, &new_op("admin", Role::Administrator), &cli, NOW)
-            .await
-            .unwrap();
+        let admin = created_op(&db, "admin", Role::Administrator).await;
         assert!(admin.all_areas && admin.scope.areas.is_none());
         let areas = store::campus::areas(&db).await.unwrap();
         let building = domain::campus::reference_plan().areas[0].buildings[0]
@@ -112,18 +88,7 @@ async fn operators_are_created_scoped_listed_and_disabled() {
                 .unwrap()
                 .is_none()
         );
-        let actions: Vec<String> = audit::search(
-            &db,
-            &audit::Filter {
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.action)
-        .collect();
+        let actions = audit_actions(&db).await;
         assert_eq!(
             actions,
             [
@@ -140,10 +105,7 @@ async fn operators_are_created_scoped_listed_and_disabled() {
 #[tokio::test]
 async fn sessions_end_when_idle_or_too_old() {
     for db in seeded().await {
-        let cli = Actor::command_line();
-        let op = operators::create(&db, &new_op("wang", Role::Cashier), &cli, NOW)
-            .await
-            .unwrap();
+        let op = created_op(&db, "wang", Role::Cashier).await;
         let (idle, abs) = (30 * MIN, 720 * MIN);
         operators::create_session(&db, "h1", op.id, "c1", NOW)
             .await
@@ -289,19 +251,10 @@ async fn concurrent_appends_keep_one_chain() {
                     .unwrap(),
             ),
         };
-        let mut tasks = Vec::new();
-        for t in 0..TASKS {
-            let d = if t % 2 == 0 {
-                db.clone()
-            } else {
-                other.clone()
-            };
-            tasks.push(tokio::spawn(async move {
-                let who = Actor {
-                    operator_id: None,
-                    name: format!("p{t}"),
-                    client_ip: "127.0.0.1".to_owned(),
-                };
+        at_once(&db, TASKS, |db, t| {
+            let d = if t % 2 == 0 { db } else { other.clone() };
+            async move {
+                let who = common::staff(&format!("p{t}"));
                 for i in 0..EACH {
                     let e = Entry {
                         actor: &who,
@@ -312,11 +265,9 @@ async fn concurrent_appends_keep_one_chain() {
                     };
                     audit::append(&d, &e, NOW + i).await.expect("append");
                 }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
+            }
+        })
+        .await;
         let c = audit::verify(&db).await.unwrap();
         assert_eq!(
             c,
@@ -337,9 +288,7 @@ async fn concurrent_appends_keep_one_chain() {
 async fn concurrent_password_changes_and_disables_have_one_winner() {
     for db in seeded().await {
         let cli = Actor::command_line();
-        let op = operators::create(&db, &new_op("racer", Role::Cashier), &cli, NOW)
-            .await
-            .unwrap();
+        let op = created_op(&db, "racer", Role::Cashier).await;
         let old = operators::credentials(&db, "racer")
             .await
             .unwrap()

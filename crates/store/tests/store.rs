@@ -3,23 +3,14 @@
 
 use domain::campus::{REFERENCE_BUILDINGS, REFERENCE_METERS, reference_plan};
 use domain::order::{OrderEvent, OrderState, UNPAID_TTL_MS};
-use domain::{Fen, MeterId, StudentId, WholeKwh, order::Channel};
+use domain::{Fen, MeterId, StudentId};
 use store::campus::{GatewayAddressing, SeedOutcome};
 use store::orders::{self, NewOrder, PaidOutcome, PaymentConfirmation};
 use store::{Db, jobs, ledger, testing};
 
-const NOW: i64 = 1_795_622_400_000;
+mod common;
 
-async fn seeded() -> Vec<Db> {
-    testing::all_seeded(NOW)
-        .await
-        .expect("seeded test databases")
-}
-
-async fn assert_ledger_ok(db: &Db) {
-    let v = ledger::check(db).await.expect("check");
-    assert!(v.is_empty(), "{:?}: {v:?}", db.backend());
-}
+use common::{NOW, counter_sale, ledger_ok, req, seeded};
 
 #[tokio::test]
 async fn seed_creates_the_reference_campus_once() {
@@ -267,21 +258,10 @@ async fn schema_trees_have_the_same_tables_and_columns() {
     );
 }
 
-fn req(area_id: i64, address: &str, kwh: u64) -> NewOrder<'_> {
-    NewOrder {
-        area_id,
-        meter_address: address,
-        student_id: None,
-        kwh: WholeKwh::new(kwh, 500).unwrap(),
-        channel: Channel::Wechat,
-        operator: None,
-    }
-}
-
 #[tokio::test]
 async fn payment_is_credited_once_and_writes_ledger_and_job() {
     for db in seeded().await {
-        let o = orders::create(&db, &req(1, "201701010001", 20), NOW)
+        let o = orders::create(&db, &req("201701010001", 20), NOW)
             .await
             .unwrap();
         assert_eq!(o.state, OrderState::Unpaid);
@@ -307,9 +287,9 @@ async fn payment_is_credited_once_and_writes_ledger_and_job() {
             .await
             .unwrap();
         assert_eq!(claimed.len(), 1);
-        assert_ledger_ok(&db).await;
+        ledger_ok(&db).await;
         // Wrong amount and unknown order change nothing.
-        let o2 = orders::create(&db, &req(1, "201701010002", 5), NOW)
+        let o2 = orders::create(&db, &req("201701010002", 5), NOW)
             .await
             .unwrap();
         let bad = PaymentConfirmation {
@@ -334,14 +314,14 @@ async fn payment_is_credited_once_and_writes_ledger_and_job() {
             orders::by_id(&db, o2.id).await.unwrap().unwrap().state,
             OrderState::Unpaid
         );
-        assert_ledger_ok(&db).await;
+        ledger_ok(&db).await;
     }
 }
 
 #[tokio::test]
 async fn expiry_at_two_hours_and_late_payment_is_credited() {
     for db in seeded().await {
-        let o = orders::create(&db, &req(1, "201701010003", 10), NOW)
+        let o = orders::create(&db, &req("201701010003", 10), NOW)
             .await
             .unwrap();
         assert!(
@@ -366,7 +346,7 @@ async fn expiry_at_two_hours_and_late_payment_is_credited() {
             .await
             .unwrap();
         assert_eq!(closed.state, OrderState::Closed);
-        assert_ledger_ok(&db).await;
+        ledger_ok(&db).await;
         let conf = PaymentConfirmation {
             out_trade_no: &o.out_trade_no,
             transaction_id: "wxlate",
@@ -376,23 +356,14 @@ async fn expiry_at_two_hours_and_late_payment_is_credited() {
             .await
             .unwrap();
         assert!(matches!(out, PaidOutcome::Credited(ref p) if p.state == OrderState::Charging));
-        assert_ledger_ok(&db).await;
+        ledger_ok(&db).await;
     }
 }
 
 #[tokio::test]
 async fn delivery_then_refund_paths_keep_the_ledger_balanced() {
     for db in seeded().await {
-        let a = orders::create_counter_sale(
-            &db,
-            1,
-            "201701010004",
-            WholeKwh::new(3, 500).unwrap(),
-            "op1",
-            NOW,
-        )
-        .await
-        .unwrap();
+        let a = counter_sale(&db, "201701010004", 3, "op1").await;
         assert_eq!(a.state, OrderState::Charging);
         let seq = orders::assign_purchase_seq(&db, a.id, NOW).await.unwrap();
         assert_eq!(seq.seq(), Some(1));
@@ -422,18 +393,9 @@ async fn delivery_then_refund_paths_keep_the_ledger_balanced() {
             "second confirmation is a no-op"
         );
         tx.commit().await.unwrap();
-        assert_ledger_ok(&db).await;
+        ledger_ok(&db).await;
 
-        let b = orders::create_counter_sale(
-            &db,
-            1,
-            "201701010004",
-            WholeKwh::new(4, 500).unwrap(),
-            "op1",
-            NOW,
-        )
-        .await
-        .unwrap();
+        let b = counter_sale(&db, "201701010004", 4, "op1").await;
         assert!(
             orders::request_refund(&db, b.id, NOW).await.is_err(),
             "charging orders are not refundable"
@@ -452,7 +414,7 @@ async fn delivery_then_refund_paths_keep_the_ledger_balanced() {
             .await
             .unwrap();
         assert_eq!(done.state, OrderState::Refunded);
-        assert_ledger_ok(&db).await;
+        ledger_ok(&db).await;
         // A counter order's refund is cash paid back at the counter: it
         // returns to `counter_cash` (docs/ARCHITECTURE.md, counter refunds).
         // What is left is the delivered sale's cash.
@@ -463,16 +425,7 @@ async fn delivery_then_refund_paths_keep_the_ledger_balanced() {
         assert_eq!(ledger::balance(&db, "refunds", "fen").await.unwrap(), 0);
 
         // Once a sequence number is assigned a frame may be on the meter: no refund.
-        let c = orders::create_counter_sale(
-            &db,
-            1,
-            "201701010004",
-            WholeKwh::new(5, 500).unwrap(),
-            "op1",
-            NOW,
-        )
-        .await
-        .unwrap();
+        let c = counter_sale(&db, "201701010004", 5, "op1").await;
         assert_eq!(
             orders::assign_purchase_seq(&db, c.id, NOW)
                 .await
@@ -491,7 +444,7 @@ async fn delivery_then_refund_paths_keep_the_ledger_balanced() {
             orders::by_id(&db, c.id).await.unwrap().unwrap().state,
             OrderState::Delayed
         );
-        assert_ledger_ok(&db).await;
+        ledger_ok(&db).await;
         assert_eq!(
             ledger::balance(&db, "delivered:4", "centikwh")
                 .await
@@ -511,7 +464,7 @@ async fn hoarding_limit_and_bad_orders_are_refused_before_payment() {
         .await
         .map(|_| ()))
         .unwrap();
-        let e = orders::create(&db, &req(1, "201701010005", 60), NOW)
+        let e = orders::create(&db, &req("201701010005", 60), NOW)
             .await
             .unwrap_err();
         assert!(
@@ -519,11 +472,18 @@ async fn hoarding_limit_and_bad_orders_are_refused_before_payment() {
             "{e}"
         );
         // Wrong area for the meter: same answer as an unknown meter.
-        let e = orders::create(&db, &req(2, "201701010005", 1), NOW)
-            .await
-            .unwrap_err();
+        let e = orders::create(
+            &db,
+            &NewOrder {
+                area_id: 2,
+                ..req("201701010005", 1)
+            },
+            NOW,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, orders::CreateError::NoSuchMeter));
-        let e = orders::create(&db, &req(1, "999999999999", 1), NOW)
+        let e = orders::create(&db, &req("999999999999", 1), NOW)
             .await
             .unwrap_err();
         assert!(matches!(e, orders::CreateError::NoSuchMeter));
@@ -621,16 +581,7 @@ async fn delivery_and_low_balance_notify_binders_once() {
         .await
         .map(|_| ()))
         .unwrap();
-        let o = orders::create_counter_sale(
-            &db,
-            1,
-            "201701010006",
-            WholeKwh::new(2, 500).unwrap(),
-            "op",
-            NOW,
-        )
-        .await
-        .unwrap();
+        let o = counter_sale(&db, "201701010006", 2, "op").await;
         orders::assign_purchase_seq(&db, o.id, NOW + 1)
             .await
             .unwrap();
@@ -709,7 +660,7 @@ async fn delivery_and_low_balance_notify_binders_once() {
             store::notify::scan_low_balance(&db, NOW + 2).await.unwrap(),
             1
         );
-        assert_ledger_ok(&db).await;
+        ledger_ok(&db).await;
     }
 }
 
@@ -775,7 +726,7 @@ async fn reconciliation_is_fair_across_buyers_and_unpaid_orders_are_capped() {
         let mk = |student: i64, address: &'static str| {
             let db = db.clone();
             async move {
-                let mut r = req(1, address, 5);
+                let mut r = req(address, 5);
                 r.student_id = Some(student);
                 let o = orders::create(&db, &r, NOW).await;
                 if let Ok(o) = &o {
@@ -811,48 +762,40 @@ async fn reconciliation_is_fair_across_buyers_and_unpaid_orders_are_capped() {
     }
 }
 
+/// Whether `r` is `event` refused on an unpaid order.
+fn refused_unpaid<T>(r: &store::Result<T>, event: OrderEvent) -> bool {
+    matches!(
+        r,
+        Err(store::Error::IllegalTransition(domain::order::IllegalTransition {
+            from: OrderState::Unpaid,
+            event: e,
+        })) if *e == event
+    )
+}
+
 #[tokio::test]
 async fn a_refused_order_event_keeps_its_states_and_event() {
     for db in seeded().await {
-        let o = orders::create(&db, &req(1, "201701010001", 5), NOW)
+        let o = orders::create(&db, &req("201701010001", 5), NOW)
             .await
             .unwrap();
         // Not a delayed order: the refund is refused with the transition
         // that was refused, not a sentence.
         let refused = orders::request_refund(&db, o.id, NOW + 1).await;
         assert!(
-            matches!(
-                refused,
-                Err(store::Error::IllegalTransition(
-                    domain::order::IllegalTransition {
-                        from: OrderState::Unpaid,
-                        event: OrderEvent::RefundRequested,
-                    }
-                ))
-            ),
+            refused_unpaid(&refused, OrderEvent::RefundRequested),
             "{refused:?}"
         );
         // Expiry before the two hours are up is refused the same way.
         let early = orders::close(&db, o.id, OrderEvent::Expire, NOW + 2).await;
-        assert!(
-            matches!(
-                early,
-                Err(store::Error::IllegalTransition(
-                    domain::order::IllegalTransition {
-                        from: OrderState::Unpaid,
-                        event: OrderEvent::Expire,
-                    }
-                ))
-            ),
-            "{early:?}"
-        );
+        assert!(refused_unpaid(&early, OrderEvent::Expire), "{early:?}");
     }
 }
 
 #[tokio::test]
 async fn a_bad_stored_order_value_is_a_corrupt_error_not_a_panic() {
     for db in seeded().await {
-        let o = orders::create(&db, &req(1, "201701010001", 5), NOW)
+        let o = orders::create(&db, &req("201701010001", 5), NOW)
             .await
             .unwrap();
         store::on_db!(&db, |p| sqlx::query(

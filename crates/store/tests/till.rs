@@ -2,35 +2,17 @@
 //! shift (issue 13 items 3 and 6 together): the cash-up expects that much
 //! less. On SQLite and, when `DORMWATT_TEST_PG_URL` is set, PostgreSQL.
 
+mod common;
+
+use common::{NOW, seeded};
 use domain::counter::Tender;
 use domain::staff::Role;
 use domain::{Fen, WholeKwh};
 use store::audit::Actor;
-use store::operators::{self, NewOperator};
-use store::{Db, exceptions, ledger, orders, shifts, testing};
-
-const NOW: i64 = 1_795_622_400_000;
+use store::{Db, exceptions, ledger, orders, shifts};
 
 async fn administrator(db: &Db, name: &str) -> Actor {
-    let op = operators::create(
-        db,
-        &NewOperator {
-            name: name.to_owned(),
-            role: Role::Administrator,
-            password_phc: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".to_owned(),
-            area_codes: Vec::new(),
-            building_names: Vec::new(),
-        },
-        &Actor::command_line(),
-        NOW,
-    )
-    .await
-    .expect("operator");
-    Actor {
-        operator_id: Some(op.id),
-        name: op.name,
-        client_ip: "127.0.0.1".to_owned(),
-    }
+    common::operator(db, name, Role::Administrator).await.1
 }
 
 /// A cash sale of `kwh` into `shift`, then overdue (refundable).
@@ -61,7 +43,7 @@ async fn cash_sale(db: &Db, shift: i64, actor: &Actor, address: &str, kwh: u64) 
 
 #[tokio::test]
 async fn a_counter_refund_paid_from_an_open_shift_lowers_its_expected_cash() {
-    for db in testing::all_seeded(NOW).await.expect("seeded") {
+    for db in seeded().await {
         let admin = administrator(&db, "till-admin").await;
         let other = administrator(&db, "office-admin").await;
         let shift = shifts::open(&db, admin.operator_id.unwrap(), &admin, NOW)
@@ -106,7 +88,7 @@ async fn a_counter_refund_paid_from_an_open_shift_lowers_its_expected_cash() {
 /// no shift, never lost between them.
 #[tokio::test]
 async fn a_refund_racing_the_close_of_its_shift_is_counted_once_or_not_at_all() {
-    for db in testing::all_seeded(NOW).await.expect("seeded") {
+    for db in seeded().await {
         for round in 0..6_i64 {
             let admin = administrator(&db, &format!("race-admin-{round}")).await;
             let op = admin.operator_id.unwrap();
