@@ -122,7 +122,7 @@ async fn a_refund_racing_the_close_of_its_shift_is_counted_once_or_not_at_all() 
 #[tokio::test]
 async fn the_dashboard_splits_counter_tenders_and_counts_unresolved_flags() {
     use store::dashboard::{self, Within};
-    for db in testing::all_seeded(NOW).await.expect("seeded") {
+    for db in store::testing::all_seeded(NOW).await.expect("seeded") {
         let admin = administrator(&db, "dash-admin").await;
         let shift = shifts::open(&db, admin.operator_id.unwrap(), &admin, NOW)
             .await
