@@ -6,7 +6,7 @@
 //! audits it without the password (`store::meter_reset`). Guarded by
 //! `Action::ResetMeterPassword` at the meter's building.
 
-use super::{CurrentOperator, StaffCsrf, StaffError, StaffForm, StaffResult, html};
+use super::{Console, CurrentOperator, StaffError, StaffForm, StaffResult, can, html};
 use crate::AppState;
 use crate::i18n::Lang;
 use crate::pages::area_name;
@@ -15,7 +15,6 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use domain::staff::{Action, Place};
 use domain::{AreaId, BuildingId};
-use serde::Deserialize;
 use store::meter_reset::{self, ResetTarget};
 
 /// The page, before and after the reset.
@@ -34,14 +33,13 @@ struct ResetPage {
     error: Option<String>,
 }
 
-/// The meter of the URL, when the operator may reset it.
+/// The meter of the URL, when the operator may reset it at its building
+/// (the handler's gate asked for the console).
 async fn guarded(
     state: &AppState,
     op: &CurrentOperator,
     id: i64,
 ) -> Result<ResetTarget, StaffError> {
-    op.require(state, Action::ResetMeterPassword, Place::Console)
-        .await?;
     let Some(t) = meter_reset::target(state.db(), id).await? else {
         return Err(StaffError::NotFound);
     };
@@ -78,22 +76,10 @@ fn page(op: &CurrentOperator, t: &ResetTarget) -> ResetPage {
 pub async fn confirm(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    op: CurrentOperator,
+    Console(op, _): Console<can::ResetMeterPassword>,
 ) -> StaffResult {
     let t = guarded(&state, &op, id).await?;
     html(&page(&op, &t))
-}
-
-/// The confirm form.
-#[derive(Debug, Deserialize)]
-pub struct ResetForm {
-    csrf: String,
-}
-
-impl StaffCsrf for ResetForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// A random six-digit password other than the factory default.
@@ -111,7 +97,7 @@ fn new_password() -> String {
 pub async fn reset(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<ResetForm>,
+    f: StaffForm<super::CsrfOnly, can::ResetMeterPassword>,
 ) -> StaffResult {
     let op = f.op;
     let t = guarded(&state, &op, id).await?;

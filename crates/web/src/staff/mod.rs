@@ -34,6 +34,7 @@ mod shifts;
 use crate::AppState;
 use crate::cookies::get as cookie;
 use crate::i18n::Lang;
+use crate::pages::{CsrfForm, CsrfOnly};
 use crate::session::{self, CsrfError, constant_eq};
 use askama::Template;
 use axum::Router;
@@ -45,7 +46,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use domain::staff::{Action, Place, Role, can};
-use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -491,22 +492,97 @@ fn role_text(l: Lang, r: Role) -> String {
     })
 }
 
-/// A form of the console with its anti-CSRF token.
-pub trait StaffCsrf: DeserializeOwned + Send {
-    /// The submitted token.
-    fn csrf(&self) -> &str;
+/// What a console handler requires before anything else: an action on the
+/// whole console ([`Console`], [`StaffForm`]), or nothing beyond a session.
+pub trait Gate: Send + Sync + 'static {
+    /// The action asked for at [`Place::Console`]; `None`: any operator.
+    const ACTION: Option<Action>;
+}
+
+/// The [`Gate`]s: one marker type per action, and [`can::Anyone`].
+pub mod can {
+    use super::{Action, Gate};
+
+    /// Declares a marker type per action (types cannot come from a function).
+    macro_rules! gates {
+        ($($action:ident),* $(,)?) => {$(
+            #[doc = concat!("Requires `Action::", stringify!($action), "` on the console.")]
+            pub struct $action;
+
+            impl Gate for $action {
+                const ACTION: Option<Action> = Some(Action::$action);
+            }
+        )*};
+    }
+
+    gates!(
+        ViewConsole,
+        ChangeOwnPassword,
+        ViewAudit,
+        ViewOperators,
+        ManageOperators,
+        ManageApiKeys,
+        ViewMeters,
+        ViewOrders,
+        SellAtCounter,
+        ResolveOrders,
+        PublishNotice,
+        ResetMeterPassword,
+        ViewShifts,
+        SignOffShift,
+    );
+
+    /// Any logged-in operator.
+    pub struct Anyone;
+
+    impl Gate for Anyone {
+        const ACTION: Option<Action> = None;
+    }
+}
+
+impl CurrentOperator {
+    /// [`CurrentOperator::require`] for gate `A` on the console.
+    async fn pass<A: Gate>(&self, state: &AppState) -> Result<(), StaffError> {
+        match A::ACTION {
+            Some(action) => self.require(state, action, Place::Console).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// The logged-in operator once [`CurrentOperator::require`] allowed gate
+/// `A` on the console (a refusal is audited and answered 403).
+pub struct Console<A>(pub CurrentOperator, PhantomData<A>);
+
+impl<A: Gate> FromRequestParts<AppState> for Console<A> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let op = CurrentOperator::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        op.pass::<A>(state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Console(op, PhantomData))
+    }
 }
 
 /// A posted console form of the logged-in operator whose anti-CSRF token
-/// matched the session's.
-pub struct StaffForm<T> {
+/// matched the session's, once gate `A` allowed them (after the token
+/// check, as a refusal is audited).
+pub struct StaffForm<T, A = can::Anyone> {
     /// The operator.
     pub op: CurrentOperator,
     /// The form.
     pub form: T,
+    gate: PhantomData<A>,
 }
 
-impl<T: StaffCsrf> FromRequest<AppState> for StaffForm<T> {
+impl<T: CsrfForm, A: Gate> FromRequest<AppState> for StaffForm<T, A> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -514,19 +590,14 @@ impl<T: StaffCsrf> FromRequest<AppState> for StaffForm<T> {
         if !constant_eq(op.csrf_token.as_bytes(), form.csrf().as_bytes()) {
             return Err(StaffError::Csrf.into_response());
         }
-        Ok(StaffForm { op, form })
-    }
-}
-
-/// A form with nothing but the anti-CSRF token.
-#[derive(Debug, serde::Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
-}
-
-impl StaffCsrf for CsrfOnly {
-    fn csrf(&self) -> &str {
-        &self.csrf
+        op.pass::<A>(state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(StaffForm {
+            op,
+            form,
+            gate: PhantomData,
+        })
     }
 }
 
@@ -629,6 +700,15 @@ fn html(t: &impl Template) -> StaffResult {
     Ok(Html(t.render()?).into_response())
 }
 
+/// Renders a console page that may show an error: 422 when it does.
+fn html_with_status(t: &impl Template, failed: bool) -> StaffResult {
+    let mut r = html(t)?;
+    if failed {
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
+}
+
 /// The landing page: the operator's figures, each a link to its list.
 #[derive(Template)]
 #[template(path = "staff/home.html")]
@@ -694,10 +774,8 @@ fn scope_text(l: Lang, op: &store::operators::Operator) -> String {
 /// operator's scope (`store::dashboard`), each a link to the list behind it.
 async fn home(
     axum::extract::State(state): axum::extract::State<AppState>,
-    op: CurrentOperator,
+    Console(op, _): Console<can::ViewConsole>,
 ) -> StaffResult {
-    op.require(&state, Action::ViewConsole, Place::Console)
-        .await?;
     let l = op.l;
     let tz = crate::pages::campus_tz(&state);
     let now = state.settings().staff.clock.now_ms();
@@ -743,11 +821,5 @@ async fn home(
 
 /// Formats unix milliseconds as campus-local `YYYY-MM-DD HH:MM:SS`.
 fn fmt_seconds(ms: i64, tz: &jiff::tz::TimeZone) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| {
-            t.to_zoned_datetime(tz.clone())
-                .strftime("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_default()
+    crate::pages::fmt_local(ms, tz, "%Y-%m-%d %H:%M:%S")
 }

@@ -10,13 +10,14 @@
 //! area, gets 403 and an audit row), for the old target of an edit as well
 //! as the new.
 
-use super::{CurrentOperator, StaffCsrf, StaffError, StaffForm, StaffResult, html};
+use super::{
+    Console, CurrentOperator, StaffError, StaffForm, StaffResult, can, html, html_with_status,
+};
 use crate::AppState;
 use crate::i18n::Lang;
-use crate::pages::area_name;
+use crate::pages::{area_name, fmt_time};
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use domain::staff::{Action, Place};
 use domain::{AreaId, BuildingId};
@@ -168,20 +169,9 @@ async fn require_target(
     Ok(())
 }
 
-/// Campus-local `YYYY-MM-DD HH:MM`.
-fn fmt_minutes(ms: i64, tz: &jiff::tz::TimeZone) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| {
-            t.to_zoned_datetime(tz.clone())
-                .strftime("%Y-%m-%d %H:%M")
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
 /// The value of a `datetime-local` input (`YYYY-MM-DDTHH:MM`).
 fn input_minutes(ms: Option<i64>, tz: &jiff::tz::TimeZone) -> String {
-    ms.map(|ms| fmt_minutes(ms, tz).replace(' ', "T"))
+    ms.map(|ms| fmt_time(ms, tz).replace(' ', "T"))
         .unwrap_or_default()
 }
 
@@ -206,11 +196,9 @@ pub struct ListQuery {
 /// `GET /staff/notices`: every operator may read the list.
 pub async fn list(
     State(state): State<AppState>,
-    op: CurrentOperator,
+    Console(op, _): Console<can::ViewConsole>,
     Query(q): Query<ListQuery>,
 ) -> StaffResult {
-    op.require(&state, Action::ViewConsole, Place::Console)
-        .await?;
     let l = op.l;
     let tz = crate::pages::campus_tz(&state);
     let now = state.settings().staff.clock.now_ms();
@@ -227,11 +215,11 @@ pub async fn list(
             Row {
                 id: n.id,
                 target: c.target_text(l, &n.draft.target),
-                from: fmt_minutes(n.draft.shown_from_ms.unwrap_or(n.created_at_ms), tz),
+                from: fmt_time(n.draft.shown_from_ms.unwrap_or(n.created_at_ms), tz),
                 until: n
                     .draft
                     .shown_until_ms
-                    .map_or_else(|| l.t("staff-notice-until-open"), |u| fmt_minutes(u, tz)),
+                    .map_or_else(|| l.t("staff-notice-until-open"), |u| fmt_time(u, tz)),
                 state,
                 state_class,
                 pinned: n.draft.pinned,
@@ -277,7 +265,7 @@ impl NoticeForm {
     }
 }
 
-impl StaffCsrf for NoticeForm {
+impl crate::pages::CsrfForm for NoticeForm {
     fn csrf(&self) -> &str {
         self.get("csrf")
     }
@@ -358,64 +346,64 @@ fn render_form(
         )
     });
     let failed = s.error.is_some();
-    let mut r = html(&EditPage {
-        l,
-        frame: op.frame(title_key, "/staff/notices"),
-        action: s.action,
-        revision: s.revision,
-        title: d.title.clone(),
-        body: d.body.clone(),
-        from,
-        until,
-        target,
-        wide: c
-            .areas
-            .iter()
-            .all(|a| op.may(Action::PublishNotice, Place::Area(a.id))),
-        areas: c
-            .areas
-            .iter()
-            .filter(|a| op.may(Action::PublishNotice, Place::Area(a.id)))
-            .map(|a| AreaOption {
-                id: a.id.get(),
-                name: area_name(l, &a.name_zh, &a.name_en).to_owned(),
-                on: area == Some(a.id.get()),
-            })
-            .collect(),
-        buildings: c
-            .buildings
-            .iter()
-            .filter(|b| {
-                op.may(
-                    Action::PublishNotice,
-                    Place::Building(AreaId::new(b.area_id), BuildingId::new(b.id)),
-                )
-            })
-            .map(|b| BuildingOption {
-                id: b.id,
-                name: format!(
-                    "{} · {}",
-                    c.area_text(l, b.area_id),
-                    area_name(l, &b.name_zh, &b.name_en)
-                ),
-                on: chosen.contains(&b.id),
-            })
-            .collect(),
-        pinned: d.pinned,
-        push: d.push,
-        error: s.error,
-        meta: s.meta,
-    })?;
-    if failed {
-        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(r)
+    html_with_status(
+        &EditPage {
+            l,
+            frame: op.frame(title_key, "/staff/notices"),
+            action: s.action,
+            revision: s.revision,
+            title: d.title.clone(),
+            body: d.body.clone(),
+            from,
+            until,
+            target,
+            wide: c
+                .areas
+                .iter()
+                .all(|a| op.may(Action::PublishNotice, Place::Area(a.id))),
+            areas: c
+                .areas
+                .iter()
+                .filter(|a| op.may(Action::PublishNotice, Place::Area(a.id)))
+                .map(|a| AreaOption {
+                    id: a.id.get(),
+                    name: area_name(l, &a.name_zh, &a.name_en).to_owned(),
+                    on: area == Some(a.id.get()),
+                })
+                .collect(),
+            buildings: c
+                .buildings
+                .iter()
+                .filter(|b| {
+                    op.may(
+                        Action::PublishNotice,
+                        Place::Building(AreaId::new(b.area_id), BuildingId::new(b.id)),
+                    )
+                })
+                .map(|b| BuildingOption {
+                    id: b.id,
+                    name: format!(
+                        "{} · {}",
+                        c.area_text(l, b.area_id),
+                        area_name(l, &b.name_zh, &b.name_en)
+                    ),
+                    on: chosen.contains(&b.id),
+                })
+                .collect(),
+            pinned: d.pinned,
+            push: d.push,
+            error: s.error,
+            meta: s.meta,
+        },
+        failed,
+    )
 }
 
 /// `GET /staff/notices/new`.
-pub async fn new_page(State(state): State<AppState>, op: CurrentOperator) -> StaffResult {
-    op.require(&state, Action::PublishNotice, Place::Console)
-        .await?;
+pub async fn new_page(
+    State(state): State<AppState>,
+    Console(op, _): Console<can::PublishNotice>,
+) -> StaffResult {
     let c = Campus::load(&state).await?;
     let draft = Draft {
         title: String::new(),
@@ -505,30 +493,18 @@ fn saved(state: &AppState, n: &Notice) -> StaffResult {
 }
 
 /// `POST /staff/notices`: publishes a notice.
-pub async fn create(State(state): State<AppState>, f: StaffForm<NoticeForm>) -> StaffResult {
-    let StaffForm { op, form } = f;
-    op.require(&state, Action::PublishNotice, Place::Console)
-        .await?;
+pub async fn create(
+    State(state): State<AppState>,
+    f: StaffForm<NoticeForm, can::PublishNotice>,
+) -> StaffResult {
+    let StaffForm { op, form, .. } = f;
     let c = Campus::load(&state).await?;
-    let tz = crate::pages::campus_tz(&state);
     let back = "/staff/notices".to_owned();
     let title = "staff-notice-new-title";
-    let draft = match read_form(&form, tz) {
+    let draft = match posted(&state, &op, &c, &form).await? {
         Ok(d) => d,
         Err(key) => return refused(&state, &op, &c, &form, back, key, title),
     };
-    if !known(&draft.target, &c) {
-        return refused(
-            &state,
-            &op,
-            &c,
-            &form,
-            back,
-            "staff-notice-bad-target",
-            title,
-        );
-    }
-    require_target(&state, &op, &c, &draft.target).await?;
     let now = state.settings().staff.clock.now_ms();
     match notices::create(state.db(), &draft, &op.actor(), now).await {
         Ok(n) => saved(&state, &n),
@@ -545,6 +521,25 @@ pub async fn create(State(state): State<AppState>, f: StaffForm<NoticeForm>) -> 
     }
 }
 
+/// The posted draft when it reads and its target exists (`Ok(Err(key))`:
+/// the catalog key of what is wrong), after asking for every place of it.
+async fn posted(
+    state: &AppState,
+    op: &CurrentOperator,
+    c: &Campus,
+    form: &NoticeForm,
+) -> StaffResult<Result<Draft, &'static str>> {
+    let draft = match read_form(form, crate::pages::campus_tz(state)) {
+        Ok(d) => d,
+        Err(key) => return Ok(Err(key)),
+    };
+    if !known(&draft.target, c) {
+        return Ok(Err("staff-notice-bad-target"));
+    }
+    require_target(state, op, c, &draft.target).await?;
+    Ok(Ok(draft))
+}
+
 /// Whether the target's area or buildings all exist.
 fn known(t: &Target, c: &Campus) -> bool {
     match t {
@@ -554,15 +549,14 @@ fn known(t: &Target, c: &Campus) -> bool {
     }
 }
 
-/// The notice of the URL, when the operator may edit where it reaches.
+/// The notice of the URL, when the operator may edit where it reaches
+/// (the handler's gate asked for the console).
 async fn editable(
     state: &AppState,
     op: &CurrentOperator,
     c: &Campus,
     id: i64,
 ) -> Result<Notice, StaffError> {
-    op.require(state, Action::PublishNotice, Place::Console)
-        .await?;
     let Some(n) = notices::get(state.db(), id).await? else {
         return Err(StaffError::NotFound);
     };
@@ -576,7 +570,7 @@ fn meta_text(l: Lang, n: &Notice, tz: &jiff::tz::TimeZone) -> String {
         "name",
         n.created_by.clone().unwrap_or_else(|| "—".to_owned()),
         "at",
-        fmt_minutes(n.created_at_ms, tz),
+        fmt_time(n.created_at_ms, tz),
     );
     if let (Some(by), Some(at)) = (&n.updated_by, n.updated_at_ms) {
         s.push_str(" · ");
@@ -585,7 +579,7 @@ fn meta_text(l: Lang, n: &Notice, tz: &jiff::tz::TimeZone) -> String {
             "name",
             by.clone(),
             "at",
-            fmt_minutes(at, tz),
+            fmt_time(at, tz),
         ));
     }
     s
@@ -595,7 +589,7 @@ fn meta_text(l: Lang, n: &Notice, tz: &jiff::tz::TimeZone) -> String {
 pub async fn edit_page(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    op: CurrentOperator,
+    Console(op, _): Console<can::PublishNotice>,
 ) -> StaffResult {
     let c = Campus::load(&state).await?;
     let n = editable(&state, &op, &c, id).await?;
@@ -620,30 +614,17 @@ pub async fn edit_page(
 pub async fn update(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<NoticeForm>,
+    f: StaffForm<NoticeForm, can::PublishNotice>,
 ) -> StaffResult {
-    let StaffForm { op, form } = f;
+    let StaffForm { op, form, .. } = f;
     let c = Campus::load(&state).await?;
     let n = editable(&state, &op, &c, id).await?;
-    let tz = crate::pages::campus_tz(&state);
     let back = format!("/staff/notices/{id}");
     let title = "staff-notice-edit-title";
-    let draft = match read_form(&form, tz) {
+    let draft = match posted(&state, &op, &c, &form).await? {
         Ok(d) => d,
         Err(key) => return refused(&state, &op, &c, &form, back, key, title),
     };
-    if !known(&draft.target, &c) {
-        return refused(
-            &state,
-            &op,
-            &c,
-            &form,
-            back,
-            "staff-notice-bad-target",
-            title,
-        );
-    }
-    require_target(&state, &op, &c, &draft.target).await?;
     let Ok(revision) = form.get("revision").parse::<i64>() else {
         return refused(&state, &op, &c, &form, back, "staff-notice-changed", title);
     };

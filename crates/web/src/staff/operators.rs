@@ -1,12 +1,14 @@
 //! Operators in the console: the list (administrators and auditors) and,
 //! for administrators, creating and disabling operators.
 
-use super::{CurrentOperator, StaffCsrf, StaffError, StaffForm, StaffResult, html, scope_text};
+use super::{
+    Console, CsrfOnly, CurrentOperator, StaffError, StaffForm, StaffResult, can, html_with_status,
+    scope_text,
+};
 use crate::AppState;
 use crate::i18n::Lang;
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use domain::staff::{self, Action, Place, Role};
 use serde::Deserialize;
@@ -65,35 +67,33 @@ async fn render(
             name: o.name,
         })
         .collect();
-    let mut r = html(&OperatorsPage {
-        l,
-        frame: op.frame("staff-operators-title", "/staff/operators"),
-        rows,
-        manage: op.may(Action::ManageOperators, Place::Console),
-        roles: Role::ALL
-            .into_iter()
-            .map(|r| RoleOption {
-                value: r.as_str(),
-                label: super::role_text(l, r),
-            })
-            .collect(),
-        notice,
-        error: error.clone(),
-    })?;
-    if error.is_some() {
-        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(r)
+    let failed = error.is_some();
+    html_with_status(
+        &OperatorsPage {
+            l,
+            frame: op.frame("staff-operators-title", "/staff/operators"),
+            rows,
+            manage: op.may(Action::ManageOperators, Place::Console),
+            roles: Role::ALL
+                .into_iter()
+                .map(|r| RoleOption {
+                    value: r.as_str(),
+                    label: super::role_text(l, r),
+                })
+                .collect(),
+            notice,
+            error,
+        },
+        failed,
+    )
 }
 
 /// `GET /staff/operators`.
 pub async fn page(
     State(state): State<AppState>,
-    op: CurrentOperator,
+    Console(op, _): Console<can::ViewOperators>,
     Query(q): Query<NoticeQuery>,
 ) -> StaffResult {
-    op.require(&state, Action::ViewOperators, Place::Console)
-        .await?;
     let l = op.l;
     let notice = q
         .created
@@ -120,11 +120,7 @@ pub struct CreateForm {
     buildings: String,
 }
 
-impl StaffCsrf for CreateForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+crate::pages::csrf_forms!(CreateForm);
 
 fn split(s: &str, by: &[char]) -> Vec<String> {
     s.split(by)
@@ -135,10 +131,11 @@ fn split(s: &str, by: &[char]) -> Vec<String> {
 }
 
 /// `POST /staff/operators`: an administrator creates an operator.
-pub async fn create(State(state): State<AppState>, f: StaffForm<CreateForm>) -> StaffResult {
-    let StaffForm { op, form } = f;
-    op.require(&state, Action::ManageOperators, Place::Console)
-        .await?;
+pub async fn create(
+    State(state): State<AppState>,
+    f: StaffForm<CreateForm, can::ManageOperators>,
+) -> StaffResult {
+    let StaffForm { op, form, .. } = f;
     let l = op.l;
     let name = form.name.trim().to_owned();
     let Some(role) = Role::parse(&form.role) else {
@@ -181,11 +178,9 @@ pub async fn create(State(state): State<AppState>, f: StaffForm<CreateForm>) -> 
 pub async fn disable(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<super::CsrfOnly>,
+    f: StaffForm<CsrfOnly, can::ManageOperators>,
 ) -> StaffResult {
     let op = f.op;
-    op.require(&state, Action::ManageOperators, Place::Console)
-        .await?;
     let Some(target) = store::operators::get(state.db(), id).await? else {
         return Err(StaffError::NotFound);
     };
