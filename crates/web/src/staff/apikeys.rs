@@ -5,14 +5,13 @@
 //! (`payments::api`).
 
 use super::{
-    Console, CsrfOnly, CurrentOperator, StaffForm, StaffResult, can, fmt_seconds, html_with_status,
+    Console, CsrfOnly, CurrentOperator, StaffForm, StaffResult, fmt_seconds, html_with_status,
 };
 use crate::AppState;
 use crate::i18n::Lang;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Redirect};
 use domain::staff::{Action, Place, Role};
 use serde::Deserialize;
 
@@ -111,7 +110,7 @@ pub struct KeysQuery {
 /// `GET /staff/apikeys`: administrators and auditors.
 pub async fn page(
     State(state): State<AppState>,
-    Console(op, _): Console<can::ViewOperators>,
+    Console(op): Console<{ Action::ViewOperators as u8 }>,
     Query(q): Query<KeysQuery>,
 ) -> StaffResult {
     let notice = q
@@ -133,9 +132,9 @@ crate::pages::csrf_forms!(CreateForm);
 /// `POST /staff/apikeys`: creates a key and shows its secret once.
 pub async fn create(
     State(state): State<AppState>,
-    f: StaffForm<CreateForm, can::ManageApiKeys>,
+    f: StaffForm<CreateForm, { Action::ManageApiKeys as u8 }>,
 ) -> StaffResult {
-    let StaffForm { op, form, .. } = f;
+    let StaffForm { op, form } = f;
     let l = op.l;
     let Some(role) = Role::parse(&form.role) else {
         return render(
@@ -168,7 +167,7 @@ pub async fn create(
 pub async fn revoke(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<CsrfOnly, can::ManageApiKeys>,
+    f: StaffForm<CsrfOnly, { Action::ManageApiKeys as u8 }>,
 ) -> StaffResult {
     let op = f.op;
     let now = state.settings().staff.clock.now_ms();
@@ -179,9 +178,5 @@ pub async fn revoke(
         .find(|k| k.id == id)
         .map(|k| k.name)
         .unwrap_or_default();
-    Ok(Redirect::to(&format!(
-        "/staff/apikeys?revoked={}",
-        crate::url::encode(&name)
-    ))
-    .into_response())
+    super::see_with("/staff/apikeys?revoked=", &name)
 }

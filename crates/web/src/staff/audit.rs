@@ -1,13 +1,14 @@
 //! The audit log for auditors (and administrators): search by operator,
 //! action and campus-local dates, and the same search as CSV.
 
-use super::{Console, StaffResult, can, fmt_seconds, html};
+use super::{Console, StaffResult, fmt_seconds, html};
 use crate::AppState;
 use crate::i18n::Lang;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
+use domain::staff::Action;
 use serde::Deserialize;
 
 /// Rows the page shows.
@@ -99,7 +100,7 @@ struct AuditPage {
 /// `GET /staff/audit`.
 pub async fn page(
     State(state): State<AppState>,
-    Console(op, _): Console<can::ViewAudit>,
+    Console(op): Console<{ Action::ViewAudit as u8 }>,
     Query(q): Query<Search>,
 ) -> StaffResult {
     let found = q.run(&state, PAGE_ROWS + 1).await?;
@@ -136,7 +137,7 @@ pub async fn page(
 /// [`store::audit::SEARCH_ROWS_MAX`] rows. The export itself is audited.
 pub async fn csv(
     State(state): State<AppState>,
-    Console(op, _): Console<can::ViewAudit>,
+    Console(op): Console<{ Action::ViewAudit as u8 }>,
     Query(q): Query<Search>,
 ) -> StaffResult {
     let rows = q.run(&state, store::audit::SEARCH_ROWS_MAX).await?;

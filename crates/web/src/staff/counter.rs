@@ -9,7 +9,7 @@
 
 use super::meters::{self, Choice, FindQuery, Found, MeterPanel, OrderLine};
 use super::{
-    Console, CurrentOperator, StaffError, StaffForm, StaffResult, can, fmt_seconds, html,
+    Console, CurrentOperator, StaffError, StaffForm, StaffResult, fmt_seconds, html,
     html_with_status,
 };
 use crate::AppState;
@@ -155,7 +155,7 @@ pub fn tender_key(t: Tender) -> &'static str {
 /// `GET /staff/counter[?meter=ID | ?area=…&number=… | ?q=…]`.
 pub async fn page(
     State(state): State<AppState>,
-    Console(op, _): Console<can::SellAtCounter>,
+    Console(op): Console<{ Action::SellAtCounter as u8 }>,
     Query(q): Query<CounterQuery>,
 ) -> StaffResult {
     let l = op.l;
@@ -232,9 +232,9 @@ fn answer_of(stored: &StoredResponse) -> Option<i64> {
 /// `POST /staff/counter`: sells.
 pub async fn sell(
     State(state): State<AppState>,
-    f: StaffForm<SaleForm, can::SellAtCounter>,
+    f: StaffForm<SaleForm, { Action::SellAtCounter as u8 }>,
 ) -> StaffResult {
-    let StaffForm { op, form, .. } = f;
+    let StaffForm { op, form } = f;
     let l = op.l;
     let find = FindQuery::default();
     let tender = Tender::parse(&form.tender);

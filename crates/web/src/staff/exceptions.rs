@@ -6,7 +6,7 @@
 //! guarded and audited in the store (`store::exceptions`).
 
 use super::{
-    Console, CsrfOnly, CurrentOperator, StaffError, StaffForm, StaffResult, can, fmt_seconds,
+    Console, CsrfOnly, CurrentOperator, StaffError, StaffForm, StaffResult, fmt_seconds,
     html_with_status,
 };
 use crate::AppState;
@@ -154,7 +154,7 @@ async fn render(
 /// `GET /staff/exceptions`.
 pub async fn page(
     State(state): State<AppState>,
-    Console(op, _): Console<can::ViewOrders>,
+    Console(op): Console<{ Action::ViewOrders as u8 }>,
     Query(q): Query<Done>,
 ) -> StaffResult {
     let l = op.l;
@@ -261,7 +261,7 @@ async fn act(
 pub async fn refund(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<CsrfOnly, can::ResolveOrders>,
+    f: StaffForm<CsrfOnly, { Action::ResolveOrders as u8 }>,
 ) -> StaffResult {
     act(&state, &f.op, id, Act::Refund, "").await
 }
@@ -270,7 +270,7 @@ pub async fn refund(
 pub async fn redeliver(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<CsrfOnly, can::ResolveOrders>,
+    f: StaffForm<CsrfOnly, { Action::ResolveOrders as u8 }>,
 ) -> StaffResult {
     act(&state, &f.op, id, Act::Redeliver, "").await
 }
@@ -279,7 +279,7 @@ pub async fn redeliver(
 pub async fn resolve(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<ResolveForm, can::ResolveOrders>,
+    f: StaffForm<ResolveForm, { Action::ResolveOrders as u8 }>,
 ) -> StaffResult {
     act(&state, &f.op, id, Act::Resolve, &f.form.note).await
 }

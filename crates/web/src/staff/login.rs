@@ -18,7 +18,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect};
-use domain::staff;
+use domain::staff::{self, Action};
 use serde::Deserialize;
 use std::sync::LazyLock;
 
@@ -272,7 +272,7 @@ pub struct DoneQuery {
 
 /// `GET /staff/password`.
 pub async fn password_page(
-    super::Console(op, _): super::Console<super::can::ChangeOwnPassword>,
+    super::Console(op): super::Console<{ Action::ChangeOwnPassword as u8 }>,
     axum::extract::Query(q): axum::extract::Query<DoneQuery>,
 ) -> StaffResult {
     html(&PasswordPage {
@@ -298,9 +298,9 @@ crate::pages::csrf_forms!(PasswordForm);
 /// passes the policy; the operator's other sessions end.
 pub async fn password_submit(
     State(state): State<AppState>,
-    f: StaffForm<PasswordForm, super::can::ChangeOwnPassword>,
+    f: StaffForm<PasswordForm, { Action::ChangeOwnPassword as u8 }>,
 ) -> StaffResult {
-    let StaffForm { op, form, .. } = f;
+    let StaffForm { op, form } = f;
     let l = op.l;
     let refuse = |key: &str| -> StaffResult {
         super::html_with_status(

@@ -6,7 +6,7 @@
 //! audits it without the password (`store::meter_reset`). Guarded by
 //! `Action::ResetMeterPassword` at the meter's building.
 
-use super::{Console, CurrentOperator, StaffError, StaffForm, StaffResult, can, html};
+use super::{Console, CurrentOperator, StaffError, StaffForm, StaffResult, html};
 use crate::AppState;
 use crate::i18n::Lang;
 use crate::pages::area_name;
@@ -76,7 +76,7 @@ fn page(op: &CurrentOperator, t: &ResetTarget) -> ResetPage {
 pub async fn confirm(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    Console(op, _): Console<can::ResetMeterPassword>,
+    Console(op): Console<{ Action::ResetMeterPassword as u8 }>,
 ) -> StaffResult {
     let t = guarded(&state, &op, id).await?;
     html(&page(&op, &t))
@@ -97,7 +97,7 @@ fn new_password() -> String {
 pub async fn reset(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<super::CsrfOnly, can::ResetMeterPassword>,
+    f: StaffForm<super::CsrfOnly, { Action::ResetMeterPassword as u8 }>,
 ) -> StaffResult {
     let op = f.op;
     let t = guarded(&state, &op, id).await?;

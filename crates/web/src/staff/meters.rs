@@ -4,7 +4,7 @@
 //! meter's page. Results are limited to the operator's scope; a meter page
 //! outside it is refused (403, audited).
 
-use super::{Console, CurrentOperator, StaffError, StaffResult, can, fmt_seconds, html};
+use super::{Console, CurrentOperator, StaffError, StaffResult, fmt_seconds, html};
 use crate::AppState;
 use crate::i18n::Lang;
 use crate::pages::area_name;
@@ -236,7 +236,7 @@ struct MetersPage {
 /// `GET /staff/meters`: the look-up forms and what they found.
 pub async fn page(
     State(state): State<AppState>,
-    Console(op, _): Console<can::ViewMeters>,
+    Console(op): Console<{ Action::ViewMeters as u8 }>,
     Query(q): Query<FindQuery>,
 ) -> StaffResult {
     let l = op.l;
@@ -282,7 +282,7 @@ struct Suggestion {
 /// operator's scope whose number or room starts with `q`, as JSON.
 pub async fn suggest(
     State(state): State<AppState>,
-    Console(op, _): Console<can::ViewMeters>,
+    Console(op): Console<{ Action::ViewMeters as u8 }>,
     Query(q): Query<FindQuery>,
 ) -> StaffResult {
     let l = op.l;

@@ -12,7 +12,8 @@
 //!   [`StaffSettings::clock`] (a test moves it; nothing sleeps).
 //! - Every POST carries the session's (or, before login, the login
 //!   cookie's) anti-CSRF token ([`StaffForm`]) and passes the origin check.
-//! - Every handler asks [`CurrentOperator::require`], which asks
+//! - Every handler asks [`CurrentOperator::require`] (for the console-wide
+//!   action, through its gate: [`Console`], [`StaffForm`]), which asks
 //!   `domain::staff::can` and audits a refusal (`forbidden`, answered 403).
 //! - Markup in `templates/staff/`, texts in the `## staff` section of the
 //!   catalogs; no `.rs` file here writes markup.
@@ -46,7 +47,6 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use domain::staff::{Action, Place, Role, can};
-use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -492,58 +492,27 @@ fn role_text(l: Lang, r: Role) -> String {
     })
 }
 
-/// What a console handler requires before anything else: an action on the
-/// whole console ([`Console`], [`StaffForm`]), or nothing beyond a session.
-pub trait Gate: Send + Sync + 'static {
-    /// The action asked for at [`Place::Console`]; `None`: any operator.
-    const ACTION: Option<Action>;
-}
+/// The gate of a handler that asks nothing beyond a live session; any
+/// other gate is `Action::X as u8`, asked at [`Place::Console`].
+pub const ANYONE: u8 = u8::MAX;
 
-/// The [`Gate`]s: one marker type per action, and [`can::Anyone`].
-pub mod can {
-    use super::{Action, Gate};
-
-    /// Declares a marker type per action (types cannot come from a function).
-    macro_rules! gates {
-        ($($action:ident),* $(,)?) => {$(
-            #[doc = concat!("Requires `Action::", stringify!($action), "` on the console.")]
-            pub struct $action;
-
-            impl Gate for $action {
-                const ACTION: Option<Action> = Some(Action::$action);
-            }
-        )*};
+/// The action of gate `g` (a number that is neither fails to compile).
+const fn gate(g: u8) -> Option<Action> {
+    let mut i = 0;
+    while i < Action::ALL.len() {
+        if Action::ALL[i] as u8 == g {
+            return Some(Action::ALL[i]);
+        }
+        i += 1;
     }
-
-    gates!(
-        ViewConsole,
-        ChangeOwnPassword,
-        ViewAudit,
-        ViewOperators,
-        ManageOperators,
-        ManageApiKeys,
-        ViewMeters,
-        ViewOrders,
-        SellAtCounter,
-        ResolveOrders,
-        PublishNotice,
-        ResetMeterPassword,
-        ViewShifts,
-        SignOffShift,
-    );
-
-    /// Any logged-in operator.
-    pub struct Anyone;
-
-    impl Gate for Anyone {
-        const ACTION: Option<Action> = None;
-    }
+    assert!(g == ANYONE, "a gate is `Action::X as u8` or ANYONE");
+    None
 }
 
 impl CurrentOperator {
-    /// [`CurrentOperator::require`] for gate `A` on the console.
-    async fn pass<A: Gate>(&self, state: &AppState) -> Result<(), StaffError> {
-        match A::ACTION {
+    /// [`CurrentOperator::require`] for gate `G` on the console.
+    async fn pass<const G: u8>(&self, state: &AppState) -> Result<(), StaffError> {
+        match const { gate(G) } {
             Some(action) => self.require(state, action, Place::Console).await,
             None => Ok(()),
         }
@@ -551,10 +520,10 @@ impl CurrentOperator {
 }
 
 /// The logged-in operator once [`CurrentOperator::require`] allowed gate
-/// `A` on the console (a refusal is audited and answered 403).
-pub struct Console<A>(pub CurrentOperator, PhantomData<A>);
+/// `G` on the console (a refusal is audited and answered 403).
+pub struct Console<const G: u8>(pub CurrentOperator);
 
-impl<A: Gate> FromRequestParts<AppState> for Console<A> {
+impl<const G: u8> FromRequestParts<AppState> for Console<G> {
     type Rejection = Response;
 
     async fn from_request_parts(
@@ -564,25 +533,24 @@ impl<A: Gate> FromRequestParts<AppState> for Console<A> {
         let op = CurrentOperator::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        op.pass::<A>(state)
+        op.pass::<G>(state)
             .await
             .map_err(IntoResponse::into_response)?;
-        Ok(Console(op, PhantomData))
+        Ok(Console(op))
     }
 }
 
 /// A posted console form of the logged-in operator whose anti-CSRF token
-/// matched the session's, once gate `A` allowed them (after the token
+/// matched the session's, once gate `G` allowed them (after the token
 /// check, as a refusal is audited).
-pub struct StaffForm<T, A = can::Anyone> {
+pub struct StaffForm<T, const G: u8 = ANYONE> {
     /// The operator.
     pub op: CurrentOperator,
     /// The form.
     pub form: T,
-    gate: PhantomData<A>,
 }
 
-impl<T: CsrfForm, A: Gate> FromRequest<AppState> for StaffForm<T, A> {
+impl<T: CsrfForm, const G: u8> FromRequest<AppState> for StaffForm<T, G> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -590,14 +558,10 @@ impl<T: CsrfForm, A: Gate> FromRequest<AppState> for StaffForm<T, A> {
         if !constant_eq(op.csrf_token.as_bytes(), form.csrf().as_bytes()) {
             return Err(StaffError::Csrf.into_response());
         }
-        op.pass::<A>(state)
+        op.pass::<G>(state)
             .await
             .map_err(IntoResponse::into_response)?;
-        Ok(StaffForm {
-            op,
-            form,
-            gate: PhantomData,
-        })
+        Ok(StaffForm { op, form })
     }
 }
 
@@ -700,6 +664,11 @@ fn html(t: &impl Template) -> StaffResult {
     Ok(Html(t.render()?).into_response())
 }
 
+/// Redirects to `base` (ending in `key=`) followed by `value`, encoded.
+fn see_with(base: &str, value: &str) -> StaffResult {
+    Ok(Redirect::to(&format!("{base}{}", crate::url::encode(value))).into_response())
+}
+
 /// Renders a console page that may show an error: 422 when it does.
 fn html_with_status(t: &impl Template, failed: bool) -> StaffResult {
     let mut r = html(t)?;
@@ -774,7 +743,7 @@ fn scope_text(l: Lang, op: &store::operators::Operator) -> String {
 /// operator's scope (`store::dashboard`), each a link to the list behind it.
 async fn home(
     axum::extract::State(state): axum::extract::State<AppState>,
-    Console(op, _): Console<can::ViewConsole>,
+    Console(op): Console<{ Action::ViewConsole as u8 }>,
 ) -> StaffResult {
     let l = op.l;
     let tz = crate::pages::campus_tz(&state);

@@ -3,7 +3,7 @@
 //! note; the meter's bindings end and its balance stays in the meter for
 //! the room's next occupant (`store::moveout::settle`, audited).
 
-use super::{Console, CurrentOperator, StaffError, StaffForm, StaffResult, can, html_with_status};
+use super::{Console, CurrentOperator, StaffError, StaffForm, StaffResult, html_with_status};
 use crate::AppState;
 use crate::i18n::Lang;
 use askama::Template;
@@ -58,7 +58,7 @@ fn render(
 
 /// `GET /staff/move-out`.
 pub async fn page(
-    Console(op, _): Console<can::ResolveOrders>,
+    Console(op): Console<{ Action::ResolveOrders as u8 }>,
     Query(q): Query<Done>,
 ) -> StaffResult {
     let l = op.l;
@@ -100,9 +100,9 @@ fn refusal_key(r: &Refusal) -> &'static str {
 /// `POST /staff/move-out`.
 pub async fn settle(
     State(state): State<AppState>,
-    f: StaffForm<SettleForm, can::ResolveOrders>,
+    f: StaffForm<SettleForm, { Action::ResolveOrders as u8 }>,
 ) -> StaffResult {
-    let StaffForm { op, form, .. } = f;
+    let StaffForm { op, form } = f;
     let l = op.l;
     let shown = (form.meter.as_str(), form.note.as_str());
     let Ok(address) = service::input::meter_number(&form.meter) else {

@@ -10,15 +10,12 @@
 //! area, gets 403 and an audit row), for the old target of an edit as well
 //! as the new.
 
-use super::{
-    Console, CurrentOperator, StaffError, StaffForm, StaffResult, can, html, html_with_status,
-};
+use super::{Console, CurrentOperator, StaffError, StaffForm, StaffResult, html, html_with_status};
 use crate::AppState;
 use crate::i18n::Lang;
 use crate::pages::{area_name, fmt_time};
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Redirect};
 use domain::staff::{Action, Place};
 use domain::{AreaId, BuildingId};
 use serde::Deserialize;
@@ -196,7 +193,7 @@ pub struct ListQuery {
 /// `GET /staff/notices`: every operator may read the list.
 pub async fn list(
     State(state): State<AppState>,
-    Console(op, _): Console<can::ViewConsole>,
+    Console(op): Console<{ Action::ViewConsole as u8 }>,
     Query(q): Query<ListQuery>,
 ) -> StaffResult {
     let l = op.l;
@@ -402,7 +399,7 @@ fn render_form(
 /// `GET /staff/notices/new`.
 pub async fn new_page(
     State(state): State<AppState>,
-    Console(op, _): Console<can::PublishNotice>,
+    Console(op): Console<{ Action::PublishNotice as u8 }>,
 ) -> StaffResult {
     let c = Campus::load(&state).await?;
     let draft = Draft {
@@ -485,19 +482,15 @@ fn refused(
 
 fn saved(state: &AppState, n: &Notice) -> StaffResult {
     state.pages_cache().forget_notices();
-    Ok(Redirect::to(&format!(
-        "/staff/notices?saved={}",
-        crate::url::encode(&n.draft.title)
-    ))
-    .into_response())
+    super::see_with("/staff/notices?saved=", &n.draft.title)
 }
 
 /// `POST /staff/notices`: publishes a notice.
 pub async fn create(
     State(state): State<AppState>,
-    f: StaffForm<NoticeForm, can::PublishNotice>,
+    f: StaffForm<NoticeForm, { Action::PublishNotice as u8 }>,
 ) -> StaffResult {
-    let StaffForm { op, form, .. } = f;
+    let StaffForm { op, form } = f;
     let c = Campus::load(&state).await?;
     let back = "/staff/notices".to_owned();
     let title = "staff-notice-new-title";
@@ -589,7 +582,7 @@ fn meta_text(l: Lang, n: &Notice, tz: &jiff::tz::TimeZone) -> String {
 pub async fn edit_page(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    Console(op, _): Console<can::PublishNotice>,
+    Console(op): Console<{ Action::PublishNotice as u8 }>,
 ) -> StaffResult {
     let c = Campus::load(&state).await?;
     let n = editable(&state, &op, &c, id).await?;
@@ -614,9 +607,9 @@ pub async fn edit_page(
 pub async fn update(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<NoticeForm, can::PublishNotice>,
+    f: StaffForm<NoticeForm, { Action::PublishNotice as u8 }>,
 ) -> StaffResult {
-    let StaffForm { op, form, .. } = f;
+    let StaffForm { op, form } = f;
     let c = Campus::load(&state).await?;
     let n = editable(&state, &op, &c, id).await?;
     let back = format!("/staff/notices/{id}");

@@ -2,14 +2,13 @@
 //! for administrators, creating and disabling operators.
 
 use super::{
-    Console, CsrfOnly, CurrentOperator, StaffError, StaffForm, StaffResult, can, html_with_status,
+    Console, CsrfOnly, CurrentOperator, StaffError, StaffForm, StaffResult, html_with_status,
     scope_text,
 };
 use crate::AppState;
 use crate::i18n::Lang;
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Redirect};
 use domain::staff::{self, Action, Place, Role};
 use serde::Deserialize;
 
@@ -91,7 +90,7 @@ async fn render(
 /// `GET /staff/operators`.
 pub async fn page(
     State(state): State<AppState>,
-    Console(op, _): Console<can::ViewOperators>,
+    Console(op): Console<{ Action::ViewOperators as u8 }>,
     Query(q): Query<NoticeQuery>,
 ) -> StaffResult {
     let l = op.l;
@@ -133,9 +132,9 @@ fn split(s: &str, by: &[char]) -> Vec<String> {
 /// `POST /staff/operators`: an administrator creates an operator.
 pub async fn create(
     State(state): State<AppState>,
-    f: StaffForm<CreateForm, can::ManageOperators>,
+    f: StaffForm<CreateForm, { Action::ManageOperators as u8 }>,
 ) -> StaffResult {
-    let StaffForm { op, form, .. } = f;
+    let StaffForm { op, form } = f;
     let l = op.l;
     let name = form.name.trim().to_owned();
     let Some(role) = Role::parse(&form.role) else {
@@ -155,11 +154,7 @@ pub async fn create(
     };
     let now = state.settings().staff.clock.now_ms();
     match store::operators::create(state.db(), &new, &op.actor(), now).await {
-        Ok(_) => Ok(Redirect::to(&format!(
-            "/staff/operators?created={}",
-            crate::url::encode(&name)
-        ))
-        .into_response()),
+        Ok(_) => super::see_with("/staff/operators?created=", &name),
         // The store's reason (a taken name, an unknown area…), shown as is.
         Err(store::Error::Conflict(why)) => {
             render(
@@ -178,7 +173,7 @@ pub async fn create(
 pub async fn disable(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<CsrfOnly, can::ManageOperators>,
+    f: StaffForm<CsrfOnly, { Action::ManageOperators as u8 }>,
 ) -> StaffResult {
     let op = f.op;
     let Some(target) = store::operators::get(state.db(), id).await? else {
@@ -189,11 +184,9 @@ pub async fn disable(
     }
     let now = state.settings().staff.clock.now_ms();
     match store::operators::disable(state.db(), &target.name, &op.actor(), now).await {
-        Ok(_) | Err(store::Error::Conflict(_)) => Ok(Redirect::to(&format!(
-            "/staff/operators?disabled={}",
-            crate::url::encode(&target.name)
-        ))
-        .into_response()),
+        Ok(_) | Err(store::Error::Conflict(_)) => {
+            super::see_with("/staff/operators?disabled=", &target.name)
+        }
         Err(e) => Err(e.into()),
     }
 }

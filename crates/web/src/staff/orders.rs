@@ -3,7 +3,7 @@
 //! days and state, paged and limited to the operator's reach;
 //! `/staff/orders/{id}` tells one order's story in time order.
 
-use super::{Console, StaffError, StaffResult, can, fmt_seconds, html, html_with_status};
+use super::{Console, StaffError, StaffResult, fmt_seconds, html, html_with_status};
 use crate::AppState;
 use crate::i18n::Lang;
 use askama::Template;
@@ -204,7 +204,7 @@ struct OrdersPage {
 /// `GET /staff/orders`.
 pub async fn page(
     State(state): State<AppState>,
-    Console(op, _): Console<can::ViewOrders>,
+    Console(op): Console<{ Action::ViewOrders as u8 }>,
     Query(q): Query<Search>,
 ) -> StaffResult {
     let l = op.l;
@@ -286,7 +286,7 @@ struct OrderPage {
 pub async fn story(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    Console(op, _): Console<can::ViewOrders>,
+    Console(op): Console<{ Action::ViewOrders as u8 }>,
 ) -> StaffResult {
     let order_id = domain::OrderId::new(id);
     let Some((area, place)) = store::story::place_of(state.db(), order_id).await? else {

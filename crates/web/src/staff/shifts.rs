@@ -7,7 +7,7 @@
 
 use super::counter::tender_key;
 use super::{
-    Console, CsrfOnly, CurrentOperator, StaffError, StaffForm, StaffResult, can, fmt_seconds,
+    Console, CsrfOnly, CurrentOperator, StaffError, StaffForm, StaffResult, fmt_seconds,
     html_with_status,
 };
 use crate::AppState;
@@ -147,7 +147,7 @@ async fn render_list(state: &AppState, op: &CurrentOperator, error: Option<Strin
 /// `GET /staff/shifts`.
 pub async fn page(
     State(state): State<AppState>,
-    Console(op, _): Console<can::ViewShifts>,
+    Console(op): Console<{ Action::ViewShifts as u8 }>,
 ) -> StaffResult {
     render_list(&state, &op, None).await
 }
@@ -155,7 +155,7 @@ pub async fn page(
 /// `POST /staff/shifts/open`.
 pub async fn open(
     State(state): State<AppState>,
-    f: StaffForm<CsrfOnly, can::SellAtCounter>,
+    f: StaffForm<CsrfOnly, { Action::SellAtCounter as u8 }>,
 ) -> StaffResult {
     let op = f.op;
     let now = state.settings().staff.clock.now_ms();
@@ -288,7 +288,7 @@ async fn render_shift(
 /// `GET /staff/shifts/{id}`.
 pub async fn shift(
     State(state): State<AppState>,
-    Console(op, _): Console<can::ViewShifts>,
+    Console(op): Console<{ Action::ViewShifts as u8 }>,
     crate::pages::PathId(id): crate::pages::PathId,
 ) -> StaffResult {
     let s = load(&state, &op, id).await?;
@@ -309,9 +309,9 @@ crate::pages::csrf_forms!(CloseForm);
 pub async fn close(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<CloseForm, can::SellAtCounter>,
+    f: StaffForm<CloseForm, { Action::SellAtCounter as u8 }>,
 ) -> StaffResult {
-    let StaffForm { op, form, .. } = f;
+    let StaffForm { op, form } = f;
     let l = op.l;
     let s = load(&state, &op, id).await?;
     let counted = match parse_counted_cash(&form.counted) {
@@ -344,7 +344,7 @@ pub async fn close(
 pub async fn sign_off(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<CsrfOnly, can::SignOffShift>,
+    f: StaffForm<CsrfOnly, { Action::SignOffShift as u8 }>,
 ) -> StaffResult {
     let op = f.op;
     let l = op.l;
