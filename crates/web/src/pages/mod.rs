@@ -450,6 +450,21 @@ pub fn campus_tz(state: &AppState) -> &jiff::tz::TimeZone {
     state.settings().time_zone.tz()
 }
 
+/// "Area`sep`building room" in the page language; names are (zh, en).
+pub fn room_place(
+    l: Lang,
+    area: (&str, &str),
+    building: (&str, &str),
+    room: &str,
+    sep: &str,
+) -> String {
+    format!(
+        "{}{sep}{} {room}",
+        area_name(l, area.0, area.1),
+        area_name(l, building.0, building.1),
+    )
+}
+
 /// The area's name in the page language.
 pub fn area_name<'a>(lang: Lang, zh: &'a str, en: &'a str) -> &'a str {
     if lang.code() != "zh" && !en.is_empty() {

@@ -14,7 +14,6 @@ use super::{
 };
 use crate::AppState;
 use crate::i18n::Lang;
-use crate::pages::area_name;
 use askama::Template;
 use axum::Json;
 use axum::extract::{Query, State};
@@ -421,11 +420,12 @@ pub async fn receipt(
         qr: qr_data_uri(&o.out_trade_no).unwrap_or_default(),
         no: o.out_trade_no.clone(),
         meter: h.address.clone(),
-        place: format!(
-            "{} {} {}",
-            area_name(l, &h.area_name_zh, &h.area_name_en),
-            area_name(l, &h.building_name_zh, &h.building_name_en),
-            h.room
+        place: crate::pages::room_place(
+            l,
+            (&h.area_name_zh, &h.area_name_en),
+            (&h.building_name_zh, &h.building_name_en),
+            &h.room,
+            " ",
         ),
         kwh: o.kwh.to_string(),
         amount: o.amount_fen.to_string(),

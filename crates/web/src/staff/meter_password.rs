@@ -9,7 +9,7 @@
 use super::{Console, CurrentOperator, StaffError, StaffForm, StaffResult, html};
 use crate::AppState;
 use crate::i18n::Lang;
-use crate::pages::area_name;
+use crate::pages::room_place;
 use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -59,11 +59,12 @@ fn page(op: &CurrentOperator, t: &ResetTarget) -> ResetPage {
         frame: op.frame("staff-meter-password-title", ""),
         id: t.meter_id,
         meter: t.address.clone(),
-        place: format!(
-            "{} · {} {}",
-            area_name(l, &t.area_name_zh, &t.area_name_en),
-            area_name(l, &t.building_name_zh, &t.building_name_en),
-            t.room
+        place: room_place(
+            l,
+            (&t.area_name_zh, &t.area_name_en),
+            (&t.building_name_zh, &t.building_name_en),
+            &t.room,
+            " · ",
         ),
         binders: t.binders,
         password: None,

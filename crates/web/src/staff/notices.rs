@@ -433,56 +433,86 @@ pub async fn new_page(
     )
 }
 
-/// The form again with the posted values and `key`'s message (422).
-fn refused(
-    state: &AppState,
-    op: &CurrentOperator,
-    c: &Campus,
-    form: &NoticeForm,
+/// A posted new / edit form being answered.
+struct Posting<'a> {
+    state: &'a AppState,
+    op: &'a CurrentOperator,
+    c: &'a Campus,
+    form: &'a NoticeForm,
+    /// Where the form posts to.
     action: String,
-    key: &str,
-    title_key: &str,
-) -> StaffResult {
-    let draft = Draft {
-        title: form.get("title").to_owned(),
-        body: form.get("body").to_owned(),
-        shown_from_ms: None,
-        shown_until_ms: None,
-        target: match form.get("target") {
-            "area" => form
-                .get("area")
-                .parse()
-                .map_or(Target::Campus, |area_id| Target::Area { area_id }),
-            "buildings" => Target::Buildings {
-                building_ids: form
-                    .all("building")
-                    .filter_map(|b| b.parse().ok())
-                    .collect(),
-            },
-            _ => Target::Campus,
-        },
-        pinned: !form.get("pinned").is_empty(),
-        push: !form.get("push").is_empty(),
-    };
-    render_form(
-        state,
-        op,
-        c,
-        Shown {
-            action,
-            revision: form.get("revision").parse().unwrap_or(0),
-            draft: &draft,
-            times: Some((form.get("from").to_owned(), form.get("until").to_owned())),
-            error: Some(op.l.t(key)),
-            meta: None,
-        },
-        title_key,
-    )
+    title_key: &'static str,
 }
 
-fn saved(state: &AppState, n: &Notice) -> StaffResult {
-    state.pages_cache().forget_notices();
-    super::see_with("/staff/notices?saved=", &n.draft.title)
+impl Posting<'_> {
+    /// The form again with the posted values and `key`'s message (422).
+    fn refused(&self, key: &str) -> StaffResult {
+        let form = self.form;
+        let draft = Draft {
+            title: form.get("title").to_owned(),
+            body: form.get("body").to_owned(),
+            shown_from_ms: None,
+            shown_until_ms: None,
+            target: match form.get("target") {
+                "area" => form
+                    .get("area")
+                    .parse()
+                    .map_or(Target::Campus, |area_id| Target::Area { area_id }),
+                "buildings" => Target::Buildings {
+                    building_ids: form
+                        .all("building")
+                        .filter_map(|b| b.parse().ok())
+                        .collect(),
+                },
+                _ => Target::Campus,
+            },
+            pinned: !form.get("pinned").is_empty(),
+            push: !form.get("push").is_empty(),
+        };
+        render_form(
+            self.state,
+            self.op,
+            self.c,
+            Shown {
+                action: self.action.clone(),
+                revision: form.get("revision").parse().unwrap_or(0),
+                draft: &draft,
+                times: Some((form.get("from").to_owned(), form.get("until").to_owned())),
+                error: Some(self.op.l.t(key)),
+                meta: None,
+            },
+            self.title_key,
+        )
+    }
+
+    /// The posted draft when it reads and its target exists (`Err`: the
+    /// catalog key of what is wrong), after asking for every place of it.
+    async fn draft(&self) -> StaffResult<Result<Draft, &'static str>> {
+        let draft = match read_form(self.form, crate::pages::campus_tz(self.state)) {
+            Ok(d) => d,
+            Err(key) => return Ok(Err(key)),
+        };
+        if !known(&draft.target, self.c) {
+            return Ok(Err("staff-notice-bad-target"));
+        }
+        require_target(self.state, self.op, self.c, &draft.target).await?;
+        Ok(Ok(draft))
+    }
+
+    /// The answer to a save: the list, or the form again with why not.
+    fn answer(&self, saved: Result<Notice, store::Error>) -> StaffResult {
+        match saved {
+            Ok(n) => {
+                self.state.pages_cache().forget_notices();
+                super::see_with("/staff/notices?saved=", &n.draft.title)
+            }
+            Err(store::Error::Conflict(why)) if why == notices::CHANGED_MEANWHILE => {
+                self.refused("staff-notice-changed")
+            }
+            Err(store::Error::Conflict(_)) => self.refused("staff-notice-bad-target"),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 /// `POST /staff/notices`: publishes a notice.
@@ -492,45 +522,21 @@ pub async fn create(
 ) -> StaffResult {
     let StaffForm { op, form } = f;
     let c = Campus::load(&state).await?;
-    let back = "/staff/notices".to_owned();
-    let title = "staff-notice-new-title";
-    let draft = match posted(&state, &op, &c, &form).await? {
+    let p = Posting {
+        state: &state,
+        op: &op,
+        c: &c,
+        form: &form,
+        action: "/staff/notices".to_owned(),
+        title_key: "staff-notice-new-title",
+    };
+    let draft = match p.draft().await? {
         Ok(d) => d,
-        Err(key) => return refused(&state, &op, &c, &form, back, key, title),
+        Err(key) => return p.refused(key),
     };
     let now = state.settings().staff.clock.now_ms();
-    match notices::create(state.db(), &draft, &op.actor(), now).await {
-        Ok(n) => saved(&state, &n),
-        Err(store::Error::Conflict(_)) => refused(
-            &state,
-            &op,
-            &c,
-            &form,
-            back,
-            "staff-notice-bad-target",
-            title,
-        ),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The posted draft when it reads and its target exists (`Ok(Err(key))`:
-/// the catalog key of what is wrong), after asking for every place of it.
-async fn posted(
-    state: &AppState,
-    op: &CurrentOperator,
-    c: &Campus,
-    form: &NoticeForm,
-) -> StaffResult<Result<Draft, &'static str>> {
-    let draft = match read_form(form, crate::pages::campus_tz(state)) {
-        Ok(d) => d,
-        Err(key) => return Ok(Err(key)),
-    };
-    if !known(&draft.target, c) {
-        return Ok(Err("staff-notice-bad-target"));
-    }
-    require_target(state, op, c, &draft.target).await?;
-    Ok(Ok(draft))
+    // A new notice has no revision: its conflicts are all a bad target.
+    p.answer(notices::create(state.db(), &draft, &op.actor(), now).await)
 }
 
 /// Whether the target's area or buildings all exist.
@@ -612,30 +618,21 @@ pub async fn update(
     let StaffForm { op, form } = f;
     let c = Campus::load(&state).await?;
     let n = editable(&state, &op, &c, id).await?;
-    let back = format!("/staff/notices/{id}");
-    let title = "staff-notice-edit-title";
-    let draft = match posted(&state, &op, &c, &form).await? {
+    let p = Posting {
+        state: &state,
+        op: &op,
+        c: &c,
+        form: &form,
+        action: format!("/staff/notices/{id}"),
+        title_key: "staff-notice-edit-title",
+    };
+    let draft = match p.draft().await? {
         Ok(d) => d,
-        Err(key) => return refused(&state, &op, &c, &form, back, key, title),
+        Err(key) => return p.refused(key),
     };
     let Ok(revision) = form.get("revision").parse::<i64>() else {
-        return refused(&state, &op, &c, &form, back, "staff-notice-changed", title);
+        return p.refused("staff-notice-changed");
     };
     let now = state.settings().staff.clock.now_ms();
-    match notices::update(state.db(), n.id, revision, &draft, &op.actor(), now).await {
-        Ok(n) => saved(&state, &n),
-        Err(store::Error::Conflict(why)) if why == notices::CHANGED_MEANWHILE => {
-            refused(&state, &op, &c, &form, back, "staff-notice-changed", title)
-        }
-        Err(store::Error::Conflict(_)) => refused(
-            &state,
-            &op,
-            &c,
-            &form,
-            back,
-            "staff-notice-bad-target",
-            title,
-        ),
-        Err(e) => Err(e.into()),
-    }
+    p.answer(notices::update(state.db(), n.id, revision, &draft, &op.actor(), now).await)
 }
