@@ -5,7 +5,7 @@
 //! (`payments::api`).
 
 use super::{
-    Console, CsrfOnly, CurrentOperator, StaffForm, StaffResult, fmt_seconds, html_with_status,
+    Console, CurrentOperator, IdPost, StaffForm, StaffResult, fmt_seconds, html_with_status,
 };
 use crate::AppState;
 use crate::i18n::Lang;
@@ -166,10 +166,8 @@ pub async fn create(
 /// `POST /staff/apikeys/{id}/revoke`.
 pub async fn revoke(
     State(state): State<AppState>,
-    crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<CsrfOnly, { Action::ManageApiKeys as u8 }>,
+    IdPost { id, op }: IdPost<{ Action::ManageApiKeys as u8 }>,
 ) -> StaffResult {
-    let op = f.op;
     let now = state.settings().staff.clock.now_ms();
     store::api_keys::revoke(state.db(), id, &op.actor(), now).await?;
     let name = store::api_keys::list(state.db())

@@ -6,7 +6,7 @@
 //! guarded and audited in the store (`store::exceptions`).
 
 use super::{
-    Console, CsrfOnly, CurrentOperator, StaffError, StaffForm, StaffResult, fmt_seconds,
+    Console, CurrentOperator, IdPost, StaffError, StaffForm, StaffResult, fmt_seconds,
     html_with_status,
 };
 use crate::AppState;
@@ -260,19 +260,17 @@ async fn act(
 /// `POST /staff/exceptions/{id}/refund`.
 pub async fn refund(
     State(state): State<AppState>,
-    crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<CsrfOnly, { Action::ResolveOrders as u8 }>,
+    IdPost { id, op }: IdPost<{ Action::ResolveOrders as u8 }>,
 ) -> StaffResult {
-    act(&state, &f.op, id, Act::Refund, "").await
+    act(&state, &op, id, Act::Refund, "").await
 }
 
 /// `POST /staff/exceptions/{id}/redeliver`.
 pub async fn redeliver(
     State(state): State<AppState>,
-    crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<CsrfOnly, { Action::ResolveOrders as u8 }>,
+    IdPost { id, op }: IdPost<{ Action::ResolveOrders as u8 }>,
 ) -> StaffResult {
-    act(&state, &f.op, id, Act::Redeliver, "").await
+    act(&state, &op, id, Act::Redeliver, "").await
 }
 
 /// `POST /staff/exceptions/{id}/resolve`.

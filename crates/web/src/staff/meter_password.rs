@@ -6,7 +6,7 @@
 //! audits it without the password (`store::meter_reset`). Guarded by
 //! `Action::ResetMeterPassword` at the meter's building.
 
-use super::{Console, CurrentOperator, StaffError, StaffForm, StaffResult, html};
+use super::{Console, CurrentOperator, IdPost, StaffError, StaffResult, html};
 use crate::AppState;
 use crate::i18n::Lang;
 use crate::pages::room_place;
@@ -97,10 +97,8 @@ fn new_password() -> String {
 /// once (`Cache-Control: no-store`).
 pub async fn reset(
     State(state): State<AppState>,
-    crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<super::CsrfOnly, { Action::ResetMeterPassword as u8 }>,
+    IdPost { id, op }: IdPost<{ Action::ResetMeterPassword as u8 }>,
 ) -> StaffResult {
-    let op = f.op;
     let t = guarded(&state, &op, id).await?;
     let password = new_password();
     let hash = domain::password::hash(&password, rand::random())

@@ -179,11 +179,15 @@ pub fn router() -> Router<AppState> {
         .route_layer(axum::middleware::from_fn(session::same_origin_posts))
 }
 
-/// The console's only script: the meter type-ahead and the live receipt.
-const JS: &str = include_str!("../../assets/staff.js");
+/// The console's only script: the meter type-ahead and the live receipt,
+/// after the polling it shares with the student pages'.
+const JS: &str = concat!(
+    include_str!("../../assets/poll.js"),
+    include_str!("../../assets/staff.js")
+);
 /// Where the console pages load it from (same origin: the CSP allows only
 /// `script-src 'self'`).
-const JS_PATH: &str = concat!("/staff/assets/staff.js?v=", env!("CARGO_PKG_VERSION"), "-1");
+const JS_PATH: &str = concat!("/staff/assets/staff.js?v=", env!("CARGO_PKG_VERSION"), "-2");
 
 async fn js() -> Response {
     (
@@ -562,6 +566,28 @@ impl<T: CsrfForm, const G: u8> FromRequest<AppState> for StaffForm<T, G> {
             .await
             .map_err(IntoResponse::into_response)?;
         Ok(StaffForm { op, form })
+    }
+}
+
+/// A console button posted on the URL's `{id}`: the id (anything else is
+/// "not found"), then a [`StaffForm`] with nothing but the token, gate `G`.
+pub struct IdPost<const G: u8> {
+    /// The id from the URL.
+    pub id: i64,
+    /// The operator.
+    pub op: CurrentOperator,
+}
+
+impl<const G: u8> FromRequest<AppState> for IdPost<G> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let crate::pages::PathId(id) =
+            crate::pages::PathId::from_request_parts(&mut parts, state).await?;
+        let f =
+            StaffForm::<CsrfOnly, G>::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(IdPost { id, op: f.op })
     }
 }
 

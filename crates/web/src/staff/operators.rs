@@ -2,7 +2,7 @@
 //! for administrators, creating and disabling operators.
 
 use super::{
-    Console, CsrfOnly, CurrentOperator, StaffError, StaffForm, StaffResult, html_with_status,
+    Console, CurrentOperator, IdPost, StaffError, StaffForm, StaffResult, html_with_status,
     scope_text,
 };
 use crate::AppState;
@@ -172,10 +172,8 @@ pub async fn create(
 /// `POST /staff/operators/{id}/disable`.
 pub async fn disable(
     State(state): State<AppState>,
-    crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<CsrfOnly, { Action::ManageOperators as u8 }>,
+    IdPost { id, op }: IdPost<{ Action::ManageOperators as u8 }>,
 ) -> StaffResult {
-    let op = f.op;
     let Some(target) = store::operators::get(state.db(), id).await? else {
         return Err(StaffError::NotFound);
     };

@@ -7,7 +7,7 @@
 
 use super::counter::tender_key;
 use super::{
-    Console, CsrfOnly, CurrentOperator, StaffError, StaffForm, StaffResult, fmt_seconds,
+    Console, CsrfOnly, CurrentOperator, IdPost, StaffError, StaffForm, StaffResult, fmt_seconds,
     html_with_status,
 };
 use crate::AppState;
@@ -343,10 +343,8 @@ pub async fn close(
 /// `POST /staff/shifts/{id}/sign-off`: an administrator signs the cash-up off.
 pub async fn sign_off(
     State(state): State<AppState>,
-    crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<CsrfOnly, { Action::SignOffShift as u8 }>,
+    IdPost { id, op }: IdPost<{ Action::SignOffShift as u8 }>,
 ) -> StaffResult {
-    let op = f.op;
     let l = op.l;
     load(&state, &op, id).await?;
     let now = state.settings().staff.clock.now_ms();
