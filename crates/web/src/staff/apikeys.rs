@@ -25,12 +25,6 @@ struct Row {
     revoked: bool,
 }
 
-/// A role option of the create form.
-struct RoleOption {
-    value: &'static str,
-    label: String,
-}
-
 /// `GET /staff/apikeys`.
 #[derive(Template)]
 #[template(path = "staff/apikeys.html")]
@@ -39,7 +33,7 @@ struct KeysPage {
     frame: super::Frame,
     rows: Vec<Row>,
     manage: bool,
-    roles: Vec<RoleOption>,
+    roles: Vec<super::RoleOption>,
     /// A key just created: (name, secret), shown this once.
     created: Option<(String, String)>,
     error: Option<String>,
@@ -81,13 +75,7 @@ async fn render(
             frame: op.frame("staff-apikeys-title", "/staff/apikeys"),
             rows,
             manage: op.may(Action::ManageApiKeys, Place::Console),
-            roles: Role::ALL
-                .into_iter()
-                .map(|r| RoleOption {
-                    value: r.as_str(),
-                    label: super::role_text(l, r),
-                })
-                .collect(),
+            roles: super::role_options(l),
             created,
             error,
             notice,

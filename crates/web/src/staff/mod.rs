@@ -486,6 +486,25 @@ pub struct Frame {
     pub css: &'static str,
 }
 
+/// A role option of a create form (operators, API keys).
+pub struct RoleOption {
+    /// The form value.
+    pub value: &'static str,
+    /// The role in the page language.
+    pub label: String,
+}
+
+/// Every role as a create form offers it.
+fn role_options(l: Lang) -> Vec<RoleOption> {
+    Role::ALL
+        .into_iter()
+        .map(|r| RoleOption {
+            value: r.as_str(),
+            label: role_text(l, r),
+        })
+        .collect()
+}
+
 /// A role's name in the page language.
 fn role_text(l: Lang, r: Role) -> String {
     l.t(match r {

@@ -21,12 +21,6 @@ struct Row {
     disabled: bool,
 }
 
-/// A role option of the create form.
-struct RoleOption {
-    value: &'static str,
-    label: String,
-}
-
 /// The operators page.
 #[derive(Template)]
 #[template(path = "staff/operators.html")]
@@ -36,7 +30,7 @@ struct OperatorsPage {
     rows: Vec<Row>,
     /// The create form and disable buttons (administrators only).
     manage: bool,
-    roles: Vec<RoleOption>,
+    roles: Vec<super::RoleOption>,
     error: Option<String>,
     notice: Option<String>,
 }
@@ -73,13 +67,7 @@ async fn render(
             frame: op.frame("staff-operators-title", "/staff/operators"),
             rows,
             manage: op.may(Action::ManageOperators, Place::Console),
-            roles: Role::ALL
-                .into_iter()
-                .map(|r| RoleOption {
-                    value: r.as_str(),
-                    label: super::role_text(l, r),
-                })
-                .collect(),
+            roles: super::role_options(l),
             notice,
             error,
         },
