@@ -14,49 +14,25 @@
   if (live) {
     var url = live.getAttribute("data-url");
     var lang = live.getAttribute("data-lang") === "en" ? "en" : "zh";
-    var polls = 0, delay = 1000;
-    var tick = function () {
-      polls += 1;
-      var xhr = new XMLHttpRequest();
-      xhr.open("GET", url, true);
-      xhr.setRequestHeader("Accept", "application/json");
-      xhr.timeout = 8000;
-      xhr.onload = function () {
-        if (xhr.status === 200) {
-          try {
-            var o = JSON.parse(xhr.responseText);
-            var el = document.getElementById("order-state");
-            if (el && o.state) {
-              el.textContent = (LABELS[lang][o.state] || o.state);
-              el.className = "state " + o.state;
-              live.setAttribute("data-state", o.state);
-            }
-            var rem = document.getElementById("order-remaining");
-            if (rem && o.remaining_kwh) { rem.textContent = o.remaining_kwh; }
-            if (FINAL[o.state]) {
-              var sp = document.getElementById("order-spinner");
-              if (sp) { sp.style.display = "none"; }
-              var done = document.getElementById("order-done");
-              if (done && o.state === "completed") { done.style.display = "block"; }
-              var note = document.getElementById("sending-note");
-              if (note && o.state === "completed") { note.style.display = "none"; }
-              return;
-            }
-          } catch (e) { /* keep polling */ }
-        }
-        schedule();
-      };
-      xhr.onerror = schedule;
-      xhr.ontimeout = schedule;
-      xhr.send();
-    };
-    // Poll every second at first, then back off to 5 s; stop after ~30 min.
-    var schedule = function () {
-      if (polls > 400) { return; }
-      if (polls > 30) { delay = 5000; }
-      setTimeout(tick, delay);
-    };
-    tick();
+    // Every second at first, then every 5 s; stops after ~30 min.
+    dormwattPoll(url, true, function (o) {
+      var el = document.getElementById("order-state");
+      if (el && o.state) {
+        el.textContent = (LABELS[lang][o.state] || o.state);
+        el.className = "state " + o.state;
+        live.setAttribute("data-state", o.state);
+      }
+      var rem = document.getElementById("order-remaining");
+      if (rem && o.remaining_kwh) { rem.textContent = o.remaining_kwh; }
+      if (!FINAL[o.state]) { return false; }
+      var sp = document.getElementById("order-spinner");
+      if (sp) { sp.style.display = "none"; }
+      var done = document.getElementById("order-done");
+      if (done && o.state === "completed") { done.style.display = "block"; }
+      var note = document.getElementById("sending-note");
+      if (note && o.state === "completed") { note.style.display = "none"; }
+      return true;
+    });
   }
 
   // WeChat Pay: <div id="wxpay" data-params='{"appId":...}' data-done="/orders/1">.

@@ -55,41 +55,17 @@
   var FINAL = { completed: 1, closed: 1, refunded: 1 };
   if (live && !FINAL[live.getAttribute("data-state")]) {
     var url = live.getAttribute("data-url");
-    var polls = 0, delay = 1000;
-    var schedule = function () {
-      if (polls > 400) { return; }
-      if (polls > 30) { delay = 5000; }
-      setTimeout(tick, delay);
-    };
-    var tick = function () {
-      polls += 1;
-      var xhr = new XMLHttpRequest();
-      xhr.open("GET", url, true);
-      xhr.setRequestHeader("Accept", "application/json");
-      xhr.timeout = 8000;
-      xhr.onload = function () {
-        if (xhr.status === 200) {
-          try {
-            var o = JSON.parse(xhr.responseText);
-            var el = document.getElementById("receipt-state");
-            if (el && o.state) {
-              el.textContent = live.getAttribute("data-label-" + o.state) || o.state;
-              el.className = "state " + o.state;
-              live.setAttribute("data-state", o.state);
-            }
-            if (FINAL[o.state]) {
-              var sp = document.getElementById("receipt-spinner");
-              if (sp) { sp.parentNode.removeChild(sp); }
-              return;
-            }
-          } catch (e) { /* keep polling */ }
-        }
-        schedule();
-      };
-      xhr.onerror = schedule;
-      xhr.ontimeout = schedule;
-      xhr.send();
-    };
-    schedule();
+    dormwattPoll(url, false, function (o) {
+      var el = document.getElementById("receipt-state");
+      if (el && o.state) {
+        el.textContent = live.getAttribute("data-label-" + o.state) || o.state;
+        el.className = "state " + o.state;
+        live.setAttribute("data-state", o.state);
+      }
+      if (!FINAL[o.state]) { return false; }
+      var sp = document.getElementById("receipt-spinner");
+      if (sp) { sp.parentNode.removeChild(sp); }
+      return true;
+    });
   }
 })();

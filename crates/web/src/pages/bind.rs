@@ -154,11 +154,12 @@ async fn demo_meters(state: &AppState, l: Lang) -> store::Result<Vec<DemoMeter>>
                 store::campus::meter_by_address(state.db(), area.id, &c.address).await?
             {
                 out.push(DemoMeter {
-                    place: format!(
-                        "{} · {} {}",
-                        area_name(l, &m.area_name_zh, &m.area_name_en),
-                        area_name(l, &m.building_name_zh, &m.building_name_en),
-                        m.room
+                    place: super::room_place(
+                        l,
+                        (&m.area_name_zh, &m.area_name_en),
+                        (&m.building_name_zh, &m.building_name_en),
+                        &m.room,
+                        " · ",
                     ),
                     address: m.address,
                 });

@@ -42,11 +42,12 @@ pub fn state_label(l: Lang, s: OrderState) -> String {
 }
 
 fn meter_place(l: Lang, m: &MeterInfo) -> String {
-    format!(
-        "{} · {} {}",
-        area_name(l, &m.area_name_zh, &m.area_name_en),
-        area_name(l, &m.building_name_zh, &m.building_name_en),
-        m.room
+    super::room_place(
+        l,
+        (&m.area_name_zh, &m.area_name_en),
+        (&m.building_name_zh, &m.building_name_en),
+        &m.room,
+        " · ",
     )
 }
 

@@ -374,12 +374,14 @@ pub fn safe_next(next: Option<&str>) -> &str {
 
 /// Formats unix milliseconds as campus-local `YYYY-MM-DD HH:MM`.
 pub fn fmt_time(ms: i64, tz: &jiff::tz::TimeZone) -> String {
+    fmt_local(ms, tz, "%Y-%m-%d %H:%M")
+}
+
+/// Formats unix milliseconds in campus time with `strftime` format `fmt`
+/// (empty when out of range).
+pub fn fmt_local(ms: i64, tz: &jiff::tz::TimeZone, fmt: &str) -> String {
     jiff::Timestamp::from_millisecond(ms)
-        .map(|t| {
-            t.to_zoned_datetime(tz.clone())
-                .strftime("%Y-%m-%d %H:%M")
-                .to_string()
-        })
+        .map(|t| t.to_zoned_datetime(tz.clone()).strftime(fmt).to_string())
         .unwrap_or_default()
 }
 
@@ -446,6 +448,21 @@ pub fn fmt_price(price: domain::UnitPrice) -> String {
 /// load; nothing is parsed here).
 pub fn campus_tz(state: &AppState) -> &jiff::tz::TimeZone {
     state.settings().time_zone.tz()
+}
+
+/// "Area`sep`building room" in the page language; names are (zh, en).
+pub fn room_place(
+    l: Lang,
+    area: (&str, &str),
+    building: (&str, &str),
+    room: &str,
+    sep: &str,
+) -> String {
+    format!(
+        "{}{sep}{} {room}",
+        area_name(l, area.0, area.1),
+        area_name(l, building.0, building.1),
+    )
 }
 
 /// The area's name in the page language.

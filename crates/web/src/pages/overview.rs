@@ -1,7 +1,7 @@
 //! The overview ("综合首页", S9) of the student's default meter.
 
 use super::chart::{Bar, Chart, usage_chart};
-use super::{PageResult, Shell, Tab, area_name, energy_or_dash, fmt_time, html, kwh};
+use super::{PageResult, Shell, Tab, energy_or_dash, fmt_time, html, kwh};
 use crate::AppState;
 use crate::i18n::Lang;
 use crate::session::StudentWithDefaultMeter;
@@ -270,11 +270,12 @@ async fn latest_notices(
 
 /// "Area · building room".
 pub fn place(l: Lang, m: &BoundMeter) -> String {
-    format!(
-        "{} · {} {}",
-        area_name(l, &m.area_name_zh, &m.area_name_en),
-        area_name(l, &m.building_name_zh, &m.building_name_en),
-        m.room
+    super::room_place(
+        l,
+        (&m.area_name_zh, &m.area_name_en),
+        (&m.building_name_zh, &m.building_name_en),
+        &m.room,
+        " · ",
     )
 }
 

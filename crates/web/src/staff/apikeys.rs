@@ -4,13 +4,14 @@
 //! each was created and last used. The JSON API's bearer check uses them
 //! (`payments::api`).
 
-use super::{CurrentOperator, StaffCsrf, StaffResult, fmt_seconds, html};
+use super::{
+    Console, CurrentOperator, IdPost, StaffForm, StaffResult, fmt_seconds, html_with_status,
+};
 use crate::AppState;
 use crate::i18n::Lang;
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect};
+use axum::http::{HeaderValue, header};
 use domain::staff::{Action, Place, Role};
 use serde::Deserialize;
 
@@ -24,12 +25,6 @@ struct Row {
     revoked: bool,
 }
 
-/// A role option of the create form.
-struct RoleOption {
-    value: &'static str,
-    label: String,
-}
-
 /// `GET /staff/apikeys`.
 #[derive(Template)]
 #[template(path = "staff/apikeys.html")]
@@ -38,7 +33,7 @@ struct KeysPage {
     frame: super::Frame,
     rows: Vec<Row>,
     manage: bool,
-    roles: Vec<RoleOption>,
+    roles: Vec<super::RoleOption>,
     /// A key just created: (name, secret), shown this once.
     created: Option<(String, String)>,
     error: Option<String>,
@@ -74,25 +69,19 @@ async fn render(
         .collect();
     let failed = error.is_some();
     let fresh = created.is_some();
-    let mut r = html(&KeysPage {
-        l,
-        frame: op.frame("staff-apikeys-title", "/staff/apikeys"),
-        rows,
-        manage: op.may(Action::ManageApiKeys, Place::Console),
-        roles: Role::ALL
-            .into_iter()
-            .map(|r| RoleOption {
-                value: r.as_str(),
-                label: super::role_text(l, r),
-            })
-            .collect(),
-        created,
-        error,
-        notice,
-    })?;
-    if failed {
-        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    }
+    let mut r = html_with_status(
+        &KeysPage {
+            l,
+            frame: op.frame("staff-apikeys-title", "/staff/apikeys"),
+            rows,
+            manage: op.may(Action::ManageApiKeys, Place::Console),
+            roles: super::role_options(l),
+            created,
+            error,
+            notice,
+        },
+        failed,
+    )?;
     if fresh {
         r.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -109,11 +98,9 @@ pub struct KeysQuery {
 /// `GET /staff/apikeys`: administrators and auditors.
 pub async fn page(
     State(state): State<AppState>,
-    op: CurrentOperator,
+    Console(op): Console<{ Action::ViewOperators as u8 }>,
     Query(q): Query<KeysQuery>,
 ) -> StaffResult {
-    op.require(&state, Action::ViewOperators, Place::Console)
-        .await?;
     let notice = q
         .revoked
         .map(|n| op.l.t1("staff-apikey-revoked", "name", n));
@@ -128,17 +115,14 @@ pub struct CreateForm {
     role: String,
 }
 
-impl StaffCsrf for CreateForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+crate::pages::csrf_forms!(CreateForm);
 
 /// `POST /staff/apikeys`: creates a key and shows its secret once.
-pub async fn create(State(state): State<AppState>, f: super::StaffForm<CreateForm>) -> StaffResult {
-    let super::StaffForm { op, form } = f;
-    op.require(&state, Action::ManageApiKeys, Place::Console)
-        .await?;
+pub async fn create(
+    State(state): State<AppState>,
+    f: StaffForm<CreateForm, { Action::ManageApiKeys as u8 }>,
+) -> StaffResult {
+    let StaffForm { op, form } = f;
     let l = op.l;
     let Some(role) = Role::parse(&form.role) else {
         return render(
@@ -170,12 +154,8 @@ pub async fn create(State(state): State<AppState>, f: super::StaffForm<CreateFor
 /// `POST /staff/apikeys/{id}/revoke`.
 pub async fn revoke(
     State(state): State<AppState>,
-    crate::pages::PathId(id): crate::pages::PathId,
-    f: super::StaffForm<super::CsrfOnly>,
+    IdPost { id, op }: IdPost<{ Action::ManageApiKeys as u8 }>,
 ) -> StaffResult {
-    let op = f.op;
-    op.require(&state, Action::ManageApiKeys, Place::Console)
-        .await?;
     let now = state.settings().staff.clock.now_ms();
     store::api_keys::revoke(state.db(), id, &op.actor(), now).await?;
     let name = store::api_keys::list(state.db())
@@ -184,9 +164,5 @@ pub async fn revoke(
         .find(|k| k.id == id)
         .map(|k| k.name)
         .unwrap_or_default();
-    Ok(Redirect::to(&format!(
-        "/staff/apikeys?revoked={}",
-        crate::url::encode(&name)
-    ))
-    .into_response())
+    super::see_with("/staff/apikeys?revoked=", &name)
 }

@@ -8,10 +8,12 @@
 //! receipt.
 
 use super::meters::{self, Choice, FindQuery, Found, MeterPanel, OrderLine};
-use super::{CurrentOperator, StaffCsrf, StaffError, StaffForm, StaffResult, fmt_seconds, html};
+use super::{
+    Console, CurrentOperator, StaffError, StaffForm, StaffResult, fmt_seconds, html,
+    html_with_status,
+};
 use crate::AppState;
 use crate::i18n::Lang;
-use crate::pages::area_name;
 use askama::Template;
 use axum::Json;
 use axum::extract::{Query, State};
@@ -20,7 +22,7 @@ use axum::response::{IntoResponse, Redirect};
 use domain::counter::Tender;
 use domain::money::KwhError;
 use domain::order::Channel;
-use domain::staff::{Action, Place};
+use domain::staff::Action;
 use serde::Deserialize;
 use service::counter::{SaleError, SaleOutcome, SaleRequest, Till};
 use store::idempotency::{IdempotencyKey, StoredResponse};
@@ -50,11 +52,7 @@ pub struct SaleForm {
     key: String,
 }
 
-impl StaffCsrf for SaleForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+crate::pages::csrf_forms!(SaleForm);
 
 /// A tender option of the sale form.
 struct TenderChoice {
@@ -112,38 +110,37 @@ async fn render(state: &AppState, op: &CurrentOperator, s: Shown<'_>) -> StaffRe
         None => (None, Vec::new()),
     };
     let failed = s.error.is_some();
-    let mut r = html(&CounterPage {
-        l,
-        script: super::JS_PATH,
-        shift: shift.map(|s| s.id),
-        areas: meters::area_choices(state, op, &s.find.area).await?,
-        number: s.find.number.clone(),
-        hits: s
-            .hits
-            .iter()
-            .take(50)
-            .map(|h| meters::HitView::new(l, h, tz))
-            .collect(),
-        meter,
-        orders,
-        kwh: s.kwh.to_owned(),
-        kwh_max: state.service().order_kwh_max(),
-        tenders: Tender::ALL
-            .into_iter()
-            .map(|t| TenderChoice {
-                value: t.as_str(),
-                label: l.t(tender_key(t)),
-                on: t == s.tender,
-            })
-            .collect(),
-        key: s.key.map_or_else(fresh_key, str::to_owned),
-        error: s.error,
-        frame: op.frame("staff-counter-title", "/staff/counter"),
-    })?;
-    if failed {
-        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(r)
+    html_with_status(
+        &CounterPage {
+            l,
+            script: super::JS_PATH,
+            shift: shift.map(|s| s.id),
+            areas: meters::area_choices(state, op, &s.find.area).await?,
+            number: s.find.number.clone(),
+            hits: s
+                .hits
+                .iter()
+                .take(50)
+                .map(|h| meters::HitView::new(l, h, tz))
+                .collect(),
+            meter,
+            orders,
+            kwh: s.kwh.to_owned(),
+            kwh_max: state.service().order_kwh_max(),
+            tenders: Tender::ALL
+                .into_iter()
+                .map(|t| TenderChoice {
+                    value: t.as_str(),
+                    label: l.t(tender_key(t)),
+                    on: t == s.tender,
+                })
+                .collect(),
+            key: s.key.map_or_else(fresh_key, str::to_owned),
+            error: s.error,
+            frame: op.frame("staff-counter-title", "/staff/counter"),
+        },
+        failed,
+    )
 }
 
 /// The catalog key of a tender's name.
@@ -157,11 +154,9 @@ pub fn tender_key(t: Tender) -> &'static str {
 /// `GET /staff/counter[?meter=ID | ?area=…&number=… | ?q=…]`.
 pub async fn page(
     State(state): State<AppState>,
-    op: CurrentOperator,
+    Console(op): Console<{ Action::SellAtCounter as u8 }>,
     Query(q): Query<CounterQuery>,
 ) -> StaffResult {
-    op.require(&state, Action::SellAtCounter, Place::Console)
-        .await?;
     let l = op.l;
     let mut shown = Shown {
         meter: None,
@@ -234,10 +229,11 @@ fn answer_of(stored: &StoredResponse) -> Option<i64> {
 }
 
 /// `POST /staff/counter`: sells.
-pub async fn sell(State(state): State<AppState>, f: StaffForm<SaleForm>) -> StaffResult {
+pub async fn sell(
+    State(state): State<AppState>,
+    f: StaffForm<SaleForm, { Action::SellAtCounter as u8 }>,
+) -> StaffResult {
     let StaffForm { op, form } = f;
-    op.require(&state, Action::SellAtCounter, Place::Console)
-        .await?;
     let l = op.l;
     let find = FindQuery::default();
     let tender = Tender::parse(&form.tender);
@@ -424,11 +420,12 @@ pub async fn receipt(
         qr: qr_data_uri(&o.out_trade_no).unwrap_or_default(),
         no: o.out_trade_no.clone(),
         meter: h.address.clone(),
-        place: format!(
-            "{} {} {}",
-            area_name(l, &h.area_name_zh, &h.area_name_en),
-            area_name(l, &h.building_name_zh, &h.building_name_en),
-            h.room
+        place: crate::pages::room_place(
+            l,
+            (&h.area_name_zh, &h.area_name_en),
+            (&h.building_name_zh, &h.building_name_en),
+            &h.room,
+            " ",
         ),
         kwh: o.kwh.to_string(),
         amount: o.amount_fen.to_string(),

@@ -5,12 +5,14 @@
 //! shown instead of the button), mark resolved with a note. Each action is
 //! guarded and audited in the store (`store::exceptions`).
 
-use super::{CurrentOperator, StaffCsrf, StaffError, StaffForm, StaffResult, fmt_seconds, html};
+use super::{
+    Console, CurrentOperator, IdPost, StaffError, StaffForm, StaffResult, fmt_seconds,
+    html_with_status,
+};
 use crate::AppState;
 use crate::i18n::Lang;
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use domain::OrderId;
 use domain::staff::{Action, Place};
@@ -135,28 +137,26 @@ async fn render(
             can_redeliver: e.can_redeliver(),
         })
         .collect();
-    let mut r = html(&ExceptionsPage {
-        l,
-        frame: op.frame("staff-exc-title", "/staff/exceptions"),
-        items,
-        act,
-        notice,
-        error: error.clone(),
-    })?;
-    if error.is_some() {
-        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(r)
+    let failed = error.is_some();
+    html_with_status(
+        &ExceptionsPage {
+            l,
+            frame: op.frame("staff-exc-title", "/staff/exceptions"),
+            items,
+            act,
+            notice,
+            error,
+        },
+        failed,
+    )
 }
 
 /// `GET /staff/exceptions`.
 pub async fn page(
     State(state): State<AppState>,
-    op: CurrentOperator,
+    Console(op): Console<{ Action::ViewOrders as u8 }>,
     Query(q): Query<Done>,
 ) -> StaffResult {
-    op.require(&state, Action::ViewOrders, Place::Console)
-        .await?;
     let l = op.l;
     let notice = match q.done.as_str() {
         "refund" | "redeliver" | "resolve" => {
@@ -175,11 +175,7 @@ pub struct ResolveForm {
     note: String,
 }
 
-impl StaffCsrf for ResolveForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+crate::pages::csrf_forms!(ResolveForm);
 
 /// Which action a POST asks.
 #[derive(Debug, Clone, Copy)]
@@ -199,10 +195,9 @@ impl Act {
     }
 }
 
-/// Asks `can` for the order's building (audited 403 outside it).
+/// Asks `can` for the order's building (audited 403 outside it); the
+/// form's gate asked for the console.
 async fn allowed(state: &AppState, op: &CurrentOperator, id: OrderId) -> Result<(), StaffError> {
-    op.require(state, Action::ResolveOrders, Place::Console)
-        .await?;
     let Some((area, place)) = store::story::place_of(state.db(), id).await? else {
         return Err(StaffError::NotFound);
     };
@@ -265,26 +260,24 @@ async fn act(
 /// `POST /staff/exceptions/{id}/refund`.
 pub async fn refund(
     State(state): State<AppState>,
-    crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<super::CsrfOnly>,
+    IdPost { id, op }: IdPost<{ Action::ResolveOrders as u8 }>,
 ) -> StaffResult {
-    act(&state, &f.op, id, Act::Refund, "").await
+    act(&state, &op, id, Act::Refund, "").await
 }
 
 /// `POST /staff/exceptions/{id}/redeliver`.
 pub async fn redeliver(
     State(state): State<AppState>,
-    crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<super::CsrfOnly>,
+    IdPost { id, op }: IdPost<{ Action::ResolveOrders as u8 }>,
 ) -> StaffResult {
-    act(&state, &f.op, id, Act::Redeliver, "").await
+    act(&state, &op, id, Act::Redeliver, "").await
 }
 
 /// `POST /staff/exceptions/{id}/resolve`.
 pub async fn resolve(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<ResolveForm>,
+    f: StaffForm<ResolveForm, { Action::ResolveOrders as u8 }>,
 ) -> StaffResult {
     act(&state, &f.op, id, Act::Resolve, &f.form.note).await
 }

@@ -8,9 +8,7 @@
 //! a known one. The password of a disabled operator is checked like any
 //! other, and only a right one learns that the account is disabled.
 
-use super::{
-    CurrentOperator, StaffCsrf, StaffError, StaffForm, StaffResult, client_ip, html, staff_cookie,
-};
+use super::{StaffError, StaffForm, StaffResult, client_ip, html, staff_cookie};
 use crate::AppState;
 use crate::cookies::get as cookie;
 use crate::i18n::Lang;
@@ -20,7 +18,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect};
-use domain::staff::{self, Action, Place};
+use domain::staff::{self, Action};
 use serde::Deserialize;
 use std::sync::LazyLock;
 
@@ -274,12 +272,9 @@ pub struct DoneQuery {
 
 /// `GET /staff/password`.
 pub async fn password_page(
-    State(state): State<AppState>,
-    op: CurrentOperator,
+    super::Console(op): super::Console<{ Action::ChangeOwnPassword as u8 }>,
     axum::extract::Query(q): axum::extract::Query<DoneQuery>,
 ) -> StaffResult {
-    op.require(&state, Action::ChangeOwnPassword, Place::Console)
-        .await?;
     html(&PasswordPage {
         l: op.l,
         frame: op.frame("staff-password-title", "/staff/password"),
@@ -297,31 +292,26 @@ pub struct PasswordForm {
     again: String,
 }
 
-impl StaffCsrf for PasswordForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+crate::pages::csrf_forms!(PasswordForm);
 
 /// `POST /staff/password`: the old password is required; the new one
 /// passes the policy; the operator's other sessions end.
 pub async fn password_submit(
     State(state): State<AppState>,
-    f: StaffForm<PasswordForm>,
+    f: StaffForm<PasswordForm, { Action::ChangeOwnPassword as u8 }>,
 ) -> StaffResult {
     let StaffForm { op, form } = f;
-    op.require(&state, Action::ChangeOwnPassword, Place::Console)
-        .await?;
     let l = op.l;
     let refuse = |key: &str| -> StaffResult {
-        let mut r = html(&PasswordPage {
-            l,
-            frame: op.frame("staff-password-title", "/staff/password"),
-            error: Some(l.t(key)),
-            done: false,
-        })?;
-        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-        Ok(r)
+        super::html_with_status(
+            &PasswordPage {
+                l,
+                frame: op.frame("staff-password-title", "/staff/password"),
+                error: Some(l.t(key)),
+                done: false,
+            },
+            true,
+        )
     };
     let Some(creds) = store::operators::credentials_by_id(state.db(), op.operator.id).await? else {
         return Err(StaffError::NotFound);

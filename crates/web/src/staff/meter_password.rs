@@ -6,16 +6,15 @@
 //! audits it without the password (`store::meter_reset`). Guarded by
 //! `Action::ResetMeterPassword` at the meter's building.
 
-use super::{CurrentOperator, StaffCsrf, StaffError, StaffForm, StaffResult, html};
+use super::{Console, CurrentOperator, IdPost, StaffError, StaffResult, html};
 use crate::AppState;
 use crate::i18n::Lang;
-use crate::pages::area_name;
+use crate::pages::room_place;
 use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use domain::staff::{Action, Place};
 use domain::{AreaId, BuildingId};
-use serde::Deserialize;
 use store::meter_reset::{self, ResetTarget};
 
 /// The page, before and after the reset.
@@ -34,14 +33,13 @@ struct ResetPage {
     error: Option<String>,
 }
 
-/// The meter of the URL, when the operator may reset it.
+/// The meter of the URL, when the operator may reset it at its building
+/// (the handler's gate asked for the console).
 async fn guarded(
     state: &AppState,
     op: &CurrentOperator,
     id: i64,
 ) -> Result<ResetTarget, StaffError> {
-    op.require(state, Action::ResetMeterPassword, Place::Console)
-        .await?;
     let Some(t) = meter_reset::target(state.db(), id).await? else {
         return Err(StaffError::NotFound);
     };
@@ -61,11 +59,12 @@ fn page(op: &CurrentOperator, t: &ResetTarget) -> ResetPage {
         frame: op.frame("staff-meter-password-title", ""),
         id: t.meter_id,
         meter: t.address.clone(),
-        place: format!(
-            "{} · {} {}",
-            area_name(l, &t.area_name_zh, &t.area_name_en),
-            area_name(l, &t.building_name_zh, &t.building_name_en),
-            t.room
+        place: room_place(
+            l,
+            (&t.area_name_zh, &t.area_name_en),
+            (&t.building_name_zh, &t.building_name_en),
+            &t.room,
+            " · ",
         ),
         binders: t.binders,
         password: None,
@@ -78,22 +77,10 @@ fn page(op: &CurrentOperator, t: &ResetTarget) -> ResetPage {
 pub async fn confirm(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    op: CurrentOperator,
+    Console(op): Console<{ Action::ResetMeterPassword as u8 }>,
 ) -> StaffResult {
     let t = guarded(&state, &op, id).await?;
     html(&page(&op, &t))
-}
-
-/// The confirm form.
-#[derive(Debug, Deserialize)]
-pub struct ResetForm {
-    csrf: String,
-}
-
-impl StaffCsrf for ResetForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// A random six-digit password other than the factory default.
@@ -110,10 +97,8 @@ fn new_password() -> String {
 /// once (`Cache-Control: no-store`).
 pub async fn reset(
     State(state): State<AppState>,
-    crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<ResetForm>,
+    IdPost { id, op }: IdPost<{ Action::ResetMeterPassword as u8 }>,
 ) -> StaffResult {
-    let op = f.op;
     let t = guarded(&state, &op, id).await?;
     let password = new_password();
     let hash = domain::password::hash(&password, rand::random())

@@ -4,7 +4,7 @@
 //! meter's page. Results are limited to the operator's scope; a meter page
 //! outside it is refused (403, audited).
 
-use super::{CurrentOperator, StaffError, StaffResult, fmt_seconds, html};
+use super::{Console, CurrentOperator, StaffError, StaffResult, fmt_seconds, html};
 use crate::AppState;
 use crate::i18n::Lang;
 use crate::pages::area_name;
@@ -236,11 +236,9 @@ struct MetersPage {
 /// `GET /staff/meters`: the look-up forms and what they found.
 pub async fn page(
     State(state): State<AppState>,
-    op: CurrentOperator,
+    Console(op): Console<{ Action::ViewMeters as u8 }>,
     Query(q): Query<FindQuery>,
 ) -> StaffResult {
-    op.require(&state, Action::ViewMeters, Place::Console)
-        .await?;
     let l = op.l;
     let tz = crate::pages::campus_tz(&state);
     let (rows, message, truncated) = match find(&state, &op, &q, Action::ViewMeters).await? {
@@ -284,11 +282,9 @@ struct Suggestion {
 /// operator's scope whose number or room starts with `q`, as JSON.
 pub async fn suggest(
     State(state): State<AppState>,
-    op: CurrentOperator,
+    Console(op): Console<{ Action::ViewMeters as u8 }>,
     Query(q): Query<FindQuery>,
 ) -> StaffResult {
-    op.require(&state, Action::ViewMeters, Place::Console)
-        .await?;
     let l = op.l;
     let typed = service::input::normalise_digits(&q.q);
     let mut out = Vec::new();

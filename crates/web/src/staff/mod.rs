@@ -12,7 +12,8 @@
 //!   [`StaffSettings::clock`] (a test moves it; nothing sleeps).
 //! - Every POST carries the session's (or, before login, the login
 //!   cookie's) anti-CSRF token ([`StaffForm`]) and passes the origin check.
-//! - Every handler asks [`CurrentOperator::require`], which asks
+//! - Every handler asks [`CurrentOperator::require`] (for the console-wide
+//!   action, through its gate: [`Console`], [`StaffForm`]), which asks
 //!   `domain::staff::can` and audits a refusal (`forbidden`, answered 403).
 //! - Markup in `templates/staff/`, texts in the `## staff` section of the
 //!   catalogs; no `.rs` file here writes markup.
@@ -34,6 +35,7 @@ mod shifts;
 use crate::AppState;
 use crate::cookies::get as cookie;
 use crate::i18n::Lang;
+use crate::pages::{CsrfForm, CsrfOnly};
 use crate::session::{self, CsrfError, constant_eq};
 use askama::Template;
 use axum::Router;
@@ -45,7 +47,6 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use domain::staff::{Action, Place, Role, can};
-use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -178,11 +179,15 @@ pub fn router() -> Router<AppState> {
         .route_layer(axum::middleware::from_fn(session::same_origin_posts))
 }
 
-/// The console's only script: the meter type-ahead and the live receipt.
-const JS: &str = include_str!("../../assets/staff.js");
+/// The console's only script: the meter type-ahead and the live receipt,
+/// after the polling it shares with the student pages'.
+const JS: &str = concat!(
+    include_str!("../../assets/poll.js"),
+    include_str!("../../assets/staff.js")
+);
 /// Where the console pages load it from (same origin: the CSP allows only
 /// `script-src 'self'`).
-const JS_PATH: &str = concat!("/staff/assets/staff.js?v=", env!("CARGO_PKG_VERSION"), "-1");
+const JS_PATH: &str = concat!("/staff/assets/staff.js?v=", env!("CARGO_PKG_VERSION"), "-2");
 
 async fn js() -> Response {
     (
@@ -481,6 +486,25 @@ pub struct Frame {
     pub css: &'static str,
 }
 
+/// A role option of a create form (operators, API keys).
+pub struct RoleOption {
+    /// The form value.
+    pub value: &'static str,
+    /// The role in the page language.
+    pub label: String,
+}
+
+/// Every role as a create form offers it.
+fn role_options(l: Lang) -> Vec<RoleOption> {
+    Role::ALL
+        .into_iter()
+        .map(|r| RoleOption {
+            value: r.as_str(),
+            label: role_text(l, r),
+        })
+        .collect()
+}
+
 /// A role's name in the page language.
 fn role_text(l: Lang, r: Role) -> String {
     l.t(match r {
@@ -491,22 +515,65 @@ fn role_text(l: Lang, r: Role) -> String {
     })
 }
 
-/// A form of the console with its anti-CSRF token.
-pub trait StaffCsrf: DeserializeOwned + Send {
-    /// The submitted token.
-    fn csrf(&self) -> &str;
+/// The gate of a handler that asks nothing beyond a live session; any
+/// other gate is `Action::X as u8`, asked at [`Place::Console`].
+pub const ANYONE: u8 = u8::MAX;
+
+/// The action of gate `g` (a number that is neither fails to compile).
+const fn gate(g: u8) -> Option<Action> {
+    let mut i = 0;
+    while i < Action::ALL.len() {
+        if Action::ALL[i] as u8 == g {
+            return Some(Action::ALL[i]);
+        }
+        i += 1;
+    }
+    assert!(g == ANYONE, "a gate is `Action::X as u8` or ANYONE");
+    None
+}
+
+impl CurrentOperator {
+    /// [`CurrentOperator::require`] for gate `G` on the console.
+    async fn pass<const G: u8>(&self, state: &AppState) -> Result<(), StaffError> {
+        match const { gate(G) } {
+            Some(action) => self.require(state, action, Place::Console).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// The logged-in operator once [`CurrentOperator::require`] allowed gate
+/// `G` on the console (a refusal is audited and answered 403).
+pub struct Console<const G: u8>(pub CurrentOperator);
+
+impl<const G: u8> FromRequestParts<AppState> for Console<G> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let op = CurrentOperator::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        op.pass::<G>(state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Console(op))
+    }
 }
 
 /// A posted console form of the logged-in operator whose anti-CSRF token
-/// matched the session's.
-pub struct StaffForm<T> {
+/// matched the session's, once gate `G` allowed them (after the token
+/// check, as a refusal is audited).
+pub struct StaffForm<T, const G: u8 = ANYONE> {
     /// The operator.
     pub op: CurrentOperator,
     /// The form.
     pub form: T,
 }
 
-impl<T: StaffCsrf> FromRequest<AppState> for StaffForm<T> {
+impl<T: CsrfForm, const G: u8> FromRequest<AppState> for StaffForm<T, G> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -514,19 +581,32 @@ impl<T: StaffCsrf> FromRequest<AppState> for StaffForm<T> {
         if !constant_eq(op.csrf_token.as_bytes(), form.csrf().as_bytes()) {
             return Err(StaffError::Csrf.into_response());
         }
+        op.pass::<G>(state)
+            .await
+            .map_err(IntoResponse::into_response)?;
         Ok(StaffForm { op, form })
     }
 }
 
-/// A form with nothing but the anti-CSRF token.
-#[derive(Debug, serde::Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
+/// A console button posted on the URL's `{id}`: the id (anything else is
+/// "not found"), then a [`StaffForm`] with nothing but the token, gate `G`.
+pub struct IdPost<const G: u8> {
+    /// The id from the URL.
+    pub id: i64,
+    /// The operator.
+    pub op: CurrentOperator,
 }
 
-impl StaffCsrf for CsrfOnly {
-    fn csrf(&self) -> &str {
-        &self.csrf
+impl<const G: u8> FromRequest<AppState> for IdPost<G> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let crate::pages::PathId(id) =
+            crate::pages::PathId::from_request_parts(&mut parts, state).await?;
+        let f =
+            StaffForm::<CsrfOnly, G>::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(IdPost { id, op: f.op })
     }
 }
 
@@ -629,6 +709,20 @@ fn html(t: &impl Template) -> StaffResult {
     Ok(Html(t.render()?).into_response())
 }
 
+/// Redirects to `base` (ending in `key=`) followed by `value`, encoded.
+fn see_with(base: &str, value: &str) -> StaffResult {
+    Ok(Redirect::to(&format!("{base}{}", crate::url::encode(value))).into_response())
+}
+
+/// Renders a console page that may show an error: 422 when it does.
+fn html_with_status(t: &impl Template, failed: bool) -> StaffResult {
+    let mut r = html(t)?;
+    if failed {
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
+}
+
 /// The landing page: the operator's figures, each a link to its list.
 #[derive(Template)]
 #[template(path = "staff/home.html")]
@@ -694,10 +788,8 @@ fn scope_text(l: Lang, op: &store::operators::Operator) -> String {
 /// operator's scope (`store::dashboard`), each a link to the list behind it.
 async fn home(
     axum::extract::State(state): axum::extract::State<AppState>,
-    op: CurrentOperator,
+    Console(op): Console<{ Action::ViewConsole as u8 }>,
 ) -> StaffResult {
-    op.require(&state, Action::ViewConsole, Place::Console)
-        .await?;
     let l = op.l;
     let tz = crate::pages::campus_tz(&state);
     let now = state.settings().staff.clock.now_ms();
@@ -743,11 +835,5 @@ async fn home(
 
 /// Formats unix milliseconds as campus-local `YYYY-MM-DD HH:MM:SS`.
 fn fmt_seconds(ms: i64, tz: &jiff::tz::TimeZone) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| {
-            t.to_zoned_datetime(tz.clone())
-                .strftime("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_default()
+    crate::pages::fmt_local(ms, tz, "%Y-%m-%d %H:%M:%S")
 }

@@ -3,12 +3,11 @@
 //! note; the meter's bindings end and its balance stays in the meter for
 //! the room's next occupant (`store::moveout::settle`, audited).
 
-use super::{CurrentOperator, StaffCsrf, StaffError, StaffForm, StaffResult, html};
+use super::{Console, CurrentOperator, StaffError, StaffForm, StaffResult, html_with_status};
 use crate::AppState;
 use crate::i18n::Lang;
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use domain::staff::{Action, Place};
 use serde::Deserialize;
@@ -43,28 +42,25 @@ fn render(
     notice: Option<String>,
     error: Option<String>,
 ) -> StaffResult {
-    let mut r = html(&MoveOutPage {
-        l: op.l,
-        frame: op.frame("staff-moveout-title", "/staff/move-out"),
-        meter: form.0.to_owned(),
-        note: form.1.to_owned(),
-        notice,
-        error: error.clone(),
-    })?;
-    if error.is_some() {
-        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(r)
+    let failed = error.is_some();
+    html_with_status(
+        &MoveOutPage {
+            l: op.l,
+            frame: op.frame("staff-moveout-title", "/staff/move-out"),
+            meter: form.0.to_owned(),
+            note: form.1.to_owned(),
+            notice,
+            error,
+        },
+        failed,
+    )
 }
 
 /// `GET /staff/move-out`.
 pub async fn page(
-    State(state): State<AppState>,
-    op: CurrentOperator,
+    Console(op): Console<{ Action::ResolveOrders as u8 }>,
     Query(q): Query<Done>,
 ) -> StaffResult {
-    op.require(&state, Action::ResolveOrders, Place::Console)
-        .await?;
     let l = op.l;
     let notice = q.unbound.map(|n| {
         let balance = if q.kwh.is_empty() {
@@ -90,11 +86,7 @@ pub struct SettleForm {
     note: String,
 }
 
-impl StaffCsrf for SettleForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+crate::pages::csrf_forms!(SettleForm);
 
 fn refusal_key(r: &Refusal) -> &'static str {
     match r {
@@ -106,10 +98,11 @@ fn refusal_key(r: &Refusal) -> &'static str {
 }
 
 /// `POST /staff/move-out`.
-pub async fn settle(State(state): State<AppState>, f: StaffForm<SettleForm>) -> StaffResult {
+pub async fn settle(
+    State(state): State<AppState>,
+    f: StaffForm<SettleForm, { Action::ResolveOrders as u8 }>,
+) -> StaffResult {
     let StaffForm { op, form } = f;
-    op.require(&state, Action::ResolveOrders, Place::Console)
-        .await?;
     let l = op.l;
     let shown = (form.meter.as_str(), form.note.as_str());
     let Ok(address) = service::input::meter_number(&form.meter) else {

@@ -10,14 +10,12 @@
 //! area, gets 403 and an audit row), for the old target of an edit as well
 //! as the new.
 
-use super::{CurrentOperator, StaffCsrf, StaffError, StaffForm, StaffResult, html};
+use super::{Console, CurrentOperator, StaffError, StaffForm, StaffResult, html, html_with_status};
 use crate::AppState;
 use crate::i18n::Lang;
-use crate::pages::area_name;
+use crate::pages::{area_name, fmt_time};
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect};
 use domain::staff::{Action, Place};
 use domain::{AreaId, BuildingId};
 use serde::Deserialize;
@@ -168,20 +166,9 @@ async fn require_target(
     Ok(())
 }
 
-/// Campus-local `YYYY-MM-DD HH:MM`.
-fn fmt_minutes(ms: i64, tz: &jiff::tz::TimeZone) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| {
-            t.to_zoned_datetime(tz.clone())
-                .strftime("%Y-%m-%d %H:%M")
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
 /// The value of a `datetime-local` input (`YYYY-MM-DDTHH:MM`).
 fn input_minutes(ms: Option<i64>, tz: &jiff::tz::TimeZone) -> String {
-    ms.map(|ms| fmt_minutes(ms, tz).replace(' ', "T"))
+    ms.map(|ms| fmt_time(ms, tz).replace(' ', "T"))
         .unwrap_or_default()
 }
 
@@ -206,11 +193,9 @@ pub struct ListQuery {
 /// `GET /staff/notices`: every operator may read the list.
 pub async fn list(
     State(state): State<AppState>,
-    op: CurrentOperator,
+    Console(op): Console<{ Action::ViewConsole as u8 }>,
     Query(q): Query<ListQuery>,
 ) -> StaffResult {
-    op.require(&state, Action::ViewConsole, Place::Console)
-        .await?;
     let l = op.l;
     let tz = crate::pages::campus_tz(&state);
     let now = state.settings().staff.clock.now_ms();
@@ -227,11 +212,11 @@ pub async fn list(
             Row {
                 id: n.id,
                 target: c.target_text(l, &n.draft.target),
-                from: fmt_minutes(n.draft.shown_from_ms.unwrap_or(n.created_at_ms), tz),
+                from: fmt_time(n.draft.shown_from_ms.unwrap_or(n.created_at_ms), tz),
                 until: n
                     .draft
                     .shown_until_ms
-                    .map_or_else(|| l.t("staff-notice-until-open"), |u| fmt_minutes(u, tz)),
+                    .map_or_else(|| l.t("staff-notice-until-open"), |u| fmt_time(u, tz)),
                 state,
                 state_class,
                 pinned: n.draft.pinned,
@@ -277,7 +262,7 @@ impl NoticeForm {
     }
 }
 
-impl StaffCsrf for NoticeForm {
+impl crate::pages::CsrfForm for NoticeForm {
     fn csrf(&self) -> &str {
         self.get("csrf")
     }
@@ -358,64 +343,64 @@ fn render_form(
         )
     });
     let failed = s.error.is_some();
-    let mut r = html(&EditPage {
-        l,
-        frame: op.frame(title_key, "/staff/notices"),
-        action: s.action,
-        revision: s.revision,
-        title: d.title.clone(),
-        body: d.body.clone(),
-        from,
-        until,
-        target,
-        wide: c
-            .areas
-            .iter()
-            .all(|a| op.may(Action::PublishNotice, Place::Area(a.id))),
-        areas: c
-            .areas
-            .iter()
-            .filter(|a| op.may(Action::PublishNotice, Place::Area(a.id)))
-            .map(|a| AreaOption {
-                id: a.id.get(),
-                name: area_name(l, &a.name_zh, &a.name_en).to_owned(),
-                on: area == Some(a.id.get()),
-            })
-            .collect(),
-        buildings: c
-            .buildings
-            .iter()
-            .filter(|b| {
-                op.may(
-                    Action::PublishNotice,
-                    Place::Building(AreaId::new(b.area_id), BuildingId::new(b.id)),
-                )
-            })
-            .map(|b| BuildingOption {
-                id: b.id,
-                name: format!(
-                    "{} · {}",
-                    c.area_text(l, b.area_id),
-                    area_name(l, &b.name_zh, &b.name_en)
-                ),
-                on: chosen.contains(&b.id),
-            })
-            .collect(),
-        pinned: d.pinned,
-        push: d.push,
-        error: s.error,
-        meta: s.meta,
-    })?;
-    if failed {
-        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(r)
+    html_with_status(
+        &EditPage {
+            l,
+            frame: op.frame(title_key, "/staff/notices"),
+            action: s.action,
+            revision: s.revision,
+            title: d.title.clone(),
+            body: d.body.clone(),
+            from,
+            until,
+            target,
+            wide: c
+                .areas
+                .iter()
+                .all(|a| op.may(Action::PublishNotice, Place::Area(a.id))),
+            areas: c
+                .areas
+                .iter()
+                .filter(|a| op.may(Action::PublishNotice, Place::Area(a.id)))
+                .map(|a| AreaOption {
+                    id: a.id.get(),
+                    name: area_name(l, &a.name_zh, &a.name_en).to_owned(),
+                    on: area == Some(a.id.get()),
+                })
+                .collect(),
+            buildings: c
+                .buildings
+                .iter()
+                .filter(|b| {
+                    op.may(
+                        Action::PublishNotice,
+                        Place::Building(AreaId::new(b.area_id), BuildingId::new(b.id)),
+                    )
+                })
+                .map(|b| BuildingOption {
+                    id: b.id,
+                    name: format!(
+                        "{} · {}",
+                        c.area_text(l, b.area_id),
+                        area_name(l, &b.name_zh, &b.name_en)
+                    ),
+                    on: chosen.contains(&b.id),
+                })
+                .collect(),
+            pinned: d.pinned,
+            push: d.push,
+            error: s.error,
+            meta: s.meta,
+        },
+        failed,
+    )
 }
 
 /// `GET /staff/notices/new`.
-pub async fn new_page(State(state): State<AppState>, op: CurrentOperator) -> StaffResult {
-    op.require(&state, Action::PublishNotice, Place::Console)
-        .await?;
+pub async fn new_page(
+    State(state): State<AppState>,
+    Console(op): Console<{ Action::PublishNotice as u8 }>,
+) -> StaffResult {
     let c = Campus::load(&state).await?;
     let draft = Draft {
         title: String::new(),
@@ -448,101 +433,110 @@ pub async fn new_page(State(state): State<AppState>, op: CurrentOperator) -> Sta
     )
 }
 
-/// The form again with the posted values and `key`'s message (422).
-fn refused(
-    state: &AppState,
-    op: &CurrentOperator,
-    c: &Campus,
-    form: &NoticeForm,
+/// A posted new / edit form being answered.
+struct Posting<'a> {
+    state: &'a AppState,
+    op: &'a CurrentOperator,
+    c: &'a Campus,
+    form: &'a NoticeForm,
+    /// Where the form posts to.
     action: String,
-    key: &str,
-    title_key: &str,
-) -> StaffResult {
-    let draft = Draft {
-        title: form.get("title").to_owned(),
-        body: form.get("body").to_owned(),
-        shown_from_ms: None,
-        shown_until_ms: None,
-        target: match form.get("target") {
-            "area" => form
-                .get("area")
-                .parse()
-                .map_or(Target::Campus, |area_id| Target::Area { area_id }),
-            "buildings" => Target::Buildings {
-                building_ids: form
-                    .all("building")
-                    .filter_map(|b| b.parse().ok())
-                    .collect(),
-            },
-            _ => Target::Campus,
-        },
-        pinned: !form.get("pinned").is_empty(),
-        push: !form.get("push").is_empty(),
-    };
-    render_form(
-        state,
-        op,
-        c,
-        Shown {
-            action,
-            revision: form.get("revision").parse().unwrap_or(0),
-            draft: &draft,
-            times: Some((form.get("from").to_owned(), form.get("until").to_owned())),
-            error: Some(op.l.t(key)),
-            meta: None,
-        },
-        title_key,
-    )
+    title_key: &'static str,
 }
 
-fn saved(state: &AppState, n: &Notice) -> StaffResult {
-    state.pages_cache().forget_notices();
-    Ok(Redirect::to(&format!(
-        "/staff/notices?saved={}",
-        crate::url::encode(&n.draft.title)
-    ))
-    .into_response())
+impl Posting<'_> {
+    /// The form again with the posted values and `key`'s message (422).
+    fn refused(&self, key: &str) -> StaffResult {
+        let form = self.form;
+        let draft = Draft {
+            title: form.get("title").to_owned(),
+            body: form.get("body").to_owned(),
+            shown_from_ms: None,
+            shown_until_ms: None,
+            target: match form.get("target") {
+                "area" => form
+                    .get("area")
+                    .parse()
+                    .map_or(Target::Campus, |area_id| Target::Area { area_id }),
+                "buildings" => Target::Buildings {
+                    building_ids: form
+                        .all("building")
+                        .filter_map(|b| b.parse().ok())
+                        .collect(),
+                },
+                _ => Target::Campus,
+            },
+            pinned: !form.get("pinned").is_empty(),
+            push: !form.get("push").is_empty(),
+        };
+        render_form(
+            self.state,
+            self.op,
+            self.c,
+            Shown {
+                action: self.action.clone(),
+                revision: form.get("revision").parse().unwrap_or(0),
+                draft: &draft,
+                times: Some((form.get("from").to_owned(), form.get("until").to_owned())),
+                error: Some(self.op.l.t(key)),
+                meta: None,
+            },
+            self.title_key,
+        )
+    }
+
+    /// The posted draft when it reads and its target exists (`Err`: the
+    /// catalog key of what is wrong), after asking for every place of it.
+    async fn draft(&self) -> StaffResult<Result<Draft, &'static str>> {
+        let draft = match read_form(self.form, crate::pages::campus_tz(self.state)) {
+            Ok(d) => d,
+            Err(key) => return Ok(Err(key)),
+        };
+        if !known(&draft.target, self.c) {
+            return Ok(Err("staff-notice-bad-target"));
+        }
+        require_target(self.state, self.op, self.c, &draft.target).await?;
+        Ok(Ok(draft))
+    }
+
+    /// The answer to a save: the list, or the form again with why not.
+    fn answer(&self, saved: Result<Notice, store::Error>) -> StaffResult {
+        match saved {
+            Ok(n) => {
+                self.state.pages_cache().forget_notices();
+                super::see_with("/staff/notices?saved=", &n.draft.title)
+            }
+            Err(store::Error::Conflict(why)) if why == notices::CHANGED_MEANWHILE => {
+                self.refused("staff-notice-changed")
+            }
+            Err(store::Error::Conflict(_)) => self.refused("staff-notice-bad-target"),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 /// `POST /staff/notices`: publishes a notice.
-pub async fn create(State(state): State<AppState>, f: StaffForm<NoticeForm>) -> StaffResult {
+pub async fn create(
+    State(state): State<AppState>,
+    f: StaffForm<NoticeForm, { Action::PublishNotice as u8 }>,
+) -> StaffResult {
     let StaffForm { op, form } = f;
-    op.require(&state, Action::PublishNotice, Place::Console)
-        .await?;
     let c = Campus::load(&state).await?;
-    let tz = crate::pages::campus_tz(&state);
-    let back = "/staff/notices".to_owned();
-    let title = "staff-notice-new-title";
-    let draft = match read_form(&form, tz) {
-        Ok(d) => d,
-        Err(key) => return refused(&state, &op, &c, &form, back, key, title),
+    let p = Posting {
+        state: &state,
+        op: &op,
+        c: &c,
+        form: &form,
+        action: "/staff/notices".to_owned(),
+        title_key: "staff-notice-new-title",
     };
-    if !known(&draft.target, &c) {
-        return refused(
-            &state,
-            &op,
-            &c,
-            &form,
-            back,
-            "staff-notice-bad-target",
-            title,
-        );
-    }
-    require_target(&state, &op, &c, &draft.target).await?;
+    let draft = match p.draft().await? {
+        Ok(d) => d,
+        Err(key) => return p.refused(key),
+    };
     let now = state.settings().staff.clock.now_ms();
-    match notices::create(state.db(), &draft, &op.actor(), now).await {
-        Ok(n) => saved(&state, &n),
-        Err(store::Error::Conflict(_)) => refused(
-            &state,
-            &op,
-            &c,
-            &form,
-            back,
-            "staff-notice-bad-target",
-            title,
-        ),
-        Err(e) => Err(e.into()),
-    }
+    // A new notice has no revision: its conflicts are all a bad target.
+    p.answer(notices::create(state.db(), &draft, &op.actor(), now).await)
 }
 
 /// Whether the target's area or buildings all exist.
@@ -554,15 +548,14 @@ fn known(t: &Target, c: &Campus) -> bool {
     }
 }
 
-/// The notice of the URL, when the operator may edit where it reaches.
+/// The notice of the URL, when the operator may edit where it reaches
+/// (the handler's gate asked for the console).
 async fn editable(
     state: &AppState,
     op: &CurrentOperator,
     c: &Campus,
     id: i64,
 ) -> Result<Notice, StaffError> {
-    op.require(state, Action::PublishNotice, Place::Console)
-        .await?;
     let Some(n) = notices::get(state.db(), id).await? else {
         return Err(StaffError::NotFound);
     };
@@ -576,7 +569,7 @@ fn meta_text(l: Lang, n: &Notice, tz: &jiff::tz::TimeZone) -> String {
         "name",
         n.created_by.clone().unwrap_or_else(|| "—".to_owned()),
         "at",
-        fmt_minutes(n.created_at_ms, tz),
+        fmt_time(n.created_at_ms, tz),
     );
     if let (Some(by), Some(at)) = (&n.updated_by, n.updated_at_ms) {
         s.push_str(" · ");
@@ -585,7 +578,7 @@ fn meta_text(l: Lang, n: &Notice, tz: &jiff::tz::TimeZone) -> String {
             "name",
             by.clone(),
             "at",
-            fmt_minutes(at, tz),
+            fmt_time(at, tz),
         ));
     }
     s
@@ -595,7 +588,7 @@ fn meta_text(l: Lang, n: &Notice, tz: &jiff::tz::TimeZone) -> String {
 pub async fn edit_page(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    op: CurrentOperator,
+    Console(op): Console<{ Action::PublishNotice as u8 }>,
 ) -> StaffResult {
     let c = Campus::load(&state).await?;
     let n = editable(&state, &op, &c, id).await?;
@@ -620,48 +613,26 @@ pub async fn edit_page(
 pub async fn update(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<NoticeForm>,
+    f: StaffForm<NoticeForm, { Action::PublishNotice as u8 }>,
 ) -> StaffResult {
     let StaffForm { op, form } = f;
     let c = Campus::load(&state).await?;
     let n = editable(&state, &op, &c, id).await?;
-    let tz = crate::pages::campus_tz(&state);
-    let back = format!("/staff/notices/{id}");
-    let title = "staff-notice-edit-title";
-    let draft = match read_form(&form, tz) {
-        Ok(d) => d,
-        Err(key) => return refused(&state, &op, &c, &form, back, key, title),
+    let p = Posting {
+        state: &state,
+        op: &op,
+        c: &c,
+        form: &form,
+        action: format!("/staff/notices/{id}"),
+        title_key: "staff-notice-edit-title",
     };
-    if !known(&draft.target, &c) {
-        return refused(
-            &state,
-            &op,
-            &c,
-            &form,
-            back,
-            "staff-notice-bad-target",
-            title,
-        );
-    }
-    require_target(&state, &op, &c, &draft.target).await?;
+    let draft = match p.draft().await? {
+        Ok(d) => d,
+        Err(key) => return p.refused(key),
+    };
     let Ok(revision) = form.get("revision").parse::<i64>() else {
-        return refused(&state, &op, &c, &form, back, "staff-notice-changed", title);
+        return p.refused("staff-notice-changed");
     };
     let now = state.settings().staff.clock.now_ms();
-    match notices::update(state.db(), n.id, revision, &draft, &op.actor(), now).await {
-        Ok(n) => saved(&state, &n),
-        Err(store::Error::Conflict(why)) if why == notices::CHANGED_MEANWHILE => {
-            refused(&state, &op, &c, &form, back, "staff-notice-changed", title)
-        }
-        Err(store::Error::Conflict(_)) => refused(
-            &state,
-            &op,
-            &c,
-            &form,
-            back,
-            "staff-notice-bad-target",
-            title,
-        ),
-        Err(e) => Err(e.into()),
-    }
+    p.answer(notices::update(state.db(), n.id, revision, &draft, &op.actor(), now).await)
 }

@@ -1,13 +1,14 @@
 //! Operators in the console: the list (administrators and auditors) and,
 //! for administrators, creating and disabling operators.
 
-use super::{CurrentOperator, StaffCsrf, StaffError, StaffForm, StaffResult, html, scope_text};
+use super::{
+    Console, CurrentOperator, IdPost, StaffError, StaffForm, StaffResult, html_with_status,
+    scope_text,
+};
 use crate::AppState;
 use crate::i18n::Lang;
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect};
 use domain::staff::{self, Action, Place, Role};
 use serde::Deserialize;
 
@@ -20,12 +21,6 @@ struct Row {
     disabled: bool,
 }
 
-/// A role option of the create form.
-struct RoleOption {
-    value: &'static str,
-    label: String,
-}
-
 /// The operators page.
 #[derive(Template)]
 #[template(path = "staff/operators.html")]
@@ -35,7 +30,7 @@ struct OperatorsPage {
     rows: Vec<Row>,
     /// The create form and disable buttons (administrators only).
     manage: bool,
-    roles: Vec<RoleOption>,
+    roles: Vec<super::RoleOption>,
     error: Option<String>,
     notice: Option<String>,
 }
@@ -65,35 +60,27 @@ async fn render(
             name: o.name,
         })
         .collect();
-    let mut r = html(&OperatorsPage {
-        l,
-        frame: op.frame("staff-operators-title", "/staff/operators"),
-        rows,
-        manage: op.may(Action::ManageOperators, Place::Console),
-        roles: Role::ALL
-            .into_iter()
-            .map(|r| RoleOption {
-                value: r.as_str(),
-                label: super::role_text(l, r),
-            })
-            .collect(),
-        notice,
-        error: error.clone(),
-    })?;
-    if error.is_some() {
-        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(r)
+    let failed = error.is_some();
+    html_with_status(
+        &OperatorsPage {
+            l,
+            frame: op.frame("staff-operators-title", "/staff/operators"),
+            rows,
+            manage: op.may(Action::ManageOperators, Place::Console),
+            roles: super::role_options(l),
+            notice,
+            error,
+        },
+        failed,
+    )
 }
 
 /// `GET /staff/operators`.
 pub async fn page(
     State(state): State<AppState>,
-    op: CurrentOperator,
+    Console(op): Console<{ Action::ViewOperators as u8 }>,
     Query(q): Query<NoticeQuery>,
 ) -> StaffResult {
-    op.require(&state, Action::ViewOperators, Place::Console)
-        .await?;
     let l = op.l;
     let notice = q
         .created
@@ -120,11 +107,7 @@ pub struct CreateForm {
     buildings: String,
 }
 
-impl StaffCsrf for CreateForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+crate::pages::csrf_forms!(CreateForm);
 
 fn split(s: &str, by: &[char]) -> Vec<String> {
     s.split(by)
@@ -135,10 +118,11 @@ fn split(s: &str, by: &[char]) -> Vec<String> {
 }
 
 /// `POST /staff/operators`: an administrator creates an operator.
-pub async fn create(State(state): State<AppState>, f: StaffForm<CreateForm>) -> StaffResult {
+pub async fn create(
+    State(state): State<AppState>,
+    f: StaffForm<CreateForm, { Action::ManageOperators as u8 }>,
+) -> StaffResult {
     let StaffForm { op, form } = f;
-    op.require(&state, Action::ManageOperators, Place::Console)
-        .await?;
     let l = op.l;
     let name = form.name.trim().to_owned();
     let Some(role) = Role::parse(&form.role) else {
@@ -158,11 +142,7 @@ pub async fn create(State(state): State<AppState>, f: StaffForm<CreateForm>) -> 
     };
     let now = state.settings().staff.clock.now_ms();
     match store::operators::create(state.db(), &new, &op.actor(), now).await {
-        Ok(_) => Ok(Redirect::to(&format!(
-            "/staff/operators?created={}",
-            crate::url::encode(&name)
-        ))
-        .into_response()),
+        Ok(_) => super::see_with("/staff/operators?created=", &name),
         // The store's reason (a taken name, an unknown area…), shown as is.
         Err(store::Error::Conflict(why)) => {
             render(
@@ -180,12 +160,8 @@ pub async fn create(State(state): State<AppState>, f: StaffForm<CreateForm>) -> 
 /// `POST /staff/operators/{id}/disable`.
 pub async fn disable(
     State(state): State<AppState>,
-    crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<super::CsrfOnly>,
+    IdPost { id, op }: IdPost<{ Action::ManageOperators as u8 }>,
 ) -> StaffResult {
-    let op = f.op;
-    op.require(&state, Action::ManageOperators, Place::Console)
-        .await?;
     let Some(target) = store::operators::get(state.db(), id).await? else {
         return Err(StaffError::NotFound);
     };
@@ -194,11 +170,9 @@ pub async fn disable(
     }
     let now = state.settings().staff.clock.now_ms();
     match store::operators::disable(state.db(), &target.name, &op.actor(), now).await {
-        Ok(_) | Err(store::Error::Conflict(_)) => Ok(Redirect::to(&format!(
-            "/staff/operators?disabled={}",
-            crate::url::encode(&target.name)
-        ))
-        .into_response()),
+        Ok(_) | Err(store::Error::Conflict(_)) => {
+            super::see_with("/staff/operators?disabled=", &target.name)
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -3,7 +3,7 @@
 //! days and state, paged and limited to the operator's reach;
 //! `/staff/orders/{id}` tells one order's story in time order.
 
-use super::{CurrentOperator, StaffError, StaffResult, fmt_seconds, html};
+use super::{Console, StaffError, StaffResult, fmt_seconds, html, html_with_status};
 use crate::AppState;
 use crate::i18n::Lang;
 use askama::Template;
@@ -204,11 +204,9 @@ struct OrdersPage {
 /// `GET /staff/orders`.
 pub async fn page(
     State(state): State<AppState>,
-    op: CurrentOperator,
+    Console(op): Console<{ Action::ViewOrders as u8 }>,
     Query(q): Query<Search>,
 ) -> StaffResult {
-    op.require(&state, Action::ViewOrders, Place::Console)
-        .await?;
     let l = op.l;
     let tz = crate::pages::campus_tz(&state);
     let reach = Reach::of(&op.operator);
@@ -226,27 +224,27 @@ pub async fn page(
         Err(key) => (Vec::new(), Some(l.t(key)), false),
     };
     let page = q.page();
-    let mut r = html(&OrdersPage {
-        l,
-        frame: op.frame("staff-orders-title", "/staff/orders"),
-        states: STATES
-            .into_iter()
-            .map(|s| StateOption {
-                value: s.as_str(),
-                label: state_text(l, s),
-            })
-            .collect(),
-        prev: (page > 1).then(|| q.link(page - 1)),
-        next: more.then(|| q.link(page + 1)),
-        page,
-        rows,
-        error: error.clone(),
-        q,
-    })?;
-    if error.is_some() {
-        *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(r)
+    let failed = error.is_some();
+    html_with_status(
+        &OrdersPage {
+            l,
+            frame: op.frame("staff-orders-title", "/staff/orders"),
+            states: STATES
+                .into_iter()
+                .map(|s| StateOption {
+                    value: s.as_str(),
+                    label: state_text(l, s),
+                })
+                .collect(),
+            prev: (page > 1).then(|| q.link(page - 1)),
+            next: more.then(|| q.link(page + 1)),
+            page,
+            rows,
+            error,
+            q,
+        },
+        failed,
+    )
 }
 
 /// One event of the story as the page shows it.
@@ -288,10 +286,8 @@ struct OrderPage {
 pub async fn story(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    op: CurrentOperator,
+    Console(op): Console<{ Action::ViewOrders as u8 }>,
 ) -> StaffResult {
-    op.require(&state, Action::ViewOrders, Place::Console)
-        .await?;
     let order_id = domain::OrderId::new(id);
     let Some((area, place)) = store::story::place_of(state.db(), order_id).await? else {
         return Err(StaffError::NotFound);

@@ -6,12 +6,14 @@
 //! found"). Every change is guarded and audited in `store::shifts`.
 
 use super::counter::tender_key;
-use super::{CurrentOperator, StaffCsrf, StaffError, StaffForm, StaffResult, fmt_seconds, html};
+use super::{
+    Console, CsrfOnly, CurrentOperator, IdPost, StaffError, StaffForm, StaffResult, fmt_seconds,
+    html_with_status,
+};
 use crate::AppState;
 use crate::i18n::Lang;
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use domain::counter::{CashError, parse_counted_cash};
 use domain::staff::{Action, Place, Role};
@@ -129,32 +131,33 @@ async fn render_list(state: &AppState, op: &CurrentOperator, error: Option<Strin
         .collect();
     let open = store::shifts::open_for(state.db(), op.operator.id).await?;
     let failed = error.is_some();
-    let mut r = html(&ShiftsPage {
-        l,
-        rows: rows.iter().map(|s| view(l, s, tz)).collect(),
-        can_open: open.is_none() && op.may(Action::SellAtCounter, Place::Console),
-        open_id: open.map(|s| s.id),
-        error,
-        frame: op.frame("staff-shifts-title", "/staff/shifts"),
-    })?;
-    if failed {
-        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(r)
+    html_with_status(
+        &ShiftsPage {
+            l,
+            rows: rows.iter().map(|s| view(l, s, tz)).collect(),
+            can_open: open.is_none() && op.may(Action::SellAtCounter, Place::Console),
+            open_id: open.map(|s| s.id),
+            error,
+            frame: op.frame("staff-shifts-title", "/staff/shifts"),
+        },
+        failed,
+    )
 }
 
 /// `GET /staff/shifts`.
-pub async fn page(State(state): State<AppState>, op: CurrentOperator) -> StaffResult {
-    op.require(&state, Action::ViewShifts, Place::Console)
-        .await?;
+pub async fn page(
+    State(state): State<AppState>,
+    Console(op): Console<{ Action::ViewShifts as u8 }>,
+) -> StaffResult {
     render_list(&state, &op, None).await
 }
 
 /// `POST /staff/shifts/open`.
-pub async fn open(State(state): State<AppState>, f: StaffForm<super::CsrfOnly>) -> StaffResult {
+pub async fn open(
+    State(state): State<AppState>,
+    f: StaffForm<CsrfOnly, { Action::SellAtCounter as u8 }>,
+) -> StaffResult {
     let op = f.op;
-    op.require(&state, Action::SellAtCounter, Place::Console)
-        .await?;
     let now = state.settings().staff.clock.now_ms();
     match store::shifts::open(state.db(), op.operator.id, &op.actor(), now).await {
         Ok(s) => Ok(Redirect::to(&format!("/staff/shifts/{}", s.id)).into_response()),
@@ -244,53 +247,50 @@ async fn render_shift(
         })
         .collect();
     let failed = error.is_some();
-    let mut r = html(&ShiftPage {
-        l,
-        s: view(l, s, tz),
-        totals: t
-            .by_tender
-            .iter()
-            .map(|x| TotalLine {
-                label: l.t(tender_key(x.tender)),
-                count: x.count,
-                kwh: x.energy.to_string(),
-                amount: x.amount.to_string(),
-            })
-            .collect(),
-        total: TotalLine {
-            label: l.t("staff-shift-total"),
-            count: n,
-            kwh: e.to_string(),
-            amount: a.to_string(),
+    html_with_status(
+        &ShiftPage {
+            l,
+            s: view(l, s, tz),
+            totals: t
+                .by_tender
+                .iter()
+                .map(|x| TotalLine {
+                    label: l.t(tender_key(x.tender)),
+                    count: x.count,
+                    kwh: x.energy.to_string(),
+                    amount: x.amount.to_string(),
+                })
+                .collect(),
+            total: TotalLine {
+                label: l.t("staff-shift-total"),
+                count: n,
+                kwh: e.to_string(),
+                amount: a.to_string(),
+            },
+            refunds: t.refunds,
+            refunded: t.cash_refunded.to_string(),
+            sales,
+            can_close: s.is_open()
+                && s.operator_id == op.operator.id
+                && op.may(Action::SellAtCounter, Place::Console),
+            can_sign: !s.is_open()
+                && s.signed_off_at_ms.is_none()
+                && op.may(Action::SignOffShift, Place::Console),
+            counted: counted.to_owned(),
+            error,
+            notice,
+            frame: op.frame("staff-shift-title", "/staff/shifts"),
         },
-        refunds: t.refunds,
-        refunded: t.cash_refunded.to_string(),
-        sales,
-        can_close: s.is_open()
-            && s.operator_id == op.operator.id
-            && op.may(Action::SellAtCounter, Place::Console),
-        can_sign: !s.is_open()
-            && s.signed_off_at_ms.is_none()
-            && op.may(Action::SignOffShift, Place::Console),
-        counted: counted.to_owned(),
-        error,
-        notice,
-        frame: op.frame("staff-shift-title", "/staff/shifts"),
-    })?;
-    if failed {
-        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(r)
+        failed,
+    )
 }
 
 /// `GET /staff/shifts/{id}`.
 pub async fn shift(
     State(state): State<AppState>,
-    op: CurrentOperator,
+    Console(op): Console<{ Action::ViewShifts as u8 }>,
     crate::pages::PathId(id): crate::pages::PathId,
 ) -> StaffResult {
-    op.require(&state, Action::ViewShifts, Place::Console)
-        .await?;
     let s = load(&state, &op, id).await?;
     render_shift(&state, &op, &s, "", None, None).await
 }
@@ -303,21 +303,15 @@ pub struct CloseForm {
     counted: String,
 }
 
-impl StaffCsrf for CloseForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+crate::pages::csrf_forms!(CloseForm);
 
 /// `POST /staff/shifts/{id}/close`: the cashier enters the cash counted.
 pub async fn close(
     State(state): State<AppState>,
     crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<CloseForm>,
+    f: StaffForm<CloseForm, { Action::SellAtCounter as u8 }>,
 ) -> StaffResult {
     let StaffForm { op, form } = f;
-    op.require(&state, Action::SellAtCounter, Place::Console)
-        .await?;
     let l = op.l;
     let s = load(&state, &op, id).await?;
     let counted = match parse_counted_cash(&form.counted) {
@@ -349,12 +343,8 @@ pub async fn close(
 /// `POST /staff/shifts/{id}/sign-off`: an administrator signs the cash-up off.
 pub async fn sign_off(
     State(state): State<AppState>,
-    crate::pages::PathId(id): crate::pages::PathId,
-    f: StaffForm<super::CsrfOnly>,
+    IdPost { id, op }: IdPost<{ Action::SignOffShift as u8 }>,
 ) -> StaffResult {
-    let op = f.op;
-    op.require(&state, Action::SignOffShift, Place::Console)
-        .await?;
     let l = op.l;
     load(&state, &op, id).await?;
     let now = state.settings().staff.clock.now_ms();
