@@ -257,6 +257,31 @@ async fn all_seeded_with(plan: &domain::campus::CampusPlan, now_ms: i64) -> Resu
     Ok(dbs)
 }
 
+/// What a meter refusing a paid order's recharge leaves behind (the
+/// hoarding limit, say): `worker` claims the next delivery job at `at[0]`,
+/// numbers order `o` at `at[1]`, and the meter's count (the number − 1)
+/// refuses it at `at[2]` with `detail` — the order flagged, its number
+/// given back. Fails when there is no delivery job to claim or the order
+/// gets no number.
+pub async fn meter_refuses(
+    db: &Db,
+    o: &crate::orders::Order,
+    worker: &str,
+    at: [i64; 3],
+    detail: &str,
+) -> Result<()> {
+    let jobs =
+        crate::jobs::claim(db, crate::orders::DELIVER_QUEUE, worker, at[0], 30_000, 1).await?;
+    let job = jobs
+        .first()
+        .ok_or_else(|| crate::Error::Conflict("no delivery job to claim".to_owned()))?;
+    let seq = crate::orders::assign_purchase_seq(db, o.id, at[1])
+        .await?
+        .seq()
+        .ok_or_else(|| crate::Error::Conflict("the order got no purchase number".to_owned()))?;
+    crate::meters::refuse_delivery(db, o.id, job, o.meter_id, seq, seq - 1, detail, at[2]).await
+}
+
 #[cfg(test)]
 mod tests {
     /// Files of ended test processes go; those of live ones stay.

@@ -34,26 +34,9 @@ async fn refused(db: &Db, address: &str, tx_id: &str) -> orders::Order {
 /// `worker` claims the next delivery job, numbers order `o` and the meter
 /// refuses it (count = seq − 1), at the three instants of `at`.
 async fn meter_refuses(db: &Db, o: &orders::Order, worker: &str, at: [i64; 3]) {
-    let job = jobs::claim(db, orders::DELIVER_QUEUE, worker, at[0], 30_000, 1)
+    store::testing::meter_refuses(db, o, worker, at, "hoarding limit")
         .await
         .unwrap();
-    let seq = orders::assign_purchase_seq(db, o.id, at[1])
-        .await
-        .unwrap()
-        .seq()
-        .unwrap();
-    store::meters::refuse_delivery(
-        db,
-        o.id,
-        &job[0],
-        o.meter_id,
-        seq,
-        seq - 1,
-        "hoarding limit",
-        at[2],
-    )
-    .await
-    .unwrap();
 }
 
 /// Claims the next delivery job at `at`, numbers order `o` (at + 1) and

@@ -380,23 +380,12 @@ pub async fn first_meter(db: &Db, area: i64) -> (String, String) {
 /// Paid order `o` refused by its meter (count below its number): flagged,
 /// number given back; as stored then.
 pub async fn refuse(db: &Db, o: store::orders::Order, now: i64) -> store::orders::Order {
-    let job = store::jobs::claim(db, store::orders::DELIVER_QUEUE, "w#1", now + 10, 30_000, 1)
-        .await
-        .unwrap();
-    let seq = store::orders::assign_purchase_seq(db, o.id, now + 11)
-        .await
-        .unwrap()
-        .seq()
-        .unwrap();
-    store::meters::refuse_delivery(
+    store::testing::meter_refuses(
         db,
-        o.id,
-        &job[0],
-        o.meter_id,
-        seq,
-        seq - 1,
+        &o,
+        "w#1",
+        [now + 10, now + 11, now + 12],
         "hoarding limit 500.00 kWh",
-        now + 12,
     )
     .await
     .unwrap();
