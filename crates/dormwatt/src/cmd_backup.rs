@@ -66,6 +66,19 @@ struct Header {
     tables: BTreeMap<String, i64>,
 }
 
+impl Header {
+    /// One line: backend, schema version, tables and rows.
+    fn summary(&self) -> String {
+        format!(
+            "{} schema v{}, {} tables, {} rows",
+            self.backend,
+            self.schema_version,
+            self.tables.len(),
+            self.tables.values().sum::<i64>()
+        )
+    }
+}
+
 /// A database's tables, row counts and schema version, read in one
 /// transaction.
 #[derive(Debug, PartialEq, Eq)]
@@ -256,12 +269,9 @@ pub async fn backup(cfg: &crate::config::Config, args: BackupArgs) -> anyhow::Re
     let _ = std::fs::remove_file(&payload);
     let header = result?;
     println!(
-        "backup written to {}: {} schema v{}, {} tables, {} rows",
+        "backup written to {}: {}",
         args.to.display(),
-        header.backend,
-        header.schema_version,
-        header.tables.len(),
-        header.tables.values().sum::<i64>()
+        header.summary()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -516,12 +526,9 @@ pub async fn restore(cfg: &crate::config::Config, args: RestoreArgs) -> anyhow::
         Backend::Postgres => restore_postgres(cfg, &header, &tmp.0).await?,
     }
     println!(
-        "restored {} ({} schema v{}, {} tables, {} rows) into {}",
+        "restored {} ({}) into {}",
         args.from.display(),
-        header.backend,
-        header.schema_version,
-        header.tables.len(),
-        header.tables.values().sum::<i64>(),
+        header.summary(),
         store::redact_url(url)
     );
     if header.schema_version < known {

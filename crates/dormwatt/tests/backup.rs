@@ -9,17 +9,8 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dormwatt");
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "dw-backup-{tag}-{}-{}",
-        std::process::id(),
-        store::now_ms()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::{BIN, temp_dir, text};
 
 /// Runs `dormwatt args…` in `dir` (off the async runtime).
 async fn dormwatt(dir: &Path, args: &[&str]) -> Output {
@@ -39,12 +30,11 @@ async fn dormwatt(dir: &Path, args: &[&str]) -> Output {
     .unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// Asserts that `out` contains every one of `wanted`.
+fn contains_all(out: &str, wanted: &[&str]) {
+    for w in wanted {
+        assert!(out.contains(w), "{w}: {out}");
+    }
 }
 
 /// `dormwatt --database-url url args…`, which must succeed; its stdout.
@@ -370,15 +360,16 @@ async fn check_config_passes_a_good_one_and_lists_every_problem() {
     .await;
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
-    for line in [
-        "ok       payment.wechat.merchant_key_file",
-        "ok       payment.wechat.public_key_file",
-        "ok       database",
-        "configuration OK",
-        "\"mchid\": \"1230000109\"",
-    ] {
-        assert!(out.contains(line), "{line}: {out}");
-    }
+    contains_all(
+        &out,
+        &[
+            "ok       payment.wechat.merchant_key_file",
+            "ok       payment.wechat.public_key_file",
+            "ok       database",
+            "configuration OK",
+            "\"mchid\": \"1230000109\"",
+        ],
+    );
     assert!(
         !out.contains("a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb"),
         "a secret printed: {out}"
@@ -399,10 +390,9 @@ async fn check_config_passes_a_good_one_and_lists_every_problem() {
     )
     .await;
     assert!(!o.status.success());
-    assert!(
-        text(&o).contains("the key does not match the merchant certificate D7CE59D1F522D701"),
-        "{}",
-        text(&o)
+    contains_all(
+        &text(&o),
+        &["the key does not match the merchant certificate D7CE59D1F522D701"],
     );
 
     // A bad URL, a missing key file and an unreadable certificate: all three in one run.
@@ -419,14 +409,15 @@ async fn check_config_passes_a_good_one_and_lists_every_problem() {
     let o = dormwatt(&dir, &["--config", bad, "check-config"]).await;
     assert!(!o.status.success());
     let out = text(&o);
-    for problem in [
-        "PROBLEM  public_url: 'power example' is not a URL",
-        "PROBLEM  payment.wechat.merchant_key_file: cannot read",
-        "PROBLEM  payment.wechat.platform_certificate_files (",
-        "3 problem(s) found",
-    ] {
-        assert!(out.contains(problem), "{problem}: {out}");
-    }
+    contains_all(
+        &out,
+        &[
+            "PROBLEM  public_url: 'power example' is not a URL",
+            "PROBLEM  payment.wechat.merchant_key_file: cannot read",
+            "PROBLEM  payment.wechat.platform_certificate_files (",
+            "3 problem(s) found",
+        ],
+    );
     // serve refuses to start on the same problems.
     let o = dormwatt(&dir, &["--config", bad, "--listen", "127.0.0.1:0", "serve"]).await;
     assert!(!o.status.success());
