@@ -349,27 +349,29 @@ fn write_container(
         &mut std::fs::File::open(payload)?,
         &mut std::io::sink(),
     )?;
-    let partial = with_suffix(to, ".partial");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+    let partial = TempFile(with_suffix(to, ".partial"));
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    // Personal data and the ledger: readable by the owner only.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    let created = open
+        .open(&partial.0)
+        .with_context(|| format!("cannot write {}", partial.0.display()))?;
+    let mut out = std::io::BufWriter::new(created);
     write!(out, "{MAGIC}\n{json}\nsha256 {sum}\n")?;
     std::io::copy(&mut std::fs::File::open(payload)?, &mut out)?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
-    std::fs::rename(&partial, to).with_context(|| format!("cannot write {}", to.display()))?;
+    std::fs::rename(&partial.0, to).with_context(|| format!("cannot write {}", to.display()))?;
     Ok(header)
 }
 
-/// Reads the container at `file`, writes its payload to `dest` and checks
-/// the checksum and length; `dest` is removed when they do not match.
-fn extract(file: &Path, dest: &Path) -> anyhow::Result<Header> {
-    let result = extract_unchecked(file, dest);
-    if result.is_err() {
-        let _ = std::fs::remove_file(dest);
-    }
-    result.with_context(|| format!("{} is not a good dormwatt backup", file.display()))
-}
+/// The container at `file`, read up to its payload: the header's JSON and
+/// the recorded checksum.
+type Container = (std::io::BufReader<std::fs::File>, String, String);
 
-fn extract_unchecked(file: &Path, dest: &Path) -> anyhow::Result<Header> {
+fn open_container(file: &Path) -> anyhow::Result<Container> {
     let mut r = std::io::BufReader::new(
         std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?,
     );
@@ -387,6 +389,31 @@ fn extract_unchecked(file: &Path, dest: &Path) -> anyhow::Result<Header> {
         .strip_prefix("sha256 ")
         .context("no sha256 line")?
         .to_owned();
+    Ok((r, json, sum))
+}
+
+/// The header as the file claims it, before any checksum (for refusals
+/// that need not read the whole file).
+fn claimed_header(file: &Path) -> anyhow::Result<Header> {
+    let (_, json, _) = open_container(file)
+        .with_context(|| format!("{} is not a good dormwatt backup", file.display()))?;
+    serde_json::from_str(&json).context("unreadable backup header")
+}
+
+/// Writes the payload of `file` to `dest`, checks the checksum and length,
+/// and then the payload itself ([`check_payload`]).
+async fn unpack(file: &Path, dest: &Path) -> anyhow::Result<Header> {
+    let result: anyhow::Result<Header> = async {
+        let header = extract(file, dest)?;
+        check_payload(&header, dest).await?;
+        Ok(header)
+    }
+    .await;
+    result.with_context(|| format!("{} is not a good dormwatt backup", file.display()))
+}
+
+fn extract(file: &Path, dest: &Path) -> anyhow::Result<Header> {
+    let (mut r, json, sum) = open_container(file)?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(dest)?);
     let (found, bytes) = digest_of(&json, &mut r, &mut out)?;
     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
@@ -470,10 +497,7 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     rt.block_on(async {
         let tmp = TempFile::new("verify");
-        let header = extract(&args.file, &tmp.0)?;
-        check_payload(&header, &tmp.0)
-            .await
-            .with_context(|| format!("{} is not a good dormwatt backup", args.file.display()))?;
+        let header = unpack(&args.file, &tmp.0).await?;
         println!("{} is a good backup", args.file.display());
         print_header(&header);
         Ok(ExitCode::SUCCESS)
@@ -503,28 +527,24 @@ pub async fn restore(cfg: &crate::config::Config, args: RestoreArgs) -> anyhow::
     } else {
         Backend::Postgres
     };
-    let tmp = TempFile::new("restore");
-    let header = extract(&args.from, &tmp.0)?;
+    let claimed = claimed_header(&args.from)?;
     anyhow::ensure!(
-        header.backend == backend_name(target),
+        claimed.backend == backend_name(target),
         "this is a {} backup; it restores only into a {} database",
-        header.backend,
-        header.backend
+        claimed.backend,
+        claimed.backend
     );
     let known = known_schema_version(target);
     anyhow::ensure!(
-        header.schema_version <= known,
+        claimed.schema_version <= known,
         "the backup is at schema v{}, newer than this dormwatt (v{known}): restore it with the dormwatt that took it ({})",
-        header.schema_version,
-        header.dormwatt_version
+        claimed.schema_version,
+        claimed.dormwatt_version
     );
-    check_payload(&header, &tmp.0)
-        .await
-        .with_context(|| format!("{} is not a good dormwatt backup", args.from.display()))?;
-    match target {
-        Backend::Sqlite => restore_sqlite(url, &header, &tmp.0).await?,
-        Backend::Postgres => restore_postgres(cfg, &header, &tmp.0).await?,
-    }
+    let header = match target {
+        Backend::Sqlite => restore_sqlite(url, &args.from).await?,
+        Backend::Postgres => restore_postgres(cfg, &args.from).await?,
+    };
     println!(
         "restored {} ({}) into {}",
         args.from.display(),
@@ -554,14 +574,14 @@ fn not_empty(tables: usize) -> anyhow::Error {
     )
 }
 
-async fn restore_sqlite(url: &str, header: &Header, payload: &Path) -> anyhow::Result<()> {
+async fn restore_sqlite(url: &str, file: &Path) -> anyhow::Result<Header> {
     use std::str::FromStr as _;
-    let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
-    let path = opts.get_filename().to_owned();
     anyhow::ensure!(
         !url.contains(":memory:"),
         "cannot restore into an in-memory database"
     );
+    let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+    let path = opts.get_filename().to_owned();
     if path.exists() && std::fs::metadata(&path)?.len() > 0 {
         let db = open_sqlite_read_only(&path).await?;
         let found = contents(&mut read_tx(&db).await?).await;
@@ -571,32 +591,30 @@ async fn restore_sqlite(url: &str, header: &Header, payload: &Path) -> anyhow::R
             return Err(not_empty(n));
         }
     }
-    // Beside the target, so the last step is a rename.
-    let restoring = with_suffix(&path, ".restoring");
-    std::fs::copy(payload, &restoring)
-        .with_context(|| format!("cannot write {}", restoring.display()))?;
-    std::fs::File::open(&restoring)?.sync_all()?;
+    // Unpacked beside the target, so the last step is a rename.
+    let restoring = TempFile(with_suffix(&path, ".restoring"));
+    let header = unpack(file, &restoring.0).await?;
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(with_suffix(&path, suffix));
     }
-    std::fs::rename(&restoring, &path)?;
+    std::fs::rename(&restoring.0, &path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     let db = open_sqlite_read_only(&path).await?;
     let found = contents(&mut read_tx(&db).await?).await;
     db.close().await;
-    same_contents(header, &found?)
+    same_contents(&header, &found?)?;
+    Ok(header)
 }
 
-async fn restore_postgres(
-    cfg: &crate::config::Config,
-    header: &Header,
-    payload: &Path,
-) -> anyhow::Result<()> {
+async fn restore_postgres(cfg: &crate::config::Config, file: &Path) -> anyhow::Result<Header> {
     let db = crate::run::connect(cfg).await?;
     let result = async {
         let n = contents(&mut read_tx(&db).await?).await?.tables.len();
         if n > 0 {
             return Err(not_empty(n));
         }
+        let tmp = TempFile::new("restore");
+        let header = unpack(file, &tmp.0).await?;
         pg_tool(
             "pg_restore",
             Some(&cfg.database_url),
@@ -605,11 +623,12 @@ async fn restore_postgres(
                 "--no-privileges".as_ref(),
                 "--exit-on-error".as_ref(),
                 "--single-transaction".as_ref(),
-                payload.as_os_str(),
+                tmp.0.as_os_str(),
             ],
         )
         .await?;
-        same_contents(header, &contents(&mut read_tx(&db).await?).await?)
+        same_contents(&header, &contents(&mut read_tx(&db).await?).await?)?;
+        Ok(header)
     }
     .await;
     db.close().await;

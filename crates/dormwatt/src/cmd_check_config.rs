@@ -165,6 +165,11 @@ async fn findings(cfg: &Config, merchant_cert: Option<&Path>) -> Findings {
     }
     if cfg.payment.provider == Some(PaymentProviderKind::Wechat) {
         wechat(&mut f, w, merchant_cert, now_s);
+    } else if merchant_cert.is_some() {
+        f.problems.push(
+            "--merchant-certificate: payment.provider is not \"wechat\", so there is no merchant key to check it against"
+                .to_owned(),
+        );
     }
     f.check("database", database(cfg).await);
     f

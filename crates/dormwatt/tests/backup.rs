@@ -177,6 +177,12 @@ async fn backup_while_buying(pg: bool) {
     let after = orders(&src).await;
     assert!(out.contains("backup written to during.dwb"), "{out}");
     let during = dir.join("during.dwb");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&during).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "owner only");
+    }
     let h = header(&during);
     let in_backup = h["tables"]["orders"].as_i64().unwrap();
     assert!(
@@ -255,6 +261,18 @@ async fn backup_while_buying(pg: bool) {
         assert!(msg.contains("is not a good dormwatt backup"), "{msg}");
     }
     if pg {
+        let other = dir.join("other.db");
+        let msg = refused(
+            &dir,
+            &format!("sqlite://{}", other.display()),
+            &["restore", "--from", "during.dwb"],
+        )
+        .await;
+        assert!(
+            msg.contains("restores only into a postgres database"),
+            "{msg}"
+        );
+        assert!(!other.exists(), "nothing written");
         let empty = store::Db::connect(&empty_url, &Default::default())
             .await
             .unwrap();
