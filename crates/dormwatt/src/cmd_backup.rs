@@ -99,14 +99,18 @@ fn backend_name(b: Backend) -> &'static str {
 async fn read_tx(db: &Db) -> anyhow::Result<Tx> {
     Ok(match db {
         Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
-        Db::Postgres(p) => {
-            let mut t = p.begin().await?;
-            sqlx::query("set transaction isolation level repeatable read, read only")
-                .execute(&mut *t)
-                .await?;
-            Tx::Postgres(t)
-        }
+        Db::Postgres(p) => Tx::Postgres(pg_read_tx(p).await?),
     })
+}
+
+async fn pg_read_tx(
+    p: &sqlx::PgPool,
+) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut t = p.begin().await?;
+    sqlx::query("set transaction isolation level repeatable read, read only")
+        .execute(&mut *t)
+        .await?;
+    Ok(t)
 }
 
 /// Every table of the database with its row count, and the schema version.
@@ -147,7 +151,7 @@ async fn contents(tx: &mut Tx) -> anyhow::Result<Contents> {
 }
 
 /// A SQLite file opened read-only: reading it changes nothing.
-async fn open_sqlite_read_only(path: &Path) -> anyhow::Result<Db> {
+async fn open_sqlite_read_only(path: &Path) -> anyhow::Result<sqlx::SqlitePool> {
     let opts = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(path)
         .read_only(true);
@@ -156,29 +160,29 @@ async fn open_sqlite_read_only(path: &Path) -> anyhow::Result<Db> {
         .connect_with(opts)
         .await
         .with_context(|| format!("cannot open {} as a SQLite database", path.display()))?;
-    Ok(Db::Sqlite(pool))
+    Ok(pool)
 }
 
-/// `pragma integrity_check` and the contents of a SQLite payload.
-async fn check_sqlite_file(path: &Path) -> anyhow::Result<Contents> {
-    let db = open_sqlite_read_only(path).await?;
+/// The contents of a SQLite file opened read-only, after `pragma
+/// integrity_check` when `integrity`.
+async fn sqlite_file_contents(path: &Path, integrity: bool) -> anyhow::Result<Contents> {
+    let pool = open_sqlite_read_only(path).await?;
     let result = async {
-        let Db::Sqlite(p) = &db else {
-            unreachable!("opened as SQLite")
-        };
-        let verdict: Vec<String> = sqlx::query_scalar("pragma integrity_check")
-            .fetch_all(p)
-            .await
-            .context("the SQLite payload is not a database")?;
-        anyhow::ensure!(
-            verdict == ["ok"],
-            "the SQLite payload fails integrity_check: {}",
-            verdict.join("; ")
-        );
-        contents(&mut read_tx(&db).await?).await
+        if integrity {
+            let verdict: Vec<String> = sqlx::query_scalar("pragma integrity_check")
+                .fetch_all(&pool)
+                .await
+                .context("the SQLite payload is not a database")?;
+            anyhow::ensure!(
+                verdict == ["ok"],
+                "the SQLite payload fails integrity_check: {}",
+                verdict.join("; ")
+            );
+        }
+        contents(&mut Tx::Sqlite(pool.begin().await?)).await
     }
     .await;
-    db.close().await;
+    pool.close().await;
     result
 }
 
@@ -226,11 +230,7 @@ fn pg_tool_target(url: &str) -> anyhow::Result<(String, Option<String>)> {
 
 /// Runs a PostgreSQL client tool (`pg_dump`, `pg_restore`), failing with
 /// its stderr.
-async fn pg_tool(
-    tool: &str,
-    url: Option<&str>,
-    args: &[&std::ffi::OsStr],
-) -> anyhow::Result<String> {
+async fn pg_tool(tool: &str, url: Option<&str>, args: &[&std::ffi::OsStr]) -> anyhow::Result<()> {
     let mut cmd = tokio::process::Command::new(tool);
     if let Some(url) = url {
         let (dbname, password) = pg_tool_target(url)?;
@@ -247,7 +247,7 @@ async fn pg_tool(
         "{tool} failed: {}",
         String::from_utf8_lossy(&out.stderr).trim()
     );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(())
 }
 
 /// `dormwatt backup --to FILE`.
@@ -258,16 +258,13 @@ pub async fn backup(cfg: &crate::config::Config, args: BackupArgs) -> anyhow::Re
         args.to.display()
     );
     let db = crate::run::connect(cfg).await?;
-    let payload = with_suffix(&args.to, ".payload");
-    let _ = std::fs::remove_file(&payload);
-    let taken = take_payload(&db, cfg, &payload).await;
+    let payload = TempFile(with_suffix(&args.to, ".payload"));
+    // VACUUM INTO and pg_dump write a new file.
+    let _ = std::fs::remove_file(&payload.0);
+    let taken = take_payload(&db, cfg, &payload.0).await;
     db.close().await;
-    let result = match taken {
-        Ok((kind, found)) => write_container(&args.to, &payload, db.backend(), kind, found),
-        Err(e) => Err(e),
-    };
-    let _ = std::fs::remove_file(&payload);
-    let header = result?;
+    let (kind, found) = taken?;
+    let header = write_container(&args.to, &payload.0, db.backend(), kind, found)?;
     println!(
         "backup written to {}: {}",
         args.to.display(),
@@ -293,16 +290,14 @@ async fn take_payload(
             .execute(p)
             .await
             .context("VACUUM INTO failed")?;
-            Ok(("sqlite-database", check_sqlite_file(path).await?))
+            Ok(("sqlite-database", sqlite_file_contents(path, true).await?))
         }
-        Db::Postgres(_) => {
-            let mut tx = read_tx(db).await?;
-            let Tx::Postgres(t) = &mut tx else {
-                unreachable!("a PostgreSQL pool")
-            };
+        Db::Postgres(p) => {
+            let mut t = pg_read_tx(p).await?;
             let snapshot: String = sqlx::query_scalar("select pg_export_snapshot()")
-                .fetch_one(&mut **t)
+                .fetch_one(&mut *t)
                 .await?;
+            let mut tx = Tx::Postgres(t);
             let found = contents(&mut tx).await?;
             // pg_dump reads in our snapshot: the archive holds exactly the rows counted.
             pg_tool(
@@ -451,7 +446,7 @@ fn same_contents(header: &Header, found: &Contents) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A temporary file for a payload, removed on drop.
+/// A payload file, removed on drop (with SQLite's side files).
 struct TempFile(PathBuf);
 
 impl TempFile {
@@ -476,15 +471,14 @@ impl Drop for TempFile {
 /// counts, or that `pg_restore` reads the archive's table of contents.
 async fn check_payload(header: &Header, payload: &Path) -> anyhow::Result<()> {
     match header.payload.as_str() {
-        "sqlite-database" => same_contents(header, &check_sqlite_file(payload).await?),
+        "sqlite-database" => same_contents(header, &sqlite_file_contents(payload, true).await?),
         "pg_dump-custom" => {
             pg_tool(
                 "pg_restore",
                 None,
                 &["--list".as_ref(), payload.as_os_str()],
             )
-            .await?;
-            Ok(())
+            .await
         }
         other => anyhow::bail!("unknown payload kind '{other}'"),
     }
@@ -583,10 +577,7 @@ async fn restore_sqlite(url: &str, file: &Path) -> anyhow::Result<Header> {
     let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
     let path = opts.get_filename().to_owned();
     if path.exists() && std::fs::metadata(&path)?.len() > 0 {
-        let db = open_sqlite_read_only(&path).await?;
-        let found = contents(&mut read_tx(&db).await?).await;
-        db.close().await;
-        let n = found?.tables.len();
+        let n = sqlite_file_contents(&path, false).await?.tables.len();
         if n > 0 {
             return Err(not_empty(n));
         }
@@ -599,10 +590,7 @@ async fn restore_sqlite(url: &str, file: &Path) -> anyhow::Result<Header> {
     }
     std::fs::rename(&restoring.0, &path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    let db = open_sqlite_read_only(&path).await?;
-    let found = contents(&mut read_tx(&db).await?).await;
-    db.close().await;
-    same_contents(&header, &found?)?;
+    same_contents(&header, &sqlite_file_contents(&path, false).await?)?;
     Ok(header)
 }
 
