@@ -92,22 +92,10 @@ impl Databases {
             return;
         }
         let admin = std::env::var(store::testing::PG_URL_ENV).unwrap();
-        let db = store::Db::connect(&admin, &Default::default())
-            .await
-            .unwrap();
         for url in self.made {
-            let name = url.rsplit('/').next().unwrap().to_owned();
-            let store::Db::Postgres(p) = &db else {
-                unreachable!("an admin connection to PostgreSQL")
-            };
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "drop database if exists \"{name}\" with (force)"
-            )))
-            .execute(p)
-            .await
-            .unwrap();
+            let name = url.rsplit('/').next().unwrap();
+            store::scratch::drop_postgres(&admin, name).await.unwrap();
         }
-        db.close().await;
     }
 }
 
