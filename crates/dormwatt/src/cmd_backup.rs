@@ -622,3 +622,18 @@ async fn restore_postgres(cfg: &crate::config::Config, file: &Path) -> anyhow::R
     db.close().await;
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::pg_tool_target;
+
+    #[test]
+    fn the_password_leaves_the_client_tools_command_line() {
+        let (url, pw) = pg_tool_target("postgres://dw:s%40cret@db.example:5433/dormwatt").unwrap();
+        assert_eq!(url, "postgres://dw@db.example:5433/dormwatt");
+        assert_eq!(pw.as_deref(), Some("s@cret"));
+        let (url, pw) = pg_tool_target("postgres://dw@localhost/dormwatt").unwrap();
+        assert_eq!(url, "postgres://dw@localhost/dormwatt");
+        assert_eq!(pw, None);
+    }
+}

@@ -202,3 +202,40 @@ pub async fn run(cfg: &Config, args: CheckConfigArgs) -> anyhow::Result<ExitCode
         Ok(ExitCode::FAILURE)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{not_expired, url};
+
+    #[test]
+    fn an_expired_or_future_certificate_is_a_problem() {
+        let pem = include_str!("../../pay/testdata/go_sdk_test_cert_D7CE59D1F522D701.pem");
+        let c = pay::PlatformCertificate::from_pem(pem).unwrap();
+        let now = c.effective_unix_s + 1;
+        assert!(not_expired("cert", &c, now).is_ok());
+        let e = not_expired("cert", &c, c.expire_unix_s + 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cert: certificate D7CE59D1F522D701 expired at 2031-04-25"),
+            "{e}"
+        );
+        let e = not_expired("cert", &c, c.effective_unix_s - 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not valid before 2021-04-27"), "{e}");
+    }
+
+    #[test]
+    fn urls_need_a_scheme_and_a_host() {
+        assert!(url("k", "https://power.example.edu.cn/").is_ok());
+        for bad in [
+            "power.example.edu.cn",
+            "ftp://x.example",
+            "http://",
+            "mailto:a@b",
+        ] {
+            assert!(url("k", bad).is_err(), "{bad}");
+        }
+    }
+}
