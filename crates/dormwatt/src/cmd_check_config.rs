@@ -2,7 +2,7 @@
 //! at once (files, keys, certificates, URLs, the database), every problem
 //! listed. `serve` runs the same [`problems`] before it starts.
 
-use crate::config::{Config, PaymentProviderKind, WechatPaySection};
+use crate::config::{Config, PAYMENT_REFUSED, PaymentProviderKind, PaymentSide, WechatPaySection};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -180,6 +180,22 @@ pub async fn problems(cfg: &Config) -> Vec<String> {
     findings(cfg, None).await.problems
 }
 
+/// What `serve` runs on the payment side with this configuration.
+fn payment_side(cfg: &Config) -> String {
+    let w = &cfg.payment.wechat;
+    match cfg.payment.resolve(false) {
+        PaymentSide::Wechat => format!(
+            "payments under serve: WeChat Pay, appid {}, mchid {}",
+            w.appid, w.mchid
+        ),
+        PaymentSide::None => "payments under serve: none (payment.provider = \"none\")".to_owned(),
+        PaymentSide::Refused => format!("payments under serve: none: {PAYMENT_REFUSED}"),
+        PaymentSide::Sandbox { .. } => {
+            "payments under serve: the SANDBOX (public keys, no real money)".to_owned()
+        }
+    }
+}
+
 /// `dormwatt check-config`.
 pub async fn run(cfg: &Config, args: CheckConfigArgs) -> anyhow::Result<ExitCode> {
     let f = findings(cfg, args.merchant_certificate.as_deref()).await;
@@ -188,6 +204,7 @@ pub async fn run(cfg: &Config, args: CheckConfigArgs) -> anyhow::Result<ExitCode
     shown["database_url"] = store::redact_url(&cfg.database_url).into();
     println!("configuration in effect (secrets redacted):");
     println!("{}", serde_json::to_string_pretty(&shown)?);
+    println!("{}", payment_side(cfg));
     for c in &f.checked {
         println!("ok       {c}");
     }

@@ -373,6 +373,7 @@ async fn check_config_passes_a_good_one_and_lists_every_problem() {
             "ok       payment.wechat.public_key_file",
             "ok       database",
             "configuration OK",
+            "payments under serve: WeChat Pay, appid wxd678efh567hg6787, mchid 1230000109",
             "\"mchid\": \"1230000109\"",
         ],
     );
