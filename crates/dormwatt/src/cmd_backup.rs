@@ -193,6 +193,18 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Writing a copy of the payload failed: the disk's fault, not the backup's.
+#[derive(Debug)]
+struct CannotWrite(std::io::Error);
+
+impl std::fmt::Display for CannotWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write the unpacked payload: {}", self.0)
+    }
+}
+
+impl std::error::Error for CannotWrite {}
+
 /// A SHA-256 over the header's JSON and the payload.
 fn digest_of(
     json: &str,
@@ -209,7 +221,7 @@ fn digest_of(
             break;
         }
         ctx.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
+        out.write_all(&buf[..n]).map_err(CannotWrite)?;
         total += n as u64;
     }
     Ok((hex::encode(ctx.finish()), total))
@@ -404,14 +416,21 @@ async fn unpack(file: &Path, dest: &Path) -> anyhow::Result<Header> {
         Ok(header)
     }
     .await;
-    result.with_context(|| format!("{} is not a good dormwatt backup", file.display()))
+    match result {
+        Err(e) if e.is::<CannotWrite>() => {
+            Err(e.context(format!("unpacking into {}", dest.display())))
+        }
+        r => r.with_context(|| format!("{} is not a good dormwatt backup", file.display())),
+    }
 }
 
 fn extract(file: &Path, dest: &Path) -> anyhow::Result<Header> {
     let (mut r, json, sum) = open_container(file)?;
-    let mut out = std::io::BufWriter::new(std::fs::File::create(dest)?);
+    let created = std::fs::File::create(dest).map_err(CannotWrite)?;
+    let mut out = std::io::BufWriter::new(created);
     let (found, bytes) = digest_of(&json, &mut r, &mut out)?;
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    let written = out.into_inner().map_err(|e| CannotWrite(e.into_error()))?;
+    written.sync_all().map_err(CannotWrite)?;
     anyhow::ensure!(found == sum, "checksum mismatch: the file is damaged");
     let header: Header = serde_json::from_str(&json).context("unreadable header")?;
     anyhow::ensure!(
