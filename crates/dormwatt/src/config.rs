@@ -535,49 +535,14 @@ impl PaymentConfig {
 
     fn wechat_pay_config(&self, notify_url: &str) -> anyhow::Result<pay::WechatPayConfig> {
         let w = &self.wechat;
-        let file = |p: &Option<PathBuf>, key: &str| -> anyhow::Result<Vec<u8>> {
-            let p = p
-                .as_ref()
-                .ok_or_else(|| anyhow::anyhow!("payment.wechat.{key}: required"))?;
-            read_secret(p, &format!("payment.wechat.{key}"))
-        };
-        let pem = |bytes: Vec<u8>, key: &str| {
-            String::from_utf8(bytes)
-                .map_err(|_| anyhow::anyhow!("payment.wechat.{key}: not PEM text"))
-        };
-        let merchant_key = pay::MerchantKey::from_pkcs8_pem(&pem(
-            file(&w.merchant_key_file, "merchant_key_file")?,
-            "merchant_key_file",
-        )?)
-        .map_err(|e| anyhow::anyhow!("payment.wechat.merchant_key_file: {e}"))?;
-        let v3 = file(&w.api_v3_key_file, "api_v3_key_file")?;
-        let api_v3_key = pay::ApiV3Key::new(v3.trim_ascii())
-            .map_err(|e| anyhow::anyhow!("payment.wechat.api_v3_key_file: {e}"))?;
+        let merchant_key = w.merchant_key()?;
+        let api_v3_key = w.api_v3_key()?;
         let mut keys = pay::WechatPayKeys::default();
-        if w.public_key_file.is_some() {
-            anyhow::ensure!(
-                w.public_key_id.starts_with("PUB_KEY_ID_"),
-                "payment.wechat.public_key_id: expected PUB_KEY_ID_…"
-            );
-            let key = pay::RsaPublicKey::from_pem(&pem(
-                file(&w.public_key_file, "public_key_file")?,
-                "public_key_file",
-            )?)
-            .map_err(|e| anyhow::anyhow!("payment.wechat.public_key_file: {e}"))?;
+        if let Some(key) = w.public_key()? {
             keys.set_public_key(&w.public_key_id, key);
         }
         for p in &w.platform_certificate_files {
-            let text = pem(
-                read_secret(p, "payment.wechat.platform_certificate_files")?,
-                "platform_certificate_files",
-            )?;
-            let cert = pay::PlatformCertificate::from_pem(&text).map_err(|e| {
-                anyhow::anyhow!(
-                    "payment.wechat.platform_certificate_files ({}): {e}",
-                    p.display()
-                )
-            })?;
-            keys.add_certificate(cert);
+            keys.add_certificate(WechatPaySection::platform_certificate(p)?);
         }
         Ok(pay::WechatPayConfig {
             appid: w.appid.clone(),
@@ -598,6 +563,60 @@ impl PaymentConfig {
             connect_timeout: pay::WechatPayConfig::DEFAULT_CONNECT_TIMEOUT,
         })
     }
+}
+
+impl WechatPaySection {
+    /// The merchant's private key (`merchant_key_file`).
+    pub fn merchant_key(&self) -> anyhow::Result<pay::MerchantKey> {
+        let text = pem_file(self.merchant_key_file.as_deref(), "merchant_key_file")?;
+        pay::MerchantKey::from_pkcs8_pem(&text)
+            .map_err(|e| anyhow::anyhow!("payment.wechat.merchant_key_file: {e}"))
+    }
+
+    /// The APIv3 key (`api_v3_key_file`).
+    pub fn api_v3_key(&self) -> anyhow::Result<pay::ApiV3Key> {
+        let v3 = wechat_file(self.api_v3_key_file.as_deref(), "api_v3_key_file")?;
+        pay::ApiV3Key::new(v3.trim_ascii())
+            .map_err(|e| anyhow::anyhow!("payment.wechat.api_v3_key_file: {e}"))
+    }
+
+    /// The WeChat Pay public key, when `public_key_file` is set.
+    pub fn public_key(&self) -> anyhow::Result<Option<pay::RsaPublicKey>> {
+        if self.public_key_file.is_none() {
+            return Ok(None);
+        }
+        anyhow::ensure!(
+            self.public_key_id.starts_with("PUB_KEY_ID_"),
+            "payment.wechat.public_key_id: expected PUB_KEY_ID_…"
+        );
+        let text = pem_file(self.public_key_file.as_deref(), "public_key_file")?;
+        let key = pay::RsaPublicKey::from_pem(&text)
+            .map_err(|e| anyhow::anyhow!("payment.wechat.public_key_file: {e}"))?;
+        Ok(Some(key))
+    }
+
+    /// One of `platform_certificate_files`.
+    pub fn platform_certificate(p: &Path) -> anyhow::Result<pay::PlatformCertificate> {
+        let text = pem_file(Some(p), "platform_certificate_files")?;
+        pay::PlatformCertificate::from_pem(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "payment.wechat.platform_certificate_files ({}): {e}",
+                p.display()
+            )
+        })
+    }
+}
+
+/// The bytes of the `[payment.wechat]` file `key`, which is required.
+fn wechat_file(p: Option<&Path>, key: &str) -> anyhow::Result<Vec<u8>> {
+    let p = p.ok_or_else(|| anyhow::anyhow!("payment.wechat.{key}: required"))?;
+    read_secret(p, &format!("payment.wechat.{key}"))
+}
+
+/// [`wechat_file`] as PEM text.
+pub(crate) fn pem_file(p: Option<&Path>, key: &str) -> anyhow::Result<String> {
+    String::from_utf8(wechat_file(p, key)?)
+        .map_err(|_| anyhow::anyhow!("payment.wechat.{key}: not PEM text"))
 }
 
 /// Most bytes of a key or token file (PEM keys are a few KiB).

@@ -11,6 +11,8 @@ mod bench_collect;
 mod bench_pages;
 #[cfg(feature = "sandbox")]
 mod bench_purchase;
+mod cmd_backup;
+mod cmd_check_config;
 mod cmd_dst;
 mod cmd_frame;
 mod cmd_operator;
@@ -69,6 +71,14 @@ enum Command {
     Simulate(cmd_simulate::SimulateArgs),
     /// Deterministic simulation of the money core under faults, many seeds.
     Dst(cmd_dst::DstArgs),
+    /// Write a consistent online backup of the database to a new file.
+    Backup(cmd_backup::BackupArgs),
+    /// Restore a backup into an empty database.
+    Restore(cmd_backup::RestoreArgs),
+    /// Check a backup file's integrity and print what it holds.
+    VerifyBackup(cmd_backup::VerifyArgs),
+    /// Check the configuration, its files and keys and the database; print it, secrets redacted.
+    CheckConfig(cmd_check_config::CheckConfigArgs),
     /// Benchmarks whose figures go in docs/BENCHMARKS.md.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -93,6 +103,7 @@ fn main() -> std::process::ExitCode {
             cmd_simulate::run(args).map(|()| std::process::ExitCode::SUCCESS)
         }
         Command::Dst(args) => cmd_dst::run(args, cli.global.database_url.as_deref()),
+        Command::VerifyBackup(args) => cmd_backup::verify(args),
         Command::Bench(b) => match b {
             BenchCommand::Collect(a) => bench_collect::run(a),
             #[cfg(feature = "sandbox")]

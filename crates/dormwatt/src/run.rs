@@ -171,7 +171,14 @@ pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
                 let db = connect_migrated(&cfg).await?;
                 crate::cmd_operator::run(&db, c).await
             }
-            Command::Frame(_) | Command::Simulate(_) | Command::Dst(_) | Command::Bench(_) => {
+            Command::Backup(args) => crate::cmd_backup::backup(&cfg, args).await,
+            Command::Restore(args) => crate::cmd_backup::restore(&cfg, args).await,
+            Command::CheckConfig(args) => crate::cmd_check_config::run(&cfg, args).await,
+            Command::Frame(_)
+            | Command::Simulate(_)
+            | Command::Dst(_)
+            | Command::Bench(_)
+            | Command::VerifyBackup(_) => {
                 unreachable!("handled in main")
             }
         }
@@ -179,7 +186,7 @@ pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
 }
 
 /// Connects, refusing a database from a newer dormwatt.
-async fn connect(cfg: &Config) -> anyhow::Result<store::Db> {
+pub(crate) async fn connect(cfg: &Config) -> anyhow::Result<store::Db> {
     let shown = store::redact_url(&cfg.database_url);
     let db = store::Db::connect(&cfg.database_url, &cfg.db_options())
         .await
@@ -256,6 +263,12 @@ fn print_status(s: &store::campus::Status) {
 
 async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitCode> {
     let db = connect_migrated(&cfg).await?;
+    let problems = crate::cmd_check_config::problems(&cfg).await;
+    anyhow::ensure!(
+        problems.is_empty(),
+        "not starting: the configuration has problems (`dormwatt check-config` lists them):\n  {}",
+        problems.join("\n  ")
+    );
     if demo {
         let empty = store::campus::status(&db).await?.meters == 0;
         if empty {

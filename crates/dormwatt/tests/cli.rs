@@ -7,17 +7,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dormwatt");
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "dw-cli-{tag}-{}-{}",
-        std::process::id(),
-        store::now_ms()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::{BIN, temp_dir, text};
 
 fn dormwatt(dir: &PathBuf, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
@@ -246,14 +237,6 @@ fn dormwatt_stdin(dir: &PathBuf, args: &[&str], input: &str) -> std::process::Ou
         .write_all(input.as_bytes())
         .unwrap();
     child.wait_with_output().expect("wait")
-}
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Operators from the command line, then the audit chain checked, then
