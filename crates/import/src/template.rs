@@ -72,6 +72,15 @@ pub fn columns(kind: Kind) -> &'static [Column] {
     }
 }
 
+/// The header of `kind`'s column `key` (`区域代码/area`), for errors found
+/// elsewhere (the database checks).
+pub fn header_of(kind: Kind, key: &str) -> String {
+    columns(kind)
+        .iter()
+        .find(|c| c.key == key)
+        .map_or_else(|| key.to_owned(), Column::header)
+}
+
 /// Example rows of `kind`, one cell per column. They are valid against the
 /// demo campus when imported in [`Kind::ALL`]'s order (the meters go into
 /// the example rooms 401 and 402).
