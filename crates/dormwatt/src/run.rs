@@ -171,6 +171,9 @@ pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
                 let db = connect_migrated(&cfg).await?;
                 crate::cmd_operator::run(&db, c).await
             }
+            Command::Import(args) => {
+                crate::cmd_import::run(&connect_migrated(&cfg).await?, args).await
+            }
             Command::Frame(_) | Command::Simulate(_) | Command::Dst(_) | Command::Bench(_) => {
                 unreachable!("handled in main")
             }
