@@ -62,7 +62,7 @@ pub fn write_template(args: &ImportArgs) -> anyhow::Result<ExitCode> {
 pub async fn run(db: &store::Db, args: ImportArgs) -> anyhow::Result<ExitCode> {
     let path = args.file.as_deref().context("a FILE to import")?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (rows, mut errors, applied) = match import::parse(&bytes, args.kind) {
+    let (rows, errors, applied) = match import::parse(&bytes, args.kind) {
         Err(e) => (0, vec![e.as_row_error()], None),
         Ok(parsed) if args.dry_run || !parsed.errors.is_empty() => {
             let mut errors = parsed.errors;
@@ -77,16 +77,17 @@ pub async fn run(db: &store::Db, args: ImportArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    errors.sort_by_key(|e| e.row);
     let report = Report::new(rows, errors);
+    // Written, not printed: a closed pipe is an error, not a panic.
+    let mut out = std::io::stdout().lock();
     if args.json {
         let answer = Answer {
             report: &report,
             applied: applied.map(|(_, n)| n),
         };
-        println!("{}", serde_json::to_string(&answer)?);
+        writeln!(out, "{}", serde_json::to_string(&answer)?)?;
     } else {
-        print_report(&report, applied, args.dry_run);
+        print_report(&mut out, &report, applied, args.dry_run)?;
     }
     Ok(if report.errors.is_empty() {
         ExitCode::SUCCESS
@@ -104,7 +105,12 @@ struct Answer<'a> {
     applied: Option<usize>,
 }
 
-fn print_report(report: &Report, applied: Option<(Kind, usize)>, dry_run: bool) {
+fn print_report(
+    out: &mut impl std::io::Write,
+    report: &Report,
+    applied: Option<(Kind, usize)>,
+    dry_run: bool,
+) -> std::io::Result<()> {
     for RowError {
         row,
         column,
@@ -112,20 +118,21 @@ fn print_report(report: &Report, applied: Option<(Kind, usize)>, dry_run: bool) 
     } in &report.errors
     {
         match (row, column.as_str()) {
-            (0, _) => println!("file: {reason}"),
-            (_, "") => println!("row {row}: {reason}"),
-            _ => println!("row {row}, {column}: {reason}"),
+            (0, _) => writeln!(out, "file: {reason}")?,
+            (_, "") => writeln!(out, "row {row}: {reason}")?,
+            _ => writeln!(out, "row {row}, {column}: {reason}")?,
         }
     }
-    println!(
+    writeln!(
+        out,
         "{} rows, {} ok, {} failing",
         report.rows,
         report.ok,
         report.rows - report.ok
-    );
+    )?;
     match applied {
-        Some((kind, n)) => println!("imported {n} {} (audited)", kind.as_str()),
-        None if dry_run => println!("dry run: nothing written"),
-        None => println!("nothing imported"),
+        Some((kind, n)) => writeln!(out, "imported {n} {} (audited)", kind.as_str()),
+        None if dry_run => writeln!(out, "dry run: nothing written"),
+        None => writeln!(out, "nothing imported"),
     }
 }
