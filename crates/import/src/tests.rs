@@ -6,6 +6,15 @@ fn parse_csv(text: &str) -> Result<Parsed, FileError> {
     parse(text.as_bytes(), None)
 }
 
+/// A meters CSV with English headers, one row per address, rooms 401….
+fn meters_csv(addresses: &[&str]) -> String {
+    let mut text = String::from("address,area,building,room,gateway,bus\n");
+    for (i, a) in addresses.iter().enumerate() {
+        text.push_str(&format!("{a},cuc,4号楼,{},gw,1\n", 401 + i));
+    }
+    text
+}
+
 fn errors_of(text: &str) -> Vec<RowError> {
     parse_csv(text).unwrap().errors
 }
@@ -81,12 +90,11 @@ fn a_missing_required_column_is_named() {
 
 #[test]
 fn a_malformed_address_fails_its_row_only() {
-    let e = errors_of(
-        "address,area,building,room,gateway,bus\n\
-         20170101003,cuc,4号楼,401,gw,1\n\
-         201701010031,cuc,4号楼,402,gw,1\n\
-         2017010100AB,cuc,4号楼,403,gw,1\n",
-    );
+    let e = errors_of(&meters_csv(&[
+        "20170101003",
+        "201701010031",
+        "2017010100AB",
+    ]));
     assert_eq!(e.len(), 2, "{e:?}");
     assert_eq!((e[0].row, e[0].column.as_str()), (2, "电表编号/address"));
     assert!(e[0].reason.contains("12 digits"), "{}", e[0].reason);
@@ -95,12 +103,11 @@ fn a_malformed_address_fails_its_row_only() {
 
 #[test]
 fn a_duplicate_within_the_file_names_the_first_row() {
-    let parsed = parse_csv(
-        "address,area,building,room,gateway,bus\n\
-         201701010031,cuc,4号楼,401,gw,1\n\
-         201701010032,cuc,4号楼,402,gw,1\n\
-         2017 0101 0031,cuc,4号楼,403,gw,1\n",
-    )
+    let parsed = parse_csv(&meters_csv(&[
+        "201701010031",
+        "201701010032",
+        "2017 0101 0031",
+    ]))
     .unwrap();
     assert_eq!(
         parsed.errors,

@@ -177,6 +177,24 @@ impl Checker<'_> {
         found
     }
 
+    /// The building a new room or gateway goes in, unless the building is
+    /// unknown or `taken` says the row's `key` is registered there already.
+    fn new_in(
+        &mut self,
+        row: u32,
+        area: &str,
+        building: &str,
+        key: &str,
+        taken: impl FnOnce(&Registry, i64) -> bool,
+    ) -> Option<i64> {
+        let (building_id, _) = self.building(row, area, building)?;
+        if taken(self.reg, building_id) {
+            self.fail(row, key, "already registered".to_owned());
+            return None;
+        }
+        Some(building_id)
+    }
+
     fn plan<'a>(&mut self, records: &'a Records) -> Vec<Insert<'a>> {
         let mut out = Vec::with_capacity(records.len());
         match records {
@@ -205,36 +223,28 @@ impl Checker<'_> {
             }
             Records::Rooms(rows) => {
                 for r in rows {
-                    let Some((building_id, _)) = self.building(r.row, &r.area, &r.building) else {
-                        continue;
-                    };
-                    if self
-                        .reg
-                        .rooms
-                        .contains_key(&(building_id, r.number.clone()))
+                    let taken = |reg: &Registry, b| reg.rooms.contains_key(&(b, r.number.clone()));
+                    if let Some(building_id) =
+                        self.new_in(r.row, &r.area, &r.building, "room", taken)
                     {
-                        self.fail(r.row, "room", "already registered".to_owned());
-                        continue;
+                        out.push(Insert::Room {
+                            building_id,
+                            row: r,
+                        });
                     }
-                    out.push(Insert::Room {
-                        building_id,
-                        row: r,
-                    });
                 }
             }
             Records::Gateways(rows) => {
                 for g in rows {
-                    let Some((building_id, _)) = self.building(g.row, &g.area, &g.building) else {
-                        continue;
-                    };
-                    if self.reg.gateways.contains_key(&g.name) {
-                        self.fail(g.row, "gateway", "already registered".to_owned());
-                        continue;
+                    let taken = |reg: &Registry, _| reg.gateways.contains_key(&g.name);
+                    if let Some(building_id) =
+                        self.new_in(g.row, &g.area, &g.building, "gateway", taken)
+                    {
+                        out.push(Insert::Gateway {
+                            building_id,
+                            row: g,
+                        });
                     }
-                    out.push(Insert::Gateway {
-                        building_id,
-                        row: g,
-                    });
                 }
             }
             Records::Meters(rows) => {

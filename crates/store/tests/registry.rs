@@ -41,6 +41,13 @@ fn rooms_and_meters(n: usize, first: u64) -> (Records, Records) {
     (records(&rooms), records(&meters))
 }
 
+/// Applies `n` new rooms; their meters' file and the meters before.
+async fn with_rooms(db: &Db, n: usize, first: u64) -> (Records, i64) {
+    let (rooms, file) = rooms_and_meters(n, first);
+    applied(db, &rooms).await;
+    (file, meters(db).await)
+}
+
 async fn meters(db: &Db) -> i64 {
     campus::status(db).await.expect("status").meters
 }
@@ -122,9 +129,7 @@ async fn an_address_already_in_the_database_and_unknown_places_are_reported() {
 #[tokio::test]
 async fn apply_is_all_or_nothing_and_audited_once() {
     for db in seeded().await {
-        let (rooms, good) = rooms_and_meters(3, 201_701_018_001);
-        applied(&db, &rooms).await;
-        let before = meters(&db).await;
+        let (good, before) = with_rooms(&db, 3, 201_701_018_001).await;
         let bad = records(
             "address,area,building,room,gateway,bus\n\
              201701018001,cuc,4号楼,501,cuc-b01-gw1,1\n\
@@ -169,8 +174,7 @@ async fn apply_is_all_or_nothing_and_audited_once() {
 async fn a_bus_over_capacity_fails_the_rows_beyond_it() {
     for db in seeded().await {
         // Bus 1 of 4号楼 carries 30 of its 64.
-        let (rooms, meters_file) = rooms_and_meters(36, 201_701_017_001);
-        applied(&db, &rooms).await;
+        let (meters_file, _) = with_rooms(&db, 36, 201_701_017_001).await;
         let errors = registry::check(&db, &meters_file).await.unwrap();
         assert_eq!(at(&errors), [(36, "总线/bus"), (37, "总线/bus")]);
         assert!(
@@ -184,9 +188,7 @@ async fn a_bus_over_capacity_fails_the_rows_beyond_it() {
 #[tokio::test]
 async fn two_imports_of_one_file_at_once_write_it_once() {
     for db in seeded().await {
-        let (rooms, file) = rooms_and_meters(20, 201_701_016_001);
-        applied(&db, &rooms).await;
-        let before = meters(&db).await;
+        let (file, before) = with_rooms(&db, 20, 201_701_016_001).await;
         let actor = Actor::command_line();
         let (a, b) = tokio::join!(
             registry::apply(&db, &file, &actor, NOW),
