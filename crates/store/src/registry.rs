@@ -127,14 +127,10 @@ enum Insert<'a> {
         position: i64,
         row: &'a import::Building,
     },
-    Room {
-        building_id: i64,
-        row: &'a import::Room,
-    },
-    Gateway {
-        building_id: i64,
-        row: &'a import::Gateway,
-    },
+    /// In the building of this id.
+    Room(i64, &'a import::Room),
+    /// In the building of this id.
+    Gateway(i64, &'a import::Gateway),
     Meter {
         area_id: i64,
         room_id: i64,
@@ -224,27 +220,15 @@ impl Checker<'_> {
             Records::Rooms(rows) => {
                 for r in rows {
                     let taken = |reg: &Registry, b| reg.rooms.contains_key(&(b, r.number.clone()));
-                    if let Some(building_id) =
-                        self.new_in(r.row, &r.area, &r.building, "room", taken)
-                    {
-                        out.push(Insert::Room {
-                            building_id,
-                            row: r,
-                        });
-                    }
+                    let building = self.new_in(r.row, &r.area, &r.building, "room", taken);
+                    out.extend(building.map(|b| Insert::Room(b, r)));
                 }
             }
             Records::Gateways(rows) => {
                 for g in rows {
                     let taken = |reg: &Registry, _| reg.gateways.contains_key(&g.name);
-                    if let Some(building_id) =
-                        self.new_in(g.row, &g.area, &g.building, "gateway", taken)
-                    {
-                        out.push(Insert::Gateway {
-                            building_id,
-                            row: g,
-                        });
-                    }
+                    let building = self.new_in(g.row, &g.area, &g.building, "gateway", taken);
+                    out.extend(building.map(|b| Insert::Gateway(b, g)));
                 }
             }
             Records::Meters(rows) => {
@@ -393,7 +377,7 @@ async fn write(tx: &mut Tx, inserts: &[Insert<'_>], now_ms: i64) -> Result<()> {
             .rows_affected()
                 })
             }
-            Insert::Room { building_id, row } => on_tx!(tx, |c| sqlx::query(
+            Insert::Room(building_id, row) => on_tx!(tx, |c| sqlx::query(
                 "insert into room (building_id, number, floor) values ($1, $2, $3)"
             )
             .bind(building_id)
@@ -402,7 +386,7 @@ async fn write(tx: &mut Tx, inserts: &[Insert<'_>], now_ms: i64) -> Result<()> {
             .execute(c)
             .await?
             .rows_affected()),
-            Insert::Gateway { building_id, row } => {
+            Insert::Gateway(building_id, row) => {
                 let gateway_id: i64 = on_tx!(tx, |c| {
                     sqlx::query_scalar(
                     "insert into gateway (building_id, name, mode, host, port) values ($1, $2, $3, $4, $5)
