@@ -12,9 +12,10 @@ struct Site {
 }
 
 impl Site {
-    fn new() -> Self {
+    /// `tag` keeps the directories of tests running at once apart.
+    fn new(tag: &str) -> Self {
         let dir = std::env::temp_dir().join(format!(
-            "dw-import-{}-{}",
+            "dw-import-{tag}-{}-{}",
             std::process::id(),
             store::now_ms()
         ));
@@ -72,7 +73,7 @@ const B4: &str = "中国传媒大学 / 4号楼";
 
 #[test]
 fn a_meter_file_with_three_bad_rows_is_refused_then_fixed_and_applied() {
-    let site = Site::new();
+    let site = Site::new("apply");
     site.ok(&["seed"]);
     // The rooms template (XLSX) and three more rooms (CSV).
     let rooms = site.ok(&["import", "--template", "rooms", "--format", "xlsx"]);
@@ -144,7 +145,7 @@ fn a_meter_file_with_three_bad_rows_is_refused_then_fixed_and_applied() {
 
 #[test]
 fn a_missing_column_or_a_wrong_encoding_is_one_file_error() {
-    let site = Site::new();
+    let site = Site::new("file");
     site.ok(&["migrate"]);
     let file = site.write(
         "no-room.csv",
