@@ -80,6 +80,9 @@ pub enum FileError {
     /// No header row.
     #[error("the file is empty: the first row must be the header")]
     Empty,
+    /// A header and nothing under it.
+    #[error("the file has a header but no rows")]
+    NoRows,
     /// A required column is not in the header.
     #[error("missing column {0}")]
     MissingColumn(String),

@@ -438,6 +438,9 @@ pub fn parse_table(table: &Table, kind: Option<Kind>) -> Result<Parsed, FileErro
     {
         return Err(FileError::MissingColumn(c.header()));
     }
+    if table.rows.is_empty() {
+        return Err(FileError::NoRows);
+    }
     let mut errors = Vec::new();
     let e = &mut errors;
     let mut records = match kind {

@@ -86,6 +86,10 @@ fn a_missing_required_column_is_named() {
         RowError::new(1, "房间/room", "missing column")
     );
     assert_eq!(parse_csv("a,b\n1,2\n").unwrap_err(), FileError::UnknownKind);
+    assert_eq!(
+        parse_csv("房间,楼层,楼栋,区域代码\r\n").unwrap_err(),
+        FileError::NoRows
+    );
 }
 
 #[test]
