@@ -15,6 +15,7 @@ mod cmd_backup;
 mod cmd_check_config;
 mod cmd_dst;
 mod cmd_frame;
+mod cmd_import;
 mod cmd_operator;
 mod cmd_simulate;
 mod config;
@@ -65,6 +66,8 @@ enum Command {
     /// Staff operators of the console: add (password from stdin), list, disable.
     #[command(subcommand)]
     Operator(cmd_operator::OperatorCommand),
+    /// Bulk-register buildings, rooms, gateways or meters from XLSX/CSV (docs/IMPORT.md).
+    Import(cmd_import::ImportArgs),
     /// Decode or build DL/T 645-2007 frames (for field engineers).
     Frame(cmd_frame::FrameArgs),
     /// Run the meter-fleet simulator (virtual meters behind TCP gateways).
@@ -104,6 +107,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::Dst(args) => cmd_dst::run(args, cli.global.database_url.as_deref()),
         Command::VerifyBackup(args) => cmd_backup::verify(args),
+        Command::Import(args) if args.template.is_some() => cmd_import::write_template(&args),
         Command::Bench(b) => match b {
             BenchCommand::Collect(a) => bench_collect::run(a),
             #[cfg(feature = "sandbox")]

@@ -174,6 +174,9 @@ pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
             Command::Backup(args) => crate::cmd_backup::backup(&cfg, args).await,
             Command::Restore(args) => crate::cmd_backup::restore(&cfg, args).await,
             Command::CheckConfig(args) => crate::cmd_check_config::run(&cfg, args).await,
+            Command::Import(args) => {
+                crate::cmd_import::run(&connect_migrated(&cfg).await?, args).await
+            }
             Command::Frame(_)
             | Command::Simulate(_)
             | Command::Dst(_)

@@ -33,6 +33,7 @@ pub mod notices;
 pub mod notify;
 pub mod operators;
 pub mod orders;
+pub mod registry;
 mod row;
 pub mod scratch;
 pub mod shifts;

@@ -1,0 +1,457 @@
+//! Registry imports against the database (issue 14 item 2): the checks a
+//! file's rows need the registry for, and applying them all or nothing.
+//!
+//! - [`check`] (the dry run) and [`apply`] run the same checks in one
+//!   transaction: unknown area, building, room, gateway or bus; a building,
+//!   room, gateway or meter address already registered; a bus over its
+//!   `meter_capacity` (migration 0013).
+//! - [`apply`] writes nothing when any row fails, and writes every row and
+//!   one audit entry (`registry_imported`) in one commit otherwise.
+//! - Two imports of the same file at once: on SQLite the second waits for
+//!   the first (`BEGIN IMMEDIATE`) and is refused row by row; on PostgreSQL
+//!   it passes the checks, then fails on the unique constraints when the
+//!   first commits ([`Error::Conflict`]). Either way it changes nothing.
+
+use crate::audit::{self, Actor, Entry};
+use crate::{Db, Error, Result, Tx, on_tx};
+use import::{Kind, Records, RowError, header_of};
+use std::collections::{HashMap, HashSet};
+
+/// `meter.low_balance_centikwh`'s default (migration 0001), for a row
+/// that leaves it blank.
+const LOW_BALANCE_DEFAULT_CENTIKWH: i64 = 500;
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every row was written.
+    Applied {
+        /// What.
+        kind: Kind,
+        /// How many rows.
+        rows: usize,
+    },
+    /// Some rows fail; nothing was written.
+    Refused(Vec<RowError>),
+}
+
+/// A bus as the checks see it.
+#[derive(Debug, Clone, Copy)]
+struct Bus {
+    id: i64,
+    capacity: i64,
+    meters: i64,
+}
+
+/// The part of the registry the rows of one kind refer to.
+#[derive(Debug, Default)]
+struct Registry {
+    areas: HashMap<String, i64>,
+    /// (area code, building name) → (building id, area id).
+    buildings: HashMap<(String, String), (i64, i64)>,
+    /// Highest building `position` per area.
+    positions: HashMap<i64, i64>,
+    rooms: HashMap<(i64, String), i64>,
+    gateways: HashMap<String, i64>,
+    buses: HashMap<(i64, i64), Bus>,
+    addresses: HashSet<String>,
+}
+
+async fn load(tx: &mut Tx, kind: Kind) -> Result<Registry> {
+    let mut r = Registry::default();
+    let areas: Vec<(String, i64)> = on_tx!(tx, |c| sqlx::query_as("select code, id from area")
+        .fetch_all(c)
+        .await?);
+    r.areas = areas.into_iter().collect();
+    let buildings: Vec<(String, String, i64, i64, i64)> = on_tx!(tx, |c| {
+        sqlx::query_as(
+        "select a.code, b.name_zh, b.id, b.area_id, b.position from building b join area a on a.id = b.area_id"
+    )
+    .fetch_all(c)
+    .await?
+    });
+    for (code, name, id, area_id, position) in buildings {
+        let top = r.positions.entry(area_id).or_insert(position);
+        *top = (*top).max(position);
+        r.buildings.insert((code, name), (id, area_id));
+    }
+    if matches!(kind, Kind::Rooms | Kind::Meters) {
+        let rooms: Vec<(i64, String, i64)> = on_tx!(tx, |c| sqlx::query_as(
+            "select building_id, number, id from room"
+        )
+        .fetch_all(c)
+        .await?);
+        r.rooms = rooms.into_iter().map(|(b, n, id)| ((b, n), id)).collect();
+    }
+    if matches!(kind, Kind::Gateways | Kind::Meters) {
+        let gateways: Vec<(String, i64)> =
+            on_tx!(tx, |c| sqlx::query_as("select name, id from gateway")
+                .fetch_all(c)
+                .await?);
+        r.gateways = gateways.into_iter().collect();
+    }
+    if kind == Kind::Meters {
+        let buses: Vec<(i64, i64, i64, i64, i64)> = on_tx!(tx, |c| sqlx::query_as(
+            "select b.gateway_id, b.port, b.id, b.meter_capacity,
+                    (select count(*) from meter m where m.bus_id = b.id)
+             from bus b"
+        )
+        .fetch_all(c)
+        .await?);
+        r.buses = buses
+            .into_iter()
+            .map(|(g, port, id, capacity, meters)| {
+                (
+                    (g, port),
+                    Bus {
+                        id,
+                        capacity,
+                        meters,
+                    },
+                )
+            })
+            .collect();
+        let addresses: Vec<String> =
+            on_tx!(tx, |c| sqlx::query_scalar("select address from meter")
+                .fetch_all(c)
+                .await?);
+        r.addresses = addresses.into_iter().collect();
+    }
+    Ok(r)
+}
+
+/// A row resolved to the ids it is written with.
+enum Insert<'a> {
+    Building {
+        area_id: i64,
+        position: i64,
+        row: &'a import::Building,
+    },
+    /// In the building of this id.
+    Room(i64, &'a import::Room),
+    /// In the building of this id.
+    Gateway(i64, &'a import::Gateway),
+    Meter {
+        area_id: i64,
+        room_id: i64,
+        bus_id: i64,
+        row: &'a import::Meter,
+    },
+}
+
+/// Resolves one row's place, or says why it cannot be.
+struct Checker<'r> {
+    kind: Kind,
+    reg: &'r mut Registry,
+    errors: Vec<RowError>,
+}
+
+impl Checker<'_> {
+    fn fail(&mut self, row: u32, key: &str, reason: String) {
+        self.errors
+            .push(RowError::new(row, &header_of(self.kind, key), reason));
+    }
+
+    /// The building's (id, area id).
+    fn building(&mut self, row: u32, area: &str, building: &str) -> Option<(i64, i64)> {
+        if !self.reg.areas.contains_key(area) {
+            self.fail(row, "area", format!("unknown area '{area}'"));
+            return None;
+        }
+        let found = self
+            .reg
+            .buildings
+            .get(&(area.to_owned(), building.to_owned()))
+            .copied();
+        if found.is_none() {
+            self.fail(
+                row,
+                "building",
+                format!("unknown building '{building}' in area '{area}'"),
+            );
+        }
+        found
+    }
+
+    /// The building a new room or gateway goes in, unless the building is
+    /// unknown or `taken` says the row's `key` is registered there already.
+    fn new_in(
+        &mut self,
+        row: u32,
+        area: &str,
+        building: &str,
+        key: &str,
+        taken: impl FnOnce(&Registry, i64) -> bool,
+    ) -> Option<i64> {
+        let (building_id, _) = self.building(row, area, building)?;
+        if taken(self.reg, building_id) {
+            self.fail(row, key, "already registered".to_owned());
+            return None;
+        }
+        Some(building_id)
+    }
+
+    fn plan<'a>(&mut self, records: &'a Records) -> Vec<Insert<'a>> {
+        let mut out = Vec::with_capacity(records.len());
+        match records {
+            Records::Buildings(rows) => {
+                for b in rows {
+                    let Some(&area_id) = self.reg.areas.get(&b.area) else {
+                        self.fail(b.row, "area", format!("unknown area '{}'", b.area));
+                        continue;
+                    };
+                    if self
+                        .reg
+                        .buildings
+                        .contains_key(&(b.area.clone(), b.name_zh.clone()))
+                    {
+                        self.fail(b.row, "building", "already registered".to_owned());
+                        continue;
+                    }
+                    let position = self.reg.positions.entry(area_id).or_insert(-1);
+                    *position += 1;
+                    out.push(Insert::Building {
+                        area_id,
+                        position: *position,
+                        row: b,
+                    });
+                }
+            }
+            Records::Rooms(rows) => {
+                for r in rows {
+                    let taken = |reg: &Registry, b| reg.rooms.contains_key(&(b, r.number.clone()));
+                    let building = self.new_in(r.row, &r.area, &r.building, "room", taken);
+                    out.extend(building.map(|b| Insert::Room(b, r)));
+                }
+            }
+            Records::Gateways(rows) => {
+                for g in rows {
+                    let taken = |reg: &Registry, _| reg.gateways.contains_key(&g.name);
+                    let building = self.new_in(g.row, &g.area, &g.building, "gateway", taken);
+                    out.extend(building.map(|b| Insert::Gateway(b, g)));
+                }
+            }
+            Records::Meters(rows) => {
+                for m in rows {
+                    if let Some(i) = self.meter(m) {
+                        out.push(i);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn meter<'a>(&mut self, m: &'a import::Meter) -> Option<Insert<'a>> {
+        let before = self.errors.len();
+        if self.reg.addresses.contains(m.address.as_str()) {
+            self.fail(m.row, "address", "already registered".to_owned());
+        }
+        let place = self.building(m.row, &m.area, &m.building);
+        let room_id = place.and_then(|(b, _)| self.reg.rooms.get(&(b, m.room.clone())).copied());
+        if place.is_some() && room_id.is_none() {
+            let reason = format!("unknown room '{}' in {}", m.room, m.building);
+            self.fail(m.row, "room", reason);
+        }
+        let bus = match self.reg.gateways.get(&m.gateway) {
+            None => {
+                self.fail(m.row, "gateway", format!("unknown gateway '{}'", m.gateway));
+                None
+            }
+            Some(&g) => {
+                let bus = self.reg.buses.get(&(g, m.bus)).map(|b| (g, *b));
+                if bus.is_none() {
+                    let reason = format!("gateway '{}' has no bus on port {}", m.gateway, m.bus);
+                    self.fail(m.row, "bus", reason);
+                }
+                bus
+            }
+        };
+        if let Some((_, b)) = bus
+            && b.meters >= b.capacity
+        {
+            let reason = format!(
+                "bus over capacity: port {} of '{}' carries at most {} meters",
+                m.bus, m.gateway, b.capacity
+            );
+            self.fail(m.row, "bus", reason);
+        }
+        let (Some((_, area_id)), Some(room_id), Some((g, b))) = (place, room_id, bus) else {
+            return None;
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        // Later rows see this meter on its bus.
+        if let Some(b) = self.reg.buses.get_mut(&(g, m.bus)) {
+            b.meters += 1;
+        }
+        Some(Insert::Meter {
+            area_id,
+            room_id,
+            bus_id: b.id,
+            row: m,
+        })
+    }
+}
+
+/// Loads the registry in `tx` and checks `records` against it.
+async fn plan<'a>(tx: &mut Tx, records: &'a Records) -> Result<(Vec<Insert<'a>>, Vec<RowError>)> {
+    let kind = records.kind();
+    let mut reg = load(tx, kind).await?;
+    let mut checker = Checker {
+        kind,
+        reg: &mut reg,
+        errors: Vec::new(),
+    };
+    let inserts = checker.plan(records);
+    Ok((inserts, checker.errors))
+}
+
+/// The dry run: every error `records` would meet in the database (nothing
+/// is written; the checks read in a transaction that is rolled back).
+pub async fn check(db: &Db, records: &Records) -> Result<Vec<RowError>> {
+    let mut tx = db.begin().await?;
+    let (_, errors) = plan(&mut tx, records).await?;
+    Ok(errors)
+}
+
+/// Writes every row of `records` and one audit entry in one transaction,
+/// or nothing when any row fails the checks.
+pub async fn apply(db: &Db, records: &Records, actor: &Actor, now_ms: i64) -> Result<Outcome> {
+    let mut tx = db.begin().await?;
+    let (inserts, errors) = plan(&mut tx, records).await?;
+    if !errors.is_empty() {
+        return Ok(Outcome::Refused(errors));
+    }
+    let kind = records.kind();
+    write(&mut tx, &inserts, now_ms).await.map_err(raced)?;
+    audit::append_tx(
+        &mut tx,
+        &Entry {
+            actor,
+            action: "registry_imported",
+            subject: &format!("registry:{}", kind.as_str()),
+            before: None,
+            after: Some(serde_json::json!({ "kind": kind.as_str(), "rows": inserts.len() })),
+        },
+        now_ms,
+    )
+    .await?;
+    tx.commit().await.map_err(raced)?;
+    Ok(Outcome::Applied {
+        kind,
+        rows: inserts.len(),
+    })
+}
+
+/// A unique violation while writing: another import registered the same
+/// thing after our checks.
+fn raced(e: Error) -> Error {
+    match e {
+        Error::Sqlx(sqlx::Error::Database(d)) if d.is_unique_violation() => Error::Conflict(
+            format!("another change registered the same row first; nothing was imported ({d})"),
+        ),
+        e => e,
+    }
+}
+
+async fn write(tx: &mut Tx, inserts: &[Insert<'_>], now_ms: i64) -> Result<()> {
+    for insert in inserts {
+        let _rows = match *insert {
+            Insert::Building {
+                area_id,
+                position,
+                row,
+            } => {
+                on_tx!(tx, |c| {
+                    sqlx::query(
+                "insert into building (area_id, name_zh, name_en, position) values ($1, $2, $3, $4)"
+            )
+            .bind(area_id)
+            .bind(&row.name_zh)
+            .bind(&row.name_en)
+            .bind(position)
+            .execute(c)
+            .await?
+            .rows_affected()
+                })
+            }
+            Insert::Room(building_id, row) => on_tx!(tx, |c| sqlx::query(
+                "insert into room (building_id, number, floor) values ($1, $2, $3)"
+            )
+            .bind(building_id)
+            .bind(&row.number)
+            .bind(row.floor)
+            .execute(c)
+            .await?
+            .rows_affected()),
+            Insert::Gateway(building_id, row) => {
+                let gateway_id: i64 = on_tx!(tx, |c| {
+                    sqlx::query_scalar(
+                    "insert into gateway (building_id, name, mode, host, port) values ($1, $2, $3, $4, $5)
+                     returning id"
+                )
+                .bind(building_id)
+                .bind(&row.name)
+                .bind(row.mode.as_str())
+                .bind(&row.host)
+                .bind(row.port)
+                .fetch_one(c)
+                .await?
+                });
+                for port in &row.buses {
+                    on_tx!(tx, |c| sqlx::query(
+                        "insert into bus (gateway_id, port, baud) values ($1, $2, $3)"
+                    )
+                    .bind(gateway_id)
+                    .bind(port)
+                    .bind(row.baud)
+                    .execute(c)
+                    .await?
+                    .rows_affected());
+                }
+                1
+            }
+            Insert::Meter {
+                area_id,
+                room_id,
+                bus_id,
+                row,
+            } => on_tx!(tx, |c| {
+                sqlx::query(
+                "insert into meter (address, area_id, room_id, bus_id, profile, unit_price_centifen_per_kwh,
+                                    low_balance_centikwh, hoard_limit_centikwh, created_at_ms)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            )
+            .bind(row.address.as_str())
+            .bind(area_id)
+            .bind(room_id)
+            .bind(bus_id)
+            .bind(&row.profile)
+            .bind(row.unit_price_centifen_per_kwh)
+            .bind(
+                row.low_balance_centikwh
+                    .unwrap_or(LOW_BALANCE_DEFAULT_CENTIKWH)
+            )
+            .bind(domain::campus::METER_HOARD_LIMIT_CENTIKWH)
+            .bind(now_ms)
+            .execute(c)
+            .await?
+            .rows_affected()
+            }),
+        };
+    }
+    // Every meter has its state row, as a seeded one does.
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "insert into meter_state (meter_id, updated_at_ms)
+         select id, $1 from meter m where not exists (select 1 from meter_state s where s.meter_id = m.id)"
+    )
+    .bind(now_ms)
+    .execute(c)
+    .await?
+    .rows_affected()
+    });
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! Registry imports against the database (issue 14 item 2) on SQLite and,
+//! when `DORMWATT_TEST_PG_URL` is set, on PostgreSQL.
+
+use import::{Records, RowError};
+use store::audit::{self, Actor, Filter};
+use store::registry::{self, Outcome};
+use store::{Db, Error, campus, testing};
+
+const NOW: i64 = 1_795_622_400_000;
+
+/// Every backend, seeded with one building per area (4号楼: 30 meters on
+/// bus 1 of cuc-b01-gw1; 1号楼 of demo-east).
+async fn seeded() -> Vec<Db> {
+    let dbs = testing::all().await.expect("test databases");
+    for db in &dbs {
+        testing::seed_one_building_per_area(db, NOW)
+            .await
+            .expect("seed");
+    }
+    dbs
+}
+
+fn records(csv: &str) -> Records {
+    let parsed = import::parse(csv.as_bytes(), None).expect("readable");
+    assert_eq!(parsed.errors, [], "the file itself is well formed");
+    parsed.records
+}
+
+/// Rooms 4号楼/501… and one meter each on bus 1, addresses from `first`.
+fn rooms_and_meters(n: usize, first: u64) -> (Records, Records) {
+    let mut rooms = String::from("area,building,room,floor\n");
+    let mut meters = String::from("address,area,building,room,gateway,bus\n");
+    for i in 0..n {
+        rooms.push_str(&format!("cuc,4号楼,{},5\n", 501 + i));
+        meters.push_str(&format!(
+            "{},cuc,4号楼,{},cuc-b01-gw1,1\n",
+            first + i as u64,
+            501 + i
+        ));
+    }
+    (records(&rooms), records(&meters))
+}
+
+/// Applies `n` new rooms; their meters' file and the meters before.
+async fn with_rooms(db: &Db, n: usize, first: u64) -> (Records, i64) {
+    let (rooms, file) = rooms_and_meters(n, first);
+    applied(db, &rooms).await;
+    (file, meters(db).await)
+}
+
+async fn meters(db: &Db) -> i64 {
+    campus::status(db).await.expect("status").meters
+}
+
+async fn imports_audited(db: &Db) -> Vec<audit::AuditRow> {
+    audit::search(
+        db,
+        &Filter {
+            action: Some("registry_imported".to_owned()),
+            limit: 100,
+            ..Filter::default()
+        },
+    )
+    .await
+    .expect("audit")
+}
+
+async fn applied(db: &Db, r: &Records) {
+    let out = registry::apply(db, r, &Actor::command_line(), NOW).await;
+    assert!(
+        matches!(out, Ok(Outcome::Applied { rows, .. }) if rows == r.len()),
+        "{out:?}"
+    );
+}
+
+fn at(errors: &[RowError]) -> Vec<(u32, &str)> {
+    errors.iter().map(|e| (e.row, e.column.as_str())).collect()
+}
+
+#[tokio::test]
+async fn an_address_already_in_the_database_and_unknown_places_are_reported() {
+    for db in seeded().await {
+        let r = records(
+            "address,area,building,room,gateway,bus\n\
+             201701010001,cuc,4号楼,101,cuc-b01-gw1,1\n\
+             201701019001,cuc,5号楼,101,cuc-b01-gw1,1\n\
+             201701019002,nowhere,4号楼,101,cuc-b01-gw1,1\n\
+             201701019003,cuc,4号楼,999,cuc-b01-gw1,1\n\
+             201701019004,cuc,4号楼,101,no-such-gw,1\n\
+             201701019005,cuc,4号楼,101,cuc-b01-gw1,4\n\
+             201701019006,cuc,4号楼,101,cuc-b01-gw1,1\n",
+        );
+        let errors = registry::check(&db, &r).await.unwrap();
+        assert_eq!(
+            at(&errors),
+            [
+                (2, "电表编号/address"),
+                (3, "楼栋/building"),
+                (4, "区域代码/area"),
+                (5, "房间/room"),
+                (6, "网关/gateway"),
+                (7, "总线/bus"),
+            ],
+            "{errors:?}"
+        );
+        assert_eq!(errors[0].reason, "already registered");
+        assert_eq!(errors[1].reason, "unknown building '5号楼' in area 'cuc'");
+
+        let r = records("区域代码,楼栋,英文名\ncuc,4号楼,\ncuc,9号楼,\n");
+        assert_eq!(
+            at(&registry::check(&db, &r).await.unwrap()),
+            [(2, "楼栋/building")]
+        );
+        let r = records(
+            "区域代码,楼栋,网关,模式,总线\ncuc,4号楼,cuc-b01-gw1,listen,1\ncuc,9号楼,x,listen,1\n",
+        );
+        assert_eq!(
+            at(&registry::check(&db, &r).await.unwrap()),
+            [(2, "网关/gateway"), (3, "楼栋/building")]
+        );
+        let r = records("area,building,room,floor\ncuc,4号楼,101,1\ncuc,4号楼,601,6\n");
+        assert_eq!(
+            at(&registry::check(&db, &r).await.unwrap()),
+            [(2, "房间/room")]
+        );
+    }
+}
+
+#[tokio::test]
+async fn apply_is_all_or_nothing_and_audited_once() {
+    for db in seeded().await {
+        let (good, before) = with_rooms(&db, 3, 201_701_018_001).await;
+        let bad = records(
+            "address,area,building,room,gateway,bus\n\
+             201701018001,cuc,4号楼,501,cuc-b01-gw1,1\n\
+             201701018002,cuc,4号楼,502,cuc-b01-gw1,1\n\
+             201701018003,cuc,4号楼,777,cuc-b01-gw1,1\n",
+        );
+        let out = registry::apply(&db, &bad, &Actor::command_line(), NOW)
+            .await
+            .unwrap();
+        let Outcome::Refused(errors) = out else {
+            panic!("applied with a bad row: {out:?}")
+        };
+        assert_eq!(at(&errors), [(4, "房间/room")]);
+        assert_eq!(meters(&db).await, before, "one bad row: nothing written");
+        assert_eq!(imports_audited(&db).await.len(), 1, "only the rooms");
+
+        applied(&db, &good).await;
+        assert_eq!(meters(&db).await, before + 3);
+        let audited = imports_audited(&db).await;
+        assert_eq!(audited.len(), 2);
+        assert_eq!(audited[0].subject, "registry:meters");
+        assert_eq!(
+            audited[0].after_json.as_deref(),
+            Some(r#"{"kind":"meters","rows":3}"#)
+        );
+        assert!(audit::verify(&db).await.unwrap().broken.is_none());
+        // The new meters are looked up like seeded ones.
+        let areas = campus::areas(&db).await.unwrap();
+        let area = areas.iter().find(|a| a.code == "cuc").unwrap().id;
+        let m = campus::meter_by_address(
+            &db,
+            area,
+            &domain::MeterAddress::parse("201701018002").unwrap(),
+        )
+        .await
+        .unwrap();
+        assert!(m.is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_bus_over_capacity_fails_the_rows_beyond_it() {
+    for db in seeded().await {
+        // Bus 1 of 4号楼 carries 30 of its 64.
+        let (meters_file, _) = with_rooms(&db, 36, 201_701_017_001).await;
+        let errors = registry::check(&db, &meters_file).await.unwrap();
+        assert_eq!(at(&errors), [(36, "总线/bus"), (37, "总线/bus")]);
+        assert!(
+            errors[0].reason.contains("at most 64"),
+            "{}",
+            errors[0].reason
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_imports_of_one_file_at_once_write_it_once() {
+    for db in seeded().await {
+        let (file, before) = with_rooms(&db, 20, 201_701_016_001).await;
+        let actor = Actor::command_line();
+        let (a, b) = tokio::join!(
+            registry::apply(&db, &file, &actor, NOW),
+            registry::apply(&db, &file, &actor, NOW)
+        );
+        let outcomes = [a, b];
+        let won = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(Outcome::Applied { rows: 20, .. })))
+            .count();
+        assert_eq!(won, 1, "{outcomes:?}");
+        for o in &outcomes {
+            assert!(
+                matches!(
+                    o,
+                    Ok(Outcome::Applied { .. }) | Ok(Outcome::Refused(_)) | Err(Error::Conflict(_))
+                ),
+                "{o:?}"
+            );
+        }
+        assert_eq!(meters(&db).await, before + 20);
+        assert_eq!(
+            imports_audited(&db).await.len(),
+            2,
+            "rooms and one meter import"
+        );
+    }
+}
