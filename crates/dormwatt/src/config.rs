@@ -66,6 +66,9 @@ pub struct WebConfig {
     pub connections_max: usize,
     /// Most HTTP connections open at once from one IP address.
     pub connections_per_ip_max: usize,
+    /// Addresses of the reverse proxies whose `X-Forwarded-For` is believed
+    /// (e.g. `["127.0.0.1"]` behind a local nginx); empty: never read.
+    pub trusted_proxies: Vec<String>,
     /// A staff console session ends after this long without a request.
     pub staff_idle_timeout_s: u64,
     /// A staff console session ends this long after login, however busy.
@@ -87,6 +90,7 @@ impl Default for WebConfig {
             header_read_timeout_ms: 5000,
             connections_max: 1024,
             connections_per_ip_max: 64,
+            trusted_proxies: Vec::new(),
             staff_idle_timeout_s: u64::try_from(web::staff::IDLE_TIMEOUT_MS_DEFAULT / 1000)
                 .unwrap_or(1800),
             staff_absolute_timeout_s: u64::try_from(web::staff::ABSOLUTE_TIMEOUT_MS_DEFAULT / 1000)
@@ -117,6 +121,7 @@ impl WebConfig {
             (1..=self.connections_max).contains(&self.connections_per_ip_max),
             "web.connections_per_ip_max: must be 1..=web.connections_max"
         );
+        self.trusted_proxy_addrs()?;
         anyhow::ensure!(
             (60..=7 * 24 * 3600).contains(&self.staff_absolute_timeout_s),
             "web.staff_absolute_timeout_s: must be 60..=604800"
@@ -158,12 +163,27 @@ impl WebConfig {
         Ok(Some(oauth))
     }
 
-    /// Timeouts and connection caps of the HTTP server.
+    /// `trusted_proxies` parsed; an entry that is not an IP address is an
+    /// error naming it.
+    fn trusted_proxy_addrs(&self) -> anyhow::Result<Vec<std::net::IpAddr>> {
+        self.trusted_proxies
+            .iter()
+            .map(|a| {
+                a.trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("web.trusted_proxies: '{a}' is not an IP address"))
+            })
+            .collect()
+    }
+
+    /// Timeouts, connection caps and trusted proxies of the HTTP server
+    /// (validated at load: an unparsable proxy never gets here).
     pub fn limits(&self) -> web::ServeLimits {
         web::ServeLimits {
             header_read_timeout: std::time::Duration::from_millis(self.header_read_timeout_ms),
             connections_max: self.connections_max,
             connections_per_ip_max: self.connections_per_ip_max,
+            trusted_proxies: self.trusted_proxy_addrs().unwrap_or_default().into(),
         }
     }
 

@@ -134,7 +134,7 @@ impl Rule {
 pub struct Guesser<'a> {
     /// The student.
     pub student_id: i64,
-    /// The client address (of the connection; forwarded headers are not trusted).
+    /// The client address (the connection's peer, or what a trusted proxy forwards).
     pub ip: &'a str,
 }
 

@@ -244,6 +244,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let limits = state.settings().limits;
+    let limits = state.settings().limits.clone();
     server::serve_router(listener, app(state), limits, shutdown).await
 }

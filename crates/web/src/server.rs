@@ -29,7 +29,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::Semaphore;
 
 /// Limits of the accept loop (`[web]` in the configuration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeLimits {
     /// A request head (and the wait for the next one on a kept-alive
     /// connection) must arrive within this.
@@ -38,6 +38,11 @@ pub struct ServeLimits {
     pub connections_max: usize,
     /// Most connections open at once from one IP address.
     pub connections_per_ip_max: usize,
+    /// Reverse proxies whose `X-Forwarded-For` names the client: a request
+    /// from one of these addresses is seen as coming from the rightmost
+    /// address of that header that is not a trusted proxy. Empty (the
+    /// default): the header is ignored and the socket's peer is the client.
+    pub trusted_proxies: Arc<[IpAddr]>,
 }
 
 impl Default for ServeLimits {
@@ -46,8 +51,43 @@ impl Default for ServeLimits {
             header_read_timeout: Duration::from_secs(5),
             connections_max: 1024,
             connections_per_ip_max: 64,
+            trusted_proxies: Arc::from(Vec::new()),
         }
     }
+}
+
+/// The client of a request that arrived from `peer`: `peer` itself unless
+/// it is a trusted proxy, else the rightmost `X-Forwarded-For` address
+/// that is not a trusted proxy (the left part of the header is whatever
+/// the client wrote, so it is never read past the first untrusted hop).
+/// A malformed entry stops the walk at the last trusted hop, so a garbled
+/// header cannot pick an address. Port 0: the client's port is unknown.
+pub fn forwarded_client(
+    peer: SocketAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[IpAddr],
+) -> SocketAddr {
+    if !trusted.contains(&peer.ip()) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            break;
+        };
+        client = SocketAddr::new(ip, 0);
+        if !trusted.contains(&ip) {
+            break;
+        }
+    }
+    client
 }
 
 /// How long shutdown waits for open connections to finish.
@@ -137,7 +177,7 @@ pub async fn serve_router(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let svc = connection_service(router.clone(), peer);
+        let svc = connection_service(router.clone(), peer, Arc::clone(&limits.trusted_proxies));
         let conn = http.serve_connection(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -162,6 +202,7 @@ pub async fn serve_router(
 fn connection_service(
     router: Router,
     peer: SocketAddr,
+    trusted: Arc<[IpAddr]>,
 ) -> hyper_util::service::TowerToHyperService<
     impl tower::Service<
         hyper::Request<hyper::body::Incoming>,
@@ -172,9 +213,71 @@ fn connection_service(
 > {
     let svc = tower::ServiceBuilder::new()
         .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
+            let client = forwarded_client(peer, req.headers(), &trusted);
+            req.extensions_mut().insert(ConnectInfo(client));
             req.map(axum::body::Body::new)
         })
         .service(router);
     hyper_util::service::TowerToHyperService::new(svc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwarded_client;
+    use axum::http::{HeaderMap, HeaderValue};
+    use std::net::{IpAddr, SocketAddr};
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", HeaderValue::from_str(v).expect("value"));
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    const PROXY: &str = "127.0.0.1:40000";
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let peer: SocketAddr = "198.51.100.9:5000".parse().expect("peer");
+        let c = forwarded_client(peer, &headers(&["203.0.113.7"]), &[ip("127.0.0.1")]);
+        assert_eq!(c, peer);
+        // No trusted proxies configured: never read.
+        let c = forwarded_client(
+            PROXY.parse().expect("peer"),
+            &headers(&["203.0.113.7"]),
+            &[],
+        );
+        assert_eq!(c, PROXY.parse().expect("peer"));
+    }
+
+    #[test]
+    fn a_trusted_proxy_names_the_rightmost_untrusted_hop() {
+        let trusted = [ip("127.0.0.1"), ip("10.0.0.2")];
+        let peer = PROXY.parse().expect("peer");
+        // The client prepended a lie; the proxies appended the truth.
+        let h = headers(&["1.2.3.4, 203.0.113.7", "10.0.0.2"]);
+        assert_eq!(forwarded_client(peer, &h, &trusted).ip(), ip("203.0.113.7"));
+        assert_eq!(
+            forwarded_client(peer, &headers(&["2001:db8::5"]), &trusted).ip(),
+            ip("2001:db8::5")
+        );
+        // No header: the proxy itself.
+        assert_eq!(forwarded_client(peer, &HeaderMap::new(), &trusted), peer);
+    }
+
+    #[test]
+    fn a_garbled_header_picks_no_address() {
+        let trusted = [ip("127.0.0.1")];
+        let peer = PROXY.parse().expect("peer");
+        assert_eq!(
+            forwarded_client(peer, &headers(&["203.0.113.7, not-an-ip"]), &trusted),
+            peer
+        );
+        assert_eq!(forwarded_client(peer, &headers(&[""]), &trusted), peer);
+    }
 }

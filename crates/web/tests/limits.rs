@@ -95,6 +95,7 @@ async fn one_address_cannot_take_every_connection() {
         header_read_timeout: Duration::from_secs(60),
         connections_max: 64,
         connections_per_ip_max: 4,
+        ..web::ServeLimits::default()
     };
     let (addr, _stop) = spawn(limits).await;
     let mut held = Vec::new();
@@ -128,4 +129,77 @@ async fn one_address_cannot_take_every_connection() {
     let text =
         String::from_utf8_lossy(&again.expect("served again after a slot freed")).into_owned();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
+
+/// Behind a trusted proxy the client is the forwarded address (a failed
+/// staff login is recorded under it); from anywhere else the header is
+/// ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_trusted_proxy_names_the_client() {
+    let db = store::testing::sqlite().await.expect("sqlite");
+    for (trusted, forwarded, recorded) in [
+        (
+            vec!["127.0.0.1".parse().expect("ip")],
+            "198.51.100.1, 203.0.113.7",
+            "203.0.113.7",
+        ),
+        (Vec::new(), "203.0.113.8", "127.0.0.1"),
+    ] {
+        let mut settings =
+            web::Settings::new("http://127.0.0.1", domain::time::CampusTz::default(), false);
+        settings.limits.trusted_proxies = std::sync::Arc::from(trusted);
+        let state = web::AppState::new(db.clone(), settings, None);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (_stop, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(web::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let page = http
+            .get(format!("{base}/staff/login"))
+            .send()
+            .await
+            .expect("GET");
+        let cookie = page
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let html = page.text().await.expect("body");
+        let csrf = html
+            .split("name=csrf value=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("csrf");
+        let name = format!("nobody-{recorded}");
+        http.post(format!("{base}/staff/login"))
+            .header(reqwest::header::COOKIE, &cookie)
+            .header("x-forwarded-for", forwarded)
+            .form(&[
+                ("csrf", csrf),
+                ("name", &name),
+                ("password", "wrong password here"),
+            ])
+            .send()
+            .await
+            .expect("POST");
+        let store::Db::Sqlite(pool) = &db else {
+            unreachable!("a SQLite test")
+        };
+        let ip: String =
+            sqlx::query_scalar("select client_ip from staff_login_attempt where name = ?1")
+                .bind(&name)
+                .fetch_one(pool)
+                .await
+                .expect("the failed attempt is recorded");
+        assert_eq!(ip, recorded, "forwarded {forwarded}");
+    }
 }

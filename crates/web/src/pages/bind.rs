@@ -19,9 +19,9 @@ pub use service::bind::verify_password;
 
 const MINUTE_MS: i64 = 60_000;
 
-/// The client address of the request (from the connection; dormwatt is
-/// served directly or behind a proxy that the operator configures to keep
-/// the address, so forwarded headers are not trusted).
+/// The client address of the request: the connection's peer, or behind a
+/// configured trusted proxy the address it forwards
+/// ([`crate::server::forwarded_client`]).
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub String);
 

@@ -211,8 +211,8 @@ async fn css() -> Response {
         .into_response()
 }
 
-/// The client's address as the socket shows it (a reverse proxy in front
-/// shows as itself: forwarded headers are not trusted).
+/// The client's address: the socket's peer, or behind a configured trusted
+/// proxy the address it forwards ([`crate::server::forwarded_client`]).
 fn client_ip(parts: &Parts) -> String {
     parts
         .extensions
