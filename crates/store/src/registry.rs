@@ -320,6 +320,18 @@ pub async fn check(db: &Db, records: &Records) -> Result<Vec<RowError>> {
 /// or nothing when any row fails the checks.
 pub async fn apply(db: &Db, records: &Records, actor: &Actor, now_ms: i64) -> Result<Outcome> {
     let mut tx = db.begin().await?;
+    if records.kind() == Kind::Meters {
+        // Bus capacity is a count the checks read: row-lock every bus first
+        // (a no-op update), so a second meter import waits for this one and
+        // then counts its meters (PostgreSQL, READ COMMITTED; SQLite's
+        // BEGIN IMMEDIATE already serialises writers). Without it two
+        // imports each saw room and together overfilled a bus.
+        on_tx!(&mut tx, |c| {
+            sqlx::query("update bus set meter_capacity = meter_capacity")
+                .execute(c)
+                .await?;
+        });
+    }
     let (inserts, errors) = plan(&mut tx, records).await?;
     if !errors.is_empty() {
         return Ok(Outcome::Refused(errors));

@@ -217,3 +217,44 @@ async fn two_imports_of_one_file_at_once_write_it_once() {
         );
     }
 }
+
+/// Two imports of different meters onto a bus with room for only some of
+/// them, at the same moment: together they never take it over capacity
+/// (the second sees the first's meters once it commits).
+#[tokio::test]
+async fn two_imports_onto_one_bus_at_once_keep_its_capacity() {
+    for db in seeded().await {
+        // Bus 1 of 4号楼 carries 30 of its 64: room for 34.
+        let (rooms, _) = rooms_and_meters(40, 201_701_015_001);
+        applied(&db, &rooms).await;
+        let csv = |range: std::ops::Range<usize>| {
+            let mut s = String::from("address,area,building,room,gateway,bus\n");
+            for i in range {
+                s.push_str(&format!(
+                    "{},cuc,4号楼,{},cuc-b01-gw1,1\n",
+                    201_701_015_001 + i as u64,
+                    501 + i
+                ));
+            }
+            records(&s)
+        };
+        let (first, second) = (csv(0..20), csv(20..40));
+        let before = meters(&db).await;
+        let actor = Actor::command_line();
+        let (a, b) = tokio::join!(
+            registry::apply(&db, &first, &actor, NOW),
+            registry::apply(&db, &second, &actor, NOW)
+        );
+        let on_bus = meters(&db).await - before + 30;
+        assert!(
+            on_bus <= 64,
+            "{:?}: {on_bus} meters on a 64-meter bus ({a:?}, {b:?})",
+            db.backend()
+        );
+        let won = [&a, &b]
+            .iter()
+            .filter(|o| matches!(o, Ok(Outcome::Applied { rows: 20, .. })))
+            .count();
+        assert_eq!(won, 1, "{a:?} {b:?}");
+    }
+}
