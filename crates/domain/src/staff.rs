@@ -67,7 +67,13 @@ impl Role {
             ),
             Role::BuildingManager => matches!(
                 action,
-                ViewConsole | ChangeOwnPassword | ViewMeters | ViewOrders | PublishNotice
+                ViewConsole
+                    | ChangeOwnPassword
+                    | ViewMeters
+                    | ViewOrders
+                    | PublishNotice
+                    | ControlRelay
+                    | ViewReports
             ),
             Role::Auditor => !action.is_write() || action == ChangeOwnPassword,
         }
@@ -111,11 +117,23 @@ pub enum Action {
     ViewShifts,
     /// Sign a closed shift's cash-up off.
     SignOffShift,
+    /// Create, edit and retire areas, buildings, rooms, gateways, buses
+    /// and meters, one by one or by import (issue 14 items 1–2).
+    ManageRegistry,
+    /// Replace a room's meter, carrying its energy over (issue 14 item 3).
+    ReplaceMeter,
+    /// Trip, close or keep power on a meter's relay (issue 14 item 5).
+    ControlRelay,
+    /// Set prices, allowances, thresholds, power hours and meter
+    /// parameters (issue 14 item 6).
+    ManagePolicy,
+    /// Read the reports and export them (issue 14 item 7).
+    ViewReports,
 }
 
 impl Action {
     /// Every action (for the permission table's tests and docs).
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 19] = [
         Action::ViewConsole,
         Action::ChangeOwnPassword,
         Action::ViewAudit,
@@ -130,6 +148,11 @@ impl Action {
         Action::ResetMeterPassword,
         Action::ViewShifts,
         Action::SignOffShift,
+        Action::ManageRegistry,
+        Action::ReplaceMeter,
+        Action::ControlRelay,
+        Action::ManagePolicy,
+        Action::ViewReports,
     ];
 
     /// Whether the action changes anything (an auditor's are all refused
@@ -143,6 +166,7 @@ impl Action {
                 | Action::ViewMeters
                 | Action::ViewOrders
                 | Action::ViewShifts
+                | Action::ViewReports
         )
     }
 
@@ -163,6 +187,11 @@ impl Action {
             Action::ResetMeterPassword => "reset_meter_password",
             Action::ViewShifts => "view_shifts",
             Action::SignOffShift => "sign_off_shift",
+            Action::ManageRegistry => "manage_registry",
+            Action::ReplaceMeter => "replace_meter",
+            Action::ControlRelay => "control_relay",
+            Action::ManagePolicy => "manage_policy",
+            Action::ViewReports => "view_reports",
         }
     }
 }
@@ -366,6 +395,13 @@ mod tests {
         assert!(!holds(Role::Cashier, Action::ManageOperators));
         assert!(holds(Role::BuildingManager, Action::PublishNotice));
         assert!(!holds(Role::BuildingManager, Action::SellAtCounter));
+        assert!(holds(Role::BuildingManager, Action::ControlRelay));
+        assert!(!holds(Role::BuildingManager, Action::ManageRegistry));
+        assert!(!holds(Role::BuildingManager, Action::ManagePolicy));
+        assert!(!holds(Role::BuildingManager, Action::ReplaceMeter));
+        assert!(!holds(Role::Cashier, Action::ControlRelay));
+        assert!(holds(Role::Auditor, Action::ViewReports));
+        assert!(!holds(Role::Auditor, Action::ControlRelay));
         assert!(can(Role::Cashier, Action::SellAtCounter, &s, here));
     }
 
