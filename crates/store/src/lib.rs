@@ -34,6 +34,8 @@ pub mod notify;
 pub mod operators;
 pub mod orders;
 pub mod registry;
+/// Data retention: pruning and table sizes (issue 16 item 4).
+pub mod retention;
 mod row;
 pub mod scratch;
 pub mod shifts;
