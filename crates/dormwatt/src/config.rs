@@ -42,7 +42,88 @@ pub struct Config {
     pub payment: PaymentConfig,
     /// Student pages: WeChat login, sessions.
     pub web: WebConfig,
+    /// Data retention: what is pruned after how long (issue 16 item 4).
+    pub retention: RetentionConfig,
 }
+
+// issue 16 item 4 (retention): the `[retention]` section.
+/// `[retention]` (docs/CONFIGURATION.md, docs/OPERATIONS.md "Data
+/// retention"): how long the rows that grow without bound are kept. Daily
+/// usage, orders, the ledger and the audit log are kept forever.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Run the pruning worker on this node (safe on several nodes at once).
+    pub enabled: bool,
+    /// How often the worker runs a pass.
+    pub interval_s: u64,
+    /// Raw hourly readings, days (the first and last of each meter are kept).
+    pub readings_days: u32,
+    /// Meter events not about an order (trips, offline spells), days.
+    pub events_days: u32,
+    /// Done jobs other than deliveries, days.
+    pub jobs_days: u32,
+    /// Throttle rows (bind attempts, lookups, staff logins), days.
+    pub attempts_days: u32,
+    /// Idempotency keys of the JSON API, days.
+    pub idempotency_days: u32,
+    /// Most rows one delete statement removes.
+    pub batch_rows: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        let p = store::retention::Policy::default();
+        Self {
+            enabled: true,
+            interval_s: 3600,
+            readings_days: p.readings_days,
+            events_days: p.events_days,
+            jobs_days: p.jobs_days,
+            attempts_days: p.attempts_days,
+            idempotency_days: p.idempotency_days,
+            batch_rows: u32::try_from(p.batch_rows).unwrap_or(5000),
+        }
+    }
+}
+
+impl RetentionConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        let ranges: [(&str, u64, u64, u64); 7] = [
+            ("interval_s", self.interval_s, 60, 86_400),
+            ("readings_days", self.readings_days.into(), 7, 36_500),
+            ("events_days", self.events_days.into(), 30, 36_500),
+            ("jobs_days", self.jobs_days.into(), 1, 36_500),
+            // The longest throttle window (binding: 30 days) must stay whole.
+            ("attempts_days", self.attempts_days.into(), 31, 36_500),
+            ("idempotency_days", self.idempotency_days.into(), 1, 36_500),
+            ("batch_rows", self.batch_rows.into(), 100, 50_000),
+        ];
+        for (key, value, min, max) in ranges {
+            anyhow::ensure!(
+                (min..=max).contains(&value),
+                "retention.{key}: must be {min}..={max}, got {value}"
+            );
+        }
+        Ok(())
+    }
+
+    /// The store's policy; staff sessions die with the console's timeouts.
+    pub fn policy(&self, web: &WebConfig) -> store::retention::Policy {
+        let staff = web.staff();
+        store::retention::Policy {
+            readings_days: self.readings_days,
+            events_days: self.events_days,
+            jobs_days: self.jobs_days,
+            attempts_days: self.attempts_days,
+            idempotency_days: self.idempotency_days,
+            staff_idle_ms: staff.idle_timeout_ms,
+            staff_absolute_ms: staff.absolute_timeout_ms,
+            batch_rows: i64::from(self.batch_rows),
+        }
+    }
+}
+// end issue 16 item 4 (retention)
 
 /// `[web]`: the student pages. Secrets are file paths, never values.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -669,6 +750,7 @@ impl Default for Config {
             simulator: SimulatorConfig::default(),
             payment: PaymentConfig::default(),
             web: WebConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -718,6 +800,7 @@ impl fmt::Debug for Config {
             .field("simulator", &self.simulator)
             .field("payment", &self.payment)
             .field("web", &self.web)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -763,6 +846,7 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         self.web.validate()?;
+        self.retention.validate()?;
         self.listen
             .parse::<std::net::SocketAddr>()
             .with_context(|| {
@@ -861,6 +945,37 @@ mod tests {
         assert!(e.contains("listen"), "{e}");
         std::fs::write(&p, "listen = \"127.0.0.1:9999\"\n").unwrap();
         assert_eq!(Config::load(Some(&p)).unwrap().listen, "127.0.0.1:9999");
+    }
+
+    // issue 16 item 4 (retention)
+    #[test]
+    fn retention_keys_are_checked_and_reach_the_policy() {
+        let dir = std::env::temp_dir().join(format!("dw-cfg-ret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("r.toml");
+        for (bad, key) in [
+            ("readings_days = 3", "retention.readings_days"),
+            ("attempts_days = 7", "retention.attempts_days"),
+            ("batch_rows = 1000000", "retention.batch_rows"),
+            ("interval_s = 1", "retention.interval_s"),
+            ("keep_forever = true", "keep_forever"),
+        ] {
+            std::fs::write(&p, format!("[retention]\n{bad}\n")).unwrap();
+            let e = format!("{:#}", Config::load(Some(&p)).unwrap_err());
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+        std::fs::write(
+            &p,
+            "[retention]\nreadings_days = 30\nbatch_rows = 2000\n[web]\nstaff_idle_timeout_s = 600\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&p)).unwrap();
+        let policy = c.retention.policy(&c.web);
+        assert_eq!(policy.readings_days, 30);
+        assert_eq!(policy.batch_rows, 2000);
+        assert_eq!(policy.staff_idle_ms, 600_000);
+        assert_eq!(policy.events_days, 365);
+        assert!(format!("{c:?}").contains("readings_days: 30"));
     }
 
     #[test]

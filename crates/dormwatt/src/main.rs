@@ -17,6 +17,7 @@ mod cmd_dst;
 mod cmd_frame;
 mod cmd_import;
 mod cmd_operator;
+mod cmd_prune;
 mod cmd_simulate;
 mod config;
 mod run;
@@ -80,6 +81,8 @@ enum Command {
     Restore(cmd_backup::RestoreArgs),
     /// Check a backup file's integrity and print what it holds.
     VerifyBackup(cmd_backup::VerifyArgs),
+    /// Delete what `[retention]` no longer keeps (what the background worker does), or --dry-run.
+    Prune(cmd_prune::PruneArgs),
     /// Check the configuration, its files and keys and the database; print it, secrets redacted.
     CheckConfig(cmd_check_config::CheckConfigArgs),
     /// Benchmarks whose figures go in docs/BENCHMARKS.md.

@@ -174,6 +174,9 @@ pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
             Command::Backup(args) => crate::cmd_backup::backup(&cfg, args).await,
             Command::Restore(args) => crate::cmd_backup::restore(&cfg, args).await,
             Command::CheckConfig(args) => crate::cmd_check_config::run(&cfg, args).await,
+            Command::Prune(args) => {
+                crate::cmd_prune::run(&cfg, &connect_migrated(&cfg).await?, args).await
+            }
             Command::Import(args) => {
                 crate::cmd_import::run(&connect_migrated(&cfg).await?, args).await
             }
@@ -366,7 +369,14 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
     let runs_headend = headend.is_some();
     // Every background worker of the process, started and stopped in one place.
     let workers = service::supervisor::Supervisor::start(
-        crate::workers::all(&service, headend),
+        crate::workers::all(
+            &service,
+            headend,
+            cfg.retention.enabled.then(|| crate::workers::Prune {
+                policy: cfg.retention.policy(&cfg.web),
+                interval: std::time::Duration::from_secs(cfg.retention.interval_s),
+            }),
+        ),
         &crate::workers::roles(runs_headend),
     );
     tracing::info!(listen = %addr, demo, headend = runs_headend, "dormwatt is serving");

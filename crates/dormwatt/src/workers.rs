@@ -6,6 +6,7 @@
 //! |---|---|---|---|
 //! | `overdue`, `expire`, `reconcile`, `refund`, `bill` | orders | `payment.worker_interval_s` | see `service::workers::order_workers` |
 //! | `low_balance` | headend | 60 s | one statement per tick (once per crossing, deduplicated) |
+//! | `prune` | orders | `retention.interval_s` | a pass of delete statements of `retention.batch_rows` rows each (`store::retention`) |
 //! | `headend` | headend | `headend.deliver_poll_ms` | `headend.deliver_concurrency` deliveries; plus one task per gateway and bus |
 //!
 //! A node runs the roles it is given ([`roles`]): today every node runs
@@ -19,6 +20,48 @@ use std::time::Duration;
 /// per crossing (dedup key), so this only bounds how late it can be.
 const LOW_BALANCE_INTERVAL: Duration = Duration::from_secs(60);
 
+// issue 16 item 4 (retention)
+/// The pruning worker's settings (`[retention]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Prune {
+    /// What is kept how long.
+    pub policy: store::retention::Policy,
+    /// Time between passes.
+    pub interval: Duration,
+}
+
+/// Every `interval` one pass of [`store::retention::prune`]: each delete
+/// a short statement of at most `batch_rows` rows, idempotent, so several
+/// nodes may run it at once; counts logged.
+fn prune_worker(db: store::Db, p: Prune) -> WorkerSpec {
+    let batch = usize::try_from(p.policy.batch_rows).unwrap_or(5000);
+    WorkerSpec::tick_with(
+        "prune",
+        Role::Orders,
+        p.interval,
+        batch,
+        (db, p.policy),
+        |(db, policy), now_ms| async move {
+            match store::retention::prune(&db, &policy, now_ms, false).await {
+                Ok(r) if r.total() == 0 => {
+                    tracing::debug!(statements = r.statements, "nothing to prune");
+                }
+                Ok(r) => tracing::info!(
+                    readings = r.readings,
+                    meter_events = r.meter_events,
+                    jobs = r.jobs,
+                    sessions = r.sessions,
+                    attempts = r.attempts,
+                    idempotency_keys = r.idempotency_keys,
+                    statements = r.statements,
+                    "pruned old rows"
+                ),
+                Err(e) => tracing::warn!(error = %e, "pruning failed; the next pass retries"),
+            }
+        },
+    )
+}
+
 /// The roles of this node.
 pub fn roles(runs_headend: bool) -> Vec<Role> {
     let mut roles = vec![Role::Orders];
@@ -31,8 +74,16 @@ pub fn roles(runs_headend: bool) -> Vec<Role> {
 /// The process's worker list: the service's order workers, then (with a
 /// running head-end) the head-end itself and the low-balance messages that
 /// follow its readings.
-pub fn all(svc: &service::Service, headend: Option<headend::Headend>) -> Vec<WorkerSpec> {
+pub fn all(
+    svc: &service::Service,
+    headend: Option<headend::Headend>,
+    prune: Option<Prune>,
+) -> Vec<WorkerSpec> {
     let mut list = service::workers::order_workers(svc);
+    // issue 16 item 4 (retention): the pruning pass.
+    if let Some(p) = prune {
+        list.push(prune_worker(svc.db().clone(), p));
+    }
     list.push(WorkerSpec::tick_with(
         "low_balance",
         Role::Headend,
