@@ -34,6 +34,8 @@ pub mod notify;
 pub mod operators;
 pub mod orders;
 pub mod registry;
+/// Staff reports and their aggregate queries (issue 14 item 7).
+pub mod reports;
 mod row;
 pub mod scratch;
 pub mod shifts;
