@@ -39,7 +39,7 @@ impl Within {
 
     /// The `and …` clause on `m` (meter) and `r` (room). The ids are
     /// integers from the store, formatted as literals (no text enters).
-    fn clause(&self) -> String {
+    pub(crate) fn clause(&self) -> String {
         fn list(v: &[i64]) -> String {
             if v.is_empty() {
                 // Nothing in scope: match nothing.

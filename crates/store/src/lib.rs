@@ -34,6 +34,8 @@ pub mod notify;
 pub mod operators;
 pub mod orders;
 pub mod registry;
+/// Staff reports and their aggregate queries (issue 14 item 7).
+pub mod reports;
 /// Data retention: pruning and table sizes (issue 16 item 4).
 pub mod retention;
 mod row;
