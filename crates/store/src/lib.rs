@@ -34,6 +34,8 @@ pub mod notify;
 pub mod operators;
 pub mod orders;
 pub mod registry;
+/// Staff relay commands across processes (issue 14 item 5).
+pub mod relay;
 mod row;
 pub mod scratch;
 pub mod shifts;
