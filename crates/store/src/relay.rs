@@ -6,7 +6,7 @@
 //! ```text
 //! queued ──claim──▶ sending ──finish──▶ done | failed
 //!   ▲                 │
-//!   └──requeue────────┘ (the meter did not answer)
+//!   └──requeue────────┘ (the meter did not answer; retried after a pause)
 //! queued / stale sending ──expire (older than the bound)──▶ cancelled
 //! ```
 //!
@@ -414,7 +414,8 @@ pub async fn claim(
     let sql = format!(
         "select rc.id, rc.lease_epoch from relay_command rc
          join meter_state ms on ms.meter_id = rc.meter_id and ms.online
-         where (rc.state = 'queued' or (rc.state = 'sending' and rc.locked_until_ms < $2))
+         where rc.state in ('queued', 'sending')
+           and (rc.locked_until_ms is null or rc.locked_until_ms < $2)
            and rc.meter_id in ({routed_sql})
          order by rc.id limit $3"
     );
@@ -428,8 +429,8 @@ pub async fn claim(
     let take = format!(
         "update relay_command set state = 'sending', lease_epoch = lease_epoch + 1, locked_by = $3,
                 locked_until_ms = $4, attempts = attempts + 1, updated_at_ms = $5
-         where id = $1 and lease_epoch = $2
-           and (state = 'queued' or (state = 'sending' and locked_until_ms < $5))
+         where id = $1 and lease_epoch = $2 and state in ('queued', 'sending')
+           and (locked_until_ms is null or locked_until_ms < $5)
          returning {COLUMNS}"
     );
     let mut out = Vec::new();
@@ -543,10 +544,18 @@ pub async fn finish(db: &Db, c: &Command, o: &Outcome, now_ms: i64) -> Result<Co
 }
 
 /// Puts claimed command `c` back in the queue (the meter did not answer),
-/// keeping `error` visible. Fenced like [`finish`].
-pub async fn requeue(db: &Db, c: &Command, error: &str, now_ms: i64) -> Result<()> {
+/// keeping `error` visible; it is not claimed again before `retry_at_ms`
+/// (a silent meter must not take its bus from routine polling). Fenced
+/// like [`finish`].
+pub async fn requeue(
+    db: &Db,
+    c: &Command,
+    error: &str,
+    retry_at_ms: i64,
+    now_ms: i64,
+) -> Result<()> {
     let n = on_db!(db, |p| sqlx::query(
-        "update relay_command set state = 'queued', locked_by = null, locked_until_ms = null,
+        "update relay_command set state = 'queued', locked_by = null, locked_until_ms = $6,
                 error = $4, updated_at_ms = $5
          where id = $1 and state = 'sending' and lease_epoch = $2 and locked_by = $3"
     )
@@ -555,6 +564,7 @@ pub async fn requeue(db: &Db, c: &Command, error: &str, now_ms: i64) -> Result<(
     .bind(c.locked_by.as_deref())
     .bind(error)
     .bind(now_ms)
+    .bind(retry_at_ms)
     .execute(p)
     .await?
     .rows_affected());

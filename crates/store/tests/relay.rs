@@ -138,14 +138,18 @@ async fn a_refused_command_fails_and_a_silent_meter_requeues_it() {
         .unwrap();
         assert_eq!(failed.state, CommandState::Failed);
         assert_eq!(audit_rows(&db, "relay_failed").await.len(), 1);
-        relay::requeue(&db, &c[1], "no answer", NOW + 2)
+        relay::requeue(&db, &c[1], "no answer", NOW + 10, NOW + 2)
             .await
             .unwrap();
         let back = relay::get(&db, c[1].id).await.unwrap().unwrap();
         assert_eq!(back.state, CommandState::Queued);
         assert_eq!(back.error.as_deref(), Some("no answer"));
-        // The requeued one is claimed again, with a new epoch.
-        let again = relay::claim(&db, &m, "he-1", NOW + 3, LEASE_MS, 10)
+        // The requeued one is claimed again after its pause, with a new epoch.
+        let early = relay::claim(&db, &m, "he-1", NOW + 10, LEASE_MS, 10)
+            .await
+            .unwrap();
+        assert!(early.is_empty(), "{early:?}");
+        let again = relay::claim(&db, &m, "he-1", NOW + 11, LEASE_MS, 10)
             .await
             .unwrap();
         assert_eq!(again.len(), 1);
@@ -223,7 +227,7 @@ async fn a_stale_claim_is_retaken_and_the_old_holder_cannot_record() {
         assert_eq!(second[0].lease_epoch, first[0].lease_epoch + 1);
         let late = relay::finish(&db, &first[0], &accepted(0x50), NOW + LEASE_MS + 2).await;
         assert!(matches!(late, Err(store::Error::LeaseLost(_))), "{late:?}");
-        let late = relay::requeue(&db, &first[0], "x", NOW + LEASE_MS + 2).await;
+        let late = relay::requeue(&db, &first[0], "x", NOW, NOW + LEASE_MS + 2).await;
         assert!(matches!(late, Err(store::Error::LeaseLost(_))), "{late:?}");
         relay::finish(&db, &second[0], &accepted(0x50), NOW + LEASE_MS + 3)
             .await
