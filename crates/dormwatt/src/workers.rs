@@ -7,7 +7,7 @@
 //! | `overdue`, `expire`, `reconcile`, `refund`, `bill` | orders | `payment.worker_interval_s` | see `service::workers::order_workers` |
 //! | `low_balance` | headend | 60 s | one statement per tick (once per crossing, deduplicated) |
 //! | `prune` | orders | `retention.interval_s` | a pass of delete statements of `retention.batch_rows` rows each (`store::retention`) |
-//! | `headend` | headend | `headend.deliver_poll_ms` | `headend.deliver_concurrency` deliveries; plus one task per gateway and bus |
+//! | `headend` | headend | `headend.deliver_poll_ms` | `headend.deliver_concurrency` deliveries; plus one task per gateway and bus; staff relay commands every `headend.relay_poll_ms`, `headend.relay_batch` at a time |
 //!
 //! A node runs the roles it is given ([`roles`]): today every node runs
 //! `orders` and a node with the head-end also `headend`. The multi-node
@@ -100,13 +100,16 @@ pub fn all(
     ));
     if let Some(h) = headend {
         let (poll, concurrency) = h.delivery_pace();
+        // Issue 14 item 5: the staff relay commands of this head-end's
+        // meters run in its task, until the stop (headend::commands).
+        let db = svc.db().clone();
         list.push(WorkerSpec::task(
             "headend",
             Role::Headend,
             poll,
             concurrency,
             move |stop| async move {
-                stop.cancelled().await;
+                headend::commands::run(&h, db, stop).await;
                 h.shutdown().await;
             },
         ));

@@ -312,6 +312,23 @@ impl Headend {
         true
     }
 
+    // Issue 14 item 5 (crate::commands): the meters this head-end routes
+    // and its clock and settings, for the relay-command worker.
+    /// The meters this head-end has a bus for.
+    pub(crate) fn routed_meters(&self) -> Vec<i64> {
+        self.routes.keys().copied().collect()
+    }
+
+    /// The head-end's clock now.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The head-end's settings.
+    pub(crate) fn config(&self) -> &Config {
+        &self.cfg
+    }
+
     /// This process's name in job leases (`<node>#<incarnation>`).
     pub fn worker_name(&self) -> String {
         self.node.worker()

@@ -26,6 +26,7 @@
 
 pub mod bus;
 pub mod clock;
+pub mod commands;
 pub mod deliver;
 pub mod dst;
 mod headend;
@@ -132,6 +133,19 @@ pub struct Config {
     pub time_sync_at_ms: i64,
     /// Validity of a relay command (the meter refuses it after this).
     pub relay_validity_ms: i64,
+    // Issue 14 item 5: staff relay commands from the `relay_command` table.
+    /// How often the head-end looks for queued staff relay commands.
+    pub relay_poll_ms: i64,
+    /// Lease of a claimed relay command; after a crash another head-end
+    /// retakes it when it runs out.
+    pub relay_lease_ms: i64,
+    /// A relay command not sent this long after it was asked (its meter
+    /// stayed offline) is cancelled, audited, never silently dropped.
+    pub relay_queue_bound_ms: i64,
+    /// Pause before a command whose meter did not answer is tried again.
+    pub relay_retry_ms: i64,
+    /// Most relay commands claimed at once.
+    pub relay_batch: usize,
     /// This node's name. Job leases are held as `<name>#<incarnation>`; a
     /// restarted process with the same name takes back its dead
     /// incarnation's leases at once. Two live processes never share a name
@@ -165,6 +179,11 @@ impl Default for Config {
             clock_max_error_ms: 5 * 60_000,
             time_sync_at_ms: 2 * 3_600_000 + 30 * 60_000,
             relay_validity_ms: 10 * 60_000,
+            relay_poll_ms: 2_000,
+            relay_lease_ms: 60_000,
+            relay_queue_bound_ms: 10 * 60_000,
+            relay_retry_ms: 15_000,
+            relay_batch: 16,
             worker_id: default_node_name(),
         }
     }
@@ -204,6 +223,16 @@ impl Config {
         }
         if self.worker_id.is_empty() || self.worker_id.contains('#') {
             return bad("worker_id must be non-empty and contain no '#'");
+        }
+        if self.relay_poll_ms <= 0
+            || self.relay_lease_ms < 3_000
+            || self.relay_queue_bound_ms <= 0
+            || self.relay_retry_ms <= 0
+            || self.relay_batch == 0
+        {
+            return bad(
+                "relay_poll_ms, relay_queue_bound_ms, relay_retry_ms and relay_batch must be positive, relay_lease_ms at least 3 s",
+            );
         }
         if self.offline_after_missed_polls == 0 {
             return bad("offline_after_missed_polls must be positive");

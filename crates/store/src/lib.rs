@@ -34,6 +34,8 @@ pub mod notify;
 pub mod operators;
 pub mod orders;
 pub mod registry;
+/// Staff relay commands across processes (issue 14 item 5).
+pub mod relay;
 /// Staff reports and their aggregate queries (issue 14 item 7).
 pub mod reports;
 /// Data retention: pruning and table sizes (issue 16 item 4).
