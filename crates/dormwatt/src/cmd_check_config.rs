@@ -172,6 +172,8 @@ async fn findings(cfg: &Config, merchant_cert: Option<&Path>) -> Findings {
         );
     }
     f.check("database", database(cfg).await);
+    // Issue 16 item 1: validated at load; say where /metrics answers.
+    f.checked.push(cfg.metrics.summary());
     f
 }
 

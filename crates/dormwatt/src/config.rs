@@ -44,6 +44,102 @@ pub struct Config {
     pub web: WebConfig,
     /// Data retention: what is pruned after how long (issue 16 item 4).
     pub retention: RetentionConfig,
+    /// `[metrics]`: who may scrape `/metrics`, and where (issue 16 item 1).
+    pub metrics: MetricsConfig,
+}
+
+// Issue 16 item 1 (metrics): the `[metrics]` section.
+/// `[metrics]`: Prometheus metrics at `/metrics`. Never public by default:
+/// loopback clients of the main listener only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Off: `/metrics` answers 404 to everyone.
+    pub enabled: bool,
+    /// Networks (CIDR, e.g. `"10.0.0.0/8"`, or one address) whose clients
+    /// may scrape besides loopback. Behind a proxy the client is the
+    /// forwarded address (`web.trusted_proxies`), not the proxy.
+    pub allow: Vec<String>,
+    /// Serve `/metrics` on its own listener (e.g. `"127.0.0.1:9464"`)
+    /// instead of the main one.
+    pub listen: Option<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allow: Vec::new(),
+            listen: None,
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// The allow-list parsed; a bad entry is an error naming it.
+    fn networks(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.allow
+            .iter()
+            .map(|a| {
+                let a = a.trim();
+                a.parse::<ipnet::IpNet>()
+                    .or_else(|_| a.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "metrics.allow: '{a}' is not a network like 10.0.0.0/8 or an IP address"
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// The metrics listener's address, when it has one.
+    pub fn listen_addr(&self) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        self.listen
+            .as_deref()
+            .map(|l| {
+                l.parse().map_err(|_| {
+                    anyhow::anyhow!("metrics.listen: '{l}' is not an address like 127.0.0.1:9464")
+                })
+            })
+            .transpose()
+    }
+
+    fn validate(&self, listen: &str) -> anyhow::Result<()> {
+        self.networks()?;
+        if let Some(a) = self.listen_addr()? {
+            anyhow::ensure!(
+                listen.parse::<std::net::SocketAddr>().ok() != Some(a),
+                "metrics.listen: {a} is the main listener's address; leave metrics.listen out to serve /metrics there"
+            );
+        }
+        Ok(())
+    }
+
+    /// The web side's settings (validated at load).
+    pub fn settings(&self) -> web::metrics::MetricsSettings {
+        web::metrics::MetricsSettings {
+            enabled: self.enabled,
+            allow: self.networks().unwrap_or_default(),
+            own_listener: self.listen.is_some(),
+        }
+    }
+
+    /// One line for `check-config`: where and to whom `/metrics` answers.
+    pub fn summary(&self) -> String {
+        if !self.enabled {
+            return "metrics: off (/metrics answers 404)".to_owned();
+        }
+        let whom = if self.allow.is_empty() {
+            "loopback clients only".to_owned()
+        } else {
+            format!("loopback and {}", self.allow.join(", "))
+        };
+        match &self.listen {
+            Some(l) => format!("metrics: /metrics on its own listener {l}, to {whom}"),
+            None => format!("metrics: /metrics on the main listener, to {whom}"),
+        }
+    }
 }
 
 // issue 16 item 4 (retention): the `[retention]` section.
@@ -751,6 +847,7 @@ impl Default for Config {
             payment: PaymentConfig::default(),
             web: WebConfig::default(),
             retention: RetentionConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -847,6 +944,7 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         self.web.validate()?;
         self.retention.validate()?;
+        self.metrics.validate(&self.listen)?;
         self.listen
             .parse::<std::net::SocketAddr>()
             .with_context(|| {

@@ -20,6 +20,8 @@ mod cmd_operator;
 mod cmd_prune;
 mod cmd_simulate;
 mod config;
+// Issue 16 item 1: the head-end counters /metrics reads.
+mod metrics_source;
 mod run;
 mod workers;
 

@@ -347,6 +347,7 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
         session_ttl_ms: cfg.web.session_ttl_ms(),
         limits: cfg.web.limits(),
         staff: cfg.web.staff(),
+        metrics: cfg.metrics.settings(),
     };
     tracing::info!("{}", payment_summary(payments.as_ref()));
     let (stop_sandbox, sandbox_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -365,6 +366,31 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
         Some(h)
     } else {
         None
+    };
+    // Issue 16 item 1: /metrics reads the head-end's counters at scrape time.
+    if let Some(h) = &headend {
+        state
+            .metrics()
+            .set_headend(crate::metrics_source::headend_source(h.counters()));
+    }
+    let metrics_task = match cfg.metrics.listen_addr()? {
+        Some(a) if cfg.metrics.enabled => {
+            let l = tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("metrics.listen: cannot listen on {a}"))?;
+            tracing::info!(listen = %a, "metrics listener");
+            let router = web::metrics::router(state.clone());
+            Some(tokio::spawn(async move {
+                // The peer is the client here: no proxy forwards to it.
+                let limits = web::ServeLimits::default();
+                if let Err(e) =
+                    web::server::serve_router(l, router, limits, shutdown_signal()).await
+                {
+                    tracing::error!(error = %e, "metrics listener stopped");
+                }
+            }))
+        }
+        _ => None,
     };
     let runs_headend = headend.is_some();
     // Every background worker of the process, started and stopped in one place.
@@ -397,6 +423,9 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
         }
     }
     web::serve(listener, state, shutdown_signal()).await?;
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     // Workers first (the head-end's last step may still talk to the
     // simulated meters), then the sandbox and the simulator.
     let stopped = workers.shutdown().await;

@@ -195,6 +195,12 @@ impl Headend {
         self.metrics.snapshot()
     }
 
+    /// The live counters, to snapshot later (issue 16 item 1: `/metrics`
+    /// reads them at scrape time while the head-end runs as a worker).
+    pub fn counters(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
     /// Where gateways in client mode can dial in, when listening.
     pub fn listen_addr(&self) -> Option<SocketAddr> {
         self.listen

@@ -37,7 +37,7 @@ mod writer;
 
 pub use clock::{Clock, SharedClock, SystemClock};
 pub use headend::{Headend, RelayOutcome};
-pub use metrics::{BusSnapshot, MetricsSnapshot};
+pub use metrics::{BusSnapshot, Metrics, MetricsSnapshot};
 
 use serde::{Deserialize, Serialize};
 

@@ -220,7 +220,7 @@ impl Link {
                 match item {
                     Ok(frame) => self.dispatch(frame),
                     Err(_) => {
-                        self.metrics.bad_frames.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.garbled(&self.name);
                     }
                 }
             }

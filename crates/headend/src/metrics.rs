@@ -1,8 +1,11 @@
 //! Counters of the head-end, kept in atomics and read as a
-//! [`MetricsSnapshot`] (for the console, `bench collect` and, later, a
-//! Prometheus endpoint). Counting never takes a lock on the hot path.
+//! [`MetricsSnapshot`] (for the console, `bench collect` and the
+//! Prometheus endpoint `/metrics`, which reads a snapshot at scrape time).
+//! Counting never takes a lock on the hot path (a garbled frame, rare,
+//! takes one to count it against its gateway).
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -49,7 +52,20 @@ pub struct Metrics {
     pub(crate) store_errors: AtomicU64,
     pub(crate) time_syncs: AtomicU64,
     pub(crate) buses: Mutex<Vec<Arc<BusCounters>>>,
+    /// Deliveries by paid → confirmed latency: slot `i` counts those of at
+    /// most [`DELIVERY_LATENCY_BUCKETS_S`]`[i]` seconds (and more than the
+    /// bound before), the last slot those above every bound.
+    delivery_latency_slots: [AtomicU64; DELIVERY_LATENCY_BUCKETS_S.len() + 1],
+    /// Garbled frames (checksum or framing failures) by gateway name.
+    bad_frames_by_gateway: Mutex<BTreeMap<String, u64>>,
 }
+
+/// Upper bounds of the delivery latency histogram, seconds: a purchase
+/// normally lands within seconds; minutes mean a bus is slow or a meter
+/// was offline; the delivery window is counted in hours.
+pub const DELIVERY_LATENCY_BUCKETS_S: [f64; 12] = [
+    1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0,
+];
 
 impl Metrics {
     pub(crate) fn add_bus(&self, b: Arc<BusCounters>) {
@@ -64,6 +80,28 @@ impl Metrics {
         self.deliveries_completed.fetch_add(1, Ordering::Relaxed);
         self.delivery_latency_ms_sum.fetch_add(l, Ordering::Relaxed);
         self.delivery_latency_ms_max.fetch_max(l, Ordering::Relaxed);
+        #[allow(clippy::cast_precision_loss)] // ms fit f64 exactly far past any latency
+        let s = l as f64 / 1000.0;
+        let slot = DELIVERY_LATENCY_BUCKETS_S
+            .iter()
+            .position(|&b| s <= b)
+            .unwrap_or(DELIVERY_LATENCY_BUCKETS_S.len());
+        self.delivery_latency_slots[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a garbled frame from `gateway`.
+    pub(crate) fn garbled(&self, gateway: &str) {
+        self.bad_frames.fetch_add(1, Ordering::Relaxed);
+        let mut m = self
+            .bad_frames_by_gateway
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match m.get_mut(gateway) {
+            Some(n) => *n += 1,
+            None => {
+                m.insert(gateway.to_owned(), 1);
+            }
+        }
     }
 
     /// A consistent-enough copy of every counter.
@@ -95,7 +133,27 @@ impl Metrics {
             })
             .collect();
         let completed = g(&self.deliveries_completed);
+        let mut cumulative = 0;
+        let delivery_latency_buckets = DELIVERY_LATENCY_BUCKETS_S
+            .iter()
+            .zip(&self.delivery_latency_slots)
+            .map(|(&le, n)| {
+                cumulative += g(n);
+                (le, cumulative)
+            })
+            .collect();
+        let delivery_latency_count = self.delivery_latency_slots.iter().map(g).sum();
         MetricsSnapshot {
+            delivery_latency_buckets,
+            delivery_latency_count,
+            delivery_latency_ms_sum: g(&self.delivery_latency_ms_sum),
+            bad_frames_by_gateway: self
+                .bad_frames_by_gateway
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
             frames_sent: buses.iter().map(|b| b.frames_sent).sum(),
             replies: buses.iter().map(|b| b.replies).sum(),
             timeouts: buses.iter().map(|b| b.timeouts).sum(),
@@ -186,6 +244,15 @@ pub struct MetricsSnapshot {
     pub delivery_latency_ms_avg: u64,
     /// Longest paid → confirmed, ms.
     pub delivery_latency_ms_max: u64,
+    /// Deliveries of at most `le` seconds paid → confirmed (cumulative,
+    /// one entry per bound of [`DELIVERY_LATENCY_BUCKETS_S`]).
+    pub delivery_latency_buckets: Vec<(f64, u64)>,
+    /// Deliveries in the histogram (its `+Inf` bucket).
+    pub delivery_latency_count: u64,
+    /// Sum of paid → confirmed over those deliveries, ms.
+    pub delivery_latency_ms_sum: u64,
+    /// Garbled frames by gateway name.
+    pub bad_frames_by_gateway: Vec<(String, u64)>,
     /// Batches the store refused.
     pub store_errors: u64,
     /// Daily time broadcasts sent (one per gateway and day).

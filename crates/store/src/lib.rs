@@ -26,6 +26,8 @@ pub mod lookup;
 pub mod message;
 pub mod meter_reset;
 pub mod meters;
+// Issue 16 item 1: database-derived gauges of /metrics.
+pub mod metrics;
 /// Move-out settlement (issue 13 item 6, docs/MOVE-OUT.md).
 pub mod moveout;
 pub mod nodes;

@@ -20,6 +20,8 @@ use std::time::Duration;
 
 pub mod cookies;
 pub mod i18n;
+// Issue 16 item 1: Prometheus metrics at /metrics.
+pub mod metrics;
 pub mod pages;
 pub mod payments;
 pub mod request_log;
@@ -45,6 +47,8 @@ struct Inner {
     pages_cache: pages::Cache,
     /// Security headers of every answer.
     security_headers: security::SecurityHeaders,
+    /// `/metrics`: HTTP counters, the head-end's source, the gauge cache.
+    metrics: metrics::Metrics,
 }
 
 /// Web settings from the configuration.
@@ -65,6 +69,8 @@ pub struct Settings {
     pub limits: ServeLimits,
     /// The staff console's session timeouts and clock.
     pub staff: staff::StaffSettings,
+    /// Who may scrape `/metrics`, and where.
+    pub metrics: metrics::MetricsSettings,
 }
 
 impl Settings {
@@ -82,6 +88,7 @@ impl Settings {
             session_ttl_ms: session::SESSION_TTL_MS_DEFAULT,
             limits: ServeLimits::default(),
             staff: staff::StaffSettings::default(),
+            metrics: metrics::MetricsSettings::default(),
         }
     }
 }
@@ -142,9 +149,11 @@ impl AppState {
         let form_origin = service.payments().and_then(|p| p.cashier_origin.clone());
         let security_headers =
             security::SecurityHeaders::new(&settings.public_url, form_origin.as_deref());
+        let metrics = metrics::Metrics::new(settings.metrics.clone());
         Self {
             inner: Arc::new(Inner {
                 service,
+                metrics,
                 settings,
                 pages_cache: pages::Cache::default(),
                 security_headers,
@@ -172,6 +181,11 @@ impl AppState {
         &self.inner.settings
     }
 
+    /// The process's metrics (`/metrics`).
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+
     fn security_headers(&self) -> &security::SecurityHeaders {
         &self.inner.security_headers
     }
@@ -192,12 +206,17 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::main_listener))
         .merge(staff::router())
         .merge(pages::router())
         .merge(payments::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::headers,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
         ))
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT_BYTES))

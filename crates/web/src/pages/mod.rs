@@ -100,7 +100,7 @@ pub fn router() -> Router<AppState> {
 
 /// Any unknown path: the app's own 404 page in the reader's language
 /// (issue 11 item 15); JSON callers under `/api/` get a JSON 404.
-async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+pub(crate) async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
     if uri.path().starts_with("/api/") {
         return (
             StatusCode::NOT_FOUND,
