@@ -496,7 +496,7 @@ async fn every_stored_quantity_is_pruned() {
 #[tokio::test]
 #[ignore = "a measurement (docs/BENCHMARKS.md), minutes per backend"]
 async fn measure_growth() {
-    const METERS: usize = 32;
+    const METERS: usize = 24;
     const DAYS: i64 = 56;
     for (db, ms) in seeded(METERS).await {
         let mut run = Run::default();
