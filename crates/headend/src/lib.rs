@@ -32,6 +32,7 @@ mod headend;
 pub mod link;
 pub mod metrics;
 pub mod plan;
+mod reload;
 mod writer;
 
 pub use clock::{Clock, SharedClock, SystemClock};
@@ -137,6 +138,10 @@ pub struct Config {
     /// incarnation's leases at once. Two live processes never share a name
     /// (the second becomes `<name>-2`). Default: the host name.
     pub worker_id: String,
+    /// How often the head-end checks the registry version and follows
+    /// registry changes (gateways, buses, meters added, moved, retired)
+    /// without a restart; 0 disables it (issue 14).
+    pub registry_poll_ms: i64,
 }
 
 impl Default for Config {
@@ -166,6 +171,7 @@ impl Default for Config {
             time_sync_at_ms: 2 * 3_600_000 + 30 * 60_000,
             relay_validity_ms: 10 * 60_000,
             worker_id: default_node_name(),
+            registry_poll_ms: 5_000,
         }
     }
 }
@@ -204,6 +210,9 @@ impl Config {
         }
         if self.worker_id.is_empty() || self.worker_id.contains('#') {
             return bad("worker_id must be non-empty and contain no '#'");
+        }
+        if self.registry_poll_ms < 0 {
+            return bad("registry_poll_ms must be 0 (off) or positive");
         }
         if self.offline_after_missed_polls == 0 {
             return bad("offline_after_missed_polls must be positive");
