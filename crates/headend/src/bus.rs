@@ -25,7 +25,7 @@ use jiff::tz::TimeZone;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use store::meters::{FrozenDays, MeterEvent, MeterRow, Observation};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Longest idle sleep of a scheduler, so a jump of the clock or a due
@@ -92,6 +92,36 @@ struct Slot {
     swept: bool,
 }
 
+impl Slot {
+    /// A fresh slot for `m`, the `i`-th meter of a bus (hourly reads spread
+    /// `spread` ms apart); `None` for an address that does not parse.
+    fn new(shared: &BusShared, now: i64, i: usize, spread: i64, m: &MeterRow) -> Option<Slot> {
+        let address = Address::parse(&m.address).ok()?;
+        let i = i64::try_from(i).unwrap_or(0);
+        Some(Slot {
+            id: m.id,
+            address,
+            next_frequent_ms: now,
+            // Hourly reads spread over the hour so they do not all
+            // land on the first sweep.
+            next_hourly_ms: now + (i * spread).min(shared.cfg.hourly_interval_ms),
+            next_daily_try_ms: now,
+            daily_done_day: i64::MIN,
+            missing_marked_day: i64::MIN,
+            last_frozen_day: m.last_frozen_day,
+            missed: 0,
+            // Never heard of is neither online nor offline: its
+            // first answer is not a return.
+            online: (m.online || m.seen).then_some(m.online),
+            last_sw: m
+                .status_word
+                .and_then(|w| u16::try_from(w).ok())
+                .map(StatusWord3),
+            swept: false,
+        })
+    }
+}
+
 /// Everything a bus task shares with the others.
 pub(crate) struct BusShared {
     pub(crate) cfg: Arc<Config>,
@@ -112,6 +142,9 @@ pub(crate) struct Bus {
     cursor: usize,
     unswept: usize,
     consecutive_timeouts: u32,
+    /// The bus's meters as the registry lists them now (hot reload,
+    /// crate::reload): a change is applied between two transactions.
+    meter_set: Option<watch::Receiver<Vec<MeterRow>>>,
 }
 
 impl Bus {
@@ -131,31 +164,7 @@ impl Bus {
         let slots: Vec<Slot> = meters
             .iter()
             .enumerate()
-            .filter_map(|(i, m)| {
-                let address = Address::parse(&m.address).ok()?;
-                let i = i64::try_from(i).unwrap_or(0);
-                Some(Slot {
-                    id: m.id,
-                    address,
-                    next_frequent_ms: now,
-                    // Hourly reads spread over the hour so they do not all
-                    // land on the first sweep.
-                    next_hourly_ms: now + (i * spread).min(shared.cfg.hourly_interval_ms),
-                    next_daily_try_ms: now,
-                    daily_done_day: i64::MIN,
-                    missing_marked_day: i64::MIN,
-                    last_frozen_day: m.last_frozen_day,
-                    missed: 0,
-                    // Never heard of is neither online nor offline: its
-                    // first answer is not a return.
-                    online: (m.online || m.seen).then_some(m.online),
-                    last_sw: m
-                        .status_word
-                        .and_then(|w| u16::try_from(w).ok())
-                        .map(StatusWord3),
-                    swept: false,
-                })
-            })
+            .filter_map(|(i, m)| Slot::new(&shared, now, i, spread, m))
             .collect();
         let handle = BusHandle {
             tx,
@@ -174,6 +183,7 @@ impl Bus {
                 cursor: 0,
                 unswept,
                 consecutive_timeouts: 0,
+                meter_set: None,
             },
             handle,
         )
@@ -187,6 +197,7 @@ impl Bus {
                 .store(self.shared.clock.now_ms(), Ordering::Relaxed);
         }
         while !stop.is_cancelled() {
+            self.follow_registry();
             self.serve_urgent().await;
             if !self.link.is_connected() {
                 self.idle(250, &stop).await;
@@ -215,6 +226,51 @@ impl Bus {
                 }
             }
         }
+    }
+
+    /// Follows registry changes (crate::reload) from now on.
+    pub(crate) fn follow(&mut self, meter_set: watch::Receiver<Vec<MeterRow>>) {
+        self.meter_set = Some(meter_set);
+    }
+
+    /// Applies a changed meter list: meters still on the bus at the same
+    /// address keep their schedule and state, new ones are polled at once,
+    /// removed ones are no longer polled. Runs between two transactions, so
+    /// nothing in flight on the bus is disturbed.
+    fn follow_registry(&mut self) {
+        let Some(rx) = self.meter_set.as_mut() else {
+            return;
+        };
+        if !rx.has_changed().unwrap_or(false) {
+            return;
+        }
+        let wanted = rx.borrow_and_update().clone();
+        let now = self.shared.clock.now_ms();
+        let spread =
+            self.shared.cfg.frequent_interval_ms / i64::try_from(wanted.len().max(1)).unwrap_or(1);
+        let mut old: std::collections::HashMap<i64, Slot> =
+            self.meters.drain(..).map(|m| (m.id, m)).collect();
+        let mut added = 0usize;
+        for (i, m) in wanted.iter().enumerate() {
+            match old.remove(&m.id) {
+                Some(slot) if slot.address.to_string() == m.address => self.meters.push(slot),
+                _ => {
+                    if let Some(slot) = Slot::new(&self.shared, now, i, spread, m) {
+                        added += 1;
+                        self.meters.push(slot);
+                    }
+                }
+            }
+        }
+        self.unswept = self.meters.iter().filter(|m| !m.swept).count();
+        self.cursor = 0;
+        tracing::info!(
+            bus.id = self.counters.bus_id,
+            meters = self.meters.len(),
+            added,
+            removed = old.len(),
+            "bus follows the registry"
+        );
     }
 
     /// Sleeps up to `ms`, waking early for an urgent request.

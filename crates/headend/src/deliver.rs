@@ -38,7 +38,7 @@ use dlt645::value::{OperatorCode, Recharge, RechargeReply};
 use dlt645::{Address, Di, Function, SecurityErrorFlags, request};
 use domain::order::OrderState;
 use domain::{MeterId, OrderId};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use store::jobs::Job;
@@ -63,7 +63,7 @@ pub(crate) struct Worker {
     pub(crate) cfg: Arc<Config>,
     pub(crate) clock: SharedClock,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) routes: Arc<HashMap<i64, Route>>,
+    pub(crate) routes: Arc<crate::reload::Routes>,
     /// This process's name in job leases (`<node>#<incarnation>`).
     pub(crate) worker: String,
     in_flight: Mutex<HashSet<i64>>,
@@ -103,7 +103,7 @@ impl Worker {
         cfg: Arc<Config>,
         clock: SharedClock,
         metrics: Arc<Metrics>,
-        routes: Arc<HashMap<i64, Route>>,
+        routes: Arc<crate::reload::Routes>,
         worker: String,
     ) -> Arc<Worker> {
         Arc::new(Worker {
@@ -236,7 +236,7 @@ impl Worker {
     /// one may go).
     async fn handle(&self, job: &Job, order_id: i64, meter_id: i64) -> bool {
         let started = self.clock.now_ms();
-        let Some(route) = self.routes.get(&meter_id).cloned() else {
+        let Some(route) = self.routes.get(meter_id) else {
             let now = self.clock.now_ms();
             let why = Error::UnknownMeter(meter_id).to_string();
             if let Err(e) =

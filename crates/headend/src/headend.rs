@@ -1,14 +1,14 @@
 //! Starting, steering and stopping the head-end.
 
-use crate::bus::{Bus, BusHandle, BusShared};
+use crate::bus::BusShared;
 use crate::clock::SharedClock;
-use crate::deliver::{Route, Worker};
-use crate::link::{self, Link};
-use crate::metrics::{BusCounters, Metrics, MetricsSnapshot};
+use crate::deliver::Worker;
+use crate::link;
+use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::writer::{self, WriterMsg};
-use crate::{Config, Error, plan};
+use crate::{Config, Error, plan, reload};
 use dlt645::value::{OperatorCode, Password, RelayCommand, RelayControl, StatusWord3, Value};
-use dlt645::{Address, Di, request};
+use dlt645::{Di, request};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,7 +31,7 @@ pub struct Headend {
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     metrics: Arc<Metrics>,
-    routes: Arc<HashMap<i64, Route>>,
+    routes: Arc<reload::Routes>,
     cfg: Arc<Config>,
     clock: SharedClock,
     writer: Option<mpsc::Sender<WriterMsg>>,
@@ -60,6 +60,8 @@ impl Headend {
         let cfg = Arc::new(cfg);
         let stop = CancellationToken::new();
         let metrics = Arc::new(Metrics::default());
+        // The version first: a change committed after it is reloaded.
+        let registry_version = store::registry::version(&db).await?;
         let registry = store::meters::registry(&db).await?;
         // This process's identity in job leases. Holding the node's lock
         // proves no other live process is this node, so leases of earlier
@@ -85,66 +87,20 @@ impl Headend {
             tz: cfg.time_zone.tz().clone(),
             writer: wtx.clone(),
         });
-        let mut routes = HashMap::new();
+        // issue 14 item 1: gateways and buses run under crate::reload, which
+        // follows registry changes while the head-end runs.
+        let mut live = reload::Live::new(shared, metrics.clone(), clock.clone(), stop.clone());
         let mut listened = HashMap::new();
         for gw in &registry {
-            let link = Link::new(gw.name.clone(), metrics.clone());
-            for b in &gw.buses {
-                let baud = u32::try_from(b.baud).unwrap_or(2400);
-                let counters = Arc::new(BusCounters {
-                    bus_id: b.id,
-                    gateway: gw.name.clone(),
-                    baud,
-                    meters: b.meters.len(),
-                    ..BusCounters::default()
-                });
-                metrics.add_bus(counters.clone());
-                let (bus, handle): (Bus, BusHandle) =
-                    Bus::new(shared.clone(), link.clone(), counters, baud, &b.meters);
-                for m in &b.meters {
-                    if let Ok(address) = Address::parse(&m.address) {
-                        routes.insert(
-                            m.id,
-                            Route {
-                                bus: handle.clone(),
-                                address,
-                            },
-                        );
-                    }
-                }
-                tasks.push(tokio::spawn(bus.run(stop.clone())));
-            }
-            if cfg.time_sync_at_ms >= 0 {
-                let baud_min = gw
-                    .buses
-                    .iter()
-                    .map(|b| u32::try_from(b.baud).unwrap_or(2400))
-                    .min()
-                    .unwrap_or(2400);
-                tasks.push(tokio::spawn(link::time_sync_loop(
-                    link.clone(),
-                    clock.clone(),
-                    cfg.time_zone.tz().clone(),
-                    cfg.time_sync_at_ms,
-                    baud_min,
-                    stop.clone(),
-                )));
-            }
-            match gw.mode.as_str() {
-                "listen" => {
-                    listened.insert(gw.name.clone(), link);
-                }
-                _ => {
-                    let port = u16::try_from(gw.port).unwrap_or(0);
-                    tasks.push(tokio::spawn(link::dial_loop(
-                        link,
-                        gw.host.clone(),
-                        port,
-                        stop.clone(),
-                    )));
-                }
-            }
+            live.add_gateway(gw, Some(&mut listened));
         }
+        live.rebuild_routes(&registry);
+        let routes = live.routes();
+        tasks.push(tokio::spawn(live.run(
+            db.clone(),
+            cfg.registry_poll_ms,
+            registry_version,
+        )));
         let mut listen = None;
         if let Some(addr) = &cfg.listen {
             let listener = TcpListener::bind(addr).await?;
@@ -162,7 +118,6 @@ impl Headend {
                 "gateways in listen mode but no [headend] listen address; they stay unreachable"
             );
         }
-        let routes = Arc::new(routes);
         let worker = Worker::new(
             db.clone(),
             cfg.clone(),
@@ -213,7 +168,7 @@ impl Headend {
     pub async fn relay(&self, meter_id: i64, command: RelayCommand) -> Result<RelayOutcome, Error> {
         let route = self
             .routes
-            .get(&meter_id)
+            .get(meter_id)
             .ok_or(Error::UnknownMeter(meter_id))?;
         let tz = self.cfg.time_zone.tz();
         let now = self.clock.now_ms();

@@ -33,6 +33,7 @@ mod headend;
 pub mod link;
 pub mod metrics;
 pub mod plan;
+mod reload;
 mod writer;
 
 pub use clock::{Clock, SharedClock, SystemClock};
@@ -151,6 +152,10 @@ pub struct Config {
     /// incarnation's leases at once. Two live processes never share a name
     /// (the second becomes `<name>-2`). Default: the host name.
     pub worker_id: String,
+    /// How often the head-end checks the registry version and follows
+    /// registry changes (gateways, buses, meters added, moved, retired)
+    /// without a restart; 0 disables it (issue 14).
+    pub registry_poll_ms: i64,
 }
 
 impl Default for Config {
@@ -185,6 +190,7 @@ impl Default for Config {
             relay_retry_ms: 15_000,
             relay_batch: 16,
             worker_id: default_node_name(),
+            registry_poll_ms: 5_000,
         }
     }
 }
@@ -233,6 +239,9 @@ impl Config {
             return bad(
                 "relay_poll_ms, relay_queue_bound_ms, relay_retry_ms and relay_batch must be positive, relay_lease_ms at least 3 s",
             );
+        }
+        if self.registry_poll_ms < 0 {
+            return bad("registry_poll_ms must be 0 (off) or positive");
         }
         if self.offline_after_missed_polls == 0 {
             return bad("offline_after_missed_polls must be positive");

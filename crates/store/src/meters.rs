@@ -163,6 +163,8 @@ pub async fn set_gateway_endpoint(db: &Db, name: &str, host: &str, port: u16) ->
     .execute(p)
     .await?
     .rows_affected());
+    // issue 14 (hot reload): running head-ends follow the new endpoint.
+    crate::registry::bump_version(db).await?;
     Ok(n == 1)
 }
 
@@ -176,6 +178,7 @@ pub async fn set_gateway_mode(db: &Db, name: &str, mode: &str) -> Result<bool> {
     .execute(p)
     .await?
     .rows_affected());
+    crate::registry::bump_version(db).await?;
     Ok(n == 1)
 }
 

@@ -13,7 +13,7 @@
 //!   first commits ([`Error::Conflict`]). Either way it changes nothing.
 
 use crate::audit::{self, Actor, Entry};
-use crate::{Db, Error, Result, Tx, on_tx};
+use crate::{Db, Error, Result, Tx, on_db, on_tx};
 use import::{Kind, Records, RowError, header_of};
 use std::collections::{HashMap, HashSet};
 
@@ -319,6 +319,18 @@ pub async fn check(db: &Db, records: &Records) -> Result<Vec<RowError>> {
 /// Writes every row of `records` and one audit entry in one transaction,
 /// or nothing when any row fails the checks.
 pub async fn apply(db: &Db, records: &Records, actor: &Actor, now_ms: i64) -> Result<Outcome> {
+    apply_file(db, records, actor, now_ms, None).await
+}
+
+/// [`apply`], recording the imported file's SHA-256 (hex) in the audit
+/// entry (the console's import page).
+pub async fn apply_file(
+    db: &Db,
+    records: &Records,
+    actor: &Actor,
+    now_ms: i64,
+    sha256: Option<&str>,
+) -> Result<Outcome> {
     let mut tx = db.begin().await?;
     if records.kind() == Kind::Meters {
         // Bus capacity is a count the checks read: row-lock every bus first
@@ -345,11 +357,17 @@ pub async fn apply(db: &Db, records: &Records, actor: &Actor, now_ms: i64) -> Re
             action: "registry_imported",
             subject: &format!("registry:{}", kind.as_str()),
             before: None,
-            after: Some(serde_json::json!({ "kind": kind.as_str(), "rows": inserts.len() })),
+            after: Some(match sha256 {
+                Some(h) => {
+                    serde_json::json!({ "kind": kind.as_str(), "rows": inserts.len(), "sha256": h })
+                }
+                None => serde_json::json!({ "kind": kind.as_str(), "rows": inserts.len() }),
+            }),
         },
         now_ms,
     )
     .await?;
+    bump_version_tx(&mut tx).await?;
     tx.commit().await.map_err(raced)?;
     Ok(Outcome::Applied {
         kind,
@@ -466,4 +484,111 @@ async fn write(tx: &mut Tx, inserts: &[Insert<'_>], now_ms: i64) -> Result<()> {
     .rows_affected()
     });
     Ok(())
+}
+
+// ---- issue 14 item 1: the registry version (hot reload) and retiring ----
+
+/// The registry's version: bumped in the transaction of every registry
+/// change (import, edit, retire, gateway endpoint), so a head-end in any
+/// process sees that it must reload (migration 0015).
+pub async fn version(db: &Db) -> Result<i64> {
+    Ok(on_db!(db, |p| sqlx::query_scalar(
+        "select version from registry_version where id = 1"
+    )
+    .fetch_one(p)
+    .await?))
+}
+
+/// Bumps the registry version inside `tx`.
+pub async fn bump_version_tx(tx: &mut Tx) -> Result<()> {
+    let n = on_tx!(tx, |c| sqlx::query(
+        "update registry_version set version = version + 1 where id = 1"
+    )
+    .execute(c)
+    .await?
+    .rows_affected());
+    if n != 1 {
+        return Err(Error::Conflict("registry_version row missing".into()));
+    }
+    Ok(())
+}
+
+/// Bumps the registry version on its own (after a one-statement change).
+pub async fn bump_version(db: &Db) -> Result<()> {
+    let mut tx = db.begin().await?;
+    bump_version_tx(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Why a meter cannot be retired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetireRefusal {
+    /// No such meter, or already retired.
+    Unknown,
+    /// An order for it is unpaid, charging or delayed: it must settle first.
+    OrderInFlight,
+    /// It still holds energy the student paid for (replacement carries it over).
+    PositiveBalance,
+}
+
+/// Retires a meter: it leaves its bus (the head-end stops polling it) and
+/// keeps its row and history. Refused while an order for it is in flight or
+/// its last read balance is positive; the preconditions are in the
+/// `UPDATE … WHERE`, so a check and a concurrent change cannot interleave.
+/// Audited as `meter_retired`.
+pub async fn retire_meter(
+    db: &Db,
+    meter_id: i64,
+    actor: &Actor,
+    now_ms: i64,
+) -> Result<std::result::Result<(), RetireRefusal>> {
+    let mut tx = db.begin().await?;
+    let n = on_tx!(&mut tx, |c| {
+        sqlx::query(
+        "update meter set bus_id = null, retired_at_ms = $2
+         where id = $1 and retired_at_ms is null
+           and not exists (select 1 from orders o where o.meter_id = $1
+                           and o.state in ('unpaid', 'charging', 'delayed'))
+           and coalesce((select s.remaining_centikwh from meter_state s where s.meter_id = $1), 0) <= 0"
+    )
+    .bind(meter_id)
+    .bind(now_ms)
+    .execute(c)
+    .await?
+    .rows_affected()
+    });
+    if n != 1 {
+        let (exists, in_flight): (bool, bool) = on_tx!(&mut tx, |c| sqlx::query_as(
+            "select exists (select 1 from meter where id = $1 and retired_at_ms is null),
+                    exists (select 1 from orders o where o.meter_id = $1
+                            and o.state in ('unpaid', 'charging', 'delayed'))"
+        )
+        .bind(meter_id)
+        .fetch_one(c)
+        .await?);
+        let why = if !exists {
+            RetireRefusal::Unknown
+        } else if in_flight {
+            RetireRefusal::OrderInFlight
+        } else {
+            RetireRefusal::PositiveBalance
+        };
+        return Ok(Err(why));
+    }
+    audit::append_tx(
+        &mut tx,
+        &Entry {
+            actor,
+            action: "meter_retired",
+            subject: &format!("meter:{meter_id}"),
+            before: None,
+            after: Some(serde_json::json!({ "retired_at_ms": now_ms })),
+        },
+        now_ms,
+    )
+    .await?;
+    bump_version_tx(&mut tx).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
 }

@@ -201,8 +201,20 @@ impl World {
 
     /// A world of `plan` on `db` with the simulator's `faults`.
     pub async fn with_plan(db: store::Db, faults: sim::FaultConfig, plan: CampusPlan) -> World {
+        Self::with_plans(db, faults, &plan, &plan).await
+    }
+
+    /// A world whose simulator carries `sim_plan` and whose database is
+    /// seeded with `db_plan` (meters the registry gains later).
+    pub async fn with_plans(
+        db: store::Db,
+        faults: sim::FaultConfig,
+        sim_plan: &CampusPlan,
+        db_plan: &CampusPlan,
+    ) -> World {
+        let plan = sim_plan;
         let fleet = sim::Fleet::from_plan(
-            &plan,
+            plan,
             sim::SimConfig {
                 seed: 7,
                 start_ms: Some(START_MS),
@@ -221,7 +233,7 @@ impl World {
         let clock: SharedClock = Arc::new(VirtualClock(fleet.clock().clone()));
         store::campus::seed(
             &db,
-            &plan,
+            db_plan,
             &store::campus::GatewayAddressing::default(),
             clock.now_ms(),
         )
