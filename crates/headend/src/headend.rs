@@ -277,7 +277,7 @@ impl Headend {
     // and its clock and settings, for the relay-command worker.
     /// The meters this head-end has a bus for.
     pub(crate) fn routed_meters(&self) -> Vec<i64> {
-        self.routes.keys().copied().collect()
+        self.routes.meter_ids()
     }
 
     /// The head-end's clock now.

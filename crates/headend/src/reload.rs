@@ -61,6 +61,16 @@ impl Routes {
             .len()
     }
 
+    /// The meters routed now (the relay-command worker claims theirs).
+    pub(crate) fn meter_ids(&self) -> Vec<i64> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect()
+    }
+
     fn replace(&self, map: HashMap<i64, Route>) {
         *self
             .0

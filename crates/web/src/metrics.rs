@@ -365,7 +365,10 @@ impl Collector for Scraped {
             return Ok(());
         };
         let bus = |b: &BusView| -> Labels {
-            vec![("bus", b.bus_id.to_string()), ("gateway", b.gateway.clone())]
+            vec![
+                ("bus", b.bus_id.to_string()),
+                ("gateway", b.gateway.clone()),
+            ]
         };
         family(
             &mut enc,
@@ -570,7 +573,12 @@ mod tests {
         for ip in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
             assert!(d.allows(ip.parse().expect("ip")), "{ip}");
         }
-        for ip in ["10.1.2.3", "203.0.113.7", "::ffff:203.0.113.7", "2001:db8::1"] {
+        for ip in [
+            "10.1.2.3",
+            "203.0.113.7",
+            "::ffff:203.0.113.7",
+            "2001:db8::1",
+        ] {
             assert!(!d.allows(ip.parse().expect("ip")), "{ip}");
         }
         let a = MetricsSettings {
