@@ -2,7 +2,7 @@
 //! Prometheus text format (0.0.4) written by `prometheus-client`.
 //!
 //! - **HTTP** counters and a latency histogram are kept here, labelled by
-//!   the *matched route template* (`/me/meters/{id}`), never the raw path,
+//!   the *matched route template* (`/me/meters/:id`), never the raw path,
 //!   so label cardinality is bounded by the router ([`track`]).
 //! - **Head-end** counters are not counted twice: the binary hands over a
 //!   [`HeadendSource`] (a closure over the head-end's atomics) that is read
@@ -328,20 +328,32 @@ impl Collector for Scraped {
             family(
                 &mut enc,
                 "job_queue_oldest_age_seconds",
-                "How long the earliest-due queued job has been due, by queue (0: none is due yet)",
+                "How long the earliest-due queued job has been due, by queue (0: none is due, or the queue is empty)",
                 gauge,
                 g.queues.iter().map(|q| {
                     #[allow(clippy::cast_precision_loss)] // ms of an age: exact in f64
-                    let age_s = (self.now_ms - q.oldest_run_at_ms).max(0) as f64 / 1000.0;
+                    let age_s = q.oldest_run_at_ms.map_or(0, |at| (self.now_ms - at).max(0)) as f64
+                        / 1000.0;
                     (vec![("queue", q.queue.clone())], ConstGauge::new(age_s))
                 }),
+            )?;
+            family(
+                &mut enc,
+                "db_pool_acquire_wait_seconds",
+                "How long the last refresh of these gauges waited for a database pool connection",
+                gauge,
+                [(Labels::new(), {
+                    #[allow(clippy::cast_precision_loss)] // µs of a wait: exact in f64
+                    let s = g.acquire_wait_us as f64 / 1e6;
+                    ConstGauge::new(s)
+                })],
             )?;
         }
         let p = self.pool;
         family(
             &mut enc,
             "db_pool_connections",
-            "Database pool connections by state (sqlx does not count waiters)",
+            "Database pool connections by state (waiting: db_pool_acquire_wait_seconds)",
             gauge,
             [
                 (
@@ -511,12 +523,24 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+        .map_or_else(|| "unmatched".to_owned(), |p| route_label(p.as_str()));
     let res = next.run(req).await;
     state
         .metrics()
         .observe(&method, &route, res.status().as_u16(), started.elapsed());
     res
+}
+
+/// A route template as a label value: `/api/orders/{out_trade_no}` is
+/// written `/api/orders/:out_trade_no` (`{*rest}` as `*rest`), so that no
+/// label value holds a brace: the format allows them, but common
+/// text-format parsers (prometheus-parse among them) end a label set at the
+/// first `}` and silently drop the sample.
+fn route_label(template: &str) -> String {
+    template
+        .replace("{*", "*")
+        .replace('{', ":")
+        .replace('}', "")
 }
 
 /// The client as the throttles see it, if the server recorded one.
@@ -592,6 +616,17 @@ mod tests {
             ..MetricsSettings::default()
         };
         assert!(!off.allows("127.0.0.1".parse().expect("ip")));
+    }
+
+    #[test]
+    fn route_labels_have_no_braces() {
+        assert_eq!(super::route_label("/me/meters/{id}"), "/me/meters/:id");
+        assert_eq!(
+            super::route_label("/api/orders/{out_trade_no}/pay"),
+            "/api/orders/:out_trade_no/pay"
+        );
+        assert_eq!(super::route_label("/static/{*path}"), "/static/*path");
+        assert_eq!(super::route_label("/login"), "/login");
     }
 
     #[test]
