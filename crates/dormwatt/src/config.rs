@@ -105,13 +105,31 @@ impl MetricsConfig {
             .transpose()
     }
 
-    fn validate(&self, listen: &str) -> anyhow::Result<()> {
+    /// `others`: (key, address) of the process's other listeners.
+    fn validate(&self, listen: &str, others: &[(&str, Option<&str>)]) -> anyhow::Result<()> {
         self.networks()?;
-        if let Some(a) = self.listen_addr()? {
+        let Some(a) = self.listen_addr()? else {
+            return Ok(());
+        };
+        // The same port on the same address, or on a wildcard one (0.0.0.0
+        // or [::] takes the port on every address): the second bind fails.
+        let clash = |b: std::net::SocketAddr| {
+            a.port() == b.port()
+                && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        };
+        if let Ok(main) = listen.parse::<std::net::SocketAddr>() {
             anyhow::ensure!(
-                listen.parse::<std::net::SocketAddr>().ok() != Some(a),
-                "metrics.listen: {a} is the main listener's address; leave metrics.listen out to serve /metrics there"
+                !clash(main),
+                "metrics.listen: {a} takes the main listener's port ({main}); leave metrics.listen out to serve /metrics there, or give it another port"
             );
+        }
+        for (key, other) in others {
+            if let Some(b) = other.and_then(|o| o.parse::<std::net::SocketAddr>().ok()) {
+                anyhow::ensure!(
+                    !clash(b),
+                    "metrics.listen: {a} takes the port of {key} ({b}); give it another port"
+                );
+            }
         }
         Ok(())
     }
@@ -944,7 +962,16 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         self.web.validate()?;
         self.retention.validate()?;
-        self.metrics.validate(&self.listen)?;
+        self.metrics.validate(
+            &self.listen,
+            &[
+                (
+                    "payment.sandbox_listen",
+                    self.payment.sandbox_listen.as_deref(),
+                ),
+                ("headend.listen", self.headend.settings.listen.as_deref()),
+            ],
+        )?;
         self.listen
             .parse::<std::net::SocketAddr>()
             .with_context(|| {

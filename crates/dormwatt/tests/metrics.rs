@@ -796,3 +796,113 @@ async fn its_own_listener_serves_metrics_and_the_main_one_does_not() {
         404
     );
 }
+
+/// `dormwatt --config F check-config` on a migrated SQLite file with
+/// `metrics` as the `[metrics]` section (and `extra` top-level keys).
+fn check_config(dir: &Path, name: &str, extra: &str, metrics: &str) -> (bool, String) {
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"0.0.0.0:8080\"\ndatabase_url = \"sqlite://{}\"\n{extra}\n[metrics]\n{metrics}\n",
+            dir.join("cc.db").display()
+        ),
+    )
+    .expect("config");
+    let o = Command::new(BIN)
+        .current_dir(dir)
+        .env_remove("DORMWATT_DATABASE_URL")
+        .env_remove("DORMWATT_CONFIG")
+        .env("RUST_LOG", "warn")
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .output()
+        .expect("check-config");
+    (o.status.success(), common::text(&o))
+}
+
+/// check-config refuses a bad `[metrics]` with a message naming the key,
+/// and says where and to whom /metrics answers when it is good.
+#[test]
+fn check_config_refuses_a_bad_metrics_section() {
+    let dir = temp_dir("metrics-cc");
+    let migrated = Command::new(BIN)
+        .current_dir(&dir)
+        .env_remove("DORMWATT_CONFIG")
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.join("cc.db").display()))
+        .arg("migrate")
+        .output()
+        .expect("migrate");
+    assert!(migrated.status.success(), "{}", common::text(&migrated));
+    for (name, extra, metrics, want) in [
+        (
+            "cidr",
+            "",
+            "allow = [\"10.0.0.0/33\"]",
+            "metrics.allow: '10.0.0.0/33' is not a network like 10.0.0.0/8 or an IP address",
+        ),
+        (
+            "word",
+            "",
+            "allow = [\"prometheus.example\"]",
+            "metrics.allow: 'prometheus.example' is not a network",
+        ),
+        (
+            "addr",
+            "",
+            "listen = \"localhost:9464\"",
+            "metrics.listen: 'localhost:9464' is not an address like 127.0.0.1:9464",
+        ),
+        (
+            "same",
+            "",
+            "listen = \"0.0.0.0:8080\"",
+            "metrics.listen: 0.0.0.0:8080 takes the main listener's port (0.0.0.0:8080)",
+        ),
+        (
+            "wildcard",
+            "",
+            "listen = \"127.0.0.1:8080\"",
+            "metrics.listen: 127.0.0.1:8080 takes the main listener's port (0.0.0.0:8080)",
+        ),
+        (
+            "sandbox",
+            "[payment]\nsandbox_listen = \"127.0.0.1:9464\"",
+            "listen = \"127.0.0.1:9464\"",
+            "metrics.listen: 127.0.0.1:9464 takes the port of payment.sandbox_listen (127.0.0.1:9464)",
+        ),
+        (
+            "headend",
+            "[headend]\nlisten = \"0.0.0.0:9000\"",
+            "listen = \"127.0.0.1:9000\"",
+            "metrics.listen: 127.0.0.1:9000 takes the port of headend.listen (0.0.0.0:9000)",
+        ),
+        ("key", "", "allowed = []", "metrics.allowed: unknown field"),
+    ] {
+        let (ok, out) = check_config(&dir, name, extra, metrics);
+        assert!(!ok, "{name}: accepted\n{out}");
+        assert!(out.contains(want), "{name}: {want}\n{out}");
+    }
+    let (ok, out) = check_config(
+        &dir,
+        "good",
+        "[payment]\nprovider = \"none\"",
+        "allow = [\"10.0.0.0/8\"]\nlisten = \"127.0.0.1:9464\"",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(
+            "metrics: /metrics on its own listener 127.0.0.1:9464, to loopback and 10.0.0.0/8"
+        ),
+        "{out}"
+    );
+    let (ok, out) = check_config(&dir, "default", "[payment]\nprovider = \"none\"", "");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("metrics: /metrics on the main listener, to loopback clients only"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
