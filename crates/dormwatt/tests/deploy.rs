@@ -46,6 +46,8 @@ fn the_nginx_example_replaces_the_forwarded_header_and_the_unit_runs_migrate_the
     let nginx = std::fs::read_to_string(contrib("nginx-dormwatt.conf")).expect("nginx example");
     assert!(nginx.contains("proxy_set_header X-Forwarded-For $remote_addr;"));
     assert!(nginx.contains("proxy_pass http://127.0.0.1:8080;"));
+    // Issue 16 item 1: a scrape through the proxy would come from loopback.
+    assert!(nginx.contains("location = /metrics { return 404; }"));
     let unit = std::fs::read_to_string(contrib("dormwatt.service")).expect("unit");
     let pre = unit.find("ExecStartPre=").expect("ExecStartPre");
     let start = unit.find("ExecStart=").expect("ExecStart");
