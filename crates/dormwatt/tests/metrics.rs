@@ -23,6 +23,8 @@ const READ_ATTEMPTS: u32 = 600;
 /// Polls of the order waiting for its delivery.
 const DELIVERY_ATTEMPTS: u32 = 600;
 const POLL: Duration = Duration::from_millis(100);
+/// The buyer's phone number, which no log line may hold.
+const PHONE: &str = "13812345678";
 
 /// Ports the seeded plan's gateways may take (`simulator.base_port + i`).
 const GATEWAY_PORTS: u16 = 48;
@@ -333,8 +335,8 @@ async fn drop_database(url: &str) {
 /// `POST /api/orders/{no}/pay` (our server prepays at the sandbox), the
 /// payment at the sandbox's cashier (which notifies us), then the head-end
 /// delivers it to the simulated meter. Returns the order number once the
-/// order is `completed`.
-async fn buy_through_the_sandbox(s: &Server, url: &str, sandbox: &str) -> String {
+/// order is `completed`, and the student's openid.
+async fn buy_through_the_sandbox(s: &Server, url: &str, sandbox: &str) -> (String, String) {
     let db = store::Db::connect(url, &Default::default())
         .await
         .expect("connect");
@@ -348,6 +350,9 @@ async fn buy_through_the_sandbox(s: &Server, url: &str, sandbox: &str) -> String
     let student = store::students::create_demo(&db, "指标同学", now)
         .await
         .expect("student");
+    store::students::update_profile(&db, student.id, "指标同学", PHONE)
+        .await
+        .expect("phone");
     let token = hex::encode(rand::random::<[u8; 32]>());
     let csrf = hex::encode(rand::random::<[u8; 32]>());
     let hash = hex::encode(ring::digest::digest(
@@ -398,7 +403,7 @@ async fn buy_through_the_sandbox(s: &Server, url: &str, sandbox: &str) -> String
             .expect("order");
         let o: serde_json::Value = r.json().await.expect("order json");
         if o["state"] == "completed" {
-            return otn;
+            return (otn, student.openid);
         }
         tokio::time::sleep(POLL).await;
     }
@@ -450,7 +455,8 @@ async fn a_short_demo_run_shows_every_named_family(pg: bool) {
         tokio::time::sleep(POLL).await;
     }
     assert!(polled, "the head-end read no meter: {}", s.stderr_text());
-    let otn = buy_through_the_sandbox(&s, &url, &format!("http://127.0.0.1:{sandbox_port}")).await;
+    let (otn, openid) =
+        buy_through_the_sandbox(&s, &url, &format!("http://127.0.0.1:{sandbox_port}")).await;
     // A page and an unknown path, so the HTTP families have a few routes.
     assert_eq!(get(&format!("{}/login", s.base), None).await.0, 200);
     assert_eq!(get(&format!("{}/no-such-page", s.base), None).await.0, 404);
@@ -599,6 +605,13 @@ async fn a_short_demo_run_shows_every_named_family(pg: bool) {
     let (status, body) = get(&metrics_url, Some("203.0.113.7")).await;
     assert_eq!(status, 404);
     assert!(!body.contains("dormwatt_"), "{body}");
+
+    // Issue 16 "done when": the whole run's log (info level) has neither
+    // the buyer's openid nor their phone number.
+    let log = s.stderr_text();
+    assert!(log.contains("dormwatt is serving"), "{log}");
+    assert!(!log.contains(&openid), "the openid in the log");
+    assert!(!log.contains(PHONE), "the phone number in the log");
 
     // Every name the sample dashboard queries is in this real scrape.
     dashboard_names_exist(&scrape);

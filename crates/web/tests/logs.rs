@@ -60,7 +60,7 @@ async fn requests_are_correlated_and_personal_data_stays_out_of_the_logs() {
         domain::time::CampusTz::default(),
         true,
     );
-    let app = Server::start(db, settings, Vec::new()).await;
+    let app = Server::start(db.clone(), settings, Vec::new()).await;
 
     // A demo student logs in and saves a phone number.
     let r = app.get_with(None, "/login").await;
@@ -133,6 +133,24 @@ async fn requests_are_correlated_and_personal_data_stays_out_of_the_logs() {
 
     let text = String::from_utf8(sink.0.lock().expect("sink").clone()).expect("utf-8");
     assert!(!text.contains(PHONE), "a phone number in the logs");
+    // The demo student's openid (issue 16 "done when"), and no 8-character
+    // run of it either.
+    let student = store::students::demo_students(&db, 10)
+        .await
+        .expect("students")
+        .into_iter()
+        .find(|s| s.name == "日志同学")
+        .expect("the demo student");
+    assert_eq!(student.phone, PHONE, "the profile was saved");
+    let openid = student.openid.trim_start_matches("demo-");
+    assert!(openid.len() >= 16, "{openid}");
+    for part in openid.as_bytes().windows(8) {
+        let part = std::str::from_utf8(part).expect("ascii");
+        assert!(
+            !text.contains(part),
+            "part of the openid in the logs: {part}"
+        );
+    }
     assert!(!text.contains(CODE), "an OAuth code in the logs");
     assert!(!text.contains("forged"), "a client's forged id in the logs");
 
