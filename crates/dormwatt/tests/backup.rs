@@ -269,6 +269,23 @@ async fn backup_while_buying(pg: bool) {
     } else {
         assert!(!dir.join("empty.db").exists(), "nothing written");
     }
+    // docs/OPERATIONS.md "Data retention": the prune commands as written there.
+    let dry = ok(&dir, &src_url, &["prune", "--dry-run", "--sizes"]).await;
+    contains_all(
+        &dry,
+        &[
+            "retention: readings 90 days",
+            "would delete",
+            "orders",
+            "all",
+        ],
+    );
+    let json = ok(&dir, &src_url, &["prune", "--dry-run", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(json["dry_run"], true, "{json}");
+    let pruned = ok(&dir, &src_url, &["prune"]).await;
+    contains_all(&pruned, &["deleted", "statements"]);
+    ok(&dir, &src_url, &["check-ledger"]).await;
     src.close().await;
     dbs.drop_all().await;
     let _ = std::fs::remove_dir_all(&dir);
