@@ -1,7 +1,7 @@
 //! The head-end's counters as `/metrics` reads them (issue 16 item 1):
 //! web does not depend on headend, so the binary hands web a closure over
-//! the live atomics, snapshotted at scrape time. Also compiled into
-//! tests/metrics.rs, so the test scrapes through this very conversion.
+//! the live atomics, snapshotted at scrape time. tests/metrics.rs scrapes
+//! a running `dormwatt demo`, so through this very conversion.
 
 use std::sync::Arc;
 
