@@ -186,7 +186,13 @@ pub fn to_xlsx(sheet: &Sheet) -> Result<Vec<u8>, String> {
 fn xlsx(s: &Sheet) -> Result<Vec<u8>, XlsxError> {
     let mut book = Workbook::new();
     let ws = book.add_worksheet();
-    let name: String = s.name.chars().take(31).collect();
+    // Excel refuses these in a sheet's name, and more than 31 characters.
+    let name: String = s
+        .name
+        .chars()
+        .map(|c| if "[]:*?/\\".contains(c) { '_' } else { c })
+        .take(31)
+        .collect();
     ws.set_name(name)?;
     let bold = Format::new().set_bold();
     let formats: Vec<Format> = s

@@ -316,8 +316,8 @@ mod tests {
         let c = stacked(
             range,
             vec![
-                Series { label: "a".into() },
-                Series { label: "b".into() },
+                Series { label: "A".into() },
+                Series { label: "B".into() },
             ],
             &v,
         );

@@ -706,7 +706,7 @@ fn json_number(kind: ColumnKind, n: i64) -> serde_json::Value {
     match kind {
         ColumnKind::Yuan | ColumnKind::Hundredths | ColumnKind::Percent => {
             // Hundredths to the nearest double, which prints as two decimals.
-            #[expect(clippy::cast_precision_loss, reason = "amounts are < 2^53")]
+            #[expect(clippy::cast_precision_loss, reason = "amounts are below 2^53")]
             let v = n as f64 / 100.0;
             serde_json::Value::from(v)
         }
