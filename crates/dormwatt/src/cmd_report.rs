@@ -50,9 +50,8 @@ enum OutFormat {
 }
 
 fn parse_report(s: &str) -> Result<Report, String> {
-    Report::parse(s).ok_or_else(|| {
-        format!("unknown report '{s}' (sales, usage, read-success, trips, offline)")
-    })
+    Report::parse(s)
+        .ok_or_else(|| format!("unknown report '{s}' (sales, usage, read-success, trips, offline)"))
 }
 
 /// `--read FILE`: no database.
@@ -100,7 +99,9 @@ pub async fn run(
             let found: Vec<i64> = all
                 .iter()
                 .filter(|x| {
-                    b.parse::<i64>().is_ok_and(|id| id == x.id) || x.name_zh == *b || x.name_en == *b
+                    b.parse::<i64>().is_ok_and(|id| id == x.id)
+                        || x.name_zh == *b
+                        || x.name_en == *b
                 })
                 .map(|x| x.id)
                 .collect();

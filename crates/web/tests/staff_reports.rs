@@ -50,9 +50,13 @@ fn page_total(html: &str, key: &str) -> String {
 async fn download(app: &StaffApp, b: &Browser, path: &str, ext: &str) -> Vec<u8> {
     let r = app.get(Some(b), path).await;
     assert_eq!(r.status(), StatusCode::OK, "{path}");
-    let disposition = r.headers()[CONTENT_DISPOSITION].to_str().unwrap().to_owned();
+    let disposition = r.headers()[CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(
-        disposition.starts_with("attachment; filename=\"dormwatt-") && disposition.ends_with(&format!(".{ext}\"")),
+        disposition.starts_with("attachment; filename=\"dormwatt-")
+            && disposition.ends_with(&format!(".{ext}\"")),
         "{disposition}"
     );
     r.bytes().await.unwrap().to_vec()
@@ -120,7 +124,9 @@ async fn sales_page_exports_and_store_agree_and_a_manager_sees_only_their_buildi
             areas: None,
             buildings: None,
         };
-        let store_rows = store::reports::sales(&app.db, &all, range, &tz()).await.unwrap();
+        let store_rows = store::reports::sales(&app.db, &all, range, &tz())
+            .await
+            .unwrap();
         let store_fen: i64 = store_rows.iter().map(|r| r.amount.get()).sum();
         let store_orders: i64 = store_rows.iter().map(|r| r.orders).sum();
         let store_kwh: i64 = store_rows.iter().map(|r| r.kwh).sum();
@@ -132,9 +138,15 @@ async fn sales_page_exports_and_store_agree_and_a_manager_sees_only_their_buildi
         let (s, html) = app.text(&admin, "/staff/reports").await;
         assert_eq!(s, StatusCode::OK, "{html}");
         for slug in ["sales", "usage", "read-success", "trips", "offline"] {
-            assert!(html.contains(&format!("href=\"/staff/reports/{slug}\"")), "{slug}: {html}");
+            assert!(
+                html.contains(&format!("href=\"/staff/reports/{slug}\"")),
+                "{slug}: {html}"
+            );
         }
-        assert!(html.contains("href=\"/staff/reports\""), "the nav links the reports");
+        assert!(
+            html.contains("href=\"/staff/reports\""),
+            "the nav links the reports"
+        );
 
         let (s, html) = app.text(&admin, "/staff/reports/sales").await;
         assert_eq!(s, StatusCode::OK, "{html}");
@@ -145,7 +157,10 @@ async fn sales_page_exports_and_store_agree_and_a_manager_sees_only_their_buildi
         // The defaults are the last 30 days.
         let from = domain::time::date_of_day_number(range.from).to_string();
         let to = domain::time::date_of_day_number(range.to).to_string();
-        assert!(html.contains(&format!("name=from value=\"{from}\"")), "{html}");
+        assert!(
+            html.contains(&format!("name=from value=\"{from}\"")),
+            "{html}"
+        );
         assert!(html.contains(&format!("name=to value=\"{to}\"")), "{html}");
         let q = format!("from={from}&to={to}");
         let href = format!("/staff/reports/sales.xlsx?from={from}&#38;to={to}");
@@ -156,7 +171,10 @@ async fn sales_page_exports_and_store_agree_and_a_manager_sees_only_their_buildi
         let amount = back.column("金额（元）").expect("an amount column");
         assert_eq!(amount.cells, CellsAre::Numbers);
         assert_eq!(format!("{:.2}", amount.sum.unwrap()), yuan(store_fen));
-        assert_eq!(format!("{:.2}", amount.sum.unwrap()), page_total(&html, "amount_yuan"));
+        assert_eq!(
+            format!("{:.2}", amount.sum.unwrap()),
+            page_total(&html, "amount_yuan")
+        );
         let orders = back.column("笔数").unwrap();
         assert_eq!((orders.cells, orders.sum), (CellsAre::Numbers, Some(5.0)));
         let day = back.column("日期").unwrap();
@@ -167,7 +185,10 @@ async fn sales_page_exports_and_store_agree_and_a_manager_sees_only_their_buildi
         let (header, rows) = csv_rows(&app, &admin, &format!("/staff/reports/sales.csv?{q}")).await;
         let col = header.iter().position(|h| h == "金额（元）").unwrap();
         assert_eq!(csv_sum(&rows, col), store_fen);
-        assert!(rows.iter().all(|r| r[0] == to), "today's sales only: {rows:?}");
+        assert!(
+            rows.iter().all(|r| r[0] == to),
+            "today's sales only: {rows:?}"
+        );
         let exported = app.audit("report_exported").await;
         assert_eq!(exported.len(), 2, "{exported:?}");
         assert!(exported.iter().all(|e| e.operator_name == "admin"));
@@ -186,7 +207,9 @@ async fn sales_page_exports_and_store_agree_and_a_manager_sees_only_their_buildi
             areas: None,
             buildings: Some(vec![b1_id]),
         };
-        let mine_rows = store::reports::sales(&app.db, &mine, range, &tz()).await.unwrap();
+        let mine_rows = store::reports::sales(&app.db, &mine, range, &tz())
+            .await
+            .unwrap();
         let mine_fen: i64 = mine_rows.iter().map(|r| r.amount.get()).sum();
         assert_eq!(mine_rows.iter().map(|r| r.orders).sum::<i64>(), 3);
         assert!(mine_fen < store_fen);
@@ -195,7 +218,10 @@ async fn sales_page_exports_and_store_agree_and_a_manager_sees_only_their_buildi
         assert_eq!(s, StatusCode::OK, "{html}");
         assert_eq!(page_total(&html, "amount_yuan"), yuan(mine_fen));
         let back = xlsx(&app, &manager, &format!("/staff/reports/sales.xlsx?{q}")).await;
-        assert_eq!(format!("{:.2}", back.column("金额（元）").unwrap().sum.unwrap()), yuan(mine_fen));
+        assert_eq!(
+            format!("{:.2}", back.column("金额（元）").unwrap().sum.unwrap()),
+            yuan(mine_fen)
+        );
         let (_, rows) = csv_rows(&app, &manager, &format!("/staff/reports/sales.csv?{q}")).await;
         assert_eq!(csv_sum(&rows, col), mine_fen);
 
@@ -322,17 +348,34 @@ async fn bad_ranges_are_a_400_with_the_reason_and_no_file() {
                 let r = app.get(Some(&admin), &path).await;
                 assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
                 assert!(r.headers().get(CONTENT_DISPOSITION).is_none(), "{path}");
-                assert!(r.headers()[CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+                assert!(
+                    r.headers()[CONTENT_TYPE]
+                        .to_str()
+                        .unwrap()
+                        .starts_with("text/html")
+                );
                 let html = r.text().await.unwrap();
-                assert!(html.contains("id=report-error") && html.contains(reason), "{path}: {html}");
+                assert!(
+                    html.contains("id=report-error") && html.contains(reason),
+                    "{path}: {html}"
+                );
             }
         }
         assert!(app.audit("report_exported").await.is_empty());
         // 366 days is the most; an unknown report or format is not found.
-        let r = app.get(Some(&admin), "/staff/reports/sales.xlsx?from=2025-01-01&to=2026-01-01").await;
+        let r = app
+            .get(
+                Some(&admin),
+                "/staff/reports/sales.xlsx?from=2025-01-01&to=2026-01-01",
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::OK);
         for path in ["/staff/reports/subsidy", "/staff/reports/sales.pdf"] {
-            assert_eq!(app.get(Some(&admin), path).await.status(), StatusCode::NOT_FOUND, "{path}");
+            assert_eq!(
+                app.get(Some(&admin), path).await.status(),
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
         }
     })
     .await;

@@ -110,7 +110,11 @@ fn labelled(i: i64, n: i64) -> bool {
 
 /// Lays out the columns of `range` from `values` ((day, series index) →
 /// hundredths; a missing key is zero).
-pub fn stacked(range: Range, series: Vec<Series>, values: &BTreeMap<(i64, usize), i64>) -> StackChart {
+pub fn stacked(
+    range: Range,
+    series: Vec<Series>,
+    values: &BTreeMap<(i64, usize), i64>,
+) -> StackChart {
     let n = range.days().max(1);
     let mut per_day: BTreeMap<i64, i64> = BTreeMap::new();
     for ((day, _), v) in values {
@@ -315,10 +319,7 @@ mod tests {
         v.insert((102, 1), 200);
         let c = stacked(
             range,
-            vec![
-                Series { label: "A".into() },
-                Series { label: "B".into() },
-            ],
+            vec![Series { label: "A".into() }, Series { label: "B".into() }],
             &v,
         );
         assert_eq!(c.cols.len(), 3);
@@ -327,7 +328,10 @@ mod tests {
         // The axis tops at 5 (whole units) for a 4.00 day; the 3.00 segment
         // is 3/5 of the plot high.
         assert_eq!(c.grid[2].value, 5);
-        assert_eq!(c.cols[0].segs[0].h, px((H - TOP - BOTTOM) * 100 * 300 / 500));
+        assert_eq!(
+            c.cols[0].segs[0].h,
+            px((H - TOP - BOTTOM) * 100 * 300 / 500)
+        );
         assert_eq!(c.legend[1].color, PALETTE[1]);
     }
 

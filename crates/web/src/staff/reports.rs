@@ -345,7 +345,8 @@ pub fn sheet(l: Lang, data: &Data, tz: &TimeZone) -> Sheet {
                         text(&r.meter_address),
                         Cell::Text(building_name(l, &r.building_zh, &r.building_en)),
                         text(&r.room),
-                        r.last_seen_at_ms.map_or(Cell::Empty, |t| instant_cell(t, tz)),
+                        r.last_seen_at_ms
+                            .map_or(Cell::Empty, |t| instant_cell(t, tz)),
                         // Hundredths of an hour: 36 s each.
                         off.map_or(Cell::Empty, |ms| Cell::Num(ms / 36_000)),
                         Cell::Text(l.t(&bucket_key(OfflineBucket::of(off)))),
@@ -524,7 +525,10 @@ pub async fn report(
         .totals()
         .iter()
         .zip(&sheet.columns)
-        .map(|(t, c)| t.map(|t| text_of(c.kind, &Cell::Num(t))).unwrap_or_default())
+        .map(|(t, c)| {
+            t.map(|t| text_of(c.kind, &Cell::Num(t)))
+                .unwrap_or_default()
+        })
         .collect();
     page.rows = sheet
         .rows
@@ -562,38 +566,38 @@ fn chart(l: Lang, data: &Data, range: Range) -> (Option<StackChart>, Option<Heat
                 *values.entry((r.day, i)).or_insert(0) += r.amount.get();
             }
             let series = names.into_iter().map(|label| Series { label }).collect();
-            (
-                Some(report_chart::stacked(range, series, &values)),
-                None,
-            )
+            (Some(report_chart::stacked(range, series, &values)), None)
         }
         Data::Usage(rows) if !rows.is_empty() => {
             let mut values = BTreeMap::new();
             let mut ids: Vec<i64> = Vec::new();
             let mut series = Vec::new();
             for r in rows {
-                let i = ids.iter().position(|b| *b == r.building_id).unwrap_or_else(|| {
-                    ids.push(r.building_id);
-                    series.push(Series {
-                        label: building_name(l, &r.building_zh, &r.building_en),
+                let i = ids
+                    .iter()
+                    .position(|b| *b == r.building_id)
+                    .unwrap_or_else(|| {
+                        ids.push(r.building_id);
+                        series.push(Series {
+                            label: building_name(l, &r.building_zh, &r.building_en),
+                        });
+                        ids.len() - 1
                     });
-                    ids.len() - 1
-                });
                 *values.entry((r.day, i)).or_insert(0) += r.usage.get();
             }
-            (
-                Some(report_chart::stacked(range, series, &values)),
-                None,
-            )
+            (Some(report_chart::stacked(range, series, &values)), None)
         }
         Data::ReadSuccess(rows) if !rows.is_empty() => {
             let mut buses: Vec<(i64, String)> = Vec::new();
             let mut cells = BTreeMap::new();
             for r in rows {
-                let i = buses.iter().position(|b| b.0 == r.bus_id).unwrap_or_else(|| {
-                    buses.push((r.bus_id, format!("{} / {}", r.gateway, r.port)));
-                    buses.len() - 1
-                });
+                let i = buses
+                    .iter()
+                    .position(|b| b.0 == r.bus_id)
+                    .unwrap_or_else(|| {
+                        buses.push((r.bus_id, format!("{} / {}", r.gateway, r.port)));
+                        buses.len() - 1
+                    });
                 cells.insert((r.day, i), r.ratio_bp());
             }
             let labels = buses.into_iter().map(|b| b.1).collect();
