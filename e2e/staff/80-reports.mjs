@@ -82,6 +82,14 @@ await scenario("sales report, XLSX and CSV exports", async (newPage) => {
   const sum = lines.slice(1).reduce((s, l) => s + cents(l.split(",")[at]), 0);
   check(sum === cents(amount), "the CSV's amount total equals the page's");
 
+  // The demo's history has usage: the usage report charts it by building.
+  await page.goto(base + "/staff/reports/usage");
+  check(await page.isVisible("#report-chart") && cents(await total("usage_kwh")) > 0, "the usage report charts the demo's history");
+  await snap(page, "usage");
+  await page.goto(base + "/staff/reports/read-success");
+  check(await page.isVisible("#report-range"), "the read-success report opens");
+  await snap(page, "read-success");
+
   const bad = await page.context().request.get(base + "/staff/reports/sales.xlsx?from=2026-12-10&to=2026-12-01");
   check(bad.status() === 400 && !bad.headers()["content-disposition"], "a backwards range is a 400 with no file");
   await page.goto(base + "/staff/reports/sales?from=2026-12-10&to=2026-12-01");

@@ -43,8 +43,8 @@ pub struct LegendItem {
 pub struct GridLine {
     /// Height, px.
     pub y: i64,
-    /// Value, whole yuan or kWh.
-    pub value: i64,
+    /// Value in yuan or kWh: whole, or with two decimals when not.
+    pub value: String,
 }
 
 /// One segment of a column.
@@ -100,6 +100,15 @@ pub struct StackChart {
 fn md(day: i64) -> String {
     let d = domain::time::date_of_day_number(day);
     format!("{:02}-{:02}", d.month(), d.day())
+}
+
+/// Hundredths as an axis label: `5`, `2.50`.
+fn axis_text(v: i64) -> String {
+    if v % 100 == 0 {
+        (v / 100).to_string()
+    } else {
+        px(v)
+    }
 }
 
 /// A date label every `n / 6` days, and on the last.
@@ -170,7 +179,7 @@ pub fn stacked(
         grid: (0..=2_i64)
             .map(|k| GridLine {
                 y: TOP + plot_h - plot_h * k / 2,
-                value: top * k / 2 / 100,
+                value: axis_text(top * k / 2),
             })
             .collect(),
         cols,
@@ -327,7 +336,8 @@ mod tests {
         assert!(c.cols[1].segs.is_empty());
         // The axis tops at 5 (whole units) for a 4.00 day; the 3.00 segment
         // is 3/5 of the plot high.
-        assert_eq!(c.grid[2].value, 5);
+        assert_eq!(c.grid[2].value, "5");
+        assert_eq!(c.grid[1].value, "2.50");
         assert_eq!(
             c.cols[0].segs[0].h,
             px((H - TOP - BOTTOM) * 100 * 300 / 500)
