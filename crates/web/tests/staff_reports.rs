@@ -279,6 +279,13 @@ async fn usage_read_success_trips_and_offline_render_and_export_within_scope() {
         assert_eq!(back.column("最近一次").unwrap().cells, CellsAre::Dates);
         assert_eq!(back.column("跳闸次数").unwrap().sum, Some(3.0));
 
+        // The two meters registered three days ago: each due one freeze a
+        // day for the three ended days; yesterday's is received (above).
+        let registered = app.clock.now_ms() - 3 * DAY_MS;
+        run(format!(
+            "update meter set created_at_ms = {registered} where id in ({id1}, {id2})"
+        ))
+        .await;
         let (s, html) = app.text(&admin, "/staff/reports/read-success").await;
         assert_eq!(s, StatusCode::OK, "{html}");
         let back = xlsx(&app, &admin, "/staff/reports/read-success.xlsx").await;
@@ -292,11 +299,15 @@ async fn usage_read_success_trips_and_offline_render_and_export_within_scope() {
         .await
         .unwrap();
         assert_eq!(back.rows, store_rows.len());
-        if !store_rows.is_empty() {
-            assert!(html.contains("id=report-heat"), "{html}");
-            let due: i64 = store_rows.iter().map(|r| r.due).sum();
-            assert_eq!(page_total(&html, "due"), due.to_string());
-        }
+        let due: i64 = store_rows.iter().map(|r| r.due).sum();
+        let received: i64 = store_rows.iter().map(|r| r.received).sum();
+        assert!((due, received) >= (6, 2), "{store_rows:?}");
+        assert!(html.contains("id=report-heat"), "{html}");
+        assert_eq!(page_total(&html, "due"), due.to_string());
+        assert_eq!(page_total(&html, "received"), received.to_string());
+        let ratio = back.column("成功率").unwrap();
+        assert_eq!(ratio.cells, CellsAre::Numbers);
+        assert_eq!(back.column("应抄").unwrap().sum, Some(due as f64));
 
         let (s, html) = app.text(&admin, "/staff/reports/offline").await;
         assert_eq!(s, StatusCode::OK, "{html}");
