@@ -8,7 +8,11 @@ use std::path::Path;
 const DEFAULT_TAG: &str = "zh-CN";
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("locales");
+    // The manifest directory as cargo passes it to this run, not as it was
+    // when the script was compiled (`env!`): a target directory shared by
+    // two checkouts (git worktrees) would embed the other one's catalogs.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join("locales");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut tags: Vec<(String, String)> = std::fs::read_dir(&dir)
         .expect("crates/web/locales exists")

@@ -18,6 +18,7 @@ mod cmd_frame;
 mod cmd_import;
 mod cmd_operator;
 mod cmd_prune;
+mod cmd_report;
 mod cmd_simulate;
 mod config;
 // Issue 16 item 1: the head-end counters /metrics reads.
@@ -71,6 +72,8 @@ enum Command {
     Operator(cmd_operator::OperatorCommand),
     /// Bulk-register buildings, rooms, gateways or meters from XLSX/CSV (docs/IMPORT.md).
     Import(cmd_import::ImportArgs),
+    /// A console report (sales, usage, read-success, trips, offline) as CSV/XLSX/JSON on stdout.
+    Report(cmd_report::ReportArgs),
     /// Decode or build DL/T 645-2007 frames (for field engineers).
     Frame(cmd_frame::FrameArgs),
     /// Run the meter-fleet simulator (virtual meters behind TCP gateways).
@@ -113,6 +116,7 @@ fn main() -> std::process::ExitCode {
         Command::Dst(args) => cmd_dst::run(args, cli.global.database_url.as_deref()),
         Command::VerifyBackup(args) => cmd_backup::verify(args),
         Command::Import(args) if args.template.is_some() => cmd_import::write_template(&args),
+        Command::Report(args) if args.read.is_some() => cmd_report::read(&args),
         Command::Bench(b) => match b {
             BenchCommand::Collect(a) => bench_collect::run(a),
             #[cfg(feature = "sandbox")]

@@ -180,6 +180,10 @@ pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
             Command::Import(args) => {
                 crate::cmd_import::run(&connect_migrated(&cfg).await?, args).await
             }
+            Command::Report(args) => {
+                let db = connect_migrated(&cfg).await?;
+                crate::cmd_report::run(&db, &cfg.time_zone, args).await
+            }
             Command::Frame(_)
             | Command::Simulate(_)
             | Command::Dst(_)

@@ -12,6 +12,7 @@
 // (crates/dormwatt/tests/workspace_lints.rs checks every crate says so).
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod export;
 mod read;
 mod rows;
 mod template;

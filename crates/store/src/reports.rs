@@ -1,6 +1,6 @@
 //! Staff reports (issue 14 item 7), each one aggregate query over a range
 //! of campus days, limited to an operator's scope ([`Within`]). What each
-//! figure means is written down in docs/REPORTS.md; in short:
+//! figure means is written down in docs/OPERATIONS.md "Reports"; in short:
 //!
 //! - **Sales**: orders paid on a campus day (refunded ones included: they
 //!   were sold), by channel and — for counter sales — by the cashier who

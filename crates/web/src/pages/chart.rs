@@ -129,12 +129,12 @@ pub fn usage_chart(bars: &[Bar]) -> Chart {
 }
 
 /// `v` hundredths as an SVG coordinate with two decimals.
-fn px(v: i64) -> String {
+pub(crate) fn px(v: i64) -> String {
     format!("{}.{:02}", v / 100, (v % 100).abs())
 }
 
 /// The smallest 1/2/5 × 10^k whole-kWh value ≥ `centikwh`, in 0.01 kWh.
-fn nice_ceiling(centikwh: i64) -> i64 {
+pub(crate) fn nice_ceiling(centikwh: i64) -> i64 {
     let mut step = 100_i64;
     loop {
         for m in [1, 2, 5] {

@@ -31,6 +31,9 @@ mod counter;
 mod meters;
 mod orders;
 mod shifts;
+// Issue 14 item 7: reports, their charts and exports (`dormwatt report` reuses them).
+mod report_chart;
+pub mod reports;
 
 use crate::AppState;
 use crate::cookies::get as cookie;
@@ -175,6 +178,8 @@ pub fn router() -> Router<AppState> {
         .route("/staff/shifts/{id}/close", post(shifts::close))
         .route("/staff/shifts/{id}/sign-off", post(shifts::sign_off))
         .route("/staff/assets/staff.js", get(js))
+        .route("/staff/reports", get(reports::index))
+        .route("/staff/reports/{name}", get(reports::report))
         .route_layer(axum::middleware::from_fn(localise_errors))
         .route_layer(axum::middleware::from_fn(session::same_origin_posts))
 }
@@ -455,6 +460,11 @@ const NAV: &[NavEntry] = &[
         href: "/staff/move-out",
         label: "staff-nav-moveout",
         action: Action::ResolveOrders,
+    },
+    NavEntry {
+        href: "/staff/reports",
+        label: "staff-nav-reports",
+        action: Action::ViewReports,
     },
 ];
 
