@@ -311,6 +311,17 @@ impl TryFrom<ScheduledRow> for ScheduledPrice {
     }
 }
 
+/// One schedule row by id.
+pub async fn scheduled(db: &Db, id: i64) -> Result<Option<ScheduledPrice>> {
+    let row: Option<ScheduledRow> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SCHEDULE_SELECT} where ps.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(p)
+    .await?);
+    row.map(ScheduledPrice::try_from).transpose()
+}
+
 /// The schedule of an area (its own rows and its buildings'), newest
 /// instant first, at most [`SCHEDULE_LIST_MAX`].
 pub async fn schedule(db: &Db, area_id: AreaId) -> Result<Vec<ScheduledPrice>> {
@@ -367,6 +378,19 @@ pub async fn price_outlook(
     let Some(now) = price_at(db, meter_id, now_ms).await? else {
         return Ok(None);
     };
+    let next = next_change(db, meter_id, now_ms, now).await?;
+    Ok(Some(PriceOutlook { now, next }))
+}
+
+/// The first instant after `now_ms` at which the meter's price differs from
+/// `now_price` (the price in force now, which the caller already read), and
+/// that price. One query when nothing is scheduled (the overview's case).
+pub async fn next_change(
+    db: &Db,
+    meter_id: MeterId,
+    now_ms: i64,
+    now_price: UnitPrice,
+) -> Result<Option<(UnitPrice, i64)>> {
     let instants: Vec<i64> = on_db!(db, |p| sqlx::query_scalar(
         "select distinct ps.effective_from_ms
          from meter m join room r on r.id = m.room_id
@@ -382,15 +406,12 @@ pub async fn price_outlook(
     .await?);
     for t in instants {
         if let Some(p) = price_at(db, meter_id, t).await?
-            && p != now
+            && p != now_price
         {
-            return Ok(Some(PriceOutlook {
-                now,
-                next: Some((p, t)),
-            }));
+            return Ok(Some((p, t)));
         }
     }
-    Ok(Some(PriceOutlook { now, next: None }))
+    Ok(None)
 }
 
 /// A scope's settings as stored.

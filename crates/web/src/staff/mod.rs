@@ -30,6 +30,8 @@ mod operators;
 mod counter;
 mod meters;
 mod orders;
+/// Campus policy (issue 14 item 6).
+mod policy;
 mod shifts;
 
 use crate::AppState;
@@ -175,6 +177,11 @@ pub fn router() -> Router<AppState> {
         .route("/staff/shifts/{id}/close", post(shifts::close))
         .route("/staff/shifts/{id}/sign-off", post(shifts::sign_off))
         .route("/staff/assets/staff.js", get(js))
+        // Campus policy (issue 14 item 6).
+        .route("/staff/policy", get(policy::page))
+        .route("/staff/policy/prices", post(policy::schedule))
+        .route("/staff/policy/prices/{id}/withdraw", post(policy::withdraw))
+        .route("/staff/policy/low-balance", post(policy::low_balance))
         .route_layer(axum::middleware::from_fn(localise_errors))
         .route_layer(axum::middleware::from_fn(session::same_origin_posts))
 }
@@ -455,6 +462,12 @@ const NAV: &[NavEntry] = &[
         href: "/staff/move-out",
         label: "staff-nav-moveout",
         action: Action::ResolveOrders,
+    },
+    // Campus policy (issue 14 item 6).
+    NavEntry {
+        href: "/staff/policy",
+        label: "staff-nav-policy",
+        action: Action::ManagePolicy,
     },
 ];
 
