@@ -8,7 +8,12 @@ use std::path::Path;
 const DEFAULT_TAG: &str = "zh-CN";
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("locales");
+    // The package directory of this build, read when the script runs: a
+    // compile-time `env!` would keep the directory the script was first
+    // compiled in (a target/ directory copied from another checkout then
+    // embeds that checkout's catalogs).
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest_dir).join("locales");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut tags: Vec<(String, String)> = std::fs::read_dir(&dir)
         .expect("crates/web/locales exists")
