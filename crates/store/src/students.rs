@@ -161,13 +161,13 @@ pub async fn create_session(
 /// The live session of `token_hash`, if any (expired sessions are not returned).
 pub async fn session(db: &Db, token_hash: &str, now_ms: i64) -> Result<Option<SessionRow>> {
     Ok(on_db!(db, |p| {
-        sqlx::query_as(concat!(
+        sqlx::query_as(
         "select s.student_id, st.openid, st.name, st.is_demo, st.is_snapshot, s.csrf_token, s.expires_at_ms,
                 (select count(*) from message m where m.student_id = s.student_id and m.read_at_ms is null)
                     as unread
          from session s join student st on st.id = s.student_id
          where s.token_hash = $1 and s.expires_at_ms > $2"
-    ))
+    )
     .bind(token_hash)
     .bind(now_ms)
     .fetch_optional(p)
