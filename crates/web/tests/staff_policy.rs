@@ -85,9 +85,14 @@ async fn only_policy_managers_reach_the_page() {
                 )
                 .await;
             assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name}");
+            // A bare form is refused for the role too, not for its contents.
+            for path in ["/staff/policy/prices", "/staff/policy/low-balance"] {
+                let r = app.submit(&b, path, &[]).await;
+                assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name} {path}");
+            }
         }
         assert_eq!(count(&app, "select count(*) from price_schedule").await, 0);
-        assert!(app.audit("forbidden").await.len() >= 6);
+        assert!(app.audit("forbidden").await.len() >= 12);
     })
     .await;
 }

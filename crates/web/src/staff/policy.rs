@@ -322,14 +322,20 @@ async fn render(
     )
 }
 
-/// The new-price form.
+/// The new-price form. Every field but the token may be missing (then it
+/// is refused as malformed), so that the form is read and the permission
+/// asked before anything about its contents is said.
 #[derive(Debug, Deserialize)]
 pub struct PriceForm {
     csrf: String,
+    #[serde(default)]
     area_id: i64,
+    #[serde(default)]
     scope: String,
+    #[serde(default)]
     price: String,
     /// `YYYY-MM-DD`, campus-local: the price applies from that day's start.
+    #[serde(default)]
     from: String,
 }
 crate::pages::csrf_forms!(PriceForm);
@@ -446,13 +452,16 @@ pub async fn withdraw(
     }
 }
 
-/// The low-balance form.
+/// The low-balance form (fields may be missing, as in [`PriceForm`]).
 #[derive(Debug, Deserialize)]
 pub struct LowForm {
     csrf: String,
+    #[serde(default)]
     area_id: i64,
+    #[serde(default)]
     scope: String,
     /// kWh; blank clears the scope's threshold.
+    #[serde(default)]
     kwh: String,
 }
 crate::pages::csrf_forms!(LowForm);
