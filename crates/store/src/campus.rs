@@ -405,13 +405,18 @@ impl TryFrom<MeterInfoRow> for MeterInfo {
 decode_row!(MeterInfo, MeterInfoRow);
 
 /// The meter-info select list, followed by a literal `where` clause.
+/// The price is the one in force at the placeholder `$at` (the wall clock
+/// when the caller passes no instant) and the threshold the policy's
+/// (`store::policy`).
 macro_rules! meter_info {
-    ($tail:literal) => {
+    ($at:literal, $tail:literal) => {
         concat!(
             "select m.id, m.address, m.area_id, a.name_zh as area_name_zh, a.name_en as area_name_en,
-        b.name_zh as building_name_zh, b.name_en as building_name_en, r.number as room,
-        coalesce(m.unit_price_centifen_per_kwh, a.unit_price_centifen_per_kwh) as unit_price_centifen_per_kwh,
-        m.low_balance_centikwh, m.hoard_limit_centikwh, (m.password_hash is null) as password_is_default,
+        b.name_zh as building_name_zh, b.name_en as building_name_en, r.number as room, ",
+            crate::price_in_force_sql!($at),
+            " as unit_price_centifen_per_kwh, ",
+            crate::low_balance_sql!(),
+            " as low_balance_centikwh, m.hoard_limit_centikwh, (m.password_hash is null) as password_is_default,
         a.order_kwh_max, s.remaining_centikwh, s.remaining_at_ms
     from meter m
     join area a on a.id = m.area_id
@@ -423,25 +428,29 @@ macro_rules! meter_info {
     };
 }
 
-/// Finds a meter by area and nameplate number (S10: buying for any meter).
+/// Finds a meter by area and nameplate number (S10: buying for any meter);
+/// its price is the one in force now (the order itself is priced again at
+/// its creation, `orders::create`).
 pub async fn meter_by_address(
     db: &Db,
     area_id: AreaId,
     address: &MeterAddress,
 ) -> Result<Option<MeterInfo>> {
-    const SQL: &str = meter_info!(" where m.area_id = $1 and m.address = $2");
+    const SQL: &str = meter_info!("$3", " where m.area_id = $1 and m.address = $2");
     Ok(on_db!(db, |p| sqlx::query_as(SQL)
         .bind(area_id.get())
         .bind(address.as_str())
+        .bind(crate::now_ms())
         .fetch_optional(p)
         .await?))
 }
 
-/// Finds a meter by row id.
+/// Finds a meter by row id (its price: the one in force now).
 pub async fn meter_by_id(db: &Db, meter_id: MeterId) -> Result<Option<MeterInfo>> {
-    const SQL: &str = meter_info!(" where m.id = $1");
+    const SQL: &str = meter_info!("$2", " where m.id = $1");
     Ok(on_db!(db, |p| sqlx::query_as(SQL)
         .bind(meter_id.get())
+        .bind(crate::now_ms())
         .fetch_optional(p)
         .await?))
 }

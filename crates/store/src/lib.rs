@@ -35,6 +35,8 @@ pub mod notices;
 pub mod notify;
 pub mod operators;
 pub mod orders;
+/// Campus policy: price schedule, low-balance threshold (issue 14 item 6).
+pub mod policy;
 pub mod registry;
 /// Staff relay commands across processes (issue 14 item 5).
 pub mod relay;

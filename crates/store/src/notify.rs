@@ -71,7 +71,8 @@ pub async fn delivered_in(tx: &mut Tx, order_id: i64, now_ms: i64) -> Result<u64
 }
 
 /// Sends a low-balance message to every student bound to a meter whose last
-/// read remaining energy is below its threshold — once per crossing: the
+/// read remaining energy is below its threshold (the campus policy's for its
+/// building or area, else the meter's own: `store::policy`) — once per crossing: the
 /// key includes the meter's purchase count, which a recharge advances, so
 /// the next crossing (after the next purchase) notifies again. At most
 /// [`LOW_BALANCE_SCAN_MAX`] per call.
@@ -79,7 +80,7 @@ pub async fn scan_low_balance(db: &Db, now_ms: i64) -> Result<u64> {
     // The key is the one messages have carried since migration 0001, so a
     // crossing already told in the old format is not told again.
     let due: Vec<(i64, String, String, String, String, i64, String)> = on_db!(db, |p| {
-        sqlx::query_as(
+        sqlx::query_as(concat!(
             "select bd.student_id, b.name_zh, b.name_en, r.number, m.address, st.remaining_centikwh,
                     'low:' || cast(m.id as text) || ':' || cast(coalesce(st.purchase_count, 0) as text)
                         || ':' || cast(bd.student_id as text) as dedup_key
@@ -88,13 +89,15 @@ pub async fn scan_low_balance(db: &Db, now_ms: i64) -> Result<u64> {
              join room r on r.id = m.room_id
              join building b on b.id = r.building_id
              join binding bd on bd.meter_id = m.id
-             where st.remaining_centikwh is not null and st.remaining_centikwh < m.low_balance_centikwh
+             where st.remaining_centikwh is not null and st.remaining_centikwh < ",
+            crate::low_balance_sql!(),
+            "
                and not exists (select 1 from message x where x.dedup_key =
                     'low:' || cast(m.id as text) || ':' || cast(coalesce(st.purchase_count, 0) as text)
                         || ':' || cast(bd.student_id as text))
              order by m.id, bd.student_id
-             limit $1",
-        )
+             limit $1"
+        ))
         .bind(LOW_BALANCE_SCAN_MAX)
         .fetch_all(p)
         .await?

@@ -225,8 +225,10 @@ fn new_out_trade_no(now_ms: i64) -> String {
     format!("DW{now_ms}{:08}", rand::random::<u32>() % 100_000_000)
 }
 
-/// Creates an unpaid order, pricing it from the meter's tariff now; for the
-/// counter channel use [`create_counter_sale`].
+/// Creates an unpaid order, pricing it with the price in force for the meter
+/// at `now_ms` (`store::policy`: meter tariff, else the building's or area's
+/// schedule, else the area's default) and freezing that price on the order;
+/// for the counter channel use [`create_counter_sale`].
 pub async fn create(db: &Db, req: &NewOrder<'_>, now_ms: i64) -> Result<Order, CreateError> {
     let mut tx = db.begin().await?;
     let order = create_in(&mut tx, req, now_ms).await?;
@@ -239,23 +241,28 @@ async fn create_in(tx: &mut Tx, req: &NewOrder<'_>, now_ms: i64) -> Result<Order
     // serialises writers anyway), so two orders created at the same moment
     // cannot both pass the hoarding and unpaid checks below.
     let sql = match tx.backend() {
-        crate::Backend::Sqlite => {
-            "select m.id, coalesce(m.unit_price_centifen_per_kwh, a.unit_price_centifen_per_kwh), a.order_kwh_max,
-                    m.hoard_limit_centikwh, s.remaining_centikwh
-             from meter m join area a on a.id = m.area_id left join meter_state s on s.meter_id = m.id
+        crate::Backend::Sqlite => concat!(
+            "select m.id, ",
+            crate::price_in_force_sql!("$3"),
+            ", a.order_kwh_max, m.hoard_limit_centikwh, s.remaining_centikwh
+             from meter m join area a on a.id = m.area_id join room r on r.id = m.room_id
+             left join meter_state s on s.meter_id = m.id
              where m.area_id = $1 and m.address = $2"
-        }
-        crate::Backend::Postgres => {
-            "select m.id, coalesce(m.unit_price_centifen_per_kwh, a.unit_price_centifen_per_kwh), a.order_kwh_max,
-                    m.hoard_limit_centikwh, s.remaining_centikwh
-             from meter m join area a on a.id = m.area_id left join meter_state s on s.meter_id = m.id
+        ),
+        crate::Backend::Postgres => concat!(
+            "select m.id, ",
+            crate::price_in_force_sql!("$3"),
+            ", a.order_kwh_max, m.hoard_limit_centikwh, s.remaining_centikwh
+             from meter m join area a on a.id = m.area_id join room r on r.id = m.room_id
+             left join meter_state s on s.meter_id = m.id
              where m.area_id = $1 and m.address = $2 for update of m"
-        }
+        ),
     };
     let row: Option<(i64, i64, i64, i64, Option<i64>)> = on_tx!(tx, |c| {
         sqlx::query_as(sql)
             .bind(req.area_id)
             .bind(req.meter_address)
+            .bind(now_ms)
             .fetch_optional(c)
             .await
             .map_err(Error::from)?

@@ -184,15 +184,18 @@ pub async fn session_with_default(
     now_ms: i64,
 ) -> Result<Option<(SessionRow, Option<BoundMeter>)>> {
     let row: Option<SessionDefaultRow> = on_db!(db, |p| {
-        sqlx::query_as(
+        sqlx::query_as(concat!(
         "select s.student_id, st.openid, st.name, st.is_demo, st.is_snapshot, s.csrf_token, s.expires_at_ms,
                 (select count(*) from message msg where msg.student_id = s.student_id and msg.read_at_ms is null)
                     as unread,
                 bd.id as binding_id, bd.is_default, m.id as meter_id, m.address, m.area_id,
                 a.name_zh as area_name_zh, a.name_en as area_name_en, a.time_zone,
-                b.name_zh as building_name_zh, b.name_en as building_name_en, r.number as room,
-                coalesce(m.unit_price_centifen_per_kwh, a.unit_price_centifen_per_kwh) as unit_price_centifen_per_kwh,
-                (m.password_hash is null) as password_is_default, m.low_balance_centikwh,
+                b.name_zh as building_name_zh, b.name_en as building_name_en, r.number as room, ",
+            crate::price_in_force_sql!("$2"),
+            " as unit_price_centifen_per_kwh,
+                (m.password_hash is null) as password_is_default, ",
+            crate::low_balance_sql!(),
+            " as low_balance_centikwh,
                 ms.remaining_centikwh, ms.overdraft_centikwh, ms.remaining_at_ms, ms.online, ms.relay_closed, ms.relay_reason,
                 ms.relay_restore_at_ms, ms.power_w, ms.last_seen_at_ms
          from session s
@@ -205,7 +208,7 @@ pub async fn session_with_default(
          left join building b on b.id = r.building_id
          left join meter_state ms on ms.meter_id = m.id
          where s.token_hash = $1 and s.expires_at_ms > $2"
-    )
+    ))
     .bind(token_hash)
     .bind(now_ms)
     .fetch_optional(p)
@@ -433,14 +436,19 @@ impl TryFrom<BoundMeterRow> for BoundMeter {
 
 decode_row!(BoundMeter, BoundMeterRow);
 
+/// The price is the one in force at the placeholder `$at` and the
+/// threshold the policy's (`store::policy`).
 macro_rules! bound_meters {
-    ($tail:literal) => {
+    ($at:literal, $tail:literal) => {
         concat!(
             "select bd.id as binding_id, bd.is_default, m.id as meter_id, m.address, m.area_id,
         a.name_zh as area_name_zh, a.name_en as area_name_en, a.time_zone,
-        b.name_zh as building_name_zh, b.name_en as building_name_en, r.number as room,
-        coalesce(m.unit_price_centifen_per_kwh, a.unit_price_centifen_per_kwh) as unit_price_centifen_per_kwh,
-        (m.password_hash is null) as password_is_default, m.low_balance_centikwh,
+        b.name_zh as building_name_zh, b.name_en as building_name_en, r.number as room, ",
+            crate::price_in_force_sql!($at),
+            " as unit_price_centifen_per_kwh,
+        (m.password_hash is null) as password_is_default, ",
+            crate::low_balance_sql!(),
+            " as low_balance_centikwh,
         s.remaining_centikwh, s.overdraft_centikwh, s.remaining_at_ms, s.online, s.relay_closed, s.relay_reason,
         s.relay_restore_at_ms, s.power_w, s.last_seen_at_ms
     from binding bd
@@ -455,12 +463,14 @@ macro_rules! bound_meters {
     };
 }
 
-/// The student's bound meters, default first.
+/// The student's bound meters, default first (prices: in force now).
 pub async fn bindings(db: &Db, student_id: i64) -> Result<Vec<BoundMeter>> {
     Ok(on_db!(db, |p| sqlx::query_as(bound_meters!(
+        "$2",
         " order by bd.is_default desc, bd.id"
     ))
     .bind(student_id)
+    .bind(crate::now_ms())
     .fetch_all(p)
     .await?))
 }
@@ -469,9 +479,11 @@ pub async fn bindings(db: &Db, student_id: i64) -> Result<Vec<BoundMeter>> {
 /// oldest binding.
 pub async fn default_binding(db: &Db, student_id: i64) -> Result<Option<BoundMeter>> {
     Ok(on_db!(db, |p| sqlx::query_as(bound_meters!(
+        "$2",
         " order by bd.is_default desc, bd.id limit 1"
     ))
     .bind(student_id)
+    .bind(crate::now_ms())
     .fetch_optional(p)
     .await?))
 }
@@ -479,10 +491,12 @@ pub async fn default_binding(db: &Db, student_id: i64) -> Result<Option<BoundMet
 /// One of the student's bindings by id; `None` for another student's (IDOR).
 pub async fn binding(db: &Db, student_id: i64, binding_id: i64) -> Result<Option<BoundMeter>> {
     Ok(on_db!(db, |p| sqlx::query_as(bound_meters!(
+        "$3",
         " and bd.id = $2"
     ))
     .bind(student_id)
     .bind(binding_id)
+    .bind(crate::now_ms())
     .fetch_optional(p)
     .await?))
 }
@@ -520,6 +534,7 @@ pub async fn bound_meter_secret(
     )
     .bind(student_id)
     .bind(binding_id)
+    .bind(crate::now_ms())
     .fetch_optional(p)
     .await?
     }))

@@ -802,6 +802,9 @@ async fn row_counts(app: &StaffApp) -> Vec<(&'static str, i64)> {
         ("api_key", "select count(*) from api_key"),
         ("shift", "select count(*) from shift"),
         ("shift_sale", "select count(*) from shift_sale"),
+        // Campus policy (issue 14 item 6).
+        ("price_schedule", "select count(*) from price_schedule"),
+        ("campus_policy", "select count(*) from campus_policy"),
     ] {
         counts.push((table, app.count(sql).await));
     }
@@ -842,6 +845,25 @@ async fn an_auditor_is_refused_every_console_write_route() {
         let r = app.close_shift(&cashier, closed, "0").await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let open = app.open_shift(&cashier).await;
+        // Campus policy (issue 14 item 6): a price scheduled for tomorrow.
+        let tomorrow = domain::time::local_date(now, domain::time::CampusTz::default().tz())
+            .tomorrow()
+            .unwrap()
+            .to_string();
+        let policy_form = [
+            ("area_id", "1"),
+            ("scope", "area"),
+            ("price", "0.60"),
+            ("from", tomorrow.as_str()),
+        ];
+        let r = app
+            .submit(&admin, "/staff/policy/prices", &policy_form)
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let price_id = store::policy::schedule(&app.db, domain::AreaId::new(1))
+            .await
+            .unwrap()[0]
+            .id;
 
         let auditor = app.login("auditor").await;
         // The pages an auditor opens carry no write form but logout.
@@ -958,6 +980,26 @@ async fn an_auditor_is_refused_every_console_write_route() {
                 "/staff/shifts/{id}/sign-off",
                 format!("/staff/shifts/{closed}/sign-off"),
                 vec![("csrf", csrf)],
+            ),
+            (
+                "/staff/policy/prices",
+                "/staff/policy/prices".to_owned(),
+                [vec![("csrf", csrf)], policy_form.to_vec()].concat(),
+            ),
+            (
+                "/staff/policy/prices/{id}/withdraw",
+                format!("/staff/policy/prices/{price_id}/withdraw"),
+                vec![("csrf", csrf)],
+            ),
+            (
+                "/staff/policy/low-balance",
+                "/staff/policy/low-balance".to_owned(),
+                vec![
+                    ("csrf", csrf),
+                    ("area_id", "1"),
+                    ("scope", "area"),
+                    ("kwh", "9"),
+                ],
             ),
         ];
         // A POST route added to the router is added here too (or is one

@@ -178,6 +178,15 @@ async fn order_form(
 ) -> PageResult {
     let l = ctx.l;
     let tz = super::campus_tz(state);
+    // Campus policy (issue 14 item 6): a scheduled change of this meter's price.
+    let price_next = store::policy::next_change(
+        state.db(),
+        m.id,
+        store::now_ms(),
+        m.unit_price_centifen_per_kwh,
+    )
+    .await?
+    .map(|(p, at)| super::price_change_text(l, p, at, tz));
     html(&OrderPage {
         l,
         shell: Shell::new(l, "order-title", Some(&ctx.student), Tab::Buy, "/buy").with_script(),
@@ -188,6 +197,7 @@ async fn order_form(
             .map(|t| fmt_time(t, tz))
             .unwrap_or_default(),
         price: fmt_price(m.unit_price_centifen_per_kwh),
+        price_next,
         presets: PRESETS_KWH
             .iter()
             .map(|&p| Preset {
@@ -229,6 +239,8 @@ struct OrderPage<'a> {
     remaining: String,
     remaining_at: String,
     price: String,
+    /// A scheduled change: "自 12月1日起 0.60 元/kWh".
+    price_next: Option<String>,
     presets: Vec<Preset>,
     other_checked: bool,
     other: String,

@@ -431,6 +431,26 @@ pub fn energy_or_dash(c: Option<domain::CentiKwh>) -> String {
     c.map_or_else(|| "—".to_owned(), |r| r.to_string())
 }
 
+/// A scheduled price change as students read it (campus policy, issue 14
+/// item 6): "自 12月1日起 0.60 元/kWh" / "From 2026-12-01: 0.60 yuan/kWh".
+pub fn price_change_text(
+    l: Lang,
+    price: domain::UnitPrice,
+    at_ms: i64,
+    tz: &jiff::tz::TimeZone,
+) -> String {
+    let date = domain::time::local_date(at_ms, tz);
+    l.t_args(
+        "price-change",
+        &[
+            ("month", i64::from(date.month()).into()),
+            ("day", i64::from(date.day()).into()),
+            ("date", date.to_string().into()),
+            ("price", fmt_price(price).into()),
+        ],
+    )
+}
+
 /// A unit price as `0.5500`-style yuan with 4 decimals trimmed to at
 /// least 2.
 pub fn fmt_price(price: domain::UnitPrice) -> String {

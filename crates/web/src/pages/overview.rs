@@ -54,6 +54,11 @@ pub async fn overview(
     let from = month_start.min(today - CHART_DAYS);
     let days = store::students::daily_usage(state.db(), m.meter_id.get(), from, today).await?;
     let notices = latest_notices(&state, m.meter_id.get(), now).await?;
+    // Campus policy (issue 14 item 6): the price that applies and its next change.
+    let price_next =
+        store::policy::next_change(state.db(), m.meter_id, now, m.unit_price_centifen_per_kwh)
+            .await?
+            .map(|(p, at)| super::price_change_text(lang, p, at, tz));
 
     let month_usage: i64 = days
         .iter()
@@ -125,6 +130,8 @@ pub async fn overview(
         offline: m.online == Some(false),
         chart: usage_chart(&bars),
         notices,
+        price: super::fmt_price(m.unit_price_centifen_per_kwh),
+        price_next,
         m: &m,
     };
     html(&page)
@@ -149,6 +156,10 @@ struct OverviewPage<'a> {
     offline: bool,
     chart: Chart,
     notices: Vec<NoticeView>,
+    /// The price in force now (元/kWh).
+    price: String,
+    /// Its next change: "自 12月1日起 0.60 元/kWh".
+    price_next: Option<String>,
 }
 
 /// "At the recent rate this lasts about N days".

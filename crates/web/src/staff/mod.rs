@@ -30,6 +30,8 @@ mod operators;
 mod counter;
 mod meters;
 mod orders;
+/// Campus policy (issue 14 item 6).
+mod policy;
 mod shifts;
 // Issue 14 item 7: reports, their charts and exports (`dormwatt report` reuses them).
 mod report_chart;
@@ -180,6 +182,11 @@ pub fn router() -> Router<AppState> {
         .route("/staff/assets/staff.js", get(js))
         .route("/staff/reports", get(reports::index))
         .route("/staff/reports/{name}", get(reports::report))
+        // Campus policy (issue 14 item 6).
+        .route("/staff/policy", get(policy::page))
+        .route("/staff/policy/prices", post(policy::schedule))
+        .route("/staff/policy/prices/{id}/withdraw", post(policy::withdraw))
+        .route("/staff/policy/low-balance", post(policy::low_balance))
         .route_layer(axum::middleware::from_fn(localise_errors))
         .route_layer(axum::middleware::from_fn(session::same_origin_posts))
 }
@@ -465,6 +472,12 @@ const NAV: &[NavEntry] = &[
         href: "/staff/reports",
         label: "staff-nav-reports",
         action: Action::ViewReports,
+    },
+    // Campus policy (issue 14 item 6).
+    NavEntry {
+        href: "/staff/policy",
+        label: "staff-nav-policy",
+        action: Action::ManagePolicy,
     },
 ];
 
