@@ -13,6 +13,8 @@
 
 pub mod api_keys;
 pub mod audit;
+/// The live building view of the console (issue 14 item 4).
+pub mod building_view;
 pub mod campus;
 pub mod dashboard;
 mod db;
