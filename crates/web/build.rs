@@ -8,7 +8,11 @@ use std::path::Path;
 const DEFAULT_TAG: &str = "zh-CN";
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("locales");
+    // Read at run time, not baked in with env!(): a build script compiled
+    // in another checkout (a copied target/ directory) must still embed
+    // this checkout's catalogs.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join("locales");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut tags: Vec<(String, String)> = std::fs::read_dir(&dir)
         .expect("crates/web/locales exists")
