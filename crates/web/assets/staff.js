@@ -95,6 +95,10 @@
   // (<table id=relay-history data-url=… data-open=true>).
   var rh = document.getElementById("relay-history");
   if (rh && rh.getAttribute("data-open") === "true") {
+    // The head-end records the command's outcome a moment before its
+    // read-back reaches the meter's state: a few more polls after the last
+    // command settled.
+    var settled = 0;
     dormwattPoll(rh.getAttribute("data-url"), false, function (o) {
       (o.commands || []).forEach(function (c) {
         var row = rh.querySelector('tr[data-command="' + c.id + '"]');
@@ -112,7 +116,8 @@
       });
       var relay = document.getElementById("meter-relay");
       if (relay && o.relay) { relay.textContent = o.relay; }
-      return !o.open;
+      settled = o.open ? 0 : settled + 1;
+      return settled >= 3;
     });
   }
 })();
