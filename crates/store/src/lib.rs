@@ -26,10 +26,10 @@ pub mod jobs;
 pub mod ledger;
 pub mod lookup;
 pub mod message;
-pub mod meter_reset;
-pub mod meters;
 /// A meter's history for its console page (issue 14 item 4).
 pub mod meter_history;
+pub mod meter_reset;
+pub mod meters;
 // Issue 16 item 1: database-derived gauges of /metrics.
 pub mod metrics;
 /// Move-out settlement (issue 13 item 6, docs/MOVE-OUT.md).

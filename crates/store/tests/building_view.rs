@@ -46,7 +46,12 @@ fn obs(meter_id: i64, at_ms: i64) -> Observation {
 async fn the_view_shows_every_room_and_the_filters_pick_the_right_ones() {
     for db in seeded_two_buildings().await {
         let (b, m) = first_building(&db).await;
-        assert!(m.len() >= 6, "{:?}: a building of {} meters", db.backend(), m.len());
+        assert!(
+            m.len() >= 6,
+            "{:?}: a building of {} meters",
+            db.backend(),
+            m.len()
+        );
         let rooms: i64 = store::on_db!(&db, |p| sqlx::query_scalar::<_, i64>(
             "select count(*) from room where building_id = $1"
         )
@@ -103,7 +108,12 @@ async fn the_view_shows_every_room_and_the_filters_pick_the_right_ones() {
         .unwrap();
 
         let cells = building_view::cells(&db, b, DAY_START).await.unwrap();
-        assert_eq!(cells.len() as i64, rooms, "{:?}: one cell per room", db.backend());
+        assert_eq!(
+            cells.len() as i64,
+            rooms,
+            "{:?}: one cell per room",
+            db.backend()
+        );
         let cell = |id: i64| cells.iter().find(|c| c.meter_id == Some(id)).unwrap();
         assert_eq!(cell(m[0]).power_w, Some(850));
         assert_eq!(cell(m[0]).online, Some(true));
@@ -155,11 +165,18 @@ async fn a_retired_meter_leaves_the_view() {
         let cells = building_view::cells(&db, b, DAY_START).await.unwrap();
         assert!(cells.iter().all(|c| c.meter_id != Some(m[0])));
         let empty = cells.iter().filter(|c| c.meter_id.is_none()).count();
-        assert_eq!(empty, 1, "{:?}: the room stays, without a meter", db.backend());
-        assert!(Filter::ALL.iter().all(|&f| cells
-            .iter()
-            .filter(|c| c.meter_id.is_none())
-            .all(|c| !c.passes(f, DAY_START))));
+        assert_eq!(
+            empty,
+            1,
+            "{:?}: the room stays, without a meter",
+            db.backend()
+        );
+        assert!(Filter::ALL.iter().all(|&f| {
+            cells
+                .iter()
+                .filter(|c| c.meter_id.is_none())
+                .all(|c| !c.passes(f, DAY_START))
+        }));
     }
 }
 
@@ -184,7 +201,9 @@ async fn routine_polling_reads_keep_power_from_status_word_3() {
         let mut o = obs(id, NOW + 1000);
         o.status_word = Some(0x0100);
         o.keep_power = Some(false);
-        meters::record(&db, &[o], &[], &[], NOW + 1000).await.unwrap();
+        meters::record(&db, &[o], &[], &[], NOW + 1000)
+            .await
+            .unwrap();
         assert!(!relay::keep_power(&db, id).await.unwrap());
         // A round without status word 3 leaves it alone.
         exec_keep(&db, id, true).await;
@@ -240,7 +259,9 @@ async fn an_older_read_written_late_does_not_undo_a_confirmed_keep_power() {
         let mut stale = obs(id, NOW + 5);
         stale.status_word = Some(0x0100);
         stale.keep_power = Some(false);
-        meters::record(&db, &[stale], &[], &[], NOW + 30).await.unwrap();
+        meters::record(&db, &[stale], &[], &[], NOW + 30)
+            .await
+            .unwrap();
         assert!(
             relay::keep_power(&db, id).await.unwrap(),
             "{:?}: a stale read undid a confirmed keep-power",
@@ -250,7 +271,9 @@ async fn an_older_read_written_late_does_not_undo_a_confirmed_keep_power() {
         let mut fresh = obs(id, NOW + 40);
         fresh.status_word = Some(0x0100);
         fresh.keep_power = Some(false);
-        meters::record(&db, &[fresh], &[], &[], NOW + 40).await.unwrap();
+        meters::record(&db, &[fresh], &[], &[], NOW + 40)
+            .await
+            .unwrap();
         assert!(!relay::keep_power(&db, id).await.unwrap());
     }
 }

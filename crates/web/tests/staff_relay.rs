@@ -44,8 +44,10 @@ async fn commands(app: &StaffApp) -> i64 {
 #[tokio::test]
 async fn a_building_manager_sees_and_switches_only_their_buildings() {
     each_db(async |app: StaffApp| {
-        let [(mine, ref name, ref my_meters), (other, _, ref other_meters)] =
-            two_buildings(&app.db).await;
+        let [
+            (mine, ref name, ref my_meters),
+            (other, _, ref other_meters),
+        ] = two_buildings(&app.db).await;
         app.scoped_operator("lou", Role::BuildingManager, &[], &[name])
             .await;
         let lou = app.login("lou").await;
@@ -59,7 +61,9 @@ async fn a_building_manager_sees_and_switches_only_their_buildings() {
         assert_eq!(s, StatusCode::OK);
         assert!(page.contains(&format!("name=meter value=\"{}\"", my_meters[0])));
         assert!(page.contains("/staff/relay/confirm"));
-        let r = app.get(Some(&lou), &format!("/staff/buildings/{mine}.json")).await;
+        let r = app
+            .get(Some(&lou), &format!("/staff/buildings/{mine}.json"))
+            .await;
         assert_eq!(r.status(), StatusCode::OK);
         let live: serde_json::Value = r.json().await.unwrap();
         let cells = live["cells"].as_array().unwrap();
@@ -85,7 +89,11 @@ async fn a_building_manager_sees_and_switches_only_their_buildings() {
         let theirs = other_meters[0].to_string();
         let own = my_meters[0].to_string();
         for meters in [vec![theirs.as_str()], vec![own.as_str(), theirs.as_str()]] {
-            let mut f = vec![("action", "trip"), ("reason", "违规电器"), ("back", "/staff/buildings")];
+            let mut f = vec![
+                ("action", "trip"),
+                ("reason", "违规电器"),
+                ("back", "/staff/buildings"),
+            ];
             f.extend(meters.iter().map(|m| ("meter", *m)));
             for path in ["/staff/relay", "/staff/relay/confirm"] {
                 let r = app.submit(&lou, path, &f).await;
@@ -95,7 +103,13 @@ async fn a_building_manager_sees_and_switches_only_their_buildings() {
         assert_eq!(commands(&app).await, 0);
         let refused = app.audit("forbidden").await;
         assert_eq!(refused.len(), before + 6);
-        assert!(refused[0].after_json.as_deref().unwrap().contains("control_relay"));
+        assert!(
+            refused[0]
+                .after_json
+                .as_deref()
+                .unwrap()
+                .contains("control_relay")
+        );
 
         // Their own room: queued, audited, visible on the meter's page.
         let back = format!("/staff/meters/{own}");
@@ -103,7 +117,12 @@ async fn a_building_manager_sees_and_switches_only_their_buildings() {
             .submit(
                 &lou,
                 "/staff/relay",
-                &[("meter", &own), ("action", "trip"), ("reason", "违规电器"), ("back", &back)],
+                &[
+                    ("meter", &own),
+                    ("action", "trip"),
+                    ("reason", "违规电器"),
+                    ("back", &back),
+                ],
             )
             .await;
         assert!(redirects_to(&r, &back), "{:?}", r.headers().get(LOCATION));
@@ -117,12 +136,16 @@ async fn a_building_manager_sees_and_switches_only_their_buildings() {
         assert!(meter.contains("id=relay-history"), "{meter}");
         assert!(meter.contains("data-state=\"queued\""));
         assert!(meter.contains("违规电器"));
-        let r = app.get(Some(&lou), &format!("/staff/meters/{own}/relay.json")).await;
+        let r = app
+            .get(Some(&lou), &format!("/staff/meters/{own}/relay.json"))
+            .await;
         let j: serde_json::Value = r.json().await.unwrap();
         assert_eq!(j["open"], true);
         assert_eq!(j["commands"][0]["state"], "queued");
         // The building view shows the open command.
-        let r = app.get(Some(&lou), &format!("/staff/buildings/{mine}.json")).await;
+        let r = app
+            .get(Some(&lou), &format!("/staff/buildings/{mine}.json"))
+            .await;
         let live: serde_json::Value = r.json().await.unwrap();
         let cell = live["cells"]
             .as_array()
@@ -144,18 +167,44 @@ async fn bad_input_a_forged_token_or_a_role_without_relay_control_queues_nothing
         let admin = app.login("admin").await;
         let long = "拉".repeat(store::relay::REASON_CHARS_MAX + 1);
         let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
-            (vec![("meter", &m), ("action", "trip"), ("reason", "  ")], "请填写原因"),
+            (
+                vec![("meter", &m), ("action", "trip"), ("reason", "  ")],
+                "请填写原因",
+            ),
             (vec![("meter", &m), ("action", "trip")], "请填写原因"),
-            (vec![("meter", &m), ("action", "trip"), ("reason", &long)], "原因太长"),
-            (vec![("meter", "99999999"), ("action", "trip"), ("reason", "检修")], "所选电表不存在"),
-            (vec![("meter", "abc"), ("action", "trip"), ("reason", "检修")], "所选电表不存在"),
-            (vec![("meter", &m), ("action", "explode"), ("reason", "检修")], "请选择操作"),
-            (vec![("action", "trip"), ("reason", "检修")], "请至少选择一个房间"),
+            (
+                vec![("meter", &m), ("action", "trip"), ("reason", &long)],
+                "原因太长",
+            ),
+            (
+                vec![
+                    ("meter", "99999999"),
+                    ("action", "trip"),
+                    ("reason", "检修"),
+                ],
+                "所选电表不存在",
+            ),
+            (
+                vec![("meter", "abc"), ("action", "trip"), ("reason", "检修")],
+                "所选电表不存在",
+            ),
+            (
+                vec![("meter", &m), ("action", "explode"), ("reason", "检修")],
+                "请选择操作",
+            ),
+            (
+                vec![("action", "trip"), ("reason", "检修")],
+                "请至少选择一个房间",
+            ),
         ];
         for (fields, says) in &cases {
             for path in ["/staff/relay", "/staff/relay/confirm"] {
                 let r = app.submit(&admin, path, fields).await;
-                assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{path} {fields:?}");
+                assert_eq!(
+                    r.status(),
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "{path} {fields:?}"
+                );
                 let body = r.text().await.unwrap();
                 assert!(body.contains(says), "{path} {fields:?}: {body}");
             }
@@ -167,7 +216,12 @@ async fn bad_input_a_forged_token_or_a_role_without_relay_control_queues_nothing
             .post(
                 &admin,
                 "/staff/relay",
-                &[("csrf", "forged"), ("meter", &m), ("action", "trip"), ("reason", "检修")],
+                &[
+                    ("csrf", "forged"),
+                    ("meter", &m),
+                    ("action", "trip"),
+                    ("reason", "检修"),
+                ],
             )
             .await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
@@ -176,7 +230,12 @@ async fn bad_input_a_forged_token_or_a_role_without_relay_control_queues_nothing
             .post(format!("{}/staff/relay", app.base))
             .header(reqwest::header::COOKIE, &admin.cookie)
             .header("Origin", "http://evil.test")
-            .form(&[("csrf", admin.csrf.as_str()), ("meter", &m), ("action", "trip"), ("reason", "检修")])
+            .form(&[
+                ("csrf", admin.csrf.as_str()),
+                ("meter", &m),
+                ("action", "trip"),
+                ("reason", "检修"),
+            ])
             .send()
             .await
             .unwrap();
@@ -186,7 +245,11 @@ async fn bad_input_a_forged_token_or_a_role_without_relay_control_queues_nothing
         for who in ["cashier", "auditor"] {
             let b = app.login(who).await;
             let r = app
-                .submit(&b, "/staff/relay", &[("meter", &m), ("action", "close"), ("reason", "检修")])
+                .submit(
+                    &b,
+                    "/staff/relay",
+                    &[("meter", &m), ("action", "close"), ("reason", "检修")],
+                )
                 .await;
             assert_eq!(r.status(), StatusCode::FORBIDDEN, "{who}");
         }
@@ -205,7 +268,11 @@ async fn a_bulk_action_is_confirmed_with_its_count_then_queued_whole() {
         let admin = app.login("admin").await;
         let ids: Vec<String> = meters[..12].iter().map(ToString::to_string).collect();
         let back = format!("/staff/buildings/{b}");
-        let mut f = vec![("action", "trip"), ("reason", "宿舍楼检修"), ("back", back.as_str())];
+        let mut f = vec![
+            ("action", "trip"),
+            ("reason", "宿舍楼检修"),
+            ("back", back.as_str()),
+        ];
         f.extend(ids.iter().map(|m| ("meter", m.as_str())));
         // The same room twice counts once.
         f.push(("meter", ids[0].as_str()));
@@ -219,7 +286,11 @@ async fn a_bulk_action_is_confirmed_with_its_count_then_queued_whole() {
         assert_eq!(named, 12);
         assert!(page.contains("action=\"/staff/relay\""));
         let r = app.submit(&admin, "/staff/relay", &f).await;
-        assert!(redirects_to(&r, &format!("{back}?queued=12")), "{:?}", r.headers().get(LOCATION));
+        assert!(
+            redirects_to(&r, &format!("{back}?queued=12")),
+            "{:?}",
+            r.headers().get(LOCATION)
+        );
         assert_eq!(commands(&app).await, 12);
         assert_eq!(app.audit("relay_requested").await.len(), 12);
         let (_, view) = app.text(&admin, &format!("{back}?queued=12")).await;
@@ -230,7 +301,11 @@ async fn a_bulk_action_is_confirmed_with_its_count_then_queued_whole() {
             .submit(
                 &admin,
                 "/staff/relay/confirm",
-                &[("meter", &rest), ("action", "keep_power"), ("reason", "医疗设备")],
+                &[
+                    ("meter", &rest),
+                    ("action", "keep_power"),
+                    ("reason", "医疗设备"),
+                ],
             )
             .await;
         assert!(r.text().await.unwrap().contains("将对 1 个房间保电"));

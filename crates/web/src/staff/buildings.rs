@@ -299,7 +299,10 @@ pub async fn building(
     let shown = cells.len();
     let mut floors: Vec<FloorView> = Vec::new();
     for c in &cells {
-        if floors.last().is_none_or(|f| f.label != floor_label(l, c.floor)) {
+        if floors
+            .last()
+            .is_none_or(|f| f.label != floor_label(l, c.floor))
+        {
             floors.push(FloorView {
                 label: floor_label(l, c.floor),
                 cells: Vec::new(),

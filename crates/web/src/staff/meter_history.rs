@@ -82,9 +82,7 @@ fn mask_name(n: &str) -> String {
     let mut cs = n.chars();
     match cs.next() {
         None => "—".to_owned(),
-        Some(f) => std::iter::once(f)
-            .chain(cs.take(7).map(|_| '*'))
-            .collect(),
+        Some(f) => std::iter::once(f).chain(cs.take(7).map(|_| '*')).collect(),
     }
 }
 

@@ -184,7 +184,10 @@ pub fn router() -> Router<AppState> {
         .route("/staff/buildings/{id}", get(buildings::building))
         .route("/staff/relay/confirm", post(relay::confirm))
         .route("/staff/relay", post(relay::submit))
-        .route("/staff/meters/{id}/relay.json", get(relay::meter_relay_json))
+        .route(
+            "/staff/meters/{id}/relay.json",
+            get(relay::meter_relay_json),
+        )
         .route_layer(axum::middleware::from_fn(localise_errors))
         .route_layer(axum::middleware::from_fn(session::same_origin_posts))
 }

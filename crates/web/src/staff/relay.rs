@@ -277,8 +277,8 @@ pub async fn submit(
     };
     let ids: Vec<i64> = a.meters.iter().map(|h| h.meter_id.get()).collect();
     let now = state.settings().staff.clock.now_ms();
-    let queued = store::relay::request(state.db(), &op.actor(), &ids, a.action, &a.reason, now)
-        .await?;
+    let queued =
+        store::relay::request(state.db(), &op.actor(), &ids, a.action, &a.reason, now).await?;
     tracing::info!(operator = %op.operator.name, action = a.action.as_str(), meters = queued.len(), "relay commands queued");
     let sep = if a.back.contains('?') { '&' } else { '?' };
     Ok(Redirect::to(&format!("{}{sep}queued={}", a.back, queued.len())).into_response())
