@@ -219,7 +219,7 @@ struct ConfirmPage {
 /// `POST /staff/relay/confirm`: names the count and the rooms, asks again.
 pub async fn confirm(
     State(state): State<AppState>,
-    StaffForm { op, form }: StaffForm<RelayForm>,
+    StaffForm { op, form }: StaffForm<RelayForm, { Action::ControlRelay as u8 }>,
 ) -> StaffResult {
     let l = op.l;
     let asked = read(&state, &op, &form).await?;
@@ -269,7 +269,7 @@ fn target(l: Lang, h: &MeterHit) -> Target {
 /// nothing, and goes back (the building view says how many were queued).
 pub async fn submit(
     State(state): State<AppState>,
-    StaffForm { op, form }: StaffForm<RelayForm>,
+    StaffForm { op, form }: StaffForm<RelayForm, { Action::ControlRelay as u8 }>,
 ) -> StaffResult {
     let a = match read(&state, &op, &form).await? {
         Ok(a) => a,
