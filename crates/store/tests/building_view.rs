@@ -277,3 +277,62 @@ async fn an_older_read_written_late_does_not_undo_a_confirmed_keep_power() {
         assert!(!relay::keep_power(&db, id).await.unwrap());
     }
 }
+
+#[tokio::test]
+async fn a_meters_history_is_newest_first_and_bounded() {
+    for db in seeded_two_buildings().await {
+        let (_, m) = first_building(&db).await;
+        let id = m[0];
+        let events: Vec<MeterEvent> = (0..5)
+            .map(|i| MeterEvent {
+                meter_id: id,
+                at_ms: NOW + i,
+                kind: "online".into(),
+                detail: format!("e{i}"),
+            })
+            .collect();
+        let mut o = obs(id, NOW);
+        o.keep_readings = true;
+        o.power_w = Some(100);
+        o.remaining_centikwh = Some(2_000);
+        let mut o2 = obs(id, NOW + 10);
+        o2.keep_readings = true;
+        o2.power_w = Some(200);
+        meters::record(&db, &[o, o2], &events, &[], NOW + 10)
+            .await
+            .unwrap();
+        let e = store::meter_history::recent_events(&db, id, 3)
+            .await
+            .unwrap();
+        let d: Vec<&str> = e.iter().map(|e| e.detail.as_str()).collect();
+        assert_eq!(d, ["e4", "e3", "e2"], "{:?}", db.backend());
+        let r = store::meter_history::recent_readings(&db, id, 10)
+            .await
+            .unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!((r[0].quantity.as_str(), r[0].value), ("power", 200));
+        let s = store::students::create_demo(&db, "王五", NOW)
+            .await
+            .unwrap();
+        store::on_db!(&db, |p| sqlx::query(
+            "insert into binding (student_id, meter_id, is_default, created_at_ms) values ($1, $2, true, $3)"
+        )
+        .bind(s.id)
+        .bind(id)
+        .bind(NOW)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+        let b = store::meter_history::binders(&db, id).await.unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].openid, s.openid);
+        assert!(b[0].is_default);
+        assert!(
+            store::meter_history::binders(&db, m[1])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -312,3 +312,50 @@ async fn a_bulk_action_is_confirmed_with_its_count_then_queued_whole() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_meter_page_shows_its_history_with_the_student_masked() {
+    each_db(async |app: StaffApp| {
+        let (address, _) = common::staff::first_meter(&app.db, 1).await;
+        let id = app.meter_id(1, &address).await;
+        let now = app.clock.now_ms();
+        let s = common::staff::bound_student(&app.db, "张三丰", &address, now).await;
+        store::students::update_profile(&app.db, s.id, "张三丰", "13812345678")
+            .await
+            .unwrap();
+        let o = store::meters::Observation {
+            meter_id: id,
+            at_ms: now - 60_000,
+            seen: true,
+            online: Some(true),
+            power_w: Some(432),
+            keep_readings: true,
+            ..Default::default()
+        };
+        let e = store::meters::MeterEvent {
+            meter_id: id,
+            at_ms: now - 30_000,
+            kind: "trip".into(),
+            detail: "malicious_load; trips since install 7".into(),
+        };
+        store::meters::record(&app.db, &[o], &[e], &[], now)
+            .await
+            .unwrap();
+        let admin = app.login("admin").await;
+        let (st, page) = app.text(&admin, &format!("/staff/meters/{id}")).await;
+        assert_eq!(st, StatusCode::OK);
+        assert!(page.contains("id=usage-chart"), "the daily usage chart");
+        assert!(page.contains("trips since install 7"), "the event");
+        assert!(page.contains("432 W"), "the reading");
+        assert!(page.contains("138****5678"), "the phone, masked");
+        assert!(!page.contains("13812345678"), "never the whole phone");
+        assert!(!page.contains(&s.openid), "never the whole openid");
+        assert!(page.contains("张**"));
+        // The relay form is there for those who may switch, not for a cashier.
+        assert!(page.contains("id=relay-form"));
+        let cashier = app.login("cashier").await;
+        let (_, page) = app.text(&cashier, &format!("/staff/meters/{id}")).await;
+        assert!(!page.contains("id=relay-form"));
+    })
+    .await;
+}
