@@ -91,6 +91,15 @@
     });
   }
 
+  // Select every room shown (<input id=bv-all> in the bulk form).
+  var all = document.getElementById("bv-all");
+  if (all) {
+    all.addEventListener("change", function () {
+      var boxes = document.querySelectorAll('#bv-form .room input[name="meter"]');
+      Array.prototype.forEach.call(boxes, function (b) { b.checked = all.checked; });
+    });
+  }
+
   // A meter's relay history: while a command is open, follow its state
   // (<table id=relay-history data-url=… data-open=true>).
   var rh = document.getElementById("relay-history");

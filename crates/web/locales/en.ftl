@@ -635,6 +635,7 @@ staff-bv-filter-malicious-today = Malicious-load trips today
 staff-bv-filter-not-read-today = Not read today
 staff-bv-shown = { $n } rooms shown
 staff-bv-updated = updated
+staff-bv-select-all = Select every room shown
 staff-bv-no-rooms = No room matches.
 staff-bv-floor = Floor { $n }
 staff-relay-title = Relay control

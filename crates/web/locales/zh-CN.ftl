@@ -619,6 +619,7 @@ staff-bv-filter-malicious-today = 今日恶性负载跳闸
 staff-bv-filter-not-read-today = 今日未抄到
 staff-bv-shown = 显示 { $n } 个房间
 staff-bv-updated = 更新于
+staff-bv-select-all = 全选显示的房间
 staff-bv-no-rooms = 没有符合条件的房间。
 staff-bv-floor = { $n } 层
 staff-relay-title = 通断控制
