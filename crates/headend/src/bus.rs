@@ -473,6 +473,7 @@ impl Bus {
             let reason = plan::relay_reason(sw, obs.remaining_centikwh);
             obs.relay_closed = Some(reason.is_none());
             obs.relay_reason = reason.map(str::to_owned);
+            obs.keep_power = Some(sw.keep_power());
             let before = self.meters[i]
                 .last_sw
                 .map(|s| plan::relay_reason(s, obs.remaining_centikwh));

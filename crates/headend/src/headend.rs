@@ -216,6 +216,7 @@ impl Headend {
                     seen: true,
                     online: Some(true),
                     status_word: sw.map(|s| i64::from(s.0)),
+                    keep_power: sw.map(|s| s.keep_power()),
                     relay_closed: outcome.relay_closed,
                     relay_reason: sw
                         .and_then(|s| plan::relay_reason(s, Some(1)))

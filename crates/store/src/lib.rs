@@ -13,6 +13,8 @@
 
 pub mod api_keys;
 pub mod audit;
+/// The live building view of the console (issue 14 item 4).
+pub mod building_view;
 pub mod campus;
 pub mod dashboard;
 mod db;
@@ -24,6 +26,8 @@ pub mod jobs;
 pub mod ledger;
 pub mod lookup;
 pub mod message;
+/// A meter's history for its console page (issue 14 item 4).
+pub mod meter_history;
 pub mod meter_reset;
 pub mod meters;
 // Issue 16 item 1: database-derived gauges of /metrics.

@@ -215,6 +215,9 @@ pub struct Observation {
     pub purchase_count: Option<i64>,
     /// Raw status word 3.
     pub status_word: Option<i64>,
+    /// Keep-power (保电) as status word 3 shows it (bit 14); `None` when
+    /// the word was not read this round.
+    pub keep_power: Option<bool>,
     /// Meter clock minus true time, ms.
     pub clock_offset_ms: Option<i64>,
     /// Store these quantities as readings (hourly values, not every poll).
@@ -288,7 +291,16 @@ async fn observe_in(tx: &mut Tx, o: &Observation, now_ms: i64) -> Result<()> {
             status_word = coalesce($13, status_word),
             clock_offset_ms = coalesce($14, clock_offset_ms),
             updated_at_ms = $15,
-            overdraft_centikwh = coalesce($16, overdraft_centikwh)
+            overdraft_centikwh = coalesce($16, overdraft_centikwh),
+            -- the meter's own keep-power bit, unless a keep-power command
+            -- was confirmed after this word was read (a batched write of
+            -- an older read must not undo it).
+            keep_power = case when $17 is null then keep_power
+                              when exists (select 1 from relay_command rc
+                                           where rc.meter_id = $1 and rc.state = 'done'
+                                             and rc.command in ('keep_power', 'keep_power_release')
+                                             and rc.updated_at_ms > $9) then keep_power
+                              else $17 end
          where meter_id = $1"
     )
     .bind(o.meter_id)
@@ -307,6 +319,7 @@ async fn observe_in(tx: &mut Tx, o: &Observation, now_ms: i64) -> Result<()> {
     .bind(o.clock_offset_ms)
     .bind(now_ms)
     .bind(o.overdraft_centikwh)
+    .bind(o.keep_power)
     .execute(c)
     .await?
     .rows_affected());

@@ -1001,6 +1001,26 @@ async fn an_auditor_is_refused_every_console_write_route() {
                     ("kwh", "9"),
                 ],
             ),
+            (
+                "/staff/relay/confirm",
+                "/staff/relay/confirm".to_owned(),
+                vec![
+                    ("csrf", csrf),
+                    ("meter", &meter_id),
+                    ("action", "trip"),
+                    ("reason", "auditor"),
+                ],
+            ),
+            (
+                "/staff/relay",
+                "/staff/relay".to_owned(),
+                vec![
+                    ("csrf", csrf),
+                    ("meter", &meter_id),
+                    ("action", "trip"),
+                    ("reason", "auditor"),
+                ],
+            ),
         ];
         // A POST route added to the router is added here too (or is one
         // the auditor may use for itself).

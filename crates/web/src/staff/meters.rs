@@ -427,6 +427,11 @@ struct MeterPage {
     orders: Vec<OrderLine>,
     password_link: bool,
     sell_link: bool,
+    // Issue 14 items 4-5: relay control and history, the meter's history.
+    relay: super::relay::MeterRelay,
+    chart: crate::pages::chart::Chart,
+    history: super::meter_history::MeterHistory,
+    script: &'static str,
 }
 
 /// `GET /staff/meters/{id}`.
@@ -440,8 +445,13 @@ pub async fn meter(
     };
     op.require(&state, Action::ViewMeters, place(&h)).await?;
     let l = op.l;
+    let (chart, history) = super::meter_history::of(&state, l, h.meter_id.get()).await?;
     html(&MeterPage {
         l,
+        relay: super::relay::meter_relay(&state, &op, &h).await?,
+        chart,
+        history,
+        script: super::JS_PATH,
         m: panel(&state, l, &h).await?,
         orders: order_lines(&state, l, h.meter_id, 10).await?,
         password_link: op.may(Action::ResetMeterPassword, place(&h)),

@@ -36,6 +36,10 @@ mod shifts;
 // Issue 14 item 7: reports, their charts and exports (`dormwatt report` reuses them).
 mod report_chart;
 pub mod reports;
+// Issue 14 items 4-5: the live building view, relay control, meter history.
+mod buildings;
+mod meter_history;
+mod relay;
 
 use crate::AppState;
 use crate::cookies::get as cookie;
@@ -70,7 +74,7 @@ const CSS: &str = include_str!("../../assets/staff.css");
 const CSS_PATH: &str = concat!(
     "/staff/assets/staff.css?v=",
     env!("CARGO_PKG_VERSION"),
-    "-2"
+    "-3"
 );
 
 /// The clock of the staff console: the system's, or one a test sets.
@@ -187,6 +191,15 @@ pub fn router() -> Router<AppState> {
         .route("/staff/policy/prices", post(policy::schedule))
         .route("/staff/policy/prices/{id}/withdraw", post(policy::withdraw))
         .route("/staff/policy/low-balance", post(policy::low_balance))
+        // Issue 14 items 4-5: live building view and relay control.
+        .route("/staff/buildings", get(buildings::index))
+        .route("/staff/buildings/{id}", get(buildings::building))
+        .route("/staff/relay/confirm", post(relay::confirm))
+        .route("/staff/relay", post(relay::submit))
+        .route(
+            "/staff/meters/{id}/relay.json",
+            get(relay::meter_relay_json),
+        )
         .route_layer(axum::middleware::from_fn(localise_errors))
         .route_layer(axum::middleware::from_fn(session::same_origin_posts))
 }
@@ -199,7 +212,7 @@ const JS: &str = concat!(
 );
 /// Where the console pages load it from (same origin: the CSP allows only
 /// `script-src 'self'`).
-const JS_PATH: &str = concat!("/staff/assets/staff.js?v=", env!("CARGO_PKG_VERSION"), "-2");
+const JS_PATH: &str = concat!("/staff/assets/staff.js?v=", env!("CARGO_PKG_VERSION"), "-3");
 
 async fn js() -> Response {
     (
@@ -462,6 +475,11 @@ const NAV: &[NavEntry] = &[
         href: "/staff/exceptions",
         label: "staff-nav-exceptions",
         action: Action::ViewOrders,
+    },
+    NavEntry {
+        href: "/staff/buildings",
+        label: "staff-nav-buildings",
+        action: Action::ViewMeters,
     },
     NavEntry {
         href: "/staff/move-out",
