@@ -235,7 +235,8 @@ pub async fn replace(
     if !lock_meter(&mut tx, old_id).await? {
         return Err(Refusal::NoSuchMeter.into());
     }
-    let old: Option<OldMeter> = on_tx!(&mut tx, |c| sqlx::query_as(
+    let old: Option<OldMeter> = on_tx!(&mut tx, |c| {
+        sqlx::query_as(
         "select m.area_id, m.room_id, m.bus_id, m.retired_at_ms, m.address, m.unit_price_centifen_per_kwh,
                 m.low_balance_centikwh, m.hoard_limit_centikwh, m.password_hash,
                 s.total_centikwh, s.remaining_centikwh, s.remaining_at_ms
@@ -243,7 +244,8 @@ pub async fn replace(
     )
     .bind(old_id)
     .fetch_optional(c)
-    .await?);
+    .await?
+    });
     let old = old.ok_or(Refusal::NoSuchMeter)?;
     if old.retired_at_ms.is_some() {
         return Err(Refusal::Retired.into());
@@ -280,7 +282,8 @@ pub async fn replace(
     }
     // The new meter takes the old one's place on its bus; the capacity is
     // checked by the insert itself.
-    let new_id: Option<i64> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+    let new_id: Option<i64> = on_tx!(&mut tx, |c| {
+        sqlx::query_scalar(
         "insert into meter (address, area_id, room_id, bus_id, profile, unit_price_centifen_per_kwh,
                             low_balance_centikwh, hoard_limit_centikwh, password_hash, created_at_ms)
          select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
@@ -304,7 +307,8 @@ pub async fn replace(
             ReplaceError::Refused(Refusal::AddressTaken)
         }
         e => ReplaceError::Store(e.into()),
-    })?);
+    })?
+    });
     let new_id = new_id.ok_or(Refusal::BusFull)?;
     on_tx!(&mut tx, |c| sqlx::query(
         "insert into meter_state (meter_id, updated_at_ms) values ($1, $2)"
@@ -374,7 +378,10 @@ pub async fn replace(
         (
             new_id,
             "replaces",
-            format!("replaces meter {} (carried {carried_centikwh} centikWh)", old.address),
+            format!(
+                "replaces meter {} (carried {carried_centikwh} centikWh)",
+                old.address
+            ),
         ),
     ] {
         event_in(
@@ -461,7 +468,8 @@ pub async fn of_meter(
     db: &Db,
     meter_id: i64,
 ) -> Result<(Option<Replacement>, Option<Replacement>)> {
-    let rows: Vec<Replacement> = on_db!(db, |p| sqlx::query_as(
+    let rows: Vec<Replacement> = on_db!(db, |p| {
+        sqlx::query_as(
         "select r.id, r.old_meter_id, o.address as old_address, r.new_meter_id, n.address as new_address,
                 r.carried_centikwh, r.final_total_centikwh, r.delivered_at_ms, r.reason, r.operator_name, r.at_ms
          from meter_replacement r join meter o on o.id = r.old_meter_id join meter n on n.id = r.new_meter_id
@@ -469,7 +477,8 @@ pub async fn of_meter(
     )
     .bind(meter_id)
     .fetch_all(p)
-    .await?);
+    .await?
+    });
     let replaced_by = rows.iter().find(|r| r.old_meter_id == meter_id).cloned();
     let replaces = rows.into_iter().find(|r| r.new_meter_id == meter_id);
     Ok((replaced_by, replaces))
@@ -624,14 +633,16 @@ pub async fn complete_carry(
             evidence.purchase_count
         )));
     }
-    let n = on_tx!(&mut tx, |c| sqlx::query(
+    let n = on_tx!(&mut tx, |c| {
+        sqlx::query(
         "update meter_replacement set delivered_at_ms = $2 where id = $1 and delivered_at_ms is null"
     )
     .bind(id)
     .bind(now_ms)
     .execute(c)
     .await?
-    .rows_affected());
+    .rows_affected()
+    });
     let changed = n == 1;
     if changed {
         let t = domain::ledger::on_carry_delivered(meter_id, CentiKwh::new(carried));
@@ -709,14 +720,17 @@ pub async fn flag_carry(
         .execute(c)
         .await?
         .rows_affected());
-        let m = on_tx!(&mut tx, |c| sqlx::query(
+        let m =
+            on_tx!(&mut tx, |c| {
+                sqlx::query(
             "update meter set purchase_seq_last = $2 - 1 where id = $1 and purchase_seq_last = $2"
         )
         .bind(meter_id.get())
         .bind(seq)
         .execute(c)
         .await?
-        .rows_affected());
+        .rows_affected()
+            });
         if n != 1 || m != 1 {
             return Err(Error::Conflict(format!(
                 "purchase {seq} of replacement {id} cannot be given back"

@@ -166,7 +166,9 @@ async fn a_replacement_carries_the_energy_moves_the_bindings_and_delivers_once()
         // An order for the new meter waits for the carried energy.
         let o = common::paid(&db, "880000000001", 10, "wx-after", NOW + 2).await;
         assert!(matches!(
-            orders::assign_purchase_seq(&db, o.id, NOW + 3).await.unwrap(),
+            orders::assign_purchase_seq(&db, o.id, NOW + 3)
+                .await
+                .unwrap(),
             Assignment::Wait(_)
         ));
 
@@ -322,16 +324,26 @@ async fn bad_input_and_energy_in_flight_are_refused_and_change_nothing() {
         // replaced again until delivered.
         assert_eq!(
             refused(
-                replace::replace(&db, &req(done.new_meter_id, "880000000003"), &actor, NOW + 5)
-                    .await
+                replace::replace(
+                    &db,
+                    &req(done.new_meter_id, "880000000003"),
+                    &actor,
+                    NOW + 5
+                )
+                .await
             ),
             Refusal::NeverRead
         );
         read(&db, done.new_meter_id, 0, 2000).await;
         assert_eq!(
             refused(
-                replace::replace(&db, &req(done.new_meter_id, "880000000003"), &actor, NOW + 5)
-                    .await
+                replace::replace(
+                    &db,
+                    &req(done.new_meter_id, "880000000003"),
+                    &actor,
+                    NOW + 5
+                )
+                .await
             ),
             Refusal::InFlight
         );
