@@ -31,6 +31,9 @@ use crate::{Backend, Db, Error, Result, Tx, ledger, on_db, on_tx, registry};
 use domain::{CentiKwh, MeterAddress, MeterId, OrderId, RoomId};
 use serde::Serialize;
 
+/// Meter profiles a new meter may have (the import's list).
+pub const PROFILES: &[&str] = import::PROFILES;
+
 /// Longest reason, in characters.
 pub const REASON_CHARS_MAX: usize = audit::NOTE_CHARS_MAX;
 
@@ -720,9 +723,8 @@ pub async fn flag_carry(
         .execute(c)
         .await?
         .rows_affected());
-        let m =
-            on_tx!(&mut tx, |c| {
-                sqlx::query(
+        let m = on_tx!(&mut tx, |c| {
+            sqlx::query(
             "update meter set purchase_seq_last = $2 - 1 where id = $1 and purchase_seq_last = $2"
         )
         .bind(meter_id.get())
@@ -730,7 +732,7 @@ pub async fn flag_carry(
         .execute(c)
         .await?
         .rows_affected()
-            });
+        });
         if n != 1 || m != 1 {
             return Err(Error::Conflict(format!(
                 "purchase {seq} of replacement {id} cannot be given back"

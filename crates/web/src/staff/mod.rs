@@ -30,6 +30,8 @@ mod operators;
 mod counter;
 mod meters;
 mod orders;
+/// Meter replacement (issue 14 item 3).
+mod replace;
 mod shifts;
 
 use crate::AppState;
@@ -156,6 +158,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/staff/meters/{id}/password",
             get(meter_password::confirm).post(meter_password::reset),
+        )
+        .route(
+            "/staff/meters/{id}/replace",
+            get(replace::page).post(replace::replace),
         )
         .route("/staff/apikeys", get(apikeys::page).post(apikeys::create))
         .route("/staff/apikeys/{id}/revoke", post(apikeys::revoke))
