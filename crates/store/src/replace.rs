@@ -690,7 +690,7 @@ pub async fn complete_carry(
 /// and the job dead-lettered with the reason; when `unapplied_seq` is the
 /// number a refused recharge held (the read-back showed it not applied),
 /// the number is given back. The meter's orders keep waiting until staff
-/// settle it (the dead job is revived from the jobs page). Fenced.
+/// settle it and re-queue the job ([`jobs::revive`]). Fenced.
 pub async fn flag_carry(
     db: &Db,
     id: i64,
