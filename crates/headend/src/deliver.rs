@@ -509,7 +509,10 @@ async fn attempt<B: MeterBus>(
 /// Sends purchase `seq` of `centikwh` (the meter's count read as `count`)
 /// until the meter's evidence settles it: the read-back loop of a purchase,
 /// shared by orders and a replacement's carried energy.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one purchase's fields, shared by orders and carried energy"
+)]
 async fn send_until_settled<B: MeterBus>(
     ctx: &Ctx<'_>,
     job: &Job,

@@ -512,15 +512,15 @@ pub struct CarryTarget {
 
 /// The carried energy of replacement `id`.
 pub async fn carry_target(db: &Db, id: i64) -> Result<Option<CarryTarget>> {
-    let row: Option<(i64, String, i64, i64, Option<i64>, Option<i64>, i64)> =
-        on_db!(db, |p| sqlx::query_as(
-            "select r.new_meter_id, m.address, m.room_id, r.carried_centikwh, r.purchase_seq,
+    type Row = (i64, String, i64, i64, Option<i64>, Option<i64>, i64);
+    let row: Option<Row> = on_db!(db, |p| sqlx::query_as(
+        "select r.new_meter_id, m.address, m.room_id, r.carried_centikwh, r.purchase_seq,
                     r.delivered_at_ms, r.at_ms
              from meter_replacement r join meter m on m.id = r.new_meter_id where r.id = $1"
-        )
-        .bind(id)
-        .fetch_optional(p)
-        .await?);
+    )
+    .bind(id)
+    .fetch_optional(p)
+    .await?);
     Ok(row.map(
         |(meter_id, address, room_id, centikwh, purchase_seq, delivered, at_ms)| CarryTarget {
             replacement_id: id,
@@ -691,6 +691,10 @@ pub async fn complete_carry(
 /// number a refused recharge held (the read-back showed it not applied),
 /// the number is given back. The meter's orders keep waiting until staff
 /// settle it and re-queue the job ([`jobs::revive`]). Fenced.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the delivery outcome's fields, as refuse_delivery"
+)]
 pub async fn flag_carry(
     db: &Db,
     id: i64,
