@@ -466,3 +466,47 @@ async fn a_payment_racing_a_replacement_is_never_lost() {
         assert_eq!(refused_n + replaced_n, rounds);
     }
 }
+
+#[tokio::test]
+async fn the_students_usage_continues_across_the_replacement() {
+    for db in seeded().await {
+        let (old, _) = meter(&db, 0).await;
+        read(&db, old, 100, 0).await;
+        store::students::put_daily_usage(&db, old, 100, Some(250), NOW)
+            .await
+            .unwrap();
+        store::students::put_daily_usage(&db, old, 101, Some(40), NOW)
+            .await
+            .unwrap();
+        let done = replace::replace(&db, &req(old, "880000000077"), &staff("t"), NOW + 1)
+            .await
+            .unwrap();
+        let new = done.new_meter_id;
+        store::students::put_daily_usage(&db, new, 101, Some(60), NOW)
+            .await
+            .unwrap();
+        store::students::put_daily_usage(&db, new, 102, None, NOW)
+            .await
+            .unwrap();
+        let days = store::students::daily_usage(&db, new, 90, 110)
+            .await
+            .unwrap();
+        let got: Vec<(i64, Option<i64>)> = days.iter().map(|d| (d.day, d.usage_centikwh)).collect();
+        assert_eq!(
+            got,
+            [(100, Some(250)), (101, Some(100)), (102, None)],
+            "{:?}",
+            db.backend()
+        );
+        let start = store::students::usage_start(&db, new)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(start.first_read_day, Some(100));
+        // The old meter's own history is unchanged.
+        let own = store::students::daily_usage(&db, old, 90, 110)
+            .await
+            .unwrap();
+        assert_eq!(own.len(), 2);
+    }
+}
