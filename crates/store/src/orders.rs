@@ -283,16 +283,21 @@ async fn create_in(tx: &mut Tx, req: &NewOrder<'_>, now_ms: i64) -> Result<Order
     }
     // Energy that may still reach the meter counts against its limit: paid
     // but undelivered orders, and unpaid ones (a payment may still arrive,
-    // even after the order closed — that case is the meter's refusal path).
-    let (pending, unpaid): (i64, i64) = on_tx!(tx, |c| sqlx::query_as(
-        "select coalesce(cast(sum(kwh * 100) as bigint), 0),
+    // even after the order closed — that case is the meter's refusal path),
+    // and energy a replacement carried to it not yet delivered.
+    let (pending, unpaid): (i64, i64) = on_tx!(tx, |c| {
+        sqlx::query_as(
+        "select coalesce(cast(sum(kwh * 100) as bigint), 0)
+                  + coalesce((select cast(sum(r.carried_centikwh) as bigint) from meter_replacement r
+                              where r.new_meter_id = $1 and r.delivered_at_ms is null), 0),
                 coalesce(cast(sum(case when state = 'unpaid' then 1 else 0 end) as bigint), 0)
          from orders where meter_id = $1 and state in ('unpaid', 'charging', 'delayed')"
     )
     .bind(meter_id)
     .fetch_one(c)
     .await
-    .map_err(Error::from)?);
+    .map_err(Error::from)?
+    });
     if req.channel != Channel::Counter && unpaid >= UNPAID_PER_METER_MAX {
         return Err(CreateError::MeterUnpaidLimit {
             max: UNPAID_PER_METER_MAX,

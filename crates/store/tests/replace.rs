@@ -510,3 +510,35 @@ async fn the_students_usage_continues_across_the_replacement() {
         assert_eq!(own.len(), 2);
     }
 }
+
+/// The carried energy counts against the new meter's hoarding limit until
+/// it is delivered, like an order paid and not yet delivered.
+#[tokio::test]
+async fn carried_energy_on_its_way_counts_against_the_hoarding_limit() {
+    for db in seeded().await {
+        let (old, _) = meter(&db, 0).await;
+        read(&db, old, 100, 15_000).await;
+        on_db!(&db, |p| sqlx::query(
+            "update meter set hoard_limit_centikwh = 20000 where id = $1"
+        )
+        .bind(old)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+        let done = replace::replace(&db, &req(old, "880000000088"), &staff("t"), NOW + 1)
+            .await
+            .unwrap();
+        assert_eq!(done.carried_centikwh, 15_000);
+        // 150 kWh on the way, 200 kWh the limit: 60 kWh do not fit, 50 do.
+        match orders::create(&db, &common::req("880000000088", 60), NOW + 2).await {
+            Err(orders::CreateError::HoardingLimit { room, .. }) => {
+                assert_eq!(room, 50, "{:?}", db.backend());
+            }
+            other => panic!("{:?}: {other:?}", db.backend()),
+        }
+        orders::create(&db, &common::req("880000000088", 50), NOW + 2)
+            .await
+            .unwrap();
+    }
+}
