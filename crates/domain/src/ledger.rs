@@ -54,6 +54,11 @@ pub enum TransferKind {
     EnergyVoided,
     /// Money returned to the payer.
     Refund,
+    /// A replaced meter's remaining energy, owed to its successor (one per
+    /// replacement, not per order).
+    EnergyCarried,
+    /// The successor confirmed the carried energy.
+    CarryDelivered,
 }
 
 impl TransferKind {
@@ -66,6 +71,8 @@ impl TransferKind {
             Self::RevenueRecognised => "revenue_recognised",
             Self::EnergyVoided => "energy_voided",
             Self::Refund => "refund",
+            Self::EnergyCarried => "energy_carried",
+            Self::CarryDelivered => "carry_delivered",
         }
     }
 }
@@ -209,6 +216,30 @@ pub fn on_refunded(
     ]
 }
 
+/// Transfer written in the transaction that replaces meter `old` by `new`:
+/// the energy left in the old meter leaves its `delivered` account and is
+/// owed to the new meter like a sold purchase (`in_flight:<new>`).
+pub fn on_replaced(old: MeterId, new: MeterId, carried: CentiKwh) -> Transfer {
+    t(
+        TransferKind::EnergyCarried,
+        account::delivered(old),
+        account::in_flight(new),
+        carried.get(),
+        Unit::CentiKwh,
+    )
+}
+
+/// Transfer written when the new meter confirmed the carried energy.
+pub fn on_carry_delivered(new: MeterId, carried: CentiKwh) -> Transfer {
+    t(
+        TransferKind::CarryDelivered,
+        account::in_flight(new),
+        account::delivered(new),
+        carried.get(),
+        Unit::CentiKwh,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +264,22 @@ mod tests {
         assert_eq!(b[&(account::in_flight(m), "centikwh")], 0);
         assert_eq!(b[&(account::delivered(m), "centikwh")], 2000);
         assert_eq!(b[&(account::REVENUE.to_owned(), "fen")], 1060);
+        assert_eq!(b.values().sum::<i64>(), 0);
+    }
+
+    #[test]
+    fn carried_energy_moves_from_the_old_meter_to_the_new() {
+        let (old, new) = (MeterId::new(7), MeterId::new(8));
+        let mut ts = on_paid(Channel::Wechat, Fen::new(1060), CentiKwh::new(2000), old);
+        ts.extend(on_delivered(Fen::new(1060), CentiKwh::new(2000), old));
+        ts.push(on_replaced(old, new, CentiKwh::new(1234)));
+        let b = balances(&ts);
+        assert_eq!(b[&(account::delivered(old), "centikwh")], 2000 - 1234);
+        assert_eq!(b[&(account::in_flight(new), "centikwh")], 1234);
+        ts.push(on_carry_delivered(new, CentiKwh::new(1234)));
+        let b = balances(&ts);
+        assert_eq!(b[&(account::in_flight(new), "centikwh")], 0);
+        assert_eq!(b[&(account::delivered(new), "centikwh")], 1234);
         assert_eq!(b.values().sum::<i64>(), 0);
     }
 

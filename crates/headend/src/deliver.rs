@@ -166,7 +166,10 @@ impl Worker {
             }
         };
         for job in jobs {
-            let Some((order_id, meter_id)) = parse_payload(&job.payload) else {
+            let parsed = parse_payload(&job.payload)
+                .map(|(o, m)| (Subject::Order(o), m))
+                .or_else(|| parse_carry_payload(&job.payload).map(|(r, m)| (Subject::Carry(r), m)));
+            let Some((subject, meter_id)) = parsed else {
                 tracing::error!(job.id = job.id.get(), "delivery job with a bad payload");
                 let _ = store::jobs::fail(
                     &self.db,
@@ -194,7 +197,7 @@ impl Worker {
             let stop = stop.clone();
             tokio::spawn(async move {
                 let settled = tokio::select! {
-                    s = me.handle(&job, order_id, meter_id) => s,
+                    s = me.handle(&job, subject, meter_id) => s,
                     // Lost the lease: another worker owns the job now.
                     () = me.keep_lease(&job) => false,
                     // On shutdown the run loop releases the lease; the next
@@ -234,8 +237,14 @@ impl Worker {
 
     /// Runs one attempt; true when the purchase settled (the meter's next
     /// one may go).
-    async fn handle(&self, job: &Job, order_id: i64, meter_id: i64) -> bool {
+    async fn handle(&self, job: &Job, subject: Subject, meter_id: i64) -> bool {
         let started = self.clock.now_ms();
+        // Logged as the order id; a replacement's carried energy as its
+        // negated replacement id (its own fields would double every line).
+        let order_id = match subject {
+            Subject::Order(o) => o,
+            Subject::Carry(r) => -r,
+        };
         let Some(route) = self.routes.get(meter_id) else {
             let now = self.clock.now_ms();
             let why = Error::UnknownMeter(meter_id).to_string();
@@ -251,7 +260,14 @@ impl Worker {
             cfg: &self.cfg,
             clock: self.clock.as_ref(),
         };
-        let recorded = deliver_once(&ctx, job, order_id, meter_id, &route.bus, route.address).await;
+        let recorded = match subject {
+            Subject::Order(o) => {
+                deliver_once(&ctx, job, o, meter_id, &route.bus, route.address).await
+            }
+            Subject::Carry(r) => {
+                deliver_carry_once(&ctx, job, r, meter_id, &route.bus, route.address).await
+            }
+        };
         let now = self.clock.now_ms();
         let settled = matches!(
             recorded,
@@ -464,7 +480,7 @@ async fn attempt<B: MeterBus>(
             "job and order disagree on the meter".to_owned(),
         ));
     }
-    let mut count = read_count(&route).await?;
+    let count = read_count(&route).await?;
     let seq = match t.purchase_seq {
         Some(s) => s,
         None => {
@@ -477,14 +493,43 @@ async fn attempt<B: MeterBus>(
             }
         }
     };
-    let energy =
-        u32::try_from(t.centikwh.get()).map_err(|_| Error::BadReply("energy too large".into()))?;
+    send_until_settled(
+        ctx,
+        job,
+        &route,
+        seq,
+        count,
+        t.centikwh.get(),
+        t.room_id.get(),
+        t.paid_at_ms,
+    )
+    .await
+}
+
+/// Sends purchase `seq` of `centikwh` (the meter's count read as `count`)
+/// until the meter's evidence settles it: the read-back loop of a purchase,
+/// shared by orders and a replacement's carried energy.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one purchase's fields, shared by orders and carried energy"
+)]
+async fn send_until_settled<B: MeterBus>(
+    ctx: &Ctx<'_>,
+    job: &Job,
+    route: &Link<'_, B>,
+    seq: i64,
+    mut count: i64,
+    centikwh: i64,
+    room_id: i64,
+    paid_at_ms: Option<i64>,
+) -> Result<Outcome, Error> {
+    let energy = u32::try_from(centikwh).map_err(|_| Error::BadReply("energy too large".into()))?;
     let recharge = Recharge {
         operator: OperatorCode(ctx.cfg.operator_code),
         energy_centikwh: energy,
         purchase_count: u32::try_from(seq).map_err(|_| Error::BadReply("seq too large".into()))?,
         mac1: [0; 4],
-        customer: u64::try_from(t.room_id.get()).unwrap_or(0) % (Recharge::CUSTOMER_MAX + 1),
+        customer: u64::try_from(room_id).unwrap_or(0) % (Recharge::CUSTOMER_MAX + 1),
         mac2: [0; 4],
     };
     // Built once: every (re)send is this identical frame.
@@ -494,7 +539,7 @@ async fn attempt<B: MeterBus>(
     loop {
         match plan::decide(seq, count) {
             Step::Delivered => {
-                return verify(&route, seq, t.centikwh.get(), t.paid_at_ms).await;
+                return verify(route, seq, centikwh, paid_at_ms).await;
             }
             Step::Gap => {
                 return Ok(Outcome::Alarm(
@@ -525,18 +570,18 @@ async fn attempt<B: MeterBus>(
                                 purchase_count: seq,
                                 remaining_centikwh: Some(r.remaining_centikwh),
                             },
-                            t.paid_at_ms,
+                            paid_at_ms,
                         ));
                     }
                     Ok(r) => count = i64::from(r.purchase_count),
-                    Err(_) => count = read_count(&route).await?,
+                    Err(_) => count = read_count(route).await?,
                 }
             }
             Ok(reply) => {
                 let serr = reply.security_error().unwrap_or(SecurityErrorFlags::OTHER);
                 if serr.contains(SecurityErrorFlags::HOARDING_LIMIT) {
                     // Refused: read back to know whether it applied.
-                    count = read_count(&route).await?;
+                    count = read_count(route).await?;
                     if count == seq - 1 {
                         return Ok(Outcome::Refused {
                             seq,
@@ -547,20 +592,15 @@ async fn attempt<B: MeterBus>(
                     continue;
                 }
                 if serr.contains(SecurityErrorFlags::COUNT_ERROR) {
-                    tracing::warn!(
-                        order.id = order_id.get(),
-                        meter.id = meter_id.get(),
-                        seq,
-                        "meter answered count error"
-                    );
+                    tracing::warn!(job.id = job.id.get(), seq, "meter answered count error");
                 }
                 // Repeat, count error or anything else: an error reply
                 // may still have been applied (protocol-notes §2.6), so
                 // the read-back decides.
-                count = read_count(&route).await?;
+                count = read_count(route).await?;
             }
             Err(Error::Timeout | Error::BadReply(_)) => {
-                count = read_count(&route).await?;
+                count = read_count(route).await?;
             }
             Err(e) => return Err(e),
         }
@@ -631,6 +671,144 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// What a delivery job delivers.
+#[derive(Debug, Clone, Copy)]
+enum Subject {
+    /// An order's energy.
+    Order(i64),
+    /// The energy a meter replacement carried to the new meter.
+    Carry(i64),
+}
+
+/// Runs one delivery attempt of the energy replacement `replacement_id`
+/// carried to its new meter `meter_id` (store::replace), exactly like a
+/// purchase: the read-back decides, every write is fenced by the lease.
+pub async fn deliver_carry_once<B: MeterBus>(
+    ctx: &Ctx<'_>,
+    job: &Job,
+    replacement_id: i64,
+    meter_id: i64,
+    bus: &B,
+    address: Address,
+) -> Recorded {
+    let outcome = match attempt_carry(ctx, job, replacement_id, meter_id, bus, address).await {
+        Ok(o) => o,
+        Err(Error::Store(e @ store::Error::LeaseLost(_))) => return Recorded::NotRecorded(e),
+        Err(e) => Outcome::Retry(e.to_string()),
+    };
+    let now = ctx.clock.now_ms();
+    let db = ctx.db;
+    let meter = MeterId::new(meter_id);
+    let r = match outcome {
+        Outcome::Delivered(ev, at) => {
+            store::replace::complete_carry(db, replacement_id, job, meter, ev, now)
+                .await
+                .map(|changed| {
+                    if changed {
+                        Recorded::Delivered {
+                            paid_at_ms: at,
+                            purchase: ev.purchase_count,
+                        }
+                    } else {
+                        Recorded::AlreadyDone
+                    }
+                })
+        }
+        Outcome::Alarm(kind, detail) => {
+            store::replace::flag_carry(db, replacement_id, job, meter, kind, &detail, None, now)
+                .await
+                .map(|()| Recorded::Flagged(kind, detail))
+        }
+        Outcome::Refused { seq, count, detail } => store::replace::flag_carry(
+            db,
+            replacement_id,
+            job,
+            meter,
+            "recharge_refused",
+            &detail,
+            Some(seq),
+            now,
+        )
+        .await
+        .map(|()| Recorded::Refused { seq, count }),
+        Outcome::Wait(why) => {
+            store::jobs::wait(db, job, &why, now + ctx.cfg.deliver_backoff_cap_ms, now)
+                .await
+                .map(|()| Recorded::Waiting(why))
+        }
+        Outcome::Retry(why) => {
+            store::jobs::fail(db, job, &why, now, ctx.cfg.deliver_backoff_cap_ms)
+                .await
+                .map(|_| Recorded::Retry(why))
+        }
+        Outcome::Done => {
+            let r = async {
+                let mut tx = db.begin().await?;
+                store::jobs::complete(&mut tx, job, now).await?;
+                tx.commit().await
+            };
+            r.await.map(|()| Recorded::Done)
+        }
+    };
+    r.unwrap_or_else(Recorded::NotRecorded)
+}
+
+async fn attempt_carry<B: MeterBus>(
+    ctx: &Ctx<'_>,
+    job: &Job,
+    replacement_id: i64,
+    meter_id: i64,
+    bus: &B,
+    address: Address,
+) -> Result<Outcome, Error> {
+    let route = Link { bus, address };
+    let Some(t) = store::replace::carry_target(ctx.db, replacement_id).await? else {
+        return Ok(Outcome::Alarm("seq_gap", "replacement vanished".to_owned()));
+    };
+    if t.delivered {
+        return Ok(Outcome::Done);
+    }
+    if t.meter_id.get() != meter_id {
+        return Ok(Outcome::Alarm(
+            "seq_gap",
+            "job and replacement disagree on the meter".to_owned(),
+        ));
+    }
+    let count = read_count(&route).await?;
+    let seq = match t.purchase_seq {
+        Some(s) => s,
+        None => {
+            store::meters::set_purchase_count(ctx.db, t.meter_id, count, ctx.clock.now_ms())
+                .await?;
+            match store::replace::assign_carry_seq(ctx.db, replacement_id).await? {
+                Assignment::Assigned(s) => s,
+                Assignment::Wait(why) => return Ok(Outcome::Wait(why)),
+                Assignment::NotDeliverable(_) => return Ok(Outcome::Done),
+            }
+        }
+    };
+    send_until_settled(
+        ctx,
+        job,
+        &route,
+        seq,
+        count,
+        t.centikwh.get(),
+        t.room_id.get(),
+        Some(t.at_ms),
+    )
+    .await
+}
+
+/// `{"replacement_id":…,"meter_id":…}` (store::replace::carry_key jobs).
+pub(crate) fn parse_carry_payload(payload: &str) -> Option<(i64, i64)> {
+    let v: serde_json::Value = serde_json::from_str(payload).ok()?;
+    Some((
+        v.get("replacement_id")?.as_i64()?,
+        v.get("meter_id")?.as_i64()?,
+    ))
+}
+
 /// `{"order_id":…,"meter_id":…}`.
 pub(crate) fn parse_payload(payload: &str) -> Option<(i64, i64)> {
     let v: serde_json::Value = serde_json::from_str(payload).ok()?;
@@ -646,5 +824,13 @@ mod tests {
             Some((3, 9))
         );
         assert_eq!(super::parse_payload("{}"), None);
+        assert_eq!(
+            super::parse_carry_payload(r#"{"replacement_id":4,"meter_id":9}"#),
+            Some((4, 9))
+        );
+        assert_eq!(
+            super::parse_payload(r#"{"replacement_id":4,"meter_id":9}"#),
+            None
+        );
     }
 }

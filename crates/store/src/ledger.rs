@@ -34,6 +34,33 @@ pub async fn insert(
     Ok(())
 }
 
+/// Writes a transfer of meter replacement `replacement_id` (not of an
+/// order) in the caller's transaction; unique per (replacement, kind).
+pub async fn insert_for_replacement(
+    tx: &mut Tx,
+    replacement_id: i64,
+    t: &Transfer,
+    now_ms: i64,
+) -> Result<()> {
+    on_tx!(tx, |c| {
+        sqlx::query(
+            "insert into ledger_transfer (replacement_id, kind, debit_account, credit_account, amount, unit, created_at_ms)
+             values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(replacement_id)
+        .bind(t.kind.as_str())
+        .bind(&t.debit)
+        .bind(&t.credit)
+        .bind(t.amount)
+        .bind(t.unit.as_str())
+        .bind(now_ms)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(())
+}
+
 /// The balance of one account (credits minus debits) in one unit.
 pub async fn balance(db: &Db, account: &str, unit: &str) -> Result<i64> {
     Ok(on_db!(db, |p| {
@@ -89,7 +116,7 @@ pub async fn check(db: &Db) -> Result<Vec<Violation>> {
         strings(
             db,
             "select 'order ' || cast(order_id as text) || ' has ' || cast(count(*) as text) || ' transfers of kind ' || kind
-             from ledger_transfer group by order_id, kind having count(*) > 1",
+             from ledger_transfer where order_id is not null group by order_id, kind having count(*) > 1",
         )
         .await?,
     );
@@ -237,8 +264,43 @@ pub async fn check(db: &Db) -> Result<Vec<Violation>> {
         )
         .await?,
     );
+
+    // I13: a meter replacement carries exactly the movements its state
+    // implies: nothing when no energy was left; the carried energy from the
+    // old meter's `delivered` to the new meter's `in_flight`; and, once the
+    // new meter confirmed it, from there to the new meter's `delivered`.
+    add("I13", strings(db, REPLACEMENT_LEDGER_MISMATCH).await?);
     Ok(v)
 }
+
+const REPLACEMENT_LEDGER_MISMATCH: &str = "select 'replacement ' || cast(r.id as text) || ' carries '
+        || cast(r.carried_centikwh as text) || ' centikWh ('
+        || case when r.delivered_at_ms is null then 'not delivered' else 'delivered' end
+        || ') but its ledger has [' || coalesce(k.kinds, '') || ']'
+    from meter_replacement r
+    left join (
+        select replacement_id,
+               cast(count(*) as bigint) as n,
+               cast(sum(case when kind = 'energy_carried' and unit = 'centikwh' then amount else 0 end) as bigint) as carried,
+               cast(sum(case when kind = 'carry_delivered' and unit = 'centikwh' then amount else 0 end) as bigint) as delivered,
+               min(case when kind = 'energy_carried' then debit_account end) as carried_from,
+               min(case when kind = 'energy_carried' then credit_account end) as carried_to,
+               min(case when kind = 'carry_delivered' then debit_account end) as delivered_from,
+               min(case when kind = 'carry_delivered' then credit_account end) as delivered_to,
+               min(kind) || '..' || max(kind) as kinds
+        from ledger_transfer where replacement_id is not null group by replacement_id
+    ) k on k.replacement_id = r.id
+    where case
+        when r.carried_centikwh = 0 then coalesce(k.n, 0) <> 0
+        when coalesce(k.n, 0) <> (case when r.delivered_at_ms is null then 1 else 2 end) then 1 = 1
+        when k.carried <> r.carried_centikwh
+             or k.carried_from <> 'delivered:' || cast(r.old_meter_id as text)
+             or k.carried_to <> 'in_flight:' || cast(r.new_meter_id as text) then 1 = 1
+        when r.delivered_at_ms is null then 1 = 0
+        else k.delivered <> r.carried_centikwh
+             or k.delivered_from <> 'in_flight:' || cast(r.new_meter_id as text)
+             or k.delivered_to <> 'delivered:' || cast(r.new_meter_id as text)
+    end";
 
 /// Orders whose ledger rows do not match their state: the set of transfer
 /// kinds (and their amounts) an order has is a function of its state.

@@ -44,6 +44,8 @@ pub mod policy;
 pub mod registry;
 /// Staff relay commands across processes (issue 14 item 5).
 pub mod relay;
+/// Meter replacement: the carried energy and its delivery (issue 14 item 3).
+pub mod replace;
 /// Staff reports and their aggregate queries (issue 14 item 7).
 pub mod reports;
 /// Data retention: pruning and table sizes (issue 16 item 4).

@@ -348,7 +348,7 @@ async fn observe_in(tx: &mut Tx, o: &Observation, now_ms: i64) -> Result<()> {
     Ok(())
 }
 
-async fn event_in(tx: &mut Tx, e: &MeterEvent) -> Result<()> {
+pub(crate) async fn event_in(tx: &mut Tx, e: &MeterEvent) -> Result<()> {
     on_tx!(tx, |c| sqlx::query(
         "insert into meter_event (meter_id, at_ms, kind, detail) values ($1, $2, $3, $4)"
     )

@@ -290,16 +290,21 @@ async fn create_in(tx: &mut Tx, req: &NewOrder<'_>, now_ms: i64) -> Result<Order
     }
     // Energy that may still reach the meter counts against its limit: paid
     // but undelivered orders, and unpaid ones (a payment may still arrive,
-    // even after the order closed — that case is the meter's refusal path).
-    let (pending, unpaid): (i64, i64) = on_tx!(tx, |c| sqlx::query_as(
-        "select coalesce(cast(sum(kwh * 100) as bigint), 0),
+    // even after the order closed — that case is the meter's refusal path),
+    // and energy a replacement carried to it not yet delivered.
+    let (pending, unpaid): (i64, i64) = on_tx!(tx, |c| {
+        sqlx::query_as(
+        "select coalesce(cast(sum(kwh * 100) as bigint), 0)
+                  + coalesce((select cast(sum(r.carried_centikwh) as bigint) from meter_replacement r
+                              where r.new_meter_id = $1 and r.delivered_at_ms is null), 0),
                 coalesce(cast(sum(case when state = 'unpaid' then 1 else 0 end) as bigint), 0)
          from orders where meter_id = $1 and state in ('unpaid', 'charging', 'delayed')"
     )
     .bind(meter_id)
     .fetch_one(c)
     .await
-    .map_err(Error::from)?);
+    .map_err(Error::from)?
+    });
     if req.channel != Channel::Counter && unpaid >= UNPAID_PER_METER_MAX {
         return Err(CreateError::MeterUnpaidLimit {
             max: UNPAID_PER_METER_MAX,
@@ -531,14 +536,25 @@ async fn pay_in(
     transaction_id: Option<&str>,
     now_ms: i64,
 ) -> Result<Order> {
+    // The meter's row lock orders this payment with a replacement of the
+    // meter (crate::replace): a replacement committed before the lock was
+    // granted is seen by the next statement, and the energy goes to the
+    // meter that replaced it; one that comes later waits for this commit
+    // and then refuses (the order is in flight).
+    crate::replace::lock_meter(tx, order.meter_id.get()).await?;
+    let meter_id = crate::replace::successor_in(tx, order.meter_id.get())
+        .await?
+        .unwrap_or(order.meter_id.get());
     let sql = format!(
-        "update orders set state = 'charging', transaction_id = $2, paid_at_ms = $3, updated_at_ms = $3
+        "update orders set state = 'charging', transaction_id = $2, paid_at_ms = $3, updated_at_ms = $3,
+                meter_id = $4
          where id = $1 and state in ('unpaid', 'closed') returning {ORDER_COLUMNS}"
     );
     let paid: Option<Order> = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
         .bind(order.id.get())
         .bind(transaction_id)
         .bind(now_ms)
+        .bind(meter_id)
         .fetch_optional(c)
         .await?);
     let paid = paid.ok_or_else(|| {
@@ -697,6 +713,21 @@ pub async fn assign_purchase_seq(db: &Db, order_id: OrderId, now_ms: i64) -> Res
     if let Some((other, seq)) = holder {
         return Ok(Assignment::Wait(format!(
             "waiting for purchase {seq} of this meter (order {other}) to settle"
+        )));
+    }
+    // A replaced meter's carried energy goes to its successor first
+    // (crate::replace): it was in the old meter before any order for the
+    // new one was paid.
+    let carry: Option<i64> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+        "select id from meter_replacement where new_meter_id = $1 and carried_centikwh > 0
+           and delivered_at_ms is null"
+    )
+    .bind(meter_id)
+    .fetch_optional(c)
+    .await?);
+    if let Some(r) = carry {
+        return Ok(Assignment::Wait(format!(
+            "waiting for the energy carried by replacement {r} of this meter"
         )));
     }
     let paid_at = order.paid_at_ms.unwrap_or(i64::MAX);

@@ -1197,7 +1197,17 @@ pub struct DayUsage {
     pub usage_centikwh: Option<i64>,
 }
 
-/// Stored daily usage of a meter for days `from_day..=to_day`, in day order.
+/// The meter `$1` and the meters it replaced, one after another
+/// (crate::replace): the room's history, as a student sees it.
+const ROOM_METERS: &str = "with recursive chain(id) as (
+        select cast($1 as bigint)
+        union all
+        select r.old_meter_id from meter_replacement r join chain c on r.new_meter_id = c.id
+    ) ";
+
+/// Stored daily usage of a meter for days `from_day..=to_day`, in day order,
+/// with the days of the meters it replaced (a replaced meter's room
+/// continues: the day of the replacement adds both meters' read usage).
 /// Days with no row at all are absent; callers treat them as missing too.
 pub async fn daily_usage(
     db: &Db,
@@ -1205,10 +1215,15 @@ pub async fn daily_usage(
     from_day: i64,
     to_day: i64,
 ) -> Result<Vec<DayUsage>> {
-    Ok(on_db!(db, |p| sqlx::query_as(
-        "select day, case when status = 'ok' then usage_centikwh end as usage_centikwh
-         from daily_usage where meter_id = $1 and day >= $2 and day <= $3 order by day"
-    )
+    let sql = format!(
+        "{ROOM_METERS}select day,
+                cast(sum(case when status = 'ok' then usage_centikwh end) as bigint) as usage_centikwh
+         from daily_usage where meter_id in (select id from chain) and day >= $2 and day <= $3
+         group by day order by day"
+    );
+    Ok(on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
     .bind(meter_id)
     .bind(from_day)
     .bind(to_day)
@@ -1243,16 +1258,21 @@ impl UsageStart {
     }
 }
 
-/// The facts [`UsageStart`] is made of; `None` for an unknown meter.
+/// The facts [`UsageStart`] is made of, over the meter and the meters it
+/// replaced; `None` for an unknown meter.
 pub async fn usage_start(db: &Db, meter_id: i64) -> Result<Option<UsageStart>> {
-    Ok(on_db!(db, |p| sqlx::query_as(
-        "select m.created_at_ms,
-             (select min(r.at_ms) from reading r where r.meter_id = m.id and r.quantity = 'total')
-                 as first_reading_at_ms,
-             (select d.day from daily_usage d where d.meter_id = m.id and d.status = 'ok'
-                 order by d.day limit 1) as first_read_day
-         from meter m where m.id = $1"
-    )
+    let sql = format!(
+        "{ROOM_METERS}select
+             (select min(m.created_at_ms) from meter m where m.id in (select id from chain)) as created_at_ms,
+             (select min(r.at_ms) from reading r where r.meter_id in (select id from chain)
+                 and r.quantity = 'total') as first_reading_at_ms,
+             (select min(d.day) from daily_usage d where d.meter_id in (select id from chain)
+                 and d.status = 'ok') as first_read_day
+         from meter where id = $1"
+    );
+    Ok(on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
     .bind(meter_id)
     .fetch_optional(p)
     .await?))

@@ -942,6 +942,17 @@ async fn an_auditor_is_refused_every_console_write_route() {
                 vec![("csrf", csrf)],
             ),
             (
+                "/staff/meters/{id}/replace",
+                format!("/staff/meters/{meter}/replace"),
+                vec![
+                    ("csrf", csrf),
+                    ("address", "990000000099"),
+                    ("profile", "dlt645-ref"),
+                    ("reason", "auditor"),
+                    ("confirm", "1"),
+                ],
+            ),
+            (
                 "/staff/apikeys",
                 "/staff/apikeys".to_owned(),
                 vec![

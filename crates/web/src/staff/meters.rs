@@ -432,6 +432,21 @@ struct MeterPage {
     chart: crate::pages::chart::Chart,
     history: super::meter_history::MeterHistory,
     script: &'static str,
+    /// The replace form is open to the operator (and the meter in service).
+    replace_link: bool,
+    /// The meter that replaced this one: (id, number).
+    replaced_by: Option<(i64, String)>,
+    /// The meter this one replaced: (id, number).
+    replaces: Option<(i64, String)>,
+    /// kWh carried to this meter, just after a replacement.
+    replaced_notice: Option<String>,
+}
+
+/// `?replaced=<centikWh>` after a replacement.
+#[derive(Debug, Default, Deserialize)]
+pub struct MeterQuery {
+    #[serde(default)]
+    replaced: Option<i64>,
 }
 
 /// `GET /staff/meters/{id}`.
@@ -439,6 +454,7 @@ pub async fn meter(
     State(state): State<AppState>,
     op: CurrentOperator,
     crate::pages::PathId(id): crate::pages::PathId,
+    Query(q): Query<MeterQuery>,
 ) -> StaffResult {
     let Some(h) = store::lookup::by_id(state.db(), id).await? else {
         return Err(StaffError::NotFound);
@@ -446,7 +462,22 @@ pub async fn meter(
     op.require(&state, Action::ViewMeters, place(&h)).await?;
     let l = op.l;
     let (chart, history) = super::meter_history::of(&state, l, h.meter_id.get()).await?;
+    let (by, of) = store::replace::of_meter(state.db(), id).await?;
+    let replaced_notice = match (&of, q.replaced) {
+        (Some(r), Some(c)) => Some(l.t2(
+            "staff-replace-done",
+            "old",
+            r.old_address.clone(),
+            "kwh",
+            domain::CentiKwh::new(c).to_string(),
+        )),
+        _ => None,
+    };
     html(&MeterPage {
+        replace_link: by.is_none() && op.may(Action::ReplaceMeter, place(&h)),
+        replaced_by: by.map(|r| (r.new_meter_id, r.new_address)),
+        replaces: of.map(|r| (r.old_meter_id, r.old_address)),
+        replaced_notice,
         l,
         relay: super::relay::meter_relay(&state, &op, &h).await?,
         chart,

@@ -32,6 +32,8 @@ mod meters;
 mod orders;
 /// Campus policy (issue 14 item 6).
 mod policy;
+/// Meter replacement (issue 14 item 3).
+mod replace;
 mod shifts;
 // Issue 14 item 7: reports, their charts and exports (`dormwatt report` reuses them).
 mod report_chart;
@@ -165,6 +167,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/staff/meters/{id}/password",
             get(meter_password::confirm).post(meter_password::reset),
+        )
+        .route(
+            "/staff/meters/{id}/replace",
+            get(replace::page).post(replace::replace),
         )
         .route("/staff/apikeys", get(apikeys::page).post(apikeys::create))
         .route("/staff/apikeys/{id}/revoke", post(apikeys::revoke))
