@@ -181,6 +181,8 @@ pub struct WechatTemplates {
     pub delivered: Option<String>,
     /// Low balance (`thing1` room, `thing2` remaining, `thing3` days left, `time4`).
     pub low_balance: Option<String>,
+    /// Power cut for balance (`thing1` room, `thing2` what, `thing3` what to do, `time4`).
+    pub power_cut: Option<String>,
 }
 
 impl Default for WechatConfig {
@@ -248,6 +250,7 @@ impl WechatConfig {
         let templates = service::wechat_notify::Templates {
             delivered: self.templates.delivered.clone(),
             low_balance: self.templates.low_balance.clone(),
+            power_cut: self.templates.power_cut.clone(),
         };
         let mut s = service::wechat_notify::SenderSettings::new(templates, tz.clone());
         s.lease = std::time::Duration::from_secs(self.lease_s);

@@ -37,6 +37,9 @@ pub struct Templates {
     /// "Low balance": `thing1` (room), `thing2` (remaining), `thing3` (days
     /// left or advice), `time4` (when).
     pub low_balance: Option<String>,
+    /// "Power cut for balance": `thing1` (room), `thing2` (what happened),
+    /// `thing3` (what to do), `time4` (when).
+    pub power_cut: Option<String>,
 }
 
 impl Templates {
@@ -45,6 +48,7 @@ impl Templates {
         match kind {
             "delivered" => self.delivered.as_deref(),
             "low_balance" => self.low_balance.as_deref(),
+            "power_cut" => self.power_cut.as_deref(),
             _ => None,
         }
         .filter(|t| !t.is_empty())
@@ -55,6 +59,7 @@ impl Templates {
         [
             ("delivered", &self.delivered),
             ("low_balance", &self.low_balance),
+            ("power_cut", &self.power_cut),
         ]
         .into_iter()
         .filter(|(_, t)| t.as_deref().is_none_or(str::is_empty))
@@ -222,6 +227,15 @@ pub fn render(c: &Claimed, now_ms: i64, tz: &domain::time::CampusTz) -> BTreeMap
             };
             data.insert("thing2".to_owned(), keyword(&left));
             data.insert("thing3".to_owned(), keyword(&advice));
+        }
+        MessageArgs::PowerCut { .. } => {
+            let (what, todo) = if en {
+                ("Power cut: no balance", "Top up to restore power")
+            } else {
+                ("余额不足，已断电", "购电到账后即可恢复供电")
+            };
+            data.insert("thing2".to_owned(), keyword(what));
+            data.insert("thing3".to_owned(), keyword(todo));
         }
         // Kinds without a template never get here (skipped before).
         _ => {}

@@ -23,6 +23,7 @@ const DAY: i64 = MIDNIGHT + 10 * HOUR;
 const METER: i64 = 6;
 const TPL_LOW: &str = "TPL_LOW_BALANCE";
 const TPL_DELIVERED: &str = "TPL_DELIVERED";
+const TPL_CUT: &str = "TPL_POWER_CUT";
 
 struct World {
     db: Db,
@@ -98,6 +99,7 @@ async fn worlds() -> Vec<World> {
         let mock = MockWechat::new(APPID, SECRET, clock.clone());
         mock.add_template(TPL_LOW);
         mock.add_template(TPL_DELIVERED);
+        mock.add_template(TPL_CUT);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -124,6 +126,7 @@ async fn worlds() -> Vec<World> {
         let templates = Templates {
             delivered: Some(TPL_DELIVERED.to_owned()),
             low_balance: Some(TPL_LOW.to_owned()),
+            power_cut: Some(TPL_CUT.to_owned()),
         };
         let settings = SenderSettings::new(templates, domain::time::CampusTz::default());
         out.push(World {
@@ -373,5 +376,49 @@ async fn rate_limits_back_off_and_a_long_outage_fails_visibly() {
             .unwrap();
         assert_eq!(bob[1].state, OutboxState::Failed);
         assert_eq!(bob[1].last_errcode, Some(-1));
+    }
+}
+
+#[tokio::test]
+async fn a_power_cut_for_balance_is_pushed_once_with_what_to_do() {
+    for w in worlds().await {
+        let trip = |at_ms: i64| store::meters::MeterEvent {
+            meter_id: METER,
+            at_ms,
+            kind: "trip".to_owned(),
+            detail: "balance".to_owned(),
+        };
+        // Seen twice (a head-end restart re-reads the open relay): told once.
+        for at in [DAY, DAY + 60_000] {
+            store::meters::record(&w.db, &[], &[trip(at)], &[], at)
+                .await
+                .unwrap();
+        }
+        let r = w.tick("w1", DAY + 120_000).await;
+        assert_eq!((r.sent, r.skipped), (2, 1), "{r:?}");
+        let m = &w.mock.sent()[0];
+        assert_eq!(m["template_id"], TPL_CUT);
+        assert_eq!(m["data"]["thing2"]["value"], "余额不足，已断电");
+        assert_eq!(m["data"]["thing3"]["value"], "购电到账后即可恢复供电");
+        let inbox = store::students::messages(&w.db, w.students[0].0, 100)
+            .await
+            .unwrap();
+        let cuts = inbox
+            .iter()
+            .filter(|m| {
+                matches!(
+                    &m.content,
+                    MessageContent::Typed(MessageArgs::PowerCut { .. })
+                )
+            })
+            .count();
+        assert_eq!(cuts, 1);
+        // Another trip reason is not a power cut for balance.
+        let mut other = trip(DAY + HOUR);
+        other.detail = "malicious_load; trips since install 3".to_owned();
+        store::meters::record(&w.db, &[], &[other], &[], DAY + HOUR)
+            .await
+            .unwrap();
+        assert_eq!(w.tick("w1", DAY + HOUR).await.claimed, 0);
     }
 }

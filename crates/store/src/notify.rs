@@ -123,6 +123,48 @@ pub async fn delivered_in(tx: &mut Tx, order_id: i64, now_ms: i64) -> Result<u64
     Ok(n)
 }
 
+/// Writes "power cut for balance" messages to every student bound to the
+/// meter, with their WeChat copies, in the transaction that records the
+/// meter's `trip` event for balance (store::meters::record): once per
+/// purchase cycle — the key holds the meter's purchase count, so a trip
+/// seen again (a head-end restart re-reads an open relay) tells nobody twice.
+pub async fn power_cut_in(tx: &mut Tx, meter_id: i64, now_ms: i64) -> Result<u64> {
+    let binders: Vec<i64> = on_tx!(tx, |c| sqlx::query_scalar(
+        "select student_id from binding where meter_id = $1 order by student_id"
+    )
+    .bind(meter_id)
+    .fetch_all(c)
+    .await?);
+    if binders.is_empty() {
+        return Ok(0);
+    }
+    let purchases: Option<i64> = on_tx!(tx, |c| sqlx::query_scalar(
+        "select coalesce(purchase_count, 0) from meter_state where meter_id = $1"
+    )
+    .bind(meter_id)
+    .fetch_optional(c)
+    .await?);
+    let place = message::place_in(tx, domain::MeterId::new(meter_id)).await?;
+    let event = format!("cut:{meter_id}:{}", purchases.unwrap_or(0));
+    let mut n = 0;
+    for student_id in binders {
+        let args = MessageArgs::PowerCut {
+            place: place.clone(),
+        };
+        let key = format!("{event}:{student_id}");
+        if message::insert_in(tx, student_id, &args, Some(&key), now_ms).await? {
+            n += 1;
+            let wx = OutboxArgs {
+                message: args,
+                days_left: None,
+                paid_by_other: None,
+            };
+            wechat_outbox::enqueue_in(tx, &event, student_id, &wx, false, now_ms).await?;
+        }
+    }
+    Ok(n)
+}
+
 /// Sends a low-balance message to every student bound to a meter whose last
 /// read remaining energy is below its threshold — once per crossing: the
 /// key includes the meter's purchase count, which a recharge advances, so

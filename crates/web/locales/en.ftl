@@ -612,3 +612,7 @@ staff-apikey-created = Key “{ $name }” created:
 staff-apikey-once = The key is shown only this once: copy it into the caller's configuration now. Only its digest is stored; it cannot be shown again.
 staff-apikey-refused = Not created: { $why }
 staff-apikey-revoked = Key “{ $name }” revoked.
+
+## issue 15 (wechat notifications): power cut for balance
+msg-power-cut-title = Power cut: balance used up
+msg-power-cut-body = The meter of { $building } room { $room } (No. { $meter }) has used up its balance and cut the power. Power returns once a purchase reaches the meter.

@@ -596,3 +596,7 @@ staff-apikey-created = 密钥“{ $name }”已创建：
 staff-apikey-once = 密钥只显示这一次，请立即复制到调用方的配置中；系统只保存它的摘要，无法再次查看。
 staff-apikey-refused = 未能创建：{ $why }
 staff-apikey-revoked = 密钥“{ $name }”已吊销。
+
+## issue 15 (wechat notifications): power cut for balance
+msg-power-cut-title = 余额不足，已断电
+msg-power-cut-body = { $building } { $room } 的电表（表号 { $meter }）剩余电量已用完，已自动断电。购电到账后即可恢复供电。
