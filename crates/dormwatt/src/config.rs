@@ -46,6 +46,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// `[metrics]`: who may scrape `/metrics`, and where (issue 16 item 1).
     pub metrics: MetricsConfig,
+    /// `[wechat]`: official-account notifications (issue 15).
+    pub wechat: WechatConfig,
 }
 
 // Issue 16 item 1 (metrics): the `[metrics]` section.
@@ -159,6 +161,126 @@ impl MetricsConfig {
         }
     }
 }
+
+// issue 15 (wechat notifications): the `[wechat]` section.
+/// `[wechat]` (docs/CONFIGURATION.md): template messages to followers of
+/// the official account whose AppID and secret are `web.wechat_appid` /
+/// `web.wechat_secret_file`, and its message-server endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WechatConfig {
+    /// Run the sender on this node (several nodes may: rows are leased).
+    pub notify: bool,
+    /// File holding the message-server token set in the official account's
+    /// console; unset: no `/wechat/events` endpoint (404).
+    pub event_token_file: Option<PathBuf>,
+    /// Time between sender passes.
+    pub interval_ms: u64,
+    /// Rows per pass.
+    pub batch: u32,
+    /// A claim's lease.
+    pub lease_s: u64,
+    /// First retry delay after an error (doubles per attempt).
+    pub backoff_base_s: u64,
+    /// Longest retry delay.
+    pub backoff_max_s: u64,
+    /// A message not sent this long after its event fails (counted).
+    pub give_up_after_s: u64,
+    /// Template ids per message kind (unset: that kind is in-app only).
+    pub templates: WechatTemplates,
+}
+
+/// `[wechat.templates]`: template ids chosen in the official account's
+/// console, per message kind.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WechatTemplates {
+    /// Purchase delivered (`thing1` room, `thing2` what, `phrase3` status, `time4`).
+    pub delivered: Option<String>,
+    /// Low balance (`thing1` room, `thing2` remaining, `thing3` days left, `time4`).
+    pub low_balance: Option<String>,
+    /// Power cut for balance (`thing1` room, `thing2` what, `thing3` what to do, `time4`).
+    pub power_cut: Option<String>,
+}
+
+impl Default for WechatConfig {
+    fn default() -> Self {
+        Self {
+            notify: true,
+            event_token_file: None,
+            interval_ms: 5_000,
+            batch: 50,
+            lease_s: 60,
+            backoff_base_s: 30,
+            backoff_max_s: 1_800,
+            give_up_after_s: 12 * 3_600,
+            templates: WechatTemplates::default(),
+        }
+    }
+}
+
+impl WechatConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        let ranges: [(&str, u64, u64, u64); 6] = [
+            ("interval_ms", self.interval_ms, 200, 600_000),
+            ("batch", self.batch.into(), 1, 1_000),
+            ("lease_s", self.lease_s, 10, 3_600),
+            ("backoff_base_s", self.backoff_base_s, 1, 3_600),
+            (
+                "backoff_max_s",
+                self.backoff_max_s,
+                self.backoff_base_s,
+                86_400,
+            ),
+            ("give_up_after_s", self.give_up_after_s, 60, 7 * 86_400),
+        ];
+        for (key, value, min, max) in ranges {
+            anyhow::ensure!(
+                (min..=max).contains(&value),
+                "wechat.{key}: must be {min}..={max}, got {value}"
+            );
+        }
+        Ok(())
+    }
+
+    /// The message-server token, read from its file.
+    pub fn event_token(&self) -> anyhow::Result<Option<String>> {
+        let Some(file) = &self.event_token_file else {
+            return Ok(None);
+        };
+        let token = String::from_utf8(read_secret(file, "wechat.event_token_file")?)
+            .context("wechat.event_token_file: not UTF-8")?
+            .trim()
+            .to_owned();
+        anyhow::ensure!(
+            !token.is_empty() && token.len() <= 64,
+            "wechat.event_token_file: the token must be 1..=64 characters"
+        );
+        Ok(Some(token))
+    }
+
+    /// The sender's settings.
+    pub fn sender(
+        &self,
+        tz: &domain::time::CampusTz,
+        public_url: &str,
+    ) -> service::wechat_notify::SenderSettings {
+        let templates = service::wechat_notify::Templates {
+            delivered: self.templates.delivered.clone(),
+            low_balance: self.templates.low_balance.clone(),
+            power_cut: self.templates.power_cut.clone(),
+        };
+        let mut s = service::wechat_notify::SenderSettings::new(templates, tz.clone());
+        s.lease = std::time::Duration::from_secs(self.lease_s);
+        s.batch = i64::from(self.batch);
+        s.backoff_base = std::time::Duration::from_secs(self.backoff_base_s);
+        s.backoff_max = std::time::Duration::from_secs(self.backoff_max_s);
+        s.give_up_after = std::time::Duration::from_secs(self.give_up_after_s);
+        s.url = Some(format!("{}/", public_url.trim_end_matches('/')));
+        s
+    }
+}
+// end issue 15 (wechat notifications)
 
 // issue 16 item 4 (retention): the `[retention]` section.
 /// `[retention]` (docs/CONFIGURATION.md, docs/OPERATIONS.md "Data
@@ -866,6 +988,7 @@ impl Default for Config {
             web: WebConfig::default(),
             retention: RetentionConfig::default(),
             metrics: MetricsConfig::default(),
+            wechat: WechatConfig::default(),
         }
     }
 }
@@ -972,6 +1095,7 @@ impl Config {
                 ("headend.listen", self.headend.settings.listen.as_deref()),
             ],
         )?;
+        self.wechat.validate()?;
         self.listen
             .parse::<std::net::SocketAddr>()
             .with_context(|| {

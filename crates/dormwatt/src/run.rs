@@ -102,6 +102,38 @@ pub fn colour_logs() -> bool {
     std::io::stderr().is_terminal()
 }
 
+// issue 15 (wechat notifications)
+/// The WeChat sender of this process: with an official account configured
+/// (`web.wechat_appid`) and `wechat.notify`; kinds without a template are
+/// logged once here and stay in-app only.
+fn wechat_sender(
+    cfg: &Config,
+    oauth: Option<&web::WechatOAuth>,
+    public_url: &str,
+) -> Option<crate::workers::WechatSender> {
+    let Some(oauth) = oauth else {
+        tracing::info!(
+            "wechat notifications: no official account (web.wechat_appid); in-app messages only"
+        );
+        return None;
+    };
+    if !cfg.wechat.notify {
+        tracing::info!("wechat notifications: off on this node (wechat.notify = false)");
+        return None;
+    }
+    let settings = cfg.wechat.sender(&cfg.time_zone, public_url);
+    let missing = settings.templates.missing();
+    if !missing.is_empty() {
+        tracing::warn!(kinds = ?missing, "wechat notifications: no template id configured ([wechat.templates]); these kinds stay in-app only");
+    }
+    Some(crate::workers::WechatSender {
+        api: oauth.api.clone(),
+        settings,
+        interval: std::time::Duration::from_millis(cfg.wechat.interval_ms),
+    })
+}
+// end issue 15 (wechat notifications)
+
 /// Runs a database-backed subcommand.
 pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -128,10 +160,31 @@ pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
             Command::Status(args) => {
                 let db = connect_migrated(&cfg).await?;
                 let s = store::campus::status(&db).await?;
+                // Issue 15: WeChat notifications, "today" in the campus calendar.
+                let now_ms = store::now_ms();
+                let tz = cfg.time_zone.tz();
+                let since_ms =
+                    domain::time::day_start_ms(domain::time::local_date(now_ms, tz), tz);
+                let n = store::wechat_outbox::stats(&db, since_ms).await?;
                 if args.json {
-                    println!("{}", serde_json::to_string(&s)?);
+                    // Flattened, not through a Value: keeps the buildings' natural order.
+                    #[derive(serde::Serialize)]
+                    struct WithNotifications<'a> {
+                        #[serde(flatten)]
+                        status: &'a store::campus::Status,
+                        notifications: store::wechat_outbox::Stats,
+                    }
+                    let v = WithNotifications {
+                        status: &s,
+                        notifications: n,
+                    };
+                    println!("{}", serde_json::to_string(&v)?);
                 } else {
                     print_status(&s);
+                    println!(
+                        "wechat notifications: {} pending, {} sent today, {} failed today, {} followers",
+                        n.pending, n.sent_today, n.failed_today, n.followers
+                    );
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -343,11 +396,14 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
         .clone()
         .unwrap_or_else(|| derived_public_url(addr));
     let (payments, sandbox) = payment_side(&cfg, demo, addr, &public_url).await?;
+    let wechat_oauth = cfg.web.wechat_oauth()?;
+    let wechat_sender = wechat_sender(&cfg, wechat_oauth.as_ref(), &public_url);
     let settings = web::Settings {
         public_url: public_url.clone(),
         time_zone: cfg.time_zone.clone(),
         demo_login: demo,
-        wechat_oauth: cfg.web.wechat_oauth()?,
+        wechat_oauth,
+        wechat_event_token: cfg.wechat.event_token()?,
         session_ttl_ms: cfg.web.session_ttl_ms(),
         limits: cfg.web.limits(),
         staff: cfg.web.staff(),
@@ -406,6 +462,7 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
                 policy: cfg.retention.policy(&cfg.web),
                 interval: std::time::Duration::from_secs(cfg.retention.interval_s),
             }),
+            wechat_sender,
         ),
         &crate::workers::roles(runs_headend),
     );

@@ -6,6 +6,7 @@
 //! |---|---|---|---|
 //! | `overdue`, `expire`, `reconcile`, `refund`, `bill` | orders | `payment.worker_interval_s` | see `service::workers::order_workers` |
 //! | `low_balance` | headend | 60 s | one statement per tick (once per crossing, deduplicated) |
+//! | `wechat_notify` | orders | `wechat.interval_ms` | `wechat.batch` outbox rows, leased (`service::wechat_notify`); only with `web.wechat_appid` |
 //! | `prune` | orders | `retention.interval_s` | a pass of delete statements of `retention.batch_rows` rows each (`store::retention`) |
 //! | `headend` | headend | `headend.deliver_poll_ms` | `headend.deliver_concurrency` deliveries; plus one task per gateway and bus; staff relay commands every `headend.relay_poll_ms`, `headend.relay_batch` at a time |
 //!
@@ -62,6 +63,53 @@ fn prune_worker(db: store::Db, p: Prune) -> WorkerSpec {
     )
 }
 
+// issue 15 (wechat notifications)
+/// The WeChat sender's setup (`[wechat]`, with the official account of
+/// `web.wechat_appid`).
+#[derive(Clone)]
+pub struct WechatSender {
+    /// The official account's client (shared with the web login: one token cache).
+    pub api: std::sync::Arc<dyn wechat::WechatApi>,
+    /// How it sends.
+    pub settings: service::wechat_notify::SenderSettings,
+    /// Time between passes.
+    pub interval: Duration,
+}
+
+/// Every `interval` one [`service::wechat_notify::tick`] under a name
+/// unique to this process (leases of a dead process simply run out).
+fn wechat_worker(db: store::Db, w: WechatSender) -> WorkerSpec {
+    let batch = usize::try_from(w.settings.batch).unwrap_or(50);
+    let name = format!("wx-{}-{}", std::process::id(), store::now_ms());
+    WorkerSpec::tick_with(
+        "wechat_notify",
+        Role::Orders,
+        w.interval,
+        batch,
+        (db, w, name),
+        |(db, w, name), now_ms| async move {
+            match service::wechat_notify::tick(&db, w.api.as_ref(), &w.settings, &name, now_ms)
+                .await
+            {
+                Ok(r) if r.claimed == 0 => {}
+                Ok(r) => tracing::info!(
+                    claimed = r.claimed,
+                    sent = r.sent,
+                    skipped = r.skipped,
+                    deferred = r.deferred,
+                    retried = r.retried,
+                    failed = r.failed,
+                    "wechat notifications"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "wechat sender pass failed; the next one retries")
+                }
+            }
+        },
+    )
+}
+// end issue 15 (wechat notifications)
+
 /// The roles of this node.
 pub fn roles(runs_headend: bool) -> Vec<Role> {
     let mut roles = vec![Role::Orders];
@@ -78,8 +126,13 @@ pub fn all(
     svc: &service::Service,
     headend: Option<headend::Headend>,
     prune: Option<Prune>,
+    wechat: Option<WechatSender>,
 ) -> Vec<WorkerSpec> {
     let mut list = service::workers::order_workers(svc);
+    // issue 15: template messages from the outbox.
+    if let Some(w) = wechat {
+        list.push(wechat_worker(svc.db().clone(), w));
+    }
     // issue 16 item 4 (retention): the pruning pass.
     if let Some(p) = prune {
         list.push(prune_worker(svc.db().clone(), p));

@@ -64,6 +64,10 @@ fn check_seed_and_status(dir: &PathBuf, url: &str) {
     for key in ["areas", "buildings", "rooms", "meters", "gateways", "buses"] {
         assert!(v[key].as_i64().unwrap() > 0, "{key}");
     }
+    // Issue 15: the WeChat outbox's counts (nothing sent on a fresh campus).
+    for key in ["pending", "sent_today", "failed_today", "followers"] {
+        assert_eq!(v["notifications"][key].as_i64(), Some(0), "{key}: {v}");
+    }
     let out = dormwatt(dir, &["--database-url", url, "check-ledger"]);
     assert!(out.status.success());
 }

@@ -26,6 +26,8 @@ pub mod notify;
 pub mod purchase;
 pub mod refund;
 pub mod supervisor;
+/// WeChat template messages from the outbox (issue 15).
+pub mod wechat_notify;
 pub mod workers;
 
 pub use notify::RejectedNotifications;

@@ -58,6 +58,8 @@ pub mod story;
 pub mod students;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+/// WeChat template-message outbox, follow state, preferences (issue 15).
+pub mod wechat_outbox;
 
 pub use db::{Backend, Db, DbOptions, Tx, redact_url};
 

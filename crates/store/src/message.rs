@@ -63,6 +63,11 @@ pub enum MessageArgs {
         /// The meter.
         place: Place,
     },
+    /// The meter cut the power: the balance was used up (issue 15).
+    PowerCut {
+        /// The meter.
+        place: Place,
+    },
 }
 
 impl MessageArgs {
@@ -101,7 +106,8 @@ impl MessageArgs {
             | MessageArgs::LowBalance { place, .. }
             | MessageArgs::BinderAdded { place }
             | MessageArgs::UnboundByPasswordChange { place }
-            | MessageArgs::PasswordResetByStaff { place } => place,
+            | MessageArgs::PasswordResetByStaff { place }
+            | MessageArgs::PowerCut { place } => place,
         }
     }
 }
@@ -211,6 +217,7 @@ mod tests {
             MessageArgs::BinderAdded { place: place() },
             MessageArgs::UnboundByPasswordChange { place: place() },
             MessageArgs::PasswordResetByStaff { place: place() },
+            MessageArgs::PowerCut { place: place() },
         ] {
             let (kind, args) = m.encode();
             assert!(!args.contains("\"kind\""), "{args}");

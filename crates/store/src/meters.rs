@@ -359,6 +359,11 @@ pub(crate) async fn event_in(tx: &mut Tx, e: &MeterEvent) -> Result<()> {
     .execute(c)
     .await?
     .rows_affected());
+    // Issue 15: the meter cut the power for balance — tell its binders.
+    let detail = e.detail.as_str();
+    if e.kind == "trip" && (detail == "balance" || detail.starts_with("balance;")) {
+        crate::notify::power_cut_in(tx, e.meter_id, e.at_ms).await?;
+    }
     Ok(())
 }
 

@@ -819,3 +819,6 @@ staff-replace-never-read = The old meter's balance was never read, so the energy
 staff-replace-final-below-last = The final reading is below the meter's last reading.
 staff-replace-reason-missing = Write the reason for the replacement.
 staff-replace-reason-too-long = The reason is too long: at most 500 characters.
+## issue 15 (wechat notifications): power cut for balance
+msg-power-cut-title = Power cut: balance used up
+msg-power-cut-body = The meter of { $building } room { $room } (No. { $meter }) has used up its balance and cut the power. Power returns once a purchase reaches the meter.

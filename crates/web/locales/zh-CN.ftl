@@ -803,3 +803,6 @@ staff-replace-never-read = 旧电表的余额从未抄读过，无法确定要�
 staff-replace-final-below-last = 最终读数低于该电表最后一次抄读的读数。
 staff-replace-reason-missing = 请填写更换原因。
 staff-replace-reason-too-long = 原因太长：最多 500 个字符。
+## issue 15 (wechat notifications): power cut for balance
+msg-power-cut-title = 余额不足，已断电
+msg-power-cut-body = { $building } { $room } 的电表（表号 { $meter }）剩余电量已用完，已自动断电。购电到账后即可恢复供电。

@@ -30,6 +30,8 @@ pub mod server;
 pub mod session;
 pub mod staff;
 pub mod url;
+/// The official account's message server: URL verification and event push (issue 15).
+pub mod wechat_events;
 
 pub use server::ServeLimits;
 
@@ -71,6 +73,9 @@ pub struct Settings {
     pub staff: staff::StaffSettings,
     /// Who may scrape `/metrics`, and where.
     pub metrics: metrics::MetricsSettings,
+    /// The official account's message-server token (issue 15); `None`: no
+    /// `/wechat/events` endpoint (404).
+    pub wechat_event_token: Option<String>,
 }
 
 impl Settings {
@@ -89,6 +94,7 @@ impl Settings {
             limits: ServeLimits::default(),
             staff: staff::StaffSettings::default(),
             metrics: metrics::MetricsSettings::default(),
+            wechat_event_token: None,
         }
     }
 }
@@ -210,6 +216,7 @@ pub fn app(state: AppState) -> Router {
         .merge(staff::router())
         .merge(pages::router())
         .merge(payments::router())
+        .merge(wechat_events::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::headers,

@@ -48,6 +48,10 @@ struct World {
     sent: Vec<Value>,
     menu: Option<Value>,
     next_id: u64,
+    /// Template sends still to refuse with this errcode (tests steer it).
+    failing_sends: Vec<i64>,
+    /// Template send requests that passed the token check.
+    template_requests: u64,
 }
 
 /// The mock's state; cheap to clone. Tests steer it and read what it saw.
@@ -113,6 +117,24 @@ impl MockWechat {
     /// `openid` follows the account.
     pub fn add_follower(&self, openid: &str) {
         self.world().followers.insert(openid.to_owned());
+    }
+
+    /// `openid` stopped following the account.
+    pub fn remove_follower(&self, openid: &str) {
+        self.world().followers.remove(openid);
+    }
+
+    /// The next `n` template sends (with a good token) are refused with
+    /// `errcode` (e.g. 45009 quota, 43117 too frequent, -1 busy).
+    pub fn fail_next_sends(&self, errcode: i64, n: usize) {
+        self.world()
+            .failing_sends
+            .extend(std::iter::repeat_n(errcode, n));
+    }
+
+    /// How many template sends arrived with a good token (accepted or not).
+    pub fn template_requests(&self) -> u64 {
+        self.world().template_requests
     }
 
     /// A template exists in the console.
@@ -353,6 +375,11 @@ async fn template_send(
     Json(body): Json<Value>,
 ) -> Json<Value> {
     let mut w = m.world();
+    w.template_requests += 1;
+    if !w.failing_sends.is_empty() {
+        let code = w.failing_sends.remove(0);
+        return err(code, "refused by the test");
+    }
     let Some(to) = body["touser"].as_str() else {
         return err(47001, "data format error");
     };

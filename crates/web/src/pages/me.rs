@@ -234,6 +234,7 @@ fn message_texts(l: Lang, content: &MessageContent) -> (String, String) {
         MessageArgs::BinderAdded { .. } => "binder-added",
         MessageArgs::UnboundByPasswordChange { .. } => "unbound-by-password-change",
         MessageArgs::PasswordResetByStaff { .. } => "password-reset-by-staff",
+        MessageArgs::PowerCut { .. } => "power-cut",
     };
     (
         l.t_args(&format!("msg-{stem}-title"), &named),
@@ -539,6 +540,9 @@ mod message_tests {
                 place: place.clone(),
             },
             MessageArgs::PasswordResetByStaff {
+                place: place.clone(),
+            },
+            MessageArgs::PowerCut {
                 place: place.clone(),
             },
         ];
