@@ -962,7 +962,9 @@ pub async fn edit_meter(
     let low_balance_centikwh = edit
         .low_balance_centikwh
         .unwrap_or(LOW_BALANCE_DEFAULT_CENTIKWH);
-    let n = on_tx!(&mut tx, |c| sqlx::query(
+    let n =
+        on_tx!(&mut tx, |c| {
+            sqlx::query(
         "update meter set profile = $2, unit_price_centifen_per_kwh = $3, low_balance_centikwh = $4
          where id = $1 and retired_at_ms is null"
     )
@@ -972,7 +974,8 @@ pub async fn edit_meter(
     .bind(low_balance_centikwh)
     .execute(c)
     .await?
-    .rows_affected());
+    .rows_affected()
+        });
     if n != 1 {
         return Ok(false);
     }

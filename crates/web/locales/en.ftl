@@ -691,3 +691,4 @@ staff-import-apply = Import these { $n } rows
 staff-import-applied = Imported { $n } { $kind } (audited); the head-end loads them by itself.
 staff-import-expired = The dry-run file is gone (over 30 minutes, or the server restarted); please upload it again for a dry run.
 staff-import-conflict = Someone registered the same rows meanwhile; nothing was imported: { $why }
+staff-import-too-large = The file is over { $mb } MB; split it and import the parts.

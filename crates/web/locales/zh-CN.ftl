@@ -675,3 +675,4 @@ staff-import-apply = 确认导入这 { $n } 行
 staff-import-applied = 已导入 { $n } 条{ $kind }档案，已记入审计日志；采集服务将自动加载。
 staff-import-expired = 找不到这次试运行的文件（已超过 30 分钟或服务已重启），请重新上传试运行。
 staff-import-conflict = 导入时发现其他人同时登记了相同的档案，未导入任何数据：{ $why }
+staff-import-too-large = 文件超过 { $mb } MB，请拆分后分别导入。

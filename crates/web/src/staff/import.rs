@@ -22,7 +22,7 @@ use crate::AppState;
 use crate::i18n::Lang;
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use domain::staff::{Action, Place};
 use import::{Format, Kind, Report, RowError};
@@ -200,8 +200,8 @@ pub async fn template(
         "csv" => (Format::Csv, "text/csv; charset=utf-8"),
         _ => return Err(StaffError::NotFound),
     };
-    let bytes = import::template(kind, format)
-        .map_err(|e| StaffError::Store(store::Error::Corrupt(e)))?;
+    let bytes =
+        import::template(kind, format).map_err(|e| StaffError::Store(store::Error::Corrupt(e)))?;
     let disposition = format!("attachment; filename=\"dormwatt-{}.{ext}\"", kind.as_str());
     let mut r = bytes.into_response();
     let h = r.headers_mut();
@@ -223,29 +223,35 @@ struct Upload {
 
 /// Why an upload could not be read.
 enum UploadError {
-    /// Over [`UPLOAD_BYTES_MAX`], or a broken multipart body.
+    /// Over [`UPLOAD_BYTES_MAX`].
+    TooLarge,
+    /// A broken multipart body, or no token.
     Unreadable,
     /// No file chosen.
     NoFile,
 }
 
+fn unreadable(e: &axum::extract::multipart::MultipartError) -> UploadError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        UploadError::TooLarge
+    } else {
+        UploadError::Unreadable
+    }
+}
+
 async fn read_upload(mut m: Multipart) -> Result<Upload, UploadError> {
     let mut u = Upload::default();
     let mut file = false;
-    while let Some(field) = m.next_field().await.map_err(|_| UploadError::Unreadable)? {
+    while let Some(field) = m.next_field().await.map_err(|e| unreadable(&e))? {
         match field.name() {
-            Some("csrf") => u.csrf = field.text().await.map_err(|_| UploadError::Unreadable)?,
+            Some("csrf") => u.csrf = field.text().await.map_err(|e| unreadable(&e))?,
             Some("kind") => {
-                let t = field.text().await.map_err(|_| UploadError::Unreadable)?;
+                let t = field.text().await.map_err(|e| unreadable(&e))?;
                 u.kind = Kind::parse(t.trim());
             }
             Some("file") => {
                 u.name = field.file_name().unwrap_or_default().to_owned();
-                u.bytes = field
-                    .bytes()
-                    .await
-                    .map_err(|_| UploadError::Unreadable)?
-                    .to_vec();
+                u.bytes = field.bytes().await.map_err(|e| unreadable(&e))?.to_vec();
                 file = !u.bytes.is_empty();
             }
             _ => {}
@@ -292,15 +298,21 @@ fn dry_run_view(
     let errors = report
         .errors
         .iter()
-        .map(|RowError { row, column, reason }| ErrorRow {
-            row: if *row == 0 {
-                l.t("staff-import-whole-file")
-            } else {
-                row.to_string()
+        .map(
+            |RowError {
+                 row,
+                 column,
+                 reason,
+             }| ErrorRow {
+                row: if *row == 0 {
+                    l.t("staff-import-whole-file")
+                } else {
+                    row.to_string()
+                },
+                column: column.clone(),
+                reason: reason.clone(),
             },
-            column: column.clone(),
-            reason: reason.clone(),
-        })
+        )
         .collect();
     DryRun {
         file,
@@ -311,7 +323,10 @@ fn dry_run_view(
             &[
                 ("rows", count(report.rows).into()),
                 ("ok", count(report.ok).into()),
-                ("failing", count(report.rows.saturating_sub(report.ok)).into()),
+                (
+                    "failing",
+                    count(report.rows.saturating_sub(report.ok)).into(),
+                ),
             ],
         ),
         apply_label: l.t1("staff-import-apply", "n", count(report.rows)),
@@ -339,6 +354,18 @@ pub async fn dry_run(
             op.require(&state, Action::ManageRegistry, Place::Console)
                 .await?;
             return render(&op, None, Some(l.t("staff-import-no-file")), None);
+        }
+        Err(UploadError::TooLarge) => {
+            op.require(&state, Action::ManageRegistry, Place::Console)
+                .await?;
+            let msg = l.t1(
+                "staff-import-too-large",
+                "mb",
+                UPLOAD_BYTES_MAX / (1024 * 1024),
+            );
+            let mut r = render(&op, None, Some(msg), None)?;
+            *r.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            return Ok(r);
         }
     };
     if !crate::session::constant_eq(op.csrf_token.as_bytes(), upload.csrf.as_bytes()) {
@@ -401,8 +428,7 @@ pub async fn apply(
         let view = dry_run_view(l, String::new(), sha256, None, &report);
         return render(&op, Some(view), None, None);
     };
-    match store::registry::apply_file(state.db(), &records, &op.actor(), now, Some(&sha256)).await
-    {
+    match store::registry::apply_file(state.db(), &records, &op.actor(), now, Some(&sha256)).await {
         Ok(Outcome::Applied { kind, rows }) => {
             forget(&sha256, op.operator.id);
             Ok(Redirect::to(&format!(

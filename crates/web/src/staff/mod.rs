@@ -197,9 +197,14 @@ fn registry_routes() -> Router<AppState> {
             "/staff/registry/meters/{id}/retire",
             post(registry::retire_meter),
         )
-        .route("/staff/import", get(import::page).post(import::dry_run).layer(
-            axum::extract::DefaultBodyLimit::max(import::UPLOAD_BYTES_MAX),
-        ))
+        .route(
+            "/staff/import",
+            get(import::page)
+                .post(import::dry_run)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    import::UPLOAD_BYTES_MAX,
+                )),
+        )
         .route("/staff/import/apply", post(import::apply))
         .route("/staff/import/template/{file}", get(import::template))
 }

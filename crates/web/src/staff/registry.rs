@@ -12,7 +12,9 @@
 //! disagree. Every change is audited and bumps the registry version in its
 //! transaction, so running head-ends reload.
 
-use super::{Console, CurrentOperator, IdPost, StaffError, StaffForm, StaffResult, html_with_status};
+use super::{
+    Console, CurrentOperator, IdPost, StaffError, StaffForm, StaffResult, html_with_status,
+};
 use crate::AppState;
 use crate::i18n::Lang;
 use crate::pages::PathId;
@@ -143,7 +145,9 @@ async fn render(
                 _ => String::new(),
             },
             profile: m.profile.clone(),
-            price: m.unit_price_centifen_per_kwh.map_or_else(String::new, price_text),
+            price: m
+                .unit_price_centifen_per_kwh
+                .map_or_else(String::new, price_text),
             low_balance_kwh: kwh_text(m.low_balance_centikwh),
             retired: m.retired_at_ms.is_some(),
         })
