@@ -962,9 +962,8 @@ pub async fn edit_meter(
     let low_balance_centikwh = edit
         .low_balance_centikwh
         .unwrap_or(LOW_BALANCE_DEFAULT_CENTIKWH);
-    let n =
-        on_tx!(&mut tx, |c| {
-            sqlx::query(
+    let n = on_tx!(&mut tx, |c| {
+        sqlx::query(
         "update meter set profile = $2, unit_price_centifen_per_kwh = $3, low_balance_centikwh = $4
          where id = $1 and retired_at_ms is null"
     )
@@ -975,7 +974,7 @@ pub async fn edit_meter(
     .execute(c)
     .await?
     .rows_affected()
-        });
+    });
     if n != 1 {
         return Ok(false);
     }

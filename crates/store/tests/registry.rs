@@ -258,3 +258,56 @@ async fn two_imports_onto_one_bus_at_once_keep_its_capacity() {
         assert_eq!(won, 1, "{a:?} {b:?}");
     }
 }
+
+#[tokio::test]
+async fn an_order_for_a_retired_meter_is_refused_on_every_channel() {
+    for db in seeded().await {
+        let (file, _) = with_rooms(&db, 1, 201_701_016_001).await;
+        applied(&db, &file).await;
+        let area_id = campus::areas(&db).await.expect("areas")[0].id.get();
+        let address = "201701016001";
+        let meter_id = store::lookup::by_address(&db, area_id, address)
+            .await
+            .expect("lookup")
+            .expect("the imported meter")
+            .meter_id
+            .get();
+        let retired = registry::retire_meter(&db, meter_id, &Actor::command_line(), NOW).await;
+        assert!(matches!(retired, Ok(Ok(()))), "{retired:?}");
+        let kwh = domain::WholeKwh::parse("10", 1000).expect("10 kWh");
+        for channel in [
+            domain::order::Channel::Wechat,
+            domain::order::Channel::Counter,
+        ] {
+            let req = store::orders::NewOrder {
+                area_id,
+                meter_address: address,
+                student_id: None,
+                kwh,
+                channel,
+                operator: None,
+            };
+            let e = store::orders::create(&db, &req, NOW + 1).await;
+            assert!(
+                matches!(e, Err(store::orders::CreateError::Retired)),
+                "{:?} {channel:?}: {e:?}",
+                db.backend()
+            );
+        }
+        let orders: i64 = match &db {
+            Db::Sqlite(p) => sqlx::query_scalar("select count(*) from orders where meter_id = $1")
+                .bind(meter_id)
+                .fetch_one(p)
+                .await
+                .expect("count"),
+            Db::Postgres(p) => {
+                sqlx::query_scalar("select count(*) from orders where meter_id = $1")
+                    .bind(meter_id)
+                    .fetch_one(p)
+                    .await
+                    .expect("count")
+            }
+        };
+        assert_eq!(orders, 0, "no order was written");
+    }
+}

@@ -308,6 +308,15 @@ async fn create_forms_use_the_imports_checks_and_a_change_bumps_the_version() {
         assert_eq!(version(&app).await, v + 3);
         let row = store::registry::meter(&app.db, id).await.unwrap().unwrap();
         assert!(row.retired_at_ms.is_some() && row.bus.is_none());
+
+        // The counter refuses to sell for it, saying why.
+        let cashier = app.login("cashier").await;
+        app.open_shift(&cashier).await;
+        let key = app.sale_key(&cashier, id).await;
+        let r = app.sell(&cashier, id, "10", "cash", &key).await;
+        let html = r.text().await.unwrap();
+        assert!(html.contains("该电表已停用，不能售电"), "{html}");
+        assert!(app.orders_of(id).await.is_empty());
     })
     .await;
 }
