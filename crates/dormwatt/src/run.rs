@@ -177,6 +177,9 @@ pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
             Command::Prune(args) => {
                 crate::cmd_prune::run(&cfg, &connect_migrated(&cfg).await?, args).await
             }
+            Command::Import(args) if args.example.is_some() => {
+                crate::cmd_import::write_example(&connect_migrated(&cfg).await?, &args).await
+            }
             Command::Import(args) => {
                 crate::cmd_import::run(&connect_migrated(&cfg).await?, args).await
             }
