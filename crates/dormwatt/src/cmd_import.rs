@@ -71,6 +71,9 @@ pub fn write_template(args: &ImportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// (area code, building, room number).
+type Room<'a> = (&'a str, &'a str, &'a str);
+
 /// `--example meters --rows N --bad K`: a meters file of `N` rows valid
 /// against the database but for `K` bad rows spread through it; on stdout.
 pub async fn write_example(db: &store::Db, args: &ImportArgs) -> anyhow::Result<ExitCode> {
@@ -81,7 +84,7 @@ pub async fn write_example(db: &store::Db, args: &ImportArgs) -> anyhow::Result<
     let taken: std::collections::HashSet<&str> =
         listing.meters.iter().map(|m| m.address.as_str()).collect();
     // Rooms (of meters) per building, and buses with free places.
-    let mut rooms: std::collections::BTreeMap<i64, Vec<(&str, &str, &str)>> = Default::default();
+    let mut rooms: std::collections::BTreeMap<i64, Vec<Room<'_>>> = Default::default();
     for m in &listing.meters {
         let list = rooms.entry(m.building_id).or_default();
         let room = (m.area.as_str(), m.building.as_str(), m.room.as_str());
@@ -89,7 +92,8 @@ pub async fn write_example(db: &store::Db, args: &ImportArgs) -> anyhow::Result<
             list.push(room);
         }
     }
-    let mut places: Vec<(&str, &[(&str, &str, &str)], i64, i64)> = Vec::new();
+    // (gateway, rooms of its building, bus port, free places).
+    let mut places: Vec<(&str, &[Room<'_>], i64, i64)> = Vec::new();
     for g in &listing.gateways {
         let Some(in_building) = rooms.get(&g.building_id) else {
             continue;

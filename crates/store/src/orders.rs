@@ -238,6 +238,9 @@ pub async fn create(db: &Db, req: &NewOrder<'_>, now_ms: i64) -> Result<Order, C
     Ok(order)
 }
 
+/// (meter id, price, area kWh max, hoarding limit, remaining, retired at).
+type MeterToOrder = (i64, i64, i64, i64, Option<i64>, Option<i64>);
+
 async fn create_in(tx: &mut Tx, req: &NewOrder<'_>, now_ms: i64) -> Result<Order, CreateError> {
     // The meter row is locked (PostgreSQL; SQLite's `BEGIN IMMEDIATE`
     // serialises writers anyway), so two orders created at the same moment
@@ -256,7 +259,7 @@ async fn create_in(tx: &mut Tx, req: &NewOrder<'_>, now_ms: i64) -> Result<Order
              where m.area_id = $1 and m.address = $2 for update of m"
         }
     };
-    let row: Option<(i64, i64, i64, i64, Option<i64>, Option<i64>)> = on_tx!(tx, |c| {
+    let row: Option<MeterToOrder> = on_tx!(tx, |c| {
         sqlx::query_as(sql)
             .bind(req.area_id)
             .bind(req.meter_address)
