@@ -357,6 +357,7 @@ async fn an_import_lists_every_bad_row_and_applies_only_the_dry_run_file() {
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let html = r.text().await.unwrap();
         assert_eq!(error_rows(&html), ["4", "7", "10"], "{html}");
+        assert!(html.contains("共 10 行，7 行通过，3 行有错误"), "{html}");
         assert!(
             !html.contains("id=import-apply"),
             "no apply while rows fail"
