@@ -553,7 +553,9 @@ pub enum RetireRefusal {
 /// Retires a meter: it leaves its bus (the head-end stops polling it) and
 /// keeps its row and history. Refused while an order for it is in flight or
 /// its last read balance is positive; the preconditions are in the
-/// `UPDATE … WHERE`, so a check and a concurrent change cannot interleave.
+/// `UPDATE … WHERE`, evaluated after the meter row lock is held, so an
+/// order created at the same moment is either seen (refused) or refused
+/// itself (`CreateError::Retired`).
 /// Audited as `meter_retired`.
 pub async fn retire_meter(
     db: &Db,
@@ -562,6 +564,18 @@ pub async fn retire_meter(
     now_ms: i64,
 ) -> Result<std::result::Result<(), RetireRefusal>> {
     let mut tx = db.begin().await?;
+    // PostgreSQL: take the meter row lock (the one order creation holds)
+    // in a statement of its own first. The UPDATE below then runs on a
+    // snapshot taken after any order created meanwhile committed; as one
+    // statement it waited for the lock on its old snapshot and retired a
+    // meter whose order it could not see (READ COMMITTED). SQLite's
+    // BEGIN IMMEDIATE serialises the two transactions whole.
+    if let Tx::Postgres(t) = &mut tx {
+        sqlx::query("select id from meter where id = $1 for update")
+            .bind(meter_id)
+            .execute(&mut **t)
+            .await?;
+    }
     let n = on_tx!(&mut tx, |c| {
         sqlx::query(
         "update meter set bus_id = null, retired_at_ms = $2
