@@ -1016,3 +1016,70 @@ pub async fn edit_meter(
     tx.commit().await?;
     Ok(true)
 }
+
+/// A gateway's connection: mode, host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayEdit {
+    /// `dial` or `listen`.
+    pub mode: String,
+    /// Host we dial (empty when listening).
+    pub host: String,
+    /// Port we dial (0 when listening).
+    pub port: i64,
+}
+
+/// Sets a gateway's mode, host and port in one transaction with its audit
+/// entry (`gateway_edited`, before and after) and the registry version
+/// bump (running head-ends reconnect). `false`: no such gateway.
+pub async fn edit_gateway(
+    db: &Db,
+    gateway_id: i64,
+    edit: &GatewayEdit,
+    actor: &Actor,
+    now_ms: i64,
+) -> Result<bool> {
+    let mut tx = db.begin().await?;
+    let sql = match &tx {
+        Tx::Postgres(_) => "select mode, host, port from gateway where id = $1 for update",
+        Tx::Sqlite(_) => "select mode, host, port from gateway where id = $1",
+    };
+    let before: Option<(String, String, i64)> = on_tx!(&mut tx, |c| sqlx::query_as(sql)
+        .bind(gateway_id)
+        .fetch_optional(c)
+        .await?);
+    let Some(before) = before else {
+        return Ok(false);
+    };
+    let n = on_tx!(&mut tx, |c| sqlx::query(
+        "update gateway set mode = $2, host = $3, port = $4 where id = $1"
+    )
+    .bind(gateway_id)
+    .bind(&edit.mode)
+    .bind(&edit.host)
+    .bind(edit.port)
+    .execute(c)
+    .await?
+    .rows_affected());
+    if n != 1 {
+        return Ok(false);
+    }
+    audit::append_tx(
+        &mut tx,
+        &Entry {
+            actor,
+            action: "gateway_edited",
+            subject: &format!("gateway:{gateway_id}"),
+            before: Some(
+                serde_json::json!({ "mode": before.0, "host": before.1, "port": before.2 }),
+            ),
+            after: Some(
+                serde_json::json!({ "mode": edit.mode, "host": edit.host, "port": edit.port }),
+            ),
+        },
+        now_ms,
+    )
+    .await?;
+    bump_version_tx(&mut tx).await?;
+    tx.commit().await?;
+    Ok(true)
+}

@@ -694,3 +694,4 @@ staff-import-expired = The dry-run file is gone (over 30 minutes, or the server 
 staff-import-conflict = Someone registered the same rows meanwhile; nothing was imported: { $why }
 staff-import-too-large = The file is over { $mb } MB; split it and import the parts.
 staff-counter-meter-retired = This meter is retired and cannot be sold energy; check the room's new meter number.
+staff-registry-gateway-edited = Gateway saved; the head-end reconnects with the new connection.

@@ -678,3 +678,4 @@ staff-import-expired = 找不到这次试运行的文件（已超过 30 分钟�
 staff-import-conflict = 导入时发现其他人同时登记了相同的档案，未导入任何数据：{ $why }
 staff-import-too-large = 文件超过 { $mb } MB，请拆分后分别导入。
 staff-counter-meter-retired = 该电表已停用，不能售电；请确认房间的新电表编号。
+staff-registry-gateway-edited = 网关已保存，采集服务将按新的连接方式重新连接。

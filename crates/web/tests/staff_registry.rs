@@ -470,3 +470,64 @@ fn hex_sha256(bytes: &[u8]) -> String {
         s
     })
 }
+
+#[tokio::test]
+async fn a_gateways_connection_is_edited_with_the_imports_rules() {
+    each_db(async |app| {
+        let admin = app.login("admin").await;
+        let p = place(&app).await;
+        let l = store::registry::listing(&app.db, None, 0).await.unwrap();
+        let g = l.gateways.iter().find(|g| g.name == p.gateway).unwrap();
+        let path = format!("/staff/registry/gateways/{}", g.id);
+        let v = version(&app).await;
+        // Dial needs a host; an unknown mode is refused: nothing changes.
+        for bad in [
+            [("mode", "dial"), ("host", ""), ("port", "21999")],
+            [("mode", "serial"), ("host", "10.0.0.9"), ("port", "21999")],
+            [("mode", "dial"), ("host", "10.0.0.9"), ("port", "70000")],
+        ] {
+            let r = app.submit(&admin, &path, &bad).await;
+            assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
+        }
+        assert_eq!(version(&app).await, v);
+        let r = app
+            .submit(
+                &admin,
+                &path,
+                &[("mode", "dial"), ("host", "10.0.0.9"), ("port", "21999")],
+            )
+            .await;
+        assert!(
+            redirects_to(&r, "/staff/registry?done=gateway-edited"),
+            "{r:?}"
+        );
+        assert_eq!(version(&app).await, v + 1);
+        let l = store::registry::listing(&app.db, None, 0).await.unwrap();
+        let after = l.gateways.iter().find(|x| x.id == g.id).unwrap();
+        assert_eq!(
+            (after.mode.as_str(), after.host.as_str(), after.port),
+            ("dial", "10.0.0.9", 21999)
+        );
+        let audit = app.audit("gateway_edited").await;
+        assert_eq!(audit.len(), 1);
+        assert!(
+            audit[0]
+                .after_json
+                .as_deref()
+                .unwrap_or("")
+                .contains("10.0.0.9")
+        );
+        // The cashier may not.
+        let cashier = app.login("cashier").await;
+        let r = app
+            .submit(
+                &cashier,
+                &path,
+                &[("mode", "listen"), ("host", ""), ("port", "")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(version(&app).await, v + 1);
+    })
+    .await;
+}

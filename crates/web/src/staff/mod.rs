@@ -191,6 +191,10 @@ fn registry_routes() -> Router<AppState> {
         .route("/staff/registry/buildings", post(registry::create_building))
         .route("/staff/registry/rooms", post(registry::create_room))
         .route("/staff/registry/gateways", post(registry::create_gateway))
+        .route(
+            "/staff/registry/gateways/{id}",
+            post(registry::edit_gateway),
+        )
         .route("/staff/registry/meters", post(registry::create_meter))
         .route("/staff/registry/meters/{id}", post(registry::edit_meter))
         .route(

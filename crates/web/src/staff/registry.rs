@@ -31,6 +31,9 @@ const METERS_SHOWN_MAX: i64 = 500;
 
 /// A gateway as the page shows it.
 struct GatewayView {
+    id: i64,
+    host: String,
+    port: String,
     name: String,
     building: String,
     mode: String,
@@ -108,6 +111,13 @@ async fn render(
         .gateways
         .iter()
         .map(|g| GatewayView {
+            id: g.id,
+            host: g.host.clone(),
+            port: if g.port > 0 {
+                g.port.to_string()
+            } else {
+                String::new()
+            },
             name: g.name.clone(),
             building: g.building.clone(),
             mode: g.mode.clone(),
@@ -203,6 +213,7 @@ pub async fn page(
             "gateway" => "staff-registry-created-gateway",
             "meter" => "staff-registry-created-meter",
             "edited" => "staff-registry-edited",
+            "gateway-edited" => "staff-registry-gateway-edited",
             "retired" => "staff-registry-retired",
             _ => return None,
         };
@@ -339,7 +350,78 @@ pub struct EditForm {
     low_balance_kwh: String,
 }
 
-crate::pages::csrf_forms!(BuildingForm, RoomForm, GatewayForm, MeterForm, EditForm);
+/// The gateway edit form.
+#[derive(Debug, Deserialize)]
+pub struct GatewayEditForm {
+    csrf: String,
+    mode: String,
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    port: String,
+}
+
+crate::pages::csrf_forms!(
+    BuildingForm,
+    RoomForm,
+    GatewayForm,
+    MeterForm,
+    EditForm,
+    GatewayEditForm
+);
+
+/// `POST /staff/registry/gateways/{id}`: a gateway's mode, host and port,
+/// read with the import's rules for those columns (its own row with the
+/// edited cells; nothing else of the row is used).
+pub async fn edit_gateway(
+    State(state): State<AppState>,
+    PathId(id): PathId,
+    f: StaffForm<GatewayEditForm, { Action::ManageRegistry as u8 }>,
+) -> StaffResult<Response> {
+    let StaffForm { op, form } = f;
+    let listing = store::registry::listing(state.db(), None, 0).await?;
+    let Some(g) = listing.gateways.iter().find(|g| g.id == id) else {
+        return Err(StaffError::NotFound);
+    };
+    let Some(b) = listing.buildings.iter().find(|b| b.id == g.building_id) else {
+        return Err(StaffError::NotFound);
+    };
+    let buses = g
+        .buses
+        .iter()
+        .map(|b| b.port.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let baud = g.buses.first().map_or(2400, |b| b.baud).to_string();
+    let cells = [
+        b.area.as_str(),
+        &b.name_zh,
+        &g.name,
+        &form.mode,
+        &form.host,
+        &form.port,
+        &buses,
+        &baud,
+    ];
+    let row = match one_row(Kind::Gateways, &cells) {
+        Ok(Records::Gateways(rows)) if rows.len() == 1 => rows.into_iter().next(),
+        Ok(_) => None,
+        Err(errors) => return render(&state, &op, None, error_lines(&errors), None).await,
+    };
+    let Some(row) = row else {
+        return Err(StaffError::NotFound);
+    };
+    let edit = store::registry::GatewayEdit {
+        mode: row.mode.as_str().to_owned(),
+        host: row.host,
+        port: row.port,
+    };
+    let now = state.settings().staff.clock.now_ms();
+    if !store::registry::edit_gateway(state.db(), id, &edit, &op.actor(), now).await? {
+        return Err(StaffError::NotFound);
+    }
+    Ok(Redirect::to("/staff/registry?done=gateway-edited").into_response())
+}
 
 /// `POST /staff/registry/buildings`.
 pub async fn create_building(
