@@ -13,14 +13,28 @@ use store::registry::{self, Outcome};
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
     /// The file: an XLSX workbook (first sheet) or a CSV in UTF-8 or GBK.
-    #[arg(required_unless_present = "template", conflicts_with = "template")]
+    #[arg(
+        required_unless_present_any = ["template", "example"],
+        conflicts_with_all = ["template", "example"]
+    )]
     file: Option<PathBuf>,
     /// Write this kind's template to stdout instead: buildings, rooms, gateways or meters.
     #[arg(long, value_name = "KIND", value_parser = parse_kind)]
     pub template: Option<Kind>,
-    /// The template's format.
-    #[arg(long, value_enum, default_value = "csv", requires = "template")]
+    /// The template's (or example file's) format.
+    #[arg(long, value_enum, default_value = "csv")]
     format: TemplateFormat,
+    /// Test and demo helper: write a meters file valid against this
+    /// database (free bus places, existing rooms, unused addresses) to stdout.
+    #[arg(long, value_name = "KIND", value_parser = parse_kind, hide = true, conflicts_with = "template")]
+    pub example: Option<Kind>,
+    /// With --example: how many rows.
+    #[arg(long, default_value_t = 500, hide = true, requires = "example")]
+    rows: usize,
+    /// With --example: how many of them are bad (a repeated address, a
+    /// malformed address, an unknown building, in turn).
+    #[arg(long, default_value_t = 0, hide = true, requires = "example")]
+    bad: usize,
     /// What the file registers, when its header should not decide.
     #[arg(long, value_parser = parse_kind)]
     kind: Option<Kind>,
@@ -54,6 +68,95 @@ pub fn write_template(args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     out.write_all(&bytes)?;
     out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// (area code, building, room number).
+type Room<'a> = (&'a str, &'a str, &'a str);
+
+/// `--example meters --rows N --bad K`: a meters file of `N` rows valid
+/// against the database but for `K` bad rows spread through it; on stdout.
+pub async fn write_example(db: &store::Db, args: &ImportArgs) -> anyhow::Result<ExitCode> {
+    let kind = args.example.context("--example KIND")?;
+    anyhow::ensure!(kind == Kind::Meters, "--example writes meters files only");
+    anyhow::ensure!(args.bad <= args.rows, "--bad is at most --rows");
+    let listing = registry::listing(db, None, i64::MAX).await?;
+    let taken: std::collections::HashSet<&str> =
+        listing.meters.iter().map(|m| m.address.as_str()).collect();
+    // Rooms (of meters) per building, and buses with free places.
+    let mut rooms: std::collections::BTreeMap<i64, Vec<Room<'_>>> = Default::default();
+    for m in &listing.meters {
+        let list = rooms.entry(m.building_id).or_default();
+        let room = (m.area.as_str(), m.building.as_str(), m.room.as_str());
+        if !list.contains(&room) {
+            list.push(room);
+        }
+    }
+    // (gateway, rooms of its building, bus port, free places).
+    let mut places: Vec<(&str, &[Room<'_>], i64, i64)> = Vec::new();
+    for g in &listing.gateways {
+        let Some(in_building) = rooms.get(&g.building_id) else {
+            continue;
+        };
+        for b in &g.buses {
+            if b.capacity > b.meters {
+                places.push((g.name.as_str(), in_building, b.port, b.capacity - b.meters));
+            }
+        }
+    }
+    let free: i64 = places.iter().map(|p| p.3).sum();
+    anyhow::ensure!(
+        usize::try_from(free).unwrap_or(0) >= args.rows,
+        "the registry's buses have room for {free} more meters, not {}",
+        args.rows
+    );
+    let mut next = 209_900_000_000u64;
+    let mut address = || loop {
+        next += 1;
+        let a = next.to_string();
+        if !taken.contains(a.as_str()) {
+            return a;
+        }
+    };
+    let mut out: Vec<Vec<String>> = Vec::with_capacity(args.rows);
+    let (mut place, mut used) = (0, 0);
+    for i in 0..args.rows {
+        while used >= places[place].3 {
+            (place, used) = (place + 1, 0);
+        }
+        let (gateway, in_building, port, _) = places[place];
+        let (area, building, room) = in_building[i % in_building.len()];
+        used += 1;
+        out.push(vec![
+            address(),
+            area.to_owned(),
+            building.to_owned(),
+            room.to_owned(),
+            gateway.to_owned(),
+            port.to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+    }
+    // Bad rows spread evenly, never the first (a repeat needs a row before).
+    for k in 0..args.bad {
+        let i = (k + 1) * args.rows / (args.bad + 1);
+        let i = i.max(1);
+        match k % 3 {
+            0 => out[i][0] = out[i - 1][0].clone(),
+            1 => out[i][0] = format!("{}X", &out[i][0][..11]),
+            _ => out[i][2] = "不存在的楼".to_owned(),
+        }
+    }
+    let format = match args.format {
+        TemplateFormat::Csv => Format::Csv,
+        TemplateFormat::Xlsx => Format::Xlsx,
+    };
+    let bytes = import::write(kind, format, &out).map_err(anyhow::Error::msg)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&bytes)?;
+    stdout.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

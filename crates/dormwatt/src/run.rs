@@ -230,6 +230,9 @@ pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
             Command::Prune(args) => {
                 crate::cmd_prune::run(&cfg, &connect_migrated(&cfg).await?, args).await
             }
+            Command::Import(args) if args.example.is_some() => {
+                crate::cmd_import::write_example(&connect_migrated(&cfg).await?, &args).await
+            }
             Command::Import(args) => {
                 crate::cmd_import::run(&connect_migrated(&cfg).await?, args).await
             }
@@ -387,6 +390,17 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
     } else {
         None
     };
+    // Demo: meters registered later (console, `dormwatt import`) get a
+    // simulated meter on their gateway's bus, so the head-end's hot reload
+    // finds them answering (issue 14 item 4).
+    let follower = match (&simulator, cfg.headend.settings.registry_poll_ms) {
+        (Some(running), ms) if ms > 0 => Some(tokio::spawn(follow_registry(
+            db.clone(),
+            running.fleet().clone(),
+            std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(5_000)),
+        ))),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -497,12 +511,72 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
     if let Some(t) = sandbox_task {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
     }
+    if let Some(t) = follower {
+        t.abort();
+    }
     if let Some(s) = simulator {
         s.shutdown();
     }
     db.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Demo: follows the registry version and adds a simulated meter for
+/// every live registered meter the simulator lacks, on its gateway and bus
+/// port (a gateway or bus the simulator lacks — one registered after the
+/// start — is skipped: its simulated gateway does not exist).
+async fn follow_registry(db: store::Db, fleet: sim::Fleet, every: std::time::Duration) {
+    let mut seen = None;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let version = match store::registry::version(&db).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "demo: cannot read the registry version");
+                continue;
+            }
+        };
+        if seen == Some(version) {
+            continue;
+        }
+        match add_simulated_meters(&db, &fleet).await {
+            Ok(added) => {
+                if added > 0 {
+                    tracing::info!(
+                        added,
+                        version,
+                        "demo: simulated meters added for the registry"
+                    );
+                }
+                seen = Some(version);
+            }
+            Err(e) => tracing::warn!(error = %e, "demo: cannot read the registry"),
+        }
+    }
+}
+
+async fn add_simulated_meters(db: &store::Db, fleet: &sim::Fleet) -> anyhow::Result<usize> {
+    let listing = store::registry::listing(db, None, i64::MAX).await?;
+    let mut added = 0;
+    for m in &listing.meters {
+        let (Some(gateway), Some(port)) = (&m.gateway, m.bus) else {
+            continue; // retired: off its bus
+        };
+        let Ok(port) = u8::try_from(port) else {
+            continue;
+        };
+        match fleet.add_meter(gateway, port, &m.address, &m.room) {
+            Ok(true) => added += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, meter = %m.address, "demo: no simulated bus for it")
+            }
+        }
+    }
+    Ok(added)
 }
 
 /// Name of the demo administrator `dormwatt demo` creates.

@@ -21,7 +21,7 @@ mod tests;
 
 pub use read::{Table, read_table};
 pub use rows::{Building, Gateway, Meter, Mode, PROFILES, Records, Room, parse_table};
-pub use template::{Column, columns, examples, header_of, template};
+pub use template::{Column, columns, examples, header_of, template, write};
 
 use serde::Serialize;
 

@@ -157,7 +157,23 @@ pub fn template(kind: Kind, format: Format) -> Result<Vec<u8>, String> {
     let header: Vec<String> = columns(kind).iter().map(Column::header).collect();
     match format {
         Format::Csv => csv_template(&header, examples(kind)),
-        Format::Xlsx => xlsx_template(kind, &header).map_err(|e| e.to_string()),
+        Format::Xlsx => xlsx_rows(kind, &header, examples(kind)).map_err(|e| e.to_string()),
+    }
+}
+
+/// A file of `kind` with the template's header and `rows` (one cell per
+/// column), as the templates are written: for generated example files
+/// (`dormwatt import --example`).
+pub fn write(kind: Kind, format: Format, rows: &[Vec<String>]) -> Result<Vec<u8>, String> {
+    let header: Vec<String> = columns(kind).iter().map(Column::header).collect();
+    let rows: Vec<Vec<&str>> = rows
+        .iter()
+        .map(|r| r.iter().map(String::as_str).collect())
+        .collect();
+    let rows: Vec<&[&str]> = rows.iter().map(Vec::as_slice).collect();
+    match format {
+        Format::Csv => csv_template(&header, &rows),
+        Format::Xlsx => xlsx_rows(kind, &header, &rows).map_err(|e| e.to_string()),
     }
 }
 
@@ -172,7 +188,11 @@ fn csv_template(header: &[String], rows: &[&[&str]]) -> Result<Vec<u8>, String> 
     w.into_inner().map_err(|e| e.to_string())
 }
 
-fn xlsx_template(kind: Kind, header: &[String]) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+fn xlsx_rows(
+    kind: Kind,
+    header: &[String],
+    rows: &[&[&str]],
+) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
     let mut book = rust_xlsxwriter::Workbook::new();
     let sheet = book.add_worksheet();
     sheet.set_name(kind.as_str())?;
@@ -187,7 +207,7 @@ fn xlsx_template(kind: Kind, header: &[String]) -> Result<Vec<u8>, rust_xlsxwrit
             sheet.set_column_format(c, &text)?;
         }
     }
-    for (r, row) in examples(kind).iter().enumerate() {
+    for (r, row) in rows.iter().enumerate() {
         let r = u32::try_from(r + 1).unwrap_or(u32::MAX);
         for (c, (cell, column)) in row.iter().zip(columns(kind)).enumerate() {
             let c = u16::try_from(c).unwrap_or(u16::MAX);

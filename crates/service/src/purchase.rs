@@ -340,6 +340,9 @@ pub enum OrderRefused {
         /// The cap.
         max: i64,
     },
+    /// The meter was retired: it can no longer be recharged.
+    #[error("this meter has been retired")]
+    Retired,
 }
 
 /// Why a student's order was not created.
@@ -413,6 +416,7 @@ pub async fn order_for_student(
         Err(CreateError::HoardingLimit { room, .. }) => OrderRefused::HoardingLimit { room },
         Err(CreateError::TooManyUnpaid { max }) => OrderRefused::TooManyUnpaid { max },
         Err(CreateError::MeterUnpaidLimit { max }) => OrderRefused::MeterUnpaidLimit { max },
+        Err(CreateError::Retired) => OrderRefused::Retired,
     };
     Err(refused(why))
 }

@@ -45,12 +45,13 @@ struct MeterRef {
 pub(crate) struct BusSlot {
     pub(crate) port: u8,
     pub(crate) baud: u32,
-    rooms: Vec<Box<str>>,
     state: Mutex<BusState>,
 }
 
 struct BusState {
     meters: Vec<Meter>,
+    /// The room of each meter, by position.
+    rooms: Vec<Box<str>>,
     rng: SmallRng,
 }
 
@@ -71,7 +72,9 @@ pub(crate) struct FleetInner {
     faults: RwLock<FaultConfig>,
     pub(crate) buses: Vec<BusSlot>,
     pub(crate) gateways: Vec<GatewaySlot>,
-    index: HashMap<Address, MeterRef>,
+    /// Where each meter is. Meters are only ever added ([`Fleet::add_meter`]);
+    /// never held while a bus is being locked by the writer.
+    index: RwLock<HashMap<Address, MeterRef>>,
 }
 
 /// A simulated fleet of meters, buses and gateways. Cheap to clone (shared).
@@ -178,9 +181,9 @@ impl Fleet {
                 buses.push(BusSlot {
                     port: bus.port,
                     baud: bus.baud,
-                    rooms,
                     state: Mutex::new(BusState {
                         meters,
+                        rooms,
                         rng: SmallRng::seed_from_u64(mix(config.faults.seed ^ mix(u64::from(b)))),
                     }),
                 });
@@ -205,7 +208,7 @@ impl Fleet {
                 faults,
                 buses,
                 gateways,
-                index,
+                index: RwLock::new(index),
             }),
         }
     }
@@ -222,7 +225,76 @@ impl Fleet {
 
     /// Number of meters.
     pub fn meter_count(&self) -> usize {
-        self.inner.index.len()
+        self.index().len()
+    }
+
+    fn index(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Address, MeterRef>> {
+        self.inner
+            .index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn place_of(&self, a: &Address) -> Option<MeterRef> {
+        self.index().get(a).copied()
+    }
+
+    /// Adds a meter at `addr` in `room` to bus `port` of gateway `gateway`
+    /// while the fleet runs (`dormwatt demo` follows the registry, so a
+    /// meter imported later answers without a restart). `Ok(false)`: a
+    /// meter with this address exists already (nothing changes).
+    pub fn add_meter(
+        &self,
+        gateway: &str,
+        port: u8,
+        addr: &str,
+        room: &str,
+    ) -> Result<bool, ControlError> {
+        let address = Self::parse(addr)?;
+        if self.place_of(&address).is_some() {
+            return Ok(false);
+        }
+        let g = self
+            .inner
+            .gateways
+            .iter()
+            .find(|g| g.name == gateway)
+            .ok_or_else(|| ControlError::NoGateway(gateway.to_owned()))?;
+        let bus = g
+            .buses
+            .clone()
+            .find(|&b| self.inner.buses[b].port == port)
+            .ok_or_else(|| ControlError::NoGateway(format!("{gateway} port {port}")))?;
+        let cfg = &self.inner.config;
+        let seed = mix(cfg.seed ^ mix(address_key(address)));
+        let meter = Meter::new(
+            address,
+            seed,
+            self.inner.clock.now_ms(),
+            cfg.params,
+            cfg.drift_ppm_max,
+            &cfg.env,
+        );
+        // The bus lock and the index lock are never held together here
+        // (`deliver` reads the index under the bus lock).
+        let pos = {
+            let mut st = lock(&self.inner.buses[bus].state);
+            st.meters.push(meter);
+            st.rooms.push(room.into());
+            st.meters.len() - 1
+        };
+        self.inner
+            .index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                address,
+                MeterRef {
+                    bus: u32::try_from(bus).unwrap_or(u32::MAX),
+                    pos: u32::try_from(pos).unwrap_or(u32::MAX),
+                },
+            );
+        Ok(true)
     }
 
     /// Number of buses.
@@ -240,7 +312,7 @@ impl Fleet {
                 index: g.index,
                 buses: self.inner.buses[g.buses.clone()]
                     .iter()
-                    .map(|b| (b.port, b.baud, b.rooms.len()))
+                    .map(|b| (b.port, b.baud, lock(&b.state).meters.len()))
                     .collect(),
             })
             .collect()
@@ -293,16 +365,15 @@ impl Fleet {
     ) -> Result<T, ControlError> {
         let a = Self::parse(addr)?;
         let r = self
-            .inner
-            .index
-            .get(&a)
+            .place_of(&a)
             .ok_or_else(|| ControlError::NoMeter(addr.to_owned()))?;
         let bus = &self.inner.buses[r.bus as usize];
         let now = self.inner.clock.now_ms();
         let mut st = lock(&bus.state);
+        let st = &mut *st;
         let m = &mut st.meters[r.pos as usize];
         m.advance(now, &self.inner.config.env);
-        Ok(f(m, now, &bus.rooms[r.pos as usize]))
+        Ok(f(m, now, &st.rooms[r.pos as usize]))
     }
 
     /// The state of one meter (12-digit nameplate address), up to date.
@@ -468,7 +539,7 @@ impl Fleet {
                 .filter(|&i| a.matches(st.meters[i].address()))
                 .collect()
         } else {
-            match self.inner.index.get(&a) {
+            match self.place_of(&a) {
                 Some(r) if r.bus as usize == bus => vec![r.pos as usize],
                 _ => Vec::new(),
             }
@@ -521,9 +592,7 @@ impl Fleet {
     pub fn transact(&self, frame: &Frame, with_faults: bool) -> Option<Vec<u8>> {
         let now = self.inner.clock.now_ms();
         let bus = self
-            .inner
-            .index
-            .get(&frame.address())
+            .place_of(&frame.address())
             .map_or(0, |r| r.bus as usize);
         self.deliver(bus, frame, now, with_faults).reply
     }
@@ -554,7 +623,7 @@ impl Fleet {
     /// The bus (fleet-wide index) holding `address` among gateway `gw`'s
     /// buses; `None` when the gateway has no such meter.
     pub(crate) fn bus_of(&self, gw: usize, address: Address) -> Option<usize> {
-        let r = self.inner.index.get(&address)?;
+        let r = self.place_of(&address)?;
         self.inner.gateways[gw]
             .buses
             .contains(&(r.bus as usize))

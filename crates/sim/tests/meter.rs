@@ -525,3 +525,29 @@ fn scheduled_offline_windows_follow_the_rate() {
     // of the 512 reads fails, far from none and far from all.
     assert!((30..300).contains(&silent), "{silent}");
 }
+
+#[test]
+fn a_meter_added_while_the_fleet_runs_answers_on_its_bus() {
+    let (f, _) = fleet(8);
+    let g = f.gateways()[0].clone();
+    let (port, _, before) = g.buses[0];
+    let new = Address::parse("209903010001").unwrap();
+    assert!(
+        f.request(&request::read_request(new, Di::STATUS_WORD_3))
+            .is_none(),
+        "unknown before"
+    );
+    assert_eq!(f.add_meter(&g.name, port, "209903010001", "901"), Ok(true));
+    // Once only; a bus the gateway lacks is an error.
+    assert_eq!(f.add_meter(&g.name, port, "209903010001", "901"), Ok(false));
+    assert!(f.add_meter(&g.name, 99, "209903010002", "902").is_err());
+    assert!(
+        f.add_meter("no-such-gw", port, "209903010002", "902")
+            .is_err()
+    );
+    assert_eq!(f.meter_count(), 9);
+    assert_eq!(f.gateways()[0].buses[0].2, before + 1);
+    assert_eq!(f.room_of("209903010001").unwrap(), "901");
+    let _ = status(&f, new);
+    assert!(f.addresses()[0][0].contains(&new));
+}

@@ -163,6 +163,10 @@ pub enum CreateError {
     /// No such meter in that area (the same message either way).
     #[error("no such meter in this area")]
     NoSuchMeter,
+    /// The meter was retired (taken out of service; issue 14): it is not
+    /// read and would never receive the energy.
+    #[error("this meter has been retired and can no longer be recharged")]
+    Retired,
     /// Above the area's per-order maximum.
     #[error("at most {max} kWh per order")]
     TooLarge {
@@ -236,6 +240,9 @@ pub async fn create(db: &Db, req: &NewOrder<'_>, now_ms: i64) -> Result<Order, C
     Ok(order)
 }
 
+/// (meter id, price, area kWh max, hoarding limit, remaining, retired at).
+type MeterToOrder = (i64, i64, i64, i64, Option<i64>, Option<i64>);
+
 async fn create_in(tx: &mut Tx, req: &NewOrder<'_>, now_ms: i64) -> Result<Order, CreateError> {
     // The meter row is locked (PostgreSQL; SQLite's `BEGIN IMMEDIATE`
     // serialises writers anyway), so two orders created at the same moment
@@ -244,7 +251,7 @@ async fn create_in(tx: &mut Tx, req: &NewOrder<'_>, now_ms: i64) -> Result<Order
         crate::Backend::Sqlite => concat!(
             "select m.id, ",
             crate::price_in_force_sql!("$3"),
-            ", a.order_kwh_max, m.hoard_limit_centikwh, s.remaining_centikwh
+            ", a.order_kwh_max, m.hoard_limit_centikwh, s.remaining_centikwh, m.retired_at_ms
              from meter m join area a on a.id = m.area_id join room r on r.id = m.room_id
              left join meter_state s on s.meter_id = m.id
              where m.area_id = $1 and m.address = $2"
@@ -252,13 +259,13 @@ async fn create_in(tx: &mut Tx, req: &NewOrder<'_>, now_ms: i64) -> Result<Order
         crate::Backend::Postgres => concat!(
             "select m.id, ",
             crate::price_in_force_sql!("$3"),
-            ", a.order_kwh_max, m.hoard_limit_centikwh, s.remaining_centikwh
+            ", a.order_kwh_max, m.hoard_limit_centikwh, s.remaining_centikwh, m.retired_at_ms
              from meter m join area a on a.id = m.area_id join room r on r.id = m.room_id
              left join meter_state s on s.meter_id = m.id
              where m.area_id = $1 and m.address = $2 for update of m"
         ),
     };
-    let row: Option<(i64, i64, i64, i64, Option<i64>)> = on_tx!(tx, |c| {
+    let row: Option<MeterToOrder> = on_tx!(tx, |c| {
         sqlx::query_as(sql)
             .bind(req.area_id)
             .bind(req.meter_address)
@@ -267,9 +274,14 @@ async fn create_in(tx: &mut Tx, req: &NewOrder<'_>, now_ms: i64) -> Result<Order
             .await
             .map_err(Error::from)?
     });
-    let Some((meter_id, price, kwh_max, hoard_limit, remaining)) = row else {
+    let Some((meter_id, price, kwh_max, hoard_limit, remaining, retired_at_ms)) = row else {
         return Err(CreateError::NoSuchMeter);
     };
+    // Read under the row lock: `registry::retire_meter` changes this row,
+    // so a retirement and an order cannot pass each other.
+    if retired_at_ms.is_some() {
+        return Err(CreateError::Retired);
+    }
     let kwh = i64::from(req.kwh.get());
     if kwh > kwh_max {
         return Err(CreateError::TooLarge { max: kwh_max });

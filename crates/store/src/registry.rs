@@ -331,6 +331,24 @@ pub async fn apply_file(
     now_ms: i64,
     sha256: Option<&str>,
 ) -> Result<Outcome> {
+    apply_audited(db, records, actor, now_ms, "registry_imported", sha256).await
+}
+
+/// One row entered in the console's registry forms (a building, room,
+/// gateway or meter): the import's checks and writes, audited as
+/// `registry_created`.
+pub async fn create(db: &Db, records: &Records, actor: &Actor, now_ms: i64) -> Result<Outcome> {
+    apply_audited(db, records, actor, now_ms, "registry_created", None).await
+}
+
+async fn apply_audited(
+    db: &Db,
+    records: &Records,
+    actor: &Actor,
+    now_ms: i64,
+    action: &str,
+    sha256: Option<&str>,
+) -> Result<Outcome> {
     let mut tx = db.begin().await?;
     if records.kind() == Kind::Meters {
         // Bus capacity is a count the checks read: row-lock every bus first
@@ -354,7 +372,7 @@ pub async fn apply_file(
         &mut tx,
         &Entry {
             actor,
-            action: "registry_imported",
+            action,
             subject: &format!("registry:{}", kind.as_str()),
             before: None,
             after: Some(match sha256 {
@@ -535,7 +553,9 @@ pub enum RetireRefusal {
 /// Retires a meter: it leaves its bus (the head-end stops polling it) and
 /// keeps its row and history. Refused while an order for it is in flight or
 /// its last read balance is positive; the preconditions are in the
-/// `UPDATE … WHERE`, so a check and a concurrent change cannot interleave.
+/// `UPDATE … WHERE`, evaluated after the meter row lock is held, so an
+/// order created at the same moment is either seen (refused) or refused
+/// itself (`CreateError::Retired`).
 /// Audited as `meter_retired`.
 pub async fn retire_meter(
     db: &Db,
@@ -544,6 +564,18 @@ pub async fn retire_meter(
     now_ms: i64,
 ) -> Result<std::result::Result<(), RetireRefusal>> {
     let mut tx = db.begin().await?;
+    // PostgreSQL: take the meter row lock (the one order creation holds)
+    // in a statement of its own first. The UPDATE below then runs on a
+    // snapshot taken after any order created meanwhile committed; as one
+    // statement it waited for the lock on its old snapshot and retired a
+    // meter whose order it could not see (READ COMMITTED). SQLite's
+    // BEGIN IMMEDIATE serialises the two transactions whole.
+    if let Tx::Postgres(t) = &mut tx {
+        sqlx::query("select id from meter where id = $1 for update")
+            .bind(meter_id)
+            .execute(&mut **t)
+            .await?;
+    }
     let n = on_tx!(&mut tx, |c| {
         sqlx::query(
         "update meter set bus_id = null, retired_at_ms = $2
@@ -591,4 +623,463 @@ pub async fn retire_meter(
     bump_version_tx(&mut tx).await?;
     tx.commit().await?;
     Ok(Ok(()))
+}
+
+// ---- issue 14 item 1: the console's registry pages ----
+
+/// An area as the registry page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AreaRow {
+    /// Row id.
+    pub id: i64,
+    /// Code (`cuc`).
+    pub code: String,
+    /// Chinese name.
+    pub name_zh: String,
+}
+
+/// A building with its counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildingRow {
+    /// Row id.
+    pub id: i64,
+    /// Area id.
+    pub area_id: i64,
+    /// Area code.
+    pub area: String,
+    /// Chinese name.
+    pub name_zh: String,
+    /// English name.
+    pub name_en: String,
+    /// Rooms registered.
+    pub rooms: i64,
+    /// Meters in its rooms (retired ones not counted).
+    pub meters: i64,
+}
+
+/// A bus of a gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusRow {
+    /// RS485 port.
+    pub port: i64,
+    /// Speed, bit/s.
+    pub baud: i64,
+    /// Most meters it carries.
+    pub capacity: i64,
+    /// Meters on it.
+    pub meters: i64,
+}
+
+/// A gateway with its buses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayRow {
+    /// Row id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Its building's id.
+    pub building_id: i64,
+    /// Its building's Chinese name.
+    pub building: String,
+    /// `dial` or `listen`.
+    pub mode: String,
+    /// Host (dial mode; empty otherwise).
+    pub host: String,
+    /// TCP port (dial mode; 0 otherwise).
+    pub port: i64,
+    /// Its buses by port.
+    pub buses: Vec<BusRow>,
+}
+
+/// A meter as the registry page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeterRow {
+    /// Row id.
+    pub id: i64,
+    /// Address.
+    pub address: String,
+    /// Area code.
+    pub area: String,
+    /// Building id.
+    pub building_id: i64,
+    /// Building's Chinese name.
+    pub building: String,
+    /// Room number.
+    pub room: String,
+    /// Gateway name (none once retired).
+    pub gateway: Option<String>,
+    /// Bus port (none once retired).
+    pub bus: Option<i64>,
+    /// Profile.
+    pub profile: String,
+    /// Own tariff, 0.0001 yuan per kWh; `None`: the area's.
+    pub unit_price_centifen_per_kwh: Option<i64>,
+    /// Low-balance threshold.
+    pub low_balance_centikwh: i64,
+    /// When it was retired.
+    pub retired_at_ms: Option<i64>,
+}
+
+/// The registry in one read.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Areas by code.
+    pub areas: Vec<AreaRow>,
+    /// Buildings by area and position.
+    pub buildings: Vec<BuildingRow>,
+    /// Gateways by name.
+    pub gateways: Vec<GatewayRow>,
+    /// Meters of the chosen building (or the first `meters_max` of all), by address.
+    pub meters: Vec<MeterRow>,
+    /// Meters matching in all (the list may stop at `meters_max`).
+    pub meters_total: i64,
+}
+
+type MeterTuple = (
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    String,
+    Option<i64>,
+    i64,
+    Option<i64>,
+);
+
+/// Areas, buildings, gateways with buses, and the meters of `building_id`
+/// (every building when `None`), at most `meters_max` of them.
+pub async fn listing(db: &Db, building_id: Option<i64>, meters_max: i64) -> Result<Listing> {
+    let areas: Vec<(i64, String, String)> = on_db!(db, |p| sqlx::query_as(
+        "select id, code, name_zh from area order by code"
+    )
+    .fetch_all(p)
+    .await?);
+    let buildings: Vec<(i64, i64, String, String, String, i64, i64)> = on_db!(db, |p| {
+        sqlx::query_as(
+            "select b.id, b.area_id, a.code, b.name_zh, b.name_en,
+                    (select count(*) from room r where r.building_id = b.id),
+                    (select count(*) from meter m join room r on r.id = m.room_id
+                     where r.building_id = b.id and m.retired_at_ms is null)
+             from building b join area a on a.id = b.area_id
+             order by a.code, b.position, b.id",
+        )
+        .fetch_all(p)
+        .await?
+    });
+    let gateways: Vec<(i64, String, i64, String, String, String, i64)> =
+        on_db!(db, |p| sqlx::query_as(
+            "select g.id, g.name, g.building_id, b.name_zh, g.mode, g.host, g.port
+             from gateway g join building b on b.id = g.building_id order by g.name"
+        )
+        .fetch_all(p)
+        .await?);
+    let buses: Vec<(i64, i64, i64, i64, i64)> = on_db!(db, |p| sqlx::query_as(
+        "select u.gateway_id, u.port, u.baud, u.meter_capacity,
+                (select count(*) from meter m where m.bus_id = u.id)
+         from bus u order by u.gateway_id, u.port"
+    )
+    .fetch_all(p)
+    .await?);
+    let filter = building_id.unwrap_or(-1);
+    let meters_total: i64 = on_db!(db, |p| sqlx::query_scalar(
+        "select count(*) from meter m join room r on r.id = m.room_id
+         where ($1 < 0 or r.building_id = $1)"
+    )
+    .bind(filter)
+    .fetch_one(p)
+    .await?);
+    let meters: Vec<MeterTuple> = on_db!(db, |p| {
+        sqlx::query_as(
+            "select m.id, m.address, a.code, r.building_id, b.name_zh, r.number, g.name, u.port,
+                    m.profile, m.unit_price_centifen_per_kwh, m.low_balance_centikwh, m.retired_at_ms
+             from meter m join area a on a.id = m.area_id join room r on r.id = m.room_id
+                  join building b on b.id = r.building_id
+                  left join bus u on u.id = m.bus_id left join gateway g on g.id = u.gateway_id
+             where ($1 < 0 or r.building_id = $1)
+             order by m.address limit $2",
+        )
+        .bind(filter)
+        .bind(meters_max)
+        .fetch_all(p)
+        .await?
+    });
+    let mut out = Listing {
+        areas: areas
+            .into_iter()
+            .map(|(id, code, name_zh)| AreaRow { id, code, name_zh })
+            .collect(),
+        buildings: buildings
+            .into_iter()
+            .map(
+                |(id, area_id, area, name_zh, name_en, rooms, meters)| BuildingRow {
+                    id,
+                    area_id,
+                    area,
+                    name_zh,
+                    name_en,
+                    rooms,
+                    meters,
+                },
+            )
+            .collect(),
+        gateways: Vec::with_capacity(gateways.len()),
+        meters: meters
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    address,
+                    area,
+                    building_id,
+                    building,
+                    room,
+                    gateway,
+                    bus,
+                    profile,
+                    unit_price_centifen_per_kwh,
+                    low_balance_centikwh,
+                    retired_at_ms,
+                )| MeterRow {
+                    id,
+                    address,
+                    area,
+                    building_id,
+                    building,
+                    room,
+                    gateway,
+                    bus,
+                    profile,
+                    unit_price_centifen_per_kwh,
+                    low_balance_centikwh,
+                    retired_at_ms,
+                },
+            )
+            .collect(),
+        meters_total,
+    };
+    for (id, name, building_id, building, mode, host, port) in gateways {
+        out.gateways.push(GatewayRow {
+            buses: buses
+                .iter()
+                .filter(|b| b.0 == id)
+                .map(|&(_, port, baud, capacity, meters)| BusRow {
+                    port,
+                    baud,
+                    capacity,
+                    meters,
+                })
+                .collect(),
+            id,
+            name,
+            building_id,
+            building,
+            mode,
+            host,
+            port,
+        });
+    }
+    Ok(out)
+}
+
+/// A meter's registry row, retired or not.
+pub async fn meter(db: &Db, meter_id: i64) -> Result<Option<MeterRow>> {
+    let row: Option<MeterTuple> = on_db!(db, |p| {
+        sqlx::query_as(
+            "select m.id, m.address, a.code, r.building_id, b.name_zh, r.number, g.name, u.port,
+                    m.profile, m.unit_price_centifen_per_kwh, m.low_balance_centikwh, m.retired_at_ms
+             from meter m join area a on a.id = m.area_id join room r on r.id = m.room_id
+                  join building b on b.id = r.building_id
+                  left join bus u on u.id = m.bus_id left join gateway g on g.id = u.gateway_id
+             where m.id = $1",
+        )
+        .bind(meter_id)
+        .fetch_optional(p)
+        .await?
+    });
+    Ok(row.map(
+        |(
+            id,
+            address,
+            area,
+            building_id,
+            building,
+            room,
+            gateway,
+            bus,
+            profile,
+            unit_price_centifen_per_kwh,
+            low_balance_centikwh,
+            retired_at_ms,
+        )| MeterRow {
+            id,
+            address,
+            area,
+            building_id,
+            building,
+            room,
+            gateway,
+            bus,
+            profile,
+            unit_price_centifen_per_kwh,
+            low_balance_centikwh,
+            retired_at_ms,
+        },
+    ))
+}
+
+/// What an edit of a meter sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeterEdit {
+    /// Profile (one of `import::PROFILES`).
+    pub profile: String,
+    /// Own tariff; `None`: the area's.
+    pub unit_price_centifen_per_kwh: Option<i64>,
+    /// Low-balance threshold; `None`: the default.
+    pub low_balance_centikwh: Option<i64>,
+}
+
+/// Sets a live (not retired) meter's profile, tariff and low-balance
+/// threshold, audited as `meter_edited` with before and after, and bumps
+/// the registry version (the head-end reloads the profile). `false`: no
+/// such live meter, nothing changed.
+pub async fn edit_meter(
+    db: &Db,
+    meter_id: i64,
+    edit: &MeterEdit,
+    actor: &Actor,
+    now_ms: i64,
+) -> Result<bool> {
+    let mut tx = db.begin().await?;
+    // PostgreSQL: the row lock makes `before` the row this update changes
+    // (SQLite's BEGIN IMMEDIATE already serialises writers).
+    let sql = match &tx {
+        Tx::Postgres(_) => {
+            "select profile, unit_price_centifen_per_kwh, low_balance_centikwh from meter
+             where id = $1 and retired_at_ms is null for update"
+        }
+        Tx::Sqlite(_) => {
+            "select profile, unit_price_centifen_per_kwh, low_balance_centikwh from meter
+             where id = $1 and retired_at_ms is null"
+        }
+    };
+    let before: Option<(String, Option<i64>, i64)> = on_tx!(&mut tx, |c| sqlx::query_as(sql)
+        .bind(meter_id)
+        .fetch_optional(c)
+        .await?);
+    let Some(before) = before else {
+        return Ok(false);
+    };
+    let low_balance_centikwh = edit
+        .low_balance_centikwh
+        .unwrap_or(LOW_BALANCE_DEFAULT_CENTIKWH);
+    let n = on_tx!(&mut tx, |c| {
+        sqlx::query(
+        "update meter set profile = $2, unit_price_centifen_per_kwh = $3, low_balance_centikwh = $4
+         where id = $1 and retired_at_ms is null"
+    )
+    .bind(meter_id)
+    .bind(&edit.profile)
+    .bind(edit.unit_price_centifen_per_kwh)
+    .bind(low_balance_centikwh)
+    .execute(c)
+    .await?
+    .rows_affected()
+    });
+    if n != 1 {
+        return Ok(false);
+    }
+    audit::append_tx(
+        &mut tx,
+        &Entry {
+            actor,
+            action: "meter_edited",
+            subject: &format!("meter:{meter_id}"),
+            before: Some(serde_json::json!({
+                "profile": before.0,
+                "unit_price_centifen_per_kwh": before.1,
+                "low_balance_centikwh": before.2,
+            })),
+            after: Some(serde_json::json!({
+                "profile": edit.profile,
+                "unit_price_centifen_per_kwh": edit.unit_price_centifen_per_kwh,
+                "low_balance_centikwh": low_balance_centikwh,
+            })),
+        },
+        now_ms,
+    )
+    .await?;
+    bump_version_tx(&mut tx).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// A gateway's connection: mode, host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayEdit {
+    /// `dial` or `listen`.
+    pub mode: String,
+    /// Host we dial (empty when listening).
+    pub host: String,
+    /// Port we dial (0 when listening).
+    pub port: i64,
+}
+
+/// Sets a gateway's mode, host and port in one transaction with its audit
+/// entry (`gateway_edited`, before and after) and the registry version
+/// bump (running head-ends reconnect). `false`: no such gateway.
+pub async fn edit_gateway(
+    db: &Db,
+    gateway_id: i64,
+    edit: &GatewayEdit,
+    actor: &Actor,
+    now_ms: i64,
+) -> Result<bool> {
+    let mut tx = db.begin().await?;
+    let sql = match &tx {
+        Tx::Postgres(_) => "select mode, host, port from gateway where id = $1 for update",
+        Tx::Sqlite(_) => "select mode, host, port from gateway where id = $1",
+    };
+    let before: Option<(String, String, i64)> = on_tx!(&mut tx, |c| sqlx::query_as(sql)
+        .bind(gateway_id)
+        .fetch_optional(c)
+        .await?);
+    let Some(before) = before else {
+        return Ok(false);
+    };
+    let n = on_tx!(&mut tx, |c| sqlx::query(
+        "update gateway set mode = $2, host = $3, port = $4 where id = $1"
+    )
+    .bind(gateway_id)
+    .bind(&edit.mode)
+    .bind(&edit.host)
+    .bind(edit.port)
+    .execute(c)
+    .await?
+    .rows_affected());
+    if n != 1 {
+        return Ok(false);
+    }
+    audit::append_tx(
+        &mut tx,
+        &Entry {
+            actor,
+            action: "gateway_edited",
+            subject: &format!("gateway:{gateway_id}"),
+            before: Some(
+                serde_json::json!({ "mode": before.0, "host": before.1, "port": before.2 }),
+            ),
+            after: Some(
+                serde_json::json!({ "mode": edit.mode, "host": edit.host, "port": edit.port }),
+            ),
+        },
+        now_ms,
+    )
+    .await?;
+    bump_version_tx(&mut tx).await?;
+    tx.commit().await?;
+    Ok(true)
 }

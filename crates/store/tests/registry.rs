@@ -258,3 +258,133 @@ async fn two_imports_onto_one_bus_at_once_keep_its_capacity() {
         assert_eq!(won, 1, "{a:?} {b:?}");
     }
 }
+
+#[tokio::test]
+async fn an_order_for_a_retired_meter_is_refused_on_every_channel() {
+    for db in seeded().await {
+        let (file, _) = with_rooms(&db, 1, 201_701_016_001).await;
+        applied(&db, &file).await;
+        let area_id = campus::areas(&db).await.expect("areas")[0].id.get();
+        let address = "201701016001";
+        let meter_id = store::lookup::by_address(&db, area_id, address)
+            .await
+            .expect("lookup")
+            .expect("the imported meter")
+            .meter_id
+            .get();
+        let retired = registry::retire_meter(&db, meter_id, &Actor::command_line(), NOW).await;
+        assert!(matches!(retired, Ok(Ok(()))), "{retired:?}");
+        let kwh = domain::WholeKwh::parse("10", 1000).expect("10 kWh");
+        for channel in [
+            domain::order::Channel::Wechat,
+            domain::order::Channel::Counter,
+        ] {
+            let req = store::orders::NewOrder {
+                area_id,
+                meter_address: address,
+                student_id: None,
+                kwh,
+                channel,
+                operator: None,
+            };
+            let e = store::orders::create(&db, &req, NOW + 1).await;
+            assert!(
+                matches!(e, Err(store::orders::CreateError::Retired)),
+                "{:?} {channel:?}: {e:?}",
+                db.backend()
+            );
+        }
+        let orders: i64 = match &db {
+            Db::Sqlite(p) => sqlx::query_scalar("select count(*) from orders where meter_id = $1")
+                .bind(meter_id)
+                .fetch_one(p)
+                .await
+                .expect("count"),
+            Db::Postgres(p) => {
+                sqlx::query_scalar("select count(*) from orders where meter_id = $1")
+                    .bind(meter_id)
+                    .fetch_one(p)
+                    .await
+                    .expect("count")
+            }
+        };
+        assert_eq!(orders, 0, "no order was written");
+    }
+}
+
+/// Backends waiting on a lock in this database (PostgreSQL).
+async fn lock_waiters(p: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+         where datname = current_database() and wait_event_type = 'Lock'",
+    )
+    .fetch_one(p)
+    .await
+    .expect("pg_stat_activity")
+}
+
+async fn wait_for_waiters(p: &sqlx::PgPool, n: i64) {
+    // A condition, not a time: the statements are blocked on the row lock.
+    while lock_waiters(p).await < n {
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_retirement_queued_behind_an_order_sees_the_order() {
+    for db in seeded().await {
+        let Db::Postgres(pool) = &db else {
+            continue; // SQLite serialises the two transactions whole
+        };
+        let (file, _) = with_rooms(&db, 1, 201_701_017_001).await;
+        applied(&db, &file).await;
+        let area_id = campus::areas(&db).await.expect("areas")[0].id.get();
+        let address = "201701017001";
+        let meter_id = store::lookup::by_address(&db, area_id, address)
+            .await
+            .expect("lookup")
+            .expect("meter")
+            .meter_id
+            .get();
+        // Hold the meter row, queue an order, then a retirement behind it.
+        let mut hold = pool.begin().await.expect("begin");
+        sqlx::query("select id from meter where id = $1 for update")
+            .bind(meter_id)
+            .execute(&mut *hold)
+            .await
+            .expect("lock");
+        let kwh = domain::WholeKwh::parse("10", 1000).expect("10 kWh");
+        let order = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let req = store::orders::NewOrder {
+                    area_id,
+                    meter_address: "201701017001",
+                    student_id: None,
+                    kwh,
+                    channel: domain::order::Channel::Wechat,
+                    operator: None,
+                };
+                store::orders::create(&db, &req, NOW + 1).await
+            })
+        };
+        wait_for_waiters(pool, 1).await;
+        let retire = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                registry::retire_meter(&db, meter_id, &Actor::command_line(), NOW + 2).await
+            })
+        };
+        wait_for_waiters(pool, 2).await;
+        hold.commit().await.expect("release");
+        let order = order.await.expect("task");
+        let retire = retire.await.expect("task").expect("store");
+        assert!(order.is_ok(), "{order:?}");
+        assert_eq!(
+            retire,
+            Err(registry::RetireRefusal::OrderInFlight),
+            "a meter retired with an unpaid order"
+        );
+    }
+}

@@ -1355,3 +1355,31 @@ async fn buying_for_someone_else_keeps_what_was_typed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_retired_meter_cannot_be_bought_for() {
+    each_db(async |app: TestApp| {
+        let a = app.student_with_meter("alice", &app.meters[0]).await;
+        // Retired (issue 14): off its bus, history kept.
+        let sql = "update meter set retired_at_ms = 1, bus_id = null where address = $1";
+        match &app.db {
+            store::Db::Sqlite(p) => sqlx::query(sql)
+                .bind(&app.meters[0])
+                .execute(p)
+                .await
+                .map(|_| ()),
+            store::Db::Postgres(p) => sqlx::query(sql)
+                .bind(&app.meters[0])
+                .execute(p)
+                .await
+                .map(|_| ()),
+        }
+        .expect("retire");
+        let r = app.order(&a, &app.meters[0], "20", None).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let html = r.text().await.expect("body");
+        assert!(html.contains("该电表已停用，不能再充值"), "{html}");
+        assert_eq!(app.count("select count(*) from orders").await, 0);
+    })
+    .await;
+}

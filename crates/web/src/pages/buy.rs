@@ -321,6 +321,7 @@ pub async fn create_order(
         OrderRefused::HoardingLimit { room } => l.t1("order-hoarding", "room", room),
         OrderRefused::TooManyUnpaid { max } => l.t1("order-too-many-unpaid", "max", max),
         OrderRefused::MeterUnpaidLimit { max } => l.t1("order-meter-unpaid-limit", "max", max),
+        OrderRefused::Retired => l.t("order-meter-retired"),
     };
     order_form(&state, &ctx, &shown, Some(msg), "other", other).await
 }

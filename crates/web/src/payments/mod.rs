@@ -72,6 +72,7 @@ pub(crate) fn order_input_response(e: &OrderInputError) -> Response {
         OrderInputError::Refused(
             CreateError::TooManyUnpaid { .. } | CreateError::MeterUnpaidLimit { .. },
         ) => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_UNPAID"),
+        OrderInputError::Refused(CreateError::Retired) => (StatusCode::CONFLICT, "METER_RETIRED"),
         OrderInputError::Refused(_) | OrderInputError::Store(_) => {
             tracing::error!(error = %e, "order creation failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL")

@@ -207,6 +207,7 @@ fn sale_message(l: Lang, e: &SaleError) -> Option<String> {
             l.t1("staff-counter-hoarding", "room", *room)
         }
         SaleError::Order(E::Refused(CreateError::NoSuchMeter)) => l.t("staff-lookup-none"),
+        SaleError::Order(E::Refused(CreateError::Retired)) => l.t("staff-counter-meter-retired"),
         SaleError::Order(E::Refused(_)) => l.t("staff-counter-refused"),
         SaleError::ShiftClosed => l.t("staff-counter-no-shift"),
         SaleError::KeyReused => l.t("staff-counter-key-reused"),

@@ -42,6 +42,9 @@ pub mod reports;
 mod buildings;
 mod meter_history;
 mod relay;
+// Issue 14 items 1–2: the registry and bulk import.
+mod import;
+mod registry;
 
 use crate::AppState;
 use crate::cookies::get as cookie;
@@ -206,8 +209,39 @@ pub fn router() -> Router<AppState> {
             "/staff/meters/{id}/relay.json",
             get(relay::meter_relay_json),
         )
+        .merge(registry_routes())
         .route_layer(axum::middleware::from_fn(localise_errors))
         .route_layer(axum::middleware::from_fn(session::same_origin_posts))
+}
+
+/// The registry and import pages (issue 14 items 1–2); the upload takes
+/// a larger body than the application's default.
+fn registry_routes() -> Router<AppState> {
+    Router::new()
+        .route("/staff/registry", get(registry::page))
+        .route("/staff/registry/buildings", post(registry::create_building))
+        .route("/staff/registry/rooms", post(registry::create_room))
+        .route("/staff/registry/gateways", post(registry::create_gateway))
+        .route(
+            "/staff/registry/gateways/{id}",
+            post(registry::edit_gateway),
+        )
+        .route("/staff/registry/meters", post(registry::create_meter))
+        .route("/staff/registry/meters/{id}", post(registry::edit_meter))
+        .route(
+            "/staff/registry/meters/{id}/retire",
+            post(registry::retire_meter),
+        )
+        .route(
+            "/staff/import",
+            get(import::page)
+                .post(import::dry_run)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    import::UPLOAD_BYTES_MAX,
+                )),
+        )
+        .route("/staff/import/apply", post(import::apply))
+        .route("/staff/import/template/{file}", get(import::template))
 }
 
 /// The console's only script: the meter type-ahead and the live receipt,
@@ -502,6 +536,16 @@ const NAV: &[NavEntry] = &[
         href: "/staff/policy",
         label: "staff-nav-policy",
         action: Action::ManagePolicy,
+    },
+    NavEntry {
+        href: "/staff/registry",
+        label: "staff-nav-registry",
+        action: Action::ManageRegistry,
+    },
+    NavEntry {
+        href: "/staff/import",
+        label: "staff-nav-import",
+        action: Action::ManageRegistry,
     },
 ];
 
