@@ -406,6 +406,7 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
                 policy: cfg.retention.policy(&cfg.web),
                 interval: std::time::Duration::from_secs(cfg.retention.interval_s),
             }),
+            &cfg.time_zone,
         ),
         &crate::workers::roles(runs_headend),
     );

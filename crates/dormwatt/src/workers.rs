@@ -7,6 +7,7 @@
 //! | `overdue`, `expire`, `reconcile`, `refund`, `bill` | orders | `payment.worker_interval_s` | see `service::workers::order_workers` |
 //! | `low_balance` | headend | 60 s | one statement per tick (once per crossing, deduplicated) |
 //! | `prune` | orders | `retention.interval_s` | a pass of delete statements of `retention.batch_rows` rows each (`store::retention`) |
+//! | `schedule` | headend | 30 s | 200 meters (`service::schedule`: no-cut and power-off hours) |
 //! | `headend` | headend | `headend.deliver_poll_ms` | `headend.deliver_concurrency` deliveries; plus one task per gateway and bus; staff relay commands every `headend.relay_poll_ms`, `headend.relay_batch` at a time |
 //!
 //! A node runs the roles it is given ([`roles`]): today every node runs
@@ -78,8 +79,14 @@ pub fn all(
     svc: &service::Service,
     headend: Option<headend::Headend>,
     prune: Option<Prune>,
+    tz: &domain::time::CampusTz,
 ) -> Vec<WorkerSpec> {
     let mut list = service::workers::order_workers(svc);
+    // issue 14 item 6 part 3: no-cut and power-off hours.
+    list.push(service::schedule::schedule_worker(
+        svc.db().clone(),
+        tz.clone(),
+    ));
     // issue 16 item 4 (retention): the pruning pass.
     if let Some(p) = prune {
         list.push(prune_worker(svc.db().clone(), p));

@@ -411,9 +411,8 @@ pub async fn set_window(
     let mut tx = db.begin().await?;
     check_scope(&mut tx, area, building_id).await?;
     let before = clear_tx(&mut tx, area, building_id, kind, now_ms).await?;
-    let id: i64 =
-        on_tx!(&mut tx, |c| {
-            sqlx::query_scalar(
+    let id: i64 = on_tx!(&mut tx, |c| {
+        sqlx::query_scalar(
         "insert into policy_window (area_id, building_id, kind, start_minute, end_minute, weekdays,
                                     operator_name, created_at_ms)
          values ($1, $2, $3, $4, $5, $6, $7, $8) returning id"
@@ -428,7 +427,7 @@ pub async fn set_window(
     .bind(now_ms)
     .fetch_one(c)
     .await?
-        });
+    });
     let mut after = spec_json(&spec);
     after["kind"] = kind.as_str().into();
     after["id"] = id.into();
@@ -582,9 +581,8 @@ pub async fn tick(db: &Db, tz: &TimeZone, now_ms: i64, batch: usize) -> Result<T
         }
     }
     // 3. End edges of the occurrences that ended (or whose window was cleared).
-    let due: Vec<(i64, String)> =
-        on_db!(db, |p| {
-            sqlx::query_as(
+    let due: Vec<(i64, String)> = on_db!(db, |p| {
+        sqlx::query_as(
         "select o.id, w.kind from window_occurrence o join policy_window w on w.id = o.window_id
          where o.ended_at_ms is null and (o.end_ms <= $1 or w.cleared_at_ms is not null)
          order by o.id"
@@ -592,7 +590,7 @@ pub async fn tick(db: &Db, tz: &TimeZone, now_ms: i64, batch: usize) -> Result<T
     .bind(now_ms)
     .fetch_all(p)
     .await?
-        });
+    });
     for (occ, kind) in due {
         if left <= 0 {
             break;
@@ -771,9 +769,8 @@ async fn end_edge(
         return Ok(Edge::Taken);
     }
     // A start command never sent: cancel it rather than undo it.
-    let cancelled =
-        on_tx!(&mut tx, |c| {
-            sqlx::query(
+    let cancelled = on_tx!(&mut tx, |c| {
+        sqlx::query(
         "update relay_command set state = 'cancelled', locked_by = null, locked_until_ms = null,
                 error = 'the window ended before it was sent', updated_at_ms = $2
          where id = $1 and state = 'queued'"
@@ -783,7 +780,7 @@ async fn end_edge(
     .execute(c)
     .await?
     .rows_affected()
-        });
+    });
     let skipped = if cancelled == 1 {
         audit::append_tx(
             &mut tx,
