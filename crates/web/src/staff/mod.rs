@@ -32,6 +32,8 @@ mod meters;
 mod orders;
 /// Campus policy (issue 14 item 6).
 mod policy;
+/// No-cut and power-off hours on the policy page (issue 14 item 6, part 3).
+pub(crate) mod policy_windows;
 mod shifts;
 // Issue 14 item 7: reports, their charts and exports (`dormwatt report` reuses them).
 mod report_chart;
@@ -187,6 +189,9 @@ pub fn router() -> Router<AppState> {
         .route("/staff/policy/prices", post(policy::schedule))
         .route("/staff/policy/prices/{id}/withdraw", post(policy::withdraw))
         .route("/staff/policy/low-balance", post(policy::low_balance))
+        // No-cut and power-off hours (issue 14 item 6, part 3).
+        .route("/staff/policy/windows", post(policy_windows::set))
+        .route("/staff/policy/windows/clear", post(policy_windows::clear))
         .route_layer(axum::middleware::from_fn(localise_errors))
         .route_layer(axum::middleware::from_fn(session::same_origin_posts))
 }
