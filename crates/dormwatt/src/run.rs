@@ -477,6 +477,7 @@ async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> anyhow::Result<ExitC
                 interval: std::time::Duration::from_secs(cfg.retention.interval_s),
             }),
             wechat_sender,
+            &cfg.time_zone,
         ),
         &crate::workers::roles(runs_headend),
     );

@@ -8,6 +8,7 @@
 //! | `low_balance` | headend | 60 s | one statement per tick (once per crossing, deduplicated) |
 //! | `wechat_notify` | orders | `wechat.interval_ms` | `wechat.batch` outbox rows, leased (`service::wechat_notify`); only with `web.wechat_appid` |
 //! | `prune` | orders | `retention.interval_s` | a pass of delete statements of `retention.batch_rows` rows each (`store::retention`) |
+//! | `schedule` | headend | 30 s | 200 meters (`service::schedule`: no-cut and power-off hours) |
 //! | `headend` | headend | `headend.deliver_poll_ms` | `headend.deliver_concurrency` deliveries; plus one task per gateway and bus; staff relay commands every `headend.relay_poll_ms`, `headend.relay_batch` at a time |
 //!
 //! A node runs the roles it is given ([`roles`]): today every node runs
@@ -127,12 +128,18 @@ pub fn all(
     headend: Option<headend::Headend>,
     prune: Option<Prune>,
     wechat: Option<WechatSender>,
+    tz: &domain::time::CampusTz,
 ) -> Vec<WorkerSpec> {
     let mut list = service::workers::order_workers(svc);
     // issue 15: template messages from the outbox.
     if let Some(w) = wechat {
         list.push(wechat_worker(svc.db().clone(), w));
     }
+    // issue 14 item 6 part 3: no-cut and power-off hours.
+    list.push(service::schedule::schedule_worker(
+        svc.db().clone(),
+        tz.clone(),
+    ));
     // issue 16 item 4 (retention): the pruning pass.
     if let Some(p) = prune {
         list.push(prune_worker(svc.db().clone(), p));

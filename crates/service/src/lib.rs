@@ -25,6 +25,8 @@ pub mod input;
 pub mod notify;
 pub mod purchase;
 pub mod refund;
+/// No-cut hours and power-off hours: the scheduler worker (issue 14 item 6, part 3).
+pub mod schedule;
 pub mod supervisor;
 /// WeChat template messages from the outbox (issue 15).
 pub mod wechat_notify;

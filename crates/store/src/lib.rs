@@ -51,6 +51,8 @@ pub mod reports;
 /// Data retention: pruning and table sizes (issue 16 item 4).
 pub mod retention;
 mod row;
+/// No-cut hours and scheduled power-off hours (issue 14 item 6, part 3).
+pub mod schedule;
 pub mod scratch;
 pub mod shifts;
 /// Orders for staff: search and story (issue 13 item 4).

@@ -805,6 +805,8 @@ async fn row_counts(app: &StaffApp) -> Vec<(&'static str, i64)> {
         // Campus policy (issue 14 item 6).
         ("price_schedule", "select count(*) from price_schedule"),
         ("campus_policy", "select count(*) from campus_policy"),
+        // No-cut and power-off hours (issue 14 item 6, part 3).
+        ("policy_window", "select count(*) from policy_window"),
     ] {
         counts.push((table, app.count(sql).await));
     }
@@ -1030,6 +1032,30 @@ async fn an_auditor_is_refused_every_console_write_route() {
                     ("meter", &meter_id),
                     ("action", "trip"),
                     ("reason", "auditor"),
+                ],
+            ),
+            // No-cut and power-off hours (issue 14 item 6, part 3).
+            (
+                "/staff/policy/windows",
+                "/staff/policy/windows".to_owned(),
+                vec![
+                    ("csrf", csrf),
+                    ("area_id", "1"),
+                    ("scope", "area"),
+                    ("kind", "power_off"),
+                    ("start", "23:30"),
+                    ("end", "06:00"),
+                    ("d0", "1"),
+                ],
+            ),
+            (
+                "/staff/policy/windows/clear",
+                "/staff/policy/windows/clear".to_owned(),
+                vec![
+                    ("csrf", csrf),
+                    ("area_id", "1"),
+                    ("scope", "area"),
+                    ("kind", "power_off"),
                 ],
             ),
         ];

@@ -59,6 +59,12 @@ pub async fn overview(
         store::policy::next_change(state.db(), m.meter_id, now, m.unit_price_centifen_per_kwh)
             .await?
             .map(|(p, at)| super::price_change_text(lang, p, at, tz));
+    // Issue 14 item 6 part 3: the no-cut and power-off hours of the meter.
+    let windows: Vec<String> = store::schedule::windows_of_meter(state.db(), m.meter_id.get())
+        .await?
+        .iter()
+        .map(|w| crate::staff::policy_windows::student_text(lang, w))
+        .collect();
 
     let month_usage: i64 = days
         .iter()
@@ -132,6 +138,7 @@ pub async fn overview(
         notices,
         price: super::fmt_price(m.unit_price_centifen_per_kwh),
         price_next,
+        windows,
         m: &m,
     };
     html(&page)
@@ -160,6 +167,8 @@ struct OverviewPage<'a> {
     price: String,
     /// Its next change: "自 12月1日起 0.60 元/kWh".
     price_next: Option<String>,
+    /// "周一至周五 23:30–06:00（至次日） 定时断电", "每天 22:00–08:00 不因欠费断电".
+    windows: Vec<String>,
 }
 
 /// "At the recent rate this lasts about N days".

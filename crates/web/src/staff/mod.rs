@@ -34,6 +34,8 @@ mod orders;
 mod policy;
 /// Meter replacement (issue 14 item 3).
 mod replace;
+/// No-cut and power-off hours on the policy page (issue 14 item 6, part 3).
+pub(crate) mod policy_windows;
 mod shifts;
 // Issue 14 item 7: reports, their charts and exports (`dormwatt report` reuses them).
 mod report_chart;
@@ -210,6 +212,9 @@ pub fn router() -> Router<AppState> {
             get(relay::meter_relay_json),
         )
         .merge(registry_routes())
+        // No-cut and power-off hours (issue 14 item 6, part 3).
+        .route("/staff/policy/windows", post(policy_windows::set))
+        .route("/staff/policy/windows/clear", post(policy_windows::clear))
         .route_layer(axum::middleware::from_fn(localise_errors))
         .route_layer(axum::middleware::from_fn(session::same_origin_posts))
 }
