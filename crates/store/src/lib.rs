@@ -60,6 +60,8 @@ pub mod students;
 pub mod testing;
 /// WeChat template-message outbox, follow state, preferences (issue 15).
 pub mod wechat_outbox;
+/// Staff parameter writes to meters: power limit, malicious load (issue 14 item 6, part 4).
+pub mod meter_params;
 
 pub use db::{Backend, Db, DbOptions, Tx, redact_url};
 
