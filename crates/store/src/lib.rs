@@ -31,6 +31,8 @@ pub mod meter_history;
 pub mod meter_reset;
 pub mod meters;
 // Issue 16 item 1: database-derived gauges of /metrics.
+/// Staff parameter writes to meters: power limit, malicious load (issue 14 item 6, part 4).
+pub mod meter_params;
 pub mod metrics;
 /// Move-out settlement (issue 13 item 6, docs/MOVE-OUT.md).
 pub mod moveout;
@@ -60,8 +62,6 @@ pub mod students;
 pub mod testing;
 /// WeChat template-message outbox, follow state, preferences (issue 15).
 pub mod wechat_outbox;
-/// Staff parameter writes to meters: power limit, malicious load (issue 14 item 6, part 4).
-pub mod meter_params;
 
 pub use db::{Backend, Db, DbOptions, Tx, redact_url};
 

@@ -472,9 +472,8 @@ pub async fn requeue(
     retry_at_ms: i64,
     now_ms: i64,
 ) -> Result<()> {
-    let n =
-        on_db!(db, |p| {
-            sqlx::query(
+    let n = on_db!(db, |p| {
+        sqlx::query(
         "update meter_param_command set state = 'queued', locked_by = null, locked_until_ms = $6,
                 error = $4, updated_at_ms = $5
          where id = $1 and state = 'sending' and lease_epoch = $2 and locked_by = $3"
@@ -488,7 +487,7 @@ pub async fn requeue(
     .execute(p)
     .await?
     .rows_affected()
-        });
+    });
     if n != 1 {
         return Err(lost(c));
     }
