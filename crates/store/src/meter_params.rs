@@ -564,3 +564,15 @@ pub async fn of_building(db: &Db, building_id: i64, limit: i64) -> Result<Vec<Pa
     .fetch_all(p)
     .await?))
 }
+
+/// The meters (not retired) of building `building_id`, by id: the
+/// selection a building-wide parameter write names.
+pub async fn meters_of_building(db: &Db, building_id: i64) -> Result<Vec<i64>> {
+    Ok(on_db!(db, |p| sqlx::query_scalar::<_, i64>(
+        "select m.id from meter m join room r on r.id = m.room_id
+         where r.building_id = $1 and m.retired_at_ms is null order by m.id"
+    )
+    .bind(building_id)
+    .fetch_all(p)
+    .await?))
+}
