@@ -14,7 +14,8 @@
 //! - no error reply and every value read back equal → `done`;
 //! - an error reply or a value read back different → `failed` with the
 //!   reason (`meter_params_failed` in the audit log);
-//! - no answer at all (timeout, link down, stopping) → back to `queued`,
+//! - no answer at all, or a value not read back (timeout, link down,
+//!   stopping) → back to `queued`,
 //!   retried after `relay_retry_ms` until the bound cancels it.
 //!
 //! Writing the same values twice is harmless, so a write retaken after a
@@ -137,6 +138,7 @@ async fn send(h: &Headend, db: &store::Db, c: &ParamCommand) -> Result<bool, Err
     }
     // Read back every requested DI, whatever the writes replied.
     let mut read = ParamSet::default();
+    let mut read_silent = false;
     for (di, _, _) in items(&c.wanted) {
         let got = match route
             .bus
@@ -155,6 +157,7 @@ async fn send(h: &Headend, db: &store::Db, c: &ParamCommand) -> Result<bool, Err
                 None
             }
             Err(e) => {
+                read_silent = true;
                 last_silence = Some(e.to_string());
                 None
             }
@@ -168,7 +171,10 @@ async fn send(h: &Headend, db: &store::Db, c: &ParamCommand) -> Result<bool, Err
         }
     }
     let now = h.now_ms();
-    if !answered {
+    // Nothing answered, or a value could not be read back: the outcome is
+    // unknown, so it goes back to the queue (writing the same values again
+    // is harmless) rather than being called failed.
+    if !answered || read_silent {
         let why = last_silence.unwrap_or_else(|| "no answer".to_owned());
         meter_params::requeue(db, c, &why, now + cfg.relay_retry_ms, now).await?;
         return Ok(false);
