@@ -61,6 +61,17 @@ pub async fn run(h: &Headend, db: store::Db, stop: CancellationToken) {
             ),
             Err(e) => tracing::warn!(error = %e, "relay command round failed"),
         }
+        // Issue 14 item 6 part 4: staff parameter writes, same pace (crate::params).
+        match crate::params::tick(h, &db, &stop).await {
+            Ok(t) if t == crate::params::Tick::default() => {}
+            Ok(t) => tracing::info!(
+                cancelled = t.cancelled,
+                finished = t.finished,
+                requeued = t.requeued,
+                "parameter writes"
+            ),
+            Err(e) => tracing::warn!(error = %e, "parameter write round failed"),
+        }
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(every) => {}

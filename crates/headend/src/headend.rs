@@ -281,6 +281,11 @@ impl Headend {
         self.routes.meter_ids()
     }
 
+    /// How to reach `meter_id` now (issue 14 item 6 part 4, crate::params).
+    pub(crate) fn route(&self, meter_id: i64) -> Option<crate::deliver::Route> {
+        self.routes.get(meter_id)
+    }
+
     /// The head-end's clock now.
     pub(crate) fn now_ms(&self) -> i64 {
         self.clock.now_ms()

@@ -32,6 +32,7 @@ pub mod dst;
 mod headend;
 pub mod link;
 pub mod metrics;
+pub mod params;
 pub mod plan;
 mod reload;
 mod writer;

@@ -424,6 +424,18 @@ impl Fleet {
         })
     }
 
+    /// Sets a meter's level-02 password (P2 P1 P0 as six hex digits): a
+    /// meter whose password the head-end does not know refuses its writes
+    /// and relay commands with ERR bit2 (fixture).
+    pub fn set_password(&self, addr: &str, password: u32) -> Result<(), ControlError> {
+        let env = self.inner.config.env;
+        self.with_meter(addr, |m, now, _| {
+            let mut p = m.view(now, &env).params;
+            p.password = password;
+            m.set_params(p);
+        })
+    }
+
     /// Sets a meter's overdraft limit (04000F04: the energy it lets a room
     /// use after the balance reaches 0, before it trips), 0.01 kWh.
     pub fn set_overdraft_limit(&self, addr: &str, centikwh: u32) -> Result<(), ControlError> {

@@ -32,6 +32,11 @@ pub const BROADCAST_CORRECTION_MAX_MS: i64 = 5 * 60 * 1000;
 /// Energy of 0.01 kWh in joules (watt-seconds).
 const CENTIKWH_J: u64 = 36_000;
 
+/// (vendor) Power limit a 14H write may set, watts (inclusive).
+pub const POWER_LIMIT_RANGE_W: (u32, u32) = (100, 10_000);
+/// (vendor) Malicious-load step a 14H write may set, watts (inclusive).
+pub const STEP_RANGE_W: (u32, u32) = (100, 5_000);
+
 /// Meter parameters: thresholds and the vendor malicious-load settings.
 /// These are the initial values; the head-end may change them with 14H writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -875,13 +880,29 @@ impl Meter {
             Di::ALARM_ENERGY_2 => p.alarm2_centikwh = bcd(Bcd::ENERGY)?,
             Di::HOARDING_LIMIT => p.hoarding_centikwh = bcd(Bcd::ENERGY)?,
             Di::OVERDRAFT_LIMIT => p.overdraft_limit_centikwh = bcd(Bcd::ENERGY)?,
-            Di::POWER_LIMIT => p.power_limit_w = bcd(Bcd::POWER_LIMIT)? / 10,
+            // (vendor) Out-of-range values are refused (ERR bit0) and leave
+            // the parameter as it was: power limit 0.1000–10.0000 kW, step
+            // 100–5000 W, power-factor threshold strictly 0.500–1.000.
+            Di::POWER_LIMIT => {
+                let w = bcd(Bcd::POWER_LIMIT)? / 10;
+                if !(POWER_LIMIT_RANGE_W.0..=POWER_LIMIT_RANGE_W.1).contains(&w) {
+                    return Err(ErrorFlags::OTHER);
+                }
+                p.power_limit_w = w;
+            }
             Di::MALICIOUS_LOAD_STEP => {
-                p.step_w = u16::try_from(bcd(Bcd::WATTS)?).map_err(|_| ErrorFlags::OTHER)?;
+                let w = bcd(Bcd::WATTS)?;
+                if !(STEP_RANGE_W.0..=STEP_RANGE_W.1).contains(&w) {
+                    return Err(ErrorFlags::OTHER);
+                }
+                p.step_w = u16::try_from(w).map_err(|_| ErrorFlags::OTHER)?;
             }
             Di::MALICIOUS_LOAD_PF_THRESHOLD => {
-                p.pf_threshold_milli =
-                    u16::try_from(bcd(Bcd::RATIO)?).map_err(|_| ErrorFlags::OTHER)?;
+                let m = bcd(Bcd::RATIO)?;
+                if m <= 500 || m >= 1000 {
+                    return Err(ErrorFlags::OTHER);
+                }
+                p.pf_threshold_milli = u16::try_from(m).map_err(|_| ErrorFlags::OTHER)?;
             }
             Di::AUTO_RESTORE_DELAY => {
                 p.restore_minutes =

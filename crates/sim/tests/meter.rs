@@ -551,3 +551,47 @@ fn a_meter_added_while_the_fleet_runs_answers_on_its_bus() {
     let _ = status(&f, new);
     assert!(f.addresses()[0][0].contains(&new));
 }
+
+#[test]
+fn out_of_range_parameter_writes_are_refused_and_change_nothing() {
+    let (f, m) = fleet(1);
+    let a = m[0];
+    let limit = read_num(&f, a, Di::POWER_LIMIT, Bcd::POWER_LIMIT);
+    let step = read_num(&f, a, Di::MALICIOUS_LOAD_STEP, Bcd::WATTS);
+    let pf = read_num(&f, a, Di::MALICIOUS_LOAD_PF_THRESHOLD, Bcd::RATIO);
+    for (di, value) in [
+        (Di::POWER_LIMIT, Bcd::POWER_LIMIT.encode(999).unwrap()),
+        (Di::POWER_LIMIT, Bcd::POWER_LIMIT.encode(100_010).unwrap()),
+        (Di::MALICIOUS_LOAD_STEP, Bcd::WATTS.encode(99).unwrap()),
+        (Di::MALICIOUS_LOAD_STEP, Bcd::WATTS.encode(5_001).unwrap()),
+        (
+            Di::MALICIOUS_LOAD_PF_THRESHOLD,
+            Bcd::RATIO.encode(500).unwrap(),
+        ),
+        (
+            Di::MALICIOUS_LOAD_PF_THRESHOLD,
+            Bcd::RATIO.encode(1_000).unwrap(),
+        ),
+    ] {
+        let r = write(&f, a, di, value);
+        assert!(r.control().is_abnormal(), "{di:?}: {r:?}");
+    }
+    assert_eq!(read_num(&f, a, Di::POWER_LIMIT, Bcd::POWER_LIMIT), limit);
+    assert_eq!(read_num(&f, a, Di::MALICIOUS_LOAD_STEP, Bcd::WATTS), step);
+    assert_eq!(
+        read_num(&f, a, Di::MALICIOUS_LOAD_PF_THRESHOLD, Bcd::RATIO),
+        pf
+    );
+    // In range: applied.
+    let r = write(
+        &f,
+        a,
+        Di::MALICIOUS_LOAD_PF_THRESHOLD,
+        Bcd::RATIO.encode(999).unwrap(),
+    );
+    assert!(!r.control().is_abnormal(), "{r:?}");
+    assert_eq!(
+        read_num(&f, a, Di::MALICIOUS_LOAD_PF_THRESHOLD, Bcd::RATIO),
+        999
+    );
+}

@@ -28,6 +28,8 @@ pub mod lookup;
 pub mod message;
 /// A meter's history for its console page (issue 14 item 4).
 pub mod meter_history;
+/// Staff parameter writes to meters: power limit, malicious load (issue 14 item 6, part 4).
+pub mod meter_params;
 pub mod meter_reset;
 pub mod meters;
 // Issue 16 item 1: database-derived gauges of /metrics.

@@ -30,6 +30,8 @@ mod operators;
 mod counter;
 mod meters;
 mod orders;
+/// Meter parameters written to a selection (issue 14 item 6 part 4).
+mod params;
 /// Campus policy (issue 14 item 6).
 mod policy;
 /// Meter replacement (issue 14 item 3).
@@ -202,6 +204,12 @@ pub fn router() -> Router<AppState> {
         .route("/staff/policy/prices", post(policy::schedule))
         .route("/staff/policy/prices/{id}/withdraw", post(policy::withdraw))
         .route("/staff/policy/low-balance", post(policy::low_balance))
+        // Issue 14 item 6 part 4: meter parameters (power limit, malicious load).
+        .route(
+            "/staff/policy/params",
+            get(params::page).post(params::submit),
+        )
+        .route("/staff/policy/params/confirm", post(params::confirm))
         // Issue 14 items 4-5: live building view and relay control.
         .route("/staff/buildings", get(buildings::index))
         .route("/staff/buildings/{id}", get(buildings::building))
