@@ -807,6 +807,8 @@ async fn row_counts(app: &StaffApp) -> Vec<(&'static str, i64)> {
         ("campus_policy", "select count(*) from campus_policy"),
         // No-cut and power-off hours (issue 14 item 6, part 3).
         ("policy_window", "select count(*) from policy_window"),
+        // Meter parameter writes (issue 14 item 6, part 4).
+        ("meter_param_command", "select count(*) from meter_param_command"),
     ] {
         counts.push((table, app.count(sql).await));
     }
@@ -1056,6 +1058,25 @@ async fn an_auditor_is_refused_every_console_write_route() {
                     ("area_id", "1"),
                     ("scope", "area"),
                     ("kind", "power_off"),
+                ],
+            ),
+            // Meter parameter writes (issue 14 item 6, part 4).
+            (
+                "/staff/policy/params",
+                "/staff/policy/params".to_owned(),
+                vec![
+                    ("csrf", csrf),
+                    ("building_id", &first),
+                    ("power_limit_w", "1000"),
+                ],
+            ),
+            (
+                "/staff/policy/params/confirm",
+                "/staff/policy/params/confirm".to_owned(),
+                vec![
+                    ("csrf", csrf),
+                    ("building_id", &first),
+                    ("power_limit_w", "1000"),
                 ],
             ),
         ];

@@ -34,10 +34,10 @@ mod orders;
 mod params;
 /// Campus policy (issue 14 item 6).
 mod policy;
-/// Meter replacement (issue 14 item 3).
-mod replace;
 /// No-cut and power-off hours on the policy page (issue 14 item 6, part 3).
 pub(crate) mod policy_windows;
+/// Meter replacement (issue 14 item 3).
+mod replace;
 mod shifts;
 // Issue 14 item 7: reports, their charts and exports (`dormwatt report` reuses them).
 mod report_chart;
