@@ -694,9 +694,8 @@ pub async fn flag(
         .execute(c)
         .await?
         .rows_affected());
-        let m =
-            on_tx!(&mut tx, |c| {
-                sqlx::query(
+        let m = on_tx!(&mut tx, |c| {
+            sqlx::query(
             "update meter set purchase_seq_last = $2 - 1 where id = $1 and purchase_seq_last = $2"
         )
         .bind(meter_id.get())
@@ -704,7 +703,7 @@ pub async fn flag(
         .execute(c)
         .await?
         .rows_affected()
-            });
+        });
         if n != 1 || m != 1 {
             return Err(Error::Conflict(format!(
                 "purchase {seq} of subsidy {id} cannot be given back"
