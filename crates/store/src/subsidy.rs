@@ -74,6 +74,7 @@ pub struct RunSummary {
 #[derive(sqlx::FromRow)]
 struct Eligible {
     room_id: i64,
+    done: bool,
     meter_id: Option<i64>,
     centikwh: i64,
 }
@@ -103,6 +104,7 @@ pub async fn run(
     let eligible: Vec<Eligible> = on_db!(db, |p| {
         sqlx::query_as(
         "select r.id as room_id,
+                exists (select 1 from subsidy s where s.room_id = r.id and s.month = $2) as done,
                 (select min(m.id) from meter m where m.room_id = r.id and m.retired_at_ms is null
                    and m.bus_id is not null) as meter_id,
                 coalesce(cpb.subsidy_centikwh_per_month, cpa.subsidy_centikwh_per_month, 0) as centikwh
@@ -126,7 +128,10 @@ pub async fn run(
         centikwh: 0,
     };
     for e in &eligible {
+        // A room credited before is skipped without a transaction (the
+        // worker runs this every few minutes); the unique key still guards.
         let credited = match e.meter_id {
+            Some(_) if e.done => false,
             Some(meter_id) => {
                 credit(db, e.room_id, meter_id, &month, e.centikwh, actor, now_ms).await?
             }
