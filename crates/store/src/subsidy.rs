@@ -116,6 +116,7 @@ pub async fn run(
          order by r.id"
     )
     .bind(area.map(AreaId::get))
+    .bind(&month)
     .fetch_all(p)
     .await?
     });

@@ -819,3 +819,21 @@ staff-replace-never-read = The old meter's balance was never read, so the energy
 staff-replace-final-below-last = The final reading is below the meter's last reading.
 staff-replace-reason-missing = Write the reason for the replacement.
 staff-replace-reason-too-long = The reason is too long: at most 500 characters.
+
+## Free monthly allowance (issue 14 item 6): /staff/policy, the student's records
+staff-subsidy-title = Free monthly allowance
+staff-subsidy-intro = Each room's meter is credited its allowance once per calendar month (campus time), on the 1st or as soon as the server is up after it. This month: { $month }.
+staff-subsidy-kwh = kWh per room per month
+staff-subsidy-inherit = as the area (none if unset)
+staff-subsidy-save = Save allowance
+staff-subsidy-run = Run { $month } now
+staff-subsidy-done = The allowance is saved; it applies from the next run.
+staff-subsidy-ran = { $month }: { $credited } of { $rooms } rooms credited now ({ $kwh } kWh), { $skipped } skipped (credited before, or no meter on a bus). Each room is credited once per month.
+staff-subsidy-bad-kwh = The allowance is a number of kWh from 0 to 1000 with up to two decimals.
+staff-subsidy-issued = Allowance issued
+staff-subsidy-issued-empty = No allowance issued in the last twelve months.
+staff-subsidy-month = Month
+staff-subsidy-building = Building
+staff-subsidy-rooms = Rooms
+staff-subsidy-kwh-total = kWh
+staff-subsidy-delivered = kWh delivered

@@ -803,3 +803,21 @@ staff-replace-never-read = 旧电表的余额从未抄读过，无法确定要�
 staff-replace-final-below-last = 最终读数低于该电表最后一次抄读的读数。
 staff-replace-reason-missing = 请填写更换原因。
 staff-replace-reason-too-long = 原因太长：最多 500 个字符。
+
+## 每月免费电量（issue 14 item 6）：/staff/policy、学生的记录
+staff-subsidy-title = 每月免费电量
+staff-subsidy-intro = 每个房间的电表每个自然月（校区时间）发放一次免费电量：每月 1 日，或服务器在此之后启动时。本月：{ $month }。
+staff-subsidy-kwh = 每间每月 kWh
+staff-subsidy-inherit = 同校区（未设置则无）
+staff-subsidy-save = 保存免费电量
+staff-subsidy-run = 立即发放 { $month }
+staff-subsidy-done = 免费电量已保存，下次发放时生效。
+staff-subsidy-ran = { $month }：{ $rooms } 间房间中本次发放 { $credited } 间（{ $kwh } kWh），跳过 { $skipped } 间（已发放过，或电表不在总线上）。每个房间每月只发放一次。
+staff-subsidy-bad-kwh = 免费电量为 0 至 1000 的 kWh 数，最多两位小数。
+staff-subsidy-issued = 已发放的免费电量
+staff-subsidy-issued-empty = 最近十二个月没有发放免费电量。
+staff-subsidy-month = 月份
+staff-subsidy-building = 楼栋
+staff-subsidy-rooms = 房间数
+staff-subsidy-kwh-total = kWh
+staff-subsidy-delivered = 已送达 kWh

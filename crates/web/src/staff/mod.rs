@@ -32,6 +32,8 @@ mod meters;
 mod orders;
 /// Campus policy (issue 14 item 6).
 mod policy;
+/// The free monthly allowance on the policy page (issue 14 item 6).
+mod policy_subsidy;
 /// Meter replacement (issue 14 item 3).
 mod replace;
 mod shifts;
@@ -197,6 +199,9 @@ pub fn router() -> Router<AppState> {
         .route("/staff/policy/prices", post(policy::schedule))
         .route("/staff/policy/prices/{id}/withdraw", post(policy::withdraw))
         .route("/staff/policy/low-balance", post(policy::low_balance))
+        // The free monthly allowance (issue 14 item 6).
+        .route("/staff/policy/subsidy", post(policy_subsidy::set))
+        .route("/staff/policy/subsidy/run", post(policy_subsidy::run))
         // Issue 14 items 4-5: live building view and relay control.
         .route("/staff/buildings", get(buildings::index))
         .route("/staff/buildings/{id}", get(buildings::building))

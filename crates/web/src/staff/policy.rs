@@ -81,7 +81,7 @@ fn parse_fixed(s: &str, decimals: usize) -> Option<i64> {
 }
 
 /// A scope picked in a form: `area` or `b:<building id>`.
-fn parse_scope(area_id: AreaId, s: &str) -> Option<Scope> {
+pub(super) fn parse_scope(area_id: AreaId, s: &str) -> Option<Scope> {
     match s {
         "area" => Some(Scope {
             area_id,
@@ -98,7 +98,7 @@ fn parse_scope(area_id: AreaId, s: &str) -> Option<Scope> {
 }
 
 /// Where a scope's change takes effect, for the permission check.
-fn place_of(scope: Scope) -> Place {
+pub(super) fn place_of(scope: Scope) -> Place {
     match scope.building_id {
         Some(b) => Place::Building(scope.area_id, BuildingId::new(b)),
         None => Place::Area(scope.area_id),
@@ -153,6 +153,8 @@ struct PolicyPage {
     min_date: String,
     error: Option<String>,
     notice: Option<String>,
+    /// The free monthly allowance (super::policy_subsidy).
+    subsidy: super::policy_subsidy::SubsidyPart,
 }
 
 /// Query of the page.
@@ -172,12 +174,13 @@ pub async fn page(
         Some("price") => Some(op.l.t("staff-policy-price-done")),
         Some("withdrawn") => Some(op.l.t("staff-policy-withdrawn")),
         Some("low") => Some(op.l.t("staff-policy-low-done")),
+        Some("subsidy") => Some(op.l.t("staff-subsidy-done")),
         _ => None,
     };
     render(&state, &op, q.area_id, None, notice).await
 }
 
-async fn render(
+pub(super) async fn render(
     state: &AppState,
     op: &CurrentOperator,
     area_id: Option<i64>,
@@ -295,6 +298,19 @@ async fn render(
             }
         })
         .collect();
+    let subsidy = super::policy_subsidy::part(
+        state,
+        op,
+        l,
+        area.id,
+        &area.time_zone,
+        &buildings
+            .iter()
+            .map(|b| (b.id, b.name_zh.clone(), b.name_en.clone()))
+            .collect::<Vec<_>>(),
+        now,
+    )
+    .await?;
     let tomorrow = domain::time::local_date(now, tz).tomorrow().ok();
     let failed = error.is_some();
     html_with_status(
@@ -317,6 +333,7 @@ async fn render(
             min_date: tomorrow.map(|d| d.to_string()).unwrap_or_default(),
             error,
             notice,
+            subsidy,
         },
         failed,
     )
