@@ -67,6 +67,15 @@ async fn the_allowance_is_set_and_the_button_credits_each_room_once() {
         assert_eq!(app.count("select count(*) from subsidy").await, rooms);
         assert_eq!(app.audit("subsidy_run").await.len(), 1);
         assert!(store::ledger::check(&app.db).await.unwrap().is_empty());
+        // The "subsidy issued" report lists the month: rooms and kWh.
+        let (s, html) = app.text(&admin, "/staff/reports/subsidy").await;
+        assert_eq!(s, StatusCode::OK, "{html}");
+        let kwh = format!("{}.00", rooms * 10);
+        assert!(html.contains(&kwh), "{kwh}: {html}");
+        let r = app.get(Some(&admin), "/staff/reports/subsidy.csv").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let csv = r.text().await.unwrap();
+        assert!(csv.contains(&kwh), "{csv}");
     })
     .await;
 }
