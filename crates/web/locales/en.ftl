@@ -843,3 +843,6 @@ staff-report-col-month = Month
 staff-report-col-rooms = Rooms
 staff-report-col-subsidy-kwh = Allowance (kWh)
 staff-report-col-delivered-kwh = Delivered (kWh)
+records-allowance = Free monthly allowance { $kwh } kWh
+records-allowance-delivered = In the meter
+records-allowance-pending = On its way

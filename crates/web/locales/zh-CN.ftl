@@ -827,3 +827,6 @@ staff-report-col-month = 月份
 staff-report-col-rooms = 房间数
 staff-report-col-subsidy-kwh = 免费电量（kWh）
 staff-report-col-delivered-kwh = 已送达（kWh）
+records-allowance = 每月免费电量 { $kwh } kWh
+records-allowance-delivered = 已到电表
+records-allowance-pending = 下发中

@@ -6,8 +6,23 @@
 
 mod common;
 
-use common::staff::{each_db, redirects_to};
+use common::staff::{StaffApp, bound_student, each_db, first_meter, redirects_to};
 use reqwest::StatusCode;
+
+/// A logged-in student bound to `address`: its `Cookie` header.
+async fn student_cookie(app: &StaffApp, address: &str) -> String {
+    let now = store::now_ms();
+    let s = bound_student(&app.db, "subsidy-student", address, now).await;
+    let settings = web::Settings::new("http://x", domain::time::CampusTz::default(), false);
+    let state = web::AppState::new(app.db.clone(), settings, None);
+    let set = web::session::start(&state, s.id).await.expect("session");
+    set.to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
 
 #[tokio::test]
 async fn the_allowance_is_set_and_the_button_credits_each_room_once() {
@@ -67,6 +82,13 @@ async fn the_allowance_is_set_and_the_button_credits_each_room_once() {
         assert_eq!(app.count("select count(*) from subsidy").await, rooms);
         assert_eq!(app.audit("subsidy_run").await.len(), 1);
         assert!(store::ledger::check(&app.db).await.unwrap().is_empty());
+        // The student sees it in the records.
+        let (address, _) = first_meter(&app.db, 1).await;
+        let cookie = student_cookie(&app, &address).await;
+        let r = app.get_with(Some(&cookie), "/records").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let html = r.text().await.unwrap();
+        assert!(html.contains("每月免费电量 10.00 kWh"), "{html}");
         // The "subsidy issued" report lists the month: rooms and kWh.
         let (s, html) = app.text(&admin, "/staff/reports/subsidy").await;
         assert_eq!(s, StatusCode::OK, "{html}");
