@@ -89,6 +89,12 @@ async fn the_allowance_is_set_and_the_button_credits_each_room_once() {
         assert_eq!(r.status(), StatusCode::OK);
         let html = r.text().await.unwrap();
         assert!(html.contains("每月免费电量 10.00 kWh"), "{html}");
+        let r = app.get_with(Some(&cookie), "/overview").await;
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("id=allowance") && html.contains("每月免费电量 10.00 kWh"),
+            "{html}"
+        );
         // The "subsidy issued" report lists the month: rooms and kWh.
         let (s, html) = app.text(&admin, "/staff/reports/subsidy").await;
         assert_eq!(s, StatusCode::OK, "{html}");

@@ -59,6 +59,13 @@ pub async fn overview(
         store::policy::next_change(state.db(), m.meter_id, now, m.unit_price_centifen_per_kwh)
             .await?
             .map(|(p, at)| super::price_change_text(lang, p, at, tz));
+    // The free monthly allowance of this month (issue 14 item 6).
+    let this_month = format!("{:04}-{:02}", today_date.year(), today_date.month());
+    let allowance = store::subsidy::of_room_of_meter(state.db(), m.meter_id, 1)
+        .await?
+        .into_iter()
+        .find(|c| c.month == this_month)
+        .map(|c| domain::CentiKwh::new(c.centikwh).to_string());
 
     let month_usage: i64 = days
         .iter()
@@ -132,6 +139,7 @@ pub async fn overview(
         notices,
         price: super::fmt_price(m.unit_price_centifen_per_kwh),
         price_next,
+        allowance,
         m: &m,
     };
     html(&page)
@@ -160,6 +168,8 @@ struct OverviewPage<'a> {
     price: String,
     /// Its next change: "自 12月1日起 0.60 元/kWh".
     price_next: Option<String>,
+    /// This month's free allowance (kWh), once credited.
+    allowance: Option<String>,
 }
 
 /// "At the recent rate this lasts about N days".
