@@ -59,6 +59,11 @@ pub enum TransferKind {
     EnergyCarried,
     /// The successor confirmed the carried energy.
     CarryDelivered,
+    /// A room's free monthly allowance, owed to its meter (one per
+    /// subsidy, not per order).
+    SubsidyCredited,
+    /// The meter confirmed the allowance.
+    SubsidyDelivered,
 }
 
 impl TransferKind {
@@ -73,6 +78,8 @@ impl TransferKind {
             Self::Refund => "refund",
             Self::EnergyCarried => "energy_carried",
             Self::CarryDelivered => "carry_delivered",
+            Self::SubsidyCredited => "subsidy_credited",
+            Self::SubsidyDelivered => "subsidy_delivered",
         }
     }
 }
@@ -108,6 +115,8 @@ pub mod account {
     pub const REFUNDS: &str = "refunds";
     /// Source of energy sold.
     pub const ENERGY_ISSUED: &str = "energy_issued";
+    /// Source of the free monthly allowance (goes negative).
+    pub const SUBSIDY_ISSUED: &str = "subsidy_issued";
 
     /// Energy owed to a meter and not yet confirmed.
     pub fn in_flight(meter: MeterId) -> String {
@@ -236,6 +245,29 @@ pub fn on_carry_delivered(new: MeterId, carried: CentiKwh) -> Transfer {
         account::in_flight(new),
         account::delivered(new),
         carried.get(),
+        Unit::CentiKwh,
+    )
+}
+
+/// Transfer written in the transaction that credits a room's free monthly
+/// allowance to its meter: owed like a sold purchase.
+pub fn on_subsidy_credited(meter: MeterId, energy: CentiKwh) -> Transfer {
+    t(
+        TransferKind::SubsidyCredited,
+        account::SUBSIDY_ISSUED.to_owned(),
+        account::in_flight(meter),
+        energy.get(),
+        Unit::CentiKwh,
+    )
+}
+
+/// Transfer written when the meter confirmed the allowance.
+pub fn on_subsidy_delivered(meter: MeterId, energy: CentiKwh) -> Transfer {
+    t(
+        TransferKind::SubsidyDelivered,
+        account::in_flight(meter),
+        account::delivered(meter),
+        energy.get(),
         Unit::CentiKwh,
     )
 }

@@ -20,6 +20,7 @@ mod cmd_operator;
 mod cmd_prune;
 mod cmd_report;
 mod cmd_simulate;
+mod cmd_subsidy;
 mod config;
 // Issue 16 item 1: the head-end counters /metrics reads.
 mod metrics_source;
@@ -65,13 +66,16 @@ enum Command {
     Demo(run::ServeArgs),
     /// Describe the installation (totals, meters per building, online meters, open orders).
     Status(run::StatusArgs),
-    /// Check the ledger invariants I1–I12 and the audit log's hash chain on the database.
+    /// Check the ledger invariants I1–I14 and the audit log's hash chain on the database.
     CheckLedger(run::StatusArgs),
     /// Staff operators of the console: add (password from stdin), list, disable.
     #[command(subcommand)]
     Operator(cmd_operator::OperatorCommand),
     /// Bulk-register buildings, rooms, gateways or meters from XLSX/CSV (docs/IMPORT.md).
     Import(cmd_import::ImportArgs),
+    /// The free monthly allowance: `subsidy run [--month YYYY-MM] [--json]`.
+    #[command(subcommand)]
+    Subsidy(cmd_subsidy::SubsidyCommand),
     /// A console report (sales, usage, read-success, trips, offline) as CSV/XLSX/JSON on stdout.
     Report(cmd_report::ReportArgs),
     /// Decode or build DL/T 645-2007 frames (for field engineers).

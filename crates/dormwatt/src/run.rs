@@ -200,7 +200,7 @@ pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
                     );
                 } else {
                     if v.is_empty() {
-                        println!("ledger invariants I1–I12 hold");
+                        println!("ledger invariants I1–I14 hold");
                     } else {
                         for x in &v {
                             println!("{}: {}", x.invariant, x.detail);
@@ -235,6 +235,10 @@ pub fn dispatch(cfg: Config, cmd: Command) -> anyhow::Result<ExitCode> {
             }
             Command::Import(args) => {
                 crate::cmd_import::run(&connect_migrated(&cfg).await?, args).await
+            }
+            Command::Subsidy(c) => {
+                let db = connect_migrated(&cfg).await?;
+                crate::cmd_subsidy::run(&db, &cfg.time_zone, c).await
             }
             Command::Report(args) => {
                 let db = connect_migrated(&cfg).await?;

@@ -7,6 +7,7 @@
 //! | `overdue`, `expire`, `reconcile`, `refund`, `bill` | orders | `payment.worker_interval_s` | see `service::workers::order_workers` |
 //! | `low_balance` | headend | 60 s | one statement per tick (once per crossing, deduplicated) |
 //! | `wechat_notify` | orders | `wechat.interval_ms` | `wechat.batch` outbox rows, leased (`service::wechat_notify`); only with `web.wechat_appid` |
+//! | `subsidy` | orders | 5 min | the current month's free allowance of every area: rooms credited already cost nothing, the others one transaction each (`store::subsidy::run_current`; safe on every node through the unique (room, month)) |
 //! | `prune` | orders | `retention.interval_s` | a pass of delete statements of `retention.batch_rows` rows each (`store::retention`) |
 //! | `schedule` | headend | 30 s | 200 meters (`service::schedule`: no-cut and power-off hours) |
 //! | `headend` | headend | `headend.deliver_poll_ms` | `headend.deliver_concurrency` deliveries; plus one task per gateway and bus; staff relay commands every `headend.relay_poll_ms`, `headend.relay_batch` at a time |
@@ -111,6 +112,37 @@ fn wechat_worker(db: store::Db, w: WechatSender) -> WorkerSpec {
 }
 // end issue 15 (wechat notifications)
 
+/// How often the current month's free allowance is looked at: it is run
+/// on the 1st of the month, or as soon as a node is up after it.
+const SUBSIDY_INTERVAL: Duration = Duration::from_secs(300);
+
+/// The free-allowance worker (issue 14 item 6): every node, every
+/// [`SUBSIDY_INTERVAL`], `store::subsidy::run_current` for every area.
+fn subsidy_worker(db: store::Db) -> WorkerSpec {
+    WorkerSpec::tick_with(
+        "subsidy",
+        Role::Orders,
+        SUBSIDY_INTERVAL,
+        1,
+        db,
+        |db, now_ms| async move {
+            let actor = store::audit::Actor {
+                operator_id: None,
+                name: "(subsidy worker)".to_owned(),
+                client_ip: "local".to_owned(),
+            };
+            match store::subsidy::run_current(&db, None, &actor, now_ms).await {
+                Ok(runs) => {
+                    for r in runs.iter().filter(|r| r.credited > 0) {
+                        tracing::info!(month = %r.month, rooms = r.rooms, credited = r.credited, kwh = %r.kwh, "free monthly allowance credited");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "subsidy run failed; the next tick retries"),
+            }
+        },
+    )
+}
+
 /// The roles of this node.
 pub fn roles(runs_headend: bool) -> Vec<Role> {
     let mut roles = vec![Role::Orders];
@@ -144,6 +176,8 @@ pub fn all(
     if let Some(p) = prune {
         list.push(prune_worker(svc.db().clone(), p));
     }
+    // issue 14 item 6 (subsidy): the free monthly allowance.
+    list.push(subsidy_worker(svc.db().clone()));
     list.push(WorkerSpec::tick_with(
         "low_balance",
         Role::Headend,

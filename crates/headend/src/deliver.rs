@@ -168,7 +168,10 @@ impl Worker {
         for job in jobs {
             let parsed = parse_payload(&job.payload)
                 .map(|(o, m)| (Subject::Order(o), m))
-                .or_else(|| parse_carry_payload(&job.payload).map(|(r, m)| (Subject::Carry(r), m)));
+                .or_else(|| parse_carry_payload(&job.payload).map(|(r, m)| (Subject::Carry(r), m)))
+                .or_else(|| {
+                    parse_subsidy_payload(&job.payload).map(|(s, m)| (Subject::Subsidy(s), m))
+                });
             let Some((subject, meter_id)) = parsed else {
                 tracing::error!(job.id = job.id.get(), "delivery job with a bad payload");
                 let _ = store::jobs::fail(
@@ -244,6 +247,8 @@ impl Worker {
         let order_id = match subject {
             Subject::Order(o) => o,
             Subject::Carry(r) => -r,
+            // A free allowance as its id below -10^12 (never a replacement's).
+            Subject::Subsidy(id) => -1_000_000_000_000 - id,
         };
         let Some(route) = self.routes.get(meter_id) else {
             let now = self.clock.now_ms();
@@ -266,6 +271,9 @@ impl Worker {
             }
             Subject::Carry(r) => {
                 deliver_carry_once(&ctx, job, r, meter_id, &route.bus, route.address).await
+            }
+            Subject::Subsidy(id) => {
+                deliver_subsidy_once(&ctx, job, id, meter_id, &route.bus, route.address).await
             }
         };
         let now = self.clock.now_ms();
@@ -678,6 +686,8 @@ enum Subject {
     Order(i64),
     /// The energy a meter replacement carried to the new meter.
     Carry(i64),
+    /// A room's free monthly allowance (store::subsidy).
+    Subsidy(i64),
 }
 
 /// Runs one delivery attempt of the energy replacement `replacement_id`
@@ -809,6 +819,133 @@ pub(crate) fn parse_carry_payload(payload: &str) -> Option<(i64, i64)> {
     ))
 }
 
+/// Runs one delivery attempt of free allowance `subsidy_id` to its meter
+/// `meter_id` (store::subsidy), exactly like a replacement's carried
+/// energy: the read-back decides, every write is fenced by the lease.
+pub async fn deliver_subsidy_once<B: MeterBus>(
+    ctx: &Ctx<'_>,
+    job: &Job,
+    subsidy_id: i64,
+    meter_id: i64,
+    bus: &B,
+    address: Address,
+) -> Recorded {
+    let outcome = match attempt_subsidy(ctx, job, subsidy_id, meter_id, bus, address).await {
+        Ok(o) => o,
+        Err(Error::Store(e @ store::Error::LeaseLost(_))) => return Recorded::NotRecorded(e),
+        Err(e) => Outcome::Retry(e.to_string()),
+    };
+    let now = ctx.clock.now_ms();
+    let db = ctx.db;
+    let meter = MeterId::new(meter_id);
+    let r = match outcome {
+        Outcome::Delivered(ev, at) => store::subsidy::complete(db, subsidy_id, job, meter, ev, now)
+            .await
+            .map(|changed| {
+                if changed {
+                    Recorded::Delivered {
+                        paid_at_ms: at,
+                        purchase: ev.purchase_count,
+                    }
+                } else {
+                    Recorded::AlreadyDone
+                }
+            }),
+        Outcome::Alarm(kind, detail) => {
+            store::subsidy::flag(db, subsidy_id, job, meter, kind, &detail, None, now)
+                .await
+                .map(|()| Recorded::Flagged(kind, detail))
+        }
+        Outcome::Refused { seq, count, detail } => store::subsidy::flag(
+            db,
+            subsidy_id,
+            job,
+            meter,
+            "recharge_refused",
+            &detail,
+            Some(seq),
+            now,
+        )
+        .await
+        .map(|()| Recorded::Refused { seq, count }),
+        Outcome::Wait(why) => {
+            store::jobs::wait(db, job, &why, now + ctx.cfg.deliver_backoff_cap_ms, now)
+                .await
+                .map(|()| Recorded::Waiting(why))
+        }
+        Outcome::Retry(why) => {
+            store::jobs::fail(db, job, &why, now, ctx.cfg.deliver_backoff_cap_ms)
+                .await
+                .map(|_| Recorded::Retry(why))
+        }
+        Outcome::Done => {
+            let r = async {
+                let mut tx = db.begin().await?;
+                store::jobs::complete(&mut tx, job, now).await?;
+                tx.commit().await
+            };
+            r.await.map(|()| Recorded::Done)
+        }
+    };
+    r.unwrap_or_else(Recorded::NotRecorded)
+}
+
+async fn attempt_subsidy<B: MeterBus>(
+    ctx: &Ctx<'_>,
+    job: &Job,
+    subsidy_id: i64,
+    meter_id: i64,
+    bus: &B,
+    address: Address,
+) -> Result<Outcome, Error> {
+    let route = Link { bus, address };
+    let Some(t) = store::subsidy::target(ctx.db, subsidy_id).await? else {
+        return Ok(Outcome::Alarm(
+            "seq_gap",
+            "free allowance vanished".to_owned(),
+        ));
+    };
+    if t.delivered {
+        return Ok(Outcome::Done);
+    }
+    if t.meter_id.get() != meter_id {
+        return Ok(Outcome::Alarm(
+            "seq_gap",
+            "job and free allowance disagree on the meter".to_owned(),
+        ));
+    }
+    let count = read_count(&route).await?;
+    let seq = match t.purchase_seq {
+        Some(s) => s,
+        None => {
+            store::meters::set_purchase_count(ctx.db, t.meter_id, count, ctx.clock.now_ms())
+                .await?;
+            match store::subsidy::assign_seq(ctx.db, subsidy_id).await? {
+                Assignment::Assigned(s) => s,
+                Assignment::Wait(why) => return Ok(Outcome::Wait(why)),
+                Assignment::NotDeliverable(_) => return Ok(Outcome::Done),
+            }
+        }
+    };
+    send_until_settled(
+        ctx,
+        job,
+        &route,
+        seq,
+        count,
+        t.centikwh.get(),
+        t.room_id.get(),
+        Some(t.at_ms),
+    )
+    .await
+}
+
+/// `{"subsidy_id":…,"meter_id":…}` (store::subsidy::job_key jobs).
+pub(crate) fn parse_subsidy_payload(payload: &str) -> Option<(i64, i64)> {
+    let v: serde_json::Value = serde_json::from_str(payload).ok()?;
+    Some((v.get("subsidy_id")?.as_i64()?, v.get("meter_id")?.as_i64()?))
+}
+
 /// `{"order_id":…,"meter_id":…}`.
 pub(crate) fn parse_payload(payload: &str) -> Option<(i64, i64)> {
     let v: serde_json::Value = serde_json::from_str(payload).ok()?;
@@ -830,6 +967,14 @@ mod tests {
         );
         assert_eq!(
             super::parse_payload(r#"{"replacement_id":4,"meter_id":9}"#),
+            None
+        );
+        assert_eq!(
+            super::parse_subsidy_payload(r#"{"subsidy_id":5,"meter_id":9}"#),
+            Some((5, 9))
+        );
+        assert_eq!(
+            super::parse_carry_payload(r#"{"subsidy_id":5,"meter_id":9}"#),
             None
         );
     }

@@ -61,6 +61,33 @@ pub async fn insert_for_replacement(
     Ok(())
 }
 
+/// Writes a transfer of subsidy `subsidy_id` (a room's free monthly
+/// allowance) in the caller's transaction; unique per (subsidy, kind).
+pub async fn insert_for_subsidy(
+    tx: &mut Tx,
+    subsidy_id: i64,
+    t: &Transfer,
+    now_ms: i64,
+) -> Result<()> {
+    on_tx!(tx, |c| {
+        sqlx::query(
+            "insert into ledger_transfer (subsidy_id, kind, debit_account, credit_account, amount, unit, created_at_ms)
+             values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(subsidy_id)
+        .bind(t.kind.as_str())
+        .bind(&t.debit)
+        .bind(&t.credit)
+        .bind(t.amount)
+        .bind(t.unit.as_str())
+        .bind(now_ms)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(())
+}
+
 /// The balance of one account (credits minus debits) in one unit.
 pub async fn balance(db: &Db, account: &str, unit: &str) -> Result<i64> {
     Ok(on_db!(db, |p| {
@@ -270,6 +297,21 @@ pub async fn check(db: &Db) -> Result<Vec<Violation>> {
     // old meter's `delivered` to the new meter's `in_flight`; and, once the
     // new meter confirmed it, from there to the new meter's `delivered`.
     add("I13", strings(db, REPLACEMENT_LEDGER_MISMATCH).await?);
+    // I14: a credited free allowance is owed to its meter exactly once
+    // (`subsidy_credited`, `subsidy_issued` → `in_flight:<meter>`) and, once
+    // the meter confirmed it, delivered exactly once (`subsidy_delivered`);
+    // at most one allowance per room and month.
+    add("I14", strings(db, SUBSIDY_LEDGER_MISMATCH).await?);
+    add(
+        "I14",
+        strings(
+            db,
+            "select 'room ' || cast(room_id as text) || ' has ' || cast(count(*) as text)
+                    || ' allowances for ' || month
+             from subsidy group by room_id, month having count(*) > 1",
+        )
+        .await?,
+    );
     Ok(v)
 }
 
@@ -300,6 +342,34 @@ const REPLACEMENT_LEDGER_MISMATCH: &str = "select 'replacement ' || cast(r.id as
         else k.delivered <> r.carried_centikwh
              or k.delivered_from <> 'in_flight:' || cast(r.new_meter_id as text)
              or k.delivered_to <> 'delivered:' || cast(r.new_meter_id as text)
+    end";
+
+const SUBSIDY_LEDGER_MISMATCH: &str = "select 'subsidy ' || cast(s.id as text) || ' of ' || s.month || ' ('
+        || cast(s.centikwh as text) || ' centikWh, '
+        || case when s.delivered_at_ms is null then 'not delivered' else 'delivered' end
+        || ') but its ledger has [' || coalesce(k.kinds, '') || ']'
+    from subsidy s
+    left join (
+        select subsidy_id,
+               cast(count(*) as bigint) as n,
+               cast(sum(case when kind = 'subsidy_credited' and unit = 'centikwh' then amount else 0 end) as bigint) as credited,
+               cast(sum(case when kind = 'subsidy_delivered' and unit = 'centikwh' then amount else 0 end) as bigint) as delivered,
+               min(case when kind = 'subsidy_credited' then debit_account end) as credited_from,
+               min(case when kind = 'subsidy_credited' then credit_account end) as credited_to,
+               min(case when kind = 'subsidy_delivered' then debit_account end) as delivered_from,
+               min(case when kind = 'subsidy_delivered' then credit_account end) as delivered_to,
+               min(kind) || '..' || max(kind) as kinds
+        from ledger_transfer where subsidy_id is not null group by subsidy_id
+    ) k on k.subsidy_id = s.id
+    where case
+        when coalesce(k.n, 0) <> (case when s.delivered_at_ms is null then 1 else 2 end) then 1 = 1
+        when k.credited <> s.centikwh
+             or k.credited_from <> 'subsidy_issued'
+             or k.credited_to <> 'in_flight:' || cast(s.meter_id as text) then 1 = 1
+        when s.delivered_at_ms is null then 1 = 0
+        else k.delivered <> s.centikwh
+             or k.delivered_from <> 'in_flight:' || cast(s.meter_id as text)
+             or k.delivered_to <> 'delivered:' || cast(s.meter_id as text)
     end";
 
 /// Orders whose ledger rows do not match their state: the set of transfer

@@ -60,6 +60,8 @@ pub mod shifts;
 /// Orders for staff: search and story (issue 13 item 4).
 pub mod story;
 pub mod students;
+/// The free monthly allowance and its delivery (issue 14 item 6, E4).
+pub mod subsidy;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 /// WeChat template-message outbox, follow state, preferences (issue 15).

@@ -303,12 +303,15 @@ async fn create_in(tx: &mut Tx, req: &NewOrder<'_>, now_ms: i64) -> Result<Order
     // Energy that may still reach the meter counts against its limit: paid
     // but undelivered orders, and unpaid ones (a payment may still arrive,
     // even after the order closed — that case is the meter's refusal path),
-    // and energy a replacement carried to it not yet delivered.
+    // and energy a replacement carried to it (or a free allowance) not yet
+    // delivered.
     let (pending, unpaid): (i64, i64) = on_tx!(tx, |c| {
         sqlx::query_as(
         "select coalesce(cast(sum(kwh * 100) as bigint), 0)
                   + coalesce((select cast(sum(r.carried_centikwh) as bigint) from meter_replacement r
-                              where r.new_meter_id = $1 and r.delivered_at_ms is null), 0),
+                              where r.new_meter_id = $1 and r.delivered_at_ms is null), 0)
+                  + coalesce((select cast(sum(s.centikwh) as bigint) from subsidy s
+                              where s.meter_id = $1 and s.delivered_at_ms is null), 0),
                 coalesce(cast(sum(case when state = 'unpaid' then 1 else 0 end) as bigint), 0)
          from orders where meter_id = $1 and state in ('unpaid', 'charging', 'delayed')"
     )
@@ -726,6 +729,10 @@ pub async fn assign_purchase_seq(db: &Db, order_id: OrderId, now_ms: i64) -> Res
         return Ok(Assignment::Wait(format!(
             "waiting for purchase {seq} of this meter (order {other}) to settle"
         )));
+    }
+    // A free allowance holding a number (crate::subsidy) settles first.
+    if let Some(why) = crate::subsidy::number_held(&mut tx, meter_id, Some(order_id), None).await? {
+        return Ok(Assignment::Wait(why));
     }
     // A replaced meter's carried energy goes to its successor first
     // (crate::replace): it was in the old meter before any order for the

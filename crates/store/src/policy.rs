@@ -133,7 +133,10 @@ impl From<sqlx::Error> for ScheduleError {
 
 /// Checks that `scope` names an existing area and, if a building, one of
 /// that area's.
-async fn check_scope(tx: &mut crate::Tx, scope: Scope) -> std::result::Result<(), ScheduleError> {
+pub(crate) async fn check_scope(
+    tx: &mut crate::Tx,
+    scope: Scope,
+) -> std::result::Result<(), ScheduleError> {
     let n: i64 = on_tx!(tx, |c| sqlx::query_scalar(
         "select count(*) from area where id = $1"
     )

@@ -151,7 +151,8 @@ const IN_FLIGHT: &str = "(exists (select 1 from orders o where o.meter_id = $1
      or exists (select 1 from orders o join job j on j.dedup_key = 'deliver:' || cast(o.id as text)
                 where o.meter_id = $1 and j.state = 'queued')
      or exists (select 1 from meter_replacement p where p.new_meter_id = $1
-                and p.carried_centikwh > 0 and p.delivered_at_ms is null))";
+                and p.carried_centikwh > 0 and p.delivered_at_ms is null)
+     or exists (select 1 from subsidy s where s.meter_id = $1 and s.delivered_at_ms is null))";
 
 /// Locks meter `meter_id`'s row on PostgreSQL (SQLite's `BEGIN IMMEDIATE`
 /// holds the database already). Statements after it see every transaction

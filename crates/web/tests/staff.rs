@@ -808,7 +808,10 @@ async fn row_counts(app: &StaffApp) -> Vec<(&'static str, i64)> {
         // No-cut and power-off hours (issue 14 item 6, part 3).
         ("policy_window", "select count(*) from policy_window"),
         // Meter parameter writes (issue 14 item 6, part 4).
-        ("meter_param_command", "select count(*) from meter_param_command"),
+        (
+            "meter_param_command",
+            "select count(*) from meter_param_command",
+        ),
     ] {
         counts.push((table, app.count(sql).await));
     }

@@ -381,7 +381,7 @@ async fn bad_ranges_are_a_400_with_the_reason_and_no_file() {
             )
             .await;
         assert_eq!(r.status(), StatusCode::OK);
-        for path in ["/staff/reports/subsidy", "/staff/reports/sales.pdf"] {
+        for path in ["/staff/reports/unknown", "/staff/reports/sales.pdf"] {
             assert_eq!(
                 app.get(Some(&admin), path).await.status(),
                 StatusCode::NOT_FOUND,

@@ -65,6 +65,13 @@ pub async fn overview(
         .iter()
         .map(|w| crate::staff::policy_windows::student_text(lang, w))
         .collect();
+    // The free monthly allowance of this month (issue 14 item 6).
+    let this_month = format!("{:04}-{:02}", today_date.year(), today_date.month());
+    let allowance = store::subsidy::of_room_of_meter(state.db(), m.meter_id, 1)
+        .await?
+        .into_iter()
+        .find(|c| c.month == this_month)
+        .map(|c| domain::CentiKwh::new(c.centikwh).to_string());
 
     let month_usage: i64 = days
         .iter()
@@ -139,6 +146,7 @@ pub async fn overview(
         price: super::fmt_price(m.unit_price_centifen_per_kwh),
         price_next,
         windows,
+        allowance,
         m: &m,
     };
     html(&page)
@@ -169,6 +177,8 @@ struct OverviewPage<'a> {
     price_next: Option<String>,
     /// "周一至周五 23:30–06:00（至次日） 定时断电", "每天 22:00–08:00 不因欠费断电".
     windows: Vec<String>,
+    /// This month's free allowance (kWh), once credited.
+    allowance: Option<String>,
 }
 
 /// "At the recent rate this lasts about N days".

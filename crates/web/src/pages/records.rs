@@ -22,6 +22,16 @@ struct RecordsPage<'a> {
     shell: Shell<'a>,
     orders: Vec<OrderRow>,
     cancelled: bool,
+    /// The free monthly allowances of the student's rooms (issue 14 item 6).
+    allowances: Vec<AllowanceRow>,
+}
+
+/// One free monthly allowance as listed: "每月免费电量 10.00 kWh".
+struct AllowanceRow {
+    kwh: String,
+    month: String,
+    place: String,
+    delivered: bool,
 }
 
 /// Query of the records page.
@@ -86,10 +96,26 @@ pub async fn page(
                 .then(|| pay_deadline(l, o.expires_at_ms, now, tz)),
         });
     }
+    let mut allowances = Vec::new();
+    for b in store::students::bindings(state.db(), ctx.student.id).await? {
+        for c in store::subsidy::of_room_of_meter(state.db(), b.meter_id, 12).await? {
+            allowances.push(AllowanceRow {
+                kwh: domain::CentiKwh::new(c.centikwh).to_string(),
+                month: c.month,
+                place: format!(
+                    "{} {}",
+                    area_name(l, &b.building_name_zh, &b.building_name_en),
+                    b.room
+                ),
+                delivered: c.delivered_at_ms.is_some(),
+            });
+        }
+    }
     html(&RecordsPage {
         l,
         shell: ctx.shell("records-title", Tab::Records),
         orders: rows,
         cancelled: q.cancelled == Some(1),
+        allowances,
     })
 }

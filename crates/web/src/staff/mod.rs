@@ -34,6 +34,8 @@ mod orders;
 mod params;
 /// Campus policy (issue 14 item 6).
 mod policy;
+/// The free monthly allowance on the policy page (issue 14 item 6).
+mod policy_subsidy;
 /// No-cut and power-off hours on the policy page (issue 14 item 6, part 3).
 pub(crate) mod policy_windows;
 /// Meter replacement (issue 14 item 3).
@@ -210,6 +212,9 @@ pub fn router() -> Router<AppState> {
             get(params::page).post(params::submit),
         )
         .route("/staff/policy/params/confirm", post(params::confirm))
+        // The free monthly allowance (issue 14 item 6).
+        .route("/staff/policy/subsidy", post(policy_subsidy::set))
+        .route("/staff/policy/subsidy/run", post(policy_subsidy::run))
         // Issue 14 items 4-5: live building view and relay control.
         .route("/staff/buildings", get(buildings::index))
         .route("/staff/buildings/{id}", get(buildings::building))

@@ -155,6 +155,8 @@ struct PolicyPage {
     notice: Option<String>,
     /// No-cut and power-off hours (`staff/policy_windows.html`).
     windows: super::policy_windows::Section,
+    /// The free monthly allowance (super::policy_subsidy).
+    subsidy: super::policy_subsidy::SubsidyPart,
 }
 
 /// Query of the page.
@@ -176,6 +178,7 @@ pub async fn page(
         Some("low") => Some(op.l.t("staff-policy-low-done")),
         Some("window") => Some(op.l.t("staff-policy-window-done")),
         Some("window-cleared") => Some(op.l.t("staff-policy-window-cleared")),
+        Some("subsidy") => Some(op.l.t("staff-subsidy-done")),
         _ => None,
     };
     render(&state, &op, q.area_id, None, notice).await
@@ -299,6 +302,19 @@ pub(super) async fn render(
             }
         })
         .collect();
+    let subsidy = super::policy_subsidy::part(
+        state,
+        op,
+        l,
+        area.id,
+        &area.time_zone,
+        &buildings
+            .iter()
+            .map(|b| (b.id, b.name_zh.clone(), b.name_en.clone()))
+            .collect::<Vec<_>>(),
+        now,
+    )
+    .await?;
     let tomorrow = domain::time::local_date(now, tz).tomorrow().ok();
     let failed = error.is_some();
     let windows = super::policy_windows::section(state, l, area.id).await?;
@@ -323,6 +339,7 @@ pub(super) async fn render(
             error,
             notice,
             windows,
+            subsidy,
         },
         failed,
     )

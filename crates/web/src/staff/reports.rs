@@ -43,18 +43,20 @@ pub enum Report {
     Trips,
     /// Meters offline now, by how long.
     Offline,
+    /// The free monthly allowance issued, by month and building.
+    Subsidy,
 }
 
 impl Report {
-    /// Every report, in the index's order. The subsidy report ("subsidy
-    /// issued", issue 14 item 6) joins here as another variant once the
-    /// campus policy's ledger entries exist; until then it is not listed.
-    pub const ALL: [Report; 5] = [
+    /// Every report, in the index's order (the subsidy report, issue 14
+    /// item 6, last).
+    pub const ALL: [Report; 6] = [
         Report::Sales,
         Report::Usage,
         Report::ReadSuccess,
         Report::Trips,
         Report::Offline,
+        Report::Subsidy,
     ];
 
     /// Its name in URLs and on the command line.
@@ -65,6 +67,7 @@ impl Report {
             Report::ReadSuccess => "read-success",
             Report::Trips => "trips",
             Report::Offline => "offline",
+            Report::Subsidy => "subsidy",
         }
     }
 
@@ -81,6 +84,7 @@ impl Report {
             Report::ReadSuccess => "staff-report-read-success",
             Report::Trips => "staff-report-trips",
             Report::Offline => "staff-report-offline",
+            Report::Subsidy => "staff-report-subsidy",
         }
     }
 
@@ -154,6 +158,8 @@ pub enum Data {
     Trips(Vec<rep::TripRow>),
     /// [`Report::Offline`], and the instant it was taken.
     Offline(Vec<rep::OfflineRow>, i64),
+    /// [`Report::Subsidy`]: the months the range's days fall in.
+    Subsidy(Vec<store::subsidy::IssuedRow>),
 }
 
 /// Reads `report` over `range` within `w` (`now_ms`: today, and the
@@ -175,6 +181,15 @@ pub async fn fetch(
         }
         Report::Trips => Data::Trips(rep::trips(db, w, range, tz).await?),
         Report::Offline => Data::Offline(rep::offline(db, w).await?, now_ms),
+        Report::Subsidy => {
+            let month = |day: i64| {
+                let d = date_of_day_number(day);
+                format!("{:04}-{:02}", d.year(), d.month())
+            };
+            Data::Subsidy(
+                store::subsidy::issued(db, w, &month(range.from), &month(range.to)).await?,
+            )
+        }
     })
 }
 
@@ -324,6 +339,27 @@ pub fn sheet(l: Lang, data: &Data, tz: &TimeZone) -> Sheet {
                         text(&r.meter_address),
                         Cell::Num(r.trips),
                         instant_cell(r.last_at_ms, tz),
+                    ]
+                })
+                .collect(),
+        ),
+        Data::Subsidy(rows) => (
+            Report::Subsidy,
+            vec![
+                col("month", ColumnKind::Text, 10),
+                col("building", ColumnKind::Text, 16),
+                col("rooms", ColumnKind::Int, 10),
+                col("subsidy_kwh", ColumnKind::Hundredths, 14),
+                col("delivered_kwh", ColumnKind::Hundredths, 14),
+            ],
+            rows.iter()
+                .map(|r| {
+                    vec![
+                        text(&r.month),
+                        Cell::Text(building_name(l, &r.building_zh, &r.building_en)),
+                        Cell::Num(r.rooms),
+                        Cell::Num(r.centikwh),
+                        Cell::Num(r.delivered_centikwh),
                     ]
                 })
                 .collect(),
