@@ -1063,6 +1063,22 @@ async fn an_auditor_is_refused_every_console_write_route() {
                     ("kind", "power_off"),
                 ],
             ),
+            // The free monthly allowance (issue 14 item 6, part 2).
+            (
+                "/staff/policy/subsidy",
+                "/staff/policy/subsidy".to_owned(),
+                vec![
+                    ("csrf", csrf),
+                    ("area_id", "1"),
+                    ("scope", "area"),
+                    ("kwh", "10"),
+                ],
+            ),
+            (
+                "/staff/policy/subsidy/run",
+                "/staff/policy/subsidy/run".to_owned(),
+                vec![("csrf", csrf), ("area_id", "1")],
+            ),
             // Meter parameter writes (issue 14 item 6, part 4).
             (
                 "/staff/policy/params",
