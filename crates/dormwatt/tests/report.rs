@@ -118,7 +118,7 @@ fn usage_as_json_xlsx_and_csv_agree_and_bad_ranges_are_refused() {
             "2026-12-01",
         ][..],
         &["report", "sales", "--from", "2026-02-30"][..],
-        &["report", "subsidy"][..],
+        &["report", "no-such-report"][..],
         &["report", "usage", "--building", "no such building"][..],
     ] {
         let out = run(&dir, &url, args);
