@@ -343,9 +343,16 @@ fn count(n: usize) -> i64 {
 pub async fn dry_run(
     State(state): State<AppState>,
     op: CurrentOperator,
-    m: Multipart,
+    m: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> StaffResult {
     let l = op.l;
+    // A body that is not multipart at all: one without the permission is
+    // refused as such (403, audited); anyone else's is a forged request.
+    let Ok(m) = m else {
+        op.require(&state, Action::ManageRegistry, Place::Console)
+            .await?;
+        return Err(StaffError::Csrf);
+    };
     let upload = match read_upload(m).await {
         Ok(u) => u,
         // Without a readable token the request is treated as a forged one.
@@ -400,7 +407,9 @@ pub async fn dry_run(
 }
 
 /// The apply form.
-#[derive(Debug, Deserialize)]
+// Fields default so a crafted body reaches the permission gate (403).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ApplyForm {
     csrf: String,
     sha256: String,

@@ -284,7 +284,10 @@ async fn create(
 }
 
 /// The new building form.
-#[derive(Debug, Deserialize)]
+// Every field defaults, so a body without them reaches the permission
+// gate (an auditor gets 403, not 422) and then the row checks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct BuildingForm {
     csrf: String,
     area: String,
@@ -294,7 +297,10 @@ pub struct BuildingForm {
 }
 
 /// The new room form.
-#[derive(Debug, Deserialize)]
+// Every field defaults, so a body without them reaches the permission
+// gate (an auditor gets 403, not 422) and then the row checks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct RoomForm {
     csrf: String,
     area: String,
@@ -304,7 +310,10 @@ pub struct RoomForm {
 }
 
 /// The new gateway form.
-#[derive(Debug, Deserialize)]
+// Every field defaults, so a body without them reaches the permission
+// gate (an auditor gets 403, not 422) and then the row checks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct GatewayForm {
     csrf: String,
     area: String,
@@ -321,7 +330,10 @@ pub struct GatewayForm {
 }
 
 /// The new meter form.
-#[derive(Debug, Deserialize)]
+// Every field defaults, so a body without them reaches the permission
+// gate (an auditor gets 403, not 422) and then the row checks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct MeterForm {
     csrf: String,
     address: String,
@@ -339,7 +351,10 @@ pub struct MeterForm {
 }
 
 /// The meter edit form.
-#[derive(Debug, Deserialize)]
+// Every field defaults, so a body without them reaches the permission
+// gate (an auditor gets 403, not 422) and then the row checks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct EditForm {
     csrf: String,
     #[serde(default)]
@@ -351,7 +366,10 @@ pub struct EditForm {
 }
 
 /// The gateway edit form.
-#[derive(Debug, Deserialize)]
+// Every field defaults, so a body without them reaches the permission
+// gate (an auditor gets 403, not 422) and then the row checks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct GatewayEditForm {
     csrf: String,
     mode: String,
