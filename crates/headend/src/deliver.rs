@@ -270,10 +270,12 @@ impl Worker {
                 deliver_once(&ctx, job, o, meter_id, &route.bus, route.address).await
             }
             Subject::Carry(r) => {
-                deliver_carry_once(&ctx, job, r, meter_id, &route.bus, route.address).await
+                let c = Credit::Carry(r);
+                deliver_credit_once(&ctx, job, c, meter_id, &route.bus, route.address).await
             }
             Subject::Subsidy(id) => {
-                deliver_subsidy_once(&ctx, job, id, meter_id, &route.bus, route.address).await
+                let c = Credit::Subsidy(id);
+                deliver_credit_once(&ctx, job, c, meter_id, &route.bus, route.address).await
             }
         };
         let now = self.clock.now_ms();
@@ -690,18 +692,117 @@ enum Subject {
     Subsidy(i64),
 }
 
-/// Runs one delivery attempt of the energy replacement `replacement_id`
-/// carried to its new meter `meter_id` (store::replace), exactly like a
-/// purchase: the read-back decides, every write is fenced by the lease.
-pub async fn deliver_carry_once<B: MeterBus>(
+/// Energy delivered to a meter without an order: a replacement's carried
+/// energy (store::replace) or a room's free monthly allowance
+/// (store::subsidy). Both are delivered exactly like a purchase — the
+/// read-back decides, every write is fenced by the lease — and differ only
+/// in the store functions that hold their state.
+#[derive(Debug, Clone, Copy)]
+enum Credit {
+    /// Replacement id.
+    Carry(i64),
+    /// Subsidy id.
+    Subsidy(i64),
+}
+
+/// What [`attempt_credit`] needs of a credit's row.
+struct CreditTarget {
+    meter_id: MeterId,
+    room_id: i64,
+    centikwh: i64,
+    purchase_seq: Option<i64>,
+    delivered: bool,
+    at_ms: i64,
+}
+
+impl Credit {
+    /// What the alarms call it.
+    fn noun(self) -> &'static str {
+        match self {
+            Credit::Carry(_) => "replacement",
+            Credit::Subsidy(_) => "free allowance",
+        }
+    }
+
+    async fn target(self, db: &store::Db) -> Result<Option<CreditTarget>, store::Error> {
+        Ok(match self {
+            Credit::Carry(id) => {
+                store::replace::carry_target(db, id)
+                    .await?
+                    .map(|t| CreditTarget {
+                        meter_id: t.meter_id,
+                        room_id: t.room_id.get(),
+                        centikwh: t.centikwh.get(),
+                        purchase_seq: t.purchase_seq,
+                        delivered: t.delivered,
+                        at_ms: t.at_ms,
+                    })
+            }
+            Credit::Subsidy(id) => store::subsidy::target(db, id).await?.map(|t| CreditTarget {
+                meter_id: t.meter_id,
+                room_id: t.room_id.get(),
+                centikwh: t.centikwh.get(),
+                purchase_seq: t.purchase_seq,
+                delivered: t.delivered,
+                at_ms: t.at_ms,
+            }),
+        })
+    }
+
+    async fn assign_seq(self, db: &store::Db) -> Result<Assignment, store::Error> {
+        match self {
+            Credit::Carry(id) => store::replace::assign_carry_seq(db, id).await,
+            Credit::Subsidy(id) => store::subsidy::assign_seq(db, id).await,
+        }
+    }
+
+    async fn complete(
+        self,
+        db: &store::Db,
+        job: &Job,
+        meter: MeterId,
+        ev: DeliveryEvidence,
+        now: i64,
+    ) -> Result<bool, store::Error> {
+        match self {
+            Credit::Carry(id) => store::replace::complete_carry(db, id, job, meter, ev, now).await,
+            Credit::Subsidy(id) => store::subsidy::complete(db, id, job, meter, ev, now).await,
+        }
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "the store functions' arguments")]
+    async fn flag(
+        self,
+        db: &store::Db,
+        job: &Job,
+        meter: MeterId,
+        kind: &str,
+        detail: &str,
+        unapplied_seq: Option<i64>,
+        now: i64,
+    ) -> Result<(), store::Error> {
+        match self {
+            Credit::Carry(id) => {
+                store::replace::flag_carry(db, id, job, meter, kind, detail, unapplied_seq, now)
+                    .await
+            }
+            Credit::Subsidy(id) => {
+                store::subsidy::flag(db, id, job, meter, kind, detail, unapplied_seq, now).await
+            }
+        }
+    }
+}
+
+/// Runs one delivery attempt of `credit` to its meter `meter_id`.
+async fn deliver_credit_once<B: MeterBus>(
     ctx: &Ctx<'_>,
     job: &Job,
-    replacement_id: i64,
+    credit: Credit,
     meter_id: i64,
     bus: &B,
     address: Address,
 ) -> Recorded {
-    let outcome = match attempt_carry(ctx, job, replacement_id, meter_id, bus, address).await {
+    let outcome = match attempt_credit(ctx, job, credit, meter_id, bus, address).await {
         Ok(o) => o,
         Err(Error::Store(e @ store::Error::LeaseLost(_))) => return Recorded::NotRecorded(e),
         Err(e) => Outcome::Retry(e.to_string()),
@@ -711,7 +812,8 @@ pub async fn deliver_carry_once<B: MeterBus>(
     let meter = MeterId::new(meter_id);
     let r = match outcome {
         Outcome::Delivered(ev, at) => {
-            store::replace::complete_carry(db, replacement_id, job, meter, ev, now)
+            credit
+                .complete(db, job, meter, ev, now)
                 .await
                 .map(|changed| {
                     if changed {
@@ -724,23 +826,14 @@ pub async fn deliver_carry_once<B: MeterBus>(
                     }
                 })
         }
-        Outcome::Alarm(kind, detail) => {
-            store::replace::flag_carry(db, replacement_id, job, meter, kind, &detail, None, now)
-                .await
-                .map(|()| Recorded::Flagged(kind, detail))
-        }
-        Outcome::Refused { seq, count, detail } => store::replace::flag_carry(
-            db,
-            replacement_id,
-            job,
-            meter,
-            "recharge_refused",
-            &detail,
-            Some(seq),
-            now,
-        )
-        .await
-        .map(|()| Recorded::Refused { seq, count }),
+        Outcome::Alarm(kind, detail) => credit
+            .flag(db, job, meter, kind, &detail, None, now)
+            .await
+            .map(|()| Recorded::Flagged(kind, detail)),
+        Outcome::Refused { seq, count, detail } => credit
+            .flag(db, job, meter, "recharge_refused", &detail, Some(seq), now)
+            .await
+            .map(|()| Recorded::Refused { seq, count }),
         Outcome::Wait(why) => {
             store::jobs::wait(db, job, &why, now + ctx.cfg.deliver_backoff_cap_ms, now)
                 .await
@@ -763,17 +856,20 @@ pub async fn deliver_carry_once<B: MeterBus>(
     r.unwrap_or_else(Recorded::NotRecorded)
 }
 
-async fn attempt_carry<B: MeterBus>(
+async fn attempt_credit<B: MeterBus>(
     ctx: &Ctx<'_>,
     job: &Job,
-    replacement_id: i64,
+    credit: Credit,
     meter_id: i64,
     bus: &B,
     address: Address,
 ) -> Result<Outcome, Error> {
     let route = Link { bus, address };
-    let Some(t) = store::replace::carry_target(ctx.db, replacement_id).await? else {
-        return Ok(Outcome::Alarm("seq_gap", "replacement vanished".to_owned()));
+    let Some(t) = credit.target(ctx.db).await? else {
+        return Ok(Outcome::Alarm(
+            "seq_gap",
+            format!("{} vanished", credit.noun()),
+        ));
     };
     if t.delivered {
         return Ok(Outcome::Done);
@@ -781,7 +877,7 @@ async fn attempt_carry<B: MeterBus>(
     if t.meter_id.get() != meter_id {
         return Ok(Outcome::Alarm(
             "seq_gap",
-            "job and replacement disagree on the meter".to_owned(),
+            format!("job and {} disagree on the meter", credit.noun()),
         ));
     }
     let count = read_count(&route).await?;
@@ -790,7 +886,7 @@ async fn attempt_carry<B: MeterBus>(
         None => {
             store::meters::set_purchase_count(ctx.db, t.meter_id, count, ctx.clock.now_ms())
                 .await?;
-            match store::replace::assign_carry_seq(ctx.db, replacement_id).await? {
+            match credit.assign_seq(ctx.db).await? {
                 Assignment::Assigned(s) => s,
                 Assignment::Wait(why) => return Ok(Outcome::Wait(why)),
                 Assignment::NotDeliverable(_) => return Ok(Outcome::Done),
@@ -803,8 +899,8 @@ async fn attempt_carry<B: MeterBus>(
         &route,
         seq,
         count,
-        t.centikwh.get(),
-        t.room_id.get(),
+        t.centikwh,
+        t.room_id,
         Some(t.at_ms),
     )
     .await
@@ -817,127 +913,6 @@ pub(crate) fn parse_carry_payload(payload: &str) -> Option<(i64, i64)> {
         v.get("replacement_id")?.as_i64()?,
         v.get("meter_id")?.as_i64()?,
     ))
-}
-
-/// Runs one delivery attempt of free allowance `subsidy_id` to its meter
-/// `meter_id` (store::subsidy), exactly like a replacement's carried
-/// energy: the read-back decides, every write is fenced by the lease.
-pub async fn deliver_subsidy_once<B: MeterBus>(
-    ctx: &Ctx<'_>,
-    job: &Job,
-    subsidy_id: i64,
-    meter_id: i64,
-    bus: &B,
-    address: Address,
-) -> Recorded {
-    let outcome = match attempt_subsidy(ctx, job, subsidy_id, meter_id, bus, address).await {
-        Ok(o) => o,
-        Err(Error::Store(e @ store::Error::LeaseLost(_))) => return Recorded::NotRecorded(e),
-        Err(e) => Outcome::Retry(e.to_string()),
-    };
-    let now = ctx.clock.now_ms();
-    let db = ctx.db;
-    let meter = MeterId::new(meter_id);
-    let r = match outcome {
-        Outcome::Delivered(ev, at) => store::subsidy::complete(db, subsidy_id, job, meter, ev, now)
-            .await
-            .map(|changed| {
-                if changed {
-                    Recorded::Delivered {
-                        paid_at_ms: at,
-                        purchase: ev.purchase_count,
-                    }
-                } else {
-                    Recorded::AlreadyDone
-                }
-            }),
-        Outcome::Alarm(kind, detail) => {
-            store::subsidy::flag(db, subsidy_id, job, meter, kind, &detail, None, now)
-                .await
-                .map(|()| Recorded::Flagged(kind, detail))
-        }
-        Outcome::Refused { seq, count, detail } => store::subsidy::flag(
-            db,
-            subsidy_id,
-            job,
-            meter,
-            "recharge_refused",
-            &detail,
-            Some(seq),
-            now,
-        )
-        .await
-        .map(|()| Recorded::Refused { seq, count }),
-        Outcome::Wait(why) => {
-            store::jobs::wait(db, job, &why, now + ctx.cfg.deliver_backoff_cap_ms, now)
-                .await
-                .map(|()| Recorded::Waiting(why))
-        }
-        Outcome::Retry(why) => {
-            store::jobs::fail(db, job, &why, now, ctx.cfg.deliver_backoff_cap_ms)
-                .await
-                .map(|_| Recorded::Retry(why))
-        }
-        Outcome::Done => {
-            let r = async {
-                let mut tx = db.begin().await?;
-                store::jobs::complete(&mut tx, job, now).await?;
-                tx.commit().await
-            };
-            r.await.map(|()| Recorded::Done)
-        }
-    };
-    r.unwrap_or_else(Recorded::NotRecorded)
-}
-
-async fn attempt_subsidy<B: MeterBus>(
-    ctx: &Ctx<'_>,
-    job: &Job,
-    subsidy_id: i64,
-    meter_id: i64,
-    bus: &B,
-    address: Address,
-) -> Result<Outcome, Error> {
-    let route = Link { bus, address };
-    let Some(t) = store::subsidy::target(ctx.db, subsidy_id).await? else {
-        return Ok(Outcome::Alarm(
-            "seq_gap",
-            "free allowance vanished".to_owned(),
-        ));
-    };
-    if t.delivered {
-        return Ok(Outcome::Done);
-    }
-    if t.meter_id.get() != meter_id {
-        return Ok(Outcome::Alarm(
-            "seq_gap",
-            "job and free allowance disagree on the meter".to_owned(),
-        ));
-    }
-    let count = read_count(&route).await?;
-    let seq = match t.purchase_seq {
-        Some(s) => s,
-        None => {
-            store::meters::set_purchase_count(ctx.db, t.meter_id, count, ctx.clock.now_ms())
-                .await?;
-            match store::subsidy::assign_seq(ctx.db, subsidy_id).await? {
-                Assignment::Assigned(s) => s,
-                Assignment::Wait(why) => return Ok(Outcome::Wait(why)),
-                Assignment::NotDeliverable(_) => return Ok(Outcome::Done),
-            }
-        }
-    };
-    send_until_settled(
-        ctx,
-        job,
-        &route,
-        seq,
-        count,
-        t.centikwh.get(),
-        t.room_id.get(),
-        Some(t.at_ms),
-    )
-    .await
 }
 
 /// `{"subsidy_id":…,"meter_id":…}` (store::subsidy::job_key jobs).
